@@ -1,0 +1,5 @@
+import sys
+
+from qmpcompat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""Driving QEMU: processes that never outlive the run, and QMP through qemu.qmp."""
+
+from qmpcompat.harness.qemu import CommandFailed, Qemu, QemuOptions, Reply
+
+__all__ = ["CommandFailed", "Qemu", "QemuOptions", "Reply"]

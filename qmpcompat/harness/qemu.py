@@ -1,0 +1,288 @@
+"""Drive one QEMU over QMP: start it, run commands, read events, stop it.
+
+A ``Qemu`` is synchronous to its caller; underneath it uses qemu.qmp's
+asyncio client on a private event loop. QMP always goes over a unix socket
+in a private 0700 directory; QEMU connects to us, so there is no start-up race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient
+from qemu.qmp.protocol import StateError
+
+from qmpcompat.errors import QemuDied, QemuError, QemuHung
+from qmpcompat.harness.process import Child, private_dir
+from qmpcompat.provision.build import QemuBuild
+
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+T = TypeVar("T")
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _LOOP
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP = asyncio.new_event_loop()
+    return _LOOP
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What QEMU answered to one command: a result, or an error class and desc."""
+
+    command: str
+    arguments: Mapping[str, Any] | None
+    result: Any = None
+    error_class: str | None = None
+    desc: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error_class is None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.command}: ok {self.result!r}"
+        return f"{self.command}: {self.error_class}: {self.desc}"
+
+
+class CommandFailed(QemuError):
+    """A command the harness needed (not the one under test) returned an error."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"{reply.command} failed: {reply.error_class}: {reply.desc}")
+        self.reply = reply
+
+
+@dataclass
+class QemuOptions:
+    machine: str = "none"
+    incoming_defer: bool = False
+    extra_args: Sequence[str] = ()
+    timeout: float = 10.0  # seconds for start-up and for each command
+    memory: str | None = None
+
+
+@dataclass
+class Qemu:
+    """One QEMU process with a negotiated QMP session.
+
+    Use as a context manager; teardown always kills the process and removes
+    its private directory. ``workdir`` is that private directory: tests may put
+    migration sockets and files in it.
+    """
+
+    build: QemuBuild
+    options: QemuOptions = field(default_factory=QemuOptions)
+    name: str = "qemu"
+    workdir: Path = field(init=False)
+    child: Child | None = field(init=False, default=None)
+    events: list[dict[str, Any]] = field(init=False, default_factory=list)
+    greeting: dict[str, Any] = field(init=False, default_factory=dict)
+    _qmp: QMPClient | None = field(init=False, default=None)
+    _listener: EventListener | None = field(init=False, default=None)
+    _owns_dir: bool = field(init=False, default=True)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def argv(self, qmp_path: Path) -> list[str]:
+        opts = self.options
+        argv = [*self.build.command(), "-M", opts.machine, "-nodefaults", "-display", "none",
+                "-qmp", f"unix:{qmp_path}"]
+        if opts.memory:
+            argv += ["-m", opts.memory]
+        if opts.incoming_defer:
+            argv += ["-incoming", "defer"]
+        return argv + list(opts.extra_args)
+
+    def start(self, workdir: Path | None = None) -> Qemu:
+        """Start QEMU and negotiate QMP; raise QemuDied / QemuHung if it fails to."""
+        self._owns_dir = workdir is None
+        self.workdir = workdir or private_dir()
+        sock = self.workdir / f"{self.name}.qmp"
+        self._qmp = QMPClient(self.name)
+        self._listener = EventListener()
+        self._qmp.register_listener(self._listener)
+        loop = _loop()
+        try:
+            loop.run_until_complete(self._qmp.start_server(str(sock)))
+            self.child = Child(self.argv(sock), self.build.environ(),
+                               self.workdir / f"{self.name}.stderr")
+            self._await(self._qmp.accept(), "while starting up")
+        except BaseException:
+            self.close()
+            raise
+        raw = self._qmp.greeting._asdict() if self._qmp.greeting else {}
+        self.greeting = raw.get("QMP", {})
+        return self
+
+    def __enter__(self) -> Qemu:
+        return self.start() if self.child is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> int | None:
+        """Disconnect, kill the process, remove the private dir. Returns the exit status
+        (None if it was still running and had to be killed by us)."""
+        status = None
+        if self._qmp is not None:
+            try:
+                _loop().run_until_complete(asyncio.wait_for(self._qmp.disconnect(), 2))
+            except Exception:
+                pass
+            self._qmp = None
+        if self.child is not None:
+            status = self.child.poll()
+            self.child.kill()
+        if self._owns_dir and getattr(self, "workdir", None):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return status
+
+    @property
+    def alive(self) -> bool:
+        return self.child is not None and self.child.poll() is None
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        v = self.greeting.get("version", {}).get("qemu", {})
+        return (v.get("major", 0), v.get("minor", 0), v.get("micro", 0))
+
+    def stderr_tail(self) -> str:
+        return self.child.stderr_tail() if self.child else ""
+
+    # -- the event loop bridge ---------------------------------------------------
+
+    def _await(self, coro: Awaitable[T], what: str, timeout: float | None = None) -> T:
+        """Run ``coro`` while watching the process: QEMU's death or silence becomes
+        QemuDied / QemuHung with its stderr tail, never a bare connection error."""
+        timeout = self.options.timeout if timeout is None else timeout
+        loop = _loop()
+        task = loop.create_task(coro)  # type: ignore[var-annotated]
+        deadline = time.monotonic() + timeout
+
+        async def watch() -> None:
+            while not task.done():
+                if self.child is not None and self.child.poll() is not None:
+                    await asyncio.sleep(0.05)  # let a final reply or EOF arrive
+                    return
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.005)
+
+        watcher = loop.create_task(watch())
+        loop.run_until_complete(asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED))
+        watcher.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return task.result()
+        if not task.done():
+            task.cancel()
+            try:
+                loop.run_until_complete(task)
+            except BaseException:
+                pass
+        status = self.child.poll() if self.child else None
+        if status is None and self.child is not None:
+            status = self.child.wait(0.5)
+        if status is not None:
+            raise QemuDied(what, status, self.stderr_tail())
+        exc = task.exception() if task.done() and not task.cancelled() else None
+        if isinstance(exc, ExecuteError):
+            raise exc
+        if exc is None or isinstance(exc, (ExecInterruptedError, ConnectError, StateError,
+                                           EOFError, OSError)):
+            if exc is not None and self.child is not None:
+                status = self.child.wait(2.0)
+                if status is not None:
+                    raise QemuDied(what, status, self.stderr_tail())
+            tail = self.stderr_tail()
+            if self.child is not None:
+                self.child.kill()
+            if exc is None:
+                raise QemuHung(what, timeout, tail)
+            raise QemuError(f"QMP connection lost {what}: {exc}", tail)
+        raise exc
+
+    # -- commands ------------------------------------------------------------
+
+    def execute(self, command: str, arguments: Mapping[str, Any] | None = None,
+                timeout: float | None = None) -> Reply:
+        """Run one command; return its result or error. QEMU dying or hanging raises."""
+        assert self._qmp is not None, "QEMU is not started"
+        start = time.monotonic()
+        try:
+            result = self._await(self._qmp.execute(command, arguments), f"after {command}",
+                                 timeout)
+        except ExecuteError as exc:
+            reply = Reply(command, arguments, error_class=exc.error_class, desc=exc.error.error.desc,
+                          seconds=time.monotonic() - start)
+        else:
+            reply = Reply(command, arguments, result=result, seconds=time.monotonic() - start)
+        self._drain_events()
+        return reply
+
+    def cmd(self, command: str, arguments: Mapping[str, Any] | None = None) -> Any:
+        """Run a command the caller needs to succeed; raise CommandFailed if it does not."""
+        reply = self.execute(command, arguments)
+        if not reply.ok:
+            raise CommandFailed(reply)
+        return reply.result
+
+    def send_fd(self, fdname: str, fd: int) -> None:
+        """Pass ``fd`` to QEMU and name it ``fdname`` (``getfd``)."""
+        assert self._qmp is not None
+        self._qmp.send_fd_scm(fd)
+        self.cmd("getfd", {"fdname": fdname})
+
+    def _drain_events(self) -> None:
+        if self._listener is not None:
+            self.events.extend(dict(e) for e in self._listener.clear())
+
+    def wait_event(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+        """Return the first event called ``name`` (already seen or still to come)."""
+        assert self._listener is not None
+        self._drain_events()
+        for ev in self.events:
+            if ev.get("event") == name:
+                return ev
+
+        async def next_named() -> dict[str, Any]:
+            assert self._listener is not None
+            while True:
+                ev = dict(await self._listener.get())
+                self.events.append(ev)
+                if ev.get("event") == name:
+                    return ev
+
+        return self._await(next_named(), f"waiting for event {name}", timeout)
+
+    # -- migration -------------------------------------------------------------
+
+    def query_migrate(self) -> dict[str, Any]:
+        return dict(self.cmd("query-migrate") or {})
+
+    def wait_migration(self, final: Sequence[str] = ("completed", "failed", "cancelled"),
+                       timeout: float = 30.0, interval: float = 0.02) -> dict[str, Any]:
+        """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.query_migrate()
+            if info.get("status") in final:
+                return info
+            if time.monotonic() > deadline:
+                tail = self.stderr_tail()
+                if self.child is not None:
+                    self.child.kill()
+                raise QemuHung(f"to finish migrating (last status {info.get('status')!r})",
+                               timeout, tail)
+            time.sleep(interval)

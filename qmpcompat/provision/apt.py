@@ -1,0 +1,151 @@
+"""A private apt: its own sources, lists, cache and an empty dpkg status.
+
+Nothing here needs root or touches the host's apt state. Signatures are
+checked against the host's Debian archive keyring (never unauthenticated).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from qmpcompat.errors import AptError, ProvisionError
+
+MIRROR = os.environ.get("QMPCOMPAT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+KEYRINGS = (
+    "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "/usr/share/keyrings/debian-archive-keyring.pgp",
+)
+
+
+def keyring() -> str:
+    for path in KEYRINGS:
+        if os.path.exists(path):
+            return path
+    raise ProvisionError("the Debian archive keyring is not installed, so signatures cannot be checked"
+                         "\n  hint: install the debian-archive-keyring package")
+
+
+def suite_sources(suite: str) -> list[str]:
+    """The suites apt needs to resolve ``suite``'s packages: a backports or
+    updates suite needs its base release, experimental needs sid."""
+    if suite in ("experimental", "rc-buggy"):
+        return ["sid", suite]
+    base = suite.split("-", 1)[0]
+    return [base, suite] if base != suite else [suite]
+
+
+def host_arch() -> str:
+    try:
+        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                             check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "amd64"
+    return out.stdout.strip() or "amd64"
+
+
+class PrivateApt:
+    """apt-get and apt-cache bound to a directory of their own under ``root``."""
+
+    def __init__(self, root: Path, arch: str | None = None) -> None:
+        self.root = root
+        self.arch = arch or host_arch()
+        self.lists = root / "lists"
+        self.status = root / "status"
+
+    def _require_apt(self) -> None:
+        if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+            raise ProvisionError(
+                "this host has no apt-get/dpkg-deb, so Debian builds cannot be provisioned"
+                "\n  hint: run on a Debian (or derived) host, or name binaries with --qemu PATH"
+                " / QMPCOMPAT_QEMU")
+
+    def _sources_file(self, suites: Sequence[str]) -> Path:
+        name = "sources-" + "+".join(sorted(set(suites))) + ".list"
+        path = self.root / "etc" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = keyring()
+        text = "".join(f"deb [arch={self.arch} signed-by={key}] {MIRROR} {s} main\n"
+                       for s in sorted(set(suites)))
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        return path
+
+    def _options(self, suites: Sequence[str], archives: Path | None = None) -> list[str]:
+        (self.lists / "partial").mkdir(parents=True, exist_ok=True)
+        self.status.touch()
+        cache = self.root / "cache"
+        archives = archives or cache / "archives"
+        (archives / "partial").mkdir(parents=True, exist_ok=True)
+        (self.root / "etc" / "preferences.d").mkdir(parents=True, exist_ok=True)
+        opts = {
+            "Dir::Etc::sourcelist": str(self._sources_file(suites)),
+            "Dir::Etc::sourceparts": "-",
+            "Dir::Etc::preferences": str(self.root / "etc" / "preferences"),
+            "Dir::Etc::preferencesparts": str(self.root / "etc" / "preferences.d"),
+            "Dir::State::Lists": str(self.lists),
+            "Dir::State::status": str(self.status),
+            "Dir::Cache": str(cache),
+            "Dir::Cache::archives": str(archives),
+            "Dir::Cache::pkgcache": "",
+            "Dir::Cache::srcpkgcache": "",
+            "APT::Architecture": self.arch,
+            "APT::Architectures": self.arch,
+            "Acquire::Languages": "none",
+            "Debug::NoLocking": "1",
+        }
+        if os.geteuid() == 0:
+            opts["APT::Sandbox::User"] = "root"
+        return [f"-o{k}={v}" for k, v in opts.items()]
+
+    def run(self, tool: str, args: list[str], suites: Sequence[str],
+            archives: Path | None = None) -> str:
+        self._require_apt()
+        argv = [tool, "-q", *self._options(suites, archives), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        if proc.returncode != 0:
+            raise AptError(f"{tool} {' '.join(args)} failed:\n{proc.stderr.strip()[-2000:]}",
+                           argv, proc.stdout + proc.stderr)
+        return proc.stdout + proc.stderr
+
+    def update(self, suites: Sequence[str]) -> dict[str, str]:
+        """Fetch the package lists of ``suites``; return {suite: error} for suites
+        the archive does not serve (the others are fetched all the same)."""
+        try:
+            out = self.run("apt-get", ["update"], suites)
+        except AptError as exc:
+            out = exc.output
+            if "Release" not in out and "404" not in out:
+                raise
+        failed: dict[str, str] = {}
+        for line in out.splitlines():
+            if not line.startswith(("E:", "Err:")):
+                continue
+            for suite in suites:
+                if re.search(rf"\s{re.escape(suite)}(\s|/|$)", line):
+                    failed.setdefault(suite, line)
+        return failed
+
+    def candidate(self, suite: str, package: str) -> str | None:
+        """The version of ``package`` that ``suite`` serves, or None."""
+        out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", package],
+                       suite_sources(suite))
+        match = re.search(r"Candidate:\s*(\S+)", out)
+        if not match or match.group(1) == "(none)":
+            return None
+        return match.group(1)
+
+    def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
+        """Download ``package=version`` and its whole dependency closure into ``dest``."""
+        self.run("apt-get", ["-oAPT::Default-Release=" + suite, "install", "--download-only",
+                             "--no-install-recommends", "-y", f"{package}={version}"],
+                 suite_sources(suite), archives=dest)
+        debs = sorted(dest.glob("*.deb"))
+        if not debs:
+            raise ProvisionError(f"apt downloaded nothing for {package}={version} from {suite}")
+        return debs

@@ -1,0 +1,145 @@
+"""A runnable QEMU: where it is, how to start it, and what version it says it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qmpcompat.errors import BinaryError
+
+# "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
+_VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)\S*(?: \((.*)\))?")
+
+MANIFEST = "build.json"
+
+
+@dataclass(frozen=True)
+class QemuBuild:
+    """One QEMU binary and everything needed to start it on this host.
+
+    ``command()`` gives the argv prefix: for a provisioned build that is the
+    build's own dynamic loader with its library path, so a newer Debian build
+    runs on an older host; for a user's binary it is the binary itself.
+    """
+
+    binary: str
+    version: tuple[int, int, int]
+    version_line: str
+    package: str = ""
+    origin: str = "path"
+    loader: str = ""
+    library_path: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    data_dirs: tuple[str, ...] = ()
+
+    @property
+    def version_str(self) -> str:
+        return "%d.%d.%d" % self.version
+
+    @property
+    def label(self) -> str:
+        """Short, unique-per-run name used in test ids and reports (e.g. ``10.0.2``)."""
+        return self.version_str
+
+    @property
+    def target(self) -> str:
+        """The ``qemu-system-*`` target of the binary, e.g. ``x86_64``."""
+        name = Path(self.binary).name
+        return name.removeprefix("qemu-system-") if name.startswith("qemu-system-") else name
+
+    def command(self) -> list[str]:
+        """argv prefix that runs this QEMU (add QEMU's own arguments after it)."""
+        argv = [self.loader, "--library-path", self.library_path] if self.loader else []
+        argv.append(self.binary)
+        for d in self.data_dirs:
+            argv += ["-L", d]
+        return argv
+
+    def environ(self) -> dict[str, str]:
+        """Environment to start the binary with (the caller's, plus the build's own)."""
+        env = dict(os.environ)
+        env.update(self.env)
+        return env
+
+    def describe(self) -> str:
+        extra = f", {self.origin}" if self.origin != "path" else ""
+        return f"QEMU {self.version_str} ({self.package or 'unpackaged'}{extra}): {self.binary}"
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["version"] = self.version_str
+        data["data_dirs"] = list(self.data_dirs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> QemuBuild:
+        raw = dict(data)
+        raw["version"] = parse_version(str(raw["version"]))
+        raw["data_dirs"] = tuple(raw.get("data_dirs") or ())  # type: ignore[arg-type]
+        return cls(**raw)  # type: ignore[arg-type]
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
+    while len(parts) < 3:
+        parts.append(0)
+    return (parts[0], parts[1], parts[2])
+
+
+def probe_version(argv: list[str], env: dict[str, str], shown: str,
+                  timeout: float = 20.0) -> tuple[tuple[int, int, int], str, str]:
+    """Run ``QEMU --version``; return (version, first line, package string).
+
+    Raises BinaryError when the binary does not run or does not say it is QEMU.
+    """
+    try:
+        proc = subprocess.run([*argv, "--version"], env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise BinaryError(shown, "no such file",
+                          "pass the path of a qemu-system-* binary (e.g. build/qemu-system-x86_64)") from exc
+    except PermissionError as exc:
+        raise BinaryError(shown, "not executable", f"chmod +x {shown}, or name another binary") from exc
+    except OSError as exc:
+        raise BinaryError(shown, f"cannot be run: {exc.strerror}",
+                          "name a qemu-system-* binary built for this host") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BinaryError(shown, f"`--version` did not finish within {timeout:g}s",
+                          "this does not behave like QEMU; name a qemu-system-* binary") from exc
+    first = (proc.stdout.strip().splitlines() or [""])[0]
+    match = _VERSION_RE.search(first)
+    if proc.returncode != 0 or not match:
+        said = (first or proc.stderr.strip()[-300:] or f"exit status {proc.returncode}")
+        raise BinaryError(shown, f"is not QEMU (`--version` said: {said!r})",
+                          "name a qemu-system-* binary (e.g. build/qemu-system-x86_64)")
+    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    return version, first, match.group(4) or ""
+
+
+def build_from_path(path: str) -> QemuBuild:
+    """A QemuBuild for a binary the user named (a build dir's qemu-system-*, say)."""
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise BinaryError(path, "no such file",
+                          "pass the path of a qemu-system-* binary (e.g. build/qemu-system-x86_64)")
+    if resolved.is_dir():
+        raise BinaryError(path, "is a directory", "name the qemu-system-* binary inside it")
+    if not os.access(resolved, os.X_OK):
+        raise BinaryError(path, "not executable", f"chmod +x {path}, or name another binary")
+    binary = str(resolved.resolve())
+    version, line, package = probe_version([binary], dict(os.environ), path)
+    return QemuBuild(binary=binary, version=version, version_line=line, package=package)
+
+
+def load_manifest(prefix: Path) -> QemuBuild | None:
+    """The build recorded in ``prefix/build.json``, or None if there is none."""
+    try:
+        data = json.loads((prefix / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    build = QemuBuild.from_json(data)
+    return build if Path(build.binary).exists() else None

@@ -1,0 +1,226 @@
+"""Provision the Debian archive's builds of qemu-system-x86, without root.
+
+Each suite's candidate build and its whole dependency closure are downloaded
+by a private apt, unpacked with dpkg-deb into the cache, and recorded as a
+``QemuBuild`` that runs through the build's own dynamic loader.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qmpcompat.errors import ProvisionError, QmpCompatError, UnknownSuiteError
+from qmpcompat.provision.apt import PrivateApt
+from qmpcompat.provision.build import MANIFEST, QemuBuild, load_manifest, probe_version
+
+DEFAULT_SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "forky", "sid")
+PACKAGE = "qemu-system-x86"
+BINARY = "qemu-system-x86_64"
+# Multiarch triplet and dynamic loader per Debian architecture.
+LOADERS = {
+    "amd64": ("x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
+    "arm64": ("aarch64-linux-gnu", "ld-linux-aarch64.so.1"),
+}
+INDEX_MAX_AGE = 7 * 24 * 3600  # re-read the archive's lists after a week
+
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """``$QMPCOMPAT_CACHE``, else ``$XDG_CACHE_HOME/qmpcompat``, else ``~/.cache/qmpcompat``."""
+    env = os.environ.get("QMPCOMPAT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(xdg) / "qmpcompat"
+
+
+def upstream_version(debian_version: str) -> str:
+    """``1:10.0.2+ds-2+deb13u1~bpo12+1`` -> ``10.0.2``; ``1:7.2+dfsg-7+deb12u18`` -> ``7.2``."""
+    version = debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+    return re.split(r"[+~]", version, maxsplit=1)[0]
+
+
+@dataclass
+class ProvisionResult:
+    """What a provisioning run produced: the builds, and per suite what went wrong."""
+
+    builds: list[QemuBuild] = field(default_factory=list)
+    suites: dict[str, str] = field(default_factory=dict)  # suite -> Debian version it serves
+    errors: dict[str, QmpCompatError] = field(default_factory=dict)  # suite -> error
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _say(progress: Progress | None, text: str) -> None:
+    if progress:
+        progress(text)
+
+
+class DebianProvisioner:
+    """Resolves suites to builds and keeps them in ``cache``."""
+
+    def __init__(self, cache: Path | None = None, progress: Progress | None = None) -> None:
+        self.cache = cache or cache_dir()
+        self.apt = PrivateApt(self.cache / "apt")
+        self.progress = progress
+        self.index_file = self.cache / "suites.json"
+
+    # -- which version does each suite serve ---------------------------------
+
+    def _read_index(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.index_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def resolve(self, suites: Sequence[str], refresh: bool = False) -> ProvisionResult:
+        """Map each suite to the qemu-system-x86 version it serves (cached for a week)."""
+        result = ProvisionResult()
+        index = self._read_index()
+        known: dict[str, str | None] = dict(index.get("suites", {}))  # type: ignore[arg-type]
+        fresh = time.time() - float(index.get("updated", 0)) < INDEX_MAX_AGE  # type: ignore[arg-type]
+        missing = [s for s in suites if s not in known]
+        if refresh or not fresh or missing:
+            todo = list(suites) if refresh or not fresh else missing
+            _say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
+            wanted = sorted({x for s in todo for x in _sources_for(s)})
+            failed = self.apt.update(wanted)
+            for suite in todo:
+                bad = [s for s in _sources_for(suite) if s in failed]
+                known[suite] = None if bad else self.apt.candidate(suite, PACKAGE)
+            self.index_file.parent.mkdir(parents=True, exist_ok=True)
+            self.index_file.write_text(json.dumps(
+                {"updated": time.time(), "suites": known}, indent=1, sort_keys=True))
+        for suite in suites:
+            version = known.get(suite)
+            if version:
+                result.suites[suite] = version
+            else:
+                result.errors[suite] = UnknownSuiteError(suite)
+        return result
+
+    # -- getting one build ----------------------------------------------------
+
+    def build_dir(self, version: str) -> Path:
+        return self.cache / "builds" / re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
+
+    def fetch(self, suite: str, version: str) -> QemuBuild:
+        """The build of ``qemu-system-x86=version`` from ``suite``, downloading it if needed."""
+        prefix = self.build_dir(version)
+        build = load_manifest(prefix)
+        if build:
+            return build
+        with _locked(self.cache / "lock"):
+            build = load_manifest(prefix)
+            if build:
+                return build
+            _say(self.progress, f"downloading {PACKAGE} {version} from {suite} with its dependencies")
+            with tempfile.TemporaryDirectory(dir=self.cache, prefix=".dl-") as tmp:
+                debs = self.apt.download(suite, PACKAGE, version, Path(tmp) / "debs")
+                staging = Path(tmp) / "root"
+                _say(self.progress, f"unpacking {len(debs)} packages")
+                for deb in debs:
+                    subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True,
+                                   capture_output=True)
+                _relink_absolute_symlinks(staging)
+                build = _describe(staging, prefix, suite, version, self.apt.arch)
+                (staging / MANIFEST).write_text(json.dumps(build.to_json(), indent=1))
+                if prefix.exists():
+                    shutil.rmtree(prefix)
+                prefix.parent.mkdir(parents=True, exist_ok=True)
+                staging.rename(prefix)
+            return build
+
+
+def _sources_for(suite: str) -> list[str]:
+    from qmpcompat.provision.apt import suite_sources
+
+    return suite_sources(suite)
+
+
+def _relink_absolute_symlinks(root: Path) -> None:
+    """Point the packages' absolute symlinks (/lib/x -> ...) into the unpacked tree."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = os.readlink(path)
+            if target.startswith("/"):
+                inside = root / target.lstrip("/")
+                path.unlink()
+                path.symlink_to(os.path.relpath(inside, path.parent))
+
+
+def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str) -> QemuBuild:
+    """Work out how to run the unpacked build (checked by running it from ``staging``)."""
+    triplet, loader_name = LOADERS.get(arch, LOADERS["amd64"])
+    libdirs = [d for d in (f"usr/lib/{triplet}", f"lib/{triplet}") if (staging / d).is_dir()]
+    loader = next((d + "/" + loader_name for d in libdirs if (staging / d / loader_name).exists()), "")
+    if not loader or not (staging / "usr/bin" / BINARY).exists():
+        raise ProvisionError(f"{PACKAGE} {version} from {suite} unpacked without {BINARY} or its loader")
+    data_dirs = [d for d in ("usr/share/qemu", "usr/share/seabios") if (staging / d).is_dir()]
+
+    def build_at(root: Path) -> QemuBuild:
+        return QemuBuild(
+            binary=str(root / "usr/bin" / BINARY), version=(0, 0, 0), version_line="",
+            package=f"Debian {version}", origin=f"debian:{suite}",
+            loader=str(root / loader), library_path=":".join(str(root / d) for d in libdirs),
+            env={"QEMU_MODULE_DIR": str(root / f"usr/lib/{triplet}/qemu")},
+            data_dirs=tuple(str(root / d) for d in data_dirs))
+
+    trial = build_at(staging)
+    ver, line, _pkg = probe_version(trial.command()[:4], trial.environ(), trial.binary)
+    final = build_at(prefix)
+    return QemuBuild(**{**final.__dict__, "version": ver, "version_line": line})
+
+
+def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
+              refresh: bool = False, progress: Progress | None = None) -> ProvisionResult:
+    """Provision one build per distinct QEMU version that ``suites`` serve.
+
+    Where two suites serve the same upstream version, the first non-backports
+    suite wins. Errors are collected per suite; the other suites still provision.
+    """
+    prov = DebianProvisioner(cache, progress)
+    result = prov.resolve(suites, refresh)
+    chosen: dict[str, tuple[str, str]] = {}
+    for suite in sorted(result.suites, key=lambda s: ("backports" in s, list(suites).index(s))):
+        version = result.suites[suite]
+        chosen.setdefault(upstream_version(version), (suite, version))
+    for suite, version in chosen.values():
+        try:
+            result.builds.append(prov.fetch(suite, version))
+        except QmpCompatError as exc:
+            result.errors[suite] = exc
+        except subprocess.CalledProcessError as exc:
+            result.errors[suite] = ProvisionError(f"unpacking {version} failed: {exc.stderr!r}")
+    result.builds.sort(key=lambda b: b.version)
+    return result
+
+
+def print_progress(text: str) -> None:
+    print(f"qmpcompat: {text}", file=sys.stderr, flush=True)
