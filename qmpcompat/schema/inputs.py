@@ -1,0 +1,145 @@
+"""Turning what the user names into a schema: a list of introspection entries.
+
+An input is one of
+
+- a provisioned QEMU version (``7.2``, ``11.1``, ``10.0.13``): components are
+  matched as a prefix and the newest match wins;
+- the path of a QEMU binary (its ``query-qmp-schema`` is read);
+- a snapshot JSON written by ``qmpcompat snapshot``;
+- a QAPI source directory or schema file (``qapi/``, ``qapi/qapi-schema.json``);
+- ``REPO@REF``: the QAPI source of a git ref in a QEMU checkout;
+- ``debian:VERSION``: the QAPI source of a Debian source package of qemu.
+
+QAPI source is converted to the entries introspection would give, with real
+type names, so every input feeds the same normalizer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.errors import SchemaError
+
+VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+
+
+@dataclass
+class SchemaInput:
+    """A schema read from one input: ``entries`` in query-qmp-schema form."""
+
+    spec: str
+    label: str
+    kind: str  # "qemu", "snapshot", "source"
+    entries: list[dict[str, Any]]
+    version: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_build(spec: str, builds: list[Any]) -> Any:
+    """The provisioned build whose version starts with ``spec`` component-wise,
+    the newest when several do. SchemaError when none does."""
+    want = spec.split(".")
+    matches = [b for b in builds if b.version_str.split(".")[:len(want)] == want]
+    if not matches:
+        have = ", ".join(b.version_str for b in builds) or "none"
+        raise SchemaError(f"no provisioned QEMU matches version {spec!r} (provisioned: {have})",
+                          spec)
+    return max(matches, key=lambda b: b.version)
+
+
+def provisioned_builds() -> list[Any]:
+    """The builds of the default Debian suites (from the cache when provisioned)."""
+    from qmpcompat.provision import provision
+
+    return provision().builds
+
+
+_INTROSPECTED: dict[str, list[dict[str, Any]]] = {}
+
+
+def introspect(build: Any) -> list[dict[str, Any]]:
+    """Start ``build`` and return its ``query-qmp-schema`` reply (read once per
+    binary and process; callers must not modify it)."""
+    from qmpcompat.harness import Qemu
+
+    if build.binary in _INTROSPECTED:
+        return _INTROSPECTED[build.binary]
+
+    with Qemu(build) as qemu:
+        reply = qemu.cmd("query-qmp-schema")
+    if not isinstance(reply, list):
+        raise SchemaError("query-qmp-schema did not return a list", build.binary)
+    _INTROSPECTED[build.binary] = reply
+    return reply
+
+
+def from_build(build: Any, spec: str = "") -> SchemaInput:
+    """The introspected schema of a QemuBuild."""
+    return SchemaInput(spec or build.version_str, f"qemu-{build.version_str}", "qemu",
+                       introspect(build), build.version_str,
+                       {"binary": build.binary, "package": build.package})
+
+
+def from_snapshot(path: Path) -> SchemaInput:
+    """The entries stored in a snapshot file (or a bare query-qmp-schema reply)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise SchemaError(f"cannot read: {exc.strerror}", str(path)) from exc
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise SchemaError(f"not JSON: {exc}", str(path), line) from exc
+    if isinstance(data, list):
+        return SchemaInput(str(path), path.stem, "snapshot", data)
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise SchemaError("neither a qmpcompat snapshot nor a query-qmp-schema reply", str(path))
+    version = str(data.get("qemu", ""))
+    return SchemaInput(str(path), str(data.get("label") or path.stem), "snapshot",
+                       data["entries"], version, {k: v for k, v in data.items() if k != "entries"})
+
+
+def _is_json_file(path: Path) -> bool:
+    """True when ``path`` holds JSON rather than QAPI source (which has # comments
+    and single quotes)."""
+    with path.open("rb") as fh:
+        head = fh.read(4096).lstrip()
+    return head[:1] in (b"[", b"{") and b"'" not in head[:200] and not head.startswith(b"{ '")
+
+
+def load_input(spec: str, builds: list[Any] | None = None) -> SchemaInput:
+    """Read the schema ``spec`` names (see the module doc). Raises SchemaError
+    (or a provisioning error) with the input named when it cannot."""
+    if spec.startswith("debian:"):
+        from qmpcompat.schema.qapi_source import from_debian
+
+        return from_debian(spec.removeprefix("debian:"))
+    path = Path(spec).expanduser()
+    if "@" in spec and not path.exists():
+        from qmpcompat.schema.qapi_source import from_git
+
+        repo, ref = spec.rsplit("@", 1)
+        return from_git(repo, ref)
+    if path.is_dir():
+        from qmpcompat.schema.qapi_source import from_source
+
+        return from_source(path)
+    if path.is_file():
+        if os.access(path, os.X_OK) and not path.suffix:
+            from qmpcompat.provision import build_from_path
+
+            return from_build(build_from_path(spec), spec)
+        if _is_json_file(path):
+            return from_snapshot(path)
+        from qmpcompat.schema.qapi_source import from_source
+
+        return from_source(path)
+    if VERSION_RE.match(spec):
+        return from_build(pick_build(spec, builds if builds is not None
+                                     else provisioned_builds()), spec)
+    raise SchemaError("not a provisioned version, binary, snapshot, QAPI source, REPO@REF or"
+                      " debian:VERSION", spec)
