@@ -6,6 +6,7 @@ checked against the host's Debian archive keyring (never unauthenticated).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -149,3 +150,70 @@ class PrivateApt:
         if not debs:
             raise ProvisionError(f"apt downloaded nothing for {package}={version} from {suite}")
         return debs
+
+
+# --- source packages (deb-src) ------------------------------------------------
+
+
+def _src_sources_text(suites: Sequence[str]) -> str:
+    key = keyring()
+    return "".join(f"deb-src [signed-by={key}] {MIRROR} {s} main\n" for s in sorted(set(suites)))
+
+
+class PrivateSourceApt(PrivateApt):
+    """A private apt that reads deb-src indexes only (keep it under its own
+    ``root``: its lists would be pruned by an update with deb lines)."""
+
+    def _src_options(self, suites: Sequence[str]) -> list[str]:
+        path = self.root / "etc" / ("src-" + "+".join(sorted(set(suites))) + ".list")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = _src_sources_text(suites)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        opts = self._options(suites)
+        return [f"-oDir::Etc::sourcelist={path}" if o.startswith("-oDir::Etc::sourcelist=") else o
+                for o in opts]
+
+    def run_src(self, tool: str, args: list[str], suites: Sequence[str],
+                cwd: Path | None = None) -> str:
+        """Run apt-get or apt-cache against the deb-src lines of ``suites``."""
+        self._require_apt()
+        argv = [tool, "-q", *self._src_options(suites), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        if proc.returncode != 0:
+            raise AptError(f"{tool} {' '.join(args)} failed:\n{proc.stderr.strip()[-2000:]}",
+                           argv, proc.stdout + proc.stderr)
+        return proc.stdout + proc.stderr
+
+    def source_update(self, suites: Sequence[str]) -> None:
+        """Fetch the Sources indexes of ``suites``."""
+        self.run_src("apt-get", ["update"], suites)
+
+    def source_versions(self, package: str, suites: Sequence[str]) -> list[str]:
+        """Every version of source package ``package`` that ``suites`` serve."""
+        out = self.run_src("apt-cache", ["showsrc", "--only-source", package], suites)
+        return sorted(set(re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)))
+
+    def source_download(self, package: str, version: str, suites: Sequence[str],
+                        dest: Path) -> list[Path]:
+        """Download (and verify) the files of source package ``package=version``
+        into ``dest`` without unpacking them; return the files."""
+        dest.mkdir(parents=True, exist_ok=True)
+        uris = self.run_src("apt-get", ["source", "--print-uris", f"{package}={version}"], suites)
+        hashes = dict(re.findall(r"^'\S+' (\S+) \d+ SHA256:([0-9a-f]{64})", uris, re.MULTILINE))
+        try:
+            self.run_src("apt-get", ["source", "--download-only", "-y", f"{package}={version}"],
+                         suites, cwd=dest)
+        except AptError:
+            # The archive may lack a backport's .dsc while serving its orig tarball,
+            # which every Debian revision of one upstream version shares.
+            if not any(".orig.tar" in p.name for p in dest.iterdir()):
+                raise
+        files = sorted(p for p in dest.iterdir() if p.is_file() and p.name in hashes)
+        for path in files:
+            if hashlib.sha256(path.read_bytes()).hexdigest() != hashes[path.name]:
+                raise ProvisionError(f"{path.name}: SHA256 does not match the Sources index")
+        if not files:
+            raise ProvisionError(f"apt downloaded nothing for source {package}={version}")
+        return files

@@ -1,0 +1,95 @@
+"""The QAPI schema of a Debian ``qemu`` source package, fetched without root.
+
+A private apt with deb-src lines downloads (and verifies) the source package;
+the ``qapi/`` directory of its orig tarball is kept under the qmpcompat cache
+(``CACHE/qapi-src/VERSION/qapi``) and the tarballs are thrown away.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from qmpcompat.errors import SchemaError
+from qmpcompat.provision import DEFAULT_SUITES, cache_dir
+from qmpcompat.provision.apt import PrivateSourceApt
+from qmpcompat.provision.debian import _locked, upstream_version
+
+PACKAGE = "qemu"
+
+
+def _apt() -> PrivateSourceApt:
+    return PrivateSourceApt(cache_dir() / "apt-src")
+
+
+def _version_dir(version: str) -> Path:
+    return cache_dir() / "qapi-src" / re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
+
+
+def resolve_version(spec: str, versions: list[str]) -> str:
+    """The Debian version ``spec`` names: an exact Debian version, or an upstream
+    version prefix (``10.0``, ``11.1.3``), the newest match winning."""
+    if spec in versions:
+        return spec
+    want = spec.split(".")
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", upstream_version(v))[:3])
+
+    matches = [v for v in versions if upstream_version(v).split(".")[:len(want)] == want]
+    if not matches:
+        raise SchemaError(f"no Debian source package of {PACKAGE} matches {spec!r}"
+                          f" (the archive serves: {', '.join(versions) or 'none'})",
+                          f"debian:{spec}")
+    return max(matches, key=lambda v: (key(v), "~bpo" not in v, v))
+
+
+def _extract_qapi(orig: Path, dest: Path) -> None:
+    """Copy the ``qapi/*.json`` files of the orig tarball ``orig`` into ``dest``."""
+    with tarfile.open(orig) as tar:
+        found = 0
+        for member in tar:
+            parts = member.name.split("/")
+            if len(parts) == 3 and parts[1] == "qapi" and parts[2].endswith(".json") \
+                    and member.isfile():
+                data = tar.extractfile(member)
+                if data is None:
+                    continue
+                (dest / parts[2]).write_bytes(data.read())
+                found += 1
+    if not found:
+        raise SchemaError("the orig tarball has no qapi/*.json", str(orig))
+
+
+def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tuple[Path, str]:
+    """The cached ``qapi/`` dir of the source package ``spec`` names, and its
+    Debian version; downloads it on first use."""
+    apt = _apt()
+    for known in sorted((cache_dir() / "qapi-src").glob("*/qapi")):
+        version = known.parent.name
+        if spec in (version, version.replace("_", ":")):
+            return known, version.replace("_", ":", 1) if version[:2] == "1_" else version
+    with _locked(cache_dir() / "lock-src"):
+        lists = apt.root / "lists"
+        if not any(lists.glob("*Sources*")):
+            apt.source_update(suites)
+        version = resolve_version(spec, apt.source_versions(PACKAGE, suites))
+        target = _version_dir(version) / "qapi"
+        if target.is_dir():
+            return target, version
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
+            files = apt.source_download(PACKAGE, version, suites, Path(tmp) / "dl")
+            origs = [f for f in files if ".orig.tar" in f.name]
+            if not origs:
+                raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")
+            staging = Path(tmp) / "qapi"
+            staging.mkdir()
+            _extract_qapi(origs[0], staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+    return target, version

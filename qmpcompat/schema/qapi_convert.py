@@ -1,0 +1,230 @@
+"""QAPI source definitions -> the entries ``query-qmp-schema`` would return.
+
+Type names stay real (introspection masks them); everything else follows
+qapi/introspect.json: builtin integer types and ``size`` become ``int``, a
+struct's base and a union's base are flattened into ``members``, optional
+members carry ``default: null``, missing arguments or returns are the empty
+object ``q_empty``, enums have both ``values`` and ``members``. Conditionals
+(``if``) are evaluated against a set of defined symbols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from qmpcompat.errors import SchemaError
+from qmpcompat.schema.qapi_source import Expr
+
+Entry = dict[str, Any]
+
+BUILTINS = {
+    "str": ("str", "string"), "number": ("number", "number"), "bool": ("bool", "boolean"),
+    "null": ("null", "null"), "any": ("any", "value"),
+    **{name: ("int", "int") for name in (
+        "int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "size")},
+}
+QTYPE = ["none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool"]
+EMPTY = "q_empty"
+META_KEYS = ("struct", "union", "alternate", "enum", "command", "event")
+
+# Symbols true for a Linux x86_64 system-emulator build as Debian configures
+# it, as far as the conditionals of the migration interface go (each checked
+# against the introspection of the provisioned Debian builds).
+DEFAULT_DEFINES = frozenset({
+    "CONFIG_LINUX", "CONFIG_POSIX", "CONFIG_REPLICATION", "CONFIG_ZSTD", "HAVE_IPPROTO_MPTCP",
+    "CONFIG_VNC", "CONFIG_SPICE", "CONFIG_SLIRP", "CONFIG_TPM", "CONFIG_FDT",
+    "TARGET_I386", "TARGET_X86_64", "CONFIG_KVM",
+})
+
+
+def if_true(cond: Any, defines: frozenset[str], where: tuple[str, int]) -> bool:
+    """Evaluate a QAPI ``if``: a symbol, or ``{'all'|'any': [...]}``, ``{'not': c}``."""
+    if cond is None:
+        return True
+    if isinstance(cond, str):
+        return cond in defines
+    if isinstance(cond, dict) and len(cond) == 1:
+        (op, arg), = cond.items()
+        if op == "not":
+            return not if_true(arg, defines, where)
+        if op in ("all", "any") and isinstance(arg, list) and arg:
+            results = [if_true(a, defines, where) for a in arg]
+            return all(results) if op == "all" else any(results)
+    raise SchemaError(f"malformed 'if': {cond!r}", *where)
+
+
+class Converter:
+    """Builds the entry list of one schema's definitions."""
+
+    def __init__(self, exprs: Iterable[Expr], defines: frozenset[str]) -> None:
+        self.defines = defines
+        self.defs: dict[str, Expr] = {}
+        for expr in exprs:
+            meta = [k for k in META_KEYS if k in expr.data]
+            if len(meta) != 1:
+                raise SchemaError("a definition needs exactly one of " + ", ".join(META_KEYS),
+                                  expr.file, expr.line)
+            name = expr.data[meta[0]]
+            if not isinstance(name, str):
+                raise SchemaError(f"{meta[0]} name must be a string", expr.file, expr.line)
+            if not self._keep(expr.data, expr):
+                continue
+            if name in self.defs:
+                prev = self.defs[name]
+                raise SchemaError(f"{name!r} is already defined at {prev.file}:{prev.line}",
+                                  expr.file, expr.line)
+            self.defs[name] = expr
+        self.entries: dict[str, Entry] = {}
+
+    def _keep(self, item: Any, expr: Expr) -> bool:
+        return not isinstance(item, dict) or if_true(item.get("if"), self.defines,
+                                                    (expr.file, expr.line))
+
+    def _features(self, raw: Any, expr: Expr) -> list[str]:
+        out = []
+        for feat in raw or ():
+            name = feat.get("name") if isinstance(feat, dict) else feat
+            if self._keep(feat, expr):
+                out.append(str(name))
+        return out
+
+    def ref(self, typ: Any, expr: Expr) -> str:
+        """The entry name for a type reference (``'T'`` or ``['T']``), creating
+        builtin, array and implicit entries as needed."""
+        if isinstance(typ, list):
+            if len(typ) != 1:
+                raise SchemaError("an array type names exactly one element type",
+                                  expr.file, expr.line)
+            element = self.ref(typ[0], expr)
+            name = f"[{element}]"
+            self.entries.setdefault(name, {"name": name, "meta-type": "array",
+                                           "element-type": element})
+            return name
+        if not isinstance(typ, str):
+            raise SchemaError(f"a type must be a name, found {typ!r}", expr.file, expr.line)
+        if typ in BUILTINS:
+            name, json_type = BUILTINS[typ]
+            self.entries.setdefault(name, {"name": name, "meta-type": "builtin",
+                                           "json-type": json_type})
+            return name
+        if typ == "QType":
+            self.entries.setdefault(typ, {"name": typ, "meta-type": "enum", "values": QTYPE,
+                                          "members": [{"name": v} for v in QTYPE]})
+            return typ
+        if typ == EMPTY:
+            self.entries.setdefault(EMPTY, {"name": EMPTY, "meta-type": "object", "members": []})
+            return EMPTY
+        if typ not in self.defs:
+            raise SchemaError(f"type {typ!r} is not defined (or its 'if' is false)",
+                              expr.file, expr.line)
+        if typ not in self.entries:
+            self.entries[typ] = {"name": typ}  # placeholder against recursion
+            self.entries[typ] = self.define(self.defs[typ])
+        return typ
+
+    def members(self, data: Any, expr: Expr) -> list[Entry]:
+        """Introspection members of a ``data`` dict of a struct or command."""
+        if data is None:
+            return []
+        if not isinstance(data, dict):
+            raise SchemaError("'data' must be an object here", expr.file, expr.line)
+        out = []
+        for key, spec in data.items():
+            if not self._keep(spec, expr):
+                continue
+            typ = spec.get("type") if isinstance(spec, dict) else spec
+            member: Entry = {"name": key.removeprefix("*"), "type": self.ref(typ, expr)}
+            if key.startswith("*"):
+                member["default"] = None
+            if isinstance(spec, dict) and spec.get("features"):
+                member["features"] = self._features(spec["features"], expr)
+            out.append(member)
+        return out
+
+    def base_members(self, base: Any, expr: Expr) -> list[Entry]:
+        """Members of a base: a named struct (with its own bases) or an inline dict."""
+        if base is None:
+            return []
+        if isinstance(base, dict):
+            return self.members(base, expr)
+        entry = self.entries.get(self.ref(base, expr)) or {}
+        if entry.get("meta-type") != "object" or entry.get("variants"):
+            raise SchemaError(f"base {base!r} must be a struct", expr.file, expr.line)
+        return [dict(m) for m in entry["members"]]
+
+    def define(self, expr: Expr) -> Entry:
+        """The entry of one named definition."""
+        data = expr.data
+        kind = next(k for k in META_KEYS if k in data)
+        name = data[kind]
+        entry: Entry = {"name": name}
+        features = self._features(data.get("features"), expr)
+        if features:
+            entry["features"] = features
+        if kind == "enum":
+            values = [v for v in data.get("data") or () if self._keep(v, expr)]
+            members = []
+            for value in values:
+                member: Entry = {"name": value["name"] if isinstance(value, dict) else value}
+                if isinstance(value, dict) and value.get("features"):
+                    member["features"] = self._features(value["features"], expr)
+                members.append(member)
+            return {**entry, "meta-type": "enum", "values": [m["name"] for m in members],
+                    "members": members}
+        if kind == "struct":
+            return {**entry, "meta-type": "object",
+                    "members": self.base_members(data.get("base"), expr)
+                    + self.members(data.get("data"), expr)}
+        if kind == "union":
+            return {**entry, **self.union(data, expr)}
+        if kind == "alternate":
+            branches = [spec.get("type") if isinstance(spec, dict) else spec
+                        for spec in (data.get("data") or {}).values() if self._keep(spec, expr)]
+            return {**entry, "meta-type": "alternate",
+                    "members": [{"type": self.ref(t, expr)} for t in branches]}
+        return {**entry, **self.routine(kind, data, expr)}
+
+    def union(self, data: dict[str, Any], expr: Expr) -> Entry:
+        members = self.base_members(data.get("base"), expr)
+        tag = data.get("discriminator")
+        if not any(m["name"] == tag for m in members):
+            raise SchemaError(f"discriminator {tag!r} is not a member of the base",
+                              expr.file, expr.line)
+        variants = []
+        for case, spec in (data.get("data") or {}).items():
+            if self._keep(spec, expr):
+                typ = spec.get("type") if isinstance(spec, dict) else spec
+                variants.append({"case": case, "type": self.ref(typ, expr)})
+        return {"meta-type": "object", "members": members, "tag": tag, "variants": variants}
+
+    def routine(self, kind: str, data: dict[str, Any], expr: Expr) -> Entry:
+        """A command's or event's entry; inline arguments become ``q_obj_NAME-arg``."""
+        args = data.get("data")
+        if args is None:
+            arg_type = self.ref(EMPTY, expr)
+        elif isinstance(args, dict):
+            arg_type = f"q_obj_{data[kind]}-arg"
+            self.entries[arg_type] = {"name": arg_type, "meta-type": "object",
+                                      "members": self.members(args, expr)}
+        else:
+            arg_type = self.ref(args, expr)
+        entry: Entry = {"meta-type": kind, "arg-type": arg_type}
+        if kind == "command":
+            returns = data.get("returns")
+            entry["ret-type"] = self.ref(EMPTY if returns is None else returns, expr)
+            if data.get("allow-oob"):
+                entry["allow-oob"] = True
+        return entry
+
+    def convert(self) -> list[Entry]:
+        """Entries of every command and event and of all that they reach."""
+        for name, expr in self.defs.items():
+            if "command" in expr.data or "event" in expr.data:
+                self.ref(name, expr)
+        return list(self.entries.values())
+
+
+def to_entries(exprs: Iterable[Expr], defines: frozenset[str] = DEFAULT_DEFINES) -> list[Entry]:
+    """The introspection entries (with real type names) of QAPI definitions."""
+    return Converter(exprs, defines).convert()

@@ -1,0 +1,271 @@
+"""Reading QAPI schema source: ``qapi/*.json`` as QEMU's scripts/qapi reads it.
+
+The syntax is JSON with single-quoted strings, ``#`` comments (``##`` blocks are
+documentation and are skipped), and top-level ``include`` and ``pragma``
+directives. Each definition comes back as an ``Expr`` with the file and line it
+starts on; every syntax error is a SchemaError that names the file and line.
+Sources are a directory (its ``qapi-schema.json``), a single file, a git ref
+of a QEMU checkout (``git show``), or a Debian source package.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from qmpcompat.errors import SchemaError
+
+Reader = Callable[[str], str]
+ROOT_FILE = "qapi-schema.json"
+_PUNCT = "{}[],:"
+
+
+@dataclass
+class Expr:
+    """One top-level definition and where it is."""
+
+    data: dict[str, Any]
+    file: str
+    line: int
+
+
+class _Lexer:
+    """Tokens of one QAPI source file: punctuation, strings, true/false."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.pos = 0
+        self.line = 1
+        self.tok: Any = None
+        self.tok_line = 1
+        self.advance()
+
+    def error(self, message: str, line: int | None = None) -> SchemaError:
+        return SchemaError(message, self.file, line or self.tok_line)
+
+    def advance(self) -> None:
+        """Move to the next token; ``tok`` is None at the end of the file."""
+        text = self.text
+        while self.pos < len(text):
+            ch = text[self.pos]
+            if ch == "#":
+                end = text.find("\n", self.pos)
+                self.pos = len(text) if end < 0 else end
+            elif ch == "\n":
+                self.line += 1
+                self.pos += 1
+            elif ch in " \t\r\f":
+                self.pos += 1
+            else:
+                break
+        self.tok_line = self.line
+        if self.pos >= len(text):
+            self.tok = None
+            return
+        ch = text[self.pos]
+        if ch in _PUNCT:
+            self.tok = ch
+            self.pos += 1
+        elif ch == "'":
+            self.tok = ("str", self._string())
+        elif text.startswith("true", self.pos) or text.startswith("false", self.pos):
+            word = "true" if text.startswith("true", self.pos) else "false"
+            self.tok = ("bool", word == "true")
+            self.pos += len(word)
+        else:
+            raise self.error(f"stray {ch!r}")
+
+    def _string(self) -> str:
+        out: list[str] = []
+        self.pos += 1
+        while True:
+            if self.pos >= len(self.text) or self.text[self.pos] == "\n":
+                raise self.error("missing terminating \"'\"")
+            ch = self.text[self.pos]
+            self.pos += 1
+            if ch == "'":
+                return "".join(out)
+            if ch == "\\":
+                if self.pos >= len(self.text):
+                    raise self.error("missing terminating \"'\"")
+                ch = self.text[self.pos]
+                self.pos += 1
+                if ch not in "\\'\"/bfnrt":
+                    raise self.error(f"unknown escape \\{ch}")
+            elif not " " <= ch <= "~":
+                raise self.error(f"funny character {ch!r} in string")
+            out.append(ch)
+
+    def value(self) -> Any:
+        """Parse one value starting at the current token."""
+        tok = self.tok
+        if tok == "{":
+            return self._object()
+        if tok == "[":
+            return self._array()
+        if isinstance(tok, tuple):
+            self.advance()
+            return tok[1]
+        if tok is None:
+            raise self.error("expected a value, found the end of the file")
+        raise self.error(f"expected a value, found {tok!r}")
+
+    def _expect(self, what: str) -> None:
+        if self.tok != what:
+            found = "the end of the file" if self.tok is None else repr(self.tok
+                                                                       if isinstance(self.tok, str)
+                                                                       else self.tok[1])
+            raise self.error(f"expected {what!r}, found {found}")
+        self.advance()
+
+    def _object(self) -> dict[str, Any]:
+        self.advance()
+        out: dict[str, Any] = {}
+        if self.tok == "}":
+            self.advance()
+            return out
+        while True:
+            if not (isinstance(self.tok, tuple) and self.tok[0] == "str"):
+                raise self.error("expected a string key")
+            key, line = self.tok[1], self.tok_line
+            if key in out:
+                raise self.error(f"duplicate key {key!r}", line)
+            self.advance()
+            self._expect(":")
+            out[key] = self.value()
+            if self.tok == "}":
+                self.advance()
+                return out
+            self._expect(",")
+
+    def _array(self) -> list[Any]:
+        self.advance()
+        out: list[Any] = []
+        if self.tok == "]":
+            self.advance()
+            return out
+        while True:
+            out.append(self.value())
+            if self.tok == "]":
+                self.advance()
+                return out
+            self._expect(",")
+
+
+def parse_text(text: str, file: str) -> list[tuple[dict[str, Any], int]]:
+    """The top-level expressions of one file, each with its starting line."""
+    lexer = _Lexer(text, file)
+    exprs: list[tuple[dict[str, Any], int]] = []
+    while lexer.tok is not None:
+        line = lexer.tok_line
+        if lexer.tok != "{":
+            raise lexer.error("expected '{' to start a definition")
+        exprs.append((lexer.value(), line))
+    return exprs
+
+
+def parse_schema(root: str, read: Reader) -> list[Expr]:
+    """Every definition of the schema rooted at file ``root``, following
+    ``include`` directives (relative to the including file, each file once)."""
+    seen: set[str] = set()
+    out: list[Expr] = []
+
+    def visit(name: str, from_file: str = "", line: int = 0) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        try:
+            text = read(name)
+        except (OSError, SchemaError) as exc:
+            where = SchemaError(f"cannot read {name}: {exc}", from_file or name, line or None)
+            raise where from exc
+        for data, at in parse_text(text, name):
+            if "include" in data:
+                target = data["include"]
+                if not isinstance(target, str) or len(data) != 1:
+                    raise SchemaError("'include' takes one file name", name, at)
+                visit(str(PurePosixPath(name).parent / target), name, at)
+            elif "pragma" not in data:
+                out.append(Expr(data, name, at))
+
+    visit(root)
+    return out
+
+
+def dir_reader(base: Path) -> Reader:
+    """Read schema files relative to directory ``base``."""
+    return lambda name: (base / name).read_text()
+
+
+def git_reader(repo: str, ref: str, prefix: str) -> Reader:
+    """Read schema files of ``ref`` in the git checkout ``repo`` under ``prefix``."""
+
+    def read(name: str) -> str:
+        path = str(PurePosixPath(prefix) / name)
+        proc = subprocess.run(["git", "-C", repo, "show", f"{ref}:{path}"], capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            raise SchemaError(proc.stderr.strip() or "git show failed", f"{repo}@{ref}:{path}")
+        return proc.stdout
+
+    return read
+
+
+def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
+              meta: dict[str, Any] | None = None) -> Any:
+    from qmpcompat.schema.inputs import SchemaInput
+    from qmpcompat.schema.qapi_convert import to_entries
+
+    return SchemaInput(spec, label, "source", to_entries(exprs), version, meta or {})
+
+
+def _qemu_version(base: Path) -> str:
+    try:
+        return (base.parent / "VERSION").read_text().strip()
+    except OSError:
+        return ""
+
+
+def from_source(path: Path) -> Any:
+    """The schema of a ``qapi/`` directory (or a QEMU tree holding one) or of a file."""
+    path = path.expanduser()
+    if path.is_dir():
+        base = path / "qapi" if (path / "qapi" / ROOT_FILE).exists() else path
+        if not (base / ROOT_FILE).exists():
+            raise SchemaError(f"no {ROOT_FILE} here; name the qapi/ directory or a schema file",
+                              str(path))
+        exprs = parse_schema(ROOT_FILE, dir_reader(base))
+        return _as_input([_relocate(e, base) for e in exprs], str(path), base.name,
+                         _qemu_version(base))
+    exprs = parse_schema(path.name, dir_reader(path.parent))
+    return _as_input([_relocate(e, path.parent) for e in exprs], str(path), path.stem)
+
+
+def _relocate(expr: Expr, base: Path) -> Expr:
+    return Expr(expr.data, str(base / expr.file), expr.line)
+
+
+def from_git(repo: str, ref: str) -> Any:
+    """The schema of ``qapi/`` at git ``ref`` of the QEMU checkout ``repo``."""
+    if not Path(repo, ".git").exists() and not Path(repo, "HEAD").exists():
+        raise SchemaError("not a git checkout", repo)
+    exprs = parse_schema(ROOT_FILE, git_reader(repo, ref, "qapi"))
+    version = subprocess.run(["git", "-C", repo, "show", f"{ref}:VERSION"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    return _as_input(exprs, f"{repo}@{ref}", ref, version, {"repo": repo, "ref": ref})
+
+
+def from_debian(spec: str) -> Any:
+    """The schema of the Debian ``qemu`` source package ``spec`` names."""
+    from qmpcompat.provision.debian import upstream_version
+    from qmpcompat.schema.debsrc import debian_qapi_dir
+
+    base, version = debian_qapi_dir(spec)
+    exprs = parse_schema(ROOT_FILE, dir_reader(base))
+    upstream = upstream_version(version)
+    return _as_input([_relocate(e, base) for e in exprs], f"debian:{spec}",
+                     f"debian-{upstream}", upstream, {"debian-version": version})
