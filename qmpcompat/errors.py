@@ -39,7 +39,8 @@ class UnknownSuiteError(ProvisionError):
     def __init__(self, suite: str) -> None:
         super().__init__(f"Debian suite {suite!r} does not exist or serves no qemu-system-x86")
         self.suite = suite
-        self.hint = "check the name (e.g. bookworm, trixie-backports, sid) with `qmpcompat provision --list`"
+        self.hint = ("use a suite the Debian archive serves, e.g. bookworm, bookworm-backports, "
+                     "trixie, trixie-backports, forky, sid")
 
 
 class BinaryError(ProvisionError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -18,10 +19,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     os.setpgid(0, 0)
 
 
+MAX_BASE = 60  # unix socket paths must stay under 108 bytes
+
+
 def private_dir(prefix: str = "qmpc-") -> Path:
-    """A new 0700 directory under the system temp dir (short path: unix sockets
-    cannot be longer than 107 bytes)."""
-    base = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    """A new 0700 directory under $TMPDIR (or /tmp when $TMPDIR is unset or too
+    long for unix socket paths, which cannot exceed 107 bytes)."""
+    base = tempfile.gettempdir()
+    if len(base) > MAX_BASE:
+        base = "/tmp"
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     path.chmod(0o700)
     return path
@@ -59,8 +65,6 @@ class Child:
     def kill(self) -> int:
         """SIGKILL the process group (QEMU and anything it spawned, e.g. an exec: sink)."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return self.proc.wait()

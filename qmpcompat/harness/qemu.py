@@ -8,6 +8,7 @@ in a private 0700 directory; QEMU connects to us, so there is no start-up race.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -137,10 +138,8 @@ class Qemu:
         (None if it was still running and had to be killed by us)."""
         status = None
         if self._qmp is not None:
-            try:
+            with contextlib.suppress(Exception):
                 _loop().run_until_complete(asyncio.wait_for(self._qmp.disconnect(), 2))
-            except Exception:
-                pass
             self._qmp = None
         if self.child is not None:
             status = self.child.poll()
@@ -183,22 +182,22 @@ class Qemu:
         watcher = loop.create_task(watch())
         loop.run_until_complete(asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED))
         watcher.cancel()
-        if task.done() and not task.cancelled() and task.exception() is None:
-            return task.result()
+        if task.done() and not task.cancelled():
+            exc = task.exception()
+            if exc is None:
+                return task.result()
+            if isinstance(exc, ExecuteError):
+                raise exc
         if not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
-            except BaseException:
-                pass
         status = self.child.poll() if self.child else None
         if status is None and self.child is not None:
             status = self.child.wait(0.5)
         if status is not None:
             raise QemuDied(what, status, self.stderr_tail())
         exc = task.exception() if task.done() and not task.cancelled() else None
-        if isinstance(exc, ExecuteError):
-            raise exc
         if exc is None or isinstance(exc, (ExecInterruptedError, ConnectError, StateError,
                                            EOFError, OSError)):
             if exc is not None and self.child is not None:

@@ -35,15 +35,16 @@ class QemuBuild:
     library_path: str = ""
     env: dict[str, str] = field(default_factory=dict)
     data_dirs: tuple[str, ...] = ()
+    run_label: str = ""  # set when two builds of a run share a version
 
     @property
     def version_str(self) -> str:
-        return "%d.%d.%d" % self.version
+        return ".".join(map(str, self.version))
 
     @property
     def label(self) -> str:
         """Short, unique-per-run name used in test ids and reports (e.g. ``10.0.2``)."""
-        return self.version_str
+        return self.run_label or self.version_str
 
     @property
     def target(self) -> str:

@@ -112,8 +112,9 @@ class DebianProvisioner:
                 bad = [s for s in _sources_for(suite) if s in failed]
                 known[suite] = None if bad else self.apt.candidate(suite, PACKAGE)
             self.index_file.parent.mkdir(parents=True, exist_ok=True)
+            served = {s: v for s, v in known.items() if v}  # an unknown suite is asked again
             self.index_file.write_text(json.dumps(
-                {"updated": time.time(), "suites": known}, indent=1, sort_keys=True))
+                {"updated": time.time(), "suites": served}, indent=1, sort_keys=True))
         for suite in suites:
             version = known.get(suite)
             if version:

@@ -1,0 +1,42 @@
+"""``qmpcompat provision``: get the Debian archive's QEMU builds into the cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress, provision
+from qmpcompat.provision.select import named_binaries, select
+
+
+def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subs.add_parser("provision", help="download and unpack the Debian QEMU builds (no root)",
+                        description="Fetch qemu-system-x86 with its whole dependency closure for "
+                        "each Debian suite through a private apt, unpack it into the cache and "
+                        "check that it runs. Cached builds are re-used.")
+    p.add_argument("--suites", default=",".join(DEFAULT_SUITES),
+                   help="comma-separated Debian suites (default: %(default)s)")
+    p.add_argument("--refresh", action="store_true",
+                   help="re-read the archive's package lists even if the cached ones are fresh")
+    p.add_argument("--qemu", action="append", default=[], metavar="PATH",
+                   help="also check this binary (repeatable; also $QMPCOMPAT_QEMU)")
+    p.add_argument("--json", action="store_true", help="print the builds as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    start = time.monotonic()
+    if args.refresh:
+        provision(suites, refresh=True, progress=print_progress)
+    sel = select(named_binaries(args.qemu), suites, progress=print_progress)
+    if args.json:
+        print(json.dumps([b.to_json() for b in sel.builds], indent=1))
+    else:
+        for build in sel.builds:
+            print(f"{build.label:<10} {build.describe()}")
+        print(f"cache: {cache_dir()} ({time.monotonic() - start:.1f}s)")
+    for problem in sel.problems:
+        print(f"error: {problem}")
+    return 2 if sel.problems else 0

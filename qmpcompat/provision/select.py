@@ -1,0 +1,80 @@
+"""Which QEMU binaries a run uses: the ones the user names, else the default
+Debian set; each with a label that is unique within the run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from qmpcompat.errors import QmpCompatError
+from qmpcompat.provision.build import QemuBuild, build_from_path
+from qmpcompat.provision.debian import DEFAULT_SUITES, Progress, provision
+
+ENV_VAR = "QMPCOMPAT_QEMU"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A binary or suite the run wanted but cannot use, and why."""
+
+    name: str
+    error: QmpCompatError
+
+    def __str__(self) -> str:
+        text = str(self.error)
+        return text if text.startswith(self.name) else f"{self.name}: {text}"
+
+
+@dataclass
+class Selection:
+    builds: list[QemuBuild] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def named_binaries(cli: Sequence[str] = ()) -> list[str]:
+    """``--qemu`` paths, then those in ``$QMPCOMPAT_QEMU`` (separated by ``os.pathsep``)."""
+    env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    return list(cli) + env
+
+
+def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
+    out: list[QemuBuild] = []
+    seen: set[str] = set()
+    for build in builds:
+        label, n = build.label, 1
+        while label in seen:
+            n += 1
+            label = f"{build.label}-{n}"
+        seen.add(label)
+        out.append(replace(build, run_label=label) if label != build.label else build)
+    return out
+
+
+def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
+           cache: Path | None = None, progress: Progress | None = None) -> Selection:
+    """Named binaries, plus the Debian builds of ``suites``.
+
+    ``suites`` None means: the default Debian set when no binary is named,
+    none otherwise. Unusable binaries and suites become ``problems``; the
+    rest are still selected.
+    """
+    sel = Selection()
+    for path in binaries:
+        try:
+            sel.builds.append(build_from_path(path))
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(path, exc))
+    if suites is None:
+        suites = () if binaries else DEFAULT_SUITES
+    if suites:
+        try:
+            result = provision(suites, cache=cache, progress=progress)
+        except QmpCompatError as exc:
+            sel.problems.append(Problem("debian:" + ",".join(suites), exc))
+        else:
+            sel.builds += result.builds
+            sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+    sel.builds = _unique_labels(sel.builds)
+    return sel

@@ -1,0 +1,169 @@
+"""The pytest side of qmpcompat: choose binaries, parametrize, record, report.
+
+Hooks only; the options and fixtures are declared in the top-level
+conftest.py, and the work is done by the provision, vectors and report modules.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmpcompat.provision.build import QemuBuild
+from qmpcompat.provision.select import Problem, named_binaries, select
+from qmpcompat.report.results import environment, results_document, write_json
+from qmpcompat.vectors.check import CaseResult
+from qmpcompat.vectors.load import VectorSet, load
+
+RECORD = "qmpcompat"
+
+
+@dataclass
+class RunState:
+    """What the run selected and what it has seen; kept in ``config.stash``."""
+
+    builds: list[QemuBuild]
+    problems: list[Problem]
+    vectors: VectorSet
+    reports: Path
+    strict: bool
+    allow_exec: bool
+    started: float = field(default_factory=time.time)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def _progress(text: str) -> None:
+    print(f"qmpcompat: {text}", file=sys.stderr, flush=True)
+
+
+def state(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _runs_suites(config: pytest.Config) -> bool:
+    """True when the run collects from the conformance suites (``suites/``);
+    qmpcompat's own tests (``tests/``) then get no binaries provisioned."""
+    return any("suites" in Path(arg.split("::")[0]).parts for arg in config.args)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.version or not _runs_suites(config):
+        return
+    suites_opt = config.getoption("qmpcompat_suites")
+    suites = None if suites_opt is None else [s for s in suites_opt.split(",") if s.strip()]
+    if config.getoption("qmpcompat_no_provision"):
+        suites = []
+    quiet = _is_worker(config) or config.getoption("qmpcompat_quiet")
+    sel = select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
+                 progress=None if quiet else _progress)
+    vdir = config.getoption("qmpcompat_vectors")
+    config.stash[STATE] = RunState(
+        builds=sel.builds, problems=sel.problems,
+        vectors=load(Path(vdir) if vdir else None),
+        reports=Path(config.getoption("qmpcompat_reports")),
+        strict=config.getoption("qmpcompat_strict"),
+        allow_exec=config.getoption("qmpcompat_allow_exec"))
+    if not _is_worker(config):
+        config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    st = config.stash.get(STATE, None)
+    if st is None:
+        return []
+    lines = [f"qmpcompat: {len(st.builds)} QEMU binaries, {len(st.vectors.vectors)} vectors "
+             f"(vector set {st.vectors.revision()})"]
+    lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
+    lines += [f"  unusable   {p}" for p in st.problems]
+    return lines
+
+
+def _build_id(build: QemuBuild) -> str:
+    return f"qemu-{build.label}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    st = metafunc.config.stash.get(STATE, None)
+    if st is None:
+        return
+    names = metafunc.fixturenames
+    if "qemu_problem" in names:
+        metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
+    if "vector_file_error" in names:
+        errors = st.vectors.errors
+        metafunc.parametrize("vector_file_error", errors,
+                             ids=[f"{e.file}:{e.line or 0}" for e in errors])
+    if "vector" in names:
+        metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
+    if "qemu_build" in names:
+        metafunc.parametrize("qemu_build", st.builds, ids=[_build_id(b) for b in st.builds],
+                             scope="session" if "vector" not in names else "function")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Drop the placeholder items of empty parameter sets (no unusable binary, no
+    broken vector file): they are not skips worth reporting. Record the QEMU
+    version and binary of every case in the JUnit XML."""
+    items[:] = [i for i in items
+                if not any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
+                           for m in i.iter_markers("skip"))]
+    for item in items:
+        build = getattr(item, "callspec", None) and item.callspec.params.get("qemu_build")
+        if isinstance(build, QemuBuild):
+            item.user_properties += [("qemu_version", build.version_str),
+                                     ("binary", build.binary)]
+
+
+def record(item: pytest.Item, result: CaseResult) -> None:
+    """Attach a case's record to the test report (travels back from xdist workers)
+    and to the JUnit XML."""
+    rec = result.record
+    for key in ("vector", "outcome", "expected"):
+        item.user_properties.append((key, str(rec.get(key))))
+    if result.observation is not None:
+        item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties.append((RECORD, json.dumps(rec)))
+
+
+class Recorder:
+    """Collects the case records of a run (on the xdist controller, from the
+    workers' reports) and writes the reports when the session ends."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        st = state(self.config)
+        for name, value in report.user_properties:
+            if name == RECORD:
+                st.records.append(json.loads(value))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        write_reports(self.config)
+
+
+def write_reports(config: pytest.Config) -> None:
+    st = state(config)
+    env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
+                      [{"name": p.name, "error": str(p.error)} for p in st.problems])
+    doc = results_document(env, st.records, st.started)
+    path = st.reports / "results.json"
+    write_json(path, doc)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(f"qmpcompat: results written to {path}")

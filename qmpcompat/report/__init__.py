@@ -1,0 +1,1 @@
+"""Writing and merging what runs found."""

@@ -1,0 +1,1 @@
+"""Golden vectors: load, lint, run and match."""

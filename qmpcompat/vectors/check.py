@@ -1,0 +1,70 @@
+"""Check one vector on one build: requirements, run, verdict, and the record
+that goes into the reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qmpcompat.harness import Qemu
+from qmpcompat.provision import QemuBuild
+from qmpcompat.vectors.match import Verdict, judge
+from qmpcompat.vectors.model import KnownDefect, Vector
+from qmpcompat.vectors.run import Observation, Runner
+from qmpcompat.vectors.safety import check_vector
+
+
+class SchemaCache:
+    """Each build's ``query-qmp-schema``, fetched once per process."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[dict[str, Any]]] = {}
+        self._index: dict[str, Any] = {}
+
+    def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
+        if build.binary not in self._entries:
+            with Qemu(build) as q:
+                self._entries[build.binary] = list(q.cmd("query-qmp-schema"))
+        return self._entries[build.binary]
+
+    def missing(self, build: QemuBuild, queries: tuple[str, ...]) -> list[str]:
+        """The queries that do not hold for ``build``'s schema."""
+        if not queries:
+            return []
+        from qmpcompat.schema.query import SchemaIndex, schema_has
+
+        if build.binary not in self._index:
+            self._index[build.binary] = SchemaIndex(self.entries(build))
+        return [q for q in queries if not schema_has(self._index[build.binary], q)]
+
+
+@dataclass
+class CaseResult:
+    verdict: Verdict
+    observation: Observation | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
+          schemas: SchemaCache, strict: bool = False, allow_exec: bool = False) -> CaseResult:
+    """Run ``vec`` on ``build`` unless it is unsafe or needs what the build lacks."""
+    unsafe = check_vector(vec, allow_exec)
+    obs: Observation | None = None
+    if unsafe:
+        verdict = Verdict("failed", "refused, unsafe vector: " + "; ".join(unsafe))
+    elif missing := schemas.missing(build, vec.schema):
+        why = "binary's schema lacks " + ", ".join(missing)
+        verdict = Verdict("failed" if strict else "skipped",
+                          ("strict mode: " if strict else "") + why)
+    else:
+        obs = runner.run(vec, build)
+        verdict = judge(vec, build.version, obs, defects)
+    record = {
+        "vector": vec.id, "command": vec.command, "flags": list(vec.flags),
+        "description": vec.description, "file": vec.where,
+        "qemu": build.label, "qemu_version": build.version_str, "binary": build.binary,
+        "outcome": verdict.outcome, "expected": verdict.expected, "message": verdict.message,
+        "defect": verdict.defect, "observed": obs.to_json() if obs else None,
+        "seconds": obs.seconds if obs else 0.0,
+    }
+    return CaseResult(verdict, obs, record)

@@ -1,0 +1,148 @@
+"""``qmpcompat lint``: every rule a vector file must keep, each problem with
+its file, line and vector id.
+
+Rules: the file parses; it validates against vectors/vector-file.schema.json;
+ids are unique, well-formed and not retired; every flag is defined in
+flags.yaml; version ranges are well-formed and do not overlap; the file is in
+canonical form; the safety rules hold; known defects name real vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from qmpcompat.errors import VectorError
+from qmpcompat.vectors.load import DEFECTS_FILE, FLAGS_FILE, load, load_vector_file, vector_files
+from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.yamlfile import dump_canonical, line_of, load_yaml
+
+VECTOR_SCHEMA = "vector-file.schema.json"
+DEFECTS_SCHEMA = "known-defects.schema.json"
+RETIRED_FILE = "retired-ids.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    vector_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.vector_id + ': ' if self.vector_id else ''}{self.message}"
+
+
+def _from_error(err: VectorError) -> Problem:
+    return Problem(err.file, err.line, err.vector_id, err.message)
+
+
+def _node_at(data: Any, path: list[Any]) -> tuple[Any, str | None]:
+    """The deepest mapping on ``path`` that has a line, and the vector id above it."""
+    node, best, vid = data, data, None
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict):
+            best = node
+            if isinstance(node.get("id"), str) and vid is None:
+                vid = node["id"]
+    return best, vid
+
+
+def schema_problems(data: Any, schema: dict[str, Any], rel: str) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
+        node, vid = _node_at(data, list(err.path))
+        where = "/".join(map(str, err.path)) or "(top)"
+        out.append(Problem(rel, line_of(node), vid, f"schema: {where}: {err.message}"))
+    return out
+
+
+def canonical_text(path: Path, data: Any) -> str:
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    return "".join(h + "\n" for h in header) + dump_canonical(data)
+
+
+def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
+                    allow_exec: bool) -> list[str]:
+    """What is wrong with one parsed vector (beyond the schema)."""
+    out = []
+    if vec.id in retired:
+        out.append("id is retired (ids are never reused): pick a new one")
+    out += [f"flag {flag!r} is not defined in {FLAGS_FILE}" for flag in vec.flags
+            if flag not in flags]
+    for i, a in enumerate(vec.expect):
+        out += [f"version ranges {a.versions} and {b.versions} overlap"
+                for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
+    return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
+
+
+def lint(root: Path, fix: bool = False, allow_exec: bool = False) -> list[Problem]:
+    """Every problem of the vector set under ``root`` (with ``fix``, rewrite files
+    into canonical form first)."""
+    problems: list[Problem] = []
+    base = root.parent
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(base))
+
+    schema = json.loads((root / VECTOR_SCHEMA).read_text())
+    retired = set()
+    if (root / RETIRED_FILE).exists():
+        retired = {str(i) for i in (load_yaml(root / RETIRED_FILE) or {}).get("retired") or []}
+    vs = load(root)
+    problems += [_from_error(e) for e in vs.errors]
+    for path in vector_files(root):
+        try:
+            data = load_yaml(path)
+        except VectorError:
+            continue  # already reported by load()
+        problems += schema_problems(data, schema, rel(path))
+        canonical = canonical_text(path, data)
+        if path.read_text() != canonical:
+            if fix:
+                path.write_text(canonical)
+            else:
+                problems.append(Problem(rel(path), None, None,
+                                        "not in canonical form (run `qmpcompat lint --fix`)"))
+        try:
+            vectors, _ = load_vector_file(path, rel(path))
+        except VectorError:
+            continue
+        for vec in vectors:
+            problems += [Problem(vec.file, vec.line, vec.id, msg)
+                         for msg in vector_problems(vec, vs.flags, retired, allow_exec)]
+    defects = root / DEFECTS_FILE
+    if defects.exists():
+        try:
+            data = load_yaml(defects)
+            dschema = json.loads((root / DEFECTS_SCHEMA).read_text())
+            problems += schema_problems(data, dschema, rel(defects))
+        except VectorError as exc:
+            problems.append(_from_error(exc))
+        ids = {v.id for v in vs.vectors}
+        seen: set[str] = set()
+        for d in vs.defects:
+            if d.vector not in ids:
+                problems.append(Problem(d.file, d.line, d.id, f"names unknown vector {d.vector}"))
+            if d.id in seen:
+                problems.append(Problem(d.file, d.line, d.id, "duplicate known-defect id"))
+            seen.add(d.id)
+    flags_used = {f for v in vs.vectors for f in v.flags}
+    problems += [Problem(rel(root / FLAGS_FILE), None, None, f"flag {f!r} is defined but no vector uses it")
+                 for f in sorted(set(vs.flags) - flags_used)]
+    return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))

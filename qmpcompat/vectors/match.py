@@ -1,0 +1,80 @@
+"""Judging an observation against a vector's expectation and the known defects."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
+from qmpcompat.vectors.run import Observation
+from qmpcompat.vectors.versions import Version
+
+NEVER_OK = ("crash", "hang", "error")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``outcome`` is passed, failed, xfailed (a known defect seen) or skipped."""
+
+    outcome: str
+    message: str = ""
+    expected: str = ""
+    defect: str | None = None
+
+
+def describe(exp: Expectation) -> str:
+    if exp.result == "reject":
+        text = exp.desc if exp.desc is not None else f"/{exp.desc_pattern}/"
+        return f"reject {exp.error_class}: {text}"
+    if exp.result == "accept":
+        return "accept" + (f", migration {exp.migration}" if exp.migration else "")
+    return exp.result
+
+
+def differences(exp: Expectation, obs: Observation) -> list[str]:
+    """What in ``obs`` differs from ``exp`` (empty when it matches)."""
+    if obs.result != exp.result:
+        return [f"result: expected {exp.result}, got {obs.result}"]
+    out = []
+    if exp.result == "reject":
+        if obs.error_class != exp.error_class:
+            out.append(f"error class: expected {exp.error_class}, got {obs.error_class}")
+        if exp.desc is not None and obs.desc != exp.desc:
+            out.append(f"desc: expected {exp.desc!r}, got {obs.desc!r}")
+        if exp.desc_pattern and not re.fullmatch(exp.desc_pattern, obs.desc or ""):
+            out.append(f"desc: expected /{exp.desc_pattern}/, got {obs.desc!r}")
+    elif exp.result == "accept" and exp.migration:
+        sides = [obs.migration] + ([obs.peer_migration] if obs.peer_migration else [])
+        if any(s != exp.migration for s in sides):
+            out.append(f"migration: expected {exp.migration} on both sides, got "
+                       + " / ".join(str(s) for s in sides))
+        if exp.migration_error and not re.search(exp.migration_error, obs.migration_error or ""):
+            out.append(f"migration error: expected /{exp.migration_error}/, "
+                       f"got {obs.migration_error!r}")
+    return out
+
+
+def judge(vec: Vector, version: Version, obs: Observation,
+          defects: list[KnownDefect]) -> Verdict:
+    """The verdict for ``vec`` on a QEMU of ``version`` that did ``obs``."""
+    exp = vec.expectation_for(version)
+    if exp is None:
+        return Verdict("failed", f"vector has no expectation for QEMU {'.'.join(map(str, version))}"
+                       f" (observed: {obs.summary()}); add one")
+    expected = describe(exp)
+    known = [d for d in defects if version in d.versions]
+    for defect in known:
+        if not differences(defect.observed, obs):
+            return Verdict("xfailed", f"known defect {defect.id}: {defect.summary}", expected,
+                           defect.id)
+    diffs = differences(exp, obs)
+    if obs.result in NEVER_OK:
+        return Verdict("failed", f"QEMU {obs.result}: {obs.detail}", expected)
+    if not diffs and known:
+        ids = ", ".join(d.id for d in known)
+        return Verdict("failed", f"known defect {ids} no longer shows: the build now does what "
+                       "the vector expects; the defect may be fixed (update known-defects.yaml)",
+                       expected)
+    if diffs:
+        return Verdict("failed", "; ".join(diffs), expected)
+    return Verdict("passed", "", expected)

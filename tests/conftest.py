@@ -1,0 +1,44 @@
+"""Fixtures of qmpcompat's own tests: the real provisioned QEMU builds, and
+small stand-ins for broken binaries."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.select import select
+
+
+@pytest.fixture(scope="session")
+def builds() -> list[QemuBuild]:
+    """The default provisioned Debian set (downloaded on first use, cached after)."""
+    sel = select(progress=lambda text: print(f"qmpcompat: {text}", file=sys.stderr))
+    assert not sel.problems, [str(p) for p in sel.problems]
+    return sel.builds
+
+
+@pytest.fixture(scope="session")
+def oldest(builds: list[QemuBuild]) -> QemuBuild:
+    return builds[0]
+
+
+@pytest.fixture(scope="session")
+def newest(builds: list[QemuBuild]) -> QemuBuild:
+    return builds[-1]
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write an executable shell script (a stand-in for a broken QEMU)."""
+
+    def make(name: str, body: str) -> Path:
+        path = tmp_path / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+        return path
+
+    return make

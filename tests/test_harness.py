@@ -1,0 +1,118 @@
+"""The QMP harness against real QEMU builds (and stand-ins for broken ones)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.errors import QemuDied, QemuHung
+from qmpcompat.harness import CommandFailed, Qemu, QemuOptions
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.build import build_from_path
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_greeting_commands_and_teardown(builds: list[QemuBuild]) -> None:
+    for build in builds:
+        with Qemu(build, QemuOptions(incoming_defer=True)) as q:
+            assert q.version == build.version
+            assert q.workdir.stat().st_mode & 0o777 == 0o700
+            pid, workdir = q.child.pid, q.workdir  # type: ignore[union-attr]
+            reply = q.execute("migrate-incoming", {})
+            assert not reply.ok and reply.error_class == "GenericError" and reply.desc
+            assert q.execute("query-status").result["status"] == "inmigrate"
+            with pytest.raises(CommandFailed, match="no-such-command"):
+                q.cmd("no-such-command")
+        assert _gone(pid) and not workdir.exists()
+
+
+def test_events_and_migration_polling(newest: QemuBuild) -> None:
+    opts = QemuOptions(machine="pc", memory="64M", extra_args=("-S",))
+    with Qemu(newest, opts, "src") as src, \
+            Qemu(newest, QemuOptions(machine="pc", memory="64M", incoming_defer=True), "dst") as dst:
+        sock = dst.workdir / "mig.sock"
+        dst.cmd("migrate-incoming", {"uri": f"unix:{sock}"})
+        src.cmd("migrate", {"uri": f"unix:{sock}"})
+        assert src.wait_migration()["status"] == "completed"
+        assert dst.wait_migration()["status"] == "completed"
+        src.cmd("migrate-set-capabilities",
+                {"capabilities": [{"capability": "events", "state": True}]})
+        dst.cmd("stop")
+        dst.cmd("cont")
+        assert dst.wait_event("RESUME", timeout=5)["event"] == "RESUME"
+
+
+def test_crash_is_reported_with_signal(newest: QemuBuild) -> None:
+    with Qemu(newest) as q:
+        os.kill(q.child.pid, signal.SIGSEGV)  # type: ignore[union-attr]
+        with pytest.raises(QemuDied) as info:
+            q.execute("query-status")
+    assert info.value.signal == signal.SIGSEGV
+    assert "killed by signal 11" in str(info.value)
+
+
+def test_hang_is_killed_and_reported(newest: QemuBuild) -> None:
+    with Qemu(newest, QemuOptions(timeout=1.0)) as q:
+        pid = q.child.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(QemuHung, match="did not answer within 1s"):
+            q.execute("query-status")
+        assert _gone(pid)
+
+
+def test_qemu_that_exits_at_start(newest: QemuBuild) -> None:
+    with pytest.raises(QemuDied) as info:
+        Qemu(newest, QemuOptions(machine="no-such-machine")).start()
+    assert info.value.returncode == 1
+    assert "no-such-machine" in info.value.stderr_tail
+
+
+def test_qemu_that_never_opens_qmp(script) -> None:  # type: ignore[no-untyped-def]
+    fake = script("qemu-system-x86_64", 'case "$1" in --version) '
+                  'echo "QEMU emulator version 9.9.9";; *) sleep 60;; esac\n')
+    build = build_from_path(str(fake))
+    start = time.monotonic()
+    with pytest.raises(QemuHung, match="while starting up"):
+        Qemu(build, QemuOptions(timeout=1.0)).start()
+    assert time.monotonic() - start < 5
+
+
+def test_child_dies_with_its_parent(newest: QemuBuild, tmp_path: Path) -> None:
+    code = (
+        "import json, sys, time\n"
+        "from qmpcompat.harness import Qemu\n"
+        "from qmpcompat.provision import QemuBuild\n"
+        f"b = QemuBuild.from_json(json.loads({json_dumps(newest.to_json())!r}))\n"
+        "q = Qemu(b).start()\n"
+        "print(q.child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert not _gone(pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "QEMU outlived the process that started it"
+
+
+def json_dumps(data: object) -> str:
+    import json
+
+    return json.dumps(data)

@@ -1,0 +1,136 @@
+"""The conformance suite run as a user runs it: pytest on suites/, against real
+builds, serial and with xdist, with bad binaries and bad vectors mixed in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.vectors.load import default_root, load
+
+REPO = Path(__file__).resolve().parents[1]
+SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
+
+
+def run_suite(tmp_path: Path, *args: str, vectors: Path | None = None) -> tuple[int, str, dict]:
+    reports = tmp_path / "reports"
+    tmpdir = Path(tempfile.mkdtemp(prefix="qs-"))  # short: QEMU's unix socket paths go here
+    cmd = [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-rfEx",
+           "--qmpcompat-suites", SUITES, "--qmpcompat-reports", str(reports),
+           "--junitxml", str(reports / "junit.xml"), *args]
+    if vectors:
+        cmd += ["--qmpcompat-vectors", str(vectors)]
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    env.pop("QMPCOMPAT_QEMU", None)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    left = [p.name for p in tmpdir.iterdir() if p.name.startswith("qmp")]
+    assert left == [], "the run left temp dirs behind"
+    assert not _processes_under(tmpdir), "the run left QEMU processes behind"
+    shutil.rmtree(tmpdir)
+    results = json.loads((reports / "results.json").read_text())
+    return proc.returncode, proc.stdout + proc.stderr, results
+
+
+def _processes_under(path: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(path).encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def outcomes(results: dict) -> dict[tuple[str, str], str]:
+    return {(r["vector"], r["qemu"]): r["outcome"] for r in results["results"]}
+
+
+def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
+    rc, out, serial = run_suite(tmp_path / "serial")
+    assert rc == 0, out
+    rc, out, parallel = run_suite(tmp_path / "xdist", "-n", "2")
+    assert rc == 0, out
+    assert outcomes(serial) == outcomes(parallel)
+    labels = {b["version"] for b in serial["environment"]["binaries"]}
+    assert set(outcomes(serial)) == {(v.id, q) for v in load().vectors for q in labels}
+    assert set(outcomes(serial).values()) <= {"passed", "xfailed", "skipped"}
+    assert len(labels) == 2 and any(v.startswith("7.") for v in labels)
+    assert "qmpcompat: 2 QEMU binaries" in out and "debian:sid" in out
+    junit = ET.parse(tmp_path / "xdist" / "reports" / "junit.xml")
+    cases = junit.findall(".//testcase")
+    assert cases and all(
+        {p.get("name") for p in c.iter("property")} >= {"qemu_version", "binary"} for c in cases)
+
+
+def test_bad_binary_fails_alone(tmp_path: Path) -> None:
+    rc, out, results = run_suite(tmp_path, "--qemu", "/bin/true", "-n", "2")
+    assert rc == 1
+    assert "FAILED suites/test_binaries.py::test_qemu_usable[/bin/true]" in out
+    assert "/bin/true: is not QEMU" in out
+    assert {r["outcome"] for r in results["results"]} <= {"passed", "xfailed", "skipped"}
+    assert results["environment"]["problems"][0]["name"] == "/bin/true"
+    assert len(results["totals"]) == 2  # both good binaries still ran every vector
+
+
+def _vectors_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "vectors"
+    shutil.copytree(default_root(), root)
+    return root
+
+
+def test_wrong_expectation_broken_file_and_known_defects(tmp_path: Path) -> None:
+    root = _vectors_copy(tmp_path)
+    mig = root / "migrate-incoming" / "basic.yaml"
+    # A wrong expectation: the real 11.1 text is "need either 'uri' or 'channels' argument".
+    mig.write_text(mig.read_text().replace("need either 'uri' or 'channels' argument",
+                                           "need exactly one of 'uri' and 'channels'"))
+    (root / "migrate" / "broken.yaml").write_text("command: migrate\nvectors: [\n")
+    # MI-0003 on 7.2 really rejects channels: record that as a known defect (xfail);
+    # M-0001 really completes: a "known defect" there has been fixed (fail).
+    (root / "known-defects.yaml").write_text(
+        "defects:\n"
+        "  - id: KD-0001\n    vector: MI-0003\n    versions: '<8.2'\n"
+        "    summary: channels is not understood\n"
+        "    observed: {result: reject, error-class: GenericError, desc: \"Parameter 'uri' is missing\"}\n"
+        "    evidence: seen on the Debian bookworm build\n"
+        "  - id: KD-0002\n    vector: M-0001\n    versions: '>=11'\n"
+        "    summary: a made-up defect that does not happen\n"
+        "    observed: {result: reject, error-class: GenericError, desc: nope}\n"
+        "    evidence: none, this entry is stale on purpose\n")
+    rc, out, results = run_suite(tmp_path, vectors=root)
+    assert rc == 1
+    got = outcomes(results)
+    assert got[("MI-0002", "11.1.3")] == "failed"
+    assert got[("MI-0002", "7.2.22")] == "passed"
+    assert got[("MI-0003", "7.2.22")] == "xfailed"
+    assert got[("M-0001", "11.1.3")] == "failed" and got[("M-0001", "7.2.22")] == "passed"
+    assert "expected: reject GenericError: need exactly one of 'uri' and 'channels'" in out
+    assert "observed: reject GenericError: need either 'uri' or 'channels' argument" in out
+    assert "KD-0002 no longer shows" in out
+    assert "broken.yaml:3: YAML error" in out
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_capability_skips_or_fails_in_strict_mode(tmp_path: Path, strict: bool) -> None:
+    root = _vectors_copy(tmp_path)
+    (root / "migrate" / "needs.yaml").write_text(
+        "command: migrate\nvectors:\n  - id: M-0990\n    description: needs a made-up argument\n"
+        "    flags: [uri]\n    requires:\n      schema: [migrate/arg-type/no-such-member]\n"
+        "    arguments: {uri: 'unix:{tmpdir}/x'}\n    expect:\n      - result: accept\n")
+    rc, _out, results = run_suite(tmp_path, *(["--qmpcompat-strict"] if strict else []),
+                                 vectors=root)
+    rec = [r for r in results["results"] if r["vector"] == "M-0990"]
+    assert {r["outcome"] for r in rec} == {"failed" if strict else "skipped"}
+    assert "lacks migrate/arg-type/no-such-member" in rec[0]["message"]
+    assert rc == (1 if strict else 0)

@@ -1,0 +1,112 @@
+"""The vector format: version ranges, loading, lint and the safety rules."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.vectors.lint import lint
+from qmpcompat.vectors.load import default_root, load
+from qmpcompat.vectors.safety import check_tree, check_uri, fill
+from qmpcompat.vectors.versions import RangeError, VersionRange
+
+
+@pytest.mark.parametrize(("spec", "inside", "outside"), [
+    (">=10.0,<11.0", [(10, 0, 0), (10, 0, 13), (10, 2, 50)], [(9, 2, 4), (11, 0, 0)]),
+    ("==10.0", [(10, 0, 0), (10, 0, 13)], [(10, 1, 0), (9, 0, 0)]),
+    ("==10", [(10, 0, 0), (10, 2, 1)], [(11, 0, 0)]),
+    ("!=10.0", [(9, 9, 9), (10, 1, 0)], [(10, 0, 2)]),
+    ("<8.2", [(7, 2, 22), (8, 1, 99)], [(8, 2, 0)]),
+    ("<=8.2", [(8, 2, 0)], [(8, 2, 1)]),
+    (">8.2", [(8, 2, 1)], [(8, 2, 0)]),
+    ("", [(0, 0, 0), (99, 0, 0)], []),
+    ("*", [(7, 2, 0)], []),
+])
+def test_range_matching(spec: str, inside: list[tuple[int, int, int]],
+                        outside: list[tuple[int, int, int]]) -> None:
+    rng = VersionRange.parse(spec)
+    assert all(v in rng for v in inside)
+    assert not any(v in rng for v in outside)
+
+
+@pytest.mark.parametrize("bad", [">= ten", "10.0", ">=10.0;<11", ">=11,<10", "~=10.0"])
+def test_bad_ranges(bad: str) -> None:
+    with pytest.raises(RangeError):
+        VersionRange.parse(bad)
+
+
+def test_overlap() -> None:
+    assert VersionRange.parse("<10").overlaps(VersionRange.parse("<=9.5"))
+    assert not VersionRange.parse("<10").overlaps(VersionRange.parse(">=10"))
+    assert not VersionRange.parse("==10.0").overlaps(VersionRange.parse(">=10.1"))
+    assert VersionRange.parse("!=10.0").overlaps(VersionRange.parse("==10.1"))
+
+
+@pytest.mark.parametrize(("uri", "ok"), [
+    ("tcp:127.0.0.1:{port}", True), ("tcp:[::1]:{port}", True), ("tcp:localhost:4444", True),
+    ("tcp:10.0.0.1:4444", False), ("tcp:192.168.1.1:4444", False), ("rdma:8.8.8.8:1", False),
+    ("unix:{tmpdir}/s", True), ("unix:/run/x.sock", False), ("file:{tmpdir}/../x", False),
+    ("exec:cat > {tmpdir}/stream", True), ("exec:rm -rf /", False), ("vsock:2:1234", False),
+    ("vsock:1:1234", True), ("fd:mig", True),
+])
+def test_uri_safety(uri: str, ok: bool) -> None:
+    assert (check_uri(uri) is None) == ok
+
+
+def test_tree_safety() -> None:
+    bad = {"channels": [{"channel-type": "main", "addr": {
+        "transport": "socket", "type": "inet", "host": "10.1.2.3", "port": "1"}}]}
+    assert "10.1.2.3" in check_tree(bad, "arguments")[0]
+    argv = {"transport": "exec", "args": ["/bin/sh", "-c", "curl example.org"]}
+    assert check_tree(argv, "a") and not check_tree(argv, "a", allow_exec=True)
+    sink = {"transport": "exec", "args": ["/bin/sh", "-c", "cat > {tmpdir}/stream"]}
+    assert check_tree(sink, "a") == []
+    assert fill({"a": ["{tmpdir}/x", 3]}, {"tmpdir": "/t"}) == {"a": ["/t/x", 3]}
+
+
+def test_repository_vectors_lint_clean() -> None:
+    problems = lint(default_root())
+    assert problems == [], "\n".join(map(str, problems))
+
+
+def _copy_vectors(tmp_path: Path) -> Path:
+    root = tmp_path / "vectors"
+    shutil.copytree(default_root(), root, ignore=shutil.ignore_patterns("schema"))
+    return root
+
+
+def test_broken_files_are_reported_and_the_rest_load(tmp_path: Path) -> None:
+    root = _copy_vectors(tmp_path)
+    good = len(load(root).vectors)
+    (root / "migrate" / "syntax.yaml").write_text("command: migrate\nvectors:\n  - id: [\n")
+    (root / "migrate" / "dupe.yaml").write_text(
+        "command: migrate\nvectors:\n"
+        "  - id: M-0001\n    description: duplicate id\n    flags: [uri]\n"
+        "    arguments: {}\n    expect:\n      - result: accept\n"
+        "  - id: M-0999\n    description: bad range\n    flags: [uri]\n"
+        "    arguments: {}\n    expect:\n      - versions: '>=11,<10'\n        result: accept\n")
+    vs = load(root)
+    assert len(vs.vectors) == good
+    messages = sorted(str(e) for e in vs.errors)
+    assert any(m.startswith("vectors/migrate/syntax.yaml:4: YAML error") for m in messages)
+    assert any("dupe.yaml:3: M-0001: duplicate id" in m for m in messages)
+    assert any("dupe.yaml:14: M-0999: range '>=11,<10' matches no version" in m for m in messages)
+
+
+def test_lint_rules(tmp_path: Path) -> None:
+    root = _copy_vectors(tmp_path)
+    (root / "migrate" / "bad.yaml").write_text(
+        "command: migrate\nvectors:\n"
+        "  - id: M-0998\n    description: overlapping ranges and an unknown flag\n"
+        "    flags: [no-such-flag]\n    arguments: {uri: 'tcp:10.0.0.1:4444'}\n"
+        "    expect:\n      - versions: '<11'\n        result: accept\n"
+        "      - versions: '>=10'\n        result: accept\n"
+        "    surprise: 1\n")
+    text = "\n".join(str(p) for p in lint(root))
+    assert "bad.yaml:3: M-0998: flag 'no-such-flag' is not defined" in text
+    assert "bad.yaml:3: M-0998: version ranges <11 and >=10 overlap" in text
+    assert "bad.yaml:3: M-0998: unsafe: arguments/uri: tcp host '10.0.0.1' is not loopback" in text
+    assert "bad.yaml:3: M-0998: schema: vectors/0: Additional properties" in text
+    assert "bad.yaml: not in canonical form" in text
