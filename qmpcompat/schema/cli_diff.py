@@ -1,0 +1,136 @@
+"""The ``snapshot`` and ``diff`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.schema.compare import history, load
+from qmpcompat.schema.ignore import apply_ignore, load_ignore
+from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, provisioned_builds
+from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
+from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.report import DiffReport, text, write_files
+from qmpcompat.schema.rules import LEVELS, level_rank
+from qmpcompat.schema.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
+
+INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot JSON, QAPI source"
+              " dir or file, REPO@REF, or debian:VERSION")
+
+
+class _Inputs:
+    """Loads inputs, provisioning the Debian builds only if a version is named."""
+
+    def __init__(self) -> None:
+        self._builds: list[Any] | None = None
+
+    def load(self, spec: str) -> SchemaInput:
+        needs_builds = spec[:1].isdigit() and not Path(spec).exists()
+        if needs_builds and self._builds is None:
+            self._builds = provisioned_builds()
+        return load_input(spec, self._builds)
+
+
+def _roots(args: argparse.Namespace, schemas: list[SchemaInput]) -> list[str]:
+    if args.all:
+        names: set[str] = set()
+        for schema in schemas:
+            names.update(all_roots(SchemaIndex(schema.entries, schema.spec)))
+        return sorted(names)
+    return list(args.type or DEFAULT_ROOTS)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Compare the inputs as a history; exit 1 when a finding reaches --fail-on."""
+    if len(args.inputs) < 2:
+        print("qmpcompat diff: error: give at least two inputs", file=sys.stderr)
+        return 2
+    inputs = _Inputs()
+    schemas = [inputs.load(spec) for spec in args.inputs]
+    roots = _roots(args, schemas)
+    comparisons = history([load(s, roots) for s in schemas])
+    report = DiffReport([{"spec": s.spec, "label": s.label, "kind": s.kind,
+                          "version": s.version} for s in schemas], roots, comparisons)
+    if args.ignore:
+        entries = load_ignore(Path(args.ignore))
+        used = set()
+        for comparison in comparisons:
+            comparison.findings, ignored, hit = apply_ignore(comparison.findings, entries)
+            report.ignored.update(ignored)
+            used |= hit
+        report.stale = [e for e in entries if e not in used]
+    sys.stdout.write(text(report))
+    if not args.no_files:
+        for path in write_files(report, Path(args.output)):
+            print(f"wrote {path}", file=sys.stderr)
+    return 1 if report.worst() >= level_rank(args.fail_on) else 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Write one snapshot, regenerate the baselines, or check snapshots are canonical."""
+    roots = None if args.full else list(args.type or DEFAULT_ROOTS)
+    directory = Path(args.dir)
+    if args.check is not None:
+        files = [Path(f) for f in args.check] or sorted(directory.glob("*.json"))
+        problems = [p for f in files for p in check_canonical(f)]
+        for problem in problems:
+            print(problem)
+        print(f"{len(files) - len({p.split(':')[0] for p in problems})} of {len(files)}"
+              " snapshots canonical")
+        return 1 if problems or not files else 0
+    if args.baselines:
+        directory.mkdir(parents=True, exist_ok=True)
+        for build in provisioned_builds():
+            path = baseline_path(build.version_str, directory)
+            path.write_text(dumps(snapshot(from_build(build), roots)))
+            print(f"wrote {path}")
+        return 0
+    if not args.qemu or not args.output:
+        print("qmpcompat snapshot: error: give QEMU and -o FILE, --baselines, or --check",
+              file=sys.stderr)
+        return 2
+    data = dumps(snapshot(_Inputs().load(args.qemu), roots))
+    if args.output == "-":
+        sys.stdout.write(data)
+    else:
+        Path(args.output).write_text(data)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``snapshot`` and ``diff``."""
+    snap = subparsers.add_parser(
+        "snapshot", help="write a QEMU's schema (or its migration slice) as canonical JSON",
+        description="Write the migration-relevant slice (or with --full the whole) of a"
+                    " schema as canonical JSON; regenerate or check the committed baselines.")
+    snap.add_argument("qemu", metavar="QEMU", nargs="?", help=INPUT_HELP)
+    snap.add_argument("-o", "--output", metavar="FILE", help="where to write ('-': stdout)")
+    snap.add_argument("--full", action="store_true", help="every command and event")
+    snap.add_argument("--type", action="append", metavar="ROOT",
+                      help="root command, event, type or query path (repeatable)")
+    snap.add_argument("--baselines", action="store_true",
+                      help="regenerate the baseline of every provisioned version")
+    snap.add_argument("--check", nargs="*", metavar="FILE",
+                      help="check snapshots are canonical (default: every baseline)")
+    snap.add_argument("--dir", default=str(BASELINE_DIR), help="baseline directory")
+    snap.set_defaults(func=cmd_snapshot)
+
+    diff = subparsers.add_parser(
+        "diff", help="classify the schema changes between QEMU versions",
+        description="Compare schemas as a history (each step, and from the oldest to each"
+                    " later input). Exit 0 clean, 1 findings at or above --fail-on, 2 bad"
+                    " usage or input.")
+    diff.add_argument("inputs", metavar="INPUT", nargs="+", help=INPUT_HELP)
+    diff.add_argument("--type", action="append", metavar="ROOT",
+                      help="root command, event, type or query path (repeatable; default:"
+                           " MigrationChannel, migrate, migrate-incoming)")
+    diff.add_argument("--all", action="store_true", help="compare every command and event")
+    diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
+    diff.add_argument("--fail-on", choices=LEVELS, default="breaking")
+    diff.add_argument("--output", metavar="DIR", default="reports",
+                      help="where the JSON, Markdown and HTML reports go (default: reports/)")
+    diff.add_argument("--no-files", action="store_true", help="only print the text report")
+    diff.set_defaults(func=cmd_diff)

@@ -1,0 +1,141 @@
+"""Writing differ results: text for the terminal; JSON, Markdown and HTML files."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.schema.compare import Comparison
+from qmpcompat.schema.ignore import IgnoreEntry
+from qmpcompat.schema.rules import LEVELS, Finding, level_rank
+
+FORMAT = "qmpcompat-schema-diff/1"
+COLUMNS = ("level", "rule", "root", "path", "change", "direction")
+FILES = ("schema-diff.json", "schema-diff.md", "schema-diff.html")
+
+
+@dataclass
+class DiffReport:
+    """Everything one ``qmpcompat diff`` run found."""
+
+    inputs: list[dict[str, str]]
+    roots: list[str]
+    comparisons: list[Comparison]
+    ignored: dict[Finding, IgnoreEntry] = field(default_factory=dict)
+    stale: list[IgnoreEntry] = field(default_factory=list)
+
+    def worst(self) -> int:
+        """Rank of the worst finding not ignored (-1 when there is none)."""
+        return max((level_rank(f.level) for c in self.comparisons for f in c.findings),
+                   default=-1)
+
+    def counts(self, comparison: Comparison) -> dict[str, int]:
+        return {lvl: sum(f.level == lvl for f in comparison.findings) for lvl in reversed(LEVELS)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "inputs": self.inputs, "roots": self.roots,
+            "comparisons": [{
+                "old": c.old, "new": c.new, "step": c.step, "counts": self.counts(c),
+                "findings": [f.to_json() for f in c.findings],
+                "ignored": [{**f.to_json(), "reason": e.reason} for f, e in self.ignored.items()
+                            if (f.old, f.new) == (c.old, c.new)],
+            } for c in self.comparisons],
+            "stale_ignores": [{"line": e.line, "rule": e.rule, "path": e.path,
+                               "fingerprint": e.fingerprint, "reason": e.reason}
+                              for e in self.stale],
+        }
+
+
+def _heading(report: DiffReport, comparison: Comparison) -> str:
+    counts = ", ".join(f"{n} {lvl}" for lvl, n in report.counts(comparison).items())
+    return f"{comparison.old} -> {comparison.new} ({comparison.step}): {counts}"
+
+
+def text(report: DiffReport) -> str:
+    """The terminal report: per comparison a heading and one aligned row per finding."""
+    lines = []
+    for comparison in report.comparisons:
+        lines.append(_heading(report, comparison))
+        rows = [[str(getattr(f, c)) for c in COLUMNS] for f in comparison.findings]
+        if not rows:
+            lines.append("  no changes")
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(COLUMNS)]
+        if rows:
+            lines.append("  " + "  ".join(c.upper().ljust(w) for c, w in zip(COLUMNS, widths,
+                                                                              strict=True)))
+        for row in rows:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths,
+                                                                    strict=True)).rstrip())
+        ignored = [f for f in report.ignored if (f.old, f.new) == (comparison.old, comparison.new)]
+        if ignored:
+            lines.append(f"  ({len(ignored)} ignored by the ignore file)")
+        lines.append("")
+    for entry in report.stale:
+        lines.append(f"stale ignore entry ({entry.describe()}): matches no change")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def markdown(report: DiffReport) -> str:
+    out = ["# QAPI schema differences", "",
+           "Inputs: " + ", ".join(f"`{i['label']}` ({i['spec']})" for i in report.inputs), "",
+           "Roots: " + ", ".join(f"`{r}`" for r in report.roots), ""]
+    for comparison in report.comparisons:
+        out += [f"## {_heading(report, comparison)}", ""]
+        if not comparison.findings:
+            out += ["No changes.", ""]
+            continue
+        out += ["| " + " | ".join(c.capitalize() for c in COLUMNS) + " | Why |",
+                "|" + "---|" * (len(COLUMNS) + 1)]
+        for f in comparison.findings:
+            cells = [str(getattr(f, c)).replace("|", "\\|") for c in COLUMNS]
+            cells[3] = f"`{cells[3]}`"
+            out.append("| " + " | ".join(cells) + f" | {f.explanation} |")
+        out.append("")
+    if report.stale:
+        out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def html_page(report: DiffReport) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+             "<title>QAPI schema differences</title><style>",
+             "body{font-family:sans-serif}table{border-collapse:collapse}"
+             "td,th{border:1px solid #bbb;padding:2px 6px;text-align:left}"
+             ".breaking{background:#fdd}.warning{background:#ffd}.info{background:#eef}",
+             "</style></head><body><h1>QAPI schema differences</h1>",
+             "<p>Inputs: " + ", ".join(esc(f"{i['label']} ({i['spec']})") for i in report.inputs)
+             + "</p>"]
+    for comparison in report.comparisons:
+        parts.append(f"<h2>{esc(_heading(report, comparison))}</h2>")
+        if not comparison.findings:
+            parts.append("<p>No changes.</p>")
+            continue
+        parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS)
+                     + "<th>why</th></tr>")
+        for f in comparison.findings:
+            cells = "".join(f"<td>{esc(str(getattr(f, c)))}</td>" for c in COLUMNS)
+            parts.append(f"<tr class='{f.level}'>{cells}<td>{esc(f.explanation)}</td></tr>")
+        parts.append("</table>")
+    if report.stale:
+        parts.append("<h2>Stale ignore entries</h2><ul>"
+                     + "".join(f"<li>{esc(e.describe())}</li>" for e in report.stale) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_files(report: DiffReport, directory: Path) -> list[Path]:
+    """Write the JSON, Markdown and HTML reports into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    bodies = (json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n",
+              markdown(report), html_page(report))
+    paths = []
+    for name, body in zip(FILES, bodies, strict=True):
+        path = directory / name
+        path.write_text(body)
+        paths.append(path)
+    return paths

@@ -1,0 +1,153 @@
+"""Snapshots: an introspected schema (or a slice of it) in a canonical JSON form.
+
+Masked type names change from build to build, so a snapshot renames every type
+after the first path that reaches it, in libvirt query syntax, breadth first
+with members in name order (``migrate/arg-type``, ``MigrationChannel/addr``,
+``[migrate/arg-type/channels]``); roots that are types keep their root name,
+builtins their own. Lists are sorted, keys are sorted, one entry per line
+group: two builds with the same interface give byte-identical snapshots, and
+a change shows as a reviewable diff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.errors import SchemaError
+from qmpcompat.schema.inputs import SchemaInput
+from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots, resolve_roots
+from qmpcompat.schema.query import SchemaIndex
+
+FORMAT = "qmpcompat-schema-snapshot/1"
+BASELINE_DIR = Path(__file__).resolve().parents[2] / "vectors" / "schema"
+
+
+def _branch_kind(entry: dict[str, Any]) -> str:
+    meta = entry.get("meta-type")
+    if meta == "builtin":
+        return str(entry.get("json-type"))
+    return {"enum": "string"}.get(str(meta), str(meta))
+
+
+def _children(entry: dict[str, Any], index: SchemaIndex) -> list[tuple[str, str]]:
+    """(suffix, type) of each reference out of ``entry``, in canonical order."""
+    meta = entry.get("meta-type")
+    if meta in ("command", "event"):
+        return [(f"/{k}", entry[k]) for k in ("arg-type", "ret-type") if k in entry]
+    if meta == "object":
+        out = [(f"/{m['name']}", m["type"]) for m in sorted(entry.get("members") or (),
+                                                            key=lambda m: m["name"])]
+        out += [(f"/+{v['case']}", v["type"]) for v in sorted(entry.get("variants") or (),
+                                                              key=lambda v: v["case"])]
+        return out
+    if meta == "alternate":
+        branches = [(f"|{_branch_kind(index.lookup(m['type']))}", m["type"])
+                    for m in entry.get("members") or ()]
+        return sorted(branches)
+    if meta == "array":
+        return [("", entry["element-type"])]
+    return []
+
+
+def canonical_names(index: SchemaIndex, roots: Sequence[str]) -> dict[str, str]:
+    """Old name -> canonical name of every entry reachable from ``roots``."""
+    paths: dict[str, str] = {}  # first path that reaches each entry
+    queue: deque[str] = deque()
+    for root in resolve_roots(index, list(roots)):
+        if root.entry and root.entry not in paths:
+            paths[root.entry] = root.name
+            queue.append(root.entry)
+    while queue:
+        name = queue.popleft()
+        for suffix, child in _children(index.lookup(name), index):
+            if child not in paths:
+                meta = index.lookup(child).get("meta-type")
+                keep = meta in ("builtin", "command", "event")
+                paths[child] = child if keep else paths[name] + suffix
+                queue.append(child)
+    names: dict[str, str] = {}
+
+    def name_of(entry: str) -> str:
+        if entry not in names:
+            target = index.lookup(entry)
+            if target.get("meta-type") == "array" and entry not in {r for r in roots}:
+                names[entry] = f"[{name_of(target['element-type'])}]"
+            else:
+                names[entry] = paths[entry]
+        return names[entry]
+
+    for entry in paths:
+        name_of(entry)
+    return names
+
+
+def _rename(entry: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    out = dict(entry)
+    out["name"] = names[entry["name"]]
+    for key in ("arg-type", "ret-type", "element-type"):
+        if key in out:
+            out[key] = names[out[key]]
+    if "features" in out:
+        out["features"] = sorted(out["features"])
+    if out.get("meta-type") == "enum":
+        out["values"] = sorted(out.get("values") or [m["name"] for m in out.get("members", [])])
+        if "members" in out:
+            out["members"] = sorted((_sorted_features(m) for m in out["members"]),
+                                    key=lambda m: m["name"])
+    elif "members" in out:
+        members = [_sorted_features({**m, "type": names[m["type"]]}) for m in out["members"]]
+        out["members"] = sorted(members, key=lambda m: (m.get("name", ""), m["type"]))
+    if "variants" in out:
+        out["variants"] = sorted(({**v, "type": names[v["type"]]} for v in out["variants"]),
+                                 key=lambda v: v["case"])
+    return out
+
+
+def _sorted_features(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "features": sorted(item["features"])} if "features" in item else item
+
+
+def snapshot(schema: SchemaInput, roots: Sequence[str] | None = DEFAULT_ROOTS) -> dict[str, Any]:
+    """The snapshot of ``schema``: the slice reachable from ``roots`` (all commands
+    and events when None), renamed and sorted canonically."""
+    index = SchemaIndex(schema.entries, schema.spec)
+    chosen = list(roots) if roots is not None else all_roots(index)
+    names = canonical_names(index, chosen)
+    entries = sorted((_rename(index.lookup(n), names) for n in names), key=lambda e: e["name"])
+    return {"format": FORMAT, "label": schema.label, "qemu": schema.version,
+            "roots": "all" if roots is None else chosen, "entries": entries}
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """The canonical text of a snapshot: sorted keys, one-space indent, final newline."""
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def check_canonical(path: Path) -> list[str]:
+    """Problems that keep the snapshot file ``path`` from being canonical (none: [])."""
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return [f"{path}: not JSON: {exc}"]
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return [f"{path}: not a {FORMAT} file"]
+    roots = data.get("roots")
+    schema = SchemaInput(str(path), str(data.get("label", "")), "snapshot", data["entries"],
+                         str(data.get("qemu", "")))
+    try:
+        again = snapshot(schema, None if roots == "all" else roots)
+    except SchemaError as exc:
+        return [f"{path}: {exc}"]
+    if dumps(again) != text:
+        return [f"{path}: not canonical; regenerate it with `qmpcompat snapshot --baselines`"]
+    return []
+
+
+def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
+    """Where the committed baseline of QEMU ``version`` lives."""
+    return directory / f"qemu-{version}.json"
