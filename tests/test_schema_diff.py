@@ -50,7 +50,7 @@ def test_real_history_lists_every_change(builds: list[Any]) -> None:
     assert pairs(step1) == STEP_72_100
     assert pairs(step2) == STEP_100_111
     assert transitive.step == "transitive"
-    # 7.2 had no MigrationChannel, so 10.1's keep-alive members are inside its addition.
+    # 7.2 had no MigrationChannel, so the later keep-alive members are inside its addition.
     assert pairs(transitive) == sorted(
         [*STEP_72_100, ("INPUT_MEMBER_REMOVED", "migrate/arg-type/detach")],
         key=lambda p: (p[1].split("/")[0], p[1]))

@@ -1,0 +1,65 @@
+"""The schema gate: a binary's schema against the committed baselines.
+
+Regression: the baseline of the binary's own version (or, for a version with
+no baseline, the newest of its release line) must match. Release gate: the
+newest baseline of the previous release line, with the accepted changes of
+``vectors/schema/ignore.yaml`` left out, must show nothing at or above the
+chosen level.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qmpcompat.provision.build import parse_version
+from qmpcompat.schema.compare import compare, load
+from qmpcompat.schema.ignore import apply_ignore, load_ignore
+from qmpcompat.schema.inputs import SchemaInput, from_snapshot
+from qmpcompat.schema.rules import Finding, level_rank
+from qmpcompat.schema.snapshot import BASELINE_DIR
+
+IGNORE_FILE = BASELINE_DIR / "ignore.yaml"
+Version = tuple[int, int, int]
+
+
+def baselines(directory: Path = BASELINE_DIR) -> dict[Version, Path]:
+    """The committed baselines by QEMU version."""
+    out = {}
+    for path in sorted(directory.glob("qemu-*.json")):
+        version = str(json.loads(path.read_text()).get("qemu", ""))
+        if version:
+            out[parse_version(version)] = path
+    return out
+
+
+def own_baseline(version: Version, directory: Path = BASELINE_DIR) -> tuple[Path | None, bool]:
+    """(baseline to compare with, whether it is the exact version's)."""
+    known = baselines(directory)
+    if version in known:
+        return known[version], True
+    line = [v for v in known if v[:2] == version[:2]]
+    return (known[max(line)], False) if line else (None, False)
+
+
+def previous_line_baseline(version: Version, directory: Path = BASELINE_DIR) -> Path | None:
+    """The newest baseline of the release line before ``version``'s, or None."""
+    known = baselines(directory)
+    older = [v for v in known if v[:2] < version[:2]]
+    return known[max(older)] if older else None
+
+
+def findings(baseline: Path, live: SchemaInput, fail_on: str,
+             ignore: Path | None = None) -> list[Finding]:
+    """Findings of baseline -> live at or above ``fail_on`` that ``ignore`` does not accept."""
+    result = compare(load(from_snapshot(baseline)), load(live))
+    found = result.findings
+    if ignore is not None and ignore.exists():
+        found, _ignored, _used = apply_ignore(found, load_ignore(ignore))
+    return [f for f in found if level_rank(f.level) >= level_rank(fail_on)]
+
+
+def explain(found: list[Finding]) -> str:
+    """One line per finding, for a test failure."""
+    return "\n".join(f"{f.level:8} {f.rule:28} {f.path}: {f.change} ({f.explanation})"
+                     for f in found)
