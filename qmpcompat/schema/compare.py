@@ -94,7 +94,7 @@ def _root_info(loaded: list[Loaded], root: str) -> tuple[str, str]:
             continue
         kind = kind or (node.get("kind", "") if isinstance(node, dict) else "builtin")
         if kind in ("command", "event"):
-            return kind, "both"
+            return kind, "output" if kind == "event" else "both"
         entry = next((r.entry for r in resolve_roots(side.index, [root]) if r.entry), None)
         if entry:
             directions.add(usage(side.index, entry))
@@ -102,6 +102,28 @@ def _root_info(loaded: list[Loaded], root: str) -> tuple[str, str]:
     if len(directions) == 1:
         return kind, directions.pop()
     return kind, "both"
+
+
+def _at(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _removed_flags(model: dict[str, Any], path: tuple[str, ...]) -> frozenset[str]:
+    """Features of the tag value of a removed union branch at ``path``."""
+    if len(path) < 2 or path[-2] != "variants":
+        return frozenset()
+    union = _at(model, path[:-2])
+    tag = _at(union, ("members", str((union or {}).get("tag")), "type", "values", path[-1],
+                      "features"))
+    return frozenset(tag or ())
+
+
+def _unstable(*nodes: Any) -> bool:
+    return any(isinstance(n, dict) and "unstable" in n.get("features", {}) for n in nodes)
 
 
 def compare(old: Loaded, new: Loaded, step: str = "step") -> Comparison:
@@ -113,7 +135,10 @@ def compare(old: Loaded, new: Loaded, step: str = "step") -> Comparison:
         if root not in info:
             info[root] = _root_info([old, new], root)
         kind, direction = info[root]
-        result.findings.append(classify(change, direction, kind, old.label, new.label))
+        result.findings.append(classify(
+            change, direction, kind, old.label, new.label,
+            _removed_flags(old.model, change.path) if change.op == "removed" else frozenset(),
+            _unstable(old.model.get(root), new.model.get(root))))
     return result
 
 

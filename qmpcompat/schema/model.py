@@ -51,17 +51,23 @@ class Root:
     entry: str | None
 
 
+def _type_name(name: str) -> bool:
+    """True for a QAPI type name (CamelCase), not a command or an EVENT_NAME."""
+    return name[:1].isupper() and any(c.islower() for c in name) and "/" not in name
+
+
 def resolve_roots(index: SchemaIndex, names: tuple[str, ...] | list[str]) -> list[Root]:
     """Find each root in ``index``: a command or event by name, a type by name
-    (source) or by its known path or a query path (introspection)."""
+    (source, snapshots) or by its known path or a query path (introspection).
+    A root the schema lacks has entry None; a type name that introspection
+    cannot resolve (masked names, no known path) is a SchemaError."""
+    named_types = any(_type_name(n) for n in index.entries)
     roots = []
     for name in names:
         entry = index.get(name)
         if entry is None:
             path = TYPE_PATHS.get(name, name if "/" in name else None)
-            if path is None and name[:1].isupper() and not any(
-                    e.get("meta-type") in ("command", "event") and e["name"] == name
-                    for e in index.entries.values()):
+            if path is None and _type_name(name) and not named_types:
                 raise SchemaError(f"type {name!r} has no name in introspection: give a query path"
                                   " to it instead (e.g. migrate/arg-type/channels)", name)
             entry = schema_get(index, path) if path else None

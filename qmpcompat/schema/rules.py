@@ -26,6 +26,8 @@ RULES: dict[str, tuple[str, str]] = {
     "TYPE_REMOVED": ("breaking", "every use of a removed type is gone"),
     "DEPRECATED_REMOVED": ("warning", "withdrawn after its 'deprecated' feature announced it"),
     "UNSTABLE_REMOVED": ("info", "'unstable' interfaces may change or go at any time"),
+    "UNSTABLE_CHANGED": ("info", "the command or event is 'unstable': it may change at any"
+                                 " time"),
     "INPUT_OPTIONAL_MEMBER_ADDED": ("info", "a new optional argument is compatible"),
     "INPUT_REQUIRED_MEMBER_ADDED": ("breaking", "a new mandatory argument breaks existing calls"),
     "INPUT_MEMBER_REMOVED": ("breaking", "calls passing a removed argument are now rejected"),
@@ -211,17 +213,27 @@ def _retyped(old: Any, new: Any) -> tuple[str, str]:
 
 
 def classify(change: RawChange, direction: str, root_kind: str, old_label: str,
-             new_label: str) -> Finding:
-    """The finding for one raw change of a root used in ``direction``."""
+             new_label: str, removed_flags: frozenset[str] = frozenset(),
+             unstable: bool = False) -> Finding:
+    """The finding for one raw change of a root used in ``direction``.
+
+    ``removed_flags`` are features of a removed thing that its node does not
+    carry (a union branch's tag value); ``unstable`` says the root command or
+    event is unstable, which turns anything stricter than info into
+    UNSTABLE_CHANGED."""
     if root_kind in ("command", "event") and len(change.path) > 1:
         direction = "output" if root_kind == "event" or change.path[1] == "ret" else "input"
     key, text = describe(change)
+    if change.op == "removed" and key in BY_DIRECTION:
+        key = _removal({"features": dict.fromkeys(removed_flags, True)}, key)
     if key in BY_DIRECTION:
         pair = BY_DIRECTION[key]
         choices = {"input": [pair[0]], "output": [pair[1]]}.get(direction, list(pair))
         rule = max(choices, key=lambda r: level_rank(RULES[r][0]))
     else:
         rule = key
+    if unstable and len(change.path) > 1 and level_rank(RULES[rule][0]) > 0:
+        rule = "UNSTABLE_CHANGED"
     level, explanation = RULES[rule]
     return Finding(old_label, new_label, change.path[0], query_path(change.path, root_kind),
                    text, rule, level, direction, explanation)
