@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "needs counts as a failure")
     group.addoption("--qmpcompat-allow-exec", action="store_true",
                     help="let vectors run exec: commands other than the harness's sink commands")
+    group.addoption("--qmpcompat-fail-on", choices=("breaking", "warning", "info"),
+                    default="breaking",
+                    help="the schema gate fails on changes at this level or above (default breaking)")
     group.addoption("--qmpcompat-quiet", action="store_true",
                     help="no progress lines (for CI logs)")
     group.addoption("--qmpcompat-timeout", type=float, default=10.0, metavar="SECONDS",

@@ -17,7 +17,9 @@ import pytest
 
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.select import Problem, named_binaries, select
-from qmpcompat.report.results import environment, results_document, write_json
+from qmpcompat.report.progress import Progress
+from qmpcompat.report.render import write_reports
+from qmpcompat.report.results import environment, results_document
 from qmpcompat.vectors.check import CaseResult
 from qmpcompat.vectors.load import VectorSet, load
 
@@ -34,6 +36,7 @@ class RunState:
     reports: Path
     strict: bool
     allow_exec: bool
+    fail_on: str = "breaking"
     started: float = field(default_factory=time.time)
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -75,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
         vectors=load(Path(vdir) if vdir else None),
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
-        allow_exec=config.getoption("qmpcompat_allow_exec"))
+        allow_exec=config.getoption("qmpcompat_allow_exec"),
+        fail_on=config.getoption("qmpcompat_fail_on"))
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
@@ -144,6 +148,14 @@ class Recorder:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.progress: Progress | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        st = state(self.config)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and not self.config.getoption("qmpcompat_quiet"):
+            self.progress = Progress(len(st.vectors.vectors) * len(st.builds),
+                                     lambda line: (tr.ensure_newline(), tr.write_line(line)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -151,19 +163,22 @@ class Recorder:
         st = state(self.config)
         for name, value in report.user_properties:
             if name == RECORD:
-                st.records.append(json.loads(value))
+                rec = json.loads(value)
+                st.records.append(rec)
+                if self.progress is not None:
+                    self.progress.update(rec)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        write_reports(self.config)
+        finish_reports(self.config)
 
 
-def write_reports(config: pytest.Config) -> None:
+def finish_reports(config: pytest.Config) -> None:
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems])
     doc = results_document(env, st.records, st.started)
-    path = st.reports / "results.json"
-    write_json(path, doc)
+    write_reports(doc, st.reports, st.fail_on, junit=False)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        tr.write_line(f"qmpcompat: results written to {path}")
+        tr.write_line(f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, "
+                      "index.html)")

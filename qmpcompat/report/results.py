@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import tempfile
 import time
@@ -48,7 +49,10 @@ def totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = {}
     for rec in records:
         out.setdefault(rec["qemu"], Counter())[rec["outcome"]] += 1
-    return {label: {o: counts.get(o, 0) for o in OUTCOMES} for label, counts in sorted(out.items())}
+    def order(label: str) -> tuple[tuple[int, ...], str]:
+        return tuple(int(p) for p in re.findall(r"\d+", label.split("-")[0])), label
+
+    return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=order)}
 
 
 def results_document(env: dict[str, Any], records: list[dict[str, Any]], started: float,
@@ -73,3 +77,35 @@ def write_json(path: Path, data: Any) -> None:
         json.dump(data, fh, indent=1, sort_keys=False)
         fh.write("\n")
     os.replace(tmp, path)
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads((Path(__file__).resolve().parents[1] / "data" / "results.schema.json").read_text())
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """Load and validate a results file; ReportError names the file and what is wrong."""
+    import jsonschema
+
+    from qmpcompat.errors import ReportError
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        what = "truncated" if text.strip() and not text.rstrip().endswith("}") else "not JSON"
+        raise ReportError(f"{path}: {what} ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ReportError(f"{path}: not a qmpcompat results file")
+    if doc.get("format") != FORMAT:
+        raise ReportError(f"{path}: results format {doc.get('format')!r}; this qmpcompat reads "
+                          f"format {FORMAT} (re-run, or render it with the qmpcompat that wrote it)")
+    err = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(_schema()).iter_errors(doc))
+    if err is not None:
+        where = "/".join(map(str, err.absolute_path)) or "(top)"
+        raise ReportError(f"{path}: not a valid results file: {where}: {err.message}")
+    return doc

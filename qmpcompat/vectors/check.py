@@ -62,7 +62,8 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     record = {
         "vector": vec.id, "command": vec.command, "flags": list(vec.flags),
         "description": vec.description, "file": vec.where,
-        "qemu": build.label, "qemu_version": build.version_str, "binary": build.binary,
+        "qemu": build.label, "qemu_version": build.version_str, "package": build.package,
+        "binary": build.binary,
         "outcome": verdict.outcome, "expected": verdict.expected, "message": verdict.message,
         "defect": verdict.defect, "observed": obs.to_json() if obs else None,
         "seconds": obs.seconds if obs else 0.0,

@@ -1,0 +1,39 @@
+"""``qmpcompat report merge`` and ``qmpcompat report render``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qmpcompat.report.merge import merge
+from qmpcompat.report.render import write_reports
+from qmpcompat.report.results import read_results
+from qmpcompat.report.summary import LEVELS, verdict
+
+
+def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subs.add_parser("report", help="merge runs and render reports",
+                        description="Merge results files of several runs into one matrix, or "
+                        "rebuild every report (results.json, summary.md, index.html, junit.xml) "
+                        "from a results file. Exit status 1 when the verdict is FAIL.")
+    rsubs = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
+    m = rsubs.add_parser("merge", help="combine results files from several jobs or machines")
+    m.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json")
+    r = rsubs.add_parser("render", help="rebuild every report from one results file")
+    r.add_argument("files", nargs=1, type=Path, metavar="RESULTS.json")
+    for sub in (m, r):
+        sub.add_argument("-o", "--output", type=Path, default=Path("reports"),
+                         help="directory to write into (default: reports/)")
+        sub.add_argument("--fail-on", choices=LEVELS, default="breaking",
+                         help="schema changes at this level or above fail the verdict")
+        sub.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    docs = [(path, read_results(path)) for path in args.files]  # all validated before writing
+    doc = merge(docs) if args.report_command == "merge" else docs[0][1]
+    for path in write_reports(doc, args.output, args.fail_on):
+        print(f"wrote {path}")
+    v = verdict(doc, args.fail_on)
+    print("PASS" if v.ok else "FAIL: " + "; ".join(v.reasons))
+    return 0 if v.ok else 1

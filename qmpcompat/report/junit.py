@@ -1,0 +1,46 @@
+"""JUnit XML from a results document (for merged or re-rendered runs; a live
+pytest run writes its own with ``--junitxml``)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from typing import Any
+
+
+def _observed(rec: dict[str, Any]) -> str:
+    obs = rec.get("observed") or {}
+    if not obs:
+        return "(not run)"
+    if obs.get("result") == "reject":
+        return f"reject {obs.get('error_class')}: {obs.get('desc')}"
+    return ", ".join(f"{k}={v}" for k, v in obs.items() if k != "seconds")
+
+
+def render_junit(doc: dict[str, Any]) -> str:
+    """One testsuite per QEMU label, one testcase per vector; every case has the
+    vector id, QEMU version, binary and outcome as properties, and a failure
+    shows expected and observed side by side."""
+    root = ET.Element("testsuites", name="qmpcompat")
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in doc["results"]:
+        by_label[rec["qemu"]].append(rec)
+    for label, records in sorted(by_label.items()):
+        suite = ET.SubElement(root, "testsuite", name=f"qemu-{label}", tests=str(len(records)),
+                              failures=str(sum(r["outcome"] in ("failed", "error") for r in records)),
+                              skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in records)))
+        for rec in records:
+            case = ET.SubElement(suite, "testcase", classname=f"qmpcompat.{rec['command']}",
+                                 name=f"{rec['vector']}[qemu-{label}]", time=str(rec.get("seconds", 0)))
+            props = ET.SubElement(case, "properties")
+            for key in ("vector", "qemu_version", "binary", "outcome"):
+                ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
+            if rec["outcome"] in ("failed", "error"):
+                fail = ET.SubElement(case, "failure", message=rec.get("message") or "failed")
+                fail.text = f"expected: {rec.get('expected')}\nobserved: {_observed(rec)}"
+            elif rec["outcome"] == "skipped":
+                ET.SubElement(case, "skipped", message=rec.get("message") or "")
+            elif rec["outcome"] == "xfailed":
+                ET.SubElement(case, "skipped", type="pytest.xfail", message=rec.get("message") or "")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

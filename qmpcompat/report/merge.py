@@ -1,0 +1,96 @@
+"""Merging the results of several runs (one per CI job, machine or QEMU build)
+into one matrix, and finding where two runs of the same build disagree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.errors import ReportError
+from qmpcompat.provision.build import parse_version
+from qmpcompat.report.results import FORMAT, totals
+
+# When two runs of one build and vector disagree, the merged cell shows the worst.
+SEVERITY = {"passed": 0, "skipped": 1, "xfailed": 2, "error": 3, "failed": 4}
+
+
+def build_identity(binary: dict[str, Any] | None, record: dict[str, Any]) -> str:
+    """The same build on two machines has the same identity: its version and
+    package; a build with no package is known by its path."""
+    pkg = (binary or {}).get("package") or record.get("package") or ""
+    version = record.get("qemu_version") or (binary or {}).get("version", "")
+    return f"{version} {pkg}" if pkg else f"{version} {record.get('binary', '')}"
+
+
+def _observed_key(rec: dict[str, Any]) -> str:
+    obs = dict(rec.get("observed") or {})
+    obs.pop("seconds", None)
+    return json.dumps([rec["outcome"], obs], sort_keys=True)
+
+
+def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """One results document from several; ReportError if they cannot be merged."""
+    if not docs:
+        raise ReportError("nothing to merge")
+    first_path, first = docs[0]
+    revision = first["environment"]["vector_revision"]
+    for path, doc in docs[1:]:
+        other = doc["environment"]["vector_revision"]
+        if other != revision:
+            raise ReportError(f"{path} ran vector set {other}, {first_path} ran {revision}: results of "
+                              "different vector sets cannot be merged (re-run both on one revision)")
+    labels: dict[str, str] = {}
+    binaries: dict[str, dict[str, Any]] = {}
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    seen: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for path, doc in docs:
+        by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
+        for rec in doc["results"]:
+            binary = by_label.get(rec["qemu"])
+            ident = build_identity(binary, rec)
+            if ident not in binaries:
+                binaries[ident] = dict(binary or {"binary": rec["binary"],
+                                                  "version": rec["qemu_version"],
+                                                  "version_line": ""})
+            key = (rec["vector"], ident)
+            seen.setdefault(key, []).append((str(path), rec))
+    # Labels: the version, made unique in version order.
+    for ident in sorted(binaries, key=lambda i: (parse_version(i.split()[0]), i)):
+        base = binaries[ident]["version"]
+        label, n = base, 1
+        while label in labels.values():
+            n += 1
+            label = f"{base}-{n}"
+        labels[ident] = label
+        binaries[ident]["run_label"] = label if label != base else ""
+    disagreements = []
+    for (vector, ident), runs in seen.items():
+        worst = max(runs, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1]
+        merged[(vector, ident)] = {**worst, "qemu": labels[ident]}
+        if len({_observed_key(r) for _p, r in runs}) > 1:
+            disagreements.append({
+                "vector": vector, "qemu": labels[ident],
+                "runs": [{"file": p, "outcome": r["outcome"], "observed": r.get("observed"),
+                          "binary": r["binary"]} for p, r in runs]})
+    records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
+    problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
+    gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
+    env = {
+        **first["environment"],
+        "host": ", ".join(sorted({d["environment"]["host"] for _p, d in docs})),
+        "binaries": sorted(binaries.values(), key=lambda b: parse_version(b["version"])),
+        "problems": [json.loads(p) for p in sorted(problems)],
+        "runs": [{"file": str(p), **{k: v for k, v in d["environment"].items() if k != "runs"}}
+                 for p, d in docs],
+    }
+    return {
+        "format": FORMAT,
+        "started": min(d["started"] for _p, d in docs),
+        "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
+        "environment": env,
+        "totals": totals(records),
+        "results": records,
+        "schema_gate": [json.loads(g) for g in sorted(gate)],
+        "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
+    }

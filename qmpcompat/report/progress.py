@@ -1,0 +1,42 @@
+"""The progress line of a long run: per-version counts, the current vector,
+and the time left, printed every few seconds (so CI logs stay short)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+MARKS = {"passed": "ok", "failed": "FAIL", "xfailed": "known", "skipped": "skip", "error": "ERR"}
+
+
+class Progress:
+    """Feed it each finished case's record; it calls ``write`` with a line at
+    most every ``interval`` seconds, and always for the last case."""
+
+    def __init__(self, total: int, write: Callable[[str], None], interval: float = 5.0) -> None:
+        self.total = total
+        self.write = write
+        self.interval = interval
+        self.done = 0
+        self.start = time.monotonic()
+        self.last = self.start
+        self.per_version: dict[str, Counter[str]] = {}
+
+    def update(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        self.per_version.setdefault(record["qemu"], Counter())[record["outcome"]] += 1
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done >= self.total:
+            self.last = now
+            self.write(self.line(record, now))
+
+    def line(self, record: dict[str, Any], now: float) -> str:
+        elapsed = now - self.start
+        left = elapsed / self.done * max(self.total - self.done, 0) if self.done else 0.0
+        counts = "  ".join(
+            f"{label}: " + " ".join(f"{n} {MARKS[o]}" for o, n in sorted(c.items()))
+            for label, c in self.per_version.items())
+        return (f"qmpcompat: {self.done}/{self.total} cases, {elapsed:.0f}s elapsed, "
+                f"~{left:.0f}s left; last {record['vector']} on {record['qemu']} | {counts}")

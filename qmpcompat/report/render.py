@@ -1,0 +1,34 @@
+"""Write every report of a results document into a directory, all or nothing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.report.html import render_html
+from qmpcompat.report.junit import render_junit
+from qmpcompat.report.results import write_json
+from qmpcompat.report.summary import render_summary
+
+OUTPUTS = ("results.json", "summary.md", "index.html", "junit.xml")
+
+
+def write_reports(doc: dict[str, Any], outdir: Path, fail_on: str = "breaking",
+                  junit: bool = True) -> list[Path]:
+    """Render every output first, then write each atomically; a failure while
+    rendering writes nothing."""
+    texts = {"summary.md": render_summary(doc, fail_on), "index.html": render_html(doc, fail_on)}
+    if junit:
+        texts["junit.xml"] = render_junit(doc)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = [outdir / "results.json"]
+    write_json(written[0], doc)
+    for name, text in texts.items():
+        fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, outdir / name)
+        written.append(outdir / name)
+    return written

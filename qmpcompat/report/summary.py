@@ -1,0 +1,94 @@
+"""``summary.md``: a short Markdown summary for a CI job summary or a
+merge-request comment, led by the run's verdict and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+LEVELS = ("info", "warning", "breaking")
+
+
+@dataclass
+class Verdict:
+    """The gate's one answer: ``ok``, and the reasons it is not."""
+
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def gate_findings(doc: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
+    floor = LEVELS.index(fail_on)
+    return [f for f in doc.get("schema_gate", [])
+            if f.get("level") in LEVELS and LEVELS.index(f["level"]) >= floor]
+
+
+def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
+    """FAIL on any unexpected outcome, crash or hang, unusable binary, or schema
+    change at or above ``fail_on``."""
+    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
+    crashes = [r for r in failed if (r.get("observed") or {}).get("result") in ("crash", "hang")]
+    reasons = []
+    if failed:
+        reasons.append(f"{len(failed)} unexpected outcome{'s' * (len(failed) != 1)}"
+                       + (f", {len(crashes)} of them a QEMU crash or hang" if crashes else ""))
+    problems = doc["environment"].get("problems", [])
+    if problems:
+        reasons.append(f"{len(problems)} unusable binar{'ies' if len(problems) != 1 else 'y'} or suite")
+    gate = gate_findings(doc, fail_on)
+    if gate:
+        reasons.append(f"{len(gate)} schema change{'s' * (len(gate) != 1)} at level {fail_on} or above")
+    if doc.get("disagreements"):
+        reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
+    return Verdict(not reasons, reasons)
+
+
+def _cell(text: Any) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
+    v = verdict(doc, fail_on)
+    env = doc["environment"]
+    lines = [f"## qmpcompat: {'PASS' if v.ok else 'FAIL'}", ""]
+    lines += [f"- {r}" for r in v.reasons] or ["- every vector behaved as expected on every binary"]
+    lines += ["", f"{len(doc['results'])} cases, {len(env['binaries'])} QEMU binaries, vector set "
+              f"{env['vector_revision']}, qmpcompat {env['qmpcompat']}, {doc['seconds']:.0f}s", ""]
+    lines += ["| QEMU | passed | failed | known defects | skipped | package |",
+              "| --- | ---: | ---: | ---: | ---: | --- |"]
+    by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
+    for label, t in doc["totals"].items():
+        pkg = by_label.get(label, {}).get("package", "")
+        lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
+                     f"{t['skipped']} | {_cell(pkg)} |")
+    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
+    if failed:
+        lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r['vector']} | {r['qemu']} | {_cell(r.get('expected'))} | "
+                  f"{_cell(r.get('message'))} |" for r in failed]
+    for p in env.get("problems", []):
+        lines.append(f"- unusable: `{_cell(p['name'])}`: {_cell(p['error'].splitlines()[0])}")
+    known = Counter((r["defect"], r["qemu"]) for r in doc["results"] if r["outcome"] == "xfailed")
+    if known:
+        lines += ["", "### Known defects seen", "", "| defect | QEMU | cases |", "| --- | --- | ---: |"]
+        lines += [f"| {d} | {q} | {n} |" for (d, q), n in sorted(known.items())]
+    skips = Counter((r.get("message") or "", r["qemu"]) for r in doc["results"] if r["outcome"] == "skipped")
+    if skips:
+        lines += ["", "### Skipped", "", "| reason | QEMU | cases |", "| --- | --- | ---: |"]
+        lines += [f"| {_cell(m)} | {q} | {n} |" for (m, q), n in sorted(skips.items())]
+    gate = gate_findings(doc, "warning")
+    if gate:
+        lines += ["", "### Schema changes (warning and breaking)", "",
+                  "| QEMU | compared with | level | rule | path | change |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {_cell(f.get('qemu'))} | {_cell(f.get('baseline'))} | {f['level']} | "
+                  f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
+                  for f in gate]
+    if doc.get("disagreements"):
+        lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
+        lines += [f"| {d['vector']} | {d['qemu']} | "
+                  + ", ".join(f"{r['outcome']} ({_cell(r['file'])})" for r in d["runs"]) + " |"
+                  for d in doc["disagreements"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""Reports from real runs: summary, JUnit, merge of separate runs, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from suite_runner import run_suite
+
+from qmpcompat.cli import main
+from qmpcompat.errors import ReportError
+from qmpcompat.report.merge import merge
+from qmpcompat.report.results import read_results
+from qmpcompat.report.summary import render_summary, verdict
+from qmpcompat.vectors.load import default_root
+
+
+def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    def obs(r: dict[str, Any]) -> str:
+        o = dict(r.get("observed") or {})
+        o.pop("seconds", None)
+        return json.dumps(o, sort_keys=True)
+
+    return {(r["vector"], r["qemu"]): (r["outcome"], obs(r)) for r in doc["results"]}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three real runs: the oldest build alone, the newest alone, and both."""
+    out = {}
+    for name, suites in (("old", "bookworm"), ("new", "sid"), ("both", "bookworm,sid")):
+        path = tmp_path_factory.mktemp(name)
+        rc, text, _doc = run_suite(path, suites=suites)
+        assert rc == 0, text
+        out[name] = path / "reports" / "results.json"
+    return out
+
+
+def test_run_writes_every_report(runs: dict[str, Path]) -> None:
+    reports = runs["both"].parent
+    assert {p.name for p in reports.iterdir()} >= {"results.json", "summary.md", "index.html",
+                                                   "junit.xml"}
+    summary = (reports / "summary.md").read_text()
+    assert summary.startswith("## qmpcompat: PASS")
+    doc = read_results(runs["both"])
+    for label in doc["totals"]:
+        assert f"| {label} |" in summary
+
+
+def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    assert main(["report", "merge", str(runs["old"]), str(runs["new"]), "-o", str(out)]) == 0
+    merged = read_results(out / "results.json")
+    both = read_results(runs["both"])
+    assert _matrix(merged) == _matrix(both)
+    assert merged["totals"] == both["totals"]
+    assert [b["version"] for b in merged["environment"]["binaries"]] == \
+        [b["version"] for b in both["environment"]["binaries"]]
+    assert merged["disagreements"] == []
+    assert {p.name for p in out.iterdir()} == {"results.json", "summary.md", "index.html", "junit.xml"}
+
+
+def test_merge_reports_disagreement(runs: dict[str, Path], tmp_path: Path) -> None:
+    doc = json.loads(runs["old"].read_text())
+    flipped = next(r for r in doc["results"] if r["outcome"] == "passed")
+    flipped["outcome"] = "failed"
+    flipped["observed"] = {"result": "crash", "detail": "QEMU killed by signal 11"}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc))
+    merged = merge([(runs["old"], read_results(runs["old"])), (other, read_results(other))])
+    assert [(d["vector"], d["qemu"]) for d in merged["disagreements"]] == \
+        [(flipped["vector"], flipped["qemu"])]
+    v = verdict(merged)
+    assert not v.ok and "results differ between runs of the same build" in " ".join(v.reasons)
+    assert "### Runs that disagree" in render_summary(merged)
+
+
+def test_junit_from_results(runs: dict[str, Path], tmp_path: Path) -> None:
+    doc = json.loads(runs["old"].read_text())
+    doc["results"][0]["outcome"] = "failed"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert main(["report", "render", str(bad), "-o", str(tmp_path / "out")]) == 1
+    cases = ET.parse(tmp_path / "out" / "junit.xml").findall(".//testcase")
+    assert len(cases) == len(doc["results"])
+    for case in cases:
+        props = {p.get("name") for p in case.iter("property")}
+        assert props == {"vector", "qemu_version", "binary", "outcome"}
+    failure = cases[0].find("failure")
+    assert failure is not None and "expected:" in (failure.text or "") and "observed:" in (failure.text or "")
+    assert (tmp_path / "out" / "summary.md").read_text().startswith("## qmpcompat: FAIL")
+
+
+@pytest.mark.parametrize(("mangle", "message"), [
+    (lambda text: text[: len(text) // 2], "truncated"),
+    (lambda text: text.replace('"format": 1', '"format": 2'), "results format 2"),
+    (lambda text: "[1, 2]", "not a qmpcompat results file"),
+    (lambda text: text.replace('"results":', '"resultz":'), "'results' is a required property"),
+])
+def test_bad_results_file(runs: dict[str, Path], tmp_path: Path, mangle: Any, message: str,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(mangle(runs["old"].read_text()))
+    out = tmp_path / "out"
+    assert main(["report", "merge", str(runs["new"]), str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and message in err
+    assert not out.exists(), "nothing may be written when an input is bad"
+    with pytest.raises(ReportError):
+        read_results(bad)
+
+
+def test_incompatible_vector_sets(runs: dict[str, Path], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    vectors = tmp_path / "vectors"
+    shutil.copytree(default_root(), vectors)
+    mig = vectors / "migrate" / "basic.yaml"
+    mig.write_text(mig.read_text().replace("both sides complete", "both sides finish"))
+    rc, text, _doc = run_suite(tmp_path, suites="sid", vectors=vectors)
+    assert rc == 0, text
+    other = tmp_path / "reports" / "results.json"
+    assert main(["report", "merge", str(runs["old"]), str(other), "-o", str(tmp_path / "o")]) == 2
+    assert "different vector sets cannot be merged" in capsys.readouterr().err
