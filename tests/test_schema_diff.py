@@ -181,3 +181,9 @@ def test_type_option_picks_other_roots(builds: list[Any]) -> None:
     assert {f.direction for f in step.findings} == {"output"}
     with pytest.raises(SchemaError):
         load(SchemaInput("x", "x", "qemu", schemas[0].entries), ["NoSuchType"])
+
+
+def test_docs_list_every_rule() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "differ.md").read_text()
+    for rule, (level, _text) in RULES.items():
+        assert f"| `{rule}` | {level} |" in doc, rule
