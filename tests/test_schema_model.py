@@ -124,3 +124,12 @@ def test_snapshot_input_round_trips(builds: list[Any]) -> None:
     snap = snapshot(live)
     again = SchemaInput("snap", "snap", "snapshot", snap["entries"])
     assert load(again).model == load(live).model
+
+
+@pytest.mark.parametrize(("binary", "source"), PAIRS, ids=[p[0] for p in PAIRS])
+def test_whole_schema_source_and_introspection_agree(builds: list[Any], binary: str,
+                                                     source: str) -> None:
+    live = SchemaIndex(from_build(pick_build(binary, builds)).entries)
+    parsed = SchemaIndex(load_input(source).entries)
+    roots = sorted(set(all_roots(live)) | set(all_roots(parsed)))
+    assert diff_models(normalize(live, roots), normalize(parsed, roots)) == []

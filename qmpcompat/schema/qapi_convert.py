@@ -10,6 +10,7 @@ object ``q_empty``, enums have both ``values`` and ``members``. Conditionals
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,14 +29,33 @@ QTYPE = ["none", "qnull", "qnum", "qstring", "qdict", "qlist", "qbool"]
 EMPTY = "q_empty"
 META_KEYS = ("struct", "union", "alternate", "enum", "command", "event")
 
-# Symbols true for a Linux x86_64 system-emulator build as Debian configures
-# it, as far as the conditionals of the migration interface go (each checked
-# against the introspection of the provisioned Debian builds).
+# Symbols true for the Linux x86_64 system emulator as Debian builds it; with
+# these (and BLKIO_DEFINES where they apply), the whole QAPI source of Debian's
+# 7.2 and 10.0 source packages converts to exactly what their binaries
+# introspect.
 DEFAULT_DEFINES = frozenset({
-    "CONFIG_LINUX", "CONFIG_POSIX", "CONFIG_REPLICATION", "CONFIG_ZSTD", "HAVE_IPPROTO_MPTCP",
-    "CONFIG_VNC", "CONFIG_SPICE", "CONFIG_SLIRP", "CONFIG_TPM", "CONFIG_FDT",
-    "TARGET_I386", "TARGET_X86_64", "CONFIG_KVM",
+    "CONFIG_AUDIO_ALSA", "CONFIG_AUDIO_JACK", "CONFIG_AUDIO_OSS", "CONFIG_AUDIO_PA",
+    "CONFIG_AUDIO_PIPEWIRE", "CONFIG_AUDIO_SDL", "CONFIG_BRLAPI", "CONFIG_CURSES",
+    "CONFIG_DBUS_DISPLAY", "CONFIG_EBPF", "CONFIG_FDT", "CONFIG_FUSE", "CONFIG_GBM", "CONFIG_GTK",
+    "CONFIG_KVM", "CONFIG_LIBPMEM", "CONFIG_LINUX", "CONFIG_LINUX_IO_URING", "CONFIG_OPENGL",
+    "CONFIG_PIXMAN", "CONFIG_POSIX", "CONFIG_REPLICATION", "CONFIG_SDL", "CONFIG_SECRET_KEYRING",
+    "CONFIG_SLIRP", "CONFIG_SPICE", "CONFIG_SPICE_PROTOCOL", "CONFIG_TCG", "CONFIG_TPM",
+    "CONFIG_VDUSE_BLK_EXPORT", "CONFIG_VHOST_CRYPTO", "CONFIG_VHOST_USER_BLK_SERVER",
+    "CONFIG_VNC", "CONFIG_ZSTD", "HAVE_CHARDEV_PARALLEL", "HAVE_CHARDEV_SERIAL",
+    "HAVE_HOST_BLOCK_DEVICE", "HAVE_IPPROTO_MPTCP", "HAVE_TCP_KEEPCNT", "HAVE_TCP_KEEPIDLE",
+    "HAVE_TCP_KEEPINTVL", "TARGET_I386", "TARGET_X86_64",
 })
+# Debian 13 and later build with libblkio; Debian 12 (bookworm, and its
+# backports) has no libblkio.
+BLKIO_DEFINES = frozenset({"CONFIG_BLKIO", "CONFIG_BLKIO_VHOST_VDPA_FD"})
+
+
+def defines_for(debian_version: str = "") -> frozenset[str]:
+    """The symbols for the QAPI source of a Debian build (by its Debian version;
+    '' for upstream source: as the newest Debian release builds it)."""
+    if re.search(r"deb12|bpo12", debian_version):
+        return DEFAULT_DEFINES
+    return DEFAULT_DEFINES | BLKIO_DEFINES
 
 
 def if_true(cond: Any, defines: frozenset[str], where: tuple[str, int]) -> bool:
@@ -225,6 +245,9 @@ class Converter:
         return list(self.entries.values())
 
 
-def to_entries(exprs: Iterable[Expr], defines: frozenset[str] = DEFAULT_DEFINES) -> list[Entry]:
-    """The introspection entries (with real type names) of QAPI definitions."""
-    return Converter(exprs, defines).convert()
+def to_entries(exprs: Iterable[Expr], defines: frozenset[str] | None = None,
+               debian_version: str = "") -> list[Entry]:
+    """The introspection entries (with real type names) of QAPI definitions;
+    conditionals use ``defines``, by default those of ``debian_version``."""
+    chosen = defines if defines is not None else defines_for(debian_version)
+    return Converter(exprs, chosen).convert()

@@ -220,7 +220,9 @@ def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
     from qmpcompat.schema.inputs import SchemaInput
     from qmpcompat.schema.qapi_convert import to_entries
 
-    return SchemaInput(spec, label, "source", to_entries(exprs), version, meta or {})
+    meta = meta or {}
+    entries = to_entries(exprs, debian_version=str(meta.get("debian-version", "")))
+    return SchemaInput(spec, label, "source", entries, version, meta)
 
 
 def _qemu_version(base: Path) -> str:
