@@ -12,8 +12,9 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
-from qmpcompat.errors import SchemaError
+from qmpcompat.errors import AptError, SchemaError
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
 from qmpcompat.provision.debian import _locked, upstream_version
@@ -81,7 +82,14 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         if target.is_dir():
             return target, version
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
-            files = apt.source_download(PACKAGE, version, suites, Path(tmp) / "dl")
+            try:
+                files = apt.source_download(PACKAGE, version, suites, Path(tmp) / "dl")
+            except AptError as exc:
+                missing = re.findall(r"Failed to fetch \S+/(\S+)\s+404", exc.output)
+                why = (f"the archive serves none of {', '.join(map(unquote, missing))}"
+                       if missing else str(exc))
+                raise SchemaError(f"cannot fetch source package {PACKAGE}={version}: {why}",
+                                  f"debian:{spec}") from exc
             origs = [f for f in files if ".orig.tar" in f.name]
             if not origs:
                 raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")
