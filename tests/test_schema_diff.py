@@ -187,3 +187,11 @@ def test_docs_list_every_rule() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "differ.md").read_text()
     for rule, (level, _text) in RULES.items():
         assert f"| `{rule}` | {level} |" in doc, rule
+
+
+def test_deprecated_then_removed_is_a_warning(builds: list[Any]) -> None:
+    # The 10.2 source package marks migrate's detach deprecated; 11.1 removed it.
+    [step] = history([load(load_input("debian:10.2")), load(from_build(pick_build("11.1",
+                                                                                   builds)))])
+    assert pairs(step) == [("DEPRECATED_REMOVED", "migrate/arg-type/detach")]
+    assert step.findings[0].level == "warning"
