@@ -99,3 +99,14 @@ def test_bad_syntax_raises(query: str) -> None:
 def test_space_escapes_a_leading_non_letter() -> None:
     root, steps = parse_query("cmd/arg-type/ 9p")
     assert root == "cmd" and steps[-1].name == "9p" and steps[-1].kind == ""
+
+
+def test_cli_query_on_binary_path_and_exit_codes(builds: list[Any],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from qmpcompat.cli import main
+
+    binary = pick_build("7.2", builds).binary
+    assert main(["query", binary, "migrate/arg-type/*blk"]) == 0
+    assert main(["query", binary, "migrate/arg-type/channels"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "migrate/arg-type/channels: false"
+    assert main(["query", "11.1", "migrate/arg-type/^x/y"]) == 2

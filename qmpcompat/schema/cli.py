@@ -1,10 +1,11 @@
-"""The ``query``, ``snapshot`` and ``diff`` subcommands."""
+"""The ``query`` subcommand, and the registration of all schema subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from qmpcompat.schema.cli_diff import register_diff
 from qmpcompat.schema.inputs import load_input
 from qmpcompat.schema.query import SchemaIndex, schema_get
 
@@ -40,10 +41,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     query.add_argument("-v", "--verbose", action="store_true", help="print the entry reached")
     query.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     query.set_defaults(func=cmd_query)
-    try:
-        from qmpcompat.schema.cli_diff import register_diff
-    except ModuleNotFoundError as exc:
-        if exc.name != "qmpcompat.schema.cli_diff":
-            raise
-    else:
-        register_diff(subparsers)
+    register_diff(subparsers)

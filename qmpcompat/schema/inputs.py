@@ -103,12 +103,32 @@ def from_snapshot(path: Path) -> SchemaInput:
                        data["entries"], version, {k: v for k, v in data.items() if k != "entries"})
 
 
+def _is_program(path: Path) -> bool:
+    """True for an executable file that is an ELF binary or a script."""
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    return os.access(path, os.X_OK) and (magic == b"\x7fELF" or magic[:2] == b"#!")
+
+
 def _is_json_file(path: Path) -> bool:
     """True when ``path`` holds JSON rather than QAPI source (which has # comments
     and single quotes)."""
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip()
     return head[:1] in (b"[", b"{") and b"'" not in head[:200] and not head.startswith(b"{ '")
+
+
+def _build_for_path(path: Path, builds: list[Any] | None) -> Any:
+    """The QemuBuild of a binary: the provisioned build when it is one of them
+    (it runs through its own loader), else the binary as it is."""
+    from qmpcompat.provision import build_from_path, cache_dir
+
+    resolved = path.resolve()
+    if resolved.is_relative_to(cache_dir().resolve()):
+        for build in builds if builds is not None else provisioned_builds():
+            if Path(build.binary).resolve() == resolved:
+                return build
+    return build_from_path(str(path))
 
 
 def load_input(spec: str, builds: list[Any] | None = None) -> SchemaInput:
@@ -129,10 +149,8 @@ def load_input(spec: str, builds: list[Any] | None = None) -> SchemaInput:
 
         return from_source(path)
     if path.is_file():
-        if os.access(path, os.X_OK) and not path.suffix:
-            from qmpcompat.provision import build_from_path
-
-            return from_build(build_from_path(spec), spec)
+        if _is_program(path):
+            return from_build(_build_for_path(path, builds), spec)
         if _is_json_file(path):
             return from_snapshot(path)
         from qmpcompat.schema.qapi_source import from_source

@@ -14,6 +14,7 @@ from qmpcompat.schema.rules import LEVELS, Finding, level_rank
 
 FORMAT = "qmpcompat-schema-diff/1"
 COLUMNS = ("level", "rule", "root", "path", "change", "direction")
+TITLES = {"root": "type"}  # the root command, event or type a finding is under
 FILES = ("schema-diff.json", "schema-diff.md", "schema-diff.html")
 
 
@@ -65,7 +66,7 @@ def text(report: DiffReport) -> str:
             lines.append("  no changes")
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(COLUMNS)]
         if rows:
-            lines.append("  " + "  ".join(c.upper().ljust(w) for c, w in zip(COLUMNS, widths,
+            lines.append("  " + "  ".join(TITLES.get(c, c).upper().ljust(w) for c, w in zip(COLUMNS, widths,
                                                                               strict=True)))
         for row in rows:
             lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths,
@@ -88,7 +89,7 @@ def markdown(report: DiffReport) -> str:
         if not comparison.findings:
             out += ["No changes.", ""]
             continue
-        out += ["| " + " | ".join(c.capitalize() for c in COLUMNS) + " | Why |",
+        out += ["| " + " | ".join(TITLES.get(c, c).capitalize() for c in COLUMNS) + " | Why |",
                 "|" + "---|" * (len(COLUMNS) + 1)]
         for f in comparison.findings:
             cells = [str(getattr(f, c)).replace("|", "\\|") for c in COLUMNS]
@@ -115,7 +116,7 @@ def html_page(report: DiffReport) -> str:
         if not comparison.findings:
             parts.append("<p>No changes.</p>")
             continue
-        parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS)
+        parts.append("<table><tr>" + "".join(f"<th>{TITLES.get(c, c)}</th>" for c in COLUMNS)
                      + "<th>why</th></tr>")
         for f in comparison.findings:
             cells = "".join(f"<td>{esc(str(getattr(f, c)))}</td>" for c in COLUMNS)
