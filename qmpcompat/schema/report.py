@@ -87,15 +87,20 @@ def markdown(report: DiffReport) -> str:
     for comparison in report.comparisons:
         out += [f"## {_heading(report, comparison)}", ""]
         if not comparison.findings:
-            out += ["No changes.", ""]
-            continue
-        out += ["| " + " | ".join(TITLES.get(c, c).capitalize() for c in COLUMNS) + " | Why |",
-                "|" + "---|" * (len(COLUMNS) + 1)]
+            out += ["No changes."]
+        else:
+            out += ["| " + " | ".join(TITLES.get(c, c).capitalize() for c in COLUMNS)
+                    + " | Why |", "|" + "---|" * (len(COLUMNS) + 1)]
         for f in comparison.findings:
             cells = [str(getattr(f, c)).replace("|", "\\|") for c in COLUMNS]
             cells[3] = f"`{cells[3]}`"
             out.append("| " + " | ".join(cells) + f" | {f.explanation} |")
         out.append("")
+        ignored = [(f, e) for f, e in report.ignored.items()
+                   if (f.old, f.new) == (comparison.old, comparison.new)]
+        if ignored:
+            out += ["Ignored:", ""] + [f"- `{f.path}` {f.rule}: {e.reason}" for f, e in ignored]
+            out.append("")
     if report.stale:
         out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
     return "\n".join(out).rstrip() + "\n"
