@@ -119,5 +119,9 @@ class SchemaError(QmpCompatError):
         self.message = message
 
 
+class SourceUnavailable(SchemaError):
+    """The Debian archive lists no such source package, or serves none of its files."""
+
+
 class ReportError(QmpCompatError):
     """A results file cannot be read or merged."""

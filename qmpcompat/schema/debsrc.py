@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote
 
-from qmpcompat.errors import AptError, SchemaError
+from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
 from qmpcompat.provision.debian import _locked, upstream_version
@@ -42,9 +42,9 @@ def resolve_version(spec: str, versions: list[str]) -> str:
 
     matches = [v for v in versions if upstream_version(v).split(".")[:len(want)] == want]
     if not matches:
-        raise SchemaError(f"no Debian source package of {PACKAGE} matches {spec!r}"
-                          f" (the archive serves: {', '.join(versions) or 'none'})",
-                          f"debian:{spec}")
+        raise SourceUnavailable(f"no Debian source package of {PACKAGE} matches {spec!r}"
+                                f" (the archive serves: {', '.join(versions) or 'none'})",
+                                f"debian:{spec}")
     return max(matches, key=lambda v: (key(v), "~bpo" not in v, v))
 
 
@@ -63,6 +63,12 @@ def _extract_qapi(orig: Path, dest: Path) -> None:
                 found += 1
     if not found:
         raise SchemaError("the orig tarball has no qapi/*.json", str(orig))
+
+
+def source_version(package: str) -> str:
+    """The source version of a binary package's version string (``Debian
+    1:7.2+dfsg-7+deb12u18+b3`` -> ``1:7.2+dfsg-7+deb12u18``: binNMUs share the source)."""
+    return re.sub(r"\+b\d+$", "", package.removeprefix("Debian ").strip())
 
 
 def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tuple[Path, str]:
@@ -88,8 +94,9 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
                 missing = re.findall(r"Failed to fetch \S+/(\S+)\s+404", exc.output)
                 why = (f"the archive serves none of {', '.join(map(unquote, missing))}"
                        if missing else str(exc))
-                raise SchemaError(f"cannot fetch source package {PACKAGE}={version}: {why}",
-                                  f"debian:{spec}") from exc
+                raise SourceUnavailable(
+                    f"cannot fetch source package {PACKAGE}={version}: {why}",
+                    f"debian:{spec}") from exc
             origs = [f for f in files if ".orig.tar" in f.name]
             if not origs:
                 raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")
