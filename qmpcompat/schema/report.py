@@ -33,6 +33,11 @@ class DiffReport:
         return max((level_rank(f.level) for c in self.comparisons for f in c.findings),
                    default=-1)
 
+    def ignored_in(self, comparison: Comparison) -> list[tuple[Finding, IgnoreEntry]]:
+        """The ignored findings of one comparison, with the entries that accepted them."""
+        return [(f, e) for f, e in self.ignored.items()
+                if (f.old, f.new) == (comparison.old, comparison.new)]
+
     def counts(self, comparison: Comparison) -> dict[str, int]:
         return {lvl: sum(f.level == lvl for f in comparison.findings) for lvl in reversed(LEVELS)}
 
@@ -42,8 +47,7 @@ class DiffReport:
             "comparisons": [{
                 "old": c.old, "new": c.new, "step": c.step, "counts": self.counts(c),
                 "findings": [f.to_json() for f in c.findings],
-                "ignored": [{**f.to_json(), "reason": e.reason} for f, e in self.ignored.items()
-                            if (f.old, f.new) == (c.old, c.new)],
+                "ignored": [{**f.to_json(), "reason": e.reason} for f, e in self.ignored_in(c)],
             } for c in self.comparisons],
             "stale_ignores": [{"line": e.line, "rule": e.rule, "path": e.path,
                                "fingerprint": e.fingerprint, "reason": e.reason}
@@ -71,7 +75,7 @@ def text(report: DiffReport) -> str:
         for row in rows:
             lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths,
                                                                     strict=True)).rstrip())
-        ignored = [f for f in report.ignored if (f.old, f.new) == (comparison.old, comparison.new)]
+        ignored = report.ignored_in(comparison)
         if ignored:
             lines.append(f"  ({len(ignored)} ignored by the ignore file)")
         lines.append("")
@@ -96,14 +100,23 @@ def markdown(report: DiffReport) -> str:
             cells[3] = f"`{cells[3]}`"
             out.append("| " + " | ".join(cells) + f" | {f.explanation} |")
         out.append("")
-        ignored = [(f, e) for f, e in report.ignored.items()
-                   if (f.old, f.new) == (comparison.old, comparison.new)]
+        ignored = report.ignored_in(comparison)
         if ignored:
             out += ["Ignored:", ""] + [f"- `{f.path}` {f.rule}: {e.reason}" for f, e in ignored]
             out.append("")
     if report.stale:
         out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _html_table(findings: list[Finding]) -> str:
+    esc = html.escape
+    rows = ["<table><tr>" + "".join(f"<th>{TITLES.get(c, c)}</th>" for c in COLUMNS)
+            + "<th>why</th></tr>"]
+    for f in findings:
+        cells = "".join(f"<td>{esc(str(getattr(f, c)))}</td>" for c in COLUMNS)
+        rows.append(f"<tr class='{f.level}'>{cells}<td>{esc(f.explanation)}</td></tr>")
+    return "\n".join(rows) + "</table>"
 
 
 def html_page(report: DiffReport) -> str:
@@ -118,15 +131,15 @@ def html_page(report: DiffReport) -> str:
              + "</p>"]
     for comparison in report.comparisons:
         parts.append(f"<h2>{esc(_heading(report, comparison))}</h2>")
-        if not comparison.findings:
+        if comparison.findings:
+            parts.append(_html_table(comparison.findings))
+        else:
             parts.append("<p>No changes.</p>")
-            continue
-        parts.append("<table><tr>" + "".join(f"<th>{TITLES.get(c, c)}</th>" for c in COLUMNS)
-                     + "<th>why</th></tr>")
-        for f in comparison.findings:
-            cells = "".join(f"<td>{esc(str(getattr(f, c)))}</td>" for c in COLUMNS)
-            parts.append(f"<tr class='{f.level}'>{cells}<td>{esc(f.explanation)}</td></tr>")
-        parts.append("</table>")
+        ignored = report.ignored_in(comparison)
+        if ignored:
+            parts.append("<p>Ignored:</p><ul>" + "".join(
+                f"<li><code>{esc(f.path)}</code> {esc(f.rule)}: {esc(e.reason)}</li>"
+                for f, e in ignored) + "</ul>")
     if report.stale:
         parts.append("<h2>Stale ignore entries</h2><ul>"
                      + "".join(f"<li>{esc(e.describe())}</li>" for e in report.stale) + "</ul>")
