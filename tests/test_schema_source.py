@@ -13,7 +13,7 @@ from qmpcompat.schema.compare import load
 from qmpcompat.schema.debsrc import debian_qapi_dir
 from qmpcompat.schema.inputs import load_input
 from qmpcompat.schema.qapi_convert import DEFAULT_DEFINES, to_entries
-from qmpcompat.schema.qapi_source import ROOT_FILE, dir_reader, parse_schema, parse_text
+from qmpcompat.schema.qapi_source import ROOT_FILE, Expr, dir_reader, parse_schema, parse_text
 from qmpcompat.schema.query import SchemaIndex, schema_has
 
 VERSIONS = ["7.2", "10.0"]
@@ -109,3 +109,16 @@ def test_unknown_inputs_are_errors(tmp_path: Path) -> None:
         load_input(f"{tmp_path}@HEAD")
     with pytest.raises(SchemaError):
         load_input("debian:1.0")
+
+
+def test_simple_unions_of_old_schemas() -> None:
+    text = """
+{ 'struct': 'A', 'data': { 'x': 'int' } }
+{ 'union': 'U', 'data': { 'a': 'A', 'b': 'str' } }
+{ 'command': 'c', 'data': { 'u': 'U' } }
+"""
+    exprs = [Expr(data, "x.json", line) for data, line in parse_text(text, "x.json")]
+    index = SchemaIndex(to_entries(exprs))
+    assert schema_has(index, "c/arg-type/u/type/^a")
+    assert schema_has(index, "c/arg-type/u/+a/data/x/!int")
+    assert schema_has(index, "c/arg-type/u/+b/data/!string")

@@ -206,6 +206,8 @@ class Converter:
         return {**entry, **self.routine(kind, data, expr)}
 
     def union(self, data: dict[str, Any], expr: Expr) -> Entry:
+        if "discriminator" not in data:
+            return self.simple_union(data, expr)
         members = self.base_members(data.get("base"), expr)
         tag = data.get("discriminator")
         if not any(m["name"] == tag for m in members):
@@ -217,6 +219,24 @@ class Converter:
                 typ = spec.get("type") if isinstance(spec, dict) else spec
                 variants.append({"case": case, "type": self.ref(typ, expr)})
         return {"meta-type": "object", "members": members, "tag": tag, "variants": variants}
+
+    def simple_union(self, data: dict[str, Any], expr: Expr) -> Entry:
+        """A union without discriminator (QEMU before 7.0): tag ``type`` of an
+        implicit enum, each branch wrapped as ``{'data': T}``."""
+        cases = [(case, spec) for case, spec in (data.get("data") or {}).items()
+                 if self._keep(spec, expr)]
+        kind = f"{data['union']}Kind"
+        self.entries[kind] = {"name": kind, "meta-type": "enum", "values": [c for c, _ in cases],
+                              "members": [{"name": c} for c, _ in cases]}
+        variants = []
+        for case, spec in cases:
+            typ = spec.get("type") if isinstance(spec, dict) else spec
+            wrapper = f"q_obj_{self.ref(typ, expr)}-wrapper"
+            self.entries[wrapper] = {"name": wrapper, "meta-type": "object",
+                                     "members": [{"name": "data", "type": self.ref(typ, expr)}]}
+            variants.append({"case": case, "type": wrapper})
+        return {"meta-type": "object", "members": [{"name": "type", "type": kind}],
+                "tag": "type", "variants": variants}
 
     def routine(self, kind: str, data: dict[str, Any], expr: Expr) -> Entry:
         """A command's or event's entry; inline arguments become ``q_obj_NAME-arg``."""
