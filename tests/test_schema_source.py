@@ -122,3 +122,15 @@ def test_simple_unions_of_old_schemas() -> None:
     assert schema_has(index, "c/arg-type/u/type/^a")
     assert schema_has(index, "c/arg-type/u/+a/data/x/!int")
     assert schema_has(index, "c/arg-type/u/+b/data/!string")
+
+
+def test_cli_define_and_undefine() -> None:
+    from qmpcompat.cli import main
+
+    query = "migrate/arg-type/channels/addr/+socket/+unix/abstract"
+    assert main(["query", "debian:10.0", query]) == 0
+    assert main(["query", "debian:10.0", "--undefine", "CONFIG_LINUX", query]) == 1
+    assert main(["query", "debian:10.0", "--define", "CONFIG_QPL",
+                 "migrate-set-parameters/arg-type/multifd-compression/^qpl"]) == 0
+    assert main(["query", "debian:10.0",
+                 "migrate-set-parameters/arg-type/multifd-compression/^qpl"]) == 1

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from qmpcompat.schema.cli_diff import register_diff
+from qmpcompat.schema.cli_diff import conditions, conditions_parser, register_diff
 from qmpcompat.schema.inputs import load_input
 from qmpcompat.schema.query import SchemaIndex, schema_get
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Print the entry each query reaches; exit 0 when all reach one, 1 otherwise."""
-    schema = load_input(args.qemu)
+    schema = load_input(args.qemu, conditions=conditions(args))
     index = SchemaIndex(schema.entries, schema.spec)
     status = 0
     for query in args.query:
@@ -31,7 +31,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the schema subcommands to the ``qmpcompat`` command."""
     query = subparsers.add_parser(
-        "query", help="test libvirt-style schema queries on a QEMU",
+        "query", parents=[conditions_parser()], help="test libvirt-style schema queries on a QEMU",
         description="Evaluate libvirt-style schema queries (e.g. migrate/arg-type/channels)."
                     " Exit 0 when every query holds, 1 when one does not, 2 on bad input.")
     query.add_argument("qemu", metavar="QEMU",

@@ -11,6 +11,7 @@ from qmpcompat.schema.compare import history, load
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, provisioned_builds
 from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
+from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.schema.report import DiffReport, text, write_files
 from qmpcompat.schema.rules import LEVELS, level_rank
@@ -20,17 +21,33 @@ INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot J
               " dir or file, REPO@REF, or debian:VERSION")
 
 
+def conditions(args: argparse.Namespace) -> Conditions:
+    """The --define / --undefine adjustments of QAPI source conditionals."""
+    return Conditions(frozenset(args.define or ()), frozenset(args.undefine or ()))
+
+
+def conditions_parser() -> argparse.ArgumentParser:
+    """Options shared by the subcommands that read QAPI source."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--define", action="append", metavar="SYMBOL",
+                        help="treat this QAPI 'if' symbol as true in source inputs (repeatable)")
+    common.add_argument("--undefine", action="append", metavar="SYMBOL",
+                        help="treat this QAPI 'if' symbol as false in source inputs")
+    return common
+
+
 class _Inputs:
     """Loads inputs, provisioning the Debian builds only if a version is named."""
 
-    def __init__(self) -> None:
+    def __init__(self, conditions: Conditions) -> None:
         self._builds: list[Any] | None = None
+        self.conditions = conditions
 
     def load(self, spec: str) -> SchemaInput:
         needs_builds = spec[:1].isdigit() and not Path(spec).exists()
         if needs_builds and self._builds is None:
             self._builds = provisioned_builds()
-        return load_input(spec, self._builds)
+        return load_input(spec, self._builds, self.conditions)
 
 
 def _roots(args: argparse.Namespace, schemas: list[SchemaInput]) -> list[str]:
@@ -47,7 +64,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if len(args.inputs) < 2:
         print("qmpcompat diff: error: give at least two inputs", file=sys.stderr)
         return 2
-    inputs = _Inputs()
+    inputs = _Inputs(conditions(args))
     schemas = [inputs.load(spec) for spec in args.inputs]
     roots = _roots(args, schemas)
     comparisons = history([load(s, roots) for s in schemas])
@@ -91,7 +108,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         print("qmpcompat snapshot: error: give QEMU and -o FILE, --baselines, or --check",
               file=sys.stderr)
         return 2
-    data = dumps(snapshot(_Inputs().load(args.qemu), roots))
+    data = dumps(snapshot(_Inputs(conditions(args)).load(args.qemu), roots))
     if args.output == "-":
         sys.stdout.write(data)
     else:
@@ -102,8 +119,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``snapshot`` and ``diff``."""
+    common = conditions_parser()
     snap = subparsers.add_parser(
-        "snapshot", help="write a QEMU's schema (or its migration slice) as canonical JSON",
+        "snapshot", parents=[common], help="write a QEMU's schema (or its migration slice) as canonical JSON",
         description="Write the migration-relevant slice (or with --full the whole) of a"
                     " schema as canonical JSON; regenerate or check the committed baselines.")
     snap.add_argument("qemu", metavar="QEMU", nargs="?", help=INPUT_HELP)
@@ -119,7 +137,7 @@ def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     snap.set_defaults(func=cmd_snapshot)
 
     diff = subparsers.add_parser(
-        "diff", help="classify the schema changes between QEMU versions",
+        "diff", parents=[common], help="classify the schema changes between QEMU versions",
         description="Compare schemas as a history (each step, and from the oldest to each"
                     " later input). Exit 0 clean, 1 findings at or above --fail-on, 2 bad"
                     " usage or input.")

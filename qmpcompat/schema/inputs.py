@@ -21,9 +21,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmpcompat.errors import SchemaError
+
+if TYPE_CHECKING:
+    from qmpcompat.schema.qapi_convert import Conditions
 
 VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 
@@ -131,23 +134,25 @@ def _build_for_path(path: Path, builds: list[Any] | None) -> Any:
     return build_from_path(str(path))
 
 
-def load_input(spec: str, builds: list[Any] | None = None) -> SchemaInput:
-    """Read the schema ``spec`` names (see the module doc). Raises SchemaError
-    (or a provisioning error) with the input named when it cannot."""
+def load_input(spec: str, builds: list[Any] | None = None,
+               conditions: Conditions | None = None) -> SchemaInput:
+    """Read the schema ``spec`` names (see the module doc); ``conditions``
+    adjust the symbols QAPI source conditionals see. Raises SchemaError (or a
+    provisioning error) with the input named when it cannot."""
     if spec.startswith("debian:"):
         from qmpcompat.schema.qapi_source import from_debian
 
-        return from_debian(spec.removeprefix("debian:"))
+        return from_debian(spec.removeprefix("debian:"), conditions)
     path = Path(spec).expanduser()
     if "@" in spec and not path.exists():
         from qmpcompat.schema.qapi_source import from_git
 
         repo, ref = spec.rsplit("@", 1)
-        return from_git(repo, ref)
+        return from_git(repo, ref, conditions)
     if path.is_dir():
         from qmpcompat.schema.qapi_source import from_source
 
-        return from_source(path)
+        return from_source(path, conditions)
     if path.is_file():
         if _is_program(path):
             return from_build(_build_for_path(path, builds), spec)
@@ -155,7 +160,7 @@ def load_input(spec: str, builds: list[Any] | None = None) -> SchemaInput:
             return from_snapshot(path)
         from qmpcompat.schema.qapi_source import from_source
 
-        return from_source(path)
+        return from_source(path, conditions)
     if VERSION_RE.match(spec):
         return from_build(pick_build(spec, builds if builds is not None
                                      else provisioned_builds()), spec)

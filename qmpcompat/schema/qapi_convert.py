@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from qmpcompat.errors import SchemaError
@@ -56,6 +57,17 @@ def defines_for(debian_version: str = "") -> frozenset[str]:
     if re.search(r"deb12|bpo12", debian_version):
         return DEFAULT_DEFINES
     return DEFAULT_DEFINES | BLKIO_DEFINES
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Symbols to add to or take from the defaults for QAPI conditionals."""
+
+    define: frozenset[str] = frozenset()
+    undefine: frozenset[str] = frozenset()
+
+    def apply(self, base: frozenset[str]) -> frozenset[str]:
+        return (base | self.define) - self.undefine
 
 
 def if_true(cond: Any, defines: frozenset[str], where: tuple[str, int]) -> bool:

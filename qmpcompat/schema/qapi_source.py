@@ -14,9 +14,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmpcompat.errors import SchemaError
+
+if TYPE_CHECKING:
+    from qmpcompat.schema.qapi_convert import Conditions
 
 Reader = Callable[[str], str]
 ROOT_FILE = "qapi-schema.json"
@@ -216,12 +219,13 @@ def git_reader(repo: str, ref: str, prefix: str) -> Reader:
 
 
 def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
-              meta: dict[str, Any] | None = None) -> Any:
+              meta: dict[str, Any] | None = None, conditions: Conditions | None = None) -> Any:
     from qmpcompat.schema.inputs import SchemaInput
-    from qmpcompat.schema.qapi_convert import to_entries
+    from qmpcompat.schema.qapi_convert import Conditions, defines_for, to_entries
 
     meta = meta or {}
-    entries = to_entries(exprs, debian_version=str(meta.get("debian-version", "")))
+    defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
+    entries = to_entries(exprs, defines)
     return SchemaInput(spec, label, "source", entries, version, meta)
 
 
@@ -232,7 +236,7 @@ def _qemu_version(base: Path) -> str:
         return ""
 
 
-def from_source(path: Path) -> Any:
+def from_source(path: Path, conditions: Conditions | None = None) -> Any:
     """The schema of a ``qapi/`` directory (or a QEMU tree holding one) or of a file."""
     path = path.expanduser()
     if path.is_dir():
@@ -242,26 +246,28 @@ def from_source(path: Path) -> Any:
                               str(path))
         exprs = parse_schema(ROOT_FILE, dir_reader(base))
         return _as_input([_relocate(e, base) for e in exprs], str(path), base.name,
-                         _qemu_version(base))
+                         _qemu_version(base), conditions=conditions)
     exprs = parse_schema(path.name, dir_reader(path.parent))
-    return _as_input([_relocate(e, path.parent) for e in exprs], str(path), path.stem)
+    return _as_input([_relocate(e, path.parent) for e in exprs], str(path), path.stem,
+                     conditions=conditions)
 
 
 def _relocate(expr: Expr, base: Path) -> Expr:
     return Expr(expr.data, str(base / expr.file), expr.line)
 
 
-def from_git(repo: str, ref: str) -> Any:
+def from_git(repo: str, ref: str, conditions: Conditions | None = None) -> Any:
     """The schema of ``qapi/`` at git ``ref`` of the QEMU checkout ``repo``."""
     if not Path(repo, ".git").exists() and not Path(repo, "HEAD").exists():
         raise SchemaError("not a git checkout", repo)
     exprs = parse_schema(ROOT_FILE, git_reader(repo, ref, "qapi"))
     version = subprocess.run(["git", "-C", repo, "show", f"{ref}:VERSION"], capture_output=True,
                              text=True, check=False).stdout.strip()
-    return _as_input(exprs, f"{repo}@{ref}", ref, version, {"repo": repo, "ref": ref})
+    return _as_input(exprs, f"{repo}@{ref}", ref, version, {"repo": repo, "ref": ref},
+                     conditions)
 
 
-def from_debian(spec: str) -> Any:
+def from_debian(spec: str, conditions: Conditions | None = None) -> Any:
     """The schema of the Debian ``qemu`` source package ``spec`` names."""
     from qmpcompat.provision.debian import upstream_version
     from qmpcompat.schema.debsrc import debian_qapi_dir
@@ -270,4 +276,4 @@ def from_debian(spec: str) -> Any:
     exprs = parse_schema(ROOT_FILE, dir_reader(base))
     upstream = upstream_version(version)
     return _as_input([_relocate(e, base) for e in exprs], f"debian:{spec}",
-                     f"debian-{upstream}", upstream, {"debian-version": version})
+                     f"debian-{upstream}", upstream, {"debian-version": version}, conditions)
