@@ -198,3 +198,24 @@ def test_deprecated_then_removed_is_a_warning(builds: list[Any]) -> None:
     [step] = history([load(source), load(from_build(pick_build("11.1", builds)))])
     assert pairs(step) == [("DEPRECATED_REMOVED", "migrate/arg-type/detach")]
     assert step.findings[0].level == "warning"
+
+
+def test_pruned_diff_finds_what_plain_deepdiff_finds(builds: list[Any]) -> None:
+    """The hash pruning and flattening lose nothing: every difference plain
+    deepdiff reports lies at or under a reported change."""
+    from deepdiff import DeepDiff
+
+    from qmpcompat.schema.diff import diff_models
+    from qmpcompat.schema.model import all_roots, normalize
+    from qmpcompat.schema.query import SchemaIndex
+
+    a, b = (SchemaIndex(from_build(pick_build(v, builds)).entries) for v in ("7.2", "11.1"))
+    roots = sorted(set(all_roots(a)) | set(all_roots(b)))
+    old, new = normalize(a, roots), normalize(b, roots)
+    reported = {c.path for c in diff_models(old, new)}
+    plain = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0)
+    paths = {tuple(map(str, level.path(output_format="list")))
+             for levels in plain.values() for level in levels}
+    assert len(reported) > 500
+    assert all(any(p[:len(r)] == r for r in reported) for p in paths)
+    assert all(any(p[:len(r)] == r for p in paths) for r in reported)

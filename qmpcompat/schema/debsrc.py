@@ -11,13 +11,14 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
-from qmpcompat.provision.debian import _locked, upstream_version
+from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
 
 PACKAGE = "qemu"
 
@@ -80,8 +81,8 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         if spec in (version, version.replace("_", ":")):
             return known, version.replace("_", ":", 1) if version[:2] == "1_" else version
     with _locked(cache_dir() / "lock-src"):
-        lists = apt.root / "lists"
-        if not any(lists.glob("*Sources*")):
+        indexes = list((apt.root / "lists").glob("*Sources*"))
+        if not indexes or time.time() - max(p.stat().st_mtime for p in indexes) > INDEX_MAX_AGE:
             apt.source_update(suites)
         version = resolve_version(spec, apt.source_versions(PACKAGE, suites))
         target = _version_dir(version) / "qapi"
