@@ -32,13 +32,18 @@ class Expectation:
     migration_error: str | None = None  # accept + failed: regex the error-desc must match
 
 
+FD_KINDS = ("listen", "connect", "pair")
+
+
 @dataclass(frozen=True)
 class FdSpec:
-    """An fd the runner makes and passes with ``getfd`` before the command."""
+    """An fd the runner makes and passes with ``getfd`` before the command: a unix
+    socket listening or connected at ``path``, or (``pair``) one end of a socket
+    pair whose other end is the other side's fd of the same name."""
 
     name: str
-    kind: str  # listen | connect
-    path: str
+    kind: str  # listen | connect | pair
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,14 @@ def _err(msg: str, file: str, node: object, vid: str | None) -> VectorError:
 def _fds(raw: Any, file: str, vid: str) -> tuple[FdSpec, ...]:
     out = []
     for item in raw or []:
-        if not isinstance(item, dict) or set(item) != {"name", "kind", "path"}:
-            raise _err("each fd needs exactly name, kind (listen|connect) and path", file, item,
-                       vid)
-        if item["kind"] not in ("listen", "connect"):
-            raise _err(f"fd kind {item['kind']!r} is not listen or connect", file, item, vid)
-        out.append(FdSpec(str(item["name"]), item["kind"], str(item["path"])))
+        kind = item.get("kind") if isinstance(item, dict) else None
+        keys = {"name", "kind"} | ({"path"} if kind != "pair" else set())
+        if not isinstance(item, dict) or set(item) != keys:
+            raise _err("each fd needs exactly name and kind (listen|connect, with a path; or "
+                       "pair, without one)", file, item, vid)
+        if kind not in FD_KINDS:
+            raise _err(f"fd kind {kind!r} is not one of {', '.join(FD_KINDS)}", file, item, vid)
+        out.append(FdSpec(str(item["name"]), kind, str(item.get("path", ""))))
     return tuple(out)
 
 

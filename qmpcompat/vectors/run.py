@@ -77,17 +77,35 @@ def _prepare(q: Qemu, vec: Vector) -> None:
         q.cmd("migrate-set-parameters", dict(vec.parameters))
 
 
-def _pass_fds(q: Qemu, fds: tuple[FdSpec, ...], values: dict[str, str],
-              stack: ExitStack) -> None:
-    for spec in fds:
-        path = fill(spec.path, values)
-        sock = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+class FdMaker:
+    """Makes the fds a vector declares: a unix socket that listens or connects at a
+    path, or one end of a socket pair whose other end goes to the other side
+    (``pair`` fds of the same name on both sides are the two ends of one pair)."""
+
+    def __init__(self, values: dict[str, str], stack: ExitStack) -> None:
+        self.values = values
+        self.stack = stack
+        self.pairs: dict[str, list[socket.socket]] = {}
+
+    def _make(self, spec: FdSpec) -> socket.socket:
+        if spec.kind == "pair":
+            if spec.name not in self.pairs:
+                ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.pairs[spec.name] = [self.stack.enter_context(e) for e in ends]
+            return self.pairs[spec.name].pop(0)
+        sock = self.stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        path = fill(spec.path, self.values)
         if spec.kind == "listen":
             sock.bind(path)
             sock.listen(1)
         else:
             sock.connect(path)
-        q.send_fd(spec.name, sock.fileno())
+        return sock
+
+    def pass_to(self, q: Qemu, fds: tuple[FdSpec, ...]) -> None:
+        for spec in fds:
+            with self._make(spec) as sock:  # QEMU holds its own copy once getfd returns
+                q.send_fd(spec.name, sock.fileno())
 
 
 def _migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
@@ -117,48 +135,66 @@ class Runner:
     def _run(self, vec: Vector, build: QemuBuild, tmp: Path,
              values: dict[str, str]) -> Observation:
         args = fill(vec.arguments, values)
-        peer_args = fill(vec.peer.arguments if vec.peer and vec.peer.arguments is not None
-                         else vec.arguments, values)
         with ExitStack() as stack:
+            fds = FdMaker(values, stack)
             subject = Qemu(build, _options(vec, vec.incoming == "defer", self.timeout), "subject")
-            peer: Qemu | None = None
+            sides = _Sides(self, vec, build, tmp, values, fds, stack)
             stage = "starting the QEMU under test"
             try:
                 stack.enter_context(subject.start(tmp))
                 _prepare(subject, vec)
                 if vec.peer and vec.peer.when == "before":
                     stage = "setting up the other side"
-                    peer = self._start_peer(vec, build, tmp, peer_args, values, stack)
+                    sides.start_peer()
                 stage = "passing fds"
-                _pass_fds(subject, vec.fds, values, stack)
+                fds.pass_to(subject, vec.fds)
                 stage = f"running {vec.command}"
                 reply = subject.execute(vec.command, args)
-                obs = self._observe(reply)
+                obs = _observe(reply)
                 if reply.ok:
                     stage = "following the migration"
-                    if vec.peer and vec.peer.when == "after":
-                        peer = self._start_peer(vec, build, tmp, peer_args, values, stack)
-                    self._follow(vec, subject, peer, obs)
+                    sides.follow(subject, obs)
                 stage = f"checking QEMU still answers after {vec.command}"
                 subject.cmd("query-status")
                 return obs
             except (QemuDied, QemuHung) as exc:
-                who = "the other side" if peer is not None and stage.startswith("setting") else \
-                    "the QEMU under test"
+                peer = sides.peer
+                who = "the other side" if peer is not None and (
+                    stage.startswith("setting") or not peer.alive) else "the QEMU under test"
                 kind = "crash" if isinstance(exc, QemuDied) else "hang"
                 return Observation(kind, detail=f"{who}, {stage}: {exc}")
             except (QemuError, OSError) as exc:
                 return Observation("error", detail=f"{stage}: {exc}")
 
-    def _start_peer(self, vec: Vector, build: QemuBuild, tmp: Path, args: dict[str, Any],
-                    values: dict[str, str], stack: ExitStack) -> Qemu:
+
+def _observe(reply: Reply) -> Observation:
+    if reply.ok:
+        return Observation("accept")
+    return Observation("reject", error_class=reply.error_class, desc=reply.desc)
+
+
+class _Sides:
+    """The other side of one run: started before the command or after it, and
+    followed together with the QEMU under test."""
+
+    def __init__(self, runner: Runner, vec: Vector, build: QemuBuild, tmp: Path,
+                 values: dict[str, str], fds: FdMaker, stack: ExitStack) -> None:
+        self.runner, self.vec, self.build, self.tmp = runner, vec, build, tmp
+        self.fds, self.stack = fds, stack
+        own = vec.peer.arguments if vec.peer and vec.peer.arguments is not None else vec.arguments
+        self.args = fill(own, values)
+        self.peer: Qemu | None = None
+
+    def start_peer(self) -> Qemu:
+        vec = self.vec
         assert vec.peer is not None
         incoming = vec.peer.command == "migrate-incoming"
-        peer = Qemu(build, _options(vec, incoming, self.timeout), "peer")
-        stack.enter_context(peer.start(tmp))
+        peer = Qemu(self.build, _options(vec, incoming, self.runner.timeout), "peer")
+        self.peer = peer
+        self.stack.enter_context(peer.start(self.tmp))
         _prepare(peer, vec)
-        _pass_fds(peer, vec.peer.fds, values, stack)
-        reply = peer.execute(vec.peer.command, args)
+        self.fds.pass_to(peer, vec.peer.fds)
+        reply = peer.execute(vec.peer.command, self.args)
         if not reply.ok:
             raise CommandFailed(reply)
         if vec.peer.when == "before" and vec.peer.command == "migrate":
@@ -167,18 +203,29 @@ class Runner:
                 raise QemuError(f"the other side's migrate ended {status}: {err}")
         return peer
 
-    def _observe(self, reply: Reply) -> Observation:
-        if reply.ok:
-            return Observation("accept")
-        return Observation("reject", error_class=reply.error_class, desc=reply.desc)
-
-    def _follow(self, vec: Vector, subject: Qemu, peer: Qemu | None, obs: Observation) -> None:
-        """Follow an accepted command: a migrate always, a migrate-incoming when it has a peer."""
-        if vec.command == "migrate-incoming" and peer is None:
+    def follow(self, subject: Qemu, obs: Observation) -> None:
+        """Follow an accepted command: a migrate always, a migrate-incoming when it has
+        a peer. A peer that comes after a migrate starts once the migrate has ended
+        (it reads back what the migrate wrote, e.g. a file)."""
+        vec = self.vec
+        after = vec.peer is not None and vec.peer.when == "after"
+        if vec.command == "migrate":
+            obs.migration, obs.migration_error = _migration_state(subject, MIGRATION_TIMEOUT)
+            if after and obs.migration == "completed":
+                self.start_peer()
+            if self.peer is not None:
+                obs.peer_migration, err = _migration_state(self.peer, MIGRATION_TIMEOUT)
+                obs.migration_error = obs.migration_error or err
+            return
+        if after:
+            self.start_peer()
+        if self.peer is None:
             return
         obs.migration, obs.migration_error = _migration_state(subject, MIGRATION_TIMEOUT)
-        if peer is not None and obs.migration == "completed":
-            obs.peer_migration, err = _migration_state(peer, MIGRATION_TIMEOUT)
+        if not after:
+            return  # a source that ran before wrote a file or sink; its completion was a precondition
+        if obs.migration == "completed":
+            obs.peer_migration, err = _migration_state(self.peer, MIGRATION_TIMEOUT)
             obs.migration_error = obs.migration_error or err
-        elif peer is not None:
-            obs.peer_migration = peer.query_migrate().get("status")
+        else:
+            obs.peer_migration = self.peer.query_migrate().get("status")
