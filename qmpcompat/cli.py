@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "qmpcompat.vectors.cli",
     "qmpcompat.schema.cli",
     "qmpcompat.report.cli",
+    "qmpcompat.hunt.cli",
 )
 
 

@@ -1,0 +1,188 @@
+"""``qmpcompat hunt`` (explore schema-valid trees for a time budget and write
+each finding as a candidate vector) and ``qmpcompat derive`` (list or check the
+cases derived from a binary's schema)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
+from qmpcompat.errors import QmpCompatError
+from qmpcompat.hunt.explore import Explorer, Finding, WorkerStats, distinct
+from qmpcompat.hunt.findings import Answer, next_number, write_candidate
+from qmpcompat.hunt.floor import measure_floor
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.select import named_binaries, select
+from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.run import Runner
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+    """Seconds in ``300``, ``20s``, ``5m`` or ``1h``; QmpCompatError otherwise."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not found or float(found.group(1)) <= 0:
+        raise QmpCompatError(f"budget {text!r} is not a positive time like 300, 20s, 5m or 1h")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    h = subs.add_parser("hunt", help="explore valid argument trees for crashes and hangs",
+                        description="Run Hypothesis-generated, schema-valid argument trees of "
+                        "migrate and migrate-incoming on fresh QEMUs for a time budget per "
+                        "binary; write each finding (shrunk, reproduced) as a candidate vector.")
+    h.add_argument("--qemu", action="append", default=[], metavar="PATH",
+                   help="binary to hunt on (repeatable; default: the default Debian set)")
+    h.add_argument("--suites", default=None, help="Debian suites (default: the default set)")
+    h.add_argument("--only", action="append", default=[], metavar="VERSION",
+                   help="of the selected binaries, only those with this label (e.g. 11.1.3)")
+    h.add_argument("--budget", default="5m", help="time per binary: 300, 20s, 5m, 1h (default 5m)")
+    h.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    h.add_argument("--out", type=Path, default=Path("reports/hunt"),
+                   help="where candidate vectors go (default reports/hunt/)")
+    h.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    h.add_argument("--command", action="append", default=[], dest="commands",
+                   help="command to explore (repeatable; default migrate and migrate-incoming)")
+    h.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds QEMU may take to start or answer (default 10)")
+    h.add_argument("--floor-runs", type=int, default=20,
+                   help="QEMU starts to measure the floor with (0: skip; default 20)")
+    h.set_defaults(func=run_hunt)
+
+    d = subs.add_parser("derive", help="list or check the cases derived from a binary's schema",
+                        description="Derive malformed argument trees with their predicted "
+                        "errors from each binary's query-qmp-schema; --check runs them.")
+    d.add_argument("--qemu", action="append", default=[], metavar="PATH")
+    d.add_argument("--suites", default=None)
+    d.add_argument("--only", action="append", default=[], metavar="VERSION")
+    d.add_argument("--command", action="append", default=[], dest="commands",
+                   help="command to derive for (repeatable; default migrate and migrate-incoming)")
+    d.add_argument("--check", action="store_true", help="run every case and compare")
+    d.add_argument("--json", action="store_true", help="one JSON object per case")
+    d.set_defaults(func=run_derive)
+
+
+def _builds(args: argparse.Namespace) -> list[QemuBuild]:
+    suites = None if args.suites is None else args.suites.split(",")
+    sel = select(named_binaries(args.qemu), suites)
+    for problem in sel.problems:
+        print(f"qmpcompat: unusable: {problem}", file=sys.stderr)
+    builds = [b for b in sel.builds if not args.only or b.label in args.only]
+    if not builds:
+        raise QmpCompatError("no usable QEMU binary" + (f" labelled {', '.join(args.only)}"
+                                                       if args.only else ""))
+    return builds
+
+
+def run_derive(args: argparse.Namespace) -> int:
+    schemas, runner, failed = SchemaCache(), Runner(), 0
+    for build in _builds(args):
+        for case in derive_for(schemas.entries(build), args.commands or DEFAULT_COMMANDS):
+            line: dict[str, Any] = {"id": case.id, "qemu": build.label, "arguments": case.arguments,
+                                    "expected": str(case.prediction)}
+            if args.check:
+                result = run_case(case, build, runner)
+                line["outcome"] = result.verdict.outcome
+                line["observed"] = result.observation.summary()
+                failed += result.verdict.outcome == "failed"
+            if args.json:
+                print(json.dumps(line))
+            else:
+                mark = f"{line['outcome']:<7} " if args.check else ""
+                print(f"{mark}{build.label:<8} {case.id}  -> {line['expected']}"
+                      + (f"\n          observed {line['observed']}"
+                         if line.get("outcome") == "failed" else ""))
+    return 1 if failed else 0
+
+
+def _work(job: dict[str, Any]) -> dict[str, Any]:
+    """One worker process: hunt on one build for the budget."""
+    floor = measure_floor(job["build"], job["floor_runs"]) if job["floor_runs"] else None
+    explorer = Explorer(job["build"], job["entries"], job["commands"], Runner(job["timeout"]))
+    findings = explorer.hunt(job["budget"], job["seed"], job["worker"])
+    return {"findings": findings, "stats": explorer.stats, "floor": floor}
+
+
+def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.Namespace,
+                budget: float) -> tuple[list[Finding], list[WorkerStats], float, float | None]:
+    """Hunt on one build with every worker; the findings no simpler one explains,
+    each worker's stats, the wall time, and the floor the workers measured (the
+    median of their medians, measured under the same load as the hunt)."""
+    jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
+             "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
+             "floor_runs": args.floor_runs}
+            for w in range(args.workers)]
+    start = time.monotonic()
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_work, jobs))
+    wall = time.monotonic() - start
+    explorer = Explorer(build, entries, jobs[0]["commands"])
+    found = distinct([f for r in results for f in r["findings"]], explorer)
+    floors = [r["floor"] for r in results if r["floor"]]
+    return found, [r["stats"] for r in results], wall, statistics.median(floors) if floors else None
+
+
+def _answers(finding: Finding, builds: list[QemuBuild], runner: Runner) -> list[Answer]:
+    """The finding's tree on a fresh QEMU of every build of the run."""
+    explorer_runs = []
+    for build in builds:
+        obs = Explorer(build, [], [], runner).run_case(finding.command, finding.arguments) \
+            if build.binary != finding.binary else None
+        observed = obs.to_json() if obs is not None else finding.reproduced
+        explorer_runs.append(Answer(build.label, build.version_str, observed))
+    return explorer_runs
+
+
+def run_hunt(args: argparse.Namespace) -> int:
+    budget = parse_budget(args.budget)
+    if args.workers < 1:
+        raise QmpCompatError("--workers must be at least 1")
+    builds = _builds(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    schemas, runner = SchemaCache(), Runner(args.timeout)
+    findings: dict[str, Finding] = {}
+    summary: list[dict[str, Any]] = []
+    for build in builds:
+        print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s, "
+              f"seed {args.seed}", flush=True)
+        found, stats, wall, floor = _hunt_build(build, schemas.entries(build), args, budget)
+        cases = sum(s.cases for s in stats)
+        per_case = sum(s.seconds for s in stats) / cases if cases else None
+        row = {"qemu": build.label, "binary": build.binary, "seconds": round(wall, 1),
+               "cases": cases, "findings": len(found), "workers": [asdict(s) for s in stats],
+               "per_case_ms": round(per_case * 1000, 1) if per_case else None,
+               "floor_ms": round(floor * 1000, 1) if floor else None,
+               "ratio": round(per_case / floor, 2) if per_case and floor else None}
+        summary.append(row)
+        results: dict[str, int] = {}
+        for s in stats:
+            for k, v in s.results.items():
+                results[k] = results.get(k, 0) + v
+        print(f"qmpcompat hunt: QEMU {build.label}: {cases} cases in {wall:.0f}s "
+              f"({', '.join(f'{v} {k}' for k, v in sorted(results.items()))}); "
+              f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
+              f"(x{row['ratio']}); {len(found)} findings", flush=True)
+        for f in found:
+            key = json.dumps([f.command, f.arguments], sort_keys=True)
+            findings.setdefault(key, f)
+    number = next_number(args.out)
+    for i, (_, finding) in enumerate(sorted(findings.items())):
+        path = write_candidate(finding, _answers(finding, builds, runner), args.out, number + i)
+        print(f"qmpcompat hunt: finding on QEMU {finding.qemu}: {finding.command} "
+              f"{json.dumps(finding.arguments)}: {finding.observed.get('detail')} -> {path}")
+    (args.out / "hunt.json").write_text(json.dumps(
+        {"seed": args.seed, "budget": budget, "workers": args.workers, "builds": summary,
+         "findings": len(findings)}, indent=2) + "\n")
+    print(f"qmpcompat hunt: {len(findings)} findings; summary in {args.out / 'hunt.json'}")
+    return 1 if findings else 0

@@ -1,0 +1,64 @@
+"""A greedy reducer that finishes what Hypothesis's shrinker started: it
+orders by draw sequence, not by tree size, and a schema-shaped tree often keeps
+members it could lose. Each step tries a simpler tree on a fresh QEMU and
+keeps it when it fails the same way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from qmpcompat.derive.values import PLAIN_STRINGS, STRING_CATALOGUE
+
+Tree = Any
+
+
+def _simplest_scalar(member: str, value: Any, enum_defaults: dict[str, str]) -> Any:
+    """The value a scalar of member ``member`` simplifies to (itself if none is simpler)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return 0
+    if isinstance(value, str):
+        if member in enum_defaults:
+            return enum_defaults[member]
+        return STRING_CATALOGUE.get(member, PLAIN_STRINGS)[0]
+    return value
+
+
+def simpler(tree: Tree, enum_defaults: dict[str, str], member: str = "") -> Iterator[Tree]:
+    """Every tree one step simpler than ``tree``: a member or list element left
+    out, or one scalar set to its simplest value. Bigger steps come first."""
+    if isinstance(tree, dict):
+        for key in tree:
+            yield {k: v for k, v in tree.items() if k != key}
+        for key, value in tree.items():
+            for sub in simpler(value, enum_defaults, key):
+                yield {**tree, key: sub}
+    elif isinstance(tree, list):
+        for i in range(len(tree)):
+            yield tree[:i] + tree[i + 1:]
+        for i, value in enumerate(tree):
+            for sub in simpler(value, enum_defaults, member):
+                yield [*tree[:i], sub, *tree[i + 1:]]
+    else:
+        simplest = _simplest_scalar(member, tree, enum_defaults)
+        if simplest != tree or type(simplest) is not type(tree):
+            yield simplest
+
+
+def reduce_tree(tree: Tree, still_fails: Callable[[Tree], bool], enum_defaults: dict[str, str],
+                until: float) -> Tree:
+    """The simplest tree reachable from ``tree`` one step at a time that still
+    fails (``still_fails`` runs it); stops at the monotonic time ``until``."""
+    changed = True
+    while changed and time.monotonic() < until:
+        changed = False
+        for candidate in simpler(tree, enum_defaults):
+            if time.monotonic() >= until:
+                break
+            if still_fails(candidate):
+                tree, changed = candidate, True
+                break
+    return tree

@@ -1,0 +1,88 @@
+"""Hypothesis strategies for schema-valid argument trees of a command.
+
+Every shape of every object (so every union branch), every enum value, lists of
+zero, one and several elements, and, for scalars, the boundary catalogue of
+``qmpcompat.derive.values``: strings by member name (addresses only on loopback,
+unix and file paths under the case's ``{tmpdir}``, exec only the harness's sink
+commands), boundary integers. Shrinking goes toward fewer optional members,
+shorter lists, earlier branches and earlier catalogue entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from qmpcompat.derive.shapes import Shape, TypeWalker
+from qmpcompat.derive.values import (
+    ARGS_CATALOGUE,
+    INT_BOUNDARIES,
+    NUMBER_BOUNDARIES,
+    PLAIN_STRINGS,
+    STRING_CATALOGUE,
+)
+from qmpcompat.errors import SchemaError
+
+MAX_LIST = 3
+MAX_DEPTH = 12
+
+
+class TreeStrategies:
+    """Strategies over one schema, built once per (type, member name)."""
+
+    def __init__(self, walker: TypeWalker) -> None:
+        self.walker = walker
+        self._memo: dict[tuple[str, str], st.SearchStrategy[Any]] = {}
+
+    def arguments(self, command: str) -> st.SearchStrategy[dict[str, Any]]:
+        """Schema-valid argument objects of ``command``."""
+        return self.of(self.walker.arg_type(command), "")
+
+    def of(self, type_name: str, member: str, depth: int = 0) -> st.SearchStrategy[Any]:
+        """Valid values of ``type_name`` for a member called ``member``."""
+        key = (type_name, member)
+        if key not in self._memo:
+            if depth > MAX_DEPTH:
+                raise SchemaError(f"type {type_name!r} nests too deeply to explore")
+            self._memo[key] = self._build(type_name, member, depth)
+        return self._memo[key]
+
+    def _build(self, type_name: str, member: str, depth: int) -> st.SearchStrategy[Any]:
+        entry = self.walker.entry(type_name)
+        meta = entry["meta-type"]
+        if meta == "builtin":
+            return _scalar(str(entry["json-type"]), member)
+        if meta == "enum":
+            return st.sampled_from(self.walker.enum_values(type_name))
+        if meta == "array":
+            if member == "args":
+                return st.sampled_from([list(a) for a in ARGS_CATALOGUE])
+            element = self.of(str(entry["element-type"]), member, depth + 1)
+            return st.lists(element, max_size=MAX_LIST)
+        if meta == "alternate":
+            return st.one_of([self.of(str(b["type"]), member, depth + 1)
+                              for b in entry.get("members") or ()])
+        return st.one_of([self._shape(s, depth) for s in self.walker.shapes(type_name)])
+
+    def _shape(self, shape: Shape, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+        tags = dict(shape.tags)
+        required = {m.name: st.just(tags[m.name]) if m.name in tags
+                    else self.of(m.type, m.name, depth + 1) for m in shape.required}
+        optional = {m.name: self.of(m.type, m.name, depth + 1)
+                    for m in shape.members if m.optional}
+        return st.fixed_dictionaries(required, optional=optional)
+
+
+def _scalar(json_type: str, member: str) -> st.SearchStrategy[Any]:
+    if json_type == "string":
+        return st.sampled_from(STRING_CATALOGUE.get(member, PLAIN_STRINGS))
+    if json_type == "int":
+        return st.sampled_from(INT_BOUNDARIES) | st.integers(min_value=-2, max_value=70000)
+    if json_type == "number":
+        return st.sampled_from(NUMBER_BOUNDARIES) | st.integers(min_value=-2, max_value=2**40)
+    if json_type == "boolean":
+        return st.booleans()
+    if json_type == "null":
+        return st.none()
+    return st.sampled_from(PLAIN_STRINGS)  # 'value' (any): a string is as good as any

@@ -1,0 +1,157 @@
+"""The hunt on real binaries: valid and safe trees, shrinking and reproduction,
+candidate vector files in the project's format, and the command end to end
+with no QEMU left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qmpcompat.derive.shapes import TypeWalker
+from qmpcompat.hunt.explore import Explorer, Finding, distinct
+from qmpcompat.hunt.findings import Answer, write_candidate
+from qmpcompat.hunt.strategies import TreeStrategies
+from qmpcompat.provision import QemuBuild
+from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.lint import DEFECTS_SCHEMA, VECTOR_SCHEMA, schema_problems
+from qmpcompat.vectors.load import default_root
+from qmpcompat.vectors.model import parse_defect, parse_vector
+from qmpcompat.vectors.run import Observation
+from qmpcompat.vectors.safety import check_tree
+from qmpcompat.vectors.yamlfile import load_yaml
+
+SCHEMAS = SchemaCache()
+VISITOR_ERRORS = ("is missing", "is unexpected", "Invalid parameter type", "does not accept value")
+
+
+def test_generated_trees_are_safe(builds: list[QemuBuild]) -> None:
+    for build in builds:
+        strategies = TreeStrategies(TypeWalker(SchemaIndex(SCHEMAS.entries(build))))
+
+        @settings(max_examples=150, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(["migrate", "migrate-incoming"]).flatmap(strategies.arguments))
+        def safe(tree: dict[str, Any]) -> None:
+            assert not check_tree(tree, "arguments"), tree
+
+        safe()
+
+
+def test_generated_trees_pass_the_schema_check_of_a_real_binary(newest: QemuBuild) -> None:
+    """QEMU's input visitor never rejects a generated tree's shape (it may still
+    refuse values, e.g. an integer out of its C type's range)."""
+    explorer = Explorer(newest, SCHEMAS.entries(newest), ["migrate", "migrate-incoming"])
+    strategy = explorer.strategies.arguments("migrate-incoming")
+    seen: list[Observation] = []
+
+    @settings(max_examples=25, database=None, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def run(tree: dict[str, Any]) -> None:
+        obs = explorer.run_case("migrate-incoming", tree)
+        seen.append(obs)
+        assert not any(e in (obs.desc or "") for e in VISITOR_ERRORS), (tree, obs.summary())
+
+    run()
+    assert len(seen) >= 20 and {o.result for o in seen} & {"accept", "reject"}
+
+
+class _FileIsFatal(Explorer):
+    """A real run, reported as a crash whenever QEMU accepts a tree with a channel
+    on the file transport: a failure whose minimal tree is known, to test shrinking."""
+
+    def run_case(self, command: str, arguments: dict[str, Any]) -> Observation:
+        obs = super().run_case(command, arguments)
+        if obs.result == "accept" and '"transport": "file"' in json.dumps(arguments):
+            return Observation("crash", detail="QEMU killed by signal 11 after migrate")
+        return obs
+
+
+def test_a_failure_is_shrunk_reproduced_and_deduplicated(newest: QemuBuild) -> None:
+    explorer = _FileIsFatal(newest, SCHEMAS.entries(newest), ["migrate"])
+    findings = explorer.hunt(budget=25, seed=11)
+    assert findings, explorer.stats
+    first = findings[0]
+    assert first.arguments == {"channels": [{"channel-type": "main", "addr": {
+        "transport": "file", "filename": "{tmpdir}/h.file", "offset": 0}}]}, first.arguments
+    assert first.reproduced["result"] == "crash" and not first.flaky
+    assert first.signature == ("migrate", "crash", 11)
+    on_file = [f for f in distinct(findings, explorer) if '"file"' in json.dumps(f.arguments)]
+    assert on_file == [first]  # any later one on file is explained by the first
+    assert explorer.stats.cases > 10
+
+
+def _finding(newest: QemuBuild) -> Finding:
+    crash = {"result": "crash", "detail": "QEMU killed by signal 11 after migrate"}
+    return Finding(command="migrate", arguments={"channels": [{"channel-type": "cpr", "addr": {
+        "transport": "socket", "type": "unix", "path": "{tmpdir}/h.sock"}}]},
+        qemu=newest.label, qemu_version=newest.version_str, binary=newest.binary,
+        observed=crash, reproduced=crash, original={}, seed=1, worker=0, batch=0)
+
+
+def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: Path) -> None:
+    finding = _finding(newest)
+    answers = [Answer("7.2.22", "7.2.22", {"result": "reject", "error_class": "GenericError",
+                                           "desc": "Parameter 'uri' is missing"}),
+               Answer(newest.label, newest.version_str, finding.reproduced)]
+    path = write_candidate(finding, answers, tmp_path, 9001)
+    root = default_root()
+    data = load_yaml(path)
+    assert not schema_problems(data, json.loads((root / VECTOR_SCHEMA).read_text()), path.name)
+    vec = parse_vector(data["vectors"][0], path.name, data["command"])
+    assert vec.id == "M-9001" and "found-by" in vec.flags and vec.arguments == finding.arguments
+    assert vec.expectation_for((7, 2, 22)).desc == "Parameter 'uri' is missing"
+    assert vec.expectation_for(newest.version) is None  # the failing build: a known defect
+    defects = load_yaml(tmp_path / "M-9001.known-defects.yaml")
+    assert not schema_problems(defects, json.loads((root / DEFECTS_SCHEMA).read_text()), "kd")
+    defect = parse_defect(defects["defects"][0], "kd")
+    assert defect.vector == "M-9001" and newest.version in defect.versions
+    assert defect.observed.result == "crash" and "signal 11" in defect.evidence
+    flags = load_yaml(root / "flags.yaml")["flags"]
+    assert "found-by" in flags
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("# Candidate vector found by qmpcompat hunt")
+
+
+def _qemu_processes_under(path: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "qemu-system" in cmdline and str(path) in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
+                                                          tmp_path: Path) -> None:
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "20s",
+           "--seed", "5", "--out", str(out), "--workers", "2", "--floor-runs", "5"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240,
+                          cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    summary = json.loads((out / "hunt.json").read_text())
+    (row,) = summary["builds"]
+    assert row["qemu"] == newest.label and row["cases"] > 20
+    assert 20 <= row["seconds"] < 200
+    assert len(row["workers"]) == 2 and all(w["cases"] for w in row["workers"])
+    assert row["floor_ms"] > 0 and row["per_case_ms"] > 0
+    assert proc.returncode == (1 if summary["findings"] else 0)
+    assert len(list(out.glob("*-9*.yaml"))) == 2 * summary["findings"]  # vector + defect each
+    assert not _qemu_processes_under(tmp), "QEMU left behind"
+    assert not list(tmp.iterdir()), "temp dirs left behind"
+    assert not (tmp_path / ".hypothesis").exists()
