@@ -7,6 +7,7 @@ conftest.py, and the work is done by the provision, vectors and report modules.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from qmpcompat.provision.select import Problem, named_binaries, select
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
-from qmpcompat.vectors.check import CaseResult
+from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.load import VectorSet, load
+from qmpcompat.vectors.match import Verdict
 
 RECORD = "qmpcompat"
 
@@ -142,43 +144,76 @@ def record(item: pytest.Item, result: CaseResult) -> None:
     item.user_properties.append((RECORD, json.dumps(rec)))
 
 
+_CASE_ID = re.compile(r"::test_vector\[(?P<vector>.+)-qemu-(?P<qemu>[^\]]+)\]$")
+
+
 class Recorder:
     """Collects the case records of a run (on the xdist controller, from the
-    workers' reports) and writes the reports when the session ends."""
+    workers' reports), shows progress, and writes the reports when the session ends."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.progress: Progress | None = None
+        self.total = 0
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        st = state(self.config)
+    def _start_progress(self, total: int) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None and not self.config.getoption("qmpcompat_quiet"):
-            self.progress = Progress(len(st.vectors.vectors) * len(st.builds),
-                                     lambda line: (tr.ensure_newline(), tr.write_line(line)))
+        self.total = total
+        if tr is not None and not self.config.getoption("qmpcompat_quiet") and self.progress is None:
+            self.progress = Progress(total, lambda line: _say(tr, line))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._start_progress(len(session.items))
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        self._start_progress(len(ids))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
+        # "???" is the phase of the report xdist makes for a test whose worker crashed.
+        if report.when not in ("call", "???") and not (report.when == "setup" and not report.passed):
             return
         st = state(self.config)
-        for name, value in report.user_properties:
-            if name == RECORD:
-                rec = json.loads(value)
-                st.records.append(rec)
-                if self.progress is not None:
-                    self.progress.update(rec)
+        records = [json.loads(v) for k, v in report.user_properties if k == RECORD]
+        if not records and report.failed:
+            records = self._lost_case(report)
+        for rec in records:
+            st.records.append(rec)
+        if self.progress is not None:
+            self.progress.update(report.nodeid, records[0] if records else None)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        finish_reports(self.config)
+    def _lost_case(self, report: pytest.TestReport) -> list[dict[str, Any]]:
+        """A vector case that died without a record (its worker was killed, say)."""
+        match = _CASE_ID.search(report.nodeid)
+        st = state(self.config)
+        vec = next((v for v in st.vectors.vectors if match and v.id == match["vector"]), None)
+        build = next((b for b in st.builds if match and b.label == match["qemu"]), None)
+        if vec is None or build is None:
+            return []
+        lines = [ln.strip() for ln in (report.longreprtext or "").splitlines() if ln.strip()]
+        said = next((ln for ln in lines if "crashed" in ln), lines[-1] if lines else "failed")
+        return [case_record(vec, build, Verdict("error", said), None)]
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        finish_reports(self.config, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
+                       expected=self.total)
 
 
-def finish_reports(config: pytest.Config) -> None:
+def finish_reports(config: pytest.Config, interrupted: bool = False, expected: int = 0) -> None:
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems])
-    doc = results_document(env, st.records, st.started)
+    extra: dict[str, Any] = {}
+    if interrupted:
+        extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+    doc = results_document(env, st.records, st.started, extra)
     write_reports(doc, st.reports, st.fail_on, junit=False)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        tr.write_line(f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, "
-                      "index.html)")
+        _say(tr, f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, index.html)")
+
+
+def _say(tr: Any, line: str) -> None:
+    """Print ``line`` on a line of its own, between pytest's progress dots."""
+    if tr._tw.width_of_current_line:
+        tr._tw.line()
+    tr.write_line(line)

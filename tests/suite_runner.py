@@ -9,49 +9,103 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
+# The suites these tests exercise the machinery with (the derived and schema
+# suites have tests of their own).
+MACHINERY = ("suites/test_vectors.py", "suites/test_binaries.py", "suites/test_vector_files.py")
 
 
-def run_suite(tmp_path: Path, *args: str, vectors: Path | None = None,
-              suites: str = SUITES) -> tuple[int, str, dict[str, Any]]:
-    """Run ``pytest suites`` on the builds of ``suites``; return its exit status,
-    its output and its results.json."""
-    reports = tmp_path / "reports"
-    tmpdir = Path(tempfile.mkdtemp(prefix="qs-"))  # short: QEMU's unix socket paths go here
-    cmd = [sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-rfEx",
-           "--qmpcompat-suites", suites, "--qmpcompat-reports", str(reports),
-           "--junitxml", str(reports / "junit.xml"), *args]
-    if vectors:
-        cmd += ["--qmpcompat-vectors", str(vectors)]
-    env = {**os.environ, "TMPDIR": str(tmpdir)}
-    env.pop("QMPCOMPAT_QEMU", None)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
-    left = [p.name for p in tmpdir.iterdir() if p.name.startswith("qmp")]
-    assert left == [], "the run left temp dirs behind"
-    assert not _processes_under(tmpdir), "the run left QEMU processes behind"
-    shutil.rmtree(tmpdir)
-    results = json.loads((reports / "results.json").read_text())
-    return proc.returncode, proc.stdout + proc.stderr, results
+class SuiteRun:
+    """``pytest`` on (parts of) suites/ in its own session, with a private, short TMPDIR (QEMU's
+    unix sockets go there) so that what it leaves behind can be found."""
+
+    def __init__(self, tmp_path: Path, *args: str, vectors: Path | None = None,
+                 suites: str = SUITES, env: dict[str, str] | None = None,
+                 paths: tuple[str, ...] = MACHINERY) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.reports = tmp_path / "reports"
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="qs-"))
+        self.log = tmp_path / "pytest.log"
+        cmd = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rfEx",
+               "--qmpcompat-suites", suites, "--qmpcompat-reports", str(self.reports),
+               "--junitxml", str(self.reports / "junit.xml"), *args]
+        if vectors:
+            cmd += ["--qmpcompat-vectors", str(vectors)]
+        full_env = {**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
+        full_env.pop("QMPCOMPAT_QEMU", None)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                         env=full_env, start_new_session=True)
+
+    def wait(self, timeout: float = 600) -> int:
+        return self.proc.wait(timeout)
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def results(self) -> dict[str, Any]:
+        return json.loads((self.reports / "results.json").read_text())
+
+    def assert_clean(self, timeout: float = 10.0) -> None:
+        """No QEMU (or anything else) of the run still runs, no temp dir is left;
+        the run's reapers finish their work within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [p.name for p in self.tmpdir.iterdir() if p.name.startswith("qmp")]
+            procs = processes_under(self.tmpdir)
+            if not left and not procs:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the run left behind dirs {left} and processes {procs}")
+            time.sleep(0.1)
+        shutil.rmtree(self.tmpdir)
 
 
-def _processes_under(path: Path) -> list[int]:
-    pids = []
+def run_suite(tmp_path: Path, *args: str, vectors: Path | None = None, suites: str = SUITES,
+              env: dict[str, str] | None = None,
+              paths: tuple[str, ...] = MACHINERY) -> tuple[int, str, dict[str, Any]]:
+    """Run ``pytest suites`` on the builds of ``suites`` to its end; check it left
+    nothing behind; return its exit status, its output and its results.json."""
+    run = SuiteRun(tmp_path, *args, vectors=vectors, suites=suites, env=env, paths=paths)
+    rc = run.wait()
+    run.assert_clean()
+    return rc, run.output, run.results()
+
+
+def processes_under(path: Path) -> list[str]:
+    """Live processes whose command line names ``path`` (the run's reapers included)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 continue
-            if str(path).encode() in cmdline:
-                pids.append(int(entry.name))
-    return pids
+            if str(path).encode() in cmdline and state != "Z":
+                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace")[:120])
+    return found
 
 
 def outcomes(results: dict[str, Any]) -> dict[tuple[str, str], str]:
     return {(r["vector"], r["qemu"]): r["outcome"] for r in results["results"]}
 
 
+def basic_vectors(tmp_path: Path) -> Path:
+    """A copy of the vector set cut down to the two basic.yaml files: enough for
+    tests of the machinery, quick to run. Tests may edit the copy."""
+    src = REPO / "vectors"
+    dst = tmp_path / "vectors"
+    dst.mkdir(parents=True)
+    for name in ("flags.yaml", "vector-file.schema.json", "known-defects.schema.json"):
+        shutil.copy(src / name, dst / name)
+    for command in ("migrate", "migrate-incoming"):
+        (dst / command).mkdir()
+        shutil.copy(src / command / "basic.yaml", dst / command / "basic.yaml")
+    return dst

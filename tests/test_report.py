@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-from suite_runner import run_suite
+from suite_runner import basic_vectors, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.errors import ReportError
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import read_results
 from qmpcompat.report.summary import render_summary, verdict
-from qmpcompat.vectors.load import default_root
 
 
 def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -32,9 +30,10 @@ def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three real runs: the oldest build alone, the newest alone, and both."""
     out = {}
+    vectors = basic_vectors(tmp_path_factory.mktemp("vectors"))
     for name, suites in (("old", "bookworm"), ("new", "sid"), ("both", "bookworm,sid")):
         path = tmp_path_factory.mktemp(name)
-        rc, text, _doc = run_suite(path, suites=suites)
+        rc, text, _doc = run_suite(path, suites=suites, vectors=vectors)
         assert rc == 0, text
         out[name] = path / "reports" / "results.json"
     return out
@@ -116,8 +115,7 @@ def test_bad_results_file(runs: dict[str, Path], tmp_path: Path, mangle: Any, me
 
 def test_incompatible_vector_sets(runs: dict[str, Path], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    vectors = tmp_path / "vectors"
-    shutil.copytree(default_root(), vectors)
+    vectors = basic_vectors(tmp_path / "v")
     mig = vectors / "migrate" / "basic.yaml"
     mig.write_text(mig.read_text().replace("both sides complete", "both sides finish"))
     rc, text, _doc = run_suite(tmp_path, suites="sid", vectors=vectors)

@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from suite_runner import run_suite
-
-from qmpcompat.vectors.load import default_root
+from suite_runner import basic_vectors, run_suite
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -45,8 +43,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run on the newest build where one vector's expectation is wrong."""
     tmp = tmp_path_factory.mktemp("run")
-    vectors = tmp / "vectors"
-    shutil.copytree(default_root(), vectors)
+    vectors = basic_vectors(tmp)
     mig = vectors / "migrate-incoming" / "basic.yaml"
     mig.write_text(mig.read_text().replace("need either 'uri' or 'channels' argument",
                                            "need exactly one of 'uri' and 'channels'"))

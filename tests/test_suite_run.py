@@ -3,24 +3,24 @@ builds, serial and with xdist, with bad binaries and bad vectors mixed in."""
 
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite_runner import outcomes, run_suite
+from suite_runner import basic_vectors, outcomes, run_suite
 
-from qmpcompat.vectors.load import default_root, load
+from qmpcompat.vectors.load import load
 
 
 def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
-    rc, out, serial = run_suite(tmp_path / "serial")
+    vectors = basic_vectors(tmp_path)
+    rc, out, serial = run_suite(tmp_path / "serial", vectors=vectors)
     assert rc == 0, out
-    rc, out, parallel = run_suite(tmp_path / "xdist", "-n", "2")
+    rc, out, parallel = run_suite(tmp_path / "xdist", "-n", "2", vectors=vectors)
     assert rc == 0, out
     assert outcomes(serial) == outcomes(parallel)
     labels = {b["version"] for b in serial["environment"]["binaries"]}
-    assert set(outcomes(serial)) == {(v.id, q) for v in load().vectors for q in labels}
+    assert set(outcomes(serial)) == {(v.id, q) for v in load(vectors).vectors for q in labels}
     assert set(outcomes(serial).values()) <= {"passed", "xfailed", "skipped"}
     assert len(labels) == 2 and any(v.startswith("7.") for v in labels)
     assert "qmpcompat: 2 QEMU binaries" in out and "debian:sid" in out
@@ -31,7 +31,8 @@ def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
 
 
 def test_bad_binary_fails_alone(tmp_path: Path) -> None:
-    rc, out, results = run_suite(tmp_path, "--qemu", "/bin/true", "-n", "2")
+    rc, out, results = run_suite(tmp_path, "--qemu", "/bin/true", "-n", "2",
+                                 vectors=basic_vectors(tmp_path))
     assert rc == 1
     assert "FAILED suites/test_binaries.py::test_qemu_usable[/bin/true]" in out
     assert "/bin/true: is not QEMU" in out
@@ -40,14 +41,8 @@ def test_bad_binary_fails_alone(tmp_path: Path) -> None:
     assert len(results["totals"]) == 2  # both good binaries still ran every vector
 
 
-def _vectors_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "vectors"
-    shutil.copytree(default_root(), root)
-    return root
-
-
 def test_wrong_expectation_broken_file_and_known_defects(tmp_path: Path) -> None:
-    root = _vectors_copy(tmp_path)
+    root = basic_vectors(tmp_path)
     mig = root / "migrate-incoming" / "basic.yaml"
     # A wrong expectation: the real 11.1 text is "need either 'uri' or 'channels' argument".
     mig.write_text(mig.read_text().replace("need either 'uri' or 'channels' argument",
@@ -80,7 +75,7 @@ def test_wrong_expectation_broken_file_and_known_defects(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_missing_capability_skips_or_fails_in_strict_mode(tmp_path: Path, strict: bool) -> None:
-    root = _vectors_copy(tmp_path)
+    root = basic_vectors(tmp_path)
     (root / "migrate" / "needs.yaml").write_text(
         "command: migrate\nvectors:\n  - id: M-0990\n    description: needs a made-up argument\n"
         "    flags: [uri]\n    requires:\n      schema: [migrate/arg-type/no-such-member]\n"

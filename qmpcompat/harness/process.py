@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from qmpcompat.harness.reaper import mark
+
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -30,6 +32,7 @@ def private_dir(prefix: str = "qmpc-") -> Path:
         base = "/tmp"
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     path.chmod(0o700)
+    mark(path)
     return path
 
 

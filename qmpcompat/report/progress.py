@@ -24,19 +24,22 @@ class Progress:
         self.last = self.start
         self.per_version: dict[str, Counter[str]] = {}
 
-    def update(self, record: dict[str, Any]) -> None:
+    def update(self, test: str, record: dict[str, Any] | None) -> None:
+        """One test finished; ``record`` is its case record, if it is a case."""
         self.done += 1
-        self.per_version.setdefault(record["qemu"], Counter())[record["outcome"]] += 1
+        if record is not None:
+            self.per_version.setdefault(record["qemu"], Counter())[record["outcome"]] += 1
         now = time.monotonic()
         if now - self.last >= self.interval or self.done >= self.total:
             self.last = now
-            self.write(self.line(record, now))
+            current = f"{record['vector']} on {record['qemu']}" if record else test.split("::")[-1]
+            self.write(self.line(current, now))
 
-    def line(self, record: dict[str, Any], now: float) -> str:
+    def line(self, current: str, now: float) -> str:
         elapsed = now - self.start
         left = elapsed / self.done * max(self.total - self.done, 0) if self.done else 0.0
         counts = "  ".join(
             f"{label}: " + " ".join(f"{n} {MARKS[o]}" for o, n in sorted(c.items()))
             for label, c in self.per_version.items())
-        return (f"qmpcompat: {self.done}/{self.total} cases, {elapsed:.0f}s elapsed, "
-                f"~{left:.0f}s left; last {record['vector']} on {record['qemu']} | {counts}")
+        return (f"qmpcompat: {self.done}/{self.total} tests, {elapsed:.0f}s elapsed, "
+                f"~{left:.0f}s left; last {current} | {counts}")

@@ -39,6 +39,10 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
     gate = gate_findings(doc, fail_on)
     if gate:
         reasons.append(f"{len(gate)} schema change{'s' * (len(gate) != 1)} at level {fail_on} or above")
+    if doc.get("interrupted"):
+        got = doc["interrupted"]
+        reasons.append(f"the run was interrupted: {got['cases_recorded']} of {got['cases_expected']} "
+                       "tests recorded")
     if doc.get("disagreements"):
         reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
     return Verdict(not reasons, reasons)

@@ -59,7 +59,13 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     else:
         obs = runner.run(vec, build)
         verdict = judge(vec, build.version, obs, defects)
-    record = {
+    return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
+
+
+def case_record(vec: Vector, build: QemuBuild, verdict: Verdict,
+                obs: Observation | None) -> dict[str, Any]:
+    """The record of one case, as results.json keeps it."""
+    return {
         "vector": vec.id, "command": vec.command, "flags": list(vec.flags),
         "description": vec.description, "file": vec.where,
         "qemu": build.label, "qemu_version": build.version_str, "package": build.package,
@@ -68,4 +74,3 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
         "defect": verdict.defect, "observed": obs.to_json() if obs else None,
         "seconds": obs.seconds if obs else 0.0,
     }
-    return CaseResult(verdict, obs, record)

@@ -1,0 +1,103 @@
+"""Nothing leaks, nothing hangs: the real suite after a crash, a hang, Ctrl-C,
+and SIGKILL of pytest or of an xdist worker leaves no QEMU and no temp dir, and
+the report says what happened to the affected vector."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from suite_runner import SuiteRun, basic_vectors, processes_under, run_suite
+
+TESTS = str(Path(__file__).resolve().parent)
+FAULTY = "MI-0002"  # a reject vector: one QEMU per case
+
+
+def _fault(spec: str) -> dict[str, str]:
+    return {"QMPCOMPAT_TEST_FAULT": spec, "PYTHONPATH": TESTS}
+
+
+def _records(results: dict, vector: str) -> list[dict]:  # type: ignore[type-arg]
+    return [r for r in results["results"] if r["vector"] == vector]
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_crash_is_reported_and_cleaned_up(tmp_path: Path, xdist: bool) -> None:
+    rc, out, results = run_suite(tmp_path, "-p", "fault_plugin", *(["-n", "2"] if xdist else []),
+                                 env=_fault(f"crash:{FAULTY}"),
+                                 vectors=basic_vectors(tmp_path))
+    assert rc == 1, out
+    hit = _records(results, FAULTY)
+    assert len(hit) == 2 and all(r["outcome"] == "failed" for r in hit)
+    assert all(r["observed"]["result"] == "crash" for r in hit)
+    assert "killed by signal 11" in hit[0]["message"]
+    others = [r for r in results["results"] if r["vector"] != FAULTY]
+    assert len(others) == len(results["results"]) - 2  # the rest of the run went on
+    assert not any(r["outcome"] == "failed" and (r.get("observed") or {}).get("result") == "crash"
+                   for r in others)  # (known defects may crash QEMU too: those are xfailed)
+    assert "QEMU crash or hang" in (tmp_path / "reports" / "summary.md").read_text()
+
+
+def test_hang_is_killed_and_reported(tmp_path: Path) -> None:
+    start = time.monotonic()
+    rc, out, results = run_suite(tmp_path, "-p", "fault_plugin", "--qmpcompat-timeout", "1",
+                                 env=_fault(f"hang:{FAULTY}"),
+                                 vectors=basic_vectors(tmp_path))
+    assert rc == 1, out
+    hit = _records(results, FAULTY)
+    assert [r["observed"]["result"] for r in hit] == ["hang", "hang"]
+    assert "did not answer within 1s" in hit[0]["message"]
+    assert time.monotonic() - start < 60
+
+
+def _stalled_run(tmp_path: Path, *args: str) -> tuple[SuiteRun, int, int]:
+    """A run stopped inside FAULTY with a QEMU alive; returns it, the pid of the
+    process running the case, and the QEMU's pid."""
+    marker = tmp_path / "stalled"
+    run = SuiteRun(tmp_path, "-p", "fault_plugin", *args, env=_fault(f"stall:{FAULTY}:{marker}"),
+                   vectors=basic_vectors(tmp_path))
+    deadline = time.monotonic() + 120
+    while not marker.exists() or not marker.read_text():
+        assert run.proc.poll() is None, run.output
+        assert time.monotonic() < deadline, "the run never reached the stalled vector"
+        time.sleep(0.05)
+    runner_pid, qemu_pid = map(int, marker.read_text().split())
+    assert processes_under(run.tmpdir), "a QEMU should be alive at this point"
+    return run, runner_pid, qemu_pid
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_ctrl_c(tmp_path: Path, xdist: bool) -> None:
+    run, _pid, qemu_pid = _stalled_run(tmp_path, *(["-n", "2"] if xdist else []))
+    os.killpg(run.proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    assert run.wait(60) != 0
+    run.assert_clean()
+    assert not Path(f"/proc/{qemu_pid}").exists() or \
+        Path(f"/proc/{qemu_pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    results = run.results()
+    assert results["interrupted"]["cases_recorded"] < results["interrupted"]["cases_expected"]
+    assert "the run was interrupted" in (tmp_path / "reports" / "summary.md").read_text()
+
+
+def test_sigkill_of_pytest(tmp_path: Path) -> None:
+    run, pid, _qemu = _stalled_run(tmp_path)
+    assert pid == run.proc.pid
+    os.kill(pid, signal.SIGKILL)
+    run.wait(30)
+    run.assert_clean()  # QEMU died with its parent; the reaper removed the temp dirs
+
+
+def test_sigkill_of_an_xdist_worker(tmp_path: Path) -> None:
+    run, worker, _qemu = _stalled_run(tmp_path, "-n", "2")
+    assert worker != run.proc.pid
+    os.kill(worker, signal.SIGKILL)
+    rc = run.wait(300)
+    run.assert_clean()
+    assert rc == 1, run.output
+    hit = _records(run.results(), FAULTY)
+    crashed = [r for r in hit if r["outcome"] == "error"]
+    assert len(crashed) == 1 and "crashed" in crashed[0]["message"], hit
+    assert len(hit) == 2  # the other build's case of the vector still ran
