@@ -20,12 +20,14 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.select import Problem, named_binaries, select
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
+from qmpcompat.report.history import schema_history
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.match import Verdict
 
 RECORD = "qmpcompat"
+GATE_RECORD = "qmpcompat-schema-gate"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RunState:
     fail_on: str = "breaking"
     started: float = field(default_factory=time.time)
     records: list[dict[str, Any]] = field(default_factory=list)
+    schema_gate: list[dict[str, Any]] = field(default_factory=list)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -147,6 +150,14 @@ def record(item: pytest.Item, result: CaseResult) -> None:
 _CASE_ID = re.compile(r"::test_vector\[(?P<vector>.+)-qemu-(?P<qemu>[^\]]+)\]$")
 
 
+def record_schema_findings(item: pytest.Item, build: QemuBuild, baseline: str, gate: str,
+                           findings: list[Any]) -> None:
+    """Attach schema-gate findings to the test report, for results.json and summary.md."""
+    rows = [{**f.to_json(), "qemu": build.label, "baseline": baseline, "gate": gate}
+            for f in findings]
+    item.user_properties.append((GATE_RECORD, json.dumps(rows)))
+
+
 class Recorder:
     """Collects the case records of a run (on the xdist controller, from the
     workers' reports), shows progress, and writes the reports when the session ends."""
@@ -174,6 +185,9 @@ class Recorder:
             return
         st = state(self.config)
         records = [json.loads(v) for k, v in report.user_properties if k == RECORD]
+        for k, v in report.user_properties:
+            if k == GATE_RECORD:
+                st.schema_gate += json.loads(v)
         if not records and report.failed:
             records = self._lost_case(report)
         for rec in records:
@@ -202,7 +216,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False, expected: i
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems])
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"schema_gate": st.schema_gate,
+                             "schema_history": schema_history(st.builds)}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
     doc = results_document(env, st.records, st.started, extra)

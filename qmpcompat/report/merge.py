@@ -29,6 +29,10 @@ def _observed_key(rec: dict[str, Any]) -> str:
     return json.dumps([rec["outcome"], obs], sort_keys=True)
 
 
+def _order(label: str) -> tuple[int, int, int]:
+    return parse_version(label.rsplit("-", 1)[-1] if label.startswith("qemu-") else label)
+
+
 def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     """One results document from several; ReportError if they cannot be merged."""
     if not docs:
@@ -76,6 +80,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
     gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
+    steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
     env = {
         **first["environment"],
         "host": ", ".join(sorted({d["environment"]["host"] for _p, d in docs})),
@@ -92,5 +97,6 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "totals": totals(records),
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
+        "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_order(k[0]), _order(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
     }
