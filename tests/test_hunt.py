@@ -8,11 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.hunt.explore import Explorer, Finding, distinct
@@ -30,6 +33,15 @@ from qmpcompat.vectors.yamlfile import load_yaml
 
 SCHEMAS = SchemaCache()
 VISITOR_ERRORS = ("is missing", "is unexpected", "Invalid parameter type", "does not accept value")
+
+
+@pytest.fixture(autouse=True)
+def _hypothesis_home(tmp_path: Path) -> Iterator[None]:
+    """Hypothesis keeps its files in the test's temp dir, not in the checkout."""
+    before = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(tmp_path / "hypothesis")
+    yield
+    set_hypothesis_home_dir(before)
 
 
 def test_generated_trees_are_safe(builds: list[QemuBuild]) -> None:
@@ -140,7 +152,7 @@ def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
     out = tmp_path / "out"
     env = {**os.environ, "TMPDIR": str(tmp)}
     cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "20s",
-           "--seed", "5", "--out", str(out), "--workers", "2", "--floor-runs", "5"]
+           "--seed", "5", "--out", str(out), "--workers", "2", "--floor-every", "5"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240,
                           cwd=tmp_path)
     assert proc.returncode in (0, 1), proc.stderr

@@ -72,6 +72,7 @@ class _Deriver:
         self.walker = walker
         self.command = command
         self.cases: dict[str, DerivedCase] = {}
+        self.inside: list[str] = []  # the object types being walked, outermost first
 
     def add(self, kind: str, site: str, path: str, args: dict[str, Any], pred: Prediction,
             what: str) -> None:
@@ -81,6 +82,17 @@ class _Deriver:
                                           f"{what} ({self.command})"[:120])
 
     def object(self, type_name: str, path: str, site: str, embed: Embed) -> None:
+        """Every case inside an object of ``type_name`` (a type inside itself is
+        walked once, at its outermost place)."""
+        if type_name in self.inside:
+            return
+        self.inside.append(type_name)
+        try:
+            self._object(type_name, path, site, embed)
+        finally:
+            self.inside.pop()
+
+    def _object(self, type_name: str, path: str, site: str, embed: Embed) -> None:
         for shape in self.walker.shapes(type_name):
             base = self.walker.fill(shape)
             unsafe = check_tree(embed(base), "arguments")

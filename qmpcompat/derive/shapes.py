@@ -134,8 +134,10 @@ class TypeWalker:
             element = str(entry["element-type"])
             scalar = valid_scalar("array", member)
             return scalar if scalar is not None else [self.valid(element, member, depth + 1)]
-        if meta == "alternate":
-            return self.valid(str(entry["members"][0]["type"]), member, depth + 1)
+        if meta == "alternate":  # a scalar branch if there is one: it cannot recurse
+            branches = sorted((str(b["type"]) for b in entry["members"]),
+                              key=lambda t: self.meta(t) in ("object", "array"))
+            return self.valid(branches[0], member, depth + 1)
         return self.fill(self.shapes(name)[0], depth)
 
     def fill(self, shape: Shape, depth: int = 0) -> dict[str, Any]:

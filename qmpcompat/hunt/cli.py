@@ -20,7 +20,6 @@ from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.hunt.explore import Explorer, Finding, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
-from qmpcompat.hunt.floor import measure_floor
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import named_binaries, select
 from qmpcompat.vectors.check import SchemaCache
@@ -56,8 +55,9 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                    help="command to explore (repeatable; default migrate and migrate-incoming)")
     h.add_argument("--timeout", type=float, default=10.0,
                    help="seconds QEMU may take to start or answer (default 10)")
-    h.add_argument("--floor-runs", type=int, default=20,
-                   help="QEMU starts to measure the floor with (0: skip; default 20)")
+    h.add_argument("--floor-every", type=int, default=20, metavar="N",
+                   help="time one bare QEMU start after every N cases, for the floor the hunt "
+                        "is measured against (0: never; default 20)")
     h.set_defaults(func=run_hunt)
 
     d = subs.add_parser("derive", help="list or check the cases derived from a binary's schema",
@@ -108,20 +108,22 @@ def run_derive(args: argparse.Namespace) -> int:
 
 def _work(job: dict[str, Any]) -> dict[str, Any]:
     """One worker process: hunt on one build for the budget."""
-    floor = measure_floor(job["build"], job["floor_runs"]) if job["floor_runs"] else None
-    explorer = Explorer(job["build"], job["entries"], job["commands"], Runner(job["timeout"]))
+    explorer = Explorer(job["build"], job["entries"], job["commands"], Runner(job["timeout"]),
+                        job.get("floor_every", 20))
     findings = explorer.hunt(job["budget"], job["seed"], job["worker"])
-    return {"findings": findings, "stats": explorer.stats, "floor": floor}
+    samples = explorer.stats.floor_samples
+    return {"findings": findings, "stats": explorer.stats,
+            "floor": statistics.median(samples) if samples else None}
 
 
 def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.Namespace,
                 budget: float) -> tuple[list[Finding], list[WorkerStats], float, float | None]:
     """Hunt on one build with every worker; the findings no simpler one explains,
-    each worker's stats, the wall time, and the floor the workers measured (the
-    median of their medians, measured under the same load as the hunt)."""
+    each worker's stats, the wall time, and the floor the workers measured
+    between their cases (the median of their medians)."""
     jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
              "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
-             "floor_runs": args.floor_runs}
+             "floor_every": args.floor_every}
             for w in range(args.workers)]
     start = time.monotonic()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -158,7 +160,8 @@ def run_hunt(args: argparse.Namespace) -> int:
               f"seed {args.seed}", flush=True)
         found, stats, wall, floor = _hunt_build(build, schemas.entries(build), args, budget)
         cases = sum(s.cases for s in stats)
-        per_case = sum(s.seconds for s in stats) / cases if cases else None
+        hunting = sum(s.seconds - sum(s.floor_samples) for s in stats)  # the floor's own cost out
+        per_case = hunting / cases if cases else None
         row = {"qemu": build.label, "binary": build.binary, "seconds": round(wall, 1),
                "cases": cases, "findings": len(found), "workers": [asdict(s) for s in stats],
                "per_case_ms": round(per_case * 1000, 1) if per_case else None,

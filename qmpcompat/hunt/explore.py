@@ -24,11 +24,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
 from hypothesis import seed as fix_seed
-from hypothesis.configuration import set_hypothesis_home_dir
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.errors import Flaky
 
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.harness.process import private_dir
+from qmpcompat.hunt.floor import start_once
 from qmpcompat.hunt.reduce import reduce_tree
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
@@ -139,6 +140,7 @@ class WorkerStats:
     seconds: float = 0.0
     case_seconds: float = 0.0  # time inside the runner (QEMU start to teardown)
     results: dict[str, int] = field(default_factory=dict)
+    floor_samples: list[float] = field(default_factory=list)  # bare QEMU starts, interleaved
 
 
 def distinct(findings: Sequence[Finding], explorer: Explorer) -> list[Finding]:
@@ -164,8 +166,9 @@ class Explorer:
     """Runs the hunt for one worker on one build."""
 
     def __init__(self, build: QemuBuild, entries: list[dict[str, Any]], commands: Sequence[str],
-                 runner: Runner | None = None) -> None:
+                 runner: Runner | None = None, floor_every: int = 0) -> None:
         self.build = build
+        self.floor_every = floor_every
         self.commands = [c for c in commands if c in SchemaIndex(entries)]
         self.strategies = TreeStrategies(TypeWalker(SchemaIndex(entries)))
         self.runner = runner or Runner()
@@ -189,11 +192,14 @@ class Explorer:
         return any(sig == signature and choices <= pairs for sig, choices in self.known)
 
     def run_case(self, command: str, arguments: dict[str, Any]) -> Observation:
-        """One tree on a fresh QEMU (the runner fills {tmpdir} and {port})."""
+        """One tree on a fresh QEMU (the runner fills {tmpdir} and {port}); every
+        ``floor_every``-th case also times one bare QEMU start for the floor."""
         obs = self.runner.run(case_vector(command, arguments), self.build)
         self.stats.cases += 1
         self.stats.case_seconds += obs.seconds
         self.stats.results[obs.result] = self.stats.results.get(obs.result, 0) + 1
+        if self.floor_every and self.stats.cases % self.floor_every == 0:
+            self.stats.floor_samples.append(start_once(self.build))  # under the same load
         return obs
 
     def hunt(self, budget: float, seed: int, worker: int = 0,
@@ -201,21 +207,24 @@ class Explorer:
         """Explore until ``budget`` seconds have passed; return the distinct findings."""
         start = time.monotonic()
         deadline = start + budget
-        home = private_dir("qmph-")
-        set_hypothesis_home_dir(str(home))  # no .hypothesis/ in the caller's directory
+        home, before = private_dir("qmph-"), storage_directory(intent_to_write=False).home_directory
+        set_hypothesis_home_dir(home)  # no .hypothesis/ in the caller's directory
         found: dict[str, Finding] = {}
         batch = 0
-        while time.monotonic() < deadline and self.commands:
-            command = self.commands[batch % len(self.commands)]
-            finding = self.batch(command, seed, worker, batch, deadline)
-            if finding is not None and finding.key not in found:
-                found[finding.key] = finding
-                self.known.append((finding.signature,
-                                   self.decisive(finding.command, finding.arguments)))
-                if on_finding is not None:
-                    on_finding(finding)
-            batch += 1
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            while time.monotonic() < deadline and self.commands:
+                command = self.commands[batch % len(self.commands)]
+                finding = self.batch(command, seed, worker, batch, deadline)
+                if finding is not None and finding.key not in found:
+                    found[finding.key] = finding
+                    self.known.append((finding.signature,
+                                       self.decisive(finding.command, finding.arguments)))
+                    if on_finding is not None:
+                        on_finding(finding)
+                batch += 1
+        finally:
+            set_hypothesis_home_dir(before)
+            shutil.rmtree(home, ignore_errors=True)
         self.stats.batches = batch
         self.stats.seconds = time.monotonic() - start
         return list(found.values())

@@ -4,7 +4,6 @@ finish the QMP handshake and quit, with no harness around it."""
 from __future__ import annotations
 
 import socket
-import statistics
 import time
 
 from qmpcompat.harness.process import Child, private_dir
@@ -41,8 +40,3 @@ def start_once(build: QemuBuild, timeout: float = 10.0) -> float:
     workdir.rmdir()
     return elapsed
 
-
-def measure_floor(build: QemuBuild, runs: int = 20) -> float:
-    """The median of ``runs`` starts (seconds): QEMU's own cost of one case."""
-    start_once(build)  # warm the page cache
-    return statistics.median(start_once(build) for _ in range(runs))
