@@ -18,9 +18,9 @@ import pytest
 
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.select import Problem, named_binaries, select
+from qmpcompat.report.history import schema_history
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
-from qmpcompat.report.history import schema_history
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.load import VectorSet, load
