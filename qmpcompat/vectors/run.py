@@ -89,7 +89,7 @@ class FdMaker:
 
     def _make(self, spec: FdSpec) -> socket.socket:
         if spec.kind == "pair":
-            if spec.name not in self.pairs:
+            if not self.pairs.get(spec.name):  # a new pair, or both ends already used
                 ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 self.pairs[spec.name] = [self.stack.enter_context(e) for e in ends]
             return self.pairs[spec.name].pop(0)
