@@ -23,8 +23,11 @@ from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.vectors.check import CaseResult, case_record
+from qmpcompat.vectors.lint import Problem as LintProblem
+from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.match import Verdict
+from qmpcompat.vectors.model import Vector
 
 RECORD = "qmpcompat"
 GATE_RECORD = "qmpcompat-schema-gate"
@@ -42,6 +45,7 @@ class RunState:
     allow_exec: bool
     fail_on: str = "breaking"
     started: float = field(default_factory=time.time)
+    lint: list[LintProblem] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     schema_gate: list[dict[str, Any]] = field(default_factory=list)
 
@@ -55,6 +59,11 @@ def _progress(text: str) -> None:
 
 def state(config: pytest.Config) -> RunState:
     return config.stash[STATE]
+
+
+def lint_of(st: RunState, vec: Vector) -> list[str]:
+    """The lint problems of one vector (they keep it from running)."""
+    return [p.message for p in st.lint if p.vector_id == vec.id and p.file == vec.file]
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -76,7 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
         suites = []
     quiet = _is_worker(config) or config.getoption("qmpcompat_quiet")
     sel = select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
-                 progress=None if quiet else _progress)
+                 progress=None if quiet else _progress,
+                 start_timeout=config.getoption("qmpcompat_timeout"))
     vdir = config.getoption("qmpcompat_vectors")
     config.stash[STATE] = RunState(
         builds=sel.builds, problems=sel.problems,
@@ -85,6 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),
         fail_on=config.getoption("qmpcompat_fail_on"))
+    st = config.stash[STATE]
+    st.lint = lint(st.vectors.root, allow_exec=st.allow_exec)
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
@@ -112,9 +124,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "qemu_problem" in names:
         metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
     if "vector_file_error" in names:
-        errors = st.vectors.errors
-        metafunc.parametrize("vector_file_error", errors,
-                             ids=[f"{e.file}:{e.line or 0}" for e in errors])
+        metafunc.parametrize("vector_file_error", st.lint,
+                             ids=[f"{p.file}:{p.line or 0}:{p.vector_id or ''}" for p in st.lint])
     if "vector" in names:
         metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
     if "qemu_build" in names:

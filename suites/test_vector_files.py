@@ -1,12 +1,13 @@
-"""Every vector file loads; a broken vector is reported here, with its file,
-line and id, while the rest of the vectors still run."""
+"""Every vector file passes lint; each problem is reported here with its file,
+line and vector id. A vector with a problem does not run (its case fails
+saying why); the rest of the vectors still run."""
 
 from __future__ import annotations
 
 import pytest
 
-from qmpcompat.errors import VectorError
+from qmpcompat.vectors.lint import Problem
 
 
-def test_vector_file(vector_file_error: VectorError) -> None:
+def test_vector_file(vector_file_error: Problem) -> None:
     pytest.fail(str(vector_file_error), pytrace=False)

@@ -10,6 +10,7 @@ import pytest
 from suite_runner import basic_vectors, outcomes, run_suite
 
 from qmpcompat.vectors.load import load
+from qmpcompat.vectors.yamlfile import dump_canonical
 
 
 def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
@@ -76,10 +77,10 @@ def test_wrong_expectation_broken_file_and_known_defects(tmp_path: Path) -> None
 @pytest.mark.parametrize("strict", [False, True])
 def test_missing_capability_skips_or_fails_in_strict_mode(tmp_path: Path, strict: bool) -> None:
     root = basic_vectors(tmp_path)
-    (root / "migrate" / "needs.yaml").write_text(
-        "command: migrate\nvectors:\n  - id: M-0990\n    description: needs a made-up argument\n"
-        "    flags: [uri]\n    requires:\n      schema: [migrate/arg-type/no-such-member]\n"
-        "    arguments: {uri: 'unix:{tmpdir}/x'}\n    expect:\n      - result: accept\n")
+    (root / "migrate" / "needs.yaml").write_text(dump_canonical({"command": "migrate", "vectors": [{
+        "id": "M-0990", "description": "needs a made-up argument", "flags": ["uri"],
+        "requires": {"schema": ["migrate/arg-type/no-such-member"]},
+        "arguments": {"uri": "unix:{tmpdir}/x"}, "expect": [{"result": "accept"}]}]}))
     rc, _out, results = run_suite(tmp_path, *(["--qmpcompat-strict"] if strict else []),
                                  vectors=root)
     rec = [r for r in results["results"] if r["vector"] == "M-0990"]

@@ -52,18 +52,31 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
     return out
 
 
+def check_starts(build: QemuBuild, timeout: float) -> None:
+    """Start ``build`` once and finish the QMP handshake (QemuDied / QemuHung if not)."""
+    from qmpcompat.harness import Qemu, QemuOptions
+
+    with Qemu(build, QemuOptions(timeout=timeout)):
+        pass
+
+
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
-           cache: Path | None = None, progress: Progress | None = None) -> Selection:
+           cache: Path | None = None, progress: Progress | None = None,
+           start_timeout: float | None = None) -> Selection:
     """Named binaries, plus the Debian builds of ``suites``.
 
     ``suites`` None means: the default Debian set when no binary is named,
-    none otherwise. Unusable binaries and suites become ``problems``; the
-    rest are still selected.
+    none otherwise. With ``start_timeout``, each named binary must also start
+    and speak QMP within that many seconds. Unusable binaries and suites
+    become ``problems``; the rest are still selected.
     """
     sel = Selection()
     for path in binaries:
         try:
-            sel.builds.append(build_from_path(path))
+            build = build_from_path(path)
+            if start_timeout is not None:
+                check_starts(build, start_timeout)
+            sel.builds.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(path, exc))
     if suites is None:

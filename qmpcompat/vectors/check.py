@@ -3,11 +3,13 @@ that goes into the reports."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
+from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.run import Observation, Runner
@@ -46,12 +48,15 @@ class CaseResult:
 
 
 def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
-          schemas: SchemaCache, strict: bool = False, allow_exec: bool = False) -> CaseResult:
-    """Run ``vec`` on ``build`` unless it is unsafe or needs what the build lacks."""
-    unsafe = check_vector(vec, allow_exec)
+          schemas: SchemaCache, strict: bool = False, allow_exec: bool = False,
+          lint: Sequence[str] = ()) -> CaseResult:
+    """Run ``vec`` on ``build`` unless it is unsafe, fails ``lint`` (the lint
+    problems of this vector), or needs what the build lacks."""
+    refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
+                                  *check_limits(vec)]))
     obs: Observation | None = None
-    if unsafe:
-        verdict = Verdict("failed", "refused, unsafe vector: " + "; ".join(unsafe))
+    if refused:
+        verdict = Verdict("failed", "refused, the vector fails lint: " + "; ".join(refused))
     elif missing := schemas.missing(build, vec.schema):
         why = "binary's schema lacks " + ", ".join(missing)
         verdict = Verdict("failed" if strict else "skipped",

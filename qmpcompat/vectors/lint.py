@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from qmpcompat.errors import VectorError
+from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import DEFECTS_FILE, FLAGS_FILE, load, load_vector_file, vector_files
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.safety import check_vector
@@ -88,6 +89,7 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
     for i, a in enumerate(vec.expect):
         out += [f"version ranges {a.versions} and {b.versions} overlap"
                 for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
+    out += check_limits(vec)
     return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
 
 
@@ -142,7 +144,4 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False) -> list[Proble
             if d.id in seen:
                 problems.append(Problem(d.file, d.line, d.id, "duplicate known-defect id"))
             seen.add(d.id)
-    flags_used = {f for v in vs.vectors for f in v.flags}
-    problems += [Problem(rel(root / FLAGS_FILE), None, None, f"flag {f!r} is defined but no vector uses it")
-                 for f in sorted(set(vs.flags) - flags_used)]
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))

@@ -51,6 +51,8 @@ def load_yaml(path: Path, shown: str | None = None) -> Any:
         raise VectorError(f"YAML error: {exc.problem or exc}", shown, line) from exc
     except yaml.YAMLError as exc:
         raise VectorError(f"YAML error: {exc}", shown) from exc
+    except RecursionError as exc:
+        raise VectorError("YAML nesting too deep to read", shown) from exc
 
 
 def line_of(obj: object) -> int | None:
