@@ -1,0 +1,192 @@
+"""qmpcompat's benchmark: every figure side by side, as a ratio to the floor.
+
+Measures on this machine, in one run:
+- the floor, per QEMU version: start ``-M none``, finish the QMP handshake, quit;
+- the suite's cost per vector, reject and accept-to-completion separately;
+- the whole conformance run over the default set, serial and with xdist
+  (``-n 2``), with the peak memory of the run and the most QEMUs alive at once;
+- the differ on two whole schemas (normalize and diff).
+
+Prints a table and writes reports/benchmark.json. Targets: a reject vector at
+most 1.5x the floor; the parallel run at least 1.7x faster than the serial one;
+peak memory bounded by the QEMUs alive at once, not by the number of vectors.
+
+    python benchmarks/run.py [--rounds N] [--suites PATHS] [--skip-runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.harness import Qemu
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.select import select
+from qmpcompat.report.results import write_json
+from qmpcompat.vectors.load import load
+from qmpcompat.vectors.run import Runner
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schema_diff import one_round  # noqa: E402
+
+REJECT, ACCEPT = "MI-0002", "MI-0001"  # neither uri nor channels; a unix migration that completes
+
+
+def median_seconds(func: Any, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def floor(build: QemuBuild, rounds: int) -> dict[str, float]:
+    def once() -> None:
+        with Qemu(build):
+            pass
+
+    once()  # warm the page cache
+    rss = 0
+    with Qemu(build) as q:
+        status = Path(f"/proc/{q.child.pid}/status").read_text()  # type: ignore[union-attr]
+        rss = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM")))
+    return {"seconds": median_seconds(once, rounds), "peak_rss_mib": rss / 1024}
+
+
+class Sampler:
+    """Samples a process tree every 20 ms: the peak total RSS and the most QEMUs alive."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peak_rss, self.peak_qemus = root, 0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo += children.get(pid, [])
+        return out
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            rss, qemus = 0, 0
+            for pid in self.tree():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                rss += int(next((ln.split()[1] for ln in status.splitlines()
+                                 if ln.startswith("VmRSS")), "0"))
+                qemus += b"qemu-system" in cmd
+            self.peak_rss, self.peak_qemus = max(self.peak_rss, rss), max(self.peak_qemus, qemus)
+            time.sleep(0.02)
+
+    def done(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        return {"peak_rss_mib": self.peak_rss / 1024, "peak_qemus": self.peak_qemus}
+
+
+def conformance_run(paths: list[str], workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as reports:
+        cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
+               "--qmpcompat-quiet", "--qmpcompat-reports", reports]
+        if workers > 1:
+            cmd += ["-n", str(workers)]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        sampler = Sampler(proc.pid)
+        out, _ = proc.communicate()
+        seconds = time.perf_counter() - start
+        mem = sampler.done()
+        cases = len(json.loads((Path(reports) / "results.json").read_text())["results"])
+    return {"seconds": seconds, "cases": cases, "exit": proc.returncode, **mem,
+            "summary": out.strip().splitlines()[-1] if out.strip() else ""}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="repetitions per timing")
+    parser.add_argument("--suites", default="suites",
+                        help="comma-separated test paths of the whole run (default: suites)")
+    parser.add_argument("--skip-runs", action="store_true", help="leave out the whole runs")
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "reports" / "benchmark.json")
+    args = parser.parse_args()
+
+    builds = select().builds
+    vectors = {v.id: v for v in load().vectors}
+    runner = Runner()
+    rows: list[tuple[str, float, float]] = []  # (what, seconds, ratio to floor)
+    data: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "floor": {}, "per_vector": {}}
+    for build in builds:
+        f = floor(build, args.rounds)
+        data["floor"][build.label] = f
+        rows.append((f"floor, QEMU {build.label} (peak RSS {f['peak_rss_mib']:.0f} MiB)",
+                     f["seconds"], 1.0))
+        for kind, vid in (("reject", REJECT), ("accept to completion", ACCEPT)):
+            seconds = median_seconds(lambda vid=vid, build=build: runner.run(vectors[vid], build),
+                                     args.rounds)
+            ratio = seconds / f["seconds"]
+            data["per_vector"].setdefault(build.label, {})[kind] = {"vector": vid, "seconds": seconds,
+                                                                    "ratio": ratio}
+            rows.append((f"  {kind} vector {vid}", seconds, ratio))
+    mean_floor = statistics.mean(f["seconds"] for f in data["floor"].values())
+
+    old = select(suites=["bookworm"]).builds[0]
+    new = builds[-1]
+    with Qemu(old) as a, Qemu(new) as b:
+        old_entries, new_entries = a.cmd("query-qmp-schema"), b.cmd("query-qmp-schema")
+    diff_s = statistics.median(one_round(old_entries, new_entries)[0] for _ in range(args.rounds))
+    data["differ"] = {"old": old.label, "new": new.label, "seconds": diff_s}
+    rows.append((f"differ, whole schemas {old.label} -> {new.label}", diff_s, diff_s / mean_floor))
+
+    if not args.skip_runs:
+        paths = args.suites.split(",")
+        serial = conformance_run(paths, 1)
+        parallel = conformance_run(paths, 2)
+        data["runs"] = {"serial": serial, "parallel": parallel,
+                        "speedup": serial["seconds"] / parallel["seconds"]}
+        for name, run in (("serial", serial), ("parallel -n 2", parallel)):
+            rows.append((f"whole run {name}: {run['cases']} cases, peak {run['peak_rss_mib']:.0f} MiB"
+                         f" with at most {run['peak_qemus']} QEMUs", run["seconds"],
+                         run["seconds"] / run["cases"] / mean_floor))
+    write_json(args.output, data)
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':<{width}}  {'seconds':>9}  {'x floor':>8}")
+    for what, seconds, ratio in rows:
+        print(f"{what:<{width}}  {seconds:>9.4f}  {ratio:>8.2f}")
+    rejects = [v["reject"]["ratio"] for v in data["per_vector"].values()]
+    print(f"\nreject vector, worst ratio to the floor: {max(rejects):.2f} (target <= 1.5)")
+    if "runs" in data:
+        print(f"parallel speed-up: {data['runs']['speedup']:.2f}x (target >= 1.7)")
+    print(f"differ: {diff_s:.3f}s (target < 0.3)\nwritten: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
