@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
-from qmpcompat.hunt.explore import Explorer, Finding, distinct
+from qmpcompat.hunt.explore import Explorer, Finding, distinct, incoming_exit, is_failure
 from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
@@ -114,23 +114,44 @@ def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: 
     answers = [Answer("7.2.22", "7.2.22", {"result": "reject", "error_class": "GenericError",
                                            "desc": "Parameter 'uri' is missing"}),
                Answer(newest.label, newest.version_str, finding.reproduced)]
-    path = write_candidate(finding, answers, tmp_path, 9001)
+    path, used = write_candidate(finding, answers, tmp_path, 9001, 9001)
+    assert used == 1
     root = default_root()
     data = load_yaml(path)
     assert not schema_problems(data, json.loads((root / VECTOR_SCHEMA).read_text()), path.name)
     vec = parse_vector(data["vectors"][0], path.name, data["command"])
     assert vec.id == "M-9001" and "found-by" in vec.flags and vec.arguments == finding.arguments
     assert vec.expectation_for((7, 2, 22)).desc == "Parameter 'uri' is missing"
-    assert vec.expectation_for(newest.version) is None  # the failing build: a known defect
+    review = vec.expectation_for(newest.version)  # the failing build: say what is right
+    assert review is not None and review.why.startswith("REVIEW")
     defects = load_yaml(tmp_path / "M-9001.known-defects.yaml")
     assert not schema_problems(defects, json.loads((root / DEFECTS_SCHEMA).read_text()), "kd")
     defect = parse_defect(defects["defects"][0], "kd")
-    assert defect.vector == "M-9001" and newest.version in defect.versions
+    assert defect.id == "KD-9001" and defect.vector == "M-9001"
+    assert newest.version in defect.versions and (7, 2, 22) not in defect.versions
     assert defect.observed.result == "crash" and "signal 11" in defect.evidence
-    flags = load_yaml(root / "flags.yaml")["flags"]
-    assert "found-by" in flags
-    header = path.read_text().splitlines()[0]
-    assert header.startswith("# Candidate vector found by qmpcompat hunt")
+    assert "found-by" in load_yaml(root / "flags.yaml")["flags"]
+    assert path.read_text().startswith("# Candidate vector found by qmpcompat hunt")
+
+
+def test_an_incoming_exit_as_told_is_no_finding(oldest: QemuBuild, newest: QemuBuild) -> None:
+    """migrate-incoming from something that is not a migration stream (7.2: fd 0,
+    QEMU's /dev/null; newer: a directory as the file): QEMU exits with status 1, as
+    exit-on-error (default true) says; told not to, it stays."""
+    for build in (oldest, newest):
+        explorer = Explorer(build, SCHEMAS.entries(build), ["migrate-incoming"])
+        told = {"channels": [{"channel-type": "main", "addr": {
+            "transport": "file", "filename": "{tmpdir}/", "offset": 0}}]} \
+            if build is newest else {"uri": "fd:0"}
+        obs = explorer.run_case("migrate-incoming", told)
+        assert obs.result == "crash" and "exited with status 1" in obs.detail, obs.summary()
+        assert incoming_exit("migrate-incoming", told, obs)
+        assert not is_failure("migrate-incoming", told, obs)
+        assert is_failure("migrate-incoming", {**told, "exit-on-error": False}, obs)
+        assert is_failure("migrate", told, obs)
+    stays = Explorer(newest, SCHEMAS.entries(newest), []).run_case(
+        "migrate-incoming", {**told, "exit-on-error": False})
+    assert stays.result == "accept", stays.summary()
 
 
 def _qemu_processes_under(path: Path) -> list[str]:

@@ -179,9 +179,11 @@ def run_hunt(args: argparse.Namespace) -> int:
         for f in found:
             key = json.dumps([f.command, f.arguments], sort_keys=True)
             findings.setdefault(key, f)
-    number = next_number(args.out)
+    number, defect_number = next_number(args.out), next_number(args.out, "KD")
     for i, (_, finding) in enumerate(sorted(findings.items())):
-        path = write_candidate(finding, _answers(finding, builds, runner), args.out, number + i)
+        path, used = write_candidate(finding, _answers(finding, builds, runner), args.out,
+                                     number + i, defect_number)
+        defect_number += used
         print(f"qmpcompat hunt: finding on QEMU {finding.qemu}: {finding.command} "
               f"{json.dumps(finding.arguments)}: {finding.observed.get('detail')} -> {path}")
     (args.out / "hunt.json").write_text(json.dumps(

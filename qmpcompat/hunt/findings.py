@@ -1,11 +1,11 @@
 """Turning hunt findings into candidate vector files, ready to review.
 
 For each finding, ``<ID>.yaml`` is a vector file in the project's format
-(flag ``found-by``) whose expectations are what the other builds of the run
-answered to the same tree, one exact version each; ``<ID>.known-defects.yaml``
-records the builds that failed, with the evidence; ``<ID>.json`` keeps the
-whole finding. Ids are placeholders (M-9xxx, MI-9xxx, KD-9xxx) to renumber
-when the vector moves into ``vectors/``.
+(flag ``found-by``): one expectation per build that did not fail (what it
+answered to the same tree), and a ``REVIEW`` placeholder for each run of
+failing builds; ``<ID>.known-defects.yaml`` records those runs, with the
+evidence; ``<ID>.json`` keeps the whole finding. Ids are placeholders (M-9xxx,
+MI-9xxx, KD-9xxx) to renumber when the vector moves into ``vectors/``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qmpcompat.hunt.explore import Finding
-from qmpcompat.vectors.match import NEVER_OK
+from qmpcompat.hunt.explore import Finding, is_failure
+from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.yamlfile import dump_canonical
 
 PREFIX = {"migrate": "M", "migrate-incoming": "MI"}
 FIRST_NUMBER = 9001
-REVIEW_WHY = ("REVIEW: every build of the hunt failed on this tree; say what a correct "
-              "QEMU answers")
+REVIEW_WHY = ("REVIEW: QEMU fails on this tree in these versions; write what a correct "
+              "build answers")
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,13 @@ class Answer:
     qemu_version: str
     observed: dict[str, Any]
 
+    def failed(self, finding: Finding) -> bool:
+        obs = Observation(**{k: v for k, v in self.observed.items() if k != "seconds"})
+        return is_failure(finding.command, finding.arguments, obs)
+
     @property
-    def failed(self) -> bool:
-        return self.observed.get("result") in NEVER_OK
+    def version(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.qemu_version.split("."))
 
 
 def _expectation(answer: Answer) -> dict[str, Any]:
@@ -51,55 +55,74 @@ def _expectation(answer: Answer) -> dict[str, Any]:
     return exp
 
 
+def _runs(answers: Sequence[Answer], finding: Finding) -> list[list[Answer]]:
+    """The failing builds, in runs of consecutive versions (by the run's builds)."""
+    runs: list[list[Answer]] = []
+    previous_failed = False
+    for answer in sorted(answers, key=lambda a: a.version):
+        failed = answer.failed(finding)
+        if failed and previous_failed:
+            runs[-1].append(answer)
+        elif failed:
+            runs.append([answer])
+        previous_failed = failed
+    return runs
+
+
+def _range(run: list[Answer]) -> str:
+    first, last = run[0].qemu_version, run[-1].qemu_version
+    return f"=={first}" if first == last else f">={first},<={last}"
+
+
 def _detail(obs: dict[str, Any]) -> str:
     return str(obs.get("detail") or obs.get("desc") or obs.get("result"))
 
 
-def next_number(out: Path) -> int:
-    """The first candidate number not used in ``out`` yet."""
-    used = [int(m.group(1)) for p in out.glob("*.yaml")
-            if (m := re.match(r"(?:M|MI)-(\d{4})", p.name))]
+def next_number(out: Path, prefix: str = "(?:M|MI)") -> int:
+    """The first candidate number not used in ``out`` yet (by vectors, or with
+    ``prefix='KD'`` by known defects)."""
+    used = [int(m.group(1)) for p in out.glob("*")
+            for m in re.finditer(rf"\b{prefix}-(\d{{4}})", p.read_text() if p.suffix == ".yaml"
+                                 else p.name)]
     return max([FIRST_NUMBER - 1, *used]) + 1
 
 
-def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, number: int) -> Path:
+def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, number: int,
+                    defect_number: int) -> tuple[Path, int]:
     """Write the finding's candidate vector, known-defect and evidence files; return
-    the vector file."""
+    the vector file and how many known-defect numbers it used."""
     vid = f"{PREFIX[finding.command]}-{number:04d}"
-    failed = sorted({a.qemu_version for a in answers if a.failed} | {finding.qemu_version})
-    good = [a for a in answers if not a.failed]
-    expect = [_expectation(a) for a in sorted(good, key=lambda a: a.qemu_version)]
-    if not expect:
-        expect = [{"versions": "*", "result": "reject", "error-class": "GenericError",
-                   "desc-pattern": ".+", "why": REVIEW_WHY}]
-    flags = ["found-by"] + [f for f in ("uri", "channels") if f in finding.arguments]
     _, result, signal = finding.signature
     summary = {"crash": "QEMU dies" + (f" (signal {signal})" if signal else ""),
                "hang": "QEMU stops answering"}.get(result, "a harness step fails")
+    runs = _runs(answers, finding)
+    expect = [_expectation(a) for a in sorted(answers, key=lambda a: a.version)
+              if not a.failed(finding)]
+    expect += [{"versions": _range(run), "result": "reject", "error-class": "GenericError",
+                "desc-pattern": ".+", "why": REVIEW_WHY} for run in runs]
+    flags = ["found-by"] + [f for f in ("uri", "channels") if f in finding.arguments]
     vector = {"id": vid, "description": f"found by hunt: {summary} on {finding.command}"[:120],
-              "flags": flags,
-              "arguments": finding.arguments, "expect": expect}
-    header = [f"# Candidate vector found by qmpcompat hunt on QEMU {finding.qemu} "
+              "flags": flags, "arguments": finding.arguments, "expect": expect}
+    header = [f"Candidate vector found by qmpcompat hunt on QEMU {finding.qemu} "
               f"(seed {finding.seed}, worker {finding.worker}, batch {finding.batch}).",
-              f"# Minimal tree observed: {_detail(finding.observed)}",
-              f"# Reproduced on a fresh QEMU: {_detail(finding.reproduced)}"
+              f"Minimal tree observed: {_detail(finding.observed)}",
+              f"Reproduced on a fresh QEMU: {_detail(finding.reproduced)}"
               + (" (flaky)" if finding.flaky else ""),
-              "# Review the expectations, then move the vector into vectors/"
-              f"{finding.command}/ and the defect into vectors/known-defects.yaml."]
-    header = [line for text in header for line in text.replace("\r", "").split("\n")]
-    header = [h if h.startswith("#") else f"#   {h}" for h in header]
+              "Review the REVIEW expectations, then move the vector into vectors/"
+              f"{finding.command}/ and the defects into vectors/known-defects.yaml."]
+    lines = [line for text in header for line in text.replace("\r", "").split("\n")]
     path = out / f"{vid}.yaml"
-    path.write_text("\n".join(header) + "\n"
+    path.write_text("".join(f"# {line}\n" for line in lines)
                     + dump_canonical({"command": finding.command, "vectors": [vector]}))
-    defects = [{"id": f"KD-{number:04d}", "vector": vid, "versions": f"=={version}",
-                "summary": f"QEMU {version}: {summary} on {finding.command}"[:200],
-                "observed": {"result": next((a.observed["result"] for a in answers
-                                             if a.qemu_version == version and a.failed),
-                                            finding.observed["result"])},
-                "evidence": f"qmpcompat hunt --seed {finding.seed} on QEMU {finding.qemu} "
-                            f"({finding.binary}): {_detail(finding.observed)}; reproduced: "
-                            f"{_detail(finding.reproduced)}"} for version in failed]
+    defects = [{"id": f"KD-{defect_number + i:04d}", "vector": vid, "versions": _range(run),
+                "summary": f"QEMU {', '.join(a.qemu_version for a in run)}: {summary} "
+                           f"on {finding.command}"[:200],
+                "observed": {"result": run[0].observed["result"]},
+                "evidence": f"qmpcompat hunt --seed {finding.seed} on QEMU {finding.qemu}, "
+                            "then the minimal tree on each build: "
+                            + "; ".join(f"{a.qemu_version}: {_detail(a.observed)}" for a in run)}
+               for i, run in enumerate(runs)]
     (out / f"{vid}.known-defects.yaml").write_text(dump_canonical({"defects": defects}))
     evidence = {"id": vid, **asdict(finding), "answers": [asdict(a) for a in answers]}
     (out / f"{vid}.json").write_text(json.dumps(evidence, indent=2) + "\n")
-    return path
+    return path, len(defects)
