@@ -101,6 +101,29 @@ def test_a_failure_is_shrunk_reproduced_and_deduplicated(newest: QemuBuild) -> N
     assert explorer.stats.cases > 10
 
 
+class _Recording(Explorer):
+    """Remembers every tree it runs."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.trees: list[str] = []
+
+    def run_case(self, command: str, arguments: dict[str, Any]) -> Observation:
+        self.trees.append(json.dumps([command, arguments], sort_keys=True))
+        return super().run_case(command, arguments)
+
+
+def test_the_same_seed_explores_the_same_trees(newest: QemuBuild) -> None:
+    runs = []
+    for seed in (3, 3, 4):
+        explorer = _Recording(newest, SCHEMAS.entries(newest), ["migrate", "migrate-incoming"])
+        explorer.hunt(budget=6, seed=seed)
+        runs.append(explorer.trees)
+    common = min(len(runs[0]), len(runs[1]))
+    assert common >= 10 and runs[0][:common] == runs[1][:common]
+    assert runs[0][:10] != runs[2][:10]
+
+
 def _finding(newest: QemuBuild) -> Finding:
     crash = {"result": "crash", "detail": "QEMU killed by signal 11 after migrate"}
     return Finding(command="migrate", arguments={"channels": [{"channel-type": "cpr", "addr": {

@@ -2,9 +2,10 @@
 argument trees, each run on a fresh QEMU, until the time budget is spent.
 
 A case fails when QEMU does not answer, dies, stops answering ``query-status``
-afterwards, or an accepted ``migrate`` does not reach a final state: exactly
-the observations the vector runner calls crash, hang or error. Hypothesis
-shrinks a failure to a minimal tree; it is then reproduced on a fresh QEMU.
+afterwards, or an accepted ``migrate`` does not reach a final state: the
+observations the vector runner calls crash, hang or error, except an incoming
+migration that exits as told (``incoming_exit``). Hypothesis shrinks a failure,
+``reduce`` finishes the job, and the minimal tree is reproduced on a fresh QEMU.
 
 Deterministic with a seed: batch ``n`` of worker ``w`` uses a seed derived from
 (seed, w, n), so the same seed replays the same trees in the same order (how
@@ -104,6 +105,7 @@ class Finding:
 
 
 def failure_signature(command: str, observed: dict[str, Any]) -> tuple[str, str, int | None]:
+    """The kind of a failing observation: command, crash/hang/error, and the signal."""
     found = _SIGNAL.search(str(observed.get("detail", "")))
     return command, str(observed.get("result")), int(found.group(1)) if found else None
 
