@@ -96,25 +96,28 @@ class DebianProvisioner:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def resolve(self, suites: Sequence[str], refresh: bool = False) -> ProvisionResult:
-        """Map each suite to the qemu-system-x86 version it serves (cached for a week)."""
-        result = ProvisionResult()
+    def _stale(self, suites: Sequence[str], refresh: bool) -> tuple[dict[str, str], list[str]]:
+        """The cached suite -> version map, and the suites that must be looked up again."""
         index = self._read_index()
-        known: dict[str, str | None] = dict(index.get("suites", {}))  # type: ignore[arg-type]
+        known: dict[str, str] = dict(index.get("suites", {}))  # type: ignore[arg-type]
         fresh = time.time() - float(index.get("updated", 0)) < INDEX_MAX_AGE  # type: ignore[arg-type]
-        missing = [s for s in suites if s not in known]
-        if refresh or not fresh or missing:
-            todo = list(suites) if refresh or not fresh else missing
-            _say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
-            wanted = sorted({x for s in todo for x in _sources_for(s)})
-            failed = self.apt.update(wanted)
-            for suite in todo:
-                bad = [s for s in _sources_for(suite) if s in failed]
-                known[suite] = None if bad else self.apt.candidate(suite, PACKAGE)
-            self.index_file.parent.mkdir(parents=True, exist_ok=True)
-            served = {s: v for s, v in known.items() if v}  # an unknown suite is asked again
-            self.index_file.write_text(json.dumps(
-                {"updated": time.time(), "suites": served}, indent=1, sort_keys=True))
+        if refresh or not fresh:
+            return known, list(suites)
+        return known, [s for s in suites if s not in known]
+
+    def resolve(self, suites: Sequence[str], refresh: bool = False) -> ProvisionResult:
+        """Map each suite to the qemu-system-x86 version it serves (cached for a week).
+
+        Safe to call from several processes at once (xdist workers): one reads
+        the archive while the others wait, then use what it found.
+        """
+        result = ProvisionResult()
+        known, todo = self._stale(suites, refresh)
+        if todo:
+            with _locked(self.cache / "lock"):
+                known, todo = self._stale(suites, refresh)
+                if todo:
+                    known = self._look_up(known, todo)
         for suite in suites:
             version = known.get(suite)
             if version:
@@ -122,6 +125,25 @@ class DebianProvisioner:
             else:
                 result.errors[suite] = UnknownSuiteError(suite)
         return result
+
+    def _look_up(self, known: dict[str, str], todo: list[str]) -> dict[str, str]:
+        _say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
+        # apt-get update drops the lists of suites it is not given: give it every suite
+        # known, so that a concurrent look-up of another suite never loses its lists.
+        wanted = sorted({x for s in [*todo, *known, *DEFAULT_SUITES] for x in _sources_for(s)})
+        failed = self.apt.update(wanted)
+        found = dict(known)
+        for suite in todo:
+            bad = [s for s in _sources_for(suite) if s in failed]
+            version = None if bad else self.apt.candidate(suite, PACKAGE)
+            if version:
+                found[suite] = version
+            else:
+                found.pop(suite, None)  # an unknown suite is asked again next time
+        self.index_file.parent.mkdir(parents=True, exist_ok=True)
+        self.index_file.write_text(json.dumps({"updated": time.time(), "suites": found},
+                                              indent=1, sort_keys=True))
+        return found
 
     # -- getting one build ----------------------------------------------------
 
