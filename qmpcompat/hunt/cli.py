@@ -18,7 +18,7 @@ from typing import Any
 
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.hunt.explore import Explorer, Finding, WorkerStats, distinct
+from qmpcompat.hunt.explore import Explorer, Finding, WorkerStats, case_vector, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import named_binaries, select
@@ -136,14 +136,42 @@ def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.
 
 
 def _answers(finding: Finding, builds: list[QemuBuild], runner: Runner) -> list[Answer]:
-    """The finding's tree on a fresh QEMU of every build of the run."""
-    explorer_runs = []
+    """The finding's tree on a fresh QEMU of every build of the run (the finding's
+    own build: its reproduction)."""
+    answers = []
     for build in builds:
-        obs = Explorer(build, [], [], runner).run_case(finding.command, finding.arguments) \
-            if build.binary != finding.binary else None
-        observed = obs.to_json() if obs is not None else finding.reproduced
-        explorer_runs.append(Answer(build.label, build.version_str, observed))
-    return explorer_runs
+        if build.binary == finding.binary:
+            observed = finding.reproduced
+        else:
+            observed = runner.run(case_vector(finding.command, finding.arguments), build).to_json()
+        answers.append(Answer(build.label, build.version_str, observed))
+    return answers
+
+
+def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor: float | None,
+                 findings: int) -> dict[str, Any]:
+    """One binary's line of hunt.json: cases, outcomes, time per case (the floor
+    samples' own time left out) and its ratio to the floor, mean and median."""
+    cases = sum(s.cases for s in stats)
+    hunting = sum(s.seconds - sum(s.floor_samples) for s in stats)
+    per_case = hunting / cases if cases else None
+    results: dict[str, int] = {}
+    for s in stats:
+        for k, v in s.results.items():
+            results[k] = results.get(k, 0) + v
+    row: dict[str, Any] = {
+        "qemu": build.label, "binary": build.binary, "seconds": round(wall, 1), "cases": cases,
+        "results": results, "findings": findings,
+        "workers": [{k: v for k, v in asdict(s).items() if k not in ("case_times", "floor_samples")}
+                    for s in stats],
+        "per_case_ms": round(per_case * 1000, 1) if per_case else None,
+        "floor_ms": round(floor * 1000, 1) if floor else None,
+        "ratio": round(per_case / floor, 2) if per_case and floor else None}
+    times = [t for s in stats for t in s.case_times]
+    if times and floor:  # the typical case: a few slow QEMU answers (e.g. vsock) left out
+        row["median_case_ms"] = round(statistics.median(times) * 1000, 1)
+        row["median_ratio"] = round(statistics.median(times) / floor, 2)
+    return row
 
 
 def run_hunt(args: argparse.Namespace) -> int:
@@ -159,23 +187,13 @@ def run_hunt(args: argparse.Namespace) -> int:
         print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s, "
               f"seed {args.seed}", flush=True)
         found, stats, wall, floor = _hunt_build(build, schemas.entries(build), args, budget)
-        cases = sum(s.cases for s in stats)
-        hunting = sum(s.seconds - sum(s.floor_samples) for s in stats)  # the floor's own cost out
-        per_case = hunting / cases if cases else None
-        row = {"qemu": build.label, "binary": build.binary, "seconds": round(wall, 1),
-               "cases": cases, "findings": len(found), "workers": [asdict(s) for s in stats],
-               "per_case_ms": round(per_case * 1000, 1) if per_case else None,
-               "floor_ms": round(floor * 1000, 1) if floor else None,
-               "ratio": round(per_case / floor, 2) if per_case and floor else None}
+        row = _summary_row(build, stats, wall, floor, len(found))
         summary.append(row)
-        results: dict[str, int] = {}
-        for s in stats:
-            for k, v in s.results.items():
-                results[k] = results.get(k, 0) + v
-        print(f"qmpcompat hunt: QEMU {build.label}: {cases} cases in {wall:.0f}s "
-              f"({', '.join(f'{v} {k}' for k, v in sorted(results.items()))}); "
+        print(f"qmpcompat hunt: QEMU {build.label}: {row['cases']} cases in {wall:.0f}s "
+              f"({', '.join(f'{v} {k}' for k, v in sorted(row['results'].items()))}); "
               f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
-              f"(x{row['ratio']}); {len(found)} findings", flush=True)
+              f"(x{row['ratio']}; median case {row.get('median_case_ms')} ms, "
+              f"x{row.get('median_ratio')}); {len(found)} findings", flush=True)
         for f in found:
             key = json.dumps([f.command, f.arguments], sort_keys=True)
             findings.setdefault(key, f)

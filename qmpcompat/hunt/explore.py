@@ -153,6 +153,7 @@ class WorkerStats:
     case_seconds: float = 0.0  # time inside the runner (QEMU start to teardown)
     results: dict[str, int] = field(default_factory=dict)
     floor_samples: list[float] = field(default_factory=list)  # bare QEMU starts, interleaved
+    case_times: list[float] = field(default_factory=list)  # each case, QEMU start to teardown
 
 
 def distinct(findings: Sequence[Finding], explorer: Explorer) -> list[Finding]:
@@ -209,6 +210,7 @@ class Explorer:
         obs = self.runner.run(case_vector(command, arguments), self.build)
         self.stats.cases += 1
         self.stats.case_seconds += obs.seconds
+        self.stats.case_times.append(obs.seconds)
         result = "incoming-exit" if incoming_exit(command, arguments, obs) else obs.result
         self.stats.results[result] = self.stats.results.get(result, 0) + 1
         if self.floor_every and self.stats.cases % self.floor_every == 0:
