@@ -26,6 +26,7 @@ from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.run import Runner
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+SLOW_CASE = 1.0  # seconds: a case QEMU itself takes long over (e.g. a vsock connect timing out)
 
 
 def parse_budget(text: str) -> float:
@@ -171,6 +172,8 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     if times and floor:  # the typical case: a few slow QEMU answers (e.g. vsock) left out
         row["median_case_ms"] = round(statistics.median(times) * 1000, 1)
         row["median_ratio"] = round(statistics.median(times) / floor, 2)
+        slow = [t for t in times if t > SLOW_CASE]
+        row["slow_cases"], row["slow_seconds"] = len(slow), round(sum(slow), 1)
     return row
 
 
