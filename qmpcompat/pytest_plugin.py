@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.provision.select import Problem, named_binaries, select
+from qmpcompat.provision.select import Problem, Selection, named_binaries, select
 from qmpcompat.report.history import schema_history
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
@@ -79,26 +80,45 @@ def _runs_suites(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version or not _runs_suites(config):
         return
-    suites_opt = config.getoption("qmpcompat_suites")
-    suites = None if suites_opt is None else [s for s in suites_opt.split(",") if s.strip()]
-    if config.getoption("qmpcompat_no_provision"):
-        suites = []
-    quiet = _is_worker(config) or config.getoption("qmpcompat_quiet")
-    sel = select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
-                 progress=None if quiet else _progress,
-                 start_timeout=config.getoption("qmpcompat_timeout"))
+    shipped = getattr(config, "workerinput", {}).get(SHIPPED)
+    sel = _unship(shipped) if shipped else _select(config)
     vdir = config.getoption("qmpcompat_vectors")
-    config.stash[STATE] = RunState(
+    st = RunState(
         builds=sel.builds, problems=sel.problems,
         vectors=load(Path(vdir) if vdir else None),
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),
         fail_on=config.getoption("qmpcompat_fail_on"))
-    st = config.stash[STATE]
     st.lint = lint(st.vectors.root, allow_exec=st.allow_exec)
+    config.stash[STATE] = st
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
+
+
+def _select(config: pytest.Config) -> Selection:
+    suites_opt = config.getoption("qmpcompat_suites")
+    suites = None if suites_opt is None else [s for s in suites_opt.split(",") if s.strip()]
+    if config.getoption("qmpcompat_no_provision"):
+        suites = []
+    return select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
+                  progress=None if config.getoption("qmpcompat_quiet") else _progress,
+                  start_timeout=config.getoption("qmpcompat_timeout"))
+
+
+# The controller sends its selection to the xdist workers, so that every worker
+# tests exactly the binaries the controller chose (and none selects again).
+SHIPPED = "qmpcompat_selection"
+
+
+def _ship(st: RunState) -> dict[str, Any]:
+    return {"builds": [b.to_json() for b in st.builds],
+            "problems": [[p.name, str(p.error)] for p in st.problems]}
+
+
+def _unship(data: dict[str, Any]) -> Selection:
+    return Selection([QemuBuild.from_json(b) for b in data["builds"]],
+                     [Problem(name, QmpCompatError(text)) for name, text in data["problems"]])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -183,6 +203,9 @@ class Recorder:
         self.total = total
         if tr is not None and not self.config.getoption("qmpcompat_quiet") and self.progress is None:
             self.progress = Progress(total, lambda line: _say(tr, line))
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SHIPPED] = _ship(state(self.config))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._start_progress(len(session.items))
