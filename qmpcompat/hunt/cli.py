@@ -18,7 +18,7 @@ from typing import Any
 
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.hunt.explore import Explorer, Finding, WorkerStats, case_vector, distinct
+from qmpcompat.hunt.explore import SLOW_CASE, Explorer, Finding, WorkerStats, case_vector, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import named_binaries, select
@@ -26,7 +26,6 @@ from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.run import Runner
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
-SLOW_CASE = 1.0  # seconds: a case QEMU itself takes long over (e.g. a vsock connect timing out)
 
 
 def parse_budget(text: str) -> float:

@@ -42,6 +42,7 @@ from qmpcompat.vectors.safety import check_tree
 from qmpcompat.vectors.versions import VersionRange
 
 BATCH = 40
+SLOW_CASE = 1.0  # seconds: a case QEMU itself takes long over (e.g. a vsock connect timing out)
 SHRINK_BUDGET = 90.0  # seconds a worker may spend shrinking one failure past its budget
 _SIGNAL = re.compile(r"killed by signal (\d+)")
 # What QEMU prints when loading an incoming migration fails (the last is all a
@@ -112,6 +113,21 @@ def failure_signature(command: str, observed: dict[str, Any]) -> tuple[str, str,
     """The kind of a failing observation: command, crash/hang/error, and the signal."""
     found = _SIGNAL.search(str(observed.get("detail", "")))
     return command, str(observed.get("result")), int(found.group(1)) if found else None
+
+
+def shape_key(command: str, arguments: dict[str, Any]) -> tuple[str, ...]:
+    """The transports a tree asks for: the uri's scheme and each channel's
+    transport and socket type. Trees of one shape take about as long to run."""
+    parts = [command]
+    uri = arguments.get("uri")
+    if isinstance(uri, str):
+        parts.append("uri:" + uri.partition(":")[0])
+    channels = arguments.get("channels")
+    for channel in channels if isinstance(channels, list) else ():
+        addr = channel.get("addr") if isinstance(channel, dict) else None
+        if isinstance(addr, dict):
+            parts.append(f"{addr.get('transport')}/{addr.get('type', '')}")
+    return tuple(sorted(set(parts)))
 
 
 def enum_defaults(walker: TypeWalker, command: str) -> dict[str, str]:
@@ -193,6 +209,7 @@ class Explorer:
         walker = TypeWalker(SchemaIndex(entries))
         self.enum_defaults = {c: enum_defaults(walker, c) for c in self.commands}
         self.known: list[tuple[tuple[str, str, int | None], set[tuple[str, str]]]] = []
+        self.slow: set[tuple[str, ...]] = set()  # shapes seen to take over SLOW_CASE seconds
 
     def decisive(self, command: str, arguments: dict[str, Any]) -> set[tuple[str, str]]:
         """The enum choices of a tree that shrinking could not undo: members whose
@@ -212,6 +229,8 @@ class Explorer:
         """One tree on a fresh QEMU (the runner fills {tmpdir} and {port}); every
         ``floor_every``-th case also times one bare QEMU start for the floor."""
         obs = self.runner.run(case_vector(command, arguments), self.build)
+        if obs.seconds > SLOW_CASE:
+            self.slow.add(shape_key(command, arguments))
         self.stats.cases += 1
         self.stats.case_seconds += obs.seconds
         self.stats.case_times.append(obs.seconds)
@@ -268,6 +287,11 @@ class Explorer:
                 if now > (shrink_until[0] if shrink_until else deadline):
                     return  # budget spent: the rest of the batch passes without running
                 if check_tree(arguments, "arguments"):
+                    reject()
+                if shape_key(command, arguments) in self.slow:
+                    # QEMU itself takes seconds over this shape (a vsock connect timing
+                    # out, say): once is evidence enough; spend the budget elsewhere.
+                    self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
                     reject()
                 obs = self.run_case(command, arguments)
                 if not is_failure(command, arguments, obs):
