@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),
         fail_on=config.getoption("qmpcompat_fail_on"))
-    st.lint = lint(st.vectors.root, allow_exec=st.allow_exec)
+    st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     config.stash[STATE] = st
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")

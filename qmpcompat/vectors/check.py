@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
+from qmpcompat.schema.inputs import introspect
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -17,17 +17,14 @@ from qmpcompat.vectors.safety import check_vector
 
 
 class SchemaCache:
-    """Each build's ``query-qmp-schema``, fetched once per process."""
+    """Each build's ``query-qmp-schema`` (read once per binary and process, shared
+    with the differ) and its query index."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, list[dict[str, Any]]] = {}
         self._index: dict[str, Any] = {}
 
     def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
-        if build.binary not in self._entries:
-            with Qemu(build) as q:
-                self._entries[build.binary] = list(q.cmd("query-qmp-schema"))
-        return self._entries[build.binary]
+        return introspect(build)
 
     def missing(self, build: QemuBuild, queries: tuple[str, ...]) -> list[str]:
         """The queries that do not hold for ``build``'s schema."""

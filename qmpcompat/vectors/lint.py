@@ -18,7 +18,7 @@ import jsonschema
 
 from qmpcompat.errors import VectorError
 from qmpcompat.vectors.limits import check_limits
-from qmpcompat.vectors.load import DEFECTS_FILE, FLAGS_FILE, load, load_vector_file, vector_files
+from qmpcompat.vectors.load import DEFECTS_FILE, FLAGS_FILE, VectorSet, load, load_vector_file, vector_files
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.yamlfile import dump_canonical, line_of, load_yaml
@@ -93,9 +93,10 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
     return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
 
 
-def lint(root: Path, fix: bool = False, allow_exec: bool = False) -> list[Problem]:
+def lint(root: Path, fix: bool = False, allow_exec: bool = False,
+         loaded: VectorSet | None = None) -> list[Problem]:
     """Every problem of the vector set under ``root`` (with ``fix``, rewrite files
-    into canonical form first)."""
+    into canonical form first). ``loaded`` is that set, if the caller has it."""
     problems: list[Problem] = []
     base = root.parent
 
@@ -106,7 +107,7 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False) -> list[Proble
     retired = set()
     if (root / RETIRED_FILE).exists():
         retired = {str(i) for i in (load_yaml(root / RETIRED_FILE) or {}).get("retired") or []}
-    vs = load(root)
+    vs = loaded if loaded is not None and not fix else load(root)
     problems += [_from_error(e) for e in vs.errors]
     for path in vector_files(root):
         try:
