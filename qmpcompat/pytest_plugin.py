@@ -7,7 +7,9 @@ conftest.py, and the work is done by the provision, vectors and report modules.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +21,9 @@ import pytest
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.select import Problem, Selection, named_binaries, select
+from qmpcompat.report.files import check_writable, write_atomic
 from qmpcompat.report.history import schema_history
+from qmpcompat.report.junit import render_junit
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
@@ -80,6 +84,9 @@ def _runs_suites(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or config.option.version or not _runs_suites(config):
         return
+    signal.signal(signal.SIGTERM, _interrupt)  # a CI cancel stops the run like Ctrl-C
+    if not _is_worker(config):
+        _start_reports(config)
     shipped = getattr(config, "workerinput", {}).get(SHIPPED)
     sel = _unship(shipped) if shipped else _select(config)
     vdir = config.getoption("qmpcompat_vectors")
@@ -94,6 +101,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = st
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _start_reports(config: pytest.Config) -> None:
+    """Before any QEMU starts: the reports directory must be writable (a usage
+    error otherwise), and every report in it is replaced by one that says the
+    run has not finished, so a run killed later never leaves an older PASS."""
+    reports = Path(config.getoption("qmpcompat_reports"))
+    problem = check_writable(reports)
+    if problem:
+        raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "
+                                f"({problem}); choose a writable directory")
+    doc = results_document(environment([], "(not loaded yet)", []), [], time.time(),
+                           {"running": {"pid": os.getpid()}})
+    write_reports(doc, reports, junit=False)
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if xmlpath:
+        write_atomic(Path(xmlpath), render_junit(doc))
 
 
 def _select(config: pytest.Config) -> Selection:

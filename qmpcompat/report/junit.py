@@ -3,9 +3,27 @@ pytest run writes its own with ``--junitxml``)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
+
+# Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
+# sent, so an error text may hold any of them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: object) -> str:
+    """``text`` as a string XML 1.0 can carry: each forbidden character is shown
+    as its Python escape (``\\x01``)."""
+    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+def _sanitize(root: ET.Element) -> None:
+    for el in root.iter():
+        el.attrib = {k: xml_safe(v) for k, v in el.attrib.items()}
+        if el.text is not None:
+            el.text = xml_safe(el.text)
 
 
 def _observed(rec: dict[str, Any]) -> str:
@@ -42,5 +60,11 @@ def render_junit(doc: dict[str, Any]) -> str:
                 ET.SubElement(case, "skipped", message=rec.get("message") or "")
             elif rec["outcome"] == "xfailed":
                 ET.SubElement(case, "skipped", type="pytest.xfail", message=rec.get("message") or "")
+    if doc.get("running") or doc.get("interrupted"):
+        suite = ET.SubElement(root, "testsuite", name="qmpcompat-run", tests="1", failures="1")
+        case = ET.SubElement(suite, "testcase", classname="qmpcompat", name="run-finished")
+        what = "never finished" if doc.get("running") else "was interrupted"
+        ET.SubElement(case, "failure", message=f"the run {what}: its results are incomplete")
+    _sanitize(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

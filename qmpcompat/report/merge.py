@@ -89,7 +89,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "runs": [{"file": str(p), **{k: v for k, v in d["environment"].items() if k != "runs"}}
                  for p, d in docs],
     }
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT,
         "started": min(d["started"] for _p, d in docs),
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
@@ -99,4 +99,22 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "schema_gate": [json.loads(g) for g in sorted(gate)],
         "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_order(k[0]), _order(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
+    }
+    stopped = unfinished(docs)
+    if stopped:
+        out["interrupted"] = stopped
+    return out
+
+
+def unfinished(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any] | None:
+    """What the merged runs that were interrupted, or never finished, add up to
+    (None when every run finished): a merge never hides a stopped run."""
+    stopped = [(p, d) for p, d in docs if d.get("interrupted") or d.get("running")]
+    if not stopped:
+        return None
+    return {
+        "cases_expected": sum(d.get("interrupted", {}).get("cases_expected", 0) for _p, d in stopped),
+        "cases_recorded": sum(len(d["results"]) for _p, d in stopped),
+        "runs": [f"{p} ({'interrupted' if d.get('interrupted') else 'never finished'})"
+                 for p, d in stopped],
     }

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from qmpcompat.report.files import write_atomic
 from qmpcompat.report.html import render_html
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.results import write_json
@@ -26,9 +25,6 @@ def write_reports(doc: dict[str, Any], outdir: Path, fail_on: str = "breaking",
     written = [outdir / "results.json"]
     write_json(written[0], doc)
     for name, text in texts.items():
-        fd, tmp = tempfile.mkstemp(dir=outdir, prefix=f".{name}.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, outdir / name)
+        write_atomic(outdir / name, text)
         written.append(outdir / name)
     return written

@@ -7,17 +7,16 @@ Its format is versioned (``format``) and described by
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import socket
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from qmpcompat import __version__
+from qmpcompat.report.files import write_atomic
 
 FORMAT = 1
 OUTCOMES = ("passed", "failed", "xfailed", "skipped", "error")
@@ -71,12 +70,7 @@ def results_document(env: dict[str, Any], records: list[dict[str, Any]], started
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` atomically: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
 def _schema() -> dict[str, Any]:

@@ -39,10 +39,15 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
     gate = gate_findings(doc, fail_on)
     if gate:
         reasons.append(f"{len(gate)} schema change{'s' * (len(gate) != 1)} at level {fail_on} or above")
+    if doc.get("running"):
+        run = doc["running"]
+        reasons.append(f"the run never finished: this file was written when it started (pid "
+                       f"{run.get('pid')} on {doc['environment']['host']}) and was not replaced "
+                       "by its results, so the run was killed or is still running")
     if doc.get("interrupted"):
         got = doc["interrupted"]
         reasons.append(f"the run was interrupted: {got['cases_recorded']} of {got['cases_expected']} "
-                       "tests recorded")
+                       "tests recorded" + (f" ({', '.join(got['runs'])})" if got.get("runs") else ""))
     if doc.get("disagreements"):
         reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
     return Verdict(not reasons, reasons)
