@@ -37,6 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qmpcompat-fail-on", choices=("breaking", "warning", "info"),
                     default="breaking",
                     help="the schema gate fails on changes at this level or above (default breaking)")
+    group.addoption("--qmpcompat-fail-on-known", metavar="crash[,hang]",
+                    help="release gate: a known defect that crashes (or hangs) QEMU fails its case "
+                         "instead of being an expected failure")
     group.addoption("--qmpcompat-quiet", action="store_true",
                     help="no progress lines (for CI logs)")
     group.addoption("--qmpcompat-timeout", type=float, default=10.0, metavar="SECONDS",

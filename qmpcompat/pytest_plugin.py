@@ -21,18 +21,20 @@ import pytest
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.select import Problem, Selection, named_binaries, select
+from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
 from qmpcompat.report.history import schema_history
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
+from qmpcompat.report.summary import verdict
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.match import Verdict
-from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.model import KnownDefect, Vector
 
 RECORD = "qmpcompat"
 GATE_RECORD = "qmpcompat-schema-gate"
@@ -49,6 +51,7 @@ class RunState:
     strict: bool
     allow_exec: bool
     fail_on: str = "breaking"
+    fail_on_known: frozenset[str] = frozenset()
     started: float = field(default_factory=time.time)
     lint: list[LintProblem] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -96,11 +99,20 @@ def pytest_configure(config: pytest.Config) -> None:
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),
-        fail_on=config.getoption("qmpcompat_fail_on"))
+        fail_on=config.getoption("qmpcompat_fail_on"),
+        fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")))
     st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     config.stash[STATE] = st
     if not _is_worker(config):
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
+
+
+def known_kinds(text: str | None) -> frozenset[str]:
+    """The --qmpcompat-fail-on-known value: a comma list of crash and hang."""
+    kinds = frozenset(k.strip() for k in (text or "").split(",") if k.strip())
+    if kinds - {"crash", "hang"}:
+        raise pytest.UsageError(f"--qmpcompat-fail-on-known {text}: give crash, hang or crash,hang")
+    return kinds
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -270,16 +282,38 @@ class Recorder:
         return [case_record(vec, build, Verdict("error", said), None)]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        finish_reports(self.config, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
-                       expected=self.total)
+        self.doc = finish_reports(self.config, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
+                                  expected=self.total)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The verdict, with the crashes and hangs and the known defects they were."""
+        doc = getattr(self, "doc", None)
+        if doc is None:
+            return
+        v = verdict(doc, state(self.config).fail_on)
+        terminalreporter.write_sep("=", f"qmpcompat: {v.headline}")
+        for reason in v.reasons:
+            terminalreporter.write_line(f"  {reason}")
+        for row in crash_rows(doc):
+            if not row["defect"]:
+                terminalreporter.write_line(f"  {row['vector']}: QEMU {row['result']} on "
+                                            f"{', '.join(row['qemu'])}, no known defect: {row['detail']}")
+        for row in defect_rows(doc):
+            terminalreporter.write_line(f"  {row['id']} ({row['observed']} on {', '.join(row['qemu'])}): "
+                                        f"{row['summary']}")
 
 
-def finish_reports(config: pytest.Config, interrupted: bool = False, expected: int = 0) -> None:
+def finish_reports(config: pytest.Config, interrupted: bool = False,
+                   expected: int = 0) -> dict[str, Any]:
+    """Write the run's reports; returns its results document."""
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems])
+    seen = {r["defect"] for r in st.records if r.get("defect")}
     extra: dict[str, Any] = {"schema_gate": st.schema_gate,
-                             "schema_history": schema_history(st.builds)}
+                             "schema_history": schema_history(st.builds),
+                             "known_defects": [defect_facts(d) for d in st.vectors.defects
+                                               if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
     doc = results_document(env, st.records, st.started, extra)
@@ -287,6 +321,14 @@ def finish_reports(config: pytest.Config, interrupted: bool = False, expected: i
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         _say(tr, f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, index.html)")
+    return doc
+
+
+def defect_facts(defect: KnownDefect) -> dict[str, Any]:
+    """A known defect as results.json records it."""
+    return {"id": defect.id, "vector": defect.vector, "versions": str(defect.versions),
+            "summary": defect.summary, "observed": defect.observed.result,
+            "evidence": defect.evidence, "file": defect.file}
 
 
 def _say(tr: Any, line: str) -> None:

@@ -15,7 +15,7 @@ def test_vector(request: pytest.FixtureRequest, vector: Vector, qemu_build: Qemu
                 qmpcompat_run: RunState, vector_runner: Runner, schema_cache: SchemaCache) -> None:
     result = check(vector, qemu_build, vector_runner, qmpcompat_run.vectors.defects_for(vector.id),
                    schema_cache, strict=qmpcompat_run.strict, allow_exec=qmpcompat_run.allow_exec,
-                   lint=lint_of(qmpcompat_run, vector))
+                   lint=lint_of(qmpcompat_run, vector), fail_on_known=qmpcompat_run.fail_on_known)
     record(request.node, result)
     verdict = result.verdict
     if verdict.outcome == "skipped":

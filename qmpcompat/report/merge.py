@@ -80,6 +80,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
     gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
+    defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
     steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
     env = {
         **first["environment"],
@@ -97,6 +98,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "totals": totals(records),
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
+        "known_defects": [defects[k] for k in sorted(defects)],
         "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_order(k[0]), _order(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
     }

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
+
 LEVELS = ("info", "warning", "breaking")
 
 
@@ -16,6 +18,23 @@ class Verdict:
 
     ok: bool
     reasons: list[str] = field(default_factory=list)
+    crashes: str = ""  # how many cases crashed or hung QEMU, known or not ("" if none)
+    crashed: int = 0  # cases that crashed or hung QEMU
+    unknown_crashes: int = 0  # of them, not a known defect
+
+    @property
+    def word(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    @property
+    def headline(self) -> str:
+        """PASS or FAIL, never alone above a crash: ``PASS, but QEMU crashed in 26 cases ...``."""
+        if not self.crashed:
+            return self.word
+        known = ("all known defects" if not self.unknown_crashes
+                 else f"{self.unknown_crashes} not a known defect")
+        return (f"{self.word}, {'but ' if self.ok else ''}QEMU crashed or hung in "
+                f"{self.crashed} case{'s' * (self.crashed != 1)} ({known})")
 
 
 def gate_findings(doc: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
@@ -27,9 +46,13 @@ def gate_findings(doc: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
 def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
     """FAIL on any unexpected outcome, crash or hang, unusable binary, or schema
     change at or above ``fail_on``."""
-    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
-    crashes = [r for r in failed if (r.get("observed") or {}).get("result") in ("crash", "hang")]
+    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error") and not r.get("defect")]
+    crashes = [r for r in failed if observed_result(r) in CRASHES]
+    gated = [r for r in doc["results"] if r["outcome"] == "failed" and r.get("defect")]
     reasons = []
+    if gated:
+        what = "crashes or hangs fail" if len(gated) != 1 else "crash or hang fails"
+        reasons.append(f"{len(gated)} known-defect {what} the release gate (--qmpcompat-fail-on-known)")
     if failed:
         reasons.append(f"{len(failed)} unexpected outcome{'s' * (len(failed) != 1)}"
                        + (f", {len(crashes)} of them a QEMU crash or hang" if crashes else ""))
@@ -50,18 +73,40 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
                        "tests recorded" + (f" ({', '.join(got['runs'])})" if got.get("runs") else ""))
     if doc.get("disagreements"):
         reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
-    return Verdict(not reasons, reasons)
+    t = tally(doc)
+    return Verdict(not reasons, reasons, t.line(), t.total, t.unknown)
 
 
 def _cell(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+def _crash_tables(doc: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    crashes = crash_rows(doc)
+    if crashes:
+        lines += ["", "### Crashes and hangs", "", "| vector | QEMU did | on QEMU | known defect | detail |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {c['vector']} | {c['result']} | {', '.join(c['qemu'])} | {c['defect'] or '**none**'} | "
+                  f"{_cell(c['detail'])} |" for c in crashes]
+    defects = defect_rows(doc)
+    if defects:
+        lines += ["", "### Known defects seen", "",
+                  "| defect | summary | QEMU did | seen on | recorded for | vectors | cases |",
+                  "| --- | --- | --- | --- | --- | --- | ---: |"]
+        lines += [f"| {d['id']} | {_cell(d['summary'])} | {d['observed']} | {', '.join(d['qemu'])} | "
+                  f"{_cell(d['recorded_for'])} | {', '.join(d['vectors'])} | {d['cases']} |" for d in defects]
+    return lines
+
+
 def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
-    lines = [f"## qmpcompat: {'PASS' if v.ok else 'FAIL'}", ""]
-    lines += [f"- {r}" for r in v.reasons] or ["- every vector behaved as expected on every binary"]
+    lines = [f"## qmpcompat: {v.headline}", ""]
+    lines += [f"- {r}" for r in v.reasons] or ["- every vector behaved as expected on every binary"
+                                               + (" (known defects included)" if v.crashes else "")]
+    if v.crashes:
+        lines.append(f"- {v.crashes}")
     lines += ["", f"{len(doc['results'])} cases, {len(env['binaries'])} QEMU binaries, vector set "
               f"{env['vector_revision']}, qmpcompat {env['qmpcompat']}, {doc['seconds']:.0f}s", ""]
     lines += ["| QEMU | passed | failed | known defects | skipped | package |",
@@ -79,10 +124,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
                   f"{_cell(r.get('message'))} |" for r in failed]
     for p in env.get("problems", []):
         lines.append(f"- unusable: `{_cell(p['name'])}`: {_cell(p['error'].splitlines()[0])}")
-    known = Counter((r["defect"], r["qemu"]) for r in doc["results"] if r["outcome"] == "xfailed")
-    if known:
-        lines += ["", "### Known defects seen", "", "| defect | QEMU | cases |", "| --- | --- | ---: |"]
-        lines += [f"| {d} | {q} | {n} |" for (d, q), n in sorted(known.items())]
+    lines += _crash_tables(doc)
     skips = Counter((r.get("message") or "", r["qemu"]) for r in doc["results"] if r["outcome"] == "skipped")
     if skips:
         lines += ["", "### Skipped", "", "| reason | QEMU | cases |", "| --- | --- | ---: |"]

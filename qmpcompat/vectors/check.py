@@ -46,9 +46,10 @@ class CaseResult:
 
 def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
           schemas: SchemaCache, strict: bool = False, allow_exec: bool = False,
-          lint: Sequence[str] = ()) -> CaseResult:
+          lint: Sequence[str] = (), fail_on_known: frozenset[str] = frozenset()) -> CaseResult:
     """Run ``vec`` on ``build`` unless it is unsafe, fails ``lint`` (the lint
-    problems of this vector), or needs what the build lacks."""
+    problems of this vector), or needs what the build lacks. A known defect
+    whose observed result is in ``fail_on_known`` (crash, hang) fails the case."""
     refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
                                   *check_limits(vec)]))
     obs: Observation | None = None
@@ -61,6 +62,10 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     else:
         obs = runner.run(vec, build)
         verdict = judge(vec, build.version, obs, defects)
+        if verdict.outcome == "xfailed" and obs.result in fail_on_known:
+            verdict = Verdict("failed", f"{verdict.message} (a known {obs.result} fails the release "
+                              f"gate under --qmpcompat-fail-on-known {','.join(sorted(fail_on_known))})",
+                              verdict.expected, verdict.defect)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
 
 
