@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qmpcompat.report.changes_cli import register_changes
 from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
@@ -12,7 +13,7 @@ from qmpcompat.report.summary import LEVELS, verdict
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subs.add_parser("report", help="merge runs and render reports",
+    p = subs.add_parser("report", help="merge runs, render reports, compare builds",
                         description="Merge results files of several runs into one matrix, or "
                         "rebuild every report (results.json, summary.md, index.html, junit.xml) "
                         "from a results file. Exit status 1 when the verdict is FAIL.")
@@ -27,6 +28,7 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
         sub.add_argument("--fail-on", choices=LEVELS, default="breaking",
                          help="schema changes at this level or above fail the verdict")
         sub.set_defaults(func=run)
+    register_changes(rsubs)
 
 
 def run(args: argparse.Namespace) -> int:

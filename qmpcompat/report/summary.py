@@ -7,9 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmpcompat.report.changes import run_steps
+from qmpcompat.report.changes_out import markdown_rows
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
 
 LEVELS = ("info", "warning", "breaking")
+WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
 
 
 @dataclass
@@ -99,6 +102,27 @@ def _crash_tables(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _changes(doc: dict[str, Any]) -> list[str]:
+    """Behaviour changes between each build and the one before it: counts per
+    step, and the breaking and warning ones listed."""
+    steps = run_steps(doc)
+    if not steps:
+        return []
+    lines = ["", "### Behaviour changes between builds", "",
+             "Each build against the one before it (`qmpcompat report changes` gives every change)."]
+    for step in steps:
+        lines += ["", f"#### {step.heading()}", ""]
+        shown = step.at_least("breaking")
+        warnings = [c for c in step.changes if c.level == "warning"]
+        if len(warnings) <= WARNINGS_LISTED:
+            shown += warnings
+        lines += markdown_rows(shown) if shown else ["No breaking or warning changes."]
+        if len(warnings) > WARNINGS_LISTED:
+            lines += ["", f"{len(warnings)} warnings (other error texts, cases gone): see index.html or "
+                      f"`qmpcompat report changes {step.base} {step.new}`."]
+    return lines
+
+
 def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
@@ -137,6 +161,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
         lines += [f"| {_cell(f.get('qemu'))} | {_cell(f.get('baseline'))} | {f['level']} | "
                   f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
                   for f in gate]
+    lines += _changes(doc)
     if doc.get("disagreements"):
         lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
         lines += [f"| {d['vector']} | {d['qemu']} | "

@@ -1,0 +1,198 @@
+"""Comparing what two builds did, case by case (vectors and derived cases).
+
+The inputs are case records as ``results.json`` keeps them; what each build
+did is its ``observed`` member, with what differs from run to run (the case's
+temp dir, port numbers, the binary's name before a message) taken out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from qmpcompat.report.change_rules import BEHAVIOUR_RULES, LEVELS, level_rank
+
+CRASHES = ("crash", "hang")
+# What differs between two runs of one build, and so is no change.
+_NOISE = (
+    (re.compile(r"/[^\s'\"]*/qmp[a-z]*-[A-Za-z0-9_]{6,}"), "<case-dir>"),
+    (re.compile(r"(?<=\d|\]):\d{2,5}\b"), ":<port>"),  # 127.0.0.1:N, [::1]:N
+    (re.compile(r"\bqemu-system-[\w-]+: "), ""),
+    (re.compile(r"\s+"), " "),
+)
+
+
+def normalized(text: str | None) -> str:
+    """``text`` without what differs between two runs of one build."""
+    out = text or ""
+    for pattern, repl in _NOISE:
+        out = pattern.sub(repl, out)
+    return out.strip()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one build did with one case, normalized for comparison."""
+
+    result: str  # accept, reject, crash, hang, error, or "not run" (skipped, refused)
+    error_class: str = ""
+    desc: str = ""
+    migration: str = ""
+    migration_error: str = ""
+    crash: str = ""  # signal and first words of a crash or hang
+
+    @classmethod
+    def of(cls, rec: dict[str, Any]) -> Seen:
+        obs = rec.get("observed") or {}
+        result = obs.get("result") or "not run"
+        if result in CRASHES:
+            detail = normalized(obs.get("detail"))
+            signal = re.search(r"killed by signal \d+|did not answer|exited with status \d+", detail)
+            stderr = detail.split("stderr: ", 1)[1][:120] if "stderr: " in detail else ""
+            return cls(result, crash=" ".join(p for p in (signal.group() if signal else "", stderr) if p))
+        sides = [obs.get("migration"), obs.get("peer_migration")]
+        return cls(result, obs.get("error_class") or "", normalized(obs.get("desc")),
+                   "/".join(s for s in sides if s), normalized(obs.get("migration_error")))
+
+    def summary(self) -> str:
+        if self.result == "reject":
+            return f"reject {self.error_class}: {self.desc}"
+        if self.result == "accept":
+            end = f", migration {self.migration}" if self.migration else ""
+            return f"accept{end}" + (f": {self.migration_error}" if self.migration_error else "")
+        if self.result in CRASHES:
+            return f"{self.result}: {self.crash}" if self.crash else self.result
+        return self.result
+
+
+@dataclass(frozen=True)
+class Change:
+    """One behaviour change of one case between BASE and NEW."""
+
+    base: str
+    new: str
+    case: str
+    kind: str  # vector or derived
+    command: str
+    description: str
+    file: str
+    rule: str
+    level: str
+    before: str
+    after: str
+    explanation: str
+    defect: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of the change: the same change between other builds keeps it."""
+        return hashlib.sha1(f"{self.rule}|{self.case}|{self.before}|{self.after}".encode()).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "fingerprint": self.fingerprint}
+
+
+def classify(before: Seen, after: Seen) -> str | None:
+    """The rule for BASE doing ``before`` and NEW doing ``after`` (None: no change)."""
+    if before == after:
+        return None
+    b, a = before.result, after.result
+    if b == "not run":
+        return "CASE_ADDED"  # skipped on BASE (its schema lacked what the case needs)
+    if a == "not run":
+        return "CASE_REMOVED"
+    if a in CRASHES and b not in CRASHES:
+        return "NEW_CRASH" if a == "crash" else "NEW_HANG"
+    if b in CRASHES:
+        return "CRASH_CHANGED" if a in CRASHES else "CRASH_GONE"
+    if "error" in (b, a):
+        return "SETUP_CHANGED"
+    if b == "accept" and a == "reject":
+        return "NEWLY_REJECTED"
+    if b == "reject" and a == "accept":
+        return "NEWLY_ACCEPTED"
+    if a == "reject":
+        return "ERROR_CLASS_CHANGED" if before.error_class != after.error_class else "ERROR_TEXT_CHANGED"
+    if before.migration != after.migration:
+        if before.migration.startswith("completed") and not after.migration.startswith("completed"):
+            return "MIGRATION_NOW_FAILS"
+        if after.migration.startswith("completed") and not before.migration.startswith("completed"):
+            return "MIGRATION_NOW_COMPLETES"
+        return "MIGRATION_END_CHANGED"
+    return "MIGRATION_ERROR_CHANGED"
+
+
+def _kind(rec: dict[str, Any]) -> str:
+    return "derived" if "derived" in (rec.get("flags") or []) else "vector"
+
+
+def compare(base: str, base_records: list[dict[str, Any]], new: str,
+            new_records: list[dict[str, Any]]) -> list[Change]:
+    """Every behaviour change from the build labelled ``base`` to ``new``, in case order."""
+    old = {r["vector"]: r for r in base_records}
+    cur = {r["vector"]: r for r in new_records}
+    out = []
+    for case in sorted(old.keys() | cur.keys()):
+        was, now = old.get(case), cur.get(case)
+        rec = now or was or {}
+        if was is None or now is None:
+            rule = "CASE_ADDED" if was is None else "CASE_REMOVED"
+            before = Seen.of(was).summary() if was else "(no such case)"
+            after = Seen.of(now).summary() if now else "(no such case)"
+        else:
+            found = classify(Seen.of(was), Seen.of(now))
+            if found is None:
+                continue
+            rule, before, after = found, Seen.of(was).summary(), Seen.of(now).summary()
+        level, explanation = BEHAVIOUR_RULES[rule]
+        out.append(Change(base, new, case, _kind(rec), rec.get("command", ""), rec.get("description", ""),
+                          rec.get("file", ""), rule, level, before, after, explanation,
+                          (now or {}).get("defect") or (was or {}).get("defect") or ""))
+    return out
+
+
+def worst(changes: list[Change]) -> int:
+    """Rank of the worst change (-1 when there is none)."""
+    return max((level_rank(c.level) for c in changes), default=-1)
+
+
+@dataclass
+class Step:
+    """The changes from build ``base`` to build ``new`` (labels), and where each came from."""
+
+    base: str
+    new: str
+    changes: list[Change]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {lvl: sum(c.level == lvl for c in self.changes) for lvl in reversed(LEVELS)}
+
+    def heading(self) -> str:
+        counts = ", ".join(f"{n} {lvl}" for lvl, n in self.counts().items())
+        return f"{self.base} -> {self.new}: {counts}"
+
+    def at_least(self, level: str) -> list[Change]:
+        return [c for c in self.changes if level_rank(c.level) >= level_rank(level)]
+
+
+def _version_key(label: str) -> tuple[tuple[int, ...], str]:
+    return tuple(int(p) for p in re.findall(r"\d+", label.split("-")[0])), label
+
+
+def by_label(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A results document's case records per QEMU label, labels in version order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in doc["results"]:
+        out.setdefault(rec["qemu"], []).append(rec)
+    return {label: out[label] for label in sorted(out, key=_version_key)}
+
+
+def run_steps(doc: dict[str, Any]) -> list[Step]:
+    """The changes between each build of a run and the one before it (version order)."""
+    groups = by_label(doc)
+    labels = list(groups)
+    return [Step(a, b, compare(a, groups[a], b, groups[b])) for a, b in pairwise(labels)]

@@ -1,0 +1,86 @@
+"""``qmpcompat report changes BASE NEW``: the behaviour changes between two
+builds, read from one run's results or from two results files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from qmpcompat import __version__
+from qmpcompat.ciformats import FORMATS
+from qmpcompat.errors import ReportError
+from qmpcompat.report.change_rules import LEVELS, level_rank
+from qmpcompat.report.changes import Step, by_label, compare
+from qmpcompat.report.changes_out import render_any
+from qmpcompat.report.files import write_atomic
+from qmpcompat.report.results import read_results
+
+OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
+           "html": "behaviour-changes.html", "sarif": "behaviour-changes.sarif",
+           "gitlab": "behaviour-changes.codequality.json"}
+
+
+def pick(spec: str, default: Path) -> tuple[str, list[dict[str, Any]], str]:
+    """(label, case records, source) of build ``spec``: ``FILE`` (a results file
+    of one build), ``FILE:LABEL``, or ``LABEL`` (a QEMU label or version of the
+    run in ``default``); ReportError names what is available."""
+    path, label = Path(spec), ""
+    if not path.is_file():
+        head, sep, tail = spec.rpartition(":")
+        path, label = (Path(head), tail) if sep and Path(head).is_file() else (default, spec)
+    doc = read_results(path)
+    groups = by_label(doc)
+    versions = {r["qemu_version"]: r["qemu"] for recs in groups.values() for r in recs}
+    if not label:
+        if len(groups) != 1:
+            raise ReportError(f"{path} holds {len(groups)} builds ({', '.join(groups)}): "
+                              f"name one as {path}:LABEL")
+        label = next(iter(groups))
+    label = label if label in groups else versions.get(label, label)
+    if label not in groups:
+        raise ReportError(f"{path}: no build {label!r} in this run; it has {', '.join(groups) or 'none'}")
+    return label, groups[label], str(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    base, base_records, base_src = pick(args.base, args.results)
+    new, new_records, new_src = pick(args.new, args.results)
+    if (base, base_src) == (new, new_src):
+        raise ReportError(f"BASE and NEW are the same build ({base} of {base_src})")
+    changes = [c for c in compare(base, base_records, new, new_records)
+               if level_rank(c.level) >= level_rank(args.min_level)]
+    step = Step(base, new, changes, {base: base_src, new: new_src})
+    sys.stdout.write(render_any([step], args.format, __version__, new_src))
+    if args.output:
+        for fmt, name in OUTPUTS.items():
+            write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
+            print(f"wrote {args.output / name}", file=sys.stderr)
+    return 1 if any(level_rank(c.level) >= level_rank(args.fail_on) for c in step.changes) else 0
+
+
+def register_changes(rsubs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``report changes``."""
+    c = rsubs.add_parser(
+        "changes", help="behaviour changes between two builds, case by case",
+        description="Compare what two builds did with every vector and derived case: newly rejected, "
+                    "newly accepted, other error class or text, a migration that ends otherwise, a new "
+                    "crash or hang, a crash gone. Each change has a rule id and a level. BASE and NEW are "
+                    "a QEMU label or version of the run in --results, FILE:LABEL, or a results file of one "
+                    "build. Exit 0 clean, 1 changes at or above --fail-on, 2 bad usage or input.")
+    c.add_argument("base", metavar="BASE")
+    c.add_argument("new", metavar="NEW")
+    c.add_argument("--results", type=Path, default=Path("reports/results.json"),
+                   help="the results file BASE and NEW are looked up in (default: reports/results.json)")
+    c.add_argument("--fail-on", choices=LEVELS, default="breaking",
+                   help="exit 1 on a change at this level or above (default: breaking)")
+    c.add_argument("--min-level", choices=LEVELS, default="info",
+                   help="leave out changes below this level from every output (GitHub shows at most "
+                        "a few dozen annotations per job: --min-level warning keeps them for what matters)")
+    c.add_argument("--format", choices=("text", "markdown", "json", "html", *FORMATS), default="text",
+                   help="what to print: text, markdown, json, html, github (workflow annotations), "
+                        "gitlab (code quality JSON) or sarif")
+    c.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="also write " + ", ".join(OUTPUTS.values()) + " into DIR")
+    c.set_defaults(func=run)
