@@ -195,6 +195,15 @@ class PrivateSourceApt(PrivateApt):
         out = self.run_src("apt-cache", ["showsrc", "--only-source", package], suites)
         return sorted(set(re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)))
 
+    def source_suites(self, package: str, suites: Sequence[str]) -> dict[str, list[str]]:
+        """Each version of source package ``package`` with the suites that list it."""
+        out = self.run_src("apt-cache", ["madison", package], suites)
+        found: dict[str, list[str]] = {}
+        for version, suite in re.findall(r"^\s*\S+\s*\|\s*(\S+)\s*\|\s*\S+\s+([^/\s]+)/\S+\s+Sources",
+                                         out, re.MULTILINE):
+            found.setdefault(version, []).append(suite)
+        return found
+
     def source_download(self, package: str, version: str, suites: Sequence[str],
                         dest: Path) -> list[Path]:
         """Download (and verify) the files of source package ``package=version``

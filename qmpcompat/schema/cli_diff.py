@@ -10,15 +10,24 @@ from typing import Any
 from qmpcompat.schema.compare import history, load
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, provisioned_builds
+from qmpcompat.schema.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.schema.report import DiffReport, text, write_files
 from qmpcompat.schema.rules import LEVELS, level_rank
-from qmpcompat.schema.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
+from qmpcompat.schema.snapshot import (
+    BASELINE_DIR,
+    RELEASE_DIR,
+    SLICE_ROOTS,
+    baseline_path,
+    check_canonical,
+    dumps,
+    snapshot,
+)
 
 INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot JSON, QAPI source"
-              " dir or file, REPO@REF, or debian:VERSION")
+              " dir or file, REPO@REF, debian:VERSION, or libvirt:VERSION[:ARCH]")
 
 
 def conditions(args: argparse.Namespace) -> Conditions:
@@ -85,18 +94,36 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if report.worst() >= level_rank(args.fail_on) else 0
 
 
+def _write_releases(directory: Path, roots: list[str] | None) -> int:
+    """Regenerate the recorded releases' snapshots from libvirt's replies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    known = catalogue()
+    for rec in known.releases():
+        path = baseline_path(rec.qemu, directory)
+        path.write_text(dumps(snapshot(recorded_schema(rec), roots)))
+        print(f"wrote {path} from {rec.describe()}")
+    for pkg in known.packages:
+        if not pkg.served:
+            print(f"libvirt {pkg.version} ({', '.join(pkg.suites)}): not served, skipped")
+    return 0
+
+
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    """Write one snapshot, regenerate the baselines, or check snapshots are canonical."""
-    roots = None if args.full else list(args.type or DEFAULT_ROOTS)
-    directory = Path(args.dir)
+    """Write one snapshot, regenerate the baselines or the recorded releases, or
+    check snapshots are canonical."""
+    roots = None if args.full else list(args.type or SLICE_ROOTS)
+    directory = Path(args.dir or (RELEASE_DIR if args.releases else BASELINE_DIR))
     if args.check is not None:
-        files = [Path(f) for f in args.check] or sorted(directory.glob("*.json"))
+        files = [Path(f) for f in args.check] or sorted(
+            [*directory.glob("*.json"), *(RELEASE_DIR.glob("*.json") if not args.dir else ())])
         problems = [p for f in files for p in check_canonical(f)]
         for problem in problems:
             print(problem)
         print(f"{len(files) - len({p.split(':')[0] for p in problems})} of {len(files)}"
               " snapshots canonical")
         return 1 if problems or not files else 0
+    if args.releases:
+        return _write_releases(directory, roots)
     if args.baselines:
         directory.mkdir(parents=True, exist_ok=True)
         for build in provisioned_builds():
@@ -131,9 +158,13 @@ def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: igno
                       help="root command, event, type or query path (repeatable)")
     snap.add_argument("--baselines", action="store_true",
                       help="regenerate the baseline of every provisioned version")
+    snap.add_argument("--releases", action="store_true",
+                      help="regenerate the snapshot of every QEMU release libvirt recorded"
+                           " (vectors/schema/releases/)")
     snap.add_argument("--check", nargs="*", metavar="FILE",
-                      help="check snapshots are canonical (default: every baseline)")
-    snap.add_argument("--dir", default=str(BASELINE_DIR), help="baseline directory")
+                      help="check snapshots are canonical (default: every baseline and release)")
+    snap.add_argument("--dir", help="baseline directory (default: vectors/schema, or"
+                                    " vectors/schema/releases with --releases)")
     snap.set_defaults(func=cmd_snapshot)
 
     diff = subparsers.add_parser(

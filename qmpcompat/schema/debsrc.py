@@ -23,8 +23,31 @@ from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
 PACKAGE = "qemu"
 
 
-def _apt() -> PrivateSourceApt:
+def source_apt() -> PrivateSourceApt:
+    """The private deb-src apt shared by every source-package input."""
     return PrivateSourceApt(cache_dir() / "apt-src")
+
+
+def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...]) -> None:
+    """Fetch the Sources indexes of ``suites`` when they are missing or older
+    than a week (call it holding the ``lock-src`` lock)."""
+    indexes = list((apt.root / "lists").glob("*Sources*"))
+    if not indexes or time.time() - max(p.stat().st_mtime for p in indexes) > INDEX_MAX_AGE:
+        apt.source_update(suites)
+
+
+def fetch_source(apt: PrivateSourceApt, package: str, version: str, suites: tuple[str, ...],
+                 dest: Path, spec: str) -> list[Path]:
+    """Download and verify the files of ``package=version`` into ``dest``;
+    SourceUnavailable (naming the input ``spec``) when the archive serves none."""
+    try:
+        return apt.source_download(package, version, suites, dest)
+    except AptError as exc:
+        missing = re.findall(r"Failed to fetch \S+/(\S+)\s+404", exc.output)
+        why = (f"the archive serves none of {', '.join(map(unquote, missing))}"
+               if missing else str(exc))
+        raise SourceUnavailable(f"cannot fetch source package {package}={version}: {why}",
+                                spec) from exc
 
 
 def _version_dir(version: str) -> Path:
@@ -75,29 +98,20 @@ def source_version(package: str) -> str:
 def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tuple[Path, str]:
     """The cached ``qapi/`` dir of the source package ``spec`` names, and its
     Debian version; downloads it on first use."""
-    apt = _apt()
+    apt = source_apt()
     for known in sorted((cache_dir() / "qapi-src").glob("*/qapi")):
         version = known.parent.name
         if spec in (version, version.replace("_", ":")):
             return known, version.replace("_", ":", 1) if version[:2] == "1_" else version
     with _locked(cache_dir() / "lock-src"):
-        indexes = list((apt.root / "lists").glob("*Sources*"))
-        if not indexes or time.time() - max(p.stat().st_mtime for p in indexes) > INDEX_MAX_AGE:
-            apt.source_update(suites)
+        refresh_sources(apt, suites)
         version = resolve_version(spec, apt.source_versions(PACKAGE, suites))
         target = _version_dir(version) / "qapi"
         if target.is_dir():
             return target, version
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
-            try:
-                files = apt.source_download(PACKAGE, version, suites, Path(tmp) / "dl")
-            except AptError as exc:
-                missing = re.findall(r"Failed to fetch \S+/(\S+)\s+404", exc.output)
-                why = (f"the archive serves none of {', '.join(map(unquote, missing))}"
-                       if missing else str(exc))
-                raise SourceUnavailable(
-                    f"cannot fetch source package {PACKAGE}={version}: {why}",
-                    f"debian:{spec}") from exc
+            files = fetch_source(apt, PACKAGE, version, suites, Path(tmp) / "dl",
+                                 f"debian:{spec}")
             origs = [f for f in files if ".orig.tar" in f.name]
             if not origs:
                 raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")

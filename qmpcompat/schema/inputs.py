@@ -8,7 +8,9 @@ An input is one of
 - a snapshot JSON written by ``qmpcompat snapshot``;
 - a QAPI source directory or schema file (``qapi/``, ``qapi/qapi-schema.json``);
 - ``REPO@REF``: the QAPI source of a git ref in a QEMU checkout;
-- ``debian:VERSION``: the QAPI source of a Debian source package of qemu.
+- ``debian:VERSION``: the QAPI source of a Debian source package of qemu;
+- ``libvirt:VERSION[:ARCH]``: a QEMU release's ``query-qmp-schema`` as libvirt
+  recorded it in its test data (``schema/libvirt.py``).
 
 QAPI source is converted to the entries introspection would give, with real
 type names, so every input feeds the same normalizer.
@@ -37,7 +39,7 @@ class SchemaInput:
 
     spec: str
     label: str
-    kind: str  # "qemu", "snapshot", "source"
+    kind: str  # "qemu", "snapshot", "source", "recorded"
     entries: list[dict[str, Any]]
     version: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +87,8 @@ def from_build(build: Any, spec: str = "") -> SchemaInput:
     """The introspected schema of a QemuBuild."""
     return SchemaInput(spec or build.version_str, f"qemu-{build.version_str}", "qemu",
                        introspect(build), build.version_str,
-                       {"binary": build.binary, "package": build.package})
+                       {"binary": build.binary, "package": build.package,
+                        "source": {"kind": "binary", "package": build.package}})
 
 
 def from_snapshot(path: Path) -> SchemaInput:
@@ -143,6 +146,10 @@ def load_input(spec: str, builds: list[Any] | None = None,
         from qmpcompat.schema.qapi_source import from_debian
 
         return from_debian(spec.removeprefix("debian:"), conditions)
+    if spec.startswith("libvirt:"):
+        from qmpcompat.schema.libvirt import from_libvirt
+
+        return from_libvirt(spec.removeprefix("libvirt:"))
     path = Path(spec).expanduser()
     if "@" in spec and not path.exists():
         from qmpcompat.schema.qapi_source import from_git
@@ -164,5 +171,5 @@ def load_input(spec: str, builds: list[Any] | None = None,
     if VERSION_RE.match(spec):
         return from_build(pick_build(spec, builds if builds is not None
                                      else provisioned_builds()), spec)
-    raise SchemaError("not a provisioned version, binary, snapshot, QAPI source, REPO@REF or"
-                      " debian:VERSION", spec)
+    raise SchemaError("not a provisioned version, binary, snapshot, QAPI source, REPO@REF,"
+                      " debian:VERSION or libvirt:VERSION", spec)

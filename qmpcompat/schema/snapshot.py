@@ -24,6 +24,10 @@ from qmpcompat.schema.query import SchemaIndex
 
 FORMAT = "qmpcompat-schema-snapshot/1"
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "vectors" / "schema"
+RELEASE_DIR = BASELINE_DIR / "releases"
+# The migration slice: the differ's roots plus what vectors set up before them.
+SLICE_ROOTS = (*DEFAULT_ROOTS, "migrate-set-capabilities", "migrate-set-parameters",
+               "query-migrate")
 
 
 def _branch_kind(entry: dict[str, Any]) -> str:
@@ -111,15 +115,19 @@ def _sorted_features(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "features": sorted(item["features"])} if "features" in item else item
 
 
-def snapshot(schema: SchemaInput, roots: Sequence[str] | None = DEFAULT_ROOTS) -> dict[str, Any]:
+def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> dict[str, Any]:
     """The snapshot of ``schema``: the slice reachable from ``roots`` (all commands
-    and events when None), renamed and sorted canonically."""
+    and events when None), renamed and sorted canonically, with where the schema
+    came from (``source``) when the input says."""
     index = SchemaIndex(schema.entries, schema.spec)
     chosen = list(roots) if roots is not None else all_roots(index)
     names = canonical_names(index, chosen)
     entries = sorted((_rename(index.lookup(n), names) for n in names), key=lambda e: e["name"])
-    return {"format": FORMAT, "label": schema.label, "qemu": schema.version,
-            "roots": "all" if roots is None else chosen, "entries": entries}
+    out = {"format": FORMAT, "label": schema.label, "qemu": schema.version,
+           "roots": "all" if roots is None else chosen, "entries": entries}
+    if isinstance(schema.meta.get("source"), dict):
+        out["source"] = schema.meta["source"]
+    return out
 
 
 def dumps(data: dict[str, Any]) -> str:
@@ -137,8 +145,9 @@ def check_canonical(path: Path) -> list[str]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return [f"{path}: not a {FORMAT} file"]
     roots = data.get("roots")
+    meta = {"source": data["source"]} if "source" in data else {}
     schema = SchemaInput(str(path), str(data.get("label", "")), "snapshot", data["entries"],
-                         str(data.get("qemu", "")))
+                         str(data.get("qemu", "")), meta)
     try:
         again = snapshot(schema, None if roots == "all" else roots)
     except SchemaError as exc:
@@ -149,5 +158,6 @@ def check_canonical(path: Path) -> list[str]:
 
 
 def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
-    """Where the committed baseline of QEMU ``version`` lives."""
+    """Where the committed baseline of QEMU ``version`` lives (a provisioned
+    build's in ``BASELINE_DIR``, a recorded release's in ``RELEASE_DIR``)."""
     return directory / f"qemu-{version}.json"

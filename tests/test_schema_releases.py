@@ -1,0 +1,142 @@
+"""The recorded release history: libvirt's replies, the committed slices, the loader API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.cli import main
+from qmpcompat.errors import SchemaError, SourceUnavailable
+from qmpcompat.schema.inputs import load_input
+from qmpcompat.schema.libvirt import catalogue, parse_replies, reduce_replies
+from qmpcompat.schema.releases import build_baselines, known_schemas, recorded_releases, release
+from qmpcompat.schema.snapshot import RELEASE_DIR, baseline_path, check_canonical, dumps, snapshot
+
+REPLIES = """{
+  "execute": "qmp_capabilities",
+  "id": "libvirt-1"
+}
+
+{
+  "return": {},
+  "id": "libvirt-1"
+}
+
+{
+  "execute": "query-version",
+  "id": "libvirt-2"
+}
+
+{
+  "return": {"qemu": {"micro": 50, "minor": 2, "major": 7}, "package": "v7.2.0-333-g222059a0fc"},
+  "id": "libvirt-2"
+}
+
+{
+  "execute": "query-qmp-schema",
+  "id": "libvirt-3"
+}
+
+{
+  "return": [{"name": "migrate", "meta-type": "command", "arg-type": "0", "ret-type": "1"}],
+  "id": "libvirt-3"
+}
+"""
+
+
+def test_replies_pair_each_reply_with_the_command_before_it() -> None:
+    pairs = parse_replies(REPLIES)
+    assert [c for c, _ in pairs] == ["qmp_capabilities", "query-version", "query-qmp-schema"]
+    reduced = reduce_replies(REPLIES, "caps_8.0.0.x86_64.replies")
+    # the release is what QEMU said, not the file name: this one is a development snapshot
+    assert reduced["qemu"] == "7.2.50" and reduced["schema"][0]["name"] == "migrate"
+
+
+def test_broken_replies_name_the_file_and_line() -> None:
+    with pytest.raises(SchemaError, match=r"caps_x.replies:7: not a libvirt replies file"):
+        parse_replies(REPLIES[:60] + "{oops", "caps_x.replies")
+    with pytest.raises(SchemaError, match="no query-version or query-qmp-schema reply"):
+        reduce_replies(REPLIES.split('{\n  "execute": "query-version"')[0], "caps_y.replies")
+
+
+def test_committed_releases_cover_every_recorded_release() -> None:
+    versions = [k.version for k in recorded_releases()]
+    assert versions[0] == "4.2.0" and "6.2.0" in versions and versions[-1] == "10.0.0"
+    assert versions == sorted(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+    assert len(versions) == 17
+    for known in recorded_releases():
+        assert known.source["kind"] == "recorded" and known.source["file"].endswith(".replies")
+        assert known.source["libvirt"][:2] in ("9.", "11")
+        assert check_canonical(known.path) == []
+
+
+def test_known_schemas_merge_builds_and_recordings_in_version_order() -> None:
+    known = known_schemas()
+    keys = [k.key for k in known]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert {k.origin for k in known} == {"recorded", "binary"}
+    assert {k.version for k in build_baselines()} <= {k.version for k in known}
+    assert release("7.2").version == "7.2.22" and release("7.2.0").origin == "recorded"
+    with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.1' \(known: 4.2.0"):
+        release("10.1")
+
+
+@pytest.mark.parametrize(("query", "first_true"), [
+    ("migrate/arg-type/channels", "8.2.0"),
+    ("migrate/arg-type/*uri", "9.0.0"),
+    ("migrate-incoming/arg-type/*uri", "8.2.0"),
+    ("migrate-set-parameters/arg-type/mode", "8.2.0"),
+])
+def test_facts_of_each_release(query: str, first_true: str) -> None:
+    """Whether a query holds switches once, at the release that introduced it."""
+    known = recorded_releases()
+    held = [k.version for k in known if k.holds(query)]
+    assert held and held[0] == first_true
+    assert held == [k.version for k in known if k.key >= release(first_true).key]
+
+
+def test_blk_is_gone_from_91() -> None:
+    assert release("9.0").holds("migrate/arg-type/blk")
+    assert not release("9.1").holds("migrate/arg-type/blk")
+
+
+# --- fetched from the archive (cached after the first run) ---------------------
+
+
+def test_libvirt_input_regenerates_the_committed_slice() -> None:
+    schema = load_input("libvirt:8.2")
+    assert schema.version == "8.2.0" and schema.kind == "recorded"
+    assert schema.meta["source"]["file"] == "tests/qemucapabilitiesdata/caps_8.2.0_x86_64.replies"
+    assert dumps(snapshot(schema)) == baseline_path("8.2.0", RELEASE_DIR).read_text()
+
+
+def test_catalogue_says_what_is_served() -> None:
+    known = catalogue()
+    assert [r.qemu for r in known.releases()] == [k.version for k in recorded_releases()]
+    assert all(not r.development for r in known.releases())
+    assert any(p.served for p in known.packages)
+    other = load_input("libvirt:8.2.0:aarch64")
+    assert other.meta["source"]["file"].endswith("caps_8.2.0_aarch64.replies")
+
+
+def test_unknown_release_lists_what_is_available(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SourceUnavailable) as info:
+        load_input("libvirt:10.1")
+    text = str(info.value)
+    assert text.startswith("libvirt:10.1: no libvirt recording of QEMU '10.1'")
+    assert "recorded for x86_64: 4.2.0 (libvirt 9.0.0)" in text and "10.0.0 (libvirt 11.3.0)" in text
+    assert main(["query", "libvirt:banana", "migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "no libvirt recording of QEMU 'banana'" in err and "other architectures:" in err
+    assert main(["query", "libvirt:9.0.0:nonarch", "migrate"]) == 2
+
+
+def test_snapshot_releases_command(tmp_path: Path) -> None:
+    assert main(["snapshot", "--releases", "--dir", str(tmp_path)]) == 0
+    written = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert written == sorted(p.name for p in RELEASE_DIR.glob("*.json"))
+    for path in tmp_path.glob("*.json"):
+        assert path.read_text() == (RELEASE_DIR / path.name).read_text()
+    assert json.loads((tmp_path / "qemu-4.2.0.json").read_text())["source"]["libvirt"].startswith("9.0")
