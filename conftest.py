@@ -56,7 +56,8 @@ def qmpcompat_run(pytestconfig: pytest.Config) -> RunState:
 
 @pytest.fixture(scope="session")
 def vector_runner(pytestconfig: pytest.Config) -> Runner:
-    return Runner(timeout=pytestconfig.getoption("qmpcompat_timeout"))
+    return Runner(timeout=pytestconfig.getoption("qmpcompat_timeout"),
+                  allow_exec=pytestconfig.getoption("qmpcompat_allow_exec"))
 
 
 @pytest.fixture(scope="session")

@@ -88,6 +88,17 @@ class QemuHung(QemuError):
         super().__init__(f"QEMU did not answer within {timeout:g}s {what}; it was killed", stderr_tail)
 
 
+class UnsafeInput(QmpCompatError):
+    """The safety gate refused what a case would make QEMU do; ``problems`` says why."""
+
+    def __init__(self, what: str, problems: list[str]) -> None:
+        self.what = what
+        self.problems = problems
+        super().__init__(f"refused by the safety gate ({what}): " + "; ".join(problems))
+        self.hint = ("only loopback, the case's own directory and the harness's sink commands "
+                     "are allowed (see vectors/README.md, Safety rules)")
+
+
 # --- vectors ----------------------------------------------------------------
 
 

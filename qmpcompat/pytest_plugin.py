@@ -29,6 +29,7 @@ from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.summary import verdict
+from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
@@ -169,7 +170,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              f"(vector set {st.vectors.revision()})"]
     lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
     lines += [f"  unusable   {p}" for p in st.problems]
-    return lines
+    return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
 
 
 def _build_id(build: QemuBuild) -> str:
@@ -308,7 +309,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     """Write the run's reports; returns its results document."""
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
-                      [{"name": p.name, "error": str(p.error)} for p in st.problems])
+                      [{"name": p.name, "error": str(p.error)} for p in st.problems],
+                      [ALLOW_EXEC_WARNING] if st.allow_exec else None)
     seen = {r["defect"] for r in st.records if r.get("defect")}
     extra: dict[str, Any] = {"schema_gate": st.schema_gate,
                              "schema_history": schema_history(st.builds),
@@ -321,6 +323,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         _say(tr, f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, index.html)")
+        if st.allow_exec:
+            _say(tr, ALLOW_EXEC_WARNING)
     return doc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from qmpcompat.errors import QemuDied, QemuHung
+from qmpcompat.errors import QemuDied, QemuHung, UnsafeInput
 from qmpcompat.harness import CommandFailed, Qemu, QemuOptions
+from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
 
@@ -34,16 +36,20 @@ def test_greeting_commands_and_teardown(builds: list[QemuBuild]) -> None:
             reply = q.execute("migrate-incoming", {})
             assert not reply.ok and reply.error_class == "GenericError" and reply.desc
             assert q.execute("query-status").result["status"] == "inmigrate"
-            with pytest.raises(CommandFailed, match="no-such-command"):
+            with pytest.raises(CommandFailed, match="qmpcompat-no-such-command"):
+                q.cmd("qmpcompat-no-such-command")  # a name the safety gate lets through
+            with pytest.raises(UnsafeInput, match="'no-such-command' is not on the safety"):
                 q.cmd("no-such-command")
         assert _gone(pid) and not workdir.exists()
 
 
 def test_events_and_migration_polling(newest: QemuBuild) -> None:
     opts = QemuOptions(machine="pc", memory="64M", extra_args=("-S",))
-    with Qemu(newest, opts, "src") as src, \
-            Qemu(newest, QemuOptions(machine="pc", memory="64M", incoming_defer=True), "dst") as dst:
-        sock = dst.workdir / "mig.sock"
+    case = private_dir()  # both sides of one case share its dir (the safety gate's rule)
+    with Qemu(newest, opts, "src").start(case) as src, \
+            Qemu(newest, QemuOptions(machine="pc", memory="64M", incoming_defer=True),
+                 "dst").start(case) as dst:
+        sock = case / "mig.sock"
         dst.cmd("migrate-incoming", {"uri": f"unix:{sock}"})
         src.cmd("migrate", {"uri": f"unix:{sock}"})
         assert src.wait_migration()["status"] == "completed"
@@ -53,6 +59,7 @@ def test_events_and_migration_polling(newest: QemuBuild) -> None:
         dst.cmd("stop")
         dst.cmd("cont")
         assert dst.wait_event("RESUME", timeout=5)["event"] == "RESUME"
+    shutil.rmtree(case)
 
 
 def test_crash_is_reported_with_signal(newest: QemuBuild) -> None:
@@ -75,9 +82,9 @@ def test_hang_is_killed_and_reported(newest: QemuBuild) -> None:
 
 def test_qemu_that_exits_at_start(newest: QemuBuild) -> None:
     with pytest.raises(QemuDied) as info:
-        Qemu(newest, QemuOptions(machine="no-such-machine")).start()
+        Qemu(newest, QemuOptions(machine="qmpcompat-no-such-machine")).start()
     assert info.value.returncode == 1
-    assert "no-such-machine" in info.value.stderr_tail
+    assert "qmpcompat-no-such-machine" in info.value.stderr_tail
 
 
 def test_qemu_that_never_opens_qmp(script) -> None:  # type: ignore[no-untyped-def]

@@ -22,13 +22,13 @@ from qmpcompat.hunt.explore import Explorer, Finding, distinct, incoming_exit, i
 from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, command_problems
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.lint import DEFECTS_SCHEMA, VECTOR_SCHEMA, schema_problems
 from qmpcompat.vectors.load import default_root
 from qmpcompat.vectors.model import parse_defect, parse_vector
 from qmpcompat.vectors.run import Observation
-from qmpcompat.vectors.safety import check_tree
 from qmpcompat.vectors.yamlfile import load_yaml
 
 SCHEMAS = SchemaCache()
@@ -50,9 +50,10 @@ def test_generated_trees_are_safe(builds: list[QemuBuild]) -> None:
 
         @settings(max_examples=150, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))
-        @given(st.sampled_from(["migrate", "migrate-incoming"]).flatmap(strategies.arguments))
-        def safe(tree: dict[str, Any]) -> None:
-            assert not check_tree(tree, "arguments"), tree
+        @given(st.sampled_from(["migrate", "migrate-incoming"]).flatmap(
+            lambda c: strategies.arguments(c).map(lambda t: (c, t))))
+        def safe(case: tuple[str, dict[str, Any]]) -> None:
+            assert not command_problems(*case, Policy.template()), case
 
         safe()
 

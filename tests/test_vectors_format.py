@@ -9,7 +9,6 @@ import pytest
 
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import default_root, load
-from qmpcompat.vectors.safety import check_tree, check_uri, fill
 from qmpcompat.vectors.versions import RangeError, VersionRange
 
 
@@ -42,28 +41,6 @@ def test_overlap() -> None:
     assert not VersionRange.parse("<10").overlaps(VersionRange.parse(">=10"))
     assert not VersionRange.parse("==10.0").overlaps(VersionRange.parse(">=10.1"))
     assert VersionRange.parse("!=10.0").overlaps(VersionRange.parse("==10.1"))
-
-
-@pytest.mark.parametrize(("uri", "ok"), [
-    ("tcp:127.0.0.1:{port}", True), ("tcp:[::1]:{port}", True), ("tcp:localhost:4444", True),
-    ("tcp:10.0.0.1:4444", False), ("tcp:192.168.1.1:4444", False), ("rdma:8.8.8.8:1", False),
-    ("unix:{tmpdir}/s", True), ("unix:/run/x.sock", False), ("file:{tmpdir}/../x", False),
-    ("exec:cat > {tmpdir}/stream", True), ("exec:rm -rf /", False), ("vsock:2:1234", False),
-    ("vsock:1:1234", True), ("fd:mig", True),
-])
-def test_uri_safety(uri: str, ok: bool) -> None:
-    assert (check_uri(uri) is None) == ok
-
-
-def test_tree_safety() -> None:
-    bad = {"channels": [{"channel-type": "main", "addr": {
-        "transport": "socket", "type": "inet", "host": "10.1.2.3", "port": "1"}}]}
-    assert "10.1.2.3" in check_tree(bad, "arguments")[0]
-    argv = {"transport": "exec", "args": ["/bin/sh", "-c", "curl example.org"]}
-    assert check_tree(argv, "a") and not check_tree(argv, "a", allow_exec=True)
-    sink = {"transport": "exec", "args": ["/bin/sh", "-c", "cat > {tmpdir}/stream"]}
-    assert check_tree(sink, "a") == []
-    assert fill({"a": ["{tmpdir}/x", 3]}, {"tmpdir": "/t"}) == {"a": ["/t/x", 3]}
 
 
 def test_repository_vectors_lint_clean() -> None:

@@ -23,6 +23,7 @@ from qemu.qmp.protocol import StateError
 from qmpcompat.errors import QemuDied, QemuError, QemuHung
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.safety import Policy, check_command, check_options, qemu_opt
 
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 T = TypeVar("T")
@@ -81,11 +82,16 @@ class Qemu:
     Use as a context manager; teardown always kills the process and removes
     its private directory. ``workdir`` is that private directory: tests may put
     migration sockets and files in it.
+
+    Every QEMU passes the safety gate: its command line before it starts, every
+    command before it is sent (``UnsafeInput`` if refused). ``policy`` says what
+    the case may touch; by default its own ``workdir``, no exec beyond the sinks.
     """
 
     build: QemuBuild
     options: QemuOptions = field(default_factory=QemuOptions)
     name: str = "qemu"
+    policy: Policy | None = None
     workdir: Path = field(init=False)
     child: Child | None = field(init=False, default=None)
     events: list[dict[str, Any]] = field(init=False, default_factory=list)
@@ -96,21 +102,32 @@ class Qemu:
 
     # -- lifecycle ------------------------------------------------------------
 
-    def argv(self, qmp_path: Path) -> list[str]:
+    def qemu_options(self, qmp_path: Path) -> list[str]:
+        """The command line after the build's own prefix: what the gate checks."""
         opts = self.options
-        argv = [*self.build.command(), "-M", opts.machine, "-nodefaults", "-display", "none",
-                "-qmp", f"unix:{qmp_path}"]
+        argv = ["-M", opts.machine, "-nodefaults", "-display", "none",
+                "-qmp", f"unix:{qemu_opt(str(qmp_path))}"]
         if opts.memory:
             argv += ["-m", opts.memory]
         if opts.incoming_defer:
             argv += ["-incoming", "defer"]
         return argv + list(opts.extra_args)
 
+    def argv(self, qmp_path: Path) -> list[str]:
+        return [*self.build.command(), *self.qemu_options(qmp_path)]
+
     def start(self, workdir: Path | None = None) -> Qemu:
         """Start QEMU and negotiate QMP; raise QemuDied / QemuHung if it fails to."""
         self._owns_dir = workdir is None
         self.workdir = workdir or private_dir()
+        if self.policy is None:
+            self.policy = Policy.for_case(self.workdir)
         sock = self.workdir / f"{self.name}.qmp"
+        try:
+            check_options(self.qemu_options(sock), self.policy)
+        except BaseException:
+            self.close()
+            raise
         self._qmp = QMPClient(self.name)
         self._listener = EventListener()
         self._qmp.register_listener(self._listener)
@@ -216,8 +233,10 @@ class Qemu:
 
     def execute(self, command: str, arguments: Mapping[str, Any] | None = None,
                 timeout: float | None = None) -> Reply:
-        """Run one command; return its result or error. QEMU dying or hanging raises."""
-        assert self._qmp is not None, "QEMU is not started"
+        """Run one command; return its result or error. QEMU dying or hanging raises;
+        so does a command the safety gate refuses (UnsafeInput, nothing sent)."""
+        assert self._qmp is not None and self.policy is not None, "QEMU is not started"
+        check_command(command, arguments, self.policy)
         start = time.monotonic()
         try:
             result = self._await(self._qmp.execute(command, arguments), f"after {command}",

@@ -34,11 +34,11 @@ from qmpcompat.hunt.floor import start_once
 from qmpcompat.hunt.reduce import reduce_tree
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, command_problems
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.vectors.match import NEVER_OK
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.run import Observation, Runner
-from qmpcompat.vectors.safety import check_tree
 from qmpcompat.vectors.versions import VersionRange
 
 BATCH = 40
@@ -286,8 +286,8 @@ class Explorer:
                 now = time.monotonic()
                 if now > (shrink_until[0] if shrink_until else deadline):
                     return  # budget spent: the rest of the batch passes without running
-                if check_tree(arguments, "arguments"):
-                    reject()
+                if command_problems(command, arguments, Policy.template()):
+                    reject()  # the safety gate refuses it: draw another
                 if shape_key(command, arguments) in self.slow:
                     # QEMU itself takes seconds over this shape (a vsock connect timing
                     # out, say): once is evidence enough; spend the budget elsewhere.
@@ -321,7 +321,7 @@ class Explorer:
         signature = failure_signature(command, failures[key].to_json())
 
         def still_fails(tree: dict[str, Any]) -> bool:
-            if check_tree(tree, "arguments"):
+            if command_problems(command, tree, Policy.template()):
                 return False
             obs = self.run_case(command, tree)
             if is_failure(command, tree, obs) and failure_signature(command, obs.to_json()) == signature:

@@ -8,6 +8,7 @@ import time
 
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, check_options, qemu_opt
 
 
 def start_once(build: QemuBuild, timeout: float = 10.0) -> float:
@@ -20,8 +21,10 @@ def start_once(build: QemuBuild, timeout: float = 10.0) -> float:
         server.bind(str(path))
         server.listen(1)
         server.settimeout(timeout)
-        child = Child([*build.command(), "-M", "none", "-nodefaults", "-display", "none",
-                       "-qmp", f"unix:{path}"], build.environ(), workdir / "f.stderr")
+        options = ["-M", "none", "-nodefaults", "-display", "none",
+                   "-qmp", f"unix:{qemu_opt(str(path))}"]
+        check_options(options, Policy.for_case(workdir))
+        child = Child([*build.command(), *options], build.environ(), workdir / "f.stderr")
         try:
             conn, _ = server.accept()
             with conn, conn.makefile("rwb") as qmp:

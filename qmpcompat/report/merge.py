@@ -82,8 +82,10 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
     defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
     steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
+    warnings = list(dict.fromkeys(w for _p, d in docs for w in d["environment"].get("warnings", [])))
     env = {
-        **first["environment"],
+        **{k: v for k, v in first["environment"].items() if k != "warnings"},
+        **({"warnings": warnings} if warnings else {}),
         "host": ", ".join(sorted({d["environment"]["host"] for _p, d in docs})),
         "binaries": sorted(binaries.values(), key=lambda b: parse_version(b["version"])),
         "problems": [json.loads(p) for p in sorted(problems)],

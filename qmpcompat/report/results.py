@@ -23,8 +23,10 @@ OUTCOMES = ("passed", "failed", "xfailed", "skipped", "error")
 
 
 def environment(builds: list[dict[str, Any]], vector_revision: str,
-                problems: list[dict[str, str]]) -> dict[str, Any]:
-    """Where and with what a run ran."""
+                problems: list[dict[str, str]], warnings: list[str] | None = None,
+                ) -> dict[str, Any]:
+    """Where and with what a run ran; ``warnings`` are what every report must show
+    (e.g. the safety gate widened by --qmpcompat-allow-exec)."""
     os_release = {}
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -40,6 +42,7 @@ def environment(builds: list[dict[str, Any]], vector_revision: str,
         "vector_revision": vector_revision,
         "binaries": builds,
         "problems": problems,
+        **({"warnings": warnings} if warnings else {}),
     }
 
 

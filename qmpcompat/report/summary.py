@@ -127,6 +127,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
     lines = [f"## qmpcompat: {v.headline}", ""]
+    lines += [f"> **{w}**\n" for w in env.get("warnings") or ()]
     lines += [f"- {r}" for r in v.reasons] or ["- every vector behaved as expected on every binary"
                                                + (" (known defects included)" if v.crashes else "")]
     if v.crashes:

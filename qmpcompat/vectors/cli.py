@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from qmpcompat.errors import UnsafeInput
 from qmpcompat.provision.select import named_binaries, select
+from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.safety import check_vector
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,11 +35,15 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     t.add_argument("--suites", default=None, help="Debian suites (default: the default set)")
     t.add_argument("--vectors", type=Path, default=None)
     t.add_argument("--json", action="store_true")
+    t.add_argument("--allow-exec", action="store_true",
+                   help="let vectors run exec: commands other than the harness's sink commands")
     t.set_defaults(func=run_try)
 
 
 def run_lint(args: argparse.Namespace) -> int:
     root = (args.vectors or default_root()).resolve()
+    if args.allow_exec:
+        print(ALLOW_EXEC_WARNING, file=sys.stderr)
     problems = lint(root, fix=args.fix, allow_exec=args.allow_exec)
     for problem in problems:
         print(problem)
@@ -45,16 +53,37 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def run_try(args: argparse.Namespace) -> int:
+    """Exit 0 when every case ran (whatever QEMU answered), 1 when QEMU crashed or
+    hung or a case could not be set up, 2 for an unknown id or a vector the
+    safety gate refuses."""
     vs = load(args.vectors)
+    known = {v.id for v in vs.vectors}
+    unknown = [i for i in args.ids if i not in known]
+    if unknown:
+        broken = [str(e) for e in vs.errors if e.vector_id in unknown]
+        print(f"qmpcompat try: error: unknown vector id {', '.join(unknown)}"
+              + "".join(f"\n  {b}" for b in broken), file=sys.stderr)
+        return 2
+    if args.allow_exec:
+        print(ALLOW_EXEC_WARNING, file=sys.stderr)
     wanted = [v for v in vs.vectors if v.id in set(args.ids)]
     suites = None if args.suites is None else args.suites.split(",")
     sel = select(named_binaries(args.qemu), suites)
-    runner = Runner()
+    for problem in sel.problems:
+        print(f"qmpcompat try: unusable: {problem}", file=sys.stderr)
+    runner = Runner(allow_exec=args.allow_exec)
+    status = 1 if sel.problems else 0
     for vec in wanted:
+        if problems := check_vector(vec, args.allow_exec):
+            print(f"qmpcompat try: error: {UnsafeInput(vec.id, problems)}", file=sys.stderr)
+            status = 2
+            continue
         for build in sel.builds:
             obs = runner.run(vec, build)
             if args.json:
                 print(json.dumps({"vector": vec.id, "qemu": build.label, **obs.to_json()}))
             else:
                 print(f"{vec.id} {build.label:<8} {obs.summary()}")
-    return 0
+            if obs.result in ("crash", "hang", "error"):
+                status = max(status, 1)
+    return status

@@ -16,12 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qmpcompat.errors import QemuDied, QemuError, QemuHung
-from qmpcompat.harness import CommandFailed, Qemu, QemuOptions, Reply
+from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
+from qmpcompat.harness import CommandFailed, Qemu, Reply
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, fill
 from qmpcompat.vectors.model import FdSpec, Vector
-from qmpcompat.vectors.safety import fill
+from qmpcompat.vectors.plan import qemu_options, setup_commands
+from qmpcompat.vectors.safety import check_vector
 
 MIGRATION_TIMEOUT = 30.0
 
@@ -63,18 +65,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _options(vec: Vector, incoming: bool, timeout: float) -> QemuOptions:
-    real = vec.machine != "none"
-    return QemuOptions(machine=vec.machine, incoming_defer=incoming, timeout=timeout,
-                       memory="64M" if real else None, extra_args=("-S",) if real else ())
-
-
-def _prepare(q: Qemu, vec: Vector) -> None:
-    if vec.capabilities:
-        q.cmd("migrate-set-capabilities", {"capabilities": [
-            {"capability": k, "state": v} for k, v in vec.capabilities.items()]})
-    if vec.parameters:
-        q.cmd("migrate-set-parameters", dict(vec.parameters))
+def _prepare(q: Qemu, vec: Vector, values: dict[str, str]) -> None:
+    for command, arguments, _where in setup_commands(vec):
+        q.cmd(command, fill(arguments, values))
 
 
 class FdMaker:
@@ -114,14 +107,25 @@ def _migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
 
 
 class Runner:
-    """Runs vectors on builds; one instance per pytest worker."""
+    """Runs vectors on builds; one instance per pytest worker. Every vector passes
+    the safety gate first (a refused one starts no QEMU and is observed as an
+    ``error`` saying why); ``allow_exec`` is the gate's only widening."""
 
-    def __init__(self, timeout: float = 10.0, keep_dirs: bool = False) -> None:
+    def __init__(self, timeout: float = 10.0, keep_dirs: bool = False,
+                 allow_exec: bool = False) -> None:
         self.timeout = timeout
         self.keep_dirs = keep_dirs
+        self.allow_exec = allow_exec
+
+    def qemu(self, vec: Vector, build: QemuBuild, incoming: bool, name: str, tmp: Path) -> Qemu:
+        """A QEMU for one side of ``vec``, gated by the case's policy."""
+        return Qemu(build, qemu_options(vec, incoming, self.timeout), name,
+                    Policy.for_case(tmp, self.allow_exec))
 
     def run(self, vec: Vector, build: QemuBuild) -> Observation:
         start = time.monotonic()
+        if problems := check_vector(vec, self.allow_exec):
+            return Observation("error", detail=str(UnsafeInput(vec.id, problems)))
         tmp = private_dir("qmpv-")
         values = {"tmpdir": str(tmp), "port": str(free_port())}
         try:
@@ -137,12 +141,12 @@ class Runner:
         args = fill(vec.arguments, values)
         with ExitStack() as stack:
             fds = FdMaker(values, stack)
-            subject = Qemu(build, _options(vec, vec.incoming == "defer", self.timeout), "subject")
+            subject = self.qemu(vec, build, vec.incoming == "defer", "subject", tmp)
             sides = _Sides(self, vec, build, tmp, values, fds, stack)
             stage = "starting the QEMU under test"
             try:
                 stack.enter_context(subject.start(tmp))
-                _prepare(subject, vec)
+                _prepare(subject, vec, values)
                 if vec.peer and vec.peer.when == "before":
                     stage = "setting up the other side"
                     sides.start_peer()
@@ -163,7 +167,7 @@ class Runner:
                     stage.startswith("setting") or not peer.alive) else "the QEMU under test"
                 kind = "crash" if isinstance(exc, QemuDied) else "hang"
                 return Observation(kind, detail=f"{who}, {stage}: {exc}")
-            except (QemuError, OSError) as exc:
+            except (QemuError, UnsafeInput, OSError) as exc:
                 return Observation("error", detail=f"{stage}: {exc}")
 
 
@@ -180,7 +184,7 @@ class _Sides:
     def __init__(self, runner: Runner, vec: Vector, build: QemuBuild, tmp: Path,
                  values: dict[str, str], fds: FdMaker, stack: ExitStack) -> None:
         self.runner, self.vec, self.build, self.tmp = runner, vec, build, tmp
-        self.fds, self.stack = fds, stack
+        self.fds, self.stack, self.values = fds, stack, values
         own = vec.peer.arguments if vec.peer and vec.peer.arguments is not None else vec.arguments
         self.args = fill(own, values)
         self.peer: Qemu | None = None
@@ -189,10 +193,10 @@ class _Sides:
         vec = self.vec
         assert vec.peer is not None
         incoming = vec.peer.command == "migrate-incoming"
-        peer = Qemu(self.build, _options(vec, incoming, self.runner.timeout), "peer")
+        peer = self.runner.qemu(vec, self.build, incoming, "peer", self.tmp)
         self.peer = peer
         self.stack.enter_context(peer.start(self.tmp))
-        _prepare(peer, vec)
+        _prepare(peer, vec, self.values)
         self.fds.pass_to(peer, vec.peer.fds)
         reply = peer.execute(vec.peer.command, self.args)
         if not reply.ok:

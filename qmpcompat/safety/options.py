@@ -1,0 +1,99 @@
+"""The allow-list of QEMU command-line options a case may use.
+
+Checked is everything after the build's own prefix (its loader, library path
+and ``-L`` firmware dirs, which provisioning sets): each option must be in
+``OPTIONS`` with a value its rule accepts. Machine types are named, never given
+properties that read or write host files (``kernel=``, ``firmware=``,
+``dumpdtb=``, ``memory-backend=`` ...): only the properties in
+``MACHINE_PROPERTIES`` are allowed. Values are parsed by QEMU's option rules
+(``,,`` is an escaped comma), as QEMU will read them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from qmpcompat.safety.commands import RESERVED
+from qmpcompat.safety.policy import Policy, split_qemu_opts
+
+OptionCheck = Callable[[str, Policy], str | None]
+
+MACHINE_TYPES = ("none", "pc", "q35", "isapc", "microvm")
+_VERSIONED_MACHINE = re.compile(r"pc-(q35|i440fx)-\d+\.\d+")
+_ON_OFF = ("on", "off", "auto")
+MACHINE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "accel": ("tcg",), "usb": _ON_OFF, "graphics": _ON_OFF, "acpi": _ON_OFF, "hpet": _ON_OFF,
+    "pit": _ON_OFF, "sata": _ON_OFF, "smbus": _ON_OFF, "vmport": _ON_OFF,
+    "mem-merge": _ON_OFF, "dump-guest-core": _ON_OFF,
+}
+_SIZE = re.compile(r"\d{1,6}[kKmMgG]?")
+
+
+def machine_problem(text: str, policy: Policy | None = None) -> str | None:
+    """Why ``-M text`` is refused, or None."""
+    kind, *props = split_qemu_opts(text)
+    kind = kind.removeprefix("type=")
+    if not (kind in MACHINE_TYPES or _VERSIONED_MACHINE.fullmatch(kind)
+            or kind.startswith(RESERVED)):
+        return f"machine type {kind!r} is not on the safety allow-list"
+    for prop in props:
+        name, _eq, value = prop.partition("=")
+        if name not in MACHINE_PROPERTIES:
+            return f"machine property {name!r} is not on the safety allow-list"
+        if value not in MACHINE_PROPERTIES[name]:
+            return f"machine property {name}={value!r} is not on the safety allow-list"
+    return None
+
+
+def _size(text: str, policy: Policy) -> str | None:
+    return None if _SIZE.fullmatch(text) else f"memory size {text!r} is not a plain size"
+
+
+def _qmp(text: str, policy: Policy) -> str | None:
+    """The harness's own QMP socket: ``unix:PATH`` in the case dir, nothing else."""
+    if not text.startswith("unix:"):
+        return f"QMP chardev {text!r} is not a unix socket"
+    parts = split_qemu_opts(text[5:])
+    if len(parts) != 1:
+        return f"QMP chardev {text!r} has options"
+    return policy.path_problem(parts[0], "QMP socket")
+
+
+def _incoming(text: str, policy: Policy) -> str | None:
+    return None if text == "defer" else policy.uri_problem(text)
+
+
+def _one_of(*values: str) -> OptionCheck:
+    return lambda text, policy: None if text in values else f"value {text!r} is not allowed"
+
+
+_FLAGS = ("-nodefaults", "-S", "-no-shutdown", "-no-reboot")
+OPTIONS: dict[str, OptionCheck] = {
+    "-M": machine_problem, "-machine": machine_problem,
+    "-m": _size, "-display": _one_of("none"), "-qmp": _qmp, "-incoming": _incoming,
+    "-accel": _one_of("tcg"), "-smp": lambda t, p: None if t.isdigit() and 0 < int(t) <= 8
+    else f"cpu count {t!r} is not 1 to 8",
+}
+
+
+def option_problems(options: Sequence[str], policy: Policy) -> list[str]:
+    """Every reason the gate refuses a QEMU command line (the part after the
+    build's own prefix); empty when QEMU may start with it."""
+    out, i = [], 0
+    while i < len(options):
+        opt = options[i]
+        if opt in _FLAGS:
+            i += 1
+            continue
+        if opt not in OPTIONS:
+            out.append(f"option {opt!r} is not on the safety allow-list")
+            break  # its arity is unknown: what follows cannot be read
+        if i + 1 >= len(options):
+            out.append(f"option {opt} needs a value")
+            break
+        why = OPTIONS[opt](options[i + 1], policy)
+        if why:
+            out.append(f"{opt} {options[i + 1]}: {why}")
+        i += 2
+    return out
