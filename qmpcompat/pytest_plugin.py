@@ -20,6 +20,7 @@ import pytest
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.select import Problem, Selection, named_binaries, select
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
@@ -47,6 +48,7 @@ class RunState:
 
     builds: list[QemuBuild]
     problems: list[Problem]
+    indexes: list[SuiteIndex]
     vectors: VectorSet
     reports: Path
     strict: bool
@@ -95,7 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     sel = _unship(shipped) if shipped else _select(config)
     vdir = config.getoption("qmpcompat_vectors")
     st = RunState(
-        builds=sel.builds, problems=sel.problems,
+        builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
         vectors=load(Path(vdir) if vdir else None),
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
@@ -144,7 +146,8 @@ def _select(config: pytest.Config) -> Selection:
         suites = []
     return select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
                   progress=None if config.getoption("qmpcompat_quiet") else _progress,
-                  start_timeout=config.getoption("qmpcompat_timeout"))
+                  start_timeout=config.getoption("qmpcompat_timeout"),
+                  strict=config.getoption("qmpcompat_strict"))
 
 
 # The controller sends its selection to the xdist workers, so that every worker
@@ -154,12 +157,14 @@ SHIPPED = "qmpcompat_selection"
 
 def _ship(st: RunState) -> dict[str, Any]:
     return {"builds": [b.to_json() for b in st.builds],
-            "problems": [[p.name, str(p.error)] for p in st.problems]}
+            "problems": [[p.name, str(p.error)] for p in st.problems],
+            "indexes": [i.to_json() for i in st.indexes]}
 
 
 def _unship(data: dict[str, Any]) -> Selection:
     return Selection([QemuBuild.from_json(b) for b in data["builds"]],
-                     [Problem(name, QmpCompatError(text)) for name, text in data["problems"]])
+                     [Problem(name, QmpCompatError(text)) for name, text in data["problems"]],
+                     [SuiteIndex.from_json(i) for i in data.get("indexes", [])])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -170,6 +175,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              f"(vector set {st.vectors.revision()})"]
     lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
     lines += [f"  unusable   {p}" for p in st.problems]
+    lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
+              + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
     return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
 
 
@@ -310,7 +317,9 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     st = state(config)
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems],
-                      [ALLOW_EXEC_WARNING] if st.allow_exec else None)
+                      ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+                      + [i.warning() for i in st.indexes if i.stale] or None,
+                      [i.to_json() for i in st.indexes])
     seen = {r["defect"] for r in st.records if r.get("defect")}
     extra: dict[str, Any] = {"schema_gate": st.schema_gate,
                              "schema_history": schema_history(st.builds),

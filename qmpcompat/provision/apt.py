@@ -1,7 +1,13 @@
-"""A private apt: its own sources, lists, cache and an empty dpkg status.
+"""A private apt: its own configuration, sources, lists, cache and an empty dpkg status.
 
-Nothing here needs root or touches the host's apt state. Signatures are
-checked against the host's Debian archive keyring (never unauthenticated).
+Nothing here needs root or touches the host's apt state. The host's apt
+configuration (``/etc/apt/apt.conf``, ``/etc/apt/apt.conf.d/``) is not read:
+the only settings kept from it are its proxies (``Acquire::http::Proxy``,
+``Acquire::https::Proxy``, ``Acquire::ftp::Proxy`` and their per-host forms),
+and the ``http_proxy``-style environment variables apt itself honours.
+Signatures are always checked against the Debian archive keyring; a Release
+file past its ``Valid-Until`` is refused unless the caller accepts stale
+indexes (see ``qmpcompat.provision.indexes``).
 """
 
 from __future__ import annotations
@@ -16,14 +22,36 @@ from pathlib import Path
 
 from qmpcompat.errors import AptError, ProvisionError
 
-MIRROR = os.environ.get("QMPCOMPAT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 KEYRINGS = (
     "/usr/share/keyrings/debian-archive-keyring.gpg",
     "/usr/share/keyrings/debian-archive-keyring.pgp",
 )
+# Host settings the private apt keeps: how to reach the network, nothing else.
+KEPT_SETTINGS = ("Acquire::http::Proxy", "Acquire::https::Proxy", "Acquire::ftp::Proxy")
+# Settings forced whatever the host says: signatures and dates are always checked.
+FORCED = {
+    "Acquire::AllowInsecureRepositories": "false",
+    "Acquire::AllowWeakRepositories": "false",
+    "Acquire::AllowDowngradeToInsecureRepositories": "false",
+    "APT::Get::AllowUnauthenticated": "false",
+    "Acquire::Check-Valid-Until": "true",
+    "Acquire::Check-Date": "true",
+}
+
+
+def mirror() -> str:
+    """``$QMPCOMPAT_DEBIAN_MIRROR``, else the Debian archive."""
+    return os.environ.get("QMPCOMPAT_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 
 def keyring() -> str:
+    """``$QMPCOMPAT_DEBIAN_KEYRING`` (a private mirror's key), else the host's
+    Debian archive keyring."""
+    env = os.environ.get("QMPCOMPAT_DEBIAN_KEYRING")
+    if env:
+        if not os.path.isfile(env):
+            raise ProvisionError(f"QMPCOMPAT_DEBIAN_KEYRING={env}: no such file")
+        return env
     for path in KEYRINGS:
         if os.path.exists(path):
             return path
@@ -38,6 +66,35 @@ def suite_sources(suite: str) -> list[str]:
         return ["sid", suite]
     base = suite.split("-", 1)[0]
     return [base, suite] if base != suite else [suite]
+
+
+def host_proxy_settings() -> list[str]:
+    """The host's apt proxy settings (``KEPT_SETTINGS``), as apt.conf lines."""
+    try:
+        out = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, check=False,
+                             stdin=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in out.splitlines()
+            if line.split(" ", 1)[0].split("::")[:3] in [k.split("::") for k in KEPT_SETTINGS]
+            and line.endswith(";")]
+
+
+def private_config(root: Path) -> Path:
+    """Write ``root/etc/apt.conf``, the only configuration file the private apt
+    reads (given as ``APT_CONFIG``): it points apt's configuration parts and
+    main file into ``root`` and keeps the host's proxies."""
+    etc = root / "etc"
+    (etc / "apt.conf.d").mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{line}\n" for line in [
+        "// written by qmpcompat: the host's apt configuration is not read",
+        f'Dir::Etc::parts "{etc / "apt.conf.d"}";',
+        f'Dir::Etc::main "{etc / "apt.conf.main"}";',
+        *host_proxy_settings()])
+    path = etc / "apt.conf"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
 
 
 def host_arch() -> str:
@@ -57,6 +114,11 @@ class PrivateApt:
         self.arch = arch or host_arch()
         self.lists = root / "lists"
         self.status = root / "status"
+        # Suites whose expired Release file is used all the same (a stale mirror).
+        self.accept_stale: set[str] = set()
+
+    def _stale_option(self, suite: str) -> str:
+        return " check-valid-until=no" if suite in self.accept_stale else ""
 
     def _require_apt(self) -> None:
         if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
@@ -70,8 +132,8 @@ class PrivateApt:
         path = self.root / "etc" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         key = keyring()
-        text = "".join(f"deb [arch={self.arch} signed-by={key}] {MIRROR} {s} main\n"
-                       for s in sorted(set(suites)))
+        text = "".join(f"deb [arch={self.arch} signed-by={key}{self._stale_option(s)}] "
+                       f"{mirror()} {s} main\n" for s in sorted(set(suites)))
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
         return path
@@ -98,6 +160,7 @@ class PrivateApt:
             "APT::Architectures": self.arch,
             "Acquire::Languages": "none",
             "Debug::NoLocking": "1",
+            **FORCED,
         }
         if os.geteuid() == 0:
             opts["APT::Sandbox::User"] = "root"
@@ -108,29 +171,23 @@ class PrivateApt:
         self._require_apt()
         argv = [tool, "-q", *self._options(suites, archives), *args]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                              stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C.UTF-8"})
+                              stdin=subprocess.DEVNULL, env=self.environ())
         if proc.returncode != 0:
             raise AptError(f"{tool} {' '.join(args)} failed:\n{proc.stderr.strip()[-2000:]}",
                            argv, proc.stdout + proc.stderr)
         return proc.stdout + proc.stderr
 
-    def update(self, suites: Sequence[str]) -> dict[str, str]:
-        """Fetch the package lists of ``suites``; return {suite: error} for suites
-        the archive does not serve (the others are fetched all the same)."""
+    def environ(self) -> dict[str, str]:
+        """The environment apt runs in: the caller's, with the private configuration."""
+        return {**os.environ, "LC_ALL": "C.UTF-8", "APT_CONFIG": str(private_config(self.root))}
+
+    def update_output(self, suites: Sequence[str]) -> str:
+        """Run ``apt-get update`` for ``suites``; its whole output, failed or not
+        (``qmpcompat.provision.indexes`` reads it suite by suite)."""
         try:
-            out = self.run("apt-get", ["update"], suites)
+            return self.run("apt-get", ["update"], suites)
         except AptError as exc:
-            out = exc.output
-            if "Release" not in out and "404" not in out:
-                raise
-        failed: dict[str, str] = {}
-        for line in out.splitlines():
-            if not line.startswith(("E:", "Err:")):
-                continue
-            for suite in suites:
-                if re.search(rf"\s{re.escape(suite)}(\s|/|$)", line):
-                    failed.setdefault(suite, line)
-        return failed
+            return exc.output
 
     def candidate(self, suite: str, package: str) -> str | None:
         """The version of ``package`` that ``suite`` serves, or None."""
@@ -157,7 +214,7 @@ class PrivateApt:
 
 def _src_sources_text(suites: Sequence[str]) -> str:
     key = keyring()
-    return "".join(f"deb-src [signed-by={key}] {MIRROR} {s} main\n" for s in sorted(set(suites)))
+    return "".join(f"deb-src [signed-by={key}] {mirror()} {s} main\n" for s in sorted(set(suites)))
 
 
 class PrivateSourceApt(PrivateApt):
@@ -180,7 +237,7 @@ class PrivateSourceApt(PrivateApt):
         self._require_apt()
         argv = [tool, "-q", *self._src_options(suites), *args]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd,
-                              stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C.UTF-8"})
+                              stdin=subprocess.DEVNULL, env=self.environ())
         if proc.returncode != 0:
             raise AptError(f"{tool} {' '.join(args)} failed:\n{proc.stderr.strip()[-2000:]}",
                            argv, proc.stdout + proc.stderr)

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress, provision
+from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
 from qmpcompat.provision.select import named_binaries, select
 
 
@@ -21,6 +21,9 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                    help="re-read the archive's package lists even if the cached ones are fresh")
     p.add_argument("--qemu", action="append", default=[], metavar="PATH",
                    help="also check this binary (repeatable; also $QMPCOMPAT_QEMU)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse suites whose archive index is past its Valid-Until (a stale "
+                   "mirror; by default such an index is used with a warning)")
     p.add_argument("--json", action="store_true", help="print the builds as JSON")
     p.set_defaults(func=run)
 
@@ -28,14 +31,17 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 def run(args: argparse.Namespace) -> int:
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     start = time.monotonic()
-    if args.refresh:
-        provision(suites, refresh=True, progress=print_progress)
-    sel = select(named_binaries(args.qemu), suites, progress=print_progress)
+    sel = select(named_binaries(args.qemu), suites, progress=print_progress,
+                 strict=args.strict, refresh=args.refresh)
     if args.json:
         print(json.dumps([b.to_json() for b in sel.builds], indent=1))
     else:
         for build in sel.builds:
             print(f"{build.label:<10} {build.describe()}")
+        for index in sel.indexes:
+            if not index.error:
+                print(f"index {index.suite}: {index.date or '?'} (valid until "
+                      f"{index.valid_until or '?'}){' STALE' if index.stale else ''}")
         print(f"cache: {cache_dir()} ({time.monotonic() - start:.1f}s)")
     for problem in sel.problems:
         print(f"error: {problem}")

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import ProvisionError, QmpCompatError, UnknownSuiteError
-from qmpcompat.provision.apt import PrivateApt
+from qmpcompat.provision.apt import PrivateApt, suite_sources
 from qmpcompat.provision.build import MANIFEST, QemuBuild, load_manifest, probe_version
+from qmpcompat.provision.indexes import SuiteIndex
+from qmpcompat.provision.indexes import update as update_indexes
 
 DEFAULT_SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "forky", "sid")
 PACKAGE = "qemu-system-x86"
@@ -55,11 +57,13 @@ def upstream_version(debian_version: str) -> str:
 
 @dataclass
 class ProvisionResult:
-    """What a provisioning run produced: the builds, and per suite what went wrong."""
+    """What a provisioning run produced: the builds, per suite what went wrong,
+    and the dates of the archive indexes the builds were chosen from."""
 
     builds: list[QemuBuild] = field(default_factory=list)
     suites: dict[str, str] = field(default_factory=dict)  # suite -> Debian version it serves
     errors: dict[str, QmpCompatError] = field(default_factory=dict)  # suite -> error
+    indexes: dict[str, SuiteIndex] = field(default_factory=dict)  # index suite -> its dates
 
 
 @contextmanager
@@ -105,9 +109,17 @@ class DebianProvisioner:
             return known, list(suites)
         return known, [s for s in suites if s not in known]
 
-    def resolve(self, suites: Sequence[str], refresh: bool = False) -> ProvisionResult:
+    def _indexes(self) -> dict[str, SuiteIndex]:
+        raw = self._read_index().get("indexes", {})
+        return {k: SuiteIndex.from_json(v) for k, v in raw.items()  # type: ignore[union-attr]
+                if isinstance(v, dict)}
+
+    def resolve(self, suites: Sequence[str], refresh: bool = False,
+                strict: bool = False) -> ProvisionResult:
         """Map each suite to the qemu-system-x86 version it serves (cached for a week).
 
+        A suite whose index (or its base suite's) cannot be used gets its error
+        and the others go on; a stale index is used, unless ``strict``.
         Safe to call from several processes at once (xdist workers): one reads
         the archive while the others wait, then use what it found.
         """
@@ -118,10 +130,18 @@ class DebianProvisioner:
                 known, todo = self._stale(suites, refresh)
                 if todo:
                     known = self._look_up(known, todo)
+        indexes = self._indexes()
         for suite in suites:
-            version = known.get(suite)
-            if version:
-                result.suites[suite] = version
+            used = [indexes[s] for s in suite_sources(suite) if s in indexes]
+            result.indexes.update((i.suite, i) for i in used)
+            problem = next((p for p in (i.problem(strict) for i in used) if p), None)
+            for index in used:
+                if index.stale and not strict:
+                    _say(self.progress, "warning: " + index.warning())
+            if problem and problem.kind != "missing":
+                result.errors[suite] = problem
+            elif known.get(suite) and not problem:
+                result.suites[suite] = known[suite]
             else:
                 result.errors[suite] = UnknownSuiteError(suite)
         return result
@@ -130,19 +150,21 @@ class DebianProvisioner:
         _say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
         # apt-get update drops the lists of suites it is not given: give it every suite
         # known, so that a concurrent look-up of another suite never loses its lists.
-        wanted = sorted({x for s in [*todo, *known, *DEFAULT_SUITES] for x in _sources_for(s)})
-        failed = self.apt.update(wanted)
+        wanted = sorted({x for s in [*todo, *known, *DEFAULT_SUITES] for x in suite_sources(s)})
+        indexes = update_indexes(self.apt, wanted)
         found = dict(known)
         for suite in todo:
-            bad = [s for s in _sources_for(suite) if s in failed]
+            bad = [s for s in suite_sources(suite) if indexes[s].error]
             version = None if bad else self.apt.candidate(suite, PACKAGE)
             if version:
                 found[suite] = version
             else:
                 found.pop(suite, None)  # an unknown suite is asked again next time
         self.index_file.parent.mkdir(parents=True, exist_ok=True)
-        self.index_file.write_text(json.dumps({"updated": time.time(), "suites": found},
-                                              indent=1, sort_keys=True))
+        self.index_file.write_text(json.dumps(
+            {"updated": time.time(), "suites": found,
+             "indexes": {k: v.to_json() for k, v in sorted(indexes.items())}},
+            indent=1, sort_keys=True))
         return found
 
     # -- getting one build ----------------------------------------------------
@@ -176,12 +198,6 @@ class DebianProvisioner:
                 prefix.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(prefix)
             return build
-
-
-def _sources_for(suite: str) -> list[str]:
-    from qmpcompat.provision.apt import suite_sources
-
-    return suite_sources(suite)
 
 
 def _relink_absolute_symlinks(root: Path) -> None:
@@ -222,14 +238,16 @@ def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str) 
 
 
 def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
-              refresh: bool = False, progress: Progress | None = None) -> ProvisionResult:
+              refresh: bool = False, progress: Progress | None = None,
+              strict: bool = False) -> ProvisionResult:
     """Provision one build per distinct QEMU version that ``suites`` serve.
 
     Where two suites serve the same upstream version, the first non-backports
     suite wins. Errors are collected per suite; the other suites still provision.
+    ``strict`` refuses suites whose index is past its Valid-Until.
     """
     prov = DebianProvisioner(cache, progress)
-    result = prov.resolve(suites, refresh)
+    result = prov.resolve(suites, refresh, strict)
     chosen: dict[str, tuple[str, str]] = {}
     for suite in sorted(result.suites, key=lambda s: ("backports" in s, list(suites).index(s))):
         version = result.suites[suite]

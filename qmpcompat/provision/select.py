@@ -11,6 +11,7 @@ from pathlib import Path
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild, build_from_path
 from qmpcompat.provision.debian import DEFAULT_SUITES, Progress, provision
+from qmpcompat.provision.indexes import SuiteIndex
 
 ENV_VAR = "QMPCOMPAT_QEMU"
 
@@ -31,6 +32,7 @@ class Problem:
 class Selection:
     builds: list[QemuBuild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    indexes: list[SuiteIndex] = field(default_factory=list)  # archive indexes used, by suite
 
 
 def named_binaries(cli: Sequence[str] = ()) -> list[str]:
@@ -62,13 +64,16 @@ def check_starts(build: QemuBuild, timeout: float) -> None:
 
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
-           start_timeout: float | None = None) -> Selection:
+           start_timeout: float | None = None, strict: bool = False,
+           refresh: bool = False) -> Selection:
     """Named binaries, plus the Debian builds of ``suites``.
 
     ``suites`` None means: the default Debian set when no binary is named,
     none otherwise. With ``start_timeout``, each named binary must also start
     and speak QMP within that many seconds. Unusable binaries and suites
-    become ``problems``; the rest are still selected.
+    become ``problems``; the rest are still selected. ``strict`` refuses
+    suites whose archive index is past its Valid-Until; ``refresh`` re-reads
+    the archive's indexes even when the cached ones are fresh.
     """
     sel = Selection()
     for path in binaries:
@@ -83,11 +88,13 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
         suites = () if binaries else DEFAULT_SUITES
     if suites:
         try:
-            result = provision(suites, cache=cache, progress=progress)
+            result = provision(suites, cache=cache, progress=progress, strict=strict,
+                               refresh=refresh)
         except QmpCompatError as exc:
             sel.problems.append(Problem("debian:" + ",".join(suites), exc))
         else:
             sel.builds += result.builds
+            sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
             sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
     sel.builds = _unique_labels(sel.builds)
     return sel

@@ -24,9 +24,11 @@ OUTCOMES = ("passed", "failed", "xfailed", "skipped", "error")
 
 def environment(builds: list[dict[str, Any]], vector_revision: str,
                 problems: list[dict[str, str]], warnings: list[str] | None = None,
-                ) -> dict[str, Any]:
+                indexes: list[dict[str, object]] | None = None) -> dict[str, Any]:
     """Where and with what a run ran; ``warnings`` are what every report must show
-    (e.g. the safety gate widened by --qmpcompat-allow-exec)."""
+    (e.g. the safety gate widened by --qmpcompat-allow-exec, a stale archive
+    index); ``indexes``: the Debian archive indexes the builds were chosen
+    from, with their dates."""
     os_release = {}
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -43,6 +45,7 @@ def environment(builds: list[dict[str, Any]], vector_revision: str,
         "binaries": builds,
         "problems": problems,
         **({"warnings": warnings} if warnings else {}),
+        "indexes": indexes or [],
     }
 
 

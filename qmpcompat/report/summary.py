@@ -149,6 +149,12 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
                   f"{_cell(r.get('message'))} |" for r in failed]
     for p in env.get("problems", []):
         lines.append(f"- unusable: `{_cell(p['name'])}`: {_cell(p['error'].splitlines()[0])}")
+    dated = [i for i in env.get("indexes", []) if not i.get("error")]
+    if dated:
+        lines += ["", "Debian archive indexes: " + ", ".join(
+            f"{i['suite']} {i.get('date', '?')}" + (
+                f" (STALE: expired {i.get('valid_until', '?')})" if i.get("stale") else "")
+            for i in dated)]
     lines += _crash_tables(doc)
     skips = Counter((r.get("message") or "", r["qemu"]) for r in doc["results"] if r["outcome"] == "skipped")
     if skips:

@@ -1,0 +1,160 @@
+"""The Debian archive's indexes, one suite at a time: fetched, dated, judged.
+
+``apt-get update`` is run for every suite at once, and its output read suite
+by suite, so that one suite whose index cannot be used (unsigned, missing,
+unreachable) makes only that suite's builds unusable. An index past its
+``Valid-Until`` is a stale mirror, not a forgery: it is fetched again with the
+date check off for that suite alone, used with a warning naming its date, and
+refused under ``--qmpcompat-strict``. Both apt 2.x (``E:``/``W:`` prefixes)
+and apt 3.x (``Error:``/``Warning:``) output are read.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qmpcompat.errors import ProvisionError
+from qmpcompat.provision.apt import PrivateApt
+
+# What apt said, per kind of failure, and what the user can do about it.
+KINDS: dict[str, tuple[str, str]] = {
+    "expired": (r"is expired|is no longer valid",
+                "the mirror serves an index past its Valid-Until date; use another mirror "
+                "(QMPCOMPAT_DEBIAN_MIRROR) or wait for this one to sync"),
+    "unsigned": (r"is not signed|NO_PUBKEY|EXPKEYSIG|BADSIG|signatures? (couldn't|could not) be "
+                 r"verified|not valid signature|OpenPGP signature verification failed"
+                 r"|Signature by key .* uses weak",
+                 "the index's signature cannot be checked against the Debian archive keyring: "
+                 "upgrade debian-archive-keyring, or use another mirror (QMPCOMPAT_DEBIAN_MIRROR)"),
+    "missing": (r"does not have a Release file|404\b|Not Found",
+                "the archive does not serve this suite: choose another (--qmpcompat-suites)"),
+    "unreachable": (r"Could not resolve|Could not connect|Connection (failed|timed out|refused)"
+                    r"|Temporary failure|Failed to fetch|Unable to connect|No route",
+                    "the mirror cannot be reached: check the network or proxy, or set "
+                    "QMPCOMPAT_DEBIAN_MIRROR"),
+}
+_PREFIX = re.compile(r"^(E|W|Err|Error|Warning|Err:\d+)[: ]")
+_DATE = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class IndexUnusable(ProvisionError):
+    """A suite's index cannot be used; ``kind`` is expired, unsigned, missing or unreachable."""
+
+    def __init__(self, suite: str, kind: str, said: str, hint: str) -> None:
+        super().__init__(f"the Debian archive's index of {suite!r} cannot be used ({kind}): {said}")
+        self.suite = suite
+        self.kind = kind
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class SuiteIndex:
+    """One suite's index: its dates (ISO 8601, UTC; "" when unknown), whether it is
+    past its Valid-Until (used anyway, unless strict), or why it is unusable."""
+
+    suite: str
+    date: str = ""
+    valid_until: str = ""
+    stale: bool = False
+    error: str = ""
+    kind: str = ""
+    hint: str = ""
+
+    def problem(self, strict: bool) -> IndexUnusable | None:
+        """Why this index may not be used (None: it may)."""
+        if self.error:
+            return IndexUnusable(self.suite, self.kind, self.error, self.hint)
+        if self.stale and strict:
+            return IndexUnusable(
+                self.suite, "expired", f"its Valid-Until date {self.valid_until} has passed "
+                "(a stale mirror); refused under --qmpcompat-strict", KINDS["expired"][1])
+        return None
+
+    def warning(self) -> str:
+        return (f"the index of {self.suite!r} expired on {self.valid_until} (Valid-Until; "
+                f"published {self.date}): the mirror is stale; using it anyway "
+                "(--qmpcompat-strict refuses it)") if self.stale else ""
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v not in ("", False) or k == "suite"}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> SuiteIndex:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]
+
+
+def _mentions(line: str, suite: str) -> bool:
+    return re.search(rf"(?:\s|/dists/){re.escape(suite)}(?:[\s/']|$)", line) is not None
+
+
+def failures(output: str, suites: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """{suite: (kind, apt's line)} for every suite apt's ``update`` output says failed."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in output.splitlines():
+        if not _PREFIX.match(line):
+            continue
+        for kind, (pattern, _hint) in KINDS.items():
+            if not re.search(pattern, line):
+                continue
+            for suite in suites:
+                # an earlier, more specific kind (expired, unsigned) wins
+                if _mentions(line, suite) and suite not in found:
+                    found[suite] = (kind, line.strip())
+            break
+    return found
+
+
+def _iso(value: str) -> str:
+    try:
+        return time.strftime(_DATE, email.utils.parsedate_to_datetime(value).utctimetuple())
+    except (TypeError, ValueError):
+        return ""
+
+
+def release_dates(lists: Path, suite: str) -> tuple[str, str]:
+    """(Date, Valid-Until) of ``suite``'s Release file in apt's ``lists`` dir."""
+    for name in (f"_dists_{suite}_InRelease", f"_dists_{suite}_Release"):
+        for path in sorted(lists.glob("*" + name)):
+            try:
+                head = path.read_text(errors="replace").split("\n\n", 2)
+            except OSError:
+                continue
+            text = head[1] if head[0].startswith("-----BEGIN PGP") and len(head) > 1 else head[0]
+            fields = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", text, re.MULTILINE))
+            return _iso(fields.get("Date", "")), _iso(fields.get("Valid-Until", ""))
+    return "", ""
+
+
+def update(apt: PrivateApt, suites: Sequence[str],
+           warn: Callable[[str], None] | None = None) -> dict[str, SuiteIndex]:
+    """Fetch the indexes of ``suites``; one SuiteIndex per suite.
+
+    A suite whose index has expired is fetched again with the date check off for
+    it alone and marked stale (``warn`` is told); any other failure makes only
+    that suite unusable.
+    """
+    wanted = sorted(set(suites))
+    apt.accept_stale = set()
+    failed = failures(apt.update_output(wanted), wanted)
+    expired = {s for s, (kind, _line) in failed.items() if kind == "expired"}
+    if expired:
+        apt.accept_stale = expired
+        failed = {s: f for s, f in failures(apt.update_output(wanted), wanted).items()}
+        apt.accept_stale = set()
+    out: dict[str, SuiteIndex] = {}
+    for suite in wanted:
+        date, until = release_dates(apt.lists, suite)
+        if suite in failed:
+            kind, line = failed[suite]
+            out[suite] = SuiteIndex(suite, date, until, error=line, kind=kind, hint=KINDS[kind][1])
+        else:
+            out[suite] = SuiteIndex(suite, date, until, stale=suite in expired)
+            if suite in expired and warn:
+                warn(out[suite].warning())
+    return out
