@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from qmpcompat.errors import BinaryError, ProvisionError, UnknownSuiteError
 from qmpcompat.provision import QemuBuild, build_from_path, provision
 from qmpcompat.provision.apt import suite_sources
+from qmpcompat.provision.build import load_manifest
 from qmpcompat.provision.debian import cache_dir, upstream_version
 from qmpcompat.provision.select import select
 
@@ -107,3 +109,57 @@ def test_provisioned_tree_has_no_absolute_links(builds: list[QemuBuild]) -> None
             path = Path(dirpath) / name
             if path.is_symlink():
                 assert not os.readlink(path).startswith("/"), path
+
+
+def test_version_probe_follows_the_timeout(script) -> None:  # type: ignore[no-untyped-def]
+    # Not a fixed 20 s: the run's --qmpcompat-timeout bounds the --version probe too.
+    slow = script("qemu-slow", "sleep 30\n")
+    sel = select([str(slow)], suites=[], start_timeout=0.5)
+    assert [p.error.reason for p in sel.problems if isinstance(p.error, BinaryError)] == [
+        "`--version` did not finish within 0.5s"]
+
+
+def _copy_cache(builds: list[QemuBuild], tmp_path: Path) -> tuple[QemuBuild, Path]:
+    """A copy of the cache with the bookworm build (and the archive's lists) in it."""
+    seven = next(b for b in builds if b.version[0] == 7)
+    prefix = Path(seven.binary).parents[2]
+    cache = tmp_path / "cache"
+    (cache / "builds").mkdir(parents=True)
+    subprocess.run(["cp", "-a", str(prefix), str(cache / "builds" / prefix.name)], check=True)
+    for name in ("apt", "suites.json"):
+        subprocess.run(["cp", "-a", str(cache_dir() / name), str(cache / name)], check=True)
+    return seven, cache / "builds" / prefix.name
+
+
+def test_copied_cache_runs_its_own_files(builds: list[QemuBuild], tmp_path: Path) -> None:
+    seven, copy = _copy_cache(builds, tmp_path)
+    build = load_manifest(copy)
+    assert build is not None
+    here = str(copy.resolve())
+    for path in [build.binary, build.loader, *build.data_dirs, *build.library_path.split(":"),
+                 *build.env.values()]:
+        assert path.startswith(here + "/"), f"{path} is outside the copied cache"
+    out = subprocess.run([*build.command()[:4], "--version"], env=build.environ(),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == seven.version_line
+    # A manifest that names files outside its own tree is not trusted.
+    manifest = copy / "build.json"
+    data = json.loads(manifest.read_text())
+    data["loader"] = "/lib64/ld-linux-x86-64.so.2"
+    manifest.write_text(json.dumps(data))
+    assert load_manifest(copy) is None
+
+
+def test_corrupted_cached_build_is_provisioned_again(builds: list[QemuBuild],
+                                                    tmp_path: Path) -> None:
+    seven, copy = _copy_cache(builds, tmp_path)
+    # Starts `--version`, but dies at start-up: its TCG accelerator module is gone.
+    for module in (copy / "usr/lib/x86_64-linux-gnu/qemu").glob("accel-tcg-*.so"):
+        module.unlink()
+    said: list[str] = []
+    sel = select(suites=["bookworm"], cache=tmp_path / "cache", progress=said.append,
+                 start_timeout=10)
+    assert not sel.problems, [str(p) for p in sel.problems]
+    assert [b.version for b in sel.builds] == [seven.version]
+    assert any("does not start; provisioning it again" in s for s in said), said
+    assert list((copy / "usr/lib/x86_64-linux-gnu/qemu").glob("accel-tcg-*.so"))

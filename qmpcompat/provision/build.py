@@ -121,8 +121,9 @@ def probe_version(argv: list[str], env: dict[str, str], shown: str,
     return version, first, match.group(4) or ""
 
 
-def build_from_path(path: str) -> QemuBuild:
-    """A QemuBuild for a binary the user named (a build dir's qemu-system-*, say)."""
+def build_from_path(path: str, timeout: float = 20.0) -> QemuBuild:
+    """A QemuBuild for a binary the user named (a build dir's qemu-system-*, say);
+    its ``--version`` must answer within ``timeout`` seconds."""
     resolved = Path(path).expanduser()
     if not resolved.exists():
         raise BinaryError(path, "no such file",
@@ -132,15 +133,52 @@ def build_from_path(path: str) -> QemuBuild:
     if not os.access(resolved, os.X_OK):
         raise BinaryError(path, "not executable", f"chmod +x {path}, or name another binary")
     binary = str(resolved.resolve())
-    version, line, package = probe_version([binary], dict(os.environ), path)
+    version, line, package = probe_version([binary], dict(os.environ), path, timeout)
     return QemuBuild(binary=binary, version=version, version_line=line, package=package)
 
 
+def _rebase(data: dict[str, object], old: str, new: str) -> dict[str, object]:
+    """``data`` with every path under ``old`` moved under ``new``."""
+    def move(path: str) -> str:
+        return new + path[len(old):] if path == old or path.startswith(old + "/") else path
+
+    out = dict(data)
+    for key in ("binary", "loader"):
+        out[key] = move(str(out.get(key) or "")) if out.get(key) else out.get(key, "")
+    out["library_path"] = ":".join(move(p) for p in str(out.get("library_path") or "").split(":")
+                                   if p)
+    out["env"] = {k: move(str(v)) for k, v in dict(out.get("env") or {}).items()}  # type: ignore[call-overload]
+    out["data_dirs"] = [move(str(d)) for d in list(out.get("data_dirs") or [])]  # type: ignore[call-overload]
+    return out
+
+
+def write_manifest(prefix: Path, build: QemuBuild, final: Path | None = None) -> None:
+    """Record ``build`` in ``prefix/build.json``; ``final`` is where the tree will
+    live (its paths are recorded relative to it, so a copied cache stays whole)."""
+    data = build.to_json()
+    data["prefix"] = str(final or prefix)
+    (prefix / MANIFEST).write_text(json.dumps(data, indent=1))
+
+
 def load_manifest(prefix: Path) -> QemuBuild | None:
-    """The build recorded in ``prefix/build.json``, or None if there is none."""
+    """The build recorded in ``prefix/build.json``, or None if there is none.
+
+    Paths are taken relative to where the tree is now: a cache that was copied
+    or moved runs its own files, never the original cache's. A manifest that
+    names files outside its own tree is not trusted (None).
+    """
     try:
         data = json.loads((prefix / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(data, dict) or "binary" not in data:
+        return None
+    here = str(prefix.resolve())
+    recorded = str(data.pop("prefix", "") or Path(str(data["binary"])).parents[2])
+    data = _rebase(data, recorded.rstrip("/"), here)
     build = QemuBuild.from_json(data)
+    inside = [build.binary, build.loader, *build.data_dirs, *build.library_path.split(":"),
+              *build.env.values()]
+    if any(p and not (p == here or p.startswith(here + "/")) for p in inside):
+        return None
     return build if Path(build.binary).exists() else None

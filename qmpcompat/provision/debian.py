@@ -23,7 +23,7 @@ from pathlib import Path
 
 from qmpcompat.errors import ProvisionError, QmpCompatError, UnknownSuiteError
 from qmpcompat.provision.apt import PrivateApt, suite_sources
-from qmpcompat.provision.build import MANIFEST, QemuBuild, load_manifest, probe_version
+from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.indexes import update as update_indexes
 
@@ -172,14 +172,32 @@ class DebianProvisioner:
     def build_dir(self, version: str) -> Path:
         return self.cache / "builds" / re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
 
-    def fetch(self, suite: str, version: str) -> QemuBuild:
-        """The build of ``qemu-system-x86=version`` from ``suite``, downloading it if needed."""
-        prefix = self.build_dir(version)
+    def _cached(self, prefix: Path) -> QemuBuild | None:
+        """The build cached at ``prefix`` if it still runs (``--version``); a
+        broken one is removed, with a word, so that it is provisioned again."""
         build = load_manifest(prefix)
+        if build is None:
+            if (prefix / "build.json").exists():
+                _say(self.progress, f"the cached build {prefix} is incomplete; provisioning it again")
+            return None
+        try:
+            probe_version(build.command()[:4], build.environ(), build.binary, timeout=30)
+        except QmpCompatError as exc:
+            _say(self.progress, f"the cached build {prefix} is broken ({exc.args[0]}); "
+                 "provisioning it again")
+            return None
+        return build
+
+    def fetch(self, suite: str, version: str, again: bool = False) -> QemuBuild:
+        """The build of ``qemu-system-x86=version`` from ``suite``, downloading it
+        if it is not cached or the cached one does not run; ``again`` downloads
+        it whatever the cache holds (a cached build that fails to start)."""
+        prefix = self.build_dir(version)
+        build = None if again else self._cached(prefix)
         if build:
             return build
         with _locked(self.cache / "lock"):
-            build = load_manifest(prefix)
+            build = None if again else self._cached(prefix)
             if build:
                 return build
             _say(self.progress, f"downloading {PACKAGE} {version} from {suite} with its dependencies")
@@ -192,7 +210,7 @@ class DebianProvisioner:
                                    capture_output=True)
                 _relink_absolute_symlinks(staging)
                 build = _describe(staging, prefix, suite, version, self.apt.arch)
-                (staging / MANIFEST).write_text(json.dumps(build.to_json(), indent=1))
+                write_manifest(staging, build, prefix)
                 if prefix.exists():
                     shutil.rmtree(prefix)
                 prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +253,18 @@ def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str) 
     ver, line, _pkg = probe_version(trial.command()[:4], trial.environ(), trial.binary)
     final = build_at(prefix)
     return QemuBuild(**{**final.__dict__, "version": ver, "version_line": line})
+
+
+def reprovision(build: QemuBuild, cache: Path | None = None,
+                progress: Progress | None = None) -> QemuBuild:
+    """Download a cached Debian build again (it no longer starts): same suite,
+    same version. ProvisionError when ``build`` is not a provisioned one."""
+    suite = build.origin.removeprefix("debian:")
+    version = build.package.removeprefix("Debian ")
+    if not build.origin.startswith("debian:") or version == build.package:
+        raise ProvisionError(f"{build.binary} is not a provisioned Debian build")
+    _say(progress, f"the cached build of {version} does not start; provisioning it again")
+    return DebianProvisioner(cache, progress).fetch(suite, version, again=True)
 
 
 def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,

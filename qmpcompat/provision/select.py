@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from qmpcompat.errors import QmpCompatError
+from qmpcompat.errors import ProvisionError, QmpCompatError
 from qmpcompat.provision.build import QemuBuild, build_from_path
-from qmpcompat.provision.debian import DEFAULT_SUITES, Progress, provision
+from qmpcompat.provision.debian import DEFAULT_SUITES, Progress, provision, reprovision
 from qmpcompat.provision.indexes import SuiteIndex
 
 ENV_VAR = "QMPCOMPAT_QEMU"
@@ -62,6 +62,27 @@ def check_starts(build: QemuBuild, timeout: float) -> None:
         pass
 
 
+def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
+                     progress: Progress | None) -> QemuBuild:
+    """``build`` if it starts; else the same build provisioned again if that one
+    starts; else ProvisionError naming the build and the fix."""
+    try:
+        check_starts(build, timeout)
+        return build
+    except QmpCompatError as first:
+        again = reprovision(build, cache, progress)
+        try:
+            check_starts(again, timeout)
+        except QmpCompatError as exc:
+            err = ProvisionError(f"the {build.package} build from {build.origin} does not start, "
+                                 f"even freshly provisioned: {exc}")
+            err.hint = (f"remove {Path(again.binary).parents[2]} and run `qmpcompat provision`; if "
+                        "it still fails, this build cannot run on this host (--qmpcompat-suites "
+                        "without its suite)")
+            raise err from first
+        return again
+
+
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
            start_timeout: float | None = None, strict: bool = False,
@@ -78,7 +99,7 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     sel = Selection()
     for path in binaries:
         try:
-            build = build_from_path(path)
+            build = build_from_path(path, timeout=start_timeout or 20.0)
             if start_timeout is not None:
                 check_starts(build, start_timeout)
             sel.builds.append(build)
@@ -93,7 +114,13 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
         except QmpCompatError as exc:
             sel.problems.append(Problem("debian:" + ",".join(suites), exc))
         else:
-            sel.builds += result.builds
+            for build in result.builds:
+                try:
+                    if start_timeout is not None:
+                        build = _starts_or_again(build, start_timeout, cache, progress)
+                    sel.builds.append(build)
+                except QmpCompatError as exc:
+                    sel.problems.append(Problem(build.origin, exc))
             sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
             sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
     sel.builds = _unique_labels(sel.builds)
