@@ -21,6 +21,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a QEMU binary to test (repeatable; also $QMPCOMPAT_QEMU, "
                          "separated by ':'). Named binaries replace the default Debian set "
                          "unless --qmpcompat-suites is given too.")
+    group.addoption("--qmpcompat-source", dest="qmpcompat_source", action="append",
+                    metavar="SPEC",
+                    help="build QEMU from source and test it: debian:VERSION or the path of a "
+                         "QEMU source tree (repeatable; also $QMPCOMPAT_SOURCE, comma-separated; "
+                         "profile minimal, cached). Replaces the default Debian set unless "
+                         "--qmpcompat-suites is given too.")
+    group.addoption("--qmpcompat-targets", dest="qmpcompat_targets", metavar="T[,T...]",
+                    help="targets of the Debian builds: x86_64 (default), aarch64 "
+                         "(qemu-system-aarch64 from qemu-system-arm); also $QMPCOMPAT_TARGETS")
     group.addoption("--qmpcompat-suites", metavar="SUITE[,SUITE...]",
                     help="Debian suites whose qemu-system-x86 builds to provision and test "
                          "(default: bookworm,bookworm-backports,trixie,trixie-backports,forky,sid)")

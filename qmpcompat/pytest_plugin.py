@@ -22,6 +22,7 @@ from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.select import Problem, Selection, named_binaries, select
+from qmpcompat.provision.source_build import named_sources
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
 from qmpcompat.report.history import schema_history
@@ -147,7 +148,14 @@ def _select(config: pytest.Config) -> Selection:
     return select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
                   progress=None if config.getoption("qmpcompat_quiet") else _progress,
                   start_timeout=config.getoption("qmpcompat_timeout"),
-                  strict=config.getoption("qmpcompat_strict"))
+                  strict=config.getoption("qmpcompat_strict"),
+                  sources=named_sources(config.getoption("qmpcompat_source") or ()),
+                  targets=_targets(config))
+
+
+def _targets(config: pytest.Config) -> tuple[str, ...] | None:
+    opt = config.getoption("qmpcompat_targets")
+    return tuple(t.strip() for t in opt.split(",") if t.strip()) if opt else None
 
 
 # The controller sends its selection to the xdist workers, so that every worker

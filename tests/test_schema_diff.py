@@ -14,6 +14,7 @@ from qmpcompat.schema.compare import history, load
 from qmpcompat.schema.diff import RawChange
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, pick_build
+from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.rules import RULES, classify
 
 # Observed on the Debian builds (and their QAPI source): (rule, path) per step.
@@ -61,6 +62,22 @@ def test_source_history_agrees_with_introspection(builds: list[Any]) -> None:
     source = history([load(load_input(f"debian:{v}")) for v in ("7.2", "10.0")])
     binary = history([load(from_build(pick_build(v, builds))) for v in ("7.2", "10.0")])
     assert pairs(source[0]) == pairs(binary[0]) == STEP_72_100
+
+
+def test_configuration_is_not_compatibility(builds: list[Any]) -> None:
+    # The 10.0.13 binary (built with SPICE) against its own QAPI source read
+    # as a build without SPICE: every difference is the condition, none breaks.
+    binary = load(from_build(pick_build("10.0.13", builds)), ["query-spice", "chardev-add",
+                                                              "SPICE_CONNECTED"])
+    source = load(load_input("debian:10.0.13", conditions=Conditions(
+        undefine=frozenset({"CONFIG_SPICE"}))), ["query-spice", "chardev-add", "SPICE_CONNECTED"])
+    findings = history([binary, source])[0].findings
+    assert findings and {f.rule for f in findings} == {"CONFIG_CONDITION"}
+    spice = next(f for f in findings if f.path == "query-spice")
+    assert spice.level == "info" and "if: CONFIG_SPICE, off in debian-10.0.13" in spice.change
+    # Across versions a missing conditional thing is still a change.
+    older = load(from_build(pick_build("7.2", builds)), ["chardev-add"])
+    assert all(f.rule != "CONFIG_CONDITION" for f in history([older, source])[0].findings)
 
 
 def test_same_interface_has_no_findings(builds: list[Any]) -> None:

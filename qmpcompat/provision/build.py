@@ -36,6 +36,9 @@ class QemuBuild:
     env: dict[str, str] = field(default_factory=dict)
     data_dirs: tuple[str, ...] = ()
     run_label: str = ""  # set when two builds of a run share a version
+    # What the build can do, probed before a run (qmpcompat.harness.features).
+    features: tuple[str, ...] = ()
+    features_probed: bool = False
 
     @property
     def version_str(self) -> str:
@@ -74,6 +77,7 @@ class QemuBuild:
         data = asdict(self)
         data["version"] = self.version_str
         data["data_dirs"] = list(self.data_dirs)
+        data["features"] = list(self.features)
         return data
 
     @classmethod
@@ -81,6 +85,7 @@ class QemuBuild:
         raw = dict(data)
         raw["version"] = parse_version(str(raw["version"]))
         raw["data_dirs"] = tuple(raw.get("data_dirs") or ())  # type: ignore[arg-type]
+        raw["features"] = tuple(raw.get("features") or ())  # type: ignore[arg-type]
         return cls(**raw)  # type: ignore[arg-type]
 
 

@@ -6,8 +6,10 @@ import argparse
 import json
 import time
 
+from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
-from qmpcompat.provision.select import named_binaries, select
+from qmpcompat.provision.select import Problem, named_binaries, select
+from qmpcompat.provision.source_build import DEFAULT_PROFILE, PROFILES, build_source, named_sources
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -15,8 +17,9 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                         description="Fetch qemu-system-x86 with its whole dependency closure for "
                         "each Debian suite through a private apt, unpack it into the cache and "
                         "check that it runs. Cached builds are re-used.")
-    p.add_argument("--suites", default=",".join(DEFAULT_SUITES),
-                   help="comma-separated Debian suites (default: %(default)s)")
+    p.add_argument("--suites", default=None,
+                   help="comma-separated Debian suites (default: "
+                   f"{','.join(DEFAULT_SUITES)}, unless --source is given)")
     p.add_argument("--refresh", action="store_true",
                    help="re-read the archive's package lists even if the cached ones are fresh")
     p.add_argument("--qemu", action="append", default=[], metavar="PATH",
@@ -24,15 +27,35 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--strict", action="store_true",
                    help="refuse suites whose archive index is past its Valid-Until (a stale "
                    "mirror; by default such an index is used with a warning)")
+    p.add_argument("--source", action="append", default=[], metavar="SPEC",
+                   help="build QEMU from source: debian:VERSION (a qemu source package the "
+                   "archive serves) or the path of a QEMU source tree (repeatable; also "
+                   "$QMPCOMPAT_SOURCE, comma-separated). Only these are provisioned unless "
+                   "--suites is given too.")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help="configuration profile of --source builds (default: %(default)s)")
+    p.add_argument("--target", default="x86_64",
+                   help="QEMU target of --source builds (default: %(default)s)")
+    p.add_argument("--targets", default=None, metavar="T[,T...]",
+                   help="targets of the Debian builds: x86_64 (default; also "
+                   "$QMPCOMPAT_TARGETS), aarch64 (qemu-system-aarch64 from qemu-system-arm)")
     p.add_argument("--json", action="store_true", help="print the builds as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    sources = named_sources(args.source)
+    suites = ([s.strip() for s in args.suites.split(",") if s.strip()] if args.suites is not None
+              else [] if sources else list(DEFAULT_SUITES))
     start = time.monotonic()
     sel = select(named_binaries(args.qemu), suites, progress=print_progress,
-                 strict=args.strict, refresh=args.refresh)
+                 strict=args.strict, refresh=args.refresh,
+                 targets=[t for t in args.targets.split(",") if t] if args.targets else None)
+    for spec in sources:
+        try:
+            sel.builds.append(build_source(spec, args.profile, args.target, print_progress))
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(f"source:{spec}", exc))
     if args.json:
         print(json.dumps([b.to_json() for b in sel.builds], indent=1))
     else:

@@ -30,6 +30,10 @@ from qmpcompat.provision.indexes import update as update_indexes
 DEFAULT_SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "forky", "sid")
 PACKAGE = "qemu-system-x86"
 BINARY = "qemu-system-x86_64"
+# QEMU target -> the Debian package of its system emulator (all built from src:qemu,
+# so every suite serves them at the version it serves qemu-system-x86 at).
+TARGET_PACKAGES = {"x86_64": PACKAGE, "aarch64": "qemu-system-arm"}
+DEFAULT_TARGETS = ("x86_64",)
 # Multiarch triplet and dynamic loader per Debian architecture.
 LOADERS = {
     "amd64": ("x86_64-linux-gnu", "ld-linux-x86-64.so.2"),
@@ -110,9 +114,10 @@ class DebianProvisioner:
         return known, [s for s in suites if s not in known]
 
     def _indexes(self) -> dict[str, SuiteIndex]:
-        raw = self._read_index().get("indexes", {})
-        return {k: SuiteIndex.from_json(v) for k, v in raw.items()  # type: ignore[union-attr]
-                if isinstance(v, dict)}
+        raw = self._read_index().get("indexes")
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): SuiteIndex.from_json(v) for k, v in raw.items() if isinstance(v, dict)}
 
     def resolve(self, suites: Sequence[str], refresh: bool = False,
                 strict: bool = False) -> ProvisionResult:
@@ -188,11 +193,19 @@ class DebianProvisioner:
             return None
         return build
 
-    def fetch(self, suite: str, version: str, again: bool = False) -> QemuBuild:
-        """The build of ``qemu-system-x86=version`` from ``suite``, downloading it
-        if it is not cached or the cached one does not run; ``again`` downloads
-        it whatever the cache holds (a cached build that fails to start)."""
+    def fetch(self, suite: str, version: str, again: bool = False,
+              target: str = "x86_64") -> QemuBuild:
+        """The build of ``qemu-system-TARGET`` (package ``TARGET_PACKAGES[target]``
+        at ``version``) from ``suite``, downloading it if it is not cached or the
+        cached one does not run; ``again`` downloads it whatever the cache holds
+        (a cached build that fails to start)."""
+        if target not in TARGET_PACKAGES:
+            raise ProvisionError(f"no Debian package for target {target!r} (known: "
+                                 f"{', '.join(TARGET_PACKAGES)})")
+        package = TARGET_PACKAGES[target]
         prefix = self.build_dir(version)
+        if target != "x86_64":
+            prefix = prefix.with_name(f"{prefix.name}+{target}")
         build = None if again else self._cached(prefix)
         if build:
             return build
@@ -200,16 +213,16 @@ class DebianProvisioner:
             build = None if again else self._cached(prefix)
             if build:
                 return build
-            _say(self.progress, f"downloading {PACKAGE} {version} from {suite} with its dependencies")
+            _say(self.progress, f"downloading {package} {version} from {suite} with its dependencies")
             with tempfile.TemporaryDirectory(dir=self.cache, prefix=".dl-") as tmp:
-                debs = self.apt.download(suite, PACKAGE, version, Path(tmp) / "debs")
+                debs = self.apt.download(suite, package, version, Path(tmp) / "debs")
                 staging = Path(tmp) / "root"
                 _say(self.progress, f"unpacking {len(debs)} packages")
                 for deb in debs:
                     subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True,
                                    capture_output=True)
                 _relink_absolute_symlinks(staging)
-                build = _describe(staging, prefix, suite, version, self.apt.arch)
+                build = _describe(staging, prefix, suite, version, self.apt.arch, target)
                 write_manifest(staging, build, prefix)
                 if prefix.exists():
                     shutil.rmtree(prefix)
@@ -232,18 +245,22 @@ def _relink_absolute_symlinks(root: Path) -> None:
                 path.symlink_to(os.path.relpath(inside, path.parent))
 
 
-def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str) -> QemuBuild:
-    """Work out how to run the unpacked build (checked by running it from ``staging``)."""
+def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str,
+              target: str = "x86_64") -> QemuBuild:
+    """Work out how to run the unpacked build (checked by running it from ``staging``);
+    a build of another target than x86_64 is labelled ``VERSION-TARGET``."""
     triplet, loader_name = LOADERS.get(arch, LOADERS["amd64"])
+    binary = f"qemu-system-{target}"
     libdirs = [d for d in (f"usr/lib/{triplet}", f"lib/{triplet}") if (staging / d).is_dir()]
     loader = next((d + "/" + loader_name for d in libdirs if (staging / d / loader_name).exists()), "")
-    if not loader or not (staging / "usr/bin" / BINARY).exists():
-        raise ProvisionError(f"{PACKAGE} {version} from {suite} unpacked without {BINARY} or its loader")
+    if not loader or not (staging / "usr/bin" / binary).exists():
+        raise ProvisionError(f"{TARGET_PACKAGES[target]} {version} from {suite} unpacked without "
+                             f"{binary} or its loader")
     data_dirs = [d for d in ("usr/share/qemu", "usr/share/seabios") if (staging / d).is_dir()]
 
     def build_at(root: Path) -> QemuBuild:
         return QemuBuild(
-            binary=str(root / "usr/bin" / BINARY), version=(0, 0, 0), version_line="",
+            binary=str(root / "usr/bin" / binary), version=(0, 0, 0), version_line="",
             package=f"Debian {version}", origin=f"debian:{suite}",
             loader=str(root / loader), library_path=":".join(str(root / d) for d in libdirs),
             env={"QEMU_MODULE_DIR": str(root / f"usr/lib/{triplet}/qemu")},
@@ -252,7 +269,9 @@ def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str) 
     trial = build_at(staging)
     ver, line, _pkg = probe_version(trial.command()[:4], trial.environ(), trial.binary)
     final = build_at(prefix)
-    return QemuBuild(**{**final.__dict__, "version": ver, "version_line": line})
+    label = "" if target == "x86_64" else f"{'.'.join(map(str, ver))}-{target}"
+    return QemuBuild(**{**final.__dict__, "version": ver, "version_line": line,
+                        "run_label": label})
 
 
 def reprovision(build: QemuBuild, cache: Path | None = None,
@@ -264,13 +283,16 @@ def reprovision(build: QemuBuild, cache: Path | None = None,
     if not build.origin.startswith("debian:") or version == build.package:
         raise ProvisionError(f"{build.binary} is not a provisioned Debian build")
     _say(progress, f"the cached build of {version} does not start; provisioning it again")
-    return DebianProvisioner(cache, progress).fetch(suite, version, again=True)
+    return DebianProvisioner(cache, progress).fetch(suite, version, again=True,
+                                                    target=build.target)
 
 
 def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
               refresh: bool = False, progress: Progress | None = None,
-              strict: bool = False) -> ProvisionResult:
-    """Provision one build per distinct QEMU version that ``suites`` serve.
+              strict: bool = False,
+              targets: Sequence[str] = DEFAULT_TARGETS) -> ProvisionResult:
+    """Provision one build per distinct QEMU version that ``suites`` serve, for
+    each of ``targets`` (``x86_64``, ``aarch64``).
 
     Where two suites serve the same upstream version, the first non-backports
     suite wins. Errors are collected per suite; the other suites still provision.
@@ -283,13 +305,15 @@ def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
         version = result.suites[suite]
         chosen.setdefault(upstream_version(version), (suite, version))
     for suite, version in chosen.values():
-        try:
-            result.builds.append(prov.fetch(suite, version))
-        except QmpCompatError as exc:
-            result.errors[suite] = exc
-        except subprocess.CalledProcessError as exc:
-            result.errors[suite] = ProvisionError(f"unpacking {version} failed: {exc.stderr!r}")
-    result.builds.sort(key=lambda b: b.version)
+        for target in targets:
+            name = suite if target == "x86_64" else f"{suite}:{target}"
+            try:
+                result.builds.append(prov.fetch(suite, version, target=target))
+            except QmpCompatError as exc:
+                result.errors[name] = exc
+            except subprocess.CalledProcessError as exc:
+                result.errors[name] = ProvisionError(f"unpacking {version} failed: {exc.stderr!r}")
+    result.builds.sort(key=lambda b: (b.version, b.target != "x86_64", b.target))
     return result
 
 

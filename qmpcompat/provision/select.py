@@ -8,12 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from qmpcompat.errors import ProvisionError, QmpCompatError
+from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
 from qmpcompat.provision.build import QemuBuild, build_from_path
-from qmpcompat.provision.debian import DEFAULT_SUITES, Progress, provision, reprovision
+from qmpcompat.provision.debian import (
+    DEFAULT_SUITES,
+    DEFAULT_TARGETS,
+    Progress,
+    provision,
+    reprovision,
+)
 from qmpcompat.provision.indexes import SuiteIndex
+from qmpcompat.provision.source_build import build_source
 
 ENV_VAR = "QMPCOMPAT_QEMU"
+TARGETS_VAR = "QMPCOMPAT_TARGETS"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,12 @@ class Selection:
     builds: list[QemuBuild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     indexes: list[SuiteIndex] = field(default_factory=list)  # archive indexes used, by suite
+
+
+def default_targets() -> tuple[str, ...]:
+    """``$QMPCOMPAT_TARGETS`` (comma-separated), else x86_64 only."""
+    env = [t.strip() for t in os.environ.get(TARGETS_VAR, "").split(",") if t.strip()]
+    return tuple(env) or DEFAULT_TARGETS
 
 
 def named_binaries(cli: Sequence[str] = ()) -> list[str]:
@@ -62,6 +76,24 @@ def check_starts(build: QemuBuild, timeout: float) -> None:
         pass
 
 
+def probe_features(build: QemuBuild, timeout: float) -> QemuBuild:
+    """``build`` with the features it was seen to have (qmpcompat.harness.features)."""
+    from qmpcompat.harness.features import with_features
+
+    return with_features(build, timeout)
+
+
+def _check_source_build(build: QemuBuild, timeout: float) -> None:
+    """A cached source build must start; if not, the error says how to rebuild it."""
+    try:
+        check_starts(build, timeout)
+    except QmpCompatError as exc:
+        err = ProvisionError(f"the cached source build {build.binary} does not start: {exc}")
+        err.hint = (f"remove {Path(build.binary).parent} and run `qmpcompat provision --source` "
+                    "again to rebuild it")
+        raise err from exc
+
+
 def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
                      progress: Progress | None) -> QemuBuild:
     """``build`` if it starts; else the same build provisioned again if that one
@@ -69,7 +101,8 @@ def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
     try:
         check_starts(build, timeout)
         return build
-    except QmpCompatError as first:
+    except (QemuDied, BinaryError) as first:
+        # Died at start-up (not a hang, which a loaded host can cause): broken files.
         again = reprovision(build, cache, progress)
         try:
             check_starts(again, timeout)
@@ -86,12 +119,17 @@ def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
            start_timeout: float | None = None, strict: bool = False,
-           refresh: bool = False) -> Selection:
+           refresh: bool = False, sources: Sequence[str] = (),
+           targets: Sequence[str] | None = None) -> Selection:
     """Named binaries, plus the Debian builds of ``suites``.
 
-    ``suites`` None means: the default Debian set when no binary is named,
-    none otherwise. With ``start_timeout``, each named binary must also start
-    and speak QMP within that many seconds. Unusable binaries and suites
+    ``sources`` are built from source (``debian:VERSION`` or a QEMU tree;
+    cached after the first build). ``suites`` None means: the default Debian
+    set when no binary or source is named, none otherwise. With
+    ``start_timeout``, each build must also start and speak QMP within that
+    many seconds (a provisioned one that does not is provisioned again).
+    ``targets`` are the Debian builds' targets (default ``$QMPCOMPAT_TARGETS``,
+    else x86_64 only; ``aarch64`` adds qemu-system-aarch64). Unusable binaries and suites
     become ``problems``; the rest are still selected. ``strict`` refuses
     suites whose archive index is past its Valid-Until; ``refresh`` re-reads
     the archive's indexes even when the cached ones are fresh.
@@ -105,12 +143,20 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
             sel.builds.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(path, exc))
+    for spec in sources:
+        try:
+            build = build_source(spec, progress=progress)
+            if start_timeout is not None:
+                _check_source_build(build, start_timeout)
+            sel.builds.append(build)
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(f"source:{spec}", exc))
     if suites is None:
-        suites = () if binaries else DEFAULT_SUITES
+        suites = () if binaries or sources else DEFAULT_SUITES
     if suites:
         try:
             result = provision(suites, cache=cache, progress=progress, strict=strict,
-                               refresh=refresh)
+                               refresh=refresh, targets=targets or default_targets())
         except QmpCompatError as exc:
             sel.problems.append(Problem("debian:" + ",".join(suites), exc))
         else:
@@ -123,5 +169,13 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
                     sel.problems.append(Problem(build.origin, exc))
             sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
             sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+    if start_timeout is not None:
+        usable = []
+        for build in sel.builds:
+            try:
+                usable.append(probe_features(build, start_timeout))
+            except QmpCompatError as exc:
+                sel.problems.append(Problem(build.binary, exc))
+        sel.builds = usable
     sel.builds = _unique_labels(sel.builds)
     return sel

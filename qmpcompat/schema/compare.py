@@ -16,7 +16,7 @@ from qmpcompat.schema.diff import diff_models
 from qmpcompat.schema.inputs import SchemaInput
 from qmpcompat.schema.model import DEFAULT_ROOTS, normalize, resolve_roots
 from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.schema.rules import Finding, classify
+from qmpcompat.schema.rules import Finding, as_configuration, classify, conditional_kind
 
 
 @dataclass
@@ -126,8 +126,31 @@ def _unstable(*nodes: Any) -> bool:
     return any(isinstance(n, dict) and "unstable" in n.get("features", {}) for n in nodes)
 
 
+def _condition(old: Loaded, new: Loaded, path: tuple[str, ...],
+               op: str) -> tuple[str, str] | None:
+    """(condition, the side it is off in) when ``path`` names something the QAPI
+    source side has an ``if`` on, and both sides are the same QEMU version
+    (QAPI source against a binary of that version); else None."""
+    source = old if old.input.conditionals else new
+    if not source.input.conditionals or not old.input.version or \
+            old.input.version != new.input.version:
+        return None
+    thing = conditional_kind(path)
+    if thing is None:
+        return None
+    kind, name = thing
+    kinds = kind.split("|")
+    cond = next((source.input.conditionals.get(k, {}).get(name) for k in kinds
+                 if name in source.input.conditionals.get(k, {})), None)
+    if cond is None:
+        return None
+    return cond, (new if op == "removed" else old).label
+
+
 def compare(old: Loaded, new: Loaded, step: str = "step") -> Comparison:
-    """Classified findings of ``old`` -> ``new``."""
+    """Classified findings of ``old`` -> ``new``. Between QAPI source and a binary
+    of the same version, what one side lacks because of an ``if`` is a
+    configuration difference (CONFIG_CONDITION, info), not a compatibility one."""
     result = Comparison(old.label, new.label, step)
     info: dict[str, tuple[str, str]] = {}
     for change in diff_models(old.model, new.model):
@@ -135,10 +158,13 @@ def compare(old: Loaded, new: Loaded, step: str = "step") -> Comparison:
         if root not in info:
             info[root] = _root_info([old, new], root)
         kind, direction = info[root]
-        result.findings.append(classify(
+        finding = classify(
             change, direction, kind, old.label, new.label,
             _removed_flags(old.model, change.path) if change.op == "removed" else frozenset(),
-            _unstable(old.model.get(root), new.model.get(root))))
+            _unstable(old.model.get(root), new.model.get(root)))
+        if change.op in ("added", "removed") and (cond := _condition(old, new, change.path, change.op)):
+            finding = as_configuration(finding, *cond)
+        result.findings.append(finding)
     return result
 
 

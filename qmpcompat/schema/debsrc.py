@@ -11,29 +11,16 @@ import re
 import shutil
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import unquote
 
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
-from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
+from qmpcompat.provision.debian import _locked
+from qmpcompat.provision.source_tree import refresh_sources, resolve_version, source_apt
 
 PACKAGE = "qemu"
-
-
-def source_apt() -> PrivateSourceApt:
-    """The private deb-src apt shared by every source-package input."""
-    return PrivateSourceApt(cache_dir() / "apt-src")
-
-
-def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...]) -> None:
-    """Fetch the Sources indexes of ``suites`` when they are missing or older
-    than a week (call it holding the ``lock-src`` lock)."""
-    indexes = list((apt.root / "lists").glob("*Sources*"))
-    if not indexes or time.time() - max(p.stat().st_mtime for p in indexes) > INDEX_MAX_AGE:
-        apt.source_update(suites)
 
 
 def fetch_source(apt: PrivateSourceApt, package: str, version: str, suites: tuple[str, ...],
@@ -52,24 +39,6 @@ def fetch_source(apt: PrivateSourceApt, package: str, version: str, suites: tupl
 
 def _version_dir(version: str) -> Path:
     return cache_dir() / "qapi-src" / re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
-
-
-def resolve_version(spec: str, versions: list[str]) -> str:
-    """The Debian version ``spec`` names: an exact Debian version, or an upstream
-    version prefix (``10.0``, ``11.1.3``), the newest match winning."""
-    if spec in versions:
-        return spec
-    want = spec.split(".")
-
-    def key(v: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", upstream_version(v))[:3])
-
-    matches = [v for v in versions if upstream_version(v).split(".")[:len(want)] == want]
-    if not matches:
-        raise SourceUnavailable(f"no Debian source package of {PACKAGE} matches {spec!r}"
-                                f" (the archive serves: {', '.join(versions) or 'none'})",
-                                f"debian:{spec}")
-    return max(matches, key=lambda v: (key(v), "~bpo" not in v, v))
 
 
 def _extract_qapi(orig: Path, dest: Path) -> None:

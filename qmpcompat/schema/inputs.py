@@ -43,6 +43,8 @@ class SchemaInput:
     entries: list[dict[str, Any]]
     version: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # QAPI source only: what has an ``if``, {kind: {name: condition}} (qapi_convert.conditionals)
+    conditionals: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def pick_build(spec: str, builds: list[Any]) -> Any:

@@ -277,6 +277,55 @@ class Converter:
         return list(self.entries.values())
 
 
+def cond_text(cond: Any) -> str:
+    """A QAPI ``if`` as text: ``CONFIG_SPICE``, ``CONFIG_A and not CONFIG_B``."""
+    if isinstance(cond, str):
+        return cond
+    if isinstance(cond, dict) and len(cond) == 1:
+        (op, arg), = cond.items()
+        if op == "not":
+            return f"not {cond_text(arg)}"
+        if op in ("all", "any") and isinstance(arg, list):
+            inner = f" {'and' if op == 'all' else 'or'} ".join(cond_text(a) for a in arg)
+            return f"({inner})" if len(arg) > 1 else inner
+    return repr(cond)
+
+
+def conditionals(exprs: Iterable[Expr]) -> dict[str, dict[str, str]]:
+    """Everything of a QAPI source that has an ``if``, whatever its truth:
+    {kind: {name: condition}} for kinds command, event, member, value and branch
+    (members, enum values and union/alternate branches by their own name)."""
+    out: dict[str, dict[str, str]] = {k: {} for k in ("command", "event", "member", "value",
+                                                     "branch")}
+
+    def note(kind: str, name: str, cond: Any) -> None:
+        text = cond_text(cond)
+        old = out[kind].get(name)
+        out[kind][name] = text if old in (None, text) else f"{old} or {text}"
+
+    for expr in exprs:
+        data = expr.data
+        kind = next((k for k in META_KEYS if k in data), "")
+        if kind in ("command", "event") and data.get("if") is not None:
+            note(kind, str(data[kind]), data["if"])
+        body = data.get("data")
+        if kind == "enum" and isinstance(body, list):
+            for value in body:
+                if isinstance(value, dict) and value.get("if") is not None:
+                    note("value", str(value.get("name")), value["if"])
+        elif isinstance(body, dict):
+            sub = "branch" if kind in ("union", "alternate") else "member"
+            for key, spec in body.items():
+                if isinstance(spec, dict) and spec.get("if") is not None:
+                    note(sub, key.removeprefix("*"), spec["if"])
+        base = data.get("base")
+        if isinstance(base, dict):
+            for key, spec in base.items():
+                if isinstance(spec, dict) and spec.get("if") is not None:
+                    note("member", key.removeprefix("*"), spec["if"])
+    return out
+
+
 def to_entries(exprs: Iterable[Expr], defines: frozenset[str] | None = None,
                debian_version: str = "") -> list[Entry]:
     """The introspection entries (with real type names) of QAPI definitions;

@@ -221,12 +221,12 @@ def git_reader(repo: str, ref: str, prefix: str) -> Reader:
 def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
               meta: dict[str, Any] | None = None, conditions: Conditions | None = None) -> Any:
     from qmpcompat.schema.inputs import SchemaInput
-    from qmpcompat.schema.qapi_convert import Conditions, defines_for, to_entries
+    from qmpcompat.schema.qapi_convert import Conditions, conditionals, defines_for, to_entries
 
     meta = meta or {}
     defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
     entries = to_entries(exprs, defines)
-    return SchemaInput(spec, label, "source", entries, version, meta)
+    return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs))
 
 
 def _qemu_version(base: Path) -> str:

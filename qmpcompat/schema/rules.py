@@ -10,7 +10,7 @@ obey both rule sets, so the stricter rule wins).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from qmpcompat.schema.diff import RawChange
@@ -69,6 +69,9 @@ RULES: dict[str, tuple[str, str]] = {
     "FEATURE_ADDED": ("info", "a feature flag was added"),
     "FEATURE_REMOVED": ("info", "a feature flag was removed"),
     "ALLOW_OOB_CHANGED": ("info", "whether the command may run out-of-band changed"),
+    "CONFIG_CONDITION": ("info", "present in one side only because of its 'if' condition: a "
+                                 "configuration difference between builds of the same version, "
+                                 "not a compatibility change"),
 }
 
 # change -> (rule for input, rule for output)
@@ -110,6 +113,24 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "fingerprint": self.fingerprint}
+
+
+def conditional_kind(path: tuple[str, ...]) -> tuple[str, str] | None:
+    """(kind, name) of the thing a raw change's ``path`` adds or removes, in the
+    kinds of ``qapi_convert.conditionals``; None for other changes."""
+    if len(path) == 1:
+        return ("command|event", path[0])
+    kind = {"members": "member", "values": "value", "variants": "branch",
+            "branches": "branch"}.get(path[-2])
+    return (kind, path[-1]) if kind else None
+
+
+def as_configuration(finding: Finding, condition: str, off_in: str) -> Finding:
+    """``finding`` reclassified: its thing is there or not because ``condition``
+    is off in ``off_in`` (a configuration difference, level info)."""
+    level, explanation = RULES["CONFIG_CONDITION"]
+    return replace(finding, rule="CONFIG_CONDITION", level=level, explanation=explanation,
+                   change=f"{finding.change} (if: {condition}, off in {off_in})")
 
 
 def level_rank(level: str) -> int:

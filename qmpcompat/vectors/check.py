@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.inputs import introspect
 from qmpcompat.vectors.limits import check_limits
@@ -55,8 +56,7 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     obs: Observation | None = None
     if refused:
         verdict = Verdict("failed", "refused, the vector fails lint: " + "; ".join(refused))
-    elif missing := schemas.missing(build, vec.schema):
-        why = "binary's schema lacks " + ", ".join(missing)
+    elif why := unmet(vec, build, schemas):
         verdict = Verdict("failed" if strict else "skipped",
                           ("strict mode: " if strict else "") + why)
     else:
@@ -67,6 +67,16 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
                               f"gate under --qmpcompat-fail-on-known {','.join(sorted(fail_on_known))})",
                               verdict.expected, verdict.defect)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
+
+
+def unmet(vec: Vector, build: QemuBuild, schemas: SchemaCache) -> str:
+    """Why ``vec`` cannot run on ``build`` (its schema or its features lack what
+    the vector needs), or "" when it can."""
+    if missing := schemas.missing(build, vec.schema):
+        return "binary's schema lacks " + ", ".join(missing)
+    if absent := lacking(build, vec.needs()):
+        return "build lacks feature " + ", ".join(absent)
+    return ""
 
 
 def case_record(vec: Vector, build: QemuBuild, verdict: Verdict,

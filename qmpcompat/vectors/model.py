@@ -73,6 +73,13 @@ class Vector:
     peer: Peer | None = None
     capabilities: dict[str, bool] = field(default_factory=dict)  # set on both sides first
     parameters: dict[str, Any] = field(default_factory=dict)
+    features: tuple[str, ...] = ()  # build features it needs (qmpcompat.harness.features)
+
+    def needs(self) -> tuple[str, ...]:
+        """The build features this vector needs: its declared ones, and its
+        machine type when that is not ``none``."""
+        machine = () if self.machine == "none" else (f"machine:{self.machine}",)
+        return (*self.features, *machine)
 
     def expectation_for(self, version: Version) -> Expectation | None:
         for exp in self.expect:
@@ -162,7 +169,8 @@ def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
         incoming=req.get("incoming", "defer" if command == "migrate-incoming" else None),
         fds=_fds(req.get("fds"), file, vid), peer=peer,
         capabilities=dict(req.get("capabilities") or {}),
-        parameters=dict(req.get("parameters") or {}))
+        parameters=dict(req.get("parameters") or {}),
+        features=tuple(req.get("features") or ()))
 
 
 @dataclass(frozen=True)

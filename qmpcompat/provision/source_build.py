@@ -1,0 +1,203 @@
+"""Build QEMU from source (``qmpcompat provision --source SPEC``), cached.
+
+Steps, each named in progress lines and in the error when it fails:
+``dependencies`` (Debian packages, installed with apt when run as root, and
+meson/pycotap from PyPI into a private venv), ``fetch``/``unpack`` (Debian
+sources only, see ``source_tree``), ``configure``, ``compile`` (ninja, at
+nice 19), ``check`` (``--version``) and ``store``. Every step's output goes to
+the build directory's ``qmpcompat-build.log``, which a failed build keeps.
+
+The build directory (``CACHE/source/work/KEY-PROFILE-TARGET``) is kept, so a
+developer's checkout rebuilds incrementally; the finished binary is copied to
+``CACHE/source/builds/IDENTITY-PROFILE-TARGET`` with a ``build.json``, keyed by
+the source's identity and the profile, and re-used from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from qmpcompat.errors import ProvisionError, QmpCompatError
+from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
+from qmpcompat.provision.debian import Progress, _locked, _say, cache_dir
+from qmpcompat.provision.source_tree import SourceTree, slug, source_tree
+
+# Configuration profiles: configure arguments besides --target-list and --python.
+PROFILES: dict[str, tuple[str, ...]] = {
+    # Only what the migration QMP interface needs: TCG, machine type `none`, no
+    # optional libraries (so no RDMA, SPICE, ...), no docs, no firmware blobs.
+    "minimal": ("--without-default-features", "--without-default-devices", "--disable-docs",
+                "--disable-download", "--disable-install-blobs"),
+    # configure's own defaults (every feature whose libraries the host has).
+    "default": ("--disable-docs", "--disable-download", "--disable-install-blobs"),
+}
+DEFAULT_PROFILE = "minimal"
+# Debian packages the minimal profile needs (dtc: the +ds tarball has no device trees).
+BUILD_PACKAGES = ("gcc", "make", "ninja-build", "pkg-config", "libglib2.0-dev", "libpixman-1-dev",
+                  "flex", "bison", "device-tree-compiler", "python3-venv", "dpkg-dev", "git")
+PYTHON_PACKAGES = ("meson>=1.5", "pycotap")
+LOG = "qmpcompat-build.log"
+ENV_VAR = "QMPCOMPAT_SOURCE"
+
+
+class BuildFailed(ProvisionError):
+    """A step of a source build failed; ``step`` names it, ``log`` is kept."""
+
+    def __init__(self, step: str, log: Path, detail: str) -> None:
+        super().__init__(f"building QEMU from source failed at step '{step}': {detail}"
+                         f"\n  log: {log}")
+        self.step = step
+        self.log = log
+        self.hint = f"read {log}; fix the cause and run `qmpcompat provision --source` again"
+
+
+def named_sources(cli: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """``--qmpcompat-source`` specs, then those in ``$QMPCOMPAT_SOURCE`` (comma-separated)."""
+    env = [s.strip() for s in os.environ.get(ENV_VAR, "").split(",") if s.strip()]
+    return list(cli) + env
+
+
+def missing_packages() -> list[str]:
+    """The build packages this host lacks (by dpkg's status)."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n",
+                          *BUILD_PACKAGES], capture_output=True, text=True, check=False).stdout
+    have = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [p for p in BUILD_PACKAGES if p not in have]
+
+
+def _run_logged(step: str, argv: list[str], log: Path, cwd: Path | None = None,
+                progress: Progress | None = None) -> None:
+    """Run one step, appending its output to ``log``; BuildFailed if it fails.
+    ninja's ``[N/M]`` lines become progress lines about every 10%."""
+    with log.open("a") as fh:
+        fh.write(f"\n=== {step}: {' '.join(argv)}\n")
+        fh.flush()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace")
+        assert proc.stdout is not None
+        shown = -1
+        tail: list[str] = []
+        for line in proc.stdout:
+            fh.write(line)
+            tail = [*tail[-19:], line.rstrip()]
+            match = re.match(r"\[(\d+)/(\d+)\]", line)
+            if match and progress:
+                done, total = int(match.group(1)), int(match.group(2))
+                tenth = done * 10 // max(total, 1)
+                if tenth > shown:
+                    shown = tenth
+                    progress(f"{step}: {done}/{total}")
+        rc = proc.wait()
+    if rc != 0:
+        said = next((t for t in reversed(tail) if re.search(r"error|ERROR|failed", t)),
+                    tail[-1] if tail else "")
+        raise BuildFailed(step, log, f"exit status {rc}: {said}")
+
+
+def _dependencies(log: Path, progress: Progress | None) -> Path:
+    """Install what a build needs; the Python of the private venv with meson."""
+    missing = missing_packages()
+    if missing:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            _say(progress, f"dependencies: apt-get install {' '.join(missing)}")
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                                   *missing], capture_output=True, text=True, env=env,
+                                  check=False, stdin=subprocess.DEVNULL)
+            log.open("a").write(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                raise BuildFailed("dependencies", log, f"apt-get install {' '.join(missing)} "
+                                  f"failed: {proc.stderr.strip()[-300:]}")
+        else:
+            err = ProvisionError(f"building QEMU needs these Debian packages: {' '.join(missing)}")
+            err.hint = f"as root: apt-get install {' '.join(missing)}"
+            raise err
+    venv = cache_dir() / "source" / "pyenv"
+    python = venv / "bin" / "python3"
+    stamp = venv / "qmpcompat-packages"
+    if not stamp.exists() or stamp.read_text() != " ".join(PYTHON_PACKAGES):
+        _say(progress, f"dependencies: pip install {' '.join(PYTHON_PACKAGES)} (private venv)")
+        _run_logged("dependencies", [sys.executable, "-m", "venv", str(venv)], log)
+        _run_logged("dependencies", [str(python), "-m", "pip", "install", "-q",
+                                     *PYTHON_PACKAGES], log)
+        stamp.write_text(" ".join(PYTHON_PACKAGES))
+    return python
+
+
+def _key(tree: SourceTree, profile: str, target: str) -> str:
+    args = "\0".join(PROFILES[profile])
+    digest = hashlib.sha256(f"{tree.identity}\0{profile}\0{target}\0{args}".encode()).hexdigest()
+    return f"{slug(tree.identity)[:60]}-{profile}-{target}-{digest[:8]}"
+
+
+def _configure(tree: SourceTree, work: Path, python: Path, profile: str, target: str,
+               log: Path, progress: Progress | None) -> None:
+    argv = [str(tree.path / "configure"), f"--python={python}",
+            f"--target-list={target}-softmmu", *PROFILES[profile]]
+    record = work / "qmpcompat-configure.json"
+    if (work / "build.ninja").exists() and record.exists() and json.loads(record.read_text()) == argv:
+        return
+    _say(progress, f"configure: profile {profile}, target {target}")
+    _run_logged("configure", ["nice", "-n", "19", *argv], log, cwd=work)
+    record.write_text(json.dumps(argv))
+
+
+def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_64",
+                 progress: Progress | None = None) -> QemuBuild:
+    """The QEMU built from ``spec`` with ``profile`` for ``target``: from the
+    cache when this source and profile were built before, else built now."""
+    if profile not in PROFILES:
+        raise ProvisionError(f"unknown build profile {profile!r} (known: {', '.join(PROFILES)})")
+    if not re.fullmatch(r"[a-z0-9_]+", target):
+        raise ProvisionError(f"{target!r} is not a QEMU target name (e.g. x86_64, aarch64)")
+    tree = source_tree(spec, progress)
+    store = cache_dir() / "source" / "builds" / _key(tree, profile, target)
+    cached = load_manifest(store)
+    if cached:
+        return cached
+    work = cache_dir() / "source" / "work" / f"{tree.workdir_key}-{profile}-{target}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / LOG
+    with _locked(work / "qmpcompat-lock"):
+        cached = load_manifest(store)
+        if cached:
+            return cached
+        started = time.monotonic()
+        log.write_text(f"qmpcompat source build of {spec} ({tree.identity}), profile {profile}, "
+                       f"target {target}\n")
+        python = _dependencies(log, progress)
+        _configure(tree, work, python, profile, target, log, progress)
+        binary = f"qemu-system-{target}"
+        _run_logged("compile", ["nice", "-n", "19", "ninja", f"-j{os.cpu_count() or 1}", binary],
+                    log, cwd=work, progress=progress)
+        _say(progress, f"check: {binary} --version")
+        try:
+            version, line, _pkg = probe_version([str(work / binary)], dict(os.environ),
+                                                str(work / binary), timeout=60)
+        except QmpCompatError as exc:
+            raise BuildFailed("check", log, str(exc)) from exc
+        staging = store.with_name(store.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copy2(work / binary, staging / binary)
+        shutil.copy2(log, staging / LOG)
+        build = QemuBuild(binary=str(store / binary), version=version, version_line=line,
+                          package=tree.label,
+                          origin=f"source:{spec}, profile {profile}")
+        write_manifest(staging, build, store)
+        shutil.rmtree(store, ignore_errors=True)
+        staging.rename(store)
+        _say(progress, f"store: {build.version_str} ({tree.label}) built in "
+             f"{time.monotonic() - started:.0f}s: {store}")
+    found = load_manifest(store)
+    if found is None:
+        raise BuildFailed("store", log, f"the stored build at {store} cannot be read back")
+    return found

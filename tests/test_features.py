@@ -1,0 +1,94 @@
+"""Build features, probed on real builds: a build that lacks one skips exactly the
+vectors that need it (and fails them under --qmpcompat-strict)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from suite_runner import basic_vectors, outcomes, run_suite
+
+from qmpcompat.harness.features import TRANSPORT_PROBES, lacking, probe
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.build import load_manifest
+from qmpcompat.provision.debian import cache_dir
+
+REPO = Path(__file__).resolve().parents[1]
+NEEDS_Q35_10 = """command: migrate-incoming
+vectors:
+  - id: MI-9101
+    description: neither uri nor channels, on a pc-q35-10.0 machine
+    flags: [missing-argument]
+    requires:
+      machine: pc-q35-10.0
+    arguments: {}
+    expect:
+      - versions: '>=8.2'
+        result: reject
+        error-class: GenericError
+        desc: need either 'uri' or 'channels' argument
+"""
+
+
+def test_debian_builds_have_what_they_were_built_with(builds: list[QemuBuild]) -> None:
+    for build in builds:
+        found = probe(build)
+        # Debian builds QEMU with RDMA and AF_VSOCK (observed on every build here).
+        assert {"rdma", "vsock", "machine:none", "machine:pc", "machine:q35"} <= set(found), (
+            build.label, found)
+        # Versioned machine types come with the release: 7.2 has no pc-q35-10.0.
+        assert ("machine:pc-q35-10.0" in found) == (build.version >= (10, 0, 0)), build.label
+
+
+def test_schema_names_every_probed_transport() -> None:
+    schema = json.loads((REPO / "vectors/vector-file.schema.json").read_text())
+    req = schema["$defs"]["vector"]["properties"]["requires"]["properties"]["features"]
+    assert set(req["items"]["enum"]) == set(TRANSPORT_PROBES)
+
+
+def test_a_build_lacking_a_feature_skips_exactly_what_needs_it(tmp_path: Path) -> None:
+    root = basic_vectors(tmp_path)
+    (root / "migrate-incoming" / "machine.yaml").write_text(NEEDS_Q35_10)
+    rc, out, results = run_suite(tmp_path / "run", "-n", "2", vectors=root,
+                                 suites="bookworm,trixie")
+    got = outcomes(results)
+    labels = {b["version"]: b.get("run_label") or b["version"]
+              for b in results["environment"]["binaries"]}
+    seven = next(v for v in labels if v.startswith("7."))
+    ten = next(v for v in labels if v.startswith("10."))
+    assert got[("MI-9101", labels[seven])] == "skipped"
+    assert got[("MI-9101", labels[ten])] == "passed"
+    skip = next(r for r in results["results"] if r["vector"] == "MI-9101" and r["qemu"] == seven)
+    assert skip["message"] == "build lacks feature machine:pc-q35-10.0"
+    # Every other case runs as before on both builds.
+    assert {o for (v, _q), o in got.items() if v != "MI-9101"} == {"passed"}, out[-3000:]
+    assert rc == 0, out[-3000:]
+    # The report shows each build's features.
+    for binary in results["environment"]["binaries"]:
+        assert "machine:none" in binary["features"] and binary["features_probed"]
+    # Strict: the skip is a failure.
+    rc, out, results = run_suite(tmp_path / "strict", "--qmpcompat-strict", "-k", "MI-9101",
+                                 vectors=root, suites="bookworm")
+    assert rc == 1 and outcomes(results)[("MI-9101", seven)] == "failed"
+
+
+def _minimal_source_builds() -> list[QemuBuild]:
+    found = []
+    for prefix in sorted((cache_dir() / "source" / "builds").glob("*-minimal-*")):
+        build = load_manifest(prefix)
+        if build:
+            found.append(build)
+    return found
+
+
+@pytest.mark.skipif(not _minimal_source_builds(),
+                    reason="no minimal source build cached (`qmpcompat provision --source "
+                           "debian:10.2.2` or `tox -e source` builds one)")
+def test_minimal_source_build_lacks_rdma() -> None:
+    for build in _minimal_source_builds():
+        found = probe(build)
+        assert "rdma" not in found and "machine:none" in found, found
+        assert "machine:pc" not in found  # --without-default-devices: no boards
+        probed = QemuBuild(**{**build.__dict__, "features": found, "features_probed": True})
+        assert lacking(probed, ("rdma", "machine:none")) == ["rdma"]
