@@ -9,12 +9,11 @@ change unless vectors/schema/ignore.yaml accepts it with a reason.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from qmpcompat.provision import QemuBuild
-from qmpcompat.pytest_plugin import record_schema_findings
+from qmpcompat.pytest_plugin import RecordFindings
 from qmpcompat.schema.gate import (
     IGNORE_FILE,
     explain,
@@ -22,45 +21,44 @@ from qmpcompat.schema.gate import (
     own_baseline,
     previous_line_baseline,
 )
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.rules import level_rank
+from qmpcompat.schema.inputs import SchemaInput, from_build
+from qmpcompat.schema.rules import Finding
+from qmpcompat.types import Level
 
 
-def _live(build: QemuBuild, schema_cache: Any) -> SchemaInput:
-    return SchemaInput(build.binary, f"qemu-{build.version_str}", "qemu",
-                       schema_cache.entries(build), build.version_str)
+def _live(build: QemuBuild) -> SchemaInput:
+    return from_build(build, build.binary)
 
 
 def _fail_on(config: pytest.Config) -> str:
     return str(config.getoption("qmpcompat_fail_on", default="breaking") or "breaking")
 
 
-def _gate(request: pytest.FixtureRequest, build: QemuBuild, baseline: Path, gate: str,
-          found: list[Any], fail_on: str) -> list[Any]:
+def _gate(record: RecordFindings, build: QemuBuild, baseline: Path, gate: str,
+          found: list[Finding], fail_on: str) -> list[Finding]:
     """Record the findings (warning and up) for the reports; return those that fail."""
-    record_schema_findings(request.node, build, baseline.name, gate,
-                           [f for f in found if level_rank(f.level) >= level_rank("warning")])
-    return [f for f in found if level_rank(f.level) >= level_rank(fail_on)]
+    record(build, baseline.name, gate, [f for f in found if Level(f.level).at_least(Level.WARNING)])
+    return [f for f in found if Level(f.level).at_least(fail_on)]
 
 
-def test_schema_matches_own_baseline(request: pytest.FixtureRequest, qemu_build: QemuBuild,
-                                     schema_cache: Any, pytestconfig: pytest.Config) -> None:
+def test_schema_matches_own_baseline(record_schema_findings: RecordFindings, qemu_build: QemuBuild,
+                                     pytestconfig: pytest.Config) -> None:
     baseline, exact = own_baseline(qemu_build.version)
     if baseline is None:
         pytest.skip(f"no baseline for the {qemu_build.version[0]}.{qemu_build.version[1]} line")
     level = "info" if exact else _fail_on(pytestconfig)
-    found = _gate(request, qemu_build, baseline, "regression",
-                  findings(baseline, _live(qemu_build, schema_cache), "info"), level)
+    found = _gate(record_schema_findings, qemu_build, baseline, "regression",
+                  findings(baseline, _live(qemu_build), "info"), level)
     assert not found, f"{qemu_build.describe()} differs from {baseline.name}:\n{explain(found)}"
 
 
-def test_schema_release_gate(request: pytest.FixtureRequest, qemu_build: QemuBuild,
-                             schema_cache: Any, pytestconfig: pytest.Config) -> None:
+def test_schema_release_gate(record_schema_findings: RecordFindings, qemu_build: QemuBuild,
+                             pytestconfig: pytest.Config) -> None:
     baseline = previous_line_baseline(qemu_build.version)
     if baseline is None:
         pytest.skip(f"no baseline of a release line before {qemu_build.version_str}")
-    found = _gate(request, qemu_build, baseline, "release",
-                  findings(baseline, _live(qemu_build, schema_cache), "info", IGNORE_FILE),
+    found = _gate(record_schema_findings, qemu_build, baseline, "release",
+                  findings(baseline, _live(qemu_build), "info", IGNORE_FILE),
                   _fail_on(pytestconfig))
     assert not found, (f"{qemu_build.describe()} breaks {baseline.name}'s interface"
                        f" (accept a change in {IGNORE_FILE.name} with a reason):\n"

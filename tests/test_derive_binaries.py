@@ -49,7 +49,7 @@ def test_a_wrong_prediction_is_caught(newest: QemuBuild) -> None:
         result = run_case(dataclasses.replace(case, prediction=wrong), newest, RUNNER)
         assert result.verdict.outcome == "failed", wrong
         assert result.observation.desc == "Parameter 'channels[0].addr.path' is missing"
-        assert result.record["outcome"] == "failed" and result.record["vector"] == case.id
+        assert result.record.outcome == "failed" and result.record.vector == case.id
 
 
 def test_uri_is_required_only_where_the_schema_says_so(builds: list[QemuBuild]) -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from suite_runner import SuiteRun, basic_vectors, processes_under, run_suite
+from suite_runner import MACHINERY, SuiteRun, basic_vectors, processes_under, run_suite
 
 TESTS = str(Path(__file__).resolve().parent)
 FAULTY = "MI-0002"  # a reject vector: one QEMU per case
@@ -53,12 +53,13 @@ def test_hang_is_killed_and_reported(tmp_path: Path) -> None:
     assert time.monotonic() - start < 60
 
 
-def _stalled_run(tmp_path: Path, *args: str) -> tuple[SuiteRun, int, int]:
-    """A run stopped inside FAULTY with a QEMU alive; returns it, the pid of the
+def _stalled_run(tmp_path: Path, *args: str, case: str = FAULTY,
+                 paths: tuple[str, ...] = MACHINERY) -> tuple[SuiteRun, int, int]:
+    """A run stopped inside ``case`` with a QEMU alive; returns it, the pid of the
     process running the case, and the QEMU's pid."""
     marker = tmp_path / "stalled"
-    run = SuiteRun(tmp_path, "-p", "fault_plugin", *args, env=_fault(f"stall:{FAULTY}:{marker}"),
-                   vectors=basic_vectors(tmp_path))
+    run = SuiteRun(tmp_path, "-p", "fault_plugin", *args, env=_fault(f"stall:{case}:{marker}"),
+                   vectors=basic_vectors(tmp_path), paths=paths)
     deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text():
         assert run.proc.poll() is None, run.output
@@ -101,3 +102,17 @@ def test_sigkill_of_an_xdist_worker(tmp_path: Path) -> None:
     crashed = [r for r in hit if r["outcome"] == "error"]
     assert len(crashed) == 1 and "crashed" in crashed[0]["message"], hit
     assert len(hit) == 2  # the other build's case of the vector still ran
+
+
+def test_sigkill_of_an_xdist_worker_in_a_derived_case(tmp_path: Path) -> None:
+    """A derived case lost with its worker gets a record too (rebuilt from its test id)."""
+    case = "D-migrate-missing-uri"  # derived on 7.2 only: uri is mandatory there
+    run, worker, _qemu = _stalled_run(tmp_path, "-n", "2", "-k", case, case=case,
+                                      paths=("suites/test_derived.py",))
+    os.kill(worker, signal.SIGKILL)
+    rc = run.wait(300)
+    run.assert_clean()
+    assert rc == 1, run.output
+    hit = _records(run.results(), case)
+    assert len(hit) == 1 and hit[0]["outcome"] == "error" and "crashed" in hit[0]["message"], hit
+    assert hit[0]["flags"] == ["derived", "missing"] and hit[0]["command"] == "migrate", hit

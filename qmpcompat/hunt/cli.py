@@ -22,6 +22,7 @@ from qmpcompat.hunt.explore import SLOW_CASE, Explorer, Finding, WorkerStats, ca
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import named_binaries, select
+from qmpcompat.types import Outcome
 from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.run import Runner
 
@@ -95,7 +96,7 @@ def run_derive(args: argparse.Namespace) -> int:
                 result = run_case(case, build, runner)
                 line["outcome"] = result.verdict.outcome
                 line["observed"] = result.observation.summary()
-                failed += result.verdict.outcome == "failed"
+                failed += result.verdict.outcome == Outcome.FAILED
             if args.json:
                 print(json.dumps(line))
             else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.hunt.explore import Finding, is_failure
+from qmpcompat.types import Version
 from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.yamlfile import dump_canonical
 
@@ -40,8 +41,8 @@ class Answer:
         return is_failure(finding.command, finding.arguments, obs)
 
     @property
-    def version(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in self.qemu_version.split("."))
+    def version(self) -> Version:
+        return Version.parse(self.qemu_version)
 
 
 def _expectation(answer: Answer) -> dict[str, Any]:

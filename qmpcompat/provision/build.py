@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import BinaryError
+from qmpcompat.types import Version
 
 # "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)\S*(?: \((.*)\))?")
@@ -27,7 +28,7 @@ class QemuBuild:
     """
 
     binary: str
-    version: tuple[int, int, int]
+    version: Version
     version_line: str
     package: str = ""
     origin: str = "path"
@@ -42,7 +43,7 @@ class QemuBuild:
 
     @property
     def version_str(self) -> str:
-        return ".".join(map(str, self.version))
+        return Version(*self.version).label
 
     @property
     def label(self) -> str:
@@ -83,21 +84,14 @@ class QemuBuild:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> QemuBuild:
         raw = dict(data)
-        raw["version"] = parse_version(str(raw["version"]))
+        raw["version"] = Version.parse(str(raw["version"]))
         raw["data_dirs"] = tuple(raw.get("data_dirs") or ())  # type: ignore[arg-type]
         raw["features"] = tuple(raw.get("features") or ())  # type: ignore[arg-type]
         return cls(**raw)  # type: ignore[arg-type]
 
 
-def parse_version(text: str) -> tuple[int, int, int]:
-    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
-    while len(parts) < 3:
-        parts.append(0)
-    return (parts[0], parts[1], parts[2])
-
-
 def probe_version(argv: list[str], env: dict[str, str], shown: str,
-                  timeout: float = 20.0) -> tuple[tuple[int, int, int], str, str]:
+                  timeout: float = 20.0) -> tuple[Version, str, str]:
     """Run ``QEMU --version``; return (version, first line, package string).
 
     Raises BinaryError when the binary does not run or does not say it is QEMU.
@@ -122,7 +116,7 @@ def probe_version(argv: list[str], env: dict[str, str], shown: str,
         said = (first or proc.stderr.strip()[-300:] or f"exit status {proc.returncode}")
         raise BinaryError(shown, f"is not QEMU (`--version` said: {said!r})",
                           "name a qemu-system-* binary (e.g. build/qemu-system-x86_64)")
-    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    version = Version(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     return version, first, match.group(4) or ""
 
 

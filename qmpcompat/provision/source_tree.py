@@ -31,6 +31,7 @@ from qmpcompat.provision.debian import (
     cache_dir,
     upstream_version,
 )
+from qmpcompat.types import Version, version_prefix
 
 PACKAGE = "qemu"
 
@@ -61,17 +62,12 @@ def resolve_version(spec: str, versions: list[str]) -> str:
     version prefix (``10.0``, ``11.1.3``), the newest match winning."""
     if spec in versions:
         return spec
-    want = spec.split(".")
-
-    def key(v: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", upstream_version(v))[:3])
-
-    matches = [v for v in versions if upstream_version(v).split(".")[:len(want)] == want]
+    matches = [v for v in versions if version_prefix(spec, upstream_version(v))]
     if not matches:
         raise SourceUnavailable(f"no Debian source package of {PACKAGE} matches {spec!r}"
                                 f" (the archive serves: {', '.join(versions) or 'none'})",
                                 f"debian:{spec}")
-    return max(matches, key=lambda v: (key(v), "~bpo" not in v, v))
+    return max(matches, key=lambda v: (Version.parse(upstream_version(v)), "~bpo" not in v, v))
 
 
 def source_apt() -> PrivateSourceApt:

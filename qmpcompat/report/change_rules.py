@@ -11,8 +11,6 @@ longer completes, a new crash or hang). ``warning``: a client may notice
 
 from __future__ import annotations
 
-from qmpcompat.schema.rules import LEVELS, level_rank
-
 BEHAVIOUR_RULES: dict[str, tuple[str, str]] = {
     "NEWLY_REJECTED": ("breaking", "BASE accepted the command; NEW rejects it, so callers that relied on"
                                    " it break"),
@@ -41,4 +39,4 @@ def rule_level(rule: str) -> str:
     return BEHAVIOUR_RULES[rule][0]
 
 
-__all__ = ["BEHAVIOUR_RULES", "LEVELS", "level_rank", "rule_level"]
+__all__ = ["BEHAVIOUR_RULES", "rule_level"]

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from qmpcompat.report.change_rules import BEHAVIOUR_RULES, LEVELS, level_rank
+from qmpcompat.report.change_rules import BEHAVIOUR_RULES
+from qmpcompat.types import LEVELS, Level, label_order
 
 CRASHES = ("crash", "hang")
 # What differs between two runs of one build, and so is no change.
@@ -156,7 +157,7 @@ def compare(base: str, base_records: list[dict[str, Any]], new: str,
 
 def worst(changes: list[Change]) -> int:
     """Rank of the worst change (-1 when there is none)."""
-    return max((level_rank(c.level) for c in changes), default=-1)
+    return max((Level(c.level).rank for c in changes), default=-1)
 
 
 @dataclass
@@ -176,11 +177,7 @@ class Step:
         return f"{self.base} -> {self.new}: {counts}"
 
     def at_least(self, level: str) -> list[Change]:
-        return [c for c in self.changes if level_rank(c.level) >= level_rank(level)]
-
-
-def _version_key(label: str) -> tuple[tuple[int, ...], str]:
-    return tuple(int(p) for p in re.findall(r"\d+", label.split("-")[0])), label
+        return [c for c in self.changes if Level(c.level).rank >= Level(level).rank]
 
 
 def by_label(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -188,7 +185,7 @@ def by_label(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for rec in doc["results"]:
         out.setdefault(rec["qemu"], []).append(rec)
-    return {label: out[label] for label in sorted(out, key=_version_key)}
+    return {label: out[label] for label in sorted(out, key=label_order)}
 
 
 def run_steps(doc: dict[str, Any]) -> list[Step]:

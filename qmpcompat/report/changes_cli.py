@@ -11,11 +11,11 @@ from typing import Any
 from qmpcompat import __version__
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.errors import ReportError
-from qmpcompat.report.change_rules import LEVELS, level_rank
 from qmpcompat.report.changes import Step, by_label, compare
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.results import read_results
+from qmpcompat.types import LEVELS, Level
 
 OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
            "html": "behaviour-changes.html", "sarif": "behaviour-changes.sarif",
@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
     if (base, base_src) == (new, new_src):
         raise ReportError(f"BASE and NEW are the same build ({base} of {base_src})")
     changes = [c for c in compare(base, base_records, new, new_records)
-               if level_rank(c.level) >= level_rank(args.min_level)]
+               if Level(c.level).rank >= Level(args.min_level).rank]
     step = Step(base, new, changes, {base: base_src, new: new_src})
     sys.stdout.write(render_any([step], args.format, __version__, new_src))
     if args.output:
         for fmt, name in OUTPUTS.items():
             write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
             print(f"wrote {args.output / name}", file=sys.stderr)
-    return 1 if any(level_rank(c.level) >= level_rank(args.fail_on) for c in step.changes) else 0
+    return 1 if any(Level(c.level).rank >= Level(args.fail_on).rank for c in step.changes) else 0
 
 
 def register_changes(rsubs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

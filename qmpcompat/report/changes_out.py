@@ -12,8 +12,9 @@ from typing import Any
 
 from qmpcompat.ciformats import FORMATS, CiFinding
 from qmpcompat.ciformats import render as render_ci
-from qmpcompat.report.change_rules import BEHAVIOUR_RULES, level_rank
+from qmpcompat.report.change_rules import BEHAVIOUR_RULES
 from qmpcompat.report.changes import Change, Step
+from qmpcompat.types import Level
 
 FORMAT = "qmpcompat-behaviour-changes/1"
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "behaviour-changes.schema.json"
@@ -38,7 +39,7 @@ def text(steps: list[Step]) -> str:
         lines.append(step.heading())
         if not step.changes:
             lines.append("  no behaviour changes")
-        for c in sorted(step.changes, key=lambda c: (-level_rank(c.level), c.rule, c.case)):
+        for c in sorted(step.changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
             lines.append(f"  {c.level:8} {c.rule:24} {c.case}{_defect(c)}")
             lines.append(f"           before: {c.before}")
             lines.append(f"           after:  {c.after}")
@@ -53,7 +54,7 @@ def _cell(value: str) -> str:
 def markdown_rows(changes: list[Change]) -> list[str]:
     """A Markdown table of ``changes`` (also used by summary.md)."""
     out = ["| level | rule | case | before | after |", "| --- | --- | --- | --- | --- |"]
-    for c in sorted(changes, key=lambda c: (-level_rank(c.level), c.rule, c.case)):
+    for c in sorted(changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
         out.append(f"| {c.level} | {c.rule} | {c.case}{_defect(c)} | {_cell(c.before)} | {_cell(c.after)} |")
     return out
 
@@ -80,7 +81,7 @@ def html_page(steps: list[Step]) -> str:
             parts.append("<p>No behaviour changes.</p>")
             continue
         parts.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "<th>why</th></tr>")
-        for c in sorted(step.changes, key=lambda c: (-level_rank(c.level), c.rule, c.case)):
+        for c in sorted(step.changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
             cells = "".join(f"<td>{esc(str(getattr(c, k)) + (_defect(c) if k == 'case' else ''))}</td>"
                             for k in COLUMNS)
             parts.append(f"<tr class='{c.level}'>{cells}<td>{esc(c.explanation)}</td></tr>")
@@ -101,7 +102,7 @@ def ci_findings(steps: list[Step]) -> list[CiFinding]:
     (a derived case has none: it comes from the binary's own schema)."""
     out = []
     for step in steps:
-        for c in sorted(step.changes, key=lambda c: (-level_rank(c.level), c.rule, c.case)):
+        for c in sorted(step.changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
             path, _, line = c.file.rpartition(":")
             located = bool(path) and line.isdigit()
             out.append(CiFinding(

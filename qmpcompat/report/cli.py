@@ -9,7 +9,8 @@ from qmpcompat.report.changes_cli import register_changes
 from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
-from qmpcompat.report.summary import LEVELS, verdict
+from qmpcompat.report.summary import verdict
+from qmpcompat.types import LEVELS
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,16 +4,13 @@ PASS or FAIL, so that a PASS never stands alone above a crash."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmpcompat.types import label_order
+
 CRASHES = ("crash", "hang")
-
-
-def _version_key(label: str) -> tuple[tuple[int, ...], str]:
-    return tuple(int(p) for p in re.findall(r"\d+", label.split("-")[0])), label
 
 
 def observed_result(rec: dict[str, Any]) -> str | None:
@@ -93,7 +90,7 @@ def defect_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "id": defect, "summary": facts.get("summary", ""), "recorded_for": facts.get("versions", ""),
             "observed": ", ".join(sorted({observed_result(r) or "?" for r in records})),
             "vectors": sorted({r["vector"] for r in records}),
-            "qemu": sorted({r["qemu"] for r in records}, key=_version_key),
+            "qemu": sorted({r["qemu"] for r in records}, key=label_order),
             "cases": len(records),
         })
     return rows
@@ -113,6 +110,6 @@ def crash_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         detail = (records[0].get("observed") or {}).get("detail") or ""
         first = detail.splitlines()[0] if detail else ""
         rows.append({"vector": vector, "result": result, "defect": defect,
-                     "qemu": sorted({r["qemu"] for r in records}, key=_version_key),
+                     "qemu": sorted({r["qemu"] for r in records}, key=label_order),
                      "detail": first.split(": ", 1)[-1]})
     return rows

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
 
+from qmpcompat.types import Outcome, qemu_id
+
 # Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
 # sent, so an error text may hold any of them).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -44,16 +46,16 @@ def render_junit(doc: dict[str, Any]) -> str:
     for rec in doc["results"]:
         by_label[rec["qemu"]].append(rec)
     for label, records in sorted(by_label.items()):
-        suite = ET.SubElement(root, "testsuite", name=f"qemu-{label}", tests=str(len(records)),
-                              failures=str(sum(r["outcome"] in ("failed", "error") for r in records)),
+        suite = ET.SubElement(root, "testsuite", name=qemu_id(label), tests=str(len(records)),
+                              failures=str(sum(Outcome(r["outcome"]).bad for r in records)),
                               skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in records)))
         for rec in records:
             case = ET.SubElement(suite, "testcase", classname=f"qmpcompat.{rec['command']}",
-                                 name=f"{rec['vector']}[qemu-{label}]", time=str(rec.get("seconds", 0)))
+                                 name=f"{rec['vector']}[{qemu_id(label)}]", time=str(rec.get("seconds", 0)))
             props = ET.SubElement(case, "properties")
             for key in ("vector", "qemu_version", "binary", "outcome"):
                 ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
-            if rec["outcome"] in ("failed", "error"):
+            if Outcome(rec["outcome"]).bad:
                 fail = ET.SubElement(case, "failure", message=rec.get("message") or "failed")
                 fail.text = f"expected: {rec.get('expected')}\nobserved: {_observed(rec)}"
             elif rec["outcome"] == "skipped":

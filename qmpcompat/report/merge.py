@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import ReportError
-from qmpcompat.provision.build import parse_version
 from qmpcompat.report.results import FORMAT, totals
+from qmpcompat.types import Outcome, Version, strip_qemu_id
 
 # When two runs of one build and vector disagree, the merged cell shows the worst.
-SEVERITY = {"passed": 0, "skipped": 1, "xfailed": 2, "error": 3, "failed": 4}
+SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.ERROR: 3, Outcome.FAILED: 4}
 
 
 def build_identity(binary: dict[str, Any] | None, record: dict[str, Any]) -> str:
@@ -29,8 +29,9 @@ def _observed_key(rec: dict[str, Any]) -> str:
     return json.dumps([rec["outcome"], obs], sort_keys=True)
 
 
-def _order(label: str) -> tuple[int, int, int]:
-    return parse_version(label.rsplit("-", 1)[-1] if label.startswith("qemu-") else label)
+def _version(name: str) -> Version:
+    """The version of a schema history step's input (``qemu-LABEL`` or a version)."""
+    return Version.parse(strip_qemu_id(name))
 
 
 def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
             key = (rec["vector"], ident)
             seen.setdefault(key, []).append((str(path), rec))
     # Labels: the version, made unique in version order.
-    for ident in sorted(binaries, key=lambda i: (parse_version(i.split()[0]), i)):
+    for ident in sorted(binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
         base = binaries[ident]["version"]
         label, n = base, 1
         while label in labels.values():
@@ -87,7 +88,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         **{k: v for k, v in first["environment"].items() if k != "warnings"},
         **({"warnings": warnings} if warnings else {}),
         "host": ", ".join(sorted({d["environment"]["host"] for _p, d in docs})),
-        "binaries": sorted(binaries.values(), key=lambda b: parse_version(b["version"])),
+        "binaries": sorted(binaries.values(), key=lambda b: Version.parse(b["version"])),
         "problems": [json.loads(p) for p in sorted(problems)],
         "runs": [{"file": str(p), **{k: v for k, v in d["environment"].items() if k != "runs"}}
                  for p, d in docs],
@@ -101,7 +102,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
         "known_defects": [defects[k] for k in sorted(defects)],
-        "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_order(k[0]), _order(k[1])))],
+        "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_version(k[0]), _version(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
     }
     stopped = unfinished(docs)

@@ -3,17 +3,15 @@ and the time left, printed every few seconds (so CI logs stay short)."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-MARKS = {"passed": "ok", "failed": "FAIL", "xfailed": "known", "skipped": "skip", "error": "ERR"}
+from qmpcompat.types import Outcome, label_order
 
-
-def _version_key(label: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", label))
+MARKS = {Outcome.PASSED: "ok", Outcome.FAILED: "FAIL", Outcome.XFAILED: "known",
+         Outcome.SKIPPED: "skip", Outcome.ERROR: "ERR"}
 
 
 class Progress:
@@ -45,6 +43,6 @@ class Progress:
         left = elapsed / self.done * max(self.total - self.done, 0) if self.done else 0.0
         counts = "  ".join(
             f"{label}: " + " ".join(f"{n} {MARKS[o]}" for o, n in sorted(c.items()))
-            for label, c in sorted(self.per_version.items(), key=lambda lc: _version_key(lc[0])))
+            for label, c in sorted(self.per_version.items(), key=lambda lc: label_order(lc[0])))
         return (f"qmpcompat: {self.done}/{self.total} tests, {elapsed:.0f}s elapsed, "
                 f"~{left:.0f}s left; last {current} | {counts}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import socket
 import time
 from collections import Counter
@@ -17,9 +16,9 @@ from typing import Any
 
 from qmpcompat import __version__
 from qmpcompat.report.files import write_atomic
+from qmpcompat.types import OUTCOMES, label_order
 
 FORMAT = 1
-OUTCOMES = ("passed", "failed", "xfailed", "skipped", "error")
 
 
 def environment(builds: list[dict[str, Any]], vector_revision: str,
@@ -54,10 +53,7 @@ def totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = {}
     for rec in records:
         out.setdefault(rec["qemu"], Counter())[rec["outcome"]] += 1
-    def order(label: str) -> tuple[tuple[int, ...], str]:
-        return tuple(int(p) for p in re.findall(r"\d+", label.split("-")[0])), label
-
-    return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=order)}
+    return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=label_order)}
 
 
 def results_document(env: dict[str, Any], records: list[dict[str, Any]], started: float,

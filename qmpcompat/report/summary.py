@@ -10,8 +10,8 @@ from typing import Any
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
+from qmpcompat.types import at_least
 
-LEVELS = ("info", "warning", "breaking")
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
 
 
@@ -41,9 +41,7 @@ class Verdict:
 
 
 def gate_findings(doc: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
-    floor = LEVELS.index(fail_on)
-    return [f for f in doc.get("schema_gate", [])
-            if f.get("level") in LEVELS and LEVELS.index(f["level"]) >= floor]
+    return [f for f in doc.get("schema_gate", []) if at_least(str(f.get("level")), fail_on)]
 
 
 def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:

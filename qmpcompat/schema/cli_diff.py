@@ -15,7 +15,6 @@ from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.schema.report import DiffReport, text, write_files
-from qmpcompat.schema.rules import LEVELS, level_rank
 from qmpcompat.schema.snapshot import (
     BASELINE_DIR,
     RELEASE_DIR,
@@ -25,6 +24,7 @@ from qmpcompat.schema.snapshot import (
     dumps,
     snapshot,
 )
+from qmpcompat.types import LEVELS, Level
 
 INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot JSON, QAPI source"
               " dir or file, REPO@REF, debian:VERSION, or libvirt:VERSION[:ARCH]")
@@ -91,7 +91,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if not args.no_files:
         for path in write_files(report, Path(args.output)):
             print(f"wrote {path}", file=sys.stderr)
-    return 1 if report.worst() >= level_rank(args.fail_on) else 0
+    return 1 if report.worst() >= Level(args.fail_on).rank else 0
 
 
 def _write_releases(directory: Path, roots: list[str] | None) -> int:
@@ -178,7 +178,7 @@ def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: igno
                            " MigrationChannel, migrate, migrate-incoming)")
     diff.add_argument("--all", action="store_true", help="compare every command and event")
     diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
-    diff.add_argument("--fail-on", choices=LEVELS, default="breaking")
+    diff.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value)
     diff.add_argument("--output", metavar="DIR", default="reports",
                       help="where the JSON, Markdown and HTML reports go (default: reports/)")
     diff.add_argument("--no-files", action="store_true", help="only print the text report")

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qmpcompat.provision.build import parse_version
 from qmpcompat.schema.compare import compare, load
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_snapshot
-from qmpcompat.schema.rules import Finding, level_rank
+from qmpcompat.schema.rules import Finding
 from qmpcompat.schema.snapshot import BASELINE_DIR
+from qmpcompat.types import Version
 
 IGNORE_FILE = BASELINE_DIR / "ignore.yaml"
-Version = tuple[int, int, int]
 
 
 def baselines(directory: Path = BASELINE_DIR) -> dict[Version, Path]:
@@ -29,7 +28,7 @@ def baselines(directory: Path = BASELINE_DIR) -> dict[Version, Path]:
     for path in sorted(directory.glob("qemu-*.json")):
         version = str(json.loads(path.read_text()).get("qemu", ""))
         if version:
-            out[parse_version(version)] = path
+            out[Version.parse(version)] = path
     return out
 
 
@@ -56,7 +55,7 @@ def findings(baseline: Path, live: SchemaInput, fail_on: str,
     found = result.findings
     if ignore is not None and ignore.exists():
         found, _ignored, _used = apply_ignore(found, load_ignore(ignore))
-    return [f for f in found if level_rank(f.level) >= level_rank(fail_on)]
+    return [f for f in found if f.level.at_least(fail_on)]
 
 
 def explain(found: list[Finding]) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qmpcompat.errors import SchemaError
+from qmpcompat.types import qemu_id, version_prefix
 
 if TYPE_CHECKING:
     from qmpcompat.schema.qapi_convert import Conditions
@@ -50,8 +51,7 @@ class SchemaInput:
 def pick_build(spec: str, builds: list[Any]) -> Any:
     """The provisioned build whose version starts with ``spec`` component-wise,
     the newest when several do. SchemaError when none does."""
-    want = spec.split(".")
-    matches = [b for b in builds if b.version_str.split(".")[:len(want)] == want]
+    matches = [b for b in builds if version_prefix(spec, b.version_str)]
     if not matches:
         have = ", ".join(b.version_str for b in builds) or "none"
         raise SchemaError(f"no provisioned QEMU matches version {spec!r} (provisioned: {have})",
@@ -87,7 +87,7 @@ def introspect(build: Any) -> list[dict[str, Any]]:
 
 def from_build(build: Any, spec: str = "") -> SchemaInput:
     """The introspected schema of a QemuBuild."""
-    return SchemaInput(spec or build.version_str, f"qemu-{build.version_str}", "qemu",
+    return SchemaInput(spec or build.version_str, qemu_id(build.version_str), "qemu",
                        introspect(build), build.version_str,
                        {"binary": build.binary, "package": build.package,
                         "source": {"kind": "binary", "package": build.package}})

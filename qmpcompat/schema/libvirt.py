@@ -30,10 +30,10 @@ from typing import Any
 
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
-from qmpcompat.provision.build import parse_version
 from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
 from qmpcompat.schema.debsrc import fetch_source, refresh_sources, source_apt
 from qmpcompat.schema.inputs import SchemaInput
+from qmpcompat.types import Version, qemu_id, version_prefix
 
 PACKAGE = "libvirt"
 DEFAULT_ARCH = "x86_64"
@@ -57,8 +57,8 @@ class Recording:
     path: str      # the reduced recording, relative to CACHE/libvirt
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return parse_version(self.qemu)
+    def key(self) -> Version:
+        return Version.parse(self.qemu)
 
     @property
     def development(self) -> bool:
@@ -95,8 +95,8 @@ class Catalogue:
             if rec.arch != arch or rec.variant != variant:
                 continue
             old = best.get(rec.qemu)
-            if old is None or parse_version(upstream_version(rec.libvirt)) > \
-                    parse_version(upstream_version(old.libvirt)):
+            if old is None or Version.parse(upstream_version(rec.libvirt)) > \
+                    Version.parse(upstream_version(old.libvirt)):
                 best[rec.qemu] = rec
         return sorted(best.values(), key=lambda r: r.key)
 
@@ -110,10 +110,9 @@ class Catalogue:
         what is available, when nothing matches."""
         match = SPEC_RE.match(spec)
         if match:
-            want = match.group(1).split(".")
             arch, variant = match.group(2) or DEFAULT_ARCH, match.group(3) or ""
-            found = [r for r in self.available(arch, variant) if r.qemu.split(".")[:len(want)] == want]
-            if len(want) < 3:
+            found = [r for r in self.available(arch, variant) if version_prefix(match.group(1), r.qemu)]
+            if match.group(1).count(".") < 2:
                 found = [r for r in found if not r.development] or found
             if found:
                 return found[-1]
@@ -310,7 +309,7 @@ def recorded_schema(rec: Recording) -> SchemaInput:
     source = {"kind": "recorded", "libvirt": rec.libvirt, "file": rec.file,
               "package": rec.package}
     return SchemaInput(f"libvirt:{rec.qemu}:{rec.arch}" + (f"+{rec.variant}" if rec.variant else ""),
-                       f"qemu-{rec.qemu}{suffix}", "recorded", data["schema"], rec.qemu,
+                       f"{qemu_id(rec.qemu)}{suffix}", "recorded", data["schema"], rec.qemu,
                        {"source": source})
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.provision.build import parse_version
 from qmpcompat.schema.inputs import SchemaInput, from_snapshot
 from qmpcompat.schema.query import SchemaIndex, schema_get
 from qmpcompat.schema.snapshot import BASELINE_DIR, RELEASE_DIR
+from qmpcompat.types import Version, version_prefix
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ class KnownSchema:
     source: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
-    def key(self) -> tuple[int, int, int]:
+    def key(self) -> Version:
         """The version as a sortable tuple."""
-        return parse_version(self.version)
+        return Version.parse(self.version)
 
     @property
     def line(self) -> str:
@@ -110,8 +110,7 @@ def release(spec: str, known: list[KnownSchema] | None = None) -> KnownSchema:
     (``8.2`` -> 8.2.0, ``10.0`` -> the newest 10.0.x). SchemaError listing the
     known versions when none matches."""
     schemas = known if known is not None else known_schemas()
-    want = spec.split(".")
-    matches = [k for k in schemas if k.version.split(".")[:len(want)] == want]
+    matches = [k for k in schemas if version_prefix(spec, k.version)]
     if not matches:
         raise SchemaError(f"no committed schema of QEMU {spec!r} (known: "
                           f"{', '.join(k.version for k in schemas) or 'none'})", spec)

@@ -10,7 +10,8 @@ from typing import Any
 
 from qmpcompat.schema.compare import Comparison
 from qmpcompat.schema.ignore import IgnoreEntry
-from qmpcompat.schema.rules import LEVELS, Finding, level_rank
+from qmpcompat.schema.rules import Finding
+from qmpcompat.types import LEVELS
 
 FORMAT = "qmpcompat-schema-diff/1"
 COLUMNS = ("level", "rule", "root", "path", "change", "direction")
@@ -30,7 +31,7 @@ class DiffReport:
 
     def worst(self) -> int:
         """Rank of the worst finding not ignored (-1 when there is none)."""
-        return max((level_rank(f.level) for c in self.comparisons for f in c.findings),
+        return max((f.level.rank for c in self.comparisons for f in c.findings),
                    default=-1)
 
     def ignored_in(self, comparison: Comparison) -> list[tuple[Finding, IgnoreEntry]]:

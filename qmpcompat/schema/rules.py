@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from qmpcompat.schema.diff import RawChange
-
-LEVELS = ("info", "warning", "breaking")
+from qmpcompat.types import Level
 
 RULES: dict[str, tuple[str, str]] = {
     "COMMAND_ADDED": ("info", "adding a command is compatible"),
@@ -102,7 +101,7 @@ class Finding:
     path: str
     change: str
     rule: str
-    level: str
+    level: Level
     direction: str
     explanation: str
 
@@ -131,10 +130,6 @@ def as_configuration(finding: Finding, condition: str, off_in: str) -> Finding:
     level, explanation = RULES["CONFIG_CONDITION"]
     return replace(finding, rule="CONFIG_CONDITION", level=level, explanation=explanation,
                    change=f"{finding.change} (if: {condition}, off in {off_in})")
-
-
-def level_rank(level: str) -> int:
-    return LEVELS.index(level)
 
 
 def query_path(path: tuple[str, ...], root_kind: str) -> str:
@@ -250,11 +245,11 @@ def classify(change: RawChange, direction: str, root_kind: str, old_label: str,
     if key in BY_DIRECTION:
         pair = BY_DIRECTION[key]
         choices = {"input": [pair[0]], "output": [pair[1]]}.get(direction, list(pair))
-        rule = max(choices, key=lambda r: level_rank(RULES[r][0]))
+        rule = max(choices, key=lambda r: Level(RULES[r][0]).rank)
     else:
         rule = key
-    if unstable and len(change.path) > 1 and level_rank(RULES[rule][0]) > 0:
+    if unstable and len(change.path) > 1 and Level(RULES[rule][0]).rank > 0:
         rule = "UNSTABLE_CHANGED"
     level, explanation = RULES[rule]
     return Finding(old_label, new_label, change.path[0], query_path(change.path, root_kind),
-                   text, rule, level, direction, explanation)
+                   text, rule, Level(level), direction, explanation)

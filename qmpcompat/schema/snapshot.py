@@ -21,6 +21,7 @@ from qmpcompat.errors import SchemaError
 from qmpcompat.schema.inputs import SchemaInput
 from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots, resolve_roots
 from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.types import qemu_id
 
 FORMAT = "qmpcompat-schema-snapshot/1"
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "vectors" / "schema"
@@ -160,4 +161,4 @@ def check_canonical(path: Path) -> list[str]:
 def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
     """Where the committed baseline of QEMU ``version`` lives (a provisioned
     build's in ``BASELINE_DIR``, a recorded release's in ``RELEASE_DIR``)."""
-    return directory / f"qemu-{version}.json"
+    return directory / f"{qemu_id(version)}.json"

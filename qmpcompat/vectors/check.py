@@ -4,12 +4,13 @@ that goes into the reports."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.inputs import introspect
+from qmpcompat.types import CaseRecord, Outcome
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -38,11 +39,14 @@ class SchemaCache:
         return [q for q in queries if not schema_has(self._index[build.binary], q)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaseResult:
+    """One case on one build: its verdict, what QEMU did (None when it did not
+    run) and its record for the reports."""
+
     verdict: Verdict
-    observation: Observation | None = None
-    record: dict[str, Any] = field(default_factory=dict)
+    observation: Observation | None
+    record: CaseRecord
 
 
 def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
@@ -55,15 +59,15 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
                                   *check_limits(vec)]))
     obs: Observation | None = None
     if refused:
-        verdict = Verdict("failed", "refused, the vector fails lint: " + "; ".join(refused))
+        verdict = Verdict(Outcome.FAILED, "refused, the vector fails lint: " + "; ".join(refused))
     elif why := unmet(vec, build, schemas):
-        verdict = Verdict("failed" if strict else "skipped",
+        verdict = Verdict(Outcome.FAILED if strict else Outcome.SKIPPED,
                           ("strict mode: " if strict else "") + why)
     else:
         obs = runner.run(vec, build)
         verdict = judge(vec, build.version, obs, defects)
-        if verdict.outcome == "xfailed" and obs.result in fail_on_known:
-            verdict = Verdict("failed", f"{verdict.message} (a known {obs.result} fails the release "
+        if verdict.outcome == Outcome.XFAILED and obs.result in fail_on_known:
+            verdict = Verdict(Outcome.FAILED, f"{verdict.message} (a known {obs.result} fails the release "
                               f"gate under --qmpcompat-fail-on-known {','.join(sorted(fail_on_known))})",
                               verdict.expected, verdict.defect)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
@@ -80,14 +84,12 @@ def unmet(vec: Vector, build: QemuBuild, schemas: SchemaCache) -> str:
 
 
 def case_record(vec: Vector, build: QemuBuild, verdict: Verdict,
-                obs: Observation | None) -> dict[str, Any]:
-    """The record of one case, as results.json keeps it."""
-    return {
-        "vector": vec.id, "command": vec.command, "flags": list(vec.flags),
-        "description": vec.description, "file": vec.where,
-        "qemu": build.label, "qemu_version": build.version_str, "package": build.package,
-        "binary": build.binary,
-        "outcome": verdict.outcome, "expected": verdict.expected, "message": verdict.message,
-        "defect": verdict.defect, "observed": obs.to_json() if obs else None,
-        "seconds": obs.seconds if obs else 0.0,
-    }
+                obs: Observation | None) -> CaseRecord:
+    """The record of one case (a vector's, or a derived case as a vector)."""
+    return CaseRecord(
+        vector=vec.id, command=vec.command, flags=list(vec.flags),
+        description=vec.description, file=vec.where,
+        qemu=build.label, qemu_version=build.version_str, package=build.package,
+        binary=build.binary, outcome=verdict.outcome, expected=verdict.expected,
+        message=verdict.message, defect=verdict.defect,
+        observed=obs.to_json() if obs else None, seconds=obs.seconds if obs else 0.0)

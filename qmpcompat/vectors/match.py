@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.run import Observation
-from qmpcompat.vectors.versions import Version
 
 NEVER_OK = ("crash", "hang", "error")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``outcome`` is passed, failed, xfailed (a known defect seen) or skipped."""
+    """``outcome`` is passed, failed, xfailed (a known defect seen), skipped, or
+    error (a case that could not run)."""
 
-    outcome: str
+    outcome: Outcome
     message: str = ""
     expected: str = ""
     defect: str | None = None
@@ -59,22 +60,22 @@ def judge(vec: Vector, version: Version, obs: Observation,
     """The verdict for ``vec`` on a QEMU of ``version`` that did ``obs``."""
     exp = vec.expectation_for(version)
     if exp is None:
-        return Verdict("failed", f"vector has no expectation for QEMU {'.'.join(map(str, version))}"
+        return Verdict(Outcome.FAILED, f"vector has no expectation for QEMU {Version(*version).label}"
                        f" (observed: {obs.summary()}); add one")
     expected = describe(exp)
     known = [d for d in defects if version in d.versions]
     for defect in known:
         if not differences(defect.observed, obs):
-            return Verdict("xfailed", f"known defect {defect.id}: {defect.summary}", expected,
+            return Verdict(Outcome.XFAILED, f"known defect {defect.id}: {defect.summary}", expected,
                            defect.id)
     diffs = differences(exp, obs)
     if obs.result in NEVER_OK:
-        return Verdict("failed", f"QEMU {obs.result}: {obs.detail}", expected)
+        return Verdict(Outcome.FAILED, f"QEMU {obs.result}: {obs.detail}", expected)
     if not diffs and known:
         ids = ", ".join(d.id for d in known)
-        return Verdict("failed", f"known defect {ids} no longer shows: the build now does what "
+        return Verdict(Outcome.FAILED, f"known defect {ids} no longer shows: the build now does what "
                        "the vector expects; the defect may be fixed (update known-defects.yaml)",
                        expected)
     if diffs:
-        return Verdict("failed", "; ".join(diffs), expected)
-    return Verdict("passed", "", expected)
+        return Verdict(Outcome.FAILED, "; ".join(diffs), expected)
+    return Verdict(Outcome.PASSED, "", expected)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-Version = tuple[int, int, int]
+from qmpcompat.types import Version
+
 _CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+){0,2})\s*$")
-_INF: Version = (1 << 30, 0, 0)
-_ZERO: Version = (0, 0, 0)
+_INF = Version(1 << 30, 0, 0)
+_ZERO = Version(0, 0, 0)
 
 
 class RangeError(ValueError):
@@ -31,7 +32,7 @@ class RangeError(ValueError):
 
 def _pad(parts: tuple[int, ...]) -> Version:
     full = (*parts, 0, 0, 0)[:3]
-    return (full[0], full[1], full[2])
+    return Version(full[0], full[1], full[2])
 
 
 def _next_prefix(parts: tuple[int, ...]) -> Version:
@@ -48,7 +49,7 @@ class Clause:
     def intervals(self) -> list[tuple[Version, Version]]:
         """Half-open intervals [lo, hi) of versions this clause matches."""
         v = _pad(self.parts)
-        succ = (v[0], v[1], v[2] + 1)
+        succ = Version(v[0], v[1], v[2] + 1)
         if self.op == ">=":
             return [(v, _INF)]
         if self.op == ">":

@@ -1,0 +1,188 @@
+"""qmpcompat's pytest plugin: its options, hooks and fixtures.
+
+Registered as the ``qmpcompat`` entry point (``pytest11``), so it is loaded
+wherever the package is installed; ``pytest -p qmpcompat`` names it explicitly.
+It stays dormant (no provisioning, no reports) unless the run asks for it:
+``-p qmpcompat`` on the command line, or a conftest.py that says
+``QMPCOMPAT_SUITE = True`` (as ``suites/conftest.py`` does). xdist workers of an
+active run are active through what the controller sends them.
+
+What suites use (and nothing else):
+
+- fixtures ``qmpcompat_run`` (the ``RunState``), ``vector_runner``,
+  ``schema_cache``, ``record_case`` (attach a ``CaseResult`` to the test) and
+  ``record_schema_findings``;
+- parameters ``qemu_build``, ``vector``, ``derived``, ``qemu_problem`` and
+  ``vector_file_error``, filled from the run;
+- ``conclude(verdict, failure)``: the verdict as a pytest outcome.
+
+The modules: ``state`` (the run and its travel to workers), ``cases``
+(parametrizing, recording, concluding), ``recorder`` (the controller's records
+and reports).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from qmpcompat.provision.build import QemuBuild
+from qmpcompat.pytest_plugin.cases import RecordCase, conclude, parametrize, record_gate_on, record_on
+from qmpcompat.pytest_plugin.recorder import Recorder, start_reports
+from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
+from qmpcompat.safety import ALLOW_EXEC_WARNING
+from qmpcompat.schema.rules import Finding
+from qmpcompat.types import LEVELS, Level
+from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.run import Runner
+
+__all__ = ["RecordCase", "RunState", "conclude"]
+
+SUITE_MARK = "QMPCOMPAT_SUITE"
+PLUGIN_NAME = "qmpcompat"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qmpcompat", "qmpcompat: QEMU migration QMP conformance")
+    group.addoption("--qemu", dest="qmpcompat_qemu", action="append", metavar="PATH",
+                    help="a QEMU binary to test (repeatable; also $QMPCOMPAT_QEMU, "
+                         "separated by ':'). Named binaries replace the default Debian set "
+                         "unless --qmpcompat-suites is given too.")
+    group.addoption("--qmpcompat-source", dest="qmpcompat_source", action="append",
+                    metavar="SPEC",
+                    help="build QEMU from source and test it: debian:VERSION or the path of a "
+                         "QEMU source tree (repeatable; also $QMPCOMPAT_SOURCE, comma-separated; "
+                         "profile minimal, cached). Replaces the default Debian set unless "
+                         "--qmpcompat-suites is given too.")
+    group.addoption("--qmpcompat-targets", dest="qmpcompat_targets", metavar="T[,T...]",
+                    help="targets of the Debian builds: x86_64 (default), aarch64 "
+                         "(qemu-system-aarch64 from qemu-system-arm); also $QMPCOMPAT_TARGETS")
+    group.addoption("--qmpcompat-suites", metavar="SUITE[,SUITE...]",
+                    help="Debian suites whose qemu-system-x86 builds to provision and test "
+                         "(default: bookworm,bookworm-backports,trixie,trixie-backports,forky,sid)")
+    group.addoption("--qmpcompat-no-provision", action="store_true",
+                    help="test only the named binaries; never download Debian builds")
+    group.addoption("--qmpcompat-vectors", metavar="DIR", help="vector directory (default: vectors/)")
+    group.addoption("--qmpcompat-reports", metavar="DIR", default="reports",
+                    help="where results.json and the other reports go (default: reports/)")
+    group.addoption("--qmpcompat-strict", action="store_true",
+                    help="release gate: a vector skipped because the binary lacks what it "
+                         "needs counts as a failure")
+    group.addoption("--qmpcompat-allow-exec", action="store_true",
+                    help="let vectors run exec: commands other than the harness's sink commands")
+    group.addoption("--qmpcompat-fail-on", choices=LEVELS, default=Level.BREAKING.value,
+                    help="the schema gate fails on changes at this level or above (default breaking)")
+    group.addoption("--qmpcompat-fail-on-known", metavar="crash[,hang]",
+                    help="release gate: a known defect that crashes (or hangs) QEMU fails its case "
+                         "instead of being an expected failure")
+    group.addoption("--qmpcompat-quiet", action="store_true",
+                    help="no progress lines (for CI logs)")
+    group.addoption("--qmpcompat-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="how long QEMU may take to start or answer a command (default 10)")
+
+
+def _requested(config: pytest.Config) -> bool:
+    """True when this run asked for the plugin: ``-p qmpcompat``, or a conftest
+    loaded at start-up that sets ``QMPCOMPAT_SUITE = True``."""
+    if PLUGIN_NAME in (config.known_args_namespace.plugins or []):
+        return True
+    return any(getattr(p, SUITE_MARK, False) is True for p in config.pluginmanager.get_plugins())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.version:
+        return
+    shipped = getattr(config, "workerinput", {}).get(SHIPPED)
+    if shipped is None and not _requested(config):
+        return
+    signal.signal(signal.SIGTERM, _interrupt)  # a CI cancel stops the run like Ctrl-C
+    if shipped is not None:
+        config.stash[STATE] = unship(config, shipped)
+    else:
+        start_reports(config)
+        config.stash[STATE] = make_state(config)
+        config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    st = config.stash.get(STATE, None)
+    if st is None:
+        return []
+    lines = [f"qmpcompat: {len(st.builds)} QEMU binaries, {len(st.vectors.vectors)} vectors "
+             f"(vector set {st.vectors.revision()})"]
+    lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
+    lines += [f"  unusable   {p}" for p in st.problems]
+    lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
+              + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
+    return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    st = metafunc.config.stash.get(STATE, None)
+    if st is not None:
+        parametrize(metafunc, st)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Drop the placeholder items of empty parameter sets (no unusable binary, no
+    broken vector file): they are not skips worth reporting. Record the QEMU
+    version and binary of every case in the JUnit XML."""
+    items[:] = [i for i in items
+                if not any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
+                           for m in i.iter_markers("skip"))]
+    for item in items:
+        build = getattr(item, "callspec", None) and item.callspec.params.get("qemu_build")
+        if isinstance(build, QemuBuild):
+            item.user_properties += [("qemu_version", build.version_str),
+                                     ("binary", build.binary)]
+
+
+@pytest.fixture(scope="session")
+def qmpcompat_run(pytestconfig: pytest.Config) -> RunState:
+    """The run's selected binaries, vector set and settings."""
+    st = pytestconfig.stash.get(STATE, None)
+    if st is None:
+        pytest.fail("the qmpcompat plugin is not switched on for this run: pass -p qmpcompat, "
+                    "or set QMPCOMPAT_SUITE = True in the suite's conftest.py", pytrace=False)
+    return st
+
+
+@pytest.fixture(scope="session")
+def vector_runner(pytestconfig: pytest.Config) -> Runner:
+    """The runner of vectors and derived cases, with the run's timeout."""
+    return Runner(timeout=pytestconfig.getoption("qmpcompat_timeout"),
+                  allow_exec=pytestconfig.getoption("qmpcompat_allow_exec"))
+
+
+@pytest.fixture(scope="session")
+def schema_cache() -> SchemaCache:
+    """Each binary's query-qmp-schema, fetched once per worker."""
+    return SchemaCache()
+
+
+@pytest.fixture
+def record_case(request: pytest.FixtureRequest) -> RecordCase:
+    """``record_case(result)``: this case's record goes into every report."""
+    return lambda result: record_on(request.node, result)
+
+
+RecordFindings = Callable[[QemuBuild, str, str, list[Finding]], None]
+
+
+@pytest.fixture
+def record_schema_findings(request: pytest.FixtureRequest) -> RecordFindings:
+    """``record_schema_findings(build, baseline, gate, findings)``: schema-gate
+    findings of this test, for results.json and summary.md."""
+
+    def record(build: QemuBuild, baseline: str, gate: str, findings: list[Finding]) -> None:
+        record_gate_on(request.node, [{**f.to_json(), "qemu": build.label, "baseline": baseline,
+                                       "gate": gate} for f in findings])
+
+    return record
+

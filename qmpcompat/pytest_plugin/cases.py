@@ -1,0 +1,92 @@
+"""The cases a run parametrizes (vectors, derived cases, binaries, broken files),
+and how a suite records one case's result and turns its verdict into a pytest
+outcome.
+
+Test ids are ``CASE-qemu-LABEL`` (``qmpcompat.types.case_id``) for a case on a
+build and ``qemu-LABEL`` for a build alone; the recorder parses them back to
+rebuild the record of a case whose worker died.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from qmpcompat.derive.cases import DerivedCase
+from qmpcompat.derive.run import derive_for
+from qmpcompat.errors import QmpCompatError
+from qmpcompat.provision.build import QemuBuild
+from qmpcompat.pytest_plugin.state import RunState
+from qmpcompat.types import Outcome, case_id, qemu_id
+from qmpcompat.vectors.check import CaseResult, SchemaCache
+from qmpcompat.vectors.match import Verdict
+
+RECORD = "qmpcompat"  # user property carrying a case's record (JSON)
+GATE_RECORD = "qmpcompat-schema-gate"  # ... and a schema gate's findings
+
+
+def derived_cases(st: RunState, schemas: SchemaCache,
+                  builds: list[QemuBuild] | None = None) -> list[tuple[QemuBuild, DerivedCase]]:
+    """Every derived case on every build (``builds``, default all selected), in
+    the same order on every worker: builds in selection order, cases in
+    derivation order. A build whose schema cannot be read has none (it fails
+    ``test_qemu_usable``)."""
+    params: list[tuple[QemuBuild, DerivedCase]] = []
+    for build in st.builds if builds is None else builds:
+        try:
+            cases = derive_for(schemas.entries(build))
+        except QmpCompatError:
+            continue
+        params += [(build, case) for case in cases]
+    return params
+
+
+def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
+    """Parametrize the plugin's case arguments a test function asks for:
+    ``qemu_problem``, ``vector_file_error``, ``vector``, ``derived``, ``qemu_build``."""
+    names = metafunc.fixturenames
+    if "qemu_problem" in names:
+        metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
+    if "vector_file_error" in names:
+        metafunc.parametrize("vector_file_error", st.lint,
+                             ids=[f"{p.file}:{p.line or 0}:{p.vector_id or ''}" for p in st.lint])
+    if "derived" in names:
+        params = derived_cases(st, SchemaCache())
+        metafunc.parametrize("derived", params, ids=[case_id(c.id, b.label) for b, c in params])
+    if "vector" in names:
+        metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
+    if "qemu_build" in names:
+        metafunc.parametrize("qemu_build", st.builds, ids=[qemu_id(b.label) for b in st.builds],
+                             scope="session" if "vector" not in names else "function")
+
+
+RecordCase = Callable[[CaseResult], None]
+
+
+def record_on(item: pytest.Item, result: CaseResult) -> None:
+    """Attach a case's record to the test report (travels back from xdist workers)
+    and to the JUnit XML."""
+    rec = result.record.to_json()
+    for key in ("vector", "outcome", "expected"):
+        item.user_properties.append((key, str(rec.get(key))))
+    if result.observation is not None:
+        item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties.append((RECORD, json.dumps(rec)))
+
+
+def record_gate_on(item: pytest.Item, rows: list[dict[str, object]]) -> None:
+    """Attach schema-gate findings (JSON rows) to the test report."""
+    item.user_properties.append((GATE_RECORD, json.dumps(rows)))
+
+
+def conclude(verdict: Verdict, failure: Callable[[], str]) -> None:
+    """End the test as ``verdict`` says: skip, xfail, fail with ``failure()``'s
+    text, or return (passed). The one verdict-to-pytest mapping of the suites."""
+    if verdict.outcome == Outcome.SKIPPED:
+        pytest.skip(verdict.message)
+    if verdict.outcome == Outcome.XFAILED:
+        pytest.xfail(verdict.message)
+    if verdict.outcome in (Outcome.FAILED, Outcome.ERROR):
+        pytest.fail(failure(), pytrace=False)

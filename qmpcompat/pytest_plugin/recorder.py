@@ -1,0 +1,175 @@
+"""The controller's side of a run: collects every case's record (from the
+workers' reports under xdist), rebuilds the record of a case whose worker died,
+shows progress, and writes the reports when the session ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmpcompat.provision.build import QemuBuild
+from qmpcompat.pytest_plugin.cases import GATE_RECORD, RECORD, derived_cases
+from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
+from qmpcompat.report.crashes import crash_rows, defect_rows
+from qmpcompat.report.files import check_writable, write_atomic
+from qmpcompat.report.history import schema_history
+from qmpcompat.report.junit import render_junit
+from qmpcompat.report.progress import Progress
+from qmpcompat.report.render import write_reports
+from qmpcompat.report.results import environment, results_document
+from qmpcompat.report.summary import verdict
+from qmpcompat.safety import ALLOW_EXEC_WARNING
+from qmpcompat.types import Outcome, split_case_id
+from qmpcompat.vectors.check import SchemaCache, case_record
+from qmpcompat.vectors.match import Verdict
+from qmpcompat.vectors.model import KnownDefect, Vector
+
+
+class Recorder:
+    """Collects the case records of a run (on the xdist controller, from the
+    workers' reports), shows progress, and writes the reports when the session ends."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.progress: Progress | None = None
+        self.total = 0
+
+    @property
+    def state(self) -> RunState:
+        return self.config.stash[STATE]
+
+    def _start_progress(self, total: int) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        self.total = total
+        if tr is not None and not self.config.getoption("qmpcompat_quiet") and self.progress is None:
+            self.progress = Progress(total, lambda line: say(tr, line))
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SHIPPED] = ship(self.state)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._start_progress(len(session.items))
+
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        self._start_progress(len(ids))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # "???" is the phase of the report xdist makes for a test whose worker crashed.
+        if report.when not in ("call", "???") and not (report.when == "setup" and not report.passed):
+            return
+        st = self.state
+        records = [json.loads(v) for k, v in report.user_properties if k == RECORD]
+        for k, v in report.user_properties:
+            if k == GATE_RECORD:
+                st.schema_gate += json.loads(v)
+        if not records and report.failed:
+            records = lost_case(st, report)
+        st.records += records
+        if self.progress is not None:
+            self.progress.update(report.nodeid, records[0] if records else None)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.doc = finish_reports(self.config, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
+                                  expected=self.total)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The verdict, with the crashes and hangs and the known defects they were."""
+        doc = getattr(self, "doc", None)
+        if doc is None:
+            return
+        v = verdict(doc, self.state.fail_on)
+        terminalreporter.write_sep("=", f"qmpcompat: {v.headline}")
+        for reason in v.reasons:
+            terminalreporter.write_line(f"  {reason}")
+        for row in crash_rows(doc):
+            if not row["defect"]:
+                terminalreporter.write_line(f"  {row['vector']}: QEMU {row['result']} on "
+                                            f"{', '.join(row['qemu'])}, no known defect: {row['detail']}")
+        for row in defect_rows(doc):
+            terminalreporter.write_line(f"  {row['id']} ({row['observed']} on {', '.join(row['qemu'])}): "
+                                        f"{row['summary']}")
+
+
+def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
+    """The vector, or the derived case as a vector, with id ``case`` on ``build``."""
+    vec = next((v for v in st.vectors.vectors if v.id == case), None)
+    if vec is not None:
+        return vec
+    derived = derived_cases(st, SchemaCache(), [build])
+    return next((c.vector() for _b, c in derived if c.id == case), None)
+
+
+def lost_case(st: RunState, report: pytest.TestReport) -> list[dict[str, Any]]:
+    """The record of a case (a vector's or a derived one) that died without a
+    record (its worker was killed, say); empty when the test was no case."""
+    param = report.nodeid.rpartition("[")[2].removesuffix("]") if report.nodeid.endswith("]") else ""
+    parsed = split_case_id(param)
+    build = st.build(parsed[1]) if parsed else None
+    vec = _case_of(st, parsed[0], build) if parsed and build else None
+    if vec is None or build is None:
+        return []
+    lines = [ln.strip() for ln in (report.longreprtext or "").splitlines() if ln.strip()]
+    said = next((ln for ln in lines if "crashed" in ln), lines[-1] if lines else "failed")
+    return [case_record(vec, build, Verdict(Outcome.ERROR, said), None).to_json()]
+
+
+def start_reports(config: pytest.Config) -> None:
+    """Before any QEMU starts: the reports directory must be writable (a usage
+    error otherwise), and every report in it is replaced by one that says the
+    run has not finished, so a run killed later never leaves an older PASS."""
+    reports = Path(config.getoption("qmpcompat_reports"))
+    problem = check_writable(reports)
+    if problem:
+        raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "
+                                f"({problem}); choose a writable directory")
+    doc = results_document(environment([], "(not loaded yet)", []), [], time.time(),
+                           {"running": {"pid": os.getpid()}})
+    write_reports(doc, reports, junit=False)
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if xmlpath:
+        write_atomic(Path(xmlpath), render_junit(doc))
+
+
+def finish_reports(config: pytest.Config, interrupted: bool = False,
+                   expected: int = 0) -> dict[str, Any]:
+    """Write results.json, summary.md and index.html of the run; returns its results document."""
+    st = config.stash[STATE]
+    env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
+                      [{"name": p.name, "error": str(p.error)} for p in st.problems],
+                      ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+                      + [i.warning() for i in st.indexes if i.stale] or None,
+                      [i.to_json() for i in st.indexes])
+    seen = {r["defect"] for r in st.records if r.get("defect")}
+    extra: dict[str, Any] = {"schema_gate": st.schema_gate,
+                             "schema_history": schema_history(st.builds),
+                             "known_defects": [defect_facts(d) for d in st.vectors.defects
+                                               if d.id in seen]}
+    if interrupted:
+        extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+    doc = results_document(env, st.records, st.started, extra)
+    write_reports(doc, st.reports, st.fail_on, junit=False)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        say(tr, f"qmpcompat: reports written to {st.reports}/ (results.json, summary.md, index.html)")
+        if st.allow_exec:
+            say(tr, ALLOW_EXEC_WARNING)
+    return doc
+
+
+def defect_facts(defect: KnownDefect) -> dict[str, Any]:
+    """A known defect as results.json records it."""
+    return {"id": defect.id, "vector": defect.vector, "versions": str(defect.versions),
+            "summary": defect.summary, "observed": defect.observed.result,
+            "evidence": defect.evidence, "file": defect.file}
+
+
+def say(tr: Any, line: str) -> None:
+    """Print ``line`` on a line of its own, between pytest's progress dots."""
+    if tr._tw.width_of_current_line:
+        tr._tw.line()
+    tr.write_line(line)
