@@ -45,7 +45,7 @@ def conditions_parser() -> argparse.ArgumentParser:
     return common
 
 
-class _Inputs:
+class InputLoader:
     """Loads inputs, provisioning the Debian builds only if a version is named."""
 
     def __init__(self, conditions: Conditions) -> None:
@@ -73,7 +73,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if len(args.inputs) < 2:
         print("qmpcompat diff: error: give at least two inputs", file=sys.stderr)
         return 2
-    inputs = _Inputs(conditions(args))
+    inputs = InputLoader(conditions(args))
     schemas = [inputs.load(spec) for spec in args.inputs]
     roots = _roots(args, schemas)
     comparisons = history([load(s, roots) for s in schemas])
@@ -135,7 +135,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         print("qmpcompat snapshot: error: give QEMU and -o FILE, --baselines, or --check",
               file=sys.stderr)
         return 2
-    data = dumps(snapshot(_Inputs(conditions(args)).load(args.qemu), roots))
+    data = dumps(snapshot(InputLoader(conditions(args)).load(args.qemu), roots))
     if args.output == "-":
         sys.stdout.write(data)
     else:

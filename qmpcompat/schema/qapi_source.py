@@ -223,7 +223,7 @@ def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
     from qmpcompat.schema.inputs import SchemaInput
     from qmpcompat.schema.qapi_convert import Conditions, conditionals, defines_for, to_entries
 
-    meta = meta or {}
+    meta = {**(meta or {}), "source": {"kind": "source", "input": spec}}
     defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
     entries = to_entries(exprs, defines)
     return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs))

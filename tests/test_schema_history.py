@@ -1,0 +1,126 @@
+"""``qmpcompat history`` and ``query --history`` on the committed release schemas (offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from qmpcompat.cli import main
+from qmpcompat.errors import SchemaError
+from qmpcompat.schema.inputs import SchemaInput
+from qmpcompat.schema.releases import known_schemas
+from qmpcompat.schema.timeline import Timeline, build, point, release_lines
+from qmpcompat.schema.timeline_out import html_page, markdown, text
+
+SCHEMA = Path(__file__).resolve().parents[1] / "qmpcompat" / "data" / "history.schema.json"
+
+
+@pytest.fixture(scope="module")
+def timeline() -> Timeline:
+    return build([point(k.schema) for k in known_schemas()])
+
+
+def changes(timeline: Timeline) -> set[tuple[str, str, str]]:
+    return {(e.version, e.path, e.change) for e in timeline.events}
+
+
+def test_the_known_history_of_the_migration_commands(timeline: Timeline) -> None:
+    found = changes(timeline)
+    assert {
+        ("8.2.0", "MigrationChannel", "added"),
+        ("8.2.0", "migrate/arg-type/channels", "added"),
+        ("8.2.0", "migrate-incoming/arg-type/uri", "became optional"),
+        ("8.2.0", "migrate/arg-type/blk", "deprecated"),
+        ("9.0.0", "migrate/arg-type/uri", "became optional"),
+        ("9.1.0", "migrate/arg-type/blk", "removed"),
+        ("9.1.0", "migrate-incoming/arg-type/exit-on-error", "added"),
+        ("10.0.0", "MigrationChannel/channel-type/^cpr", "added"),
+        ("11.1.2", "migrate/arg-type/detach", "removed"),
+    } <= found
+    # members of what was added come with it, not as events of their own
+    assert not any(p.startswith("MigrationChannel/") and v == "8.2.0" for v, p, _ in found)
+
+
+def test_gaps_are_named(timeline: Timeline) -> None:
+    assert timeline.points[0].version == "4.2.0"
+    assert timeline.unrecorded == ["10.1", "10.2", "11.0"]
+    detach = next(e for e in timeline.events if e.path == "migrate/arg-type/detach")
+    assert detach.unrecorded == ("10.1", "10.2", "11.0") and detach.previous == "10.0.13"
+    assert all(not e.unrecorded for e in timeline.events if e.version != "11.1.2")
+    assert "no schema is known of 10.1, 10.2, 11.0" in text(timeline)
+
+
+def test_release_lines_follow_qemus_numbering() -> None:
+    def at(version: str) -> object:
+        return point(SchemaInput(version, version, "snapshot", [], version))
+
+    assert release_lines([at("7.1.0"), at("9.0.0")]) == [(7, 1), (7, 2), (8, 0), (8, 1), (8, 2),
+                                                         (9, 0)]
+
+
+def test_evidence_and_lifecycle(timeline: Timeline) -> None:
+    data = timeline.to_json()
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    origins = {r["version"]: (r["origin"], r["evidence"]) for r in data["releases"]}
+    assert origins["8.2.0"] == ("recorded", "observed")
+    assert origins["11.1.3"] == ("binary", "observed")
+    rows = {r["path"]: r for r in data["lifecycle"]}
+    uri = rows["migrate/arg-type/uri"]
+    assert uri["since_oldest"] and uri["current"] and uri["optional"] is True
+    assert uri["changes"] == [{"version": "9.0.0", "change": "became optional"}]
+    blk = rows["migrate/arg-type/blk"]
+    assert (blk["last"], blk["current"]) == ("9.0.0", False)
+    assert [c["change"] for c in blk["changes"]] == ["deprecated", "removed"]
+    channels = rows["migrate/arg-type/channels"]
+    assert channels["first"] == "8.2.0" and not channels["since_oldest"]
+
+
+def test_every_format(timeline: Timeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "| 9.0.0 | `migrate/arg-type/uri` | became optional | observed |" in markdown(timeline)
+    page = html_page(timeline)
+    assert "<script" not in page and "migrate/arg-type/uri</code> became optional" in page
+    assert main(["history", "--output", str(tmp_path), "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "schema-history.json").read_text())
+    assert printed == written and written["releases"][0]["version"] == "4.2.0"
+    assert (tmp_path / "schema-history.md").exists() and (tmp_path / "schema-history.html").exists()
+
+
+def test_named_inputs_join_the_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An input of a version the committed set lacks becomes a point of its own."""
+    newest = known_schemas()[-1]
+    data = json.loads(newest.path.read_text())
+    data["qemu"], data["label"] = "12.0.0", "qemu-12.0.0"
+    data.pop("source")
+    uri = next(e for e in data["entries"] if e["name"] == "migrate/arg-type")
+    uri["members"] = [m for m in uri["members"] if m["name"] != "uri"]
+    path = tmp_path / "future.json"
+    path.write_text(json.dumps(data))
+    assert main(["history", str(path), "--no-files"]) == 0
+    out = capsys.readouterr().out
+    assert "12.0.0 (unknown: snapshot" in out and "migrate/arg-type/uri: removed" in out
+    assert "no schema known of: 10.1, 10.2, 11.0, 11.2" in out
+    bare = tmp_path / "bare.json"
+    bare.write_text("[]")
+    assert main(["history", str(bare), "--no-files"]) == 2
+    assert "names no QEMU version" in capsys.readouterr().err
+
+
+def test_query_history(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "--history", "migrate/arg-type/*uri"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "migrate/arg-type/*uri"
+    assert out[1].startswith("  false: 4.2.0 .. 8.2.0 (14 schemas: 4.2.0, 5.0.0,")
+    assert out[2].startswith("  true : 9.0.0 .. 11.1.3 (")
+    assert out[-1] == "no schema known of: 10.1, 10.2, 11.0"
+    assert main(["query", "--history", "migrate/arg-type/blk", "-q"]) == 1
+    assert main(["query", "--history"]) == 2
+    assert main(["query", "migrate/arg-type/uri"]) == 2
+
+
+def test_a_history_needs_a_schema() -> None:
+    with pytest.raises(SchemaError, match="no schema to build a history from"):
+        build([])
