@@ -48,6 +48,11 @@ def test_run_writes_every_report(runs: dict[str, Path]) -> None:
     doc = read_results(runs["both"])
     for label in doc["totals"]:
         assert f"| {label} |" in summary
+    timeline = doc["schema_timeline"]
+    origins = {r["version"]: r["origin"] for r in timeline["releases"]}
+    assert origins["8.2.0"] == "recorded" and all(origins[v] == "binary" for v in doc["totals"])
+    assert "### Schema history" in summary
+    assert "| 9.0.0 | observed | `migrate/arg-type/uri` became optional |" in summary
 
 
 def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -60,6 +65,7 @@ def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: 
     assert [b["version"] for b in merged["environment"]["binaries"]] == \
         [b["version"] for b in both["environment"]["binaries"]]
     assert merged["disagreements"] == []
+    assert merged["schema_timeline"] == both["schema_timeline"]
     assert {p.name for p in out.iterdir()} == {"results.json", "summary.md", "index.html", "junit.xml"}
 
 

@@ -79,3 +79,13 @@ def test_matrix_filter_and_detail(browser, report_page: Path) -> None:  # type: 
     Select(browser.find_element(By.ID, "filter-command")).select_by_value("migrate")
     rows = browser.find_elements(By.CSS_SELECTOR, "#matrix tbody tr[data-vector]")
     assert rows and all(r.get_attribute("data-vector").startswith("M-") for r in rows)
+
+
+def test_schema_timeline_is_shown(browser, report_page: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    browser.get(report_page.as_uri())
+    rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr")
+    text = {r.text for r in rows}
+    assert any(t.startswith("8.2.0 observed") and "migrate/arg-type/channels added" in t for t in text)
+    assert "No schema is known of QEMU 10.1, 10.2, 11.0" in browser.find_element(By.ID, "history").text

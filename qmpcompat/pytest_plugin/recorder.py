@@ -17,7 +17,7 @@ from qmpcompat.pytest_plugin.cases import GATE_RECORD, RECORD, derived_cases
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
-from qmpcompat.report.history import schema_history
+from qmpcompat.report.history import schema_history, schema_timeline
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
@@ -147,6 +147,7 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     seen = {r["defect"] for r in st.records if r.get("defect")}
     extra: dict[str, Any] = {"schema_gate": st.schema_gate,
                              "schema_history": schema_history(st.builds),
+                             "schema_timeline": schema_timeline(st.builds),
                              "known_defects": [defect_facts(d) for d in st.vectors.defects
                                                if d.id in seen]}
     if interrupted:

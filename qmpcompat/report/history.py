@@ -1,4 +1,7 @@
-"""The schema differ's history of the run's binaries, for the HTML report."""
+"""The schema history for the conformance report: the differ's steps between
+the run's binaries, and the timeline of the migration interface over every
+known release (the committed schemas, with the run's builds in place of their
+baselines)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,10 @@ from typing import Any
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.schema.compare import history, load
+from qmpcompat.schema.inputs import from_build
+from qmpcompat.schema.releases import known_schemas
+from qmpcompat.schema.timeline import build, point
 
 
 def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:
@@ -15,9 +22,6 @@ def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:
     schema cannot be read (the run's own tests report that)."""
     if len(builds) < 2:
         return []
-    from qmpcompat.schema.compare import history, load
-    from qmpcompat.schema.inputs import from_build
-
     try:
         comparisons = history([load(from_build(b, b.label)) for b in builds])
     except QmpCompatError:
@@ -26,3 +30,37 @@ def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:
              "findings": [{k: f.to_json()[k] for k in ("level", "rule", "path", "change", "explanation")}
                           for f in c.findings]}
             for c in comparisons if c.step == "step"]
+
+
+def schema_timeline(builds: Sequence[QemuBuild]) -> dict[str, Any]:
+    """The timeline (``qmpcompat history --format json``) over the committed
+    schemas and the run's builds; empty when a schema cannot be read."""
+    try:
+        points = [point(k.schema) for k in known_schemas()]
+        points += [point(from_build(b)) for b in builds]
+        return build(points).to_json()
+    except QmpCompatError:
+        return {}
+
+
+def timeline_markdown(timeline: dict[str, Any]) -> list[str]:
+    """summary.md's lines for a timeline: the changes by release, the gaps."""
+    if not timeline:
+        return []
+    releases = timeline["releases"]
+    lines = ["", "### Schema history", "",
+             f"{', '.join(timeline['roots'])} over {len(releases)} schemas,"
+             f" {releases[0]['version']} to {releases[-1]['version']}"
+             " (`qmpcompat history` for every path).", ""]
+    if timeline["unrecorded"]:
+        lines += [f"No schema is known of QEMU {', '.join(timeline['unrecorded'])}: a change"
+                  " first seen after such a gap may have happened in it.", ""]
+    lines += ["| release | evidence | changes |", "| --- | --- | --- |"]
+    for release in releases:
+        events = [e for e in timeline["events"] if e["version"] == release["version"]]
+        if events:
+            text = "; ".join(f"`{e['path']}` {e['change']}" for e in events)
+            lines.append(f"| {release['version']} | {release['evidence']} | {text} |")
+    for note in timeline.get("inferred", []):
+        lines.append(f"| {note['version']} | inferred | `{note['path']}` {note['change']} |")
+    return lines

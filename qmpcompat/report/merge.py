@@ -104,6 +104,8 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "known_defects": [defects[k] for k in sorted(defects)],
         "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_version(k[0]), _version(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
+        "schema_timeline": max((d.get("schema_timeline") or {} for _p, d in docs),
+                               key=lambda t: len(t.get("releases", []))),
     }
     stopped = unfinished(docs)
     if stopped:

@@ -10,6 +10,7 @@ from typing import Any
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
+from qmpcompat.report.history import timeline_markdown
 from qmpcompat.types import at_least
 
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
@@ -167,6 +168,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
                   f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
                   for f in gate]
     lines += _changes(doc)
+    lines += timeline_markdown(doc.get("schema_timeline") or {})
     if doc.get("disagreements"):
         lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
         lines += [f"| {d['vector']} | {d['qemu']} | "
