@@ -41,6 +41,10 @@ TYPE_PATHS = {
     "MigrationInfo": "query-migrate/ret-type",
 }
 DEFAULT_ROOTS = ("MigrationChannel", "migrate", "migrate-incoming")
+# Deepest type nesting a model may have. QEMU's whole schema nests about 12
+# levels deep; the differ's walks recurse a few frames per level, so a bound
+# far below Python's recursion limit keeps every later step safe.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ class Normalizer:
         if name in self.memo:
             return self.memo[name]
         pos = len(self.stack)
+        if pos >= MAX_DEPTH:
+            chain = " -> ".join([*self.stack[:3], "...", *self.stack[-2:], name])
+            raise SchemaError(f"types nest more than {MAX_DEPTH} levels deep ({chain}); QEMU's"
+                              " own schemas nest about 12 levels deep", self.index.source)
         outer, self.lowest = self.lowest, pos
         self.stack.append(name)
         try:
