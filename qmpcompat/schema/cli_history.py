@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from qmpcompat.schema.model import DEFAULT_ROOTS
 from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.query import SchemaIndex, schema_get
 from qmpcompat.schema.releases import known_schemas
-from qmpcompat.schema.timeline import Point, build, order, point, unrecorded
+from qmpcompat.schema.timeline import Point, Timeline, build, order, point, unrecorded
 from qmpcompat.schema.timeline_out import html_page, markdown, text, write_files
 
 
@@ -70,9 +70,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     """Print the timeline; write its JSON, Markdown and HTML files."""
     points = collect(args.inputs, conditions(args), not args.no_committed, args.provisioned)
     timeline = build(points, args.type or DEFAULT_ROOTS)
-    shown = {"text": text, "markdown": markdown, "html": html_page,
-             "json": lambda t: json.dumps(t.to_json(), indent=1) + "\n"}[args.format]
-    sys.stdout.write(shown(timeline))
+    renderers: dict[str, Callable[[Timeline], str]] = {
+        "text": text, "markdown": markdown, "html": html_page,
+        "json": lambda t: json.dumps(t.to_json(), indent=1) + "\n"}
+    sys.stdout.write(renderers[args.format](timeline))
     if not args.no_files:
         for path in write_files(timeline, Path(args.output)):
             print(f"wrote {path}", file=sys.stderr)

@@ -79,7 +79,8 @@ class Event:
 
 def origin_of(schema: SchemaInput) -> tuple[str, str, str]:
     """(origin, evidence, one-line description) of an input."""
-    source = schema.meta.get("source") if isinstance(schema.meta.get("source"), dict) else {}
+    found = schema.meta.get("source")
+    source: dict[str, Any] = found if isinstance(found, dict) else {}
     kind = str(source.get("kind") or {"qemu": "binary"}.get(schema.kind, schema.kind))
     if kind == "recorded":
         where = f"recorded by libvirt {source.get('libvirt', '?')} ({source.get('file', '?')})"
