@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
+from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.schema.inputs import load_input
 from qmpcompat.schema.libvirt import catalogue, parse_replies, reduce_replies
 from qmpcompat.schema.releases import build_baselines, known_schemas, recorded_releases, release
@@ -140,3 +142,32 @@ def test_snapshot_releases_command(tmp_path: Path) -> None:
     for path in tmp_path.glob("*.json"):
         assert path.read_text() == (RELEASE_DIR / path.name).read_text()
     assert json.loads((tmp_path / "qemu-4.2.0.json").read_text())["source"]["libvirt"].startswith("9.0")
+
+
+def test_a_stale_source_index_is_used_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """apt's own words for an expired and an unreachable suite (the Sources update
+    is replaced; everything after it reads what it leaves)."""
+    monkeypatch.setenv("QMPCOMPAT_CACHE", str(tmp_path))
+    apt = source_apt()
+    said: list[set[str]] = []
+
+    def update(suites: Any) -> str:
+        said.append(set(apt.accept_stale))
+        expired = "" if "sid" in apt.accept_stale else (
+            "E: Release file for http://deb.debian.org/debian/dists/sid/InRelease is expired"
+            " (invalid since 20d 2h). Updates for this repository will not be applied.\n")
+        return expired + "E: Failed to fetch http://deb.debian.org/debian/dists/forky/InRelease" \
+                          "  Could not connect\n"
+
+    monkeypatch.setattr(apt, "source_update_output", update)
+    refresh_sources(apt, ("forky", "sid", "trixie"), force=True)
+    assert said == [set(), {"sid"}]
+    err = capsys.readouterr().err
+    assert "source index of 'sid' is past its Valid-Until date" in err
+    assert "source index of 'forky' cannot be used (unreachable)" in err
+    assert source_apt().accept_stale == {"sid"}  # later runs read the stale list the same way
+    listing = next(o for o in source_apt()._src_options(("sid",)) if "sourcelist=" in o)
+    assert "check-valid-until=no" in Path(listing.split("=", 1)[1]).read_text()
+    with pytest.raises(SourceUnavailable, match="no suite's source index can be used"):
+        refresh_sources(apt, ("forky",), force=True)

@@ -212,9 +212,10 @@ class PrivateApt:
 # --- source packages (deb-src) ------------------------------------------------
 
 
-def _src_sources_text(suites: Sequence[str]) -> str:
+def _src_sources_text(suites: Sequence[str], stale: set[str]) -> str:
     key = keyring()
-    return "".join(f"deb-src [signed-by={key}] {mirror()} {s} main\n" for s in sorted(set(suites)))
+    return "".join(f"deb-src [signed-by={key}{' check-valid-until=no' if s in stale else ''}]"
+                   f" {mirror()} {s} main\n" for s in sorted(set(suites)))
 
 
 class PrivateSourceApt(PrivateApt):
@@ -224,7 +225,7 @@ class PrivateSourceApt(PrivateApt):
     def _src_options(self, suites: Sequence[str]) -> list[str]:
         path = self.root / "etc" / ("src-" + "+".join(sorted(set(suites))) + ".list")
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = _src_sources_text(suites)
+        text = _src_sources_text(suites, self.accept_stale)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
         opts = self._options(suites)
@@ -243,9 +244,13 @@ class PrivateSourceApt(PrivateApt):
                            argv, proc.stdout + proc.stderr)
         return proc.stdout + proc.stderr
 
-    def source_update(self, suites: Sequence[str]) -> None:
-        """Fetch the Sources indexes of ``suites``."""
-        self.run_src("apt-get", ["update"], suites)
+    def source_update_output(self, suites: Sequence[str]) -> str:
+        """Run ``apt-get update`` on the deb-src lines of ``suites``; its whole
+        output, failed or not (``qmpcompat.provision.indexes`` reads it)."""
+        try:
+            return self.run_src("apt-get", ["update"], suites)
+        except AptError as exc:
+            return exc.output
 
     def source_versions(self, package: str, suites: Sequence[str]) -> list[str]:
         """Every version of source package ``package`` that ``suites`` serve."""

@@ -10,11 +10,13 @@ commit plus a digest of the local changes, or a digest of a plain tree.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from qmpcompat.provision.debian import (
     cache_dir,
     upstream_version,
 )
+from qmpcompat.provision.indexes import failures
 from qmpcompat.types import Version, version_prefix
 
 PACKAGE = "qemu"
@@ -70,17 +73,47 @@ def resolve_version(spec: str, versions: list[str]) -> str:
     return max(matches, key=lambda v: (Version.parse(upstream_version(v)), "~bpo" not in v, v))
 
 
+STALE_FILE = "stale-suites"  # suites whose stale source index the last update accepted
+
+
 def source_apt() -> PrivateSourceApt:
-    """The private deb-src apt shared by every source-package input."""
-    return PrivateSourceApt(cache_dir() / "apt-src")
+    """The private deb-src apt shared by every source-package input (with the
+    suites whose stale index the last update accepted)."""
+    apt = PrivateSourceApt(cache_dir() / "apt-src")
+    with contextlib.suppress(OSError):
+        apt.accept_stale = set((apt.root / STALE_FILE).read_text().split())
+    return apt
 
 
-def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...]) -> None:
-    """Fetch the Sources indexes of ``suites`` when they are missing or older
-    than a week (call it holding the ``lock-src`` lock)."""
+def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...], force: bool = False) -> None:
+    """Fetch the Sources indexes of ``suites`` when they are missing, older than
+    a week, or ``force`` (call it holding the ``lock-src`` lock).
+
+    Like the binary indexes (``qmpcompat.provision.indexes``), one suite at a
+    time: a suite whose index is past its Valid-Until (a stale mirror) is used
+    with a warning on stderr; one that cannot be used at all is left out with a
+    warning, and only when no suite can be used is it an error."""
     indexes = list((apt.root / "lists").glob("*Sources*"))
-    if not indexes or time.time() - max(p.stat().st_mtime for p in indexes) > INDEX_MAX_AGE:
-        apt.source_update(suites)
+    if indexes and not force and \
+            time.time() - max(p.stat().st_mtime for p in indexes) <= INDEX_MAX_AGE:
+        return
+    apt.accept_stale = set()
+    failed = failures(apt.source_update_output(suites), suites)
+    expired = {s for s, (kind, _line) in failed.items() if kind == "expired"}
+    if expired:
+        apt.accept_stale = expired
+        failed = failures(apt.source_update_output(suites), suites)
+    apt.root.mkdir(parents=True, exist_ok=True)
+    (apt.root / STALE_FILE).write_text("".join(f"{s}\n" for s in sorted(apt.accept_stale)))
+    for suite in sorted(expired - failed.keys()):
+        print(f"qmpcompat: warning: the source index of {suite!r} is past its Valid-Until date"
+              " (a stale mirror); using it anyway", file=sys.stderr)
+    for suite, (kind, line) in sorted(failed.items()):
+        print(f"qmpcompat: warning: the source index of {suite!r} cannot be used ({kind}):"
+              f" {line}", file=sys.stderr)
+    if len(failed) == len(set(suites)):
+        raise SourceUnavailable("no suite's source index can be used: "
+                                + "; ".join(f"{s}: {line}" for s, (_k, line) in failed.items()))
 
 
 def debian_versions(suites: tuple[str, ...] = DEFAULT_SUITES) -> list[str]:

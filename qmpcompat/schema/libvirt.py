@@ -31,7 +31,8 @@ from typing import Any
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
-from qmpcompat.schema.debsrc import fetch_source, refresh_sources, source_apt
+from qmpcompat.provision.source_tree import refresh_sources, source_apt
+from qmpcompat.schema.debsrc import fetch_source
 from qmpcompat.schema.inputs import SchemaInput
 from qmpcompat.types import Version, qemu_id, version_prefix
 
@@ -263,12 +264,9 @@ def catalogue(suites: tuple[str, ...] = DEFAULT_SUITES, refresh: bool = False) -
     with _locked(cache_dir() / "lock-src"):
         apt = source_apt()
         try:
-            if refresh:
-                apt.source_update(suites)
-            else:
-                refresh_sources(apt, suites)
+            refresh_sources(apt, suites, refresh)
             listed = apt.source_suites(PACKAGE, suites)
-        except AptError:
+        except (AptError, SourceUnavailable):
             stale = _read_index(index, float("inf"))
             if stale is None:
                 raise
