@@ -23,10 +23,10 @@ from itertools import pairwise
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.provision.build import parse_version
 from qmpcompat.schema.compare import load
 from qmpcompat.schema.inputs import SchemaInput
 from qmpcompat.schema.model import DEFAULT_ROOTS
+from qmpcompat.types import Version
 
 Facts = dict[str, dict[str, Any]]
 EVIDENCE = ("observed", "source", "inferred", "unknown")
@@ -44,12 +44,12 @@ class Point:
     schema: SchemaInput = field(repr=False)
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return parse_version(self.version)
+    def key(self) -> Version:
+        return Version.parse(self.version)
 
     @property
     def line(self) -> tuple[int, int]:
-        return self.key[:2]
+        return self.key.line
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def unrecorded(points: Sequence[Point]) -> list[str]:
 
 
 def _gap(prev: Point, cur: Point, missing: list[str]) -> tuple[str, ...]:
-    return tuple(m for m in missing if prev.line < parse_version(m)[:2] < cur.line)
+    return tuple(m for m in missing if prev.line < Version.parse(m).line < cur.line)
 
 
 def _parent(path: str) -> str:
