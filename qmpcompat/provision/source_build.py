@@ -97,8 +97,8 @@ def _run_logged(step: str, argv: list[str], log: Path, cwd: Path | None = None,
                     progress(f"{step}: {done}/{total}")
         rc = proc.wait()
     if rc != 0:
-        said = next((t for t in reversed(tail) if re.search(r"error|ERROR|failed", t)),
-                    tail[-1] if tail else "")
+        said = next((t for pattern in (r"\berror\b|ERROR", r"FAILED|failed")
+                     for t in reversed(tail) if re.search(pattern, t)), tail[-1] if tail else "")
         raise BuildFailed(step, log, f"exit status {rc}: {said}")
 
 
