@@ -18,6 +18,7 @@ from qmpcompat.schema.gate import (
     IGNORE_FILE,
     explain,
     findings,
+    overdue,
     own_baseline,
     previous_line_baseline,
 )
@@ -60,6 +61,8 @@ def test_schema_release_gate(record_schema_findings: RecordFindings, qemu_build:
     found = _gate(record_schema_findings, qemu_build, baseline, "release",
                   findings(baseline, _live(qemu_build), "info", IGNORE_FILE),
                   _fail_on(pytestconfig))
+    late = overdue(IGNORE_FILE, qemu_build.version_str)
+    assert not late, "\n".join(late)
     assert not found, (f"{qemu_build.describe()} breaks {baseline.name}'s interface"
                        f" (accept a change in {IGNORE_FILE.name} with a reason):\n"
                        f"{explain(found)}")

@@ -15,7 +15,7 @@ from qmpcompat.report.changes import Step, by_label, compare
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.results import read_results
-from qmpcompat.types import LEVELS, Level
+from qmpcompat.types import LEVELS, Level, label_order, version_prefix
 
 OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
            "html": "behaviour-changes.html", "sarif": "behaviour-changes.sarif",
@@ -25,7 +25,8 @@ OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
 def pick(spec: str, default: Path) -> tuple[str, list[dict[str, Any]], str]:
     """(label, case records, source) of build ``spec``: ``FILE`` (a results file
     of one build), ``FILE:LABEL``, or ``LABEL`` (a QEMU label or version of the
-    run in ``default``); ReportError names what is available."""
+    run in ``default``, or a version prefix such as ``10.0``: the newest of that
+    line); ReportError names what is available."""
     path, label = Path(spec), ""
     if not path.is_file():
         head, sep, tail = spec.rpartition(":")
@@ -39,6 +40,9 @@ def pick(spec: str, default: Path) -> tuple[str, list[dict[str, Any]], str]:
                               f"name one as {path}:LABEL")
         label = next(iter(groups))
     label = label if label in groups else versions.get(label, label)
+    if label not in groups:  # a version prefix (10.0): the newest build of that line
+        line = [v for v in versions if version_prefix(label, v)]
+        label = versions[max(line, key=label_order)] if line else label
     if label not in groups:
         raise ReportError(f"{path}: no build {label!r} in this run; it has {', '.join(groups) or 'none'}")
     return label, groups[label], str(path)

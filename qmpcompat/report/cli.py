@@ -38,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
     for path in write_reports(doc, args.output, args.fail_on):
         print(f"wrote {path}")
     v = verdict(doc, args.fail_on)
-    print("PASS" if v.ok else "FAIL: " + "; ".join(v.reasons))
+    print(v.headline + "".join(f"\n  {r}" for r in v.reasons)
+          + (f"\n  {v.crashes}" if v.crashes else ""))
     return 0 if v.ok else 1

@@ -7,14 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qmpcompat.ciformats import FORMATS
 from qmpcompat.schema.compare import history, load
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, provisioned_builds
 from qmpcompat.schema.libvirt import catalogue, recorded_schema
+from qmpcompat.schema.locate import Locator
 from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.qapi_convert import Conditions
+from qmpcompat.schema.qapi_source import git_reader
 from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.schema.report import DiffReport, text, write_files
+from qmpcompat.schema.report import DiffReport, render_ci_report, text, write_files
 from qmpcompat.schema.snapshot import (
     BASELINE_DIR,
     RELEASE_DIR,
@@ -68,6 +71,19 @@ def _roots(args: argparse.Namespace, schemas: list[SchemaInput]) -> list[str]:
     return list(args.type or DEFAULT_ROOTS)
 
 
+def source_locators(schemas: list[SchemaInput]) -> dict[str, Locator]:
+    """A locator of the declaring line per QAPI source input, by input label."""
+    out = {}
+    for s in schemas:
+        if s.kind == "source" and s.definitions:
+            if "repo" in s.meta:
+                out[s.label] = Locator(s.definitions, git_reader(s.meta["repo"], s.meta["ref"], "qapi"),
+                                       "qapi/")
+            else:
+                out[s.label] = Locator(s.definitions)
+    return out
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     """Compare the inputs as a history; exit 1 when a finding reaches --fail-on."""
     if len(args.inputs) < 2:
@@ -82,16 +98,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.ignore:
         entries = load_ignore(Path(args.ignore))
         used = set()
+        versions = {s.label: s.version for s in schemas}
         for comparison in comparisons:
-            comparison.findings, ignored, hit = apply_ignore(comparison.findings, entries)
+            version = versions.get(comparison.new, "")
+            comparison.findings, ignored, hit = apply_ignore(comparison.findings, entries, version)
             report.ignored.update(ignored)
             used |= hit
-        report.stale = [e for e in entries if e not in used]
-    sys.stdout.write(text(report))
+            report.overdue += [e.overdue_message(version) for e in entries
+                               if e.overdue(version) and e.overdue_message(version) not in report.overdue]
+        report.stale = [e for e in entries if e not in used and not any(
+            e.overdue(versions.get(c.new, "")) for c in comparisons)]
+    locators = source_locators(schemas)
+    sys.stdout.write(text(report) if args.format == "text"
+                     else render_ci_report(report, args.format, locators))
     if not args.no_files:
-        for path in write_files(report, Path(args.output)):
+        for path in write_files(report, Path(args.output), locators):
             print(f"wrote {path}", file=sys.stderr)
-    return 1 if report.worst() >= Level(args.fail_on).rank else 0
+    for message in report.overdue:
+        print(f"qmpcompat diff: {message}", file=sys.stderr)
+    return 1 if report.worst() >= Level(args.fail_on).rank or report.overdue else 0
 
 
 def _write_releases(directory: Path, roots: list[str] | None) -> int:
@@ -179,6 +204,10 @@ def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     diff.add_argument("--all", action="store_true", help="compare every command and event")
     diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
     diff.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value)
+    diff.add_argument("--format", choices=("text", *FORMATS), default="text",
+                      help="what to print: the text report, GitHub Actions workflow annotations "
+                           "(github), GitLab code quality JSON (gitlab) or SARIF 2.1.0 (sarif); QAPI "
+                           "source inputs point each finding at its file and line")
     diff.add_argument("--output", metavar="DIR", default="reports",
                       help="where the JSON, Markdown and HTML reports go (default: reports/)")
     diff.add_argument("--no-files", action="store_true", help="only print the text report")

@@ -54,8 +54,15 @@ def findings(baseline: Path, live: SchemaInput, fail_on: str,
     result = compare(load(from_snapshot(baseline)), load(live))
     found = result.findings
     if ignore is not None and ignore.exists():
-        found, _ignored, _used = apply_ignore(found, load_ignore(ignore))
+        found, _ignored, _used = apply_ignore(found, load_ignore(ignore), live.version)
     return [f for f in found if f.level.at_least(fail_on)]
+
+
+def overdue(ignore: Path, version: str) -> list[str]:
+    """One message per entry of ``ignore`` whose review-by release QEMU ``version`` is past."""
+    if not ignore.exists():
+        return []
+    return [e.overdue_message(version) for e in load_ignore(ignore) if e.overdue(version)]
 
 
 def explain(found: list[Finding]) -> str:

@@ -9,10 +9,14 @@ non-empty ``reason``::
       reason: block migration was withdrawn in 9.1; libvirt stopped using it in 8.x
 
 An entry that matches no finding of a run is stale and reported as such.
+An entry may carry ``review-by: 11.2``, the release after which it must be
+looked at again: compared with a newer QEMU (11.3, 12.0) it accepts nothing
+any more and is reported as overdue, which fails the gate.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -22,7 +26,18 @@ import yaml
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.rules import RULES, Finding
 
-KEYS = {"rule", "path", "fingerprint", "reason"}
+KEYS = {"rule", "path", "fingerprint", "reason", "review-by"}
+_RELEASE = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+def past_review(review_by: str, version: str) -> bool:
+    """True when QEMU ``version`` is a release after ``review_by`` (``11.2``:
+    every 11.2.x is still within it, 11.3 is past it); False when either is unknown."""
+    if not review_by or not _RELEASE.match(review_by) or not re.match(r"^\d+(\.\d+)*", version or ""):
+        return False
+    want = tuple(int(p) for p in review_by.split("."))
+    have = tuple(int(p) for p in re.findall(r"\d+", version))[:len(want)]
+    return have > want
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,15 @@ class IgnoreEntry:
     fingerprint: str
     reason: str
     line: int
+    review_by: str = ""
+
+    def overdue(self, version: str) -> bool:
+        """True when QEMU ``version`` is past this entry's review-by release."""
+        return past_review(self.review_by, version)
+
+    def overdue_message(self, version: str) -> str:
+        return (f"ignore entry {self.describe()} was to be reviewed by {self.review_by}; QEMU {version} "
+                "is past it: look at the accepted change again, then renew review-by or remove the entry")
 
     def matches(self, finding: Finding) -> bool:
         if self.fingerprint:
@@ -43,6 +67,14 @@ class IgnoreEntry:
     def describe(self) -> str:
         what = self.fingerprint or f"{self.rule} {self.path}"
         return f"line {self.line}: {what}"
+
+
+def _raw(node: yaml.Node, key: str) -> str:
+    """The text of scalar ``key`` of a mapping node as the file spells it ('' if absent)."""
+    for k, v in node.value:
+        if getattr(k, "value", None) == key and isinstance(v, yaml.ScalarNode):
+            return str(v.value).strip()
+    return ""
 
 
 def load_ignore(path: Path) -> list[IgnoreEntry]:
@@ -79,13 +111,19 @@ def load_ignore(path: Path) -> list[IgnoreEntry]:
         if not fingerprint and (rule not in RULES or not pattern):
             raise SchemaError(f"needs a known rule (got {rule!r}) and a path, or a fingerprint",
                               str(path), line)
-        entries.append(IgnoreEntry(rule, pattern, fingerprint, reason, line))
+        review_by = _raw(node, "review-by")  # as written: YAML would read 11.10 as 11.1
+        if review_by and not _RELEASE.match(review_by):
+            raise SchemaError(f"review-by must be a release such as 11.2 (got {review_by!r})",
+                              str(path), line)
+        entries.append(IgnoreEntry(rule, pattern, fingerprint, reason, line, review_by))
     return entries
 
 
-def apply_ignore(findings: list[Finding], entries: list[IgnoreEntry]
+def apply_ignore(findings: list[Finding], entries: list[IgnoreEntry], version: str = ""
                  ) -> tuple[list[Finding], dict[Finding, IgnoreEntry], set[IgnoreEntry]]:
-    """(findings kept, ignored finding -> entry, entries that matched something)."""
+    """(findings kept, ignored finding -> entry, entries that matched something);
+    entries overdue for QEMU ``version`` accept nothing."""
+    entries = [e for e in entries if not e.overdue(version)]
     kept: list[Finding] = []
     ignored: dict[Finding, IgnoreEntry] = {}
     used: set[IgnoreEntry] = set()

@@ -46,6 +46,7 @@ class SchemaInput:
     meta: dict[str, Any] = field(default_factory=dict)
     # QAPI source only: what has an ``if``, {kind: {name: condition}} (qapi_convert.conditionals)
     conditionals: dict[str, dict[str, str]] = field(default_factory=dict)
+    definitions: list[Any] = field(default_factory=list)  # a source input's QAPI ``Expr``s
 
 
 def pick_build(spec: str, builds: list[Any]) -> Any:

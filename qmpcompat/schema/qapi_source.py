@@ -226,7 +226,8 @@ def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
     meta = {**(meta or {}), "source": {"kind": "source", "input": spec}}
     defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
     entries = to_entries(exprs, defines)
-    return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs))
+    return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
+                       list(exprs))
 
 
 def _qemu_version(base: Path) -> str:

@@ -8,15 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qmpcompat import __version__
+from qmpcompat.ciformats import CiFinding
+from qmpcompat.ciformats import render as render_ci
 from qmpcompat.schema.compare import Comparison
 from qmpcompat.schema.ignore import IgnoreEntry
-from qmpcompat.schema.rules import Finding
+from qmpcompat.schema.locate import Locator, shown_path
+from qmpcompat.schema.rules import RULES, Finding
 from qmpcompat.types import LEVELS
 
 FORMAT = "qmpcompat-schema-diff/1"
 COLUMNS = ("level", "rule", "root", "path", "change", "direction")
 TITLES = {"root": "type"}  # the root command, event or type a finding is under
 FILES = ("schema-diff.json", "schema-diff.md", "schema-diff.html")
+CI_FILES = {"sarif": "schema-diff.sarif", "gitlab": "schema-diff.codequality.json"}
 
 
 @dataclass
@@ -28,6 +33,7 @@ class DiffReport:
     comparisons: list[Comparison]
     ignored: dict[Finding, IgnoreEntry] = field(default_factory=dict)
     stale: list[IgnoreEntry] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)  # ignore entries past their review-by release
 
     def worst(self) -> int:
         """Rank of the worst finding not ignored (-1 when there is none)."""
@@ -53,6 +59,7 @@ class DiffReport:
             "stale_ignores": [{"line": e.line, "rule": e.rule, "path": e.path,
                                "fingerprint": e.fingerprint, "reason": e.reason}
                               for e in self.stale],
+            "overdue_ignores": self.overdue,
         }
 
 
@@ -82,6 +89,8 @@ def text(report: DiffReport) -> str:
         lines.append("")
     for entry in report.stale:
         lines.append(f"stale ignore entry ({entry.describe()}): matches no change")
+    for message in report.overdue:
+        lines.append(f"overdue: {message}")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -107,6 +116,8 @@ def markdown(report: DiffReport) -> str:
             out.append("")
     if report.stale:
         out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
+    if report.overdue:
+        out += ["", "## Overdue ignore entries", ""] + [f"- {m}" for m in report.overdue]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -148,8 +159,9 @@ def html_page(report: DiffReport) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_files(report: DiffReport, directory: Path) -> list[Path]:
-    """Write the JSON, Markdown and HTML reports into ``directory``."""
+def write_files(report: DiffReport, directory: Path,
+                locators: dict[str, Locator] | None = None) -> list[Path]:
+    """Write the JSON, Markdown, HTML, SARIF and GitLab code quality reports into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     bodies = (json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n",
               markdown(report), html_page(report))
@@ -158,4 +170,35 @@ def write_files(report: DiffReport, directory: Path) -> list[Path]:
         path = directory / name
         path.write_text(body)
         paths.append(path)
+    for fmt, name in CI_FILES.items():
+        (directory / name).write_text(render_ci_report(report, fmt, locators or {}))
+        paths.append(directory / name)
     return paths
+
+
+def ci_findings(report: DiffReport, locators: dict[str, Locator]) -> list[CiFinding]:
+    """The findings of each consecutive step as CI findings; for a QAPI source
+    input (``locators`` by input label) each points at the file and line of
+    ``qapi/*.json`` that declares the changed member (for something removed,
+    the definition that held it; the old source when the new one lacks it all)."""
+    out = []
+    for comparison in report.comparisons:
+        if comparison.step != "step":
+            continue
+        for f in comparison.findings:
+            where = None
+            for label in (comparison.new, comparison.old):
+                if label in locators and (where := locators[label].locate(f.path)):
+                    break
+            out.append(CiFinding(
+                f.rule, f.level, f"{f.path}: {f.change} ({f.old} -> {f.new})",
+                f"{f.rule}: {f.explanation}", f.fingerprint,
+                shown_path(where.file) if where else "", where.line if where else None))
+    return out
+
+
+def render_ci_report(report: DiffReport, fmt: str, locators: dict[str, Locator]) -> str:
+    """The report in CI format ``fmt`` (github, gitlab, sarif)."""
+    default = report.inputs[-1]["spec"] if report.inputs else "qmpcompat"
+    return render_ci(fmt, ci_findings(report, locators), RULES, __version__, default)
+

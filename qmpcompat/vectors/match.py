@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qmpcompat.schema.ignore import past_review
 from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.run import Observation
@@ -66,6 +67,11 @@ def judge(vec: Vector, version: Version, obs: Observation,
     known = [d for d in defects if version in d.versions]
     for defect in known:
         if not differences(defect.observed, obs):
+            if past_review(defect.review_by, version.label):
+                return Verdict(Outcome.FAILED, f"known defect {defect.id} was to be reviewed by "
+                               f"{defect.review_by}; QEMU {version.label} is past it and still shows "
+                               f"it: look at it again, then renew review-by in {defect.file} or fix "
+                               "the defect's range", expected)
             return Verdict(Outcome.XFAILED, f"known defect {defect.id}: {defect.summary}", expected,
                            defect.id)
     diffs = differences(exp, obs)

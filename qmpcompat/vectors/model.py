@@ -185,6 +185,7 @@ class KnownDefect:
     evidence: str
     file: str
     line: int | None = None
+    review_by: str = ""  # the release after which the defect must be looked at again
 
 
 def parse_defect(raw: Any, file: str) -> KnownDefect:
@@ -201,4 +202,4 @@ def parse_defect(raw: Any, file: str) -> KnownDefect:
     observed = parse_expectation({**raw["observed"], "versions": raw.get("versions")}, file, did,
                                  ("accept", "reject", "crash", "hang"))
     return KnownDefect(did, str(raw["vector"]), versions, str(raw["summary"]), observed,
-                       str(raw["evidence"]), file, line_of(raw))
+                       str(raw["evidence"]), file, line_of(raw), str(raw.get("review-by") or ""))
