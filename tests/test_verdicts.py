@@ -49,6 +49,9 @@ def test_sigterm_stops_the_run_like_ctrl_c(tmp_path: Path, xdist: bool,
         failures = [f.get("message") for f in ET.parse(out / "junit.xml").iter("failure")]
         assert "the run was interrupted: its results are incomplete" in failures
     capsys.readouterr()
+    # nor does a comparison of builds take the cases it never ran for changes
+    assert main(["report", "changes", "7.2", "11.1", "--results", str(done)]) == 2
+    assert "the run was interrupted: the cases it did not record" in capsys.readouterr().err
 
 
 def test_a_killed_run_leaves_no_old_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

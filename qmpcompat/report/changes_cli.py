@@ -32,6 +32,9 @@ def pick(spec: str, default: Path) -> tuple[str, list[dict[str, Any]], str]:
         head, sep, tail = spec.rpartition(":")
         path, label = (Path(head), tail) if sep and Path(head).is_file() else (default, spec)
     doc = read_results(path)
+    if doc.get("interrupted") or doc.get("running"):
+        raise ReportError(f"{path}: the run {'never finished' if doc.get('running') else 'was interrupted'}"
+                          ": the cases it did not record would show as changes; compare complete runs")
     groups = by_label(doc)
     versions = {r["qemu_version"]: r["qemu"] for recs in groups.values() for r in recs}
     if not label:

@@ -69,7 +69,8 @@ def tally(doc: dict[str, Any]) -> Tally:
 def _summary_of(doc: dict[str, Any], defect: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     """The recorded facts of ``defect``; from its cases' messages for results files
     written before results.json carried ``known_defects``."""
-    for entry in doc.get("known_defects", []):
+    entries: list[dict[str, Any]] = doc.get("known_defects", [])
+    for entry in entries:
         if entry["id"] == defect:
             return entry
     message = next((r.get("message") or "" for r in records), "")
