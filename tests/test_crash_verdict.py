@@ -52,7 +52,9 @@ def test_summary_names_known_and_unknown_crashes(tmp_path: Path) -> None:
 @pytest.mark.parametrize("gate", [False, True])
 def test_known_crash_passes_unless_the_gate_refuses_it(tmp_path: Path, gate: bool,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--qmpcompat-strict", "--qmpcompat-fail-on-known", "crash"] if gate else []
+    # (used with --qmpcompat-strict in a release gate; strict mode also refuses a stale
+    # archive index, which this test has no reason to depend on)
+    args = ["--qmpcompat-fail-on-known", "crash"] if gate else []
     rc, out, doc = run_suite(tmp_path, *args, suites="sid", vectors=crash_vectors(tmp_path))
     rec = next(r for r in doc["results"] if r["vector"] == KNOWN_CRASH)
     summary = (tmp_path / "reports" / "summary.md").read_text()
