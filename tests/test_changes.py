@@ -17,6 +17,7 @@ from suite_runner import MACHINERY, run_suite
 from test_crash_verdict import crash_vectors
 
 from qmpcompat.cli import main
+from qmpcompat.report.change_rules import BEHAVIOUR_RULES
 from qmpcompat.report.changes import Seen, classify, normalized
 
 DATA = Path(__file__).resolve().parents[1] / "qmpcompat" / "data"
@@ -163,3 +164,9 @@ def test_run_to_run_noise_is_no_change() -> None:
     one = {"result": "crash", "detail": "killed by signal 11\n  stderr: GLib: boom"}
     two = {"result": "crash", "detail": "killed by signal 11\n  stderr: qemu-system-x86_64: GLib: boom"}
     assert classify(Seen.of({"observed": one}), Seen.of({"observed": two})) is None
+
+
+def test_every_rule_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
+    for rule, (level, why) in BEHAVIOUR_RULES.items():
+        assert f"| `{rule}` | {level} | {why} |" in doc, rule

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from suite_runner import basic_vectors, run_suite
+from test_crash_verdict import crash_vectors
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -89,3 +90,20 @@ def test_schema_timeline_is_shown(browser, report_page: Path) -> None:  # type: 
     text = {r.text for r in rows}
     assert any(t.startswith("8.2.0 observed") and "migrate/arg-type/channels added" in t for t in text)
     assert "No schema is known of QEMU 10.1, 10.2, 11.0" in browser.find_element(By.ID, "history").text
+
+
+def test_header_names_crashes_and_page_shows_changes(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two real builds, one known crash on the newer: the header says PASS but
+    not alone, names the defect, and the page lists the behaviour change."""
+    from selenium.webdriver.common.by import By
+
+    rc, text, _doc = run_suite(tmp_path, "-k", "M-0041 or MI-0002", suites="bookworm,sid",
+                               vectors=crash_vectors(tmp_path))
+    assert rc == 0, text
+    browser.get((tmp_path / "reports" / "index.html").as_uri())
+    assert browser.find_element(By.ID, "verdict").text == \
+        "PASS, but QEMU crashed or hung in 1 case (all known defects)"
+    assert "KD-0001 (crash on 11.1" in browser.find_element(By.ID, "crashes").text
+    changes = browser.find_element(By.ID, "changes").text
+    assert "Behaviour changes between builds" in changes and "NEW_CRASH" in changes
+    assert "M-0041 (KD-0001)" in changes
