@@ -59,9 +59,15 @@ def test_gitlab_template(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     reports = checkout / "reports"
     _check_reports(reports)
-    for path in [job["qmpcompat"]["artifacts"]["reports"]["junit"],
-                 *job["qmpcompat"]["artifacts"]["reports"]["codequality"]]:
-        assert (checkout / path).is_file(), path
+    uploads = job["qmpcompat"]["artifacts"]["reports"]
+    assert isinstance(uploads["codequality"], str)  # GitLab refuses more than one file per job
+    assert (checkout / uploads["junit"]).is_file()
+    combined = json.loads((checkout / uploads["codequality"]).read_text())
+    jsonschema.validate(combined, GITLAB_CODE_QUALITY)
+    parts = [json.loads((reports / f"{stem}.codequality.json").read_text())
+             for stem in ("behaviour-changes", "schema-diff")]
+    assert combined == parts[0] + parts[1] and combined
+    assert len({i["fingerprint"] for i in combined}) == len(combined)
 
 
 def test_github_template(tmp_path: Path) -> None:
