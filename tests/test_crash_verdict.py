@@ -52,9 +52,7 @@ def test_summary_names_known_and_unknown_crashes(tmp_path: Path) -> None:
 @pytest.mark.parametrize("gate", [False, True])
 def test_known_crash_passes_unless_the_gate_refuses_it(tmp_path: Path, gate: bool,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    # (used with --qmpcompat-strict in a release gate; strict mode also refuses a stale
-    # archive index, which this test has no reason to depend on)
-    args = ["--qmpcompat-fail-on-known", "crash"] if gate else []
+    args = ["--qmpcompat-strict", "--qmpcompat-fail-on-known", "crash"] if gate else []
     # trixie: a stable suite, whose index has no Valid-Until, so --qmpcompat-strict keeps it
     rc, out, doc = run_suite(tmp_path, *args, suites="trixie", vectors=crash_vectors(tmp_path))
     rec = next(r for r in doc["results"] if r["vector"] == KNOWN_CRASH)
