@@ -123,3 +123,29 @@ def json_dumps(data: object) -> str:
     import json
 
     return json.dumps(data)
+
+
+def test_daemonized_child_of_a_hostile_binary_is_killed(script) -> None:  # type: ignore[no-untyped-def]
+    """A "QEMU" that starts a daemon in a session of its own (out of QEMU's process
+    group) and then hangs: the daemon dies with it."""
+    marker = "987651"
+    fake = script("qemu-system-x86_64", 'case "$1" in --version) echo "QEMU emulator version 9.9.9";; '
+                  f'*) setsid sh -c "exec sleep {marker}" </dev/null >/dev/null 2>&1 & sleep 60;; esac\n')
+    with pytest.raises(QemuHung):
+        Qemu(build_from_path(str(fake)), QemuOptions(timeout=1.0)).start()
+    deadline = time.monotonic() + 5
+    while _sleepers(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _sleepers(marker)
+
+
+def _sleepers(marker: str) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes() == f"sleep\0{marker}\0".encode():
+                    out.append(int(proc.name))
+            except OSError:
+                continue
+    return out

@@ -65,10 +65,12 @@ def test_broken_files_are_reported_and_the_rest_load(tmp_path: Path) -> None:
         "  - id: M-0999\n    description: bad range\n    flags: [uri]\n"
         "    arguments: {}\n    expect:\n      - versions: '>=11,<10'\n        result: accept\n")
     vs = load(root)
-    assert len(vs.vectors) == good
+    assert len(vs.vectors) == good - 1  # neither copy of a duplicated id loads
     messages = sorted(str(e) for e in vs.errors)
     assert any(m.startswith("vectors/migrate/syntax.yaml:4: YAML error") for m in messages)
     assert any("dupe.yaml:3: M-0001: duplicate id" in m for m in messages)
+    assert any("basic.yaml:3: M-0001: duplicate id (ids are never reused): also at "
+               "vectors/migrate/dupe.yaml:3" in m for m in messages)
     assert any("dupe.yaml:14: M-0999: range '>=11,<10' matches no version" in m for m in messages)
 
 

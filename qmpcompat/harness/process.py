@@ -1,4 +1,14 @@
-"""Starting and stopping a QEMU child process that can never outlive us."""
+"""Starting and stopping a QEMU child process that can never outlive us.
+
+A QEMU dies with us (``PR_SET_PDEATHSIG``) and is killed with its process group.
+What it starts that leaves the group (a daemon: ``setsid`` and fork) is found
+too: this process is a child subreaper, so such orphans become our children,
+and each carries its Child's token in its environment (``QMPCOMPAT_CHILD``);
+``Child.kill`` kills every adopted process with the token. The environment also
+names the case dir (``QMPCOMPAT_CASE``), by which the reaper finds what a
+killed run left. (A process that both leaves the group and clears its
+environment is not found.)
+"""
 
 from __future__ import annotations
 
@@ -8,12 +18,40 @@ import os
 import signal
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 from qmpcompat.harness.reaper import mark
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+CHILD_ENV = "QMPCOMPAT_CHILD"
+CASE_ENV = "QMPCOMPAT_CASE"
 _libc = ctypes.CDLL(None, use_errno=True)
+_subreaper: list[int] = []  # the pid that made itself a subreaper (forks inherit nothing)
+
+
+def _become_subreaper() -> None:
+    if _subreaper != [os.getpid()]:
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+        _subreaper[:] = [os.getpid()]
+
+
+def _adopted() -> list[int]:
+    """Our children (orphans reparented to us among them)."""
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
+
+
+def environ_has(pid: int, entry: bytes) -> bool:
+    """True when process ``pid``'s environment holds ``entry`` (``NAME=value``)."""
+    try:
+        return entry in (Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+    except OSError:
+        return False
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -43,6 +81,9 @@ class Child:
                  pass_fds: tuple[int, ...] = ()) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
+        self.token = uuid.uuid4().hex
+        env = {**env, CHILD_ENV: self.token, CASE_ENV: str(stderr_path.parent)}
+        _become_subreaper()
         with open(stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err, pass_fds=pass_fds,
@@ -66,8 +107,28 @@ class Child:
             return None
 
     def kill(self) -> int:
-        """SIGKILL the process group (QEMU and anything it spawned, e.g. an exec: sink)."""
+        """SIGKILL the process group (QEMU and anything it spawned, e.g. an exec: sink),
+        then whatever it started that left the group and was adopted by us."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
-        return self.proc.wait()
+        status = self.proc.wait()
+        self.kill_escaped()
+        return status
+
+    def kill_escaped(self) -> list[int]:
+        """SIGKILL (and reap) every adopted process that carries this Child's token;
+        the pids killed."""
+        entry = f"{CHILD_ENV}={self.token}".encode()
+        killed: list[int] = []
+        for _round in range(10):  # a killed daemon's own children are adopted in turn
+            found = [p for p in _adopted() if p != self.pid and environ_has(p, entry)]
+            if not found:
+                break
+            for pid in found:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                killed.append(pid)
+        return killed

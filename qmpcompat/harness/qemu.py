@@ -7,6 +7,7 @@ in a private 0700 directory; QEMU connects to us, so there is no start-up race.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -64,6 +65,22 @@ class CommandFailed(QemuError):
     def __init__(self, reply: Reply) -> None:
         super().__init__(f"{reply.command} failed: {reply.error_class}: {reply.desc}")
         self.reply = reply
+
+
+MAX_TIMEOUT = 3600.0
+
+
+def timeout_arg(text: str) -> float:
+    """A timeout option's value in seconds: a finite number above 0 and at most an
+    hour (``nan``, ``inf`` and ``0`` would make a hung QEMU hang the run)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value <= MAX_TIMEOUT):  # also false for nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
+    return value
 
 
 @dataclass

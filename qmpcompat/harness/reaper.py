@@ -48,16 +48,20 @@ def owned_dirs(pid: int, base: Path) -> list[Path]:
 
 
 def _kill_users(dirs: list[Path]) -> None:
-    """SIGKILL processes whose command line names one of ``dirs`` (sink commands)."""
+    """SIGKILL processes whose command line names one of ``dirs`` (sink commands)
+    or whose environment says they belong to one (``QMPCOMPAT_CASE``, which
+    QEMU and everything it starts inherit, daemons included)."""
     needles = [str(d).encode() for d in dirs]
+    entries = {f"QMPCOMPAT_CASE={d}".encode() for d in dirs}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes()
+            environ = set((proc / "environ").read_bytes().split(b"\0"))
         except OSError:
             continue
-        if any(n in cmdline for n in needles):
+        if any(n in cmdline for n in needles) or environ & entries:
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGKILL)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.harness import timeout_arg
 from qmpcompat.hunt.explore import SLOW_CASE, Explorer, Finding, WorkerStats, case_vector, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.provision import QemuBuild
@@ -54,7 +55,7 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     h.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     h.add_argument("--command", action="append", default=[], dest="commands",
                    help="command to explore (repeatable; default migrate and migrate-incoming)")
-    h.add_argument("--timeout", type=float, default=10.0,
+    h.add_argument("--timeout", type=timeout_arg, default=10.0,
                    help="seconds QEMU may take to start or answer (default 10)")
     h.add_argument("--floor-every", type=int, default=20, metavar="N",
                    help="time one bare QEMU start after every N cases, for the floor the hunt "

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import pytest
 
+from qmpcompat.harness import timeout_arg
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import RecordCase, conclude, parametrize, record_gate_on, record_on
 from qmpcompat.pytest_plugin.recorder import Recorder, start_reports
@@ -79,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "instead of being an expected failure")
     group.addoption("--qmpcompat-quiet", action="store_true",
                     help="no progress lines (for CI logs)")
-    group.addoption("--qmpcompat-timeout", type=float, default=10.0, metavar="SECONDS",
+    group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
                     help="how long QEMU may take to start or answer a command (default 10)")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from qmpcompat.errors import QmpCompatError
+from qmpcompat.errors import QmpCompatError, VectorError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.select import Problem, Selection, named_binaries, select
@@ -92,18 +92,25 @@ def known_kinds(text: str | None) -> frozenset[str]:
 
 def make_state(config: pytest.Config) -> RunState:
     """The controller's run: select binaries, load and lint the vector set."""
-    sel = _select(config)
     vdir = config.getoption("qmpcompat_vectors")
+    try:
+        vectors = load(Path(vdir) if vdir else None)
+    except VectorError as exc:
+        raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
+    sel = _select(config)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
-        vectors=load(Path(vdir) if vdir else None),
+        vectors=vectors,
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),
         timeout=config.getoption("qmpcompat_timeout"),
         fail_on=config.getoption("qmpcompat_fail_on"),
         fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")))
-    st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
+    try:
+        st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
+    except VectorError as exc:
+        raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
     return st
 
 

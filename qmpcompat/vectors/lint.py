@@ -18,12 +18,19 @@ import jsonschema
 
 from qmpcompat.errors import VectorError
 from qmpcompat.vectors.limits import check_limits
-from qmpcompat.vectors.load import DEFECTS_FILE, FLAGS_FILE, VectorSet, load, load_vector_file, vector_files
+from qmpcompat.vectors.load import (
+    DEFECTS_FILE,
+    FLAGS_FILE,
+    VECTOR_SCHEMA,
+    VectorSet,
+    load,
+    load_vector_file,
+    vector_files,
+)
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.safety import check_vector
-from qmpcompat.vectors.yamlfile import dump_canonical, line_of, load_yaml
+from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
 
-VECTOR_SCHEMA = "vector-file.schema.json"
 DEFECTS_SCHEMA = "known-defects.schema.json"
 RETIRED_FILE = "retired-ids.yaml"
 
@@ -93,6 +100,54 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
     return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
 
 
+def _json_file(path: Path) -> dict[str, Any]:
+    """A JSON Schema file of the vector set; VectorError if it is missing or broken."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise VectorError(f"cannot read: {exc.strerror}", str(path)) from exc
+    except ValueError as exc:
+        raise VectorError(f"not JSON: {exc}", str(path)) from exc
+    if not isinstance(data, dict):
+        raise VectorError("a JSON Schema must be an object", str(path))
+    return data
+
+
+def _retired(root: Path, rel: Any) -> tuple[set[str], list[Problem]]:
+    path = root / RETIRED_FILE
+    if not path.exists():
+        return set(), []
+    try:
+        data = load_yaml(path, rel(path))
+    except VectorError as exc:
+        return set(), [_from_error(exc)]
+    ids = data.get("retired") if isinstance(data, dict) else None
+    if not isinstance(ids, list):
+        return set(), [Problem(rel(path), 1, None, "retired-ids.yaml is a mapping with a "
+                               "'retired' list")]
+    return {str(i) for i in ids}, []
+
+
+def _canonical(path: Path, data: Any, shown: str, fix: bool) -> list[Problem]:
+    """The canonical-form problem of one file; with ``fix`` the file is rewritten,
+    unless it holds comments the canonical form would lose (they are never dropped)."""
+    text = path.read_text()
+    canonical = canonical_text(path, data)
+    if text == canonical:
+        return []
+    comments = comment_lines(text)
+    if comments:
+        lines = ", ".join(map(str, comments))
+        return [Problem(shown, comments[0], None,
+                        f"comments at line {lines} are outside the file's leading comment "
+                        "lines, which is all the canonical form keeps: move them there or into a "
+                        "description" + (" (not rewritten)" if fix else ""))]
+    if fix:
+        path.write_text(canonical)
+        return []
+    return [Problem(shown, None, None, "not in canonical form (run `qmpcompat lint --fix`)")]
+
+
 def lint(root: Path, fix: bool = False, allow_exec: bool = False,
          loaded: VectorSet | None = None) -> list[Problem]:
     """Every problem of the vector set under ``root`` (with ``fix``, rewrite files
@@ -103,25 +158,17 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
     def rel(path: Path) -> str:
         return str(path.relative_to(base))
 
-    schema = json.loads((root / VECTOR_SCHEMA).read_text())
-    retired = set()
-    if (root / RETIRED_FILE).exists():
-        retired = {str(i) for i in (load_yaml(root / RETIRED_FILE) or {}).get("retired") or []}
     vs = loaded if loaded is not None and not fix else load(root)
-    problems += [_from_error(e) for e in vs.errors]
+    schema = _json_file(root / VECTOR_SCHEMA)
+    retired, retired_problems = _retired(root, rel)
+    problems += retired_problems + [_from_error(e) for e in vs.errors]
     for path in vector_files(root):
         try:
             data = load_yaml(path)
         except VectorError:
             continue  # already reported by load()
         problems += schema_problems(data, schema, rel(path))
-        canonical = canonical_text(path, data)
-        if path.read_text() != canonical:
-            if fix:
-                path.write_text(canonical)
-            else:
-                problems.append(Problem(rel(path), None, None,
-                                        "not in canonical form (run `qmpcompat lint --fix`)"))
+        problems += _canonical(path, data, rel(path), fix)
         try:
             vectors, _ = load_vector_file(path, rel(path))
         except VectorError:
@@ -133,11 +180,10 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
     if defects.exists():
         try:
             data = load_yaml(defects)
-            dschema = json.loads((root / DEFECTS_SCHEMA).read_text())
-            problems += schema_problems(data, dschema, rel(defects))
+            problems += schema_problems(data, _json_file(root / DEFECTS_SCHEMA), rel(defects))
         except VectorError as exc:
             problems.append(_from_error(exc))
-        ids = {v.id for v in vs.vectors}
+        ids = {v.id for v in vs.vectors} | {e.vector_id for e in vs.errors if e.vector_id}
         seen: set[str] = set()
         for d in vs.defects:
             if d.vector not in ids:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qmpcompat.errors import VectorError
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
@@ -16,6 +17,7 @@ from qmpcompat.vectors.yamlfile import load_yaml
 
 FLAGS_FILE = "flags.yaml"
 DEFECTS_FILE = "known-defects.yaml"
+VECTOR_SCHEMA = "vector-file.schema.json"
 VECTOR_DIRS = ("migrate", "migrate-incoming")
 
 
@@ -67,22 +69,70 @@ def load_vector_file(path: Path, rel: str) -> tuple[list[Vector], list[VectorErr
     return vectors, errors
 
 
+def check_root(root: Path) -> None:
+    """Raise VectorError (a usage error) unless ``root`` is a vector directory: it
+    exists, has the vector file schema and at least one vector file."""
+    if not root.is_dir():
+        raise VectorError(f"vector directory {root} does not exist")
+    if not (root / VECTOR_SCHEMA).is_file():
+        raise VectorError(f"vector directory {root} has no {VECTOR_SCHEMA} (copy it from "
+                          "qmpcompat's vectors/)")
+    if not vector_files(root):
+        raise VectorError(f"vector directory {root} holds no vector files (want "
+                          f"{'/*.yaml, '.join(VECTOR_DIRS)}/*.yaml)")
+
+
+def _flags(raw: Any, shown: str) -> dict[str, str]:
+    flags = raw.get("flags") if isinstance(raw, dict) else None
+    if not isinstance(flags, dict):
+        raise VectorError("flags.yaml is a mapping with a 'flags' mapping", shown, 1)
+    return {str(k): str(v.get("description", "")) if isinstance(v, dict) else str(v)
+            for k, v in flags.items()}
+
+
+def _defects(vs: VectorSet, path: Path, shown: str) -> None:
+    data = load_yaml(path, shown)
+    items = data.get("defects") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise VectorError("known-defects.yaml is a mapping with a 'defects' list", shown, 1)
+    for raw in items:
+        try:
+            vs.defects.append(parse_defect(raw, shown))
+        except VectorError as exc:
+            vs.errors.append(exc)
+
+
+def _without_duplicates(vs: VectorSet) -> None:
+    """An id used twice names no call: every copy is refused, each naming the others."""
+    where: dict[str, list[Vector]] = {}
+    for vec in vs.vectors:
+        where.setdefault(vec.id, []).append(vec)
+    for vid, copies in sorted(where.items()):
+        for vec in copies if len(copies) > 1 else ():
+            others = ", ".join(o.where for o in copies if o is not vec)
+            vs.errors.append(VectorError(f"duplicate id (ids are never reused): also at {others}",
+                                         vec.file, vec.line, vid))
+    vs.vectors = sorted((v for v in vs.vectors if len(where[v.id]) == 1), key=lambda v: v.id)
+
+
 def load(root: Path | None = None) -> VectorSet:
-    """Load every vector file under ``root`` (default: this checkout's vectors/)."""
+    """Load every vector file under ``root`` (default: this checkout's vectors/).
+    VectorError if ``root`` is no vector directory (see ``check_root``); a broken
+    file or vector is recorded in ``errors`` and the rest still load."""
     root = root or default_root()
+    check_root(root)
     vs = VectorSet(root)
 
     def rel(path: Path) -> str:
         return str(path.relative_to(root.parent)) if root.parent in path.parents else str(path)
 
     flags_path = root / FLAGS_FILE
-    try:
-        raw = load_yaml(flags_path, rel(flags_path)) if flags_path.exists() else {}
-        vs.flags = {str(k): str((v or {}).get("description", "")) if isinstance(v, dict) else str(v)
-                    for k, v in (raw.get("flags") or {}).items()}
+    if flags_path.exists():
         vs.files.append(flags_path)
-    except VectorError as exc:
-        vs.errors.append(exc)
+        try:
+            vs.flags = _flags(load_yaml(flags_path, rel(flags_path)), rel(flags_path))
+        except VectorError as exc:
+            vs.errors.append(exc)
     for path in vector_files(root):
         vs.files.append(path)
         try:
@@ -96,22 +146,8 @@ def load(root: Path | None = None) -> VectorSet:
     if defects_path.exists():
         vs.files.append(defects_path)
         try:
-            data = load_yaml(defects_path, rel(defects_path)) or {}
-            for raw in data.get("defects") or []:
-                try:
-                    vs.defects.append(parse_defect(raw, rel(defects_path)))
-                except VectorError as exc:
-                    vs.errors.append(exc)
+            _defects(vs, defects_path, rel(defects_path))
         except VectorError as exc:
             vs.errors.append(exc)
-    seen: set[str] = set()
-    unique = []
-    for vec in vs.vectors:
-        if vec.id in seen:
-            vs.errors.append(VectorError("duplicate id (ids are never reused)", vec.file, vec.line,
-                                         vec.id))
-            continue
-        seen.add(vec.id)
-        unique.append(vec)
-    vs.vectors = sorted(unique, key=lambda v: v.id)
+    _without_duplicates(vs)
     return vs

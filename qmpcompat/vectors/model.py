@@ -6,12 +6,13 @@ vectors/vector-file.schema.json; this module is the small reader of it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from qmpcompat.errors import VectorError
 from qmpcompat.vectors.versions import RangeError, Version, VersionRange
-from qmpcompat.vectors.yamlfile import line_of
+from qmpcompat.vectors.yamlfile import NonJson, line_of
 
 COMMANDS = ("migrate", "migrate-incoming")
 PEER_OF = {"migrate": "migrate-incoming", "migrate-incoming": "migrate"}
@@ -96,7 +97,57 @@ def _err(msg: str, file: str, node: object, vid: str | None) -> VectorError:
     return VectorError(msg, file, line_of(node), vid)
 
 
-def _fds(raw: Any, file: str, vid: str) -> tuple[FdSpec, ...]:
+def _check_json(raw: Any, file: str, vid: str | None) -> None:
+    """Refuse a value JSON cannot hold (a YAML date, binary, ...) anywhere in ``raw``."""
+    todo = [raw]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, NonJson):
+            raise VectorError(f"{node}: quote it, or write it as JSON data", file, node.line, vid)
+        if isinstance(node, dict):
+            todo += node.values()
+        elif isinstance(node, list):
+            todo += node
+
+
+def _mapping(raw: Any, what: str, file: str, node: object, vid: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _err(f"{what} must be a mapping, not {type(raw).__name__}", file, node, vid)
+    return raw
+
+
+def _words(raw: Any, what: str, file: str, node: object, vid: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(w, str) for w in raw):
+        raise _err(f"{what} must be a list of strings", file, node, vid)
+    return tuple(raw)
+
+
+def _text(raw: Any, key: str, file: str, vid: str | None, regex: bool = False) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _err(f"{key} must be a string, not {type(value).__name__}", file, raw, vid)
+    if regex and value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise _err(f"{key} is not a regular expression: {exc}", file, raw, vid) from exc
+    return None if value is None else str(value)
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], what: str, file: str, node: object,
+            vid: str | None) -> str:
+    if value not in allowed:
+        raise _err(f"{what} must be one of {', '.join(allowed)}, not {value!r}", file, node, vid)
+    return str(value)
+
+
+def _fds(raw: Any, file: str, vid: str, node: object) -> tuple[FdSpec, ...]:
+    if raw is not None and not isinstance(raw, list):
+        raise _err("fds must be a list", file, node, vid)
     out = []
     for item in raw or []:
         kind = item.get("kind") if isinstance(item, dict) else None
@@ -106,7 +157,9 @@ def _fds(raw: Any, file: str, vid: str) -> tuple[FdSpec, ...]:
                        "pair, without one)", file, item, vid)
         if kind not in FD_KINDS:
             raise _err(f"fd kind {kind!r} is not one of {', '.join(FD_KINDS)}", file, item, vid)
-        out.append(FdSpec(str(item["name"]), kind, str(item.get("path", ""))))
+        if not isinstance(item["name"], str) or not isinstance(item.get("path", ""), str):
+            raise _err("an fd's name and path must be strings", file, item, vid)
+        out.append(FdSpec(item["name"], kind, item.get("path", "")))
     return tuple(out)
 
 
@@ -114,17 +167,14 @@ def parse_expectation(raw: Any, file: str, vid: str | None,
                       results: tuple[str, ...] = ("accept", "reject")) -> Expectation:
     if not isinstance(raw, dict):
         raise _err("an expectation must be a mapping", file, raw, vid)
-    try:
-        versions = VersionRange.parse(raw.get("versions"))
-    except RangeError as exc:
-        raise _err(str(exc), file, raw, vid) from exc
-    result = raw.get("result")
-    if result not in results:
-        raise _err(f"result must be one of {', '.join(results)}, not {result!r}", file, raw, vid)
-    exp = Expectation(versions=versions, result=result, error_class=raw.get("error-class"),
-                      desc=raw.get("desc"), desc_pattern=raw.get("desc-pattern"),
-                      why=raw.get("why"), migration=raw.get("migration"),
-                      migration_error=raw.get("migration-error"))
+    versions = _versions(raw, file, vid)
+    result = _one_of(raw.get("result"), results, "result", file, raw, vid)
+    exp = Expectation(versions=versions, result=result,
+                      error_class=_text(raw, "error-class", file, vid),
+                      desc=_text(raw, "desc", file, vid),
+                      desc_pattern=_text(raw, "desc-pattern", file, vid, regex=True),
+                      why=_text(raw, "why", file, vid), migration=_text(raw, "migration", file, vid),
+                      migration_error=_text(raw, "migration-error", file, vid, regex=True))
     if result == "reject" and (not exp.error_class or not (exp.desc or exp.desc_pattern)):
         raise _err("a reject needs error-class and desc (or desc-pattern with why)", file, raw,
                    vid)
@@ -135,42 +185,69 @@ def parse_expectation(raw: Any, file: str, vid: str | None,
     return exp
 
 
+def _versions(raw: dict[str, Any], file: str, vid: str | None) -> VersionRange:
+    value = raw.get("versions")
+    if value is not None and not isinstance(value, str):
+        raise _err(f"versions must be a string such as '>=10.0', not {value!r}", file, raw, vid)
+    try:
+        return VersionRange.parse(value)
+    except RangeError as exc:
+        raise _err(str(exc), file, raw, vid) from exc
+
+
+def _peer(raw: dict[str, Any], command: str, file: str, vid: str) -> Peer | None:
+    if "peer" not in raw:
+        return None
+    praw = _mapping(raw["peer"], "peer", file, raw, vid)
+    arguments = praw.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise _err("peer arguments must be a mapping", file, praw or raw, vid)
+    return Peer(command=_one_of(praw.get("command", PEER_OF[command]), COMMANDS, "peer command",
+                                file, praw or raw, vid),
+                arguments=arguments,
+                when=_one_of(praw.get("when", "before" if command == "migrate" else "after"),
+                             ("before", "after"), "peer when", file, praw or raw, vid),
+                fds=_fds(praw.get("fds"), file, vid, praw or raw))
+
+
 def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
-    """Build a Vector from its YAML mapping; VectorError names file, line and id."""
+    """Build a Vector from its YAML mapping; VectorError names file, line and id.
+    Every field is checked for its shape, so no malformed vector gets further."""
     if not isinstance(raw, dict):
         raise _err("a vector must be a mapping", file, raw, None)
     vid = raw.get("id")
     if not isinstance(vid, str) or not vid:
         raise _err("a vector needs an id", file, raw, None)
-    command = raw.get("command", default_command)
-    if command not in COMMANDS:
-        raise _err(f"command must be one of {', '.join(COMMANDS)}, not {command!r}", file, raw,
-                   vid)
+    _check_json(raw, file, vid)
+    command = _one_of(raw.get("command", default_command), COMMANDS, "command", file, raw, vid)
     args = raw.get("arguments", {})
     if not isinstance(args, dict):
         raise _err("arguments must be a mapping", file, raw, vid)
     expect = raw.get("expect")
     if not isinstance(expect, list) or not expect:
         raise _err("expect must be a non-empty list", file, raw, vid)
-    req = raw.get("requires") or {}
-    peer = None
-    if "peer" in raw:
-        praw = raw["peer"] or {}
-        peer = Peer(command=praw.get("command", PEER_OF[command]),
-                    arguments=praw.get("arguments"),
-                    when=praw.get("when", "before" if command == "migrate" else "after"),
-                    fds=_fds(praw.get("fds"), file, vid))
+    req = _mapping(raw.get("requires"), "requires", file, raw, vid)
+    caps = _mapping(req.get("capabilities"), "requires/capabilities", file, req, vid)
+    if not all(isinstance(v, bool) for v in caps.values()):
+        raise _err("requires/capabilities maps each capability to true or false", file, req, vid)
+    machine = req.get("machine", "none")
+    if not isinstance(machine, str):
+        raise _err("requires/machine must be a string", file, req, vid)
+    incoming = req.get("incoming", "defer" if command == "migrate-incoming" else None)
+    if incoming is not None:
+        _one_of(incoming, ("defer", "none"), "requires/incoming", file, req, vid)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _err("description must be a string", file, raw, vid)
     return Vector(
-        id=vid, description=str(raw.get("description", "")), command=command, arguments=args,
-        flags=tuple(raw.get("flags") or ()),
+        id=vid, description=description, command=command, arguments=args,
+        flags=_words(raw.get("flags"), "flags", file, raw, vid),
         expect=tuple(parse_expectation(e, file, vid) for e in expect), file=file,
-        line=line_of(raw), schema=tuple(req.get("schema") or ()),
-        machine=req.get("machine", "none"),
-        incoming=req.get("incoming", "defer" if command == "migrate-incoming" else None),
-        fds=_fds(req.get("fds"), file, vid), peer=peer,
-        capabilities=dict(req.get("capabilities") or {}),
-        parameters=dict(req.get("parameters") or {}),
-        features=tuple(req.get("features") or ()))
+        line=line_of(raw), schema=_words(req.get("schema"), "requires/schema", file, req, vid),
+        machine=machine, incoming=incoming, fds=_fds(req.get("fds"), file, vid, req),
+        peer=_peer(raw, command, file, vid), capabilities=dict(caps),
+        parameters=dict(_mapping(req.get("parameters"), "requires/parameters", file, req, vid)),
+        features=_words(req.get("features"), "requires/features", file, req, vid))
 
 
 @dataclass(frozen=True)
@@ -192,13 +269,13 @@ def parse_defect(raw: Any, file: str) -> KnownDefect:
     if not isinstance(raw, dict) or not raw.get("id") or not raw.get("vector"):
         raise _err("a known defect needs id and vector", file, raw, None)
     did = str(raw["id"])
+    _check_json(raw, file, did)
     for key in ("summary", "evidence", "observed"):
         if not raw.get(key):
             raise _err(f"a known defect needs {key}", file, raw, did)
-    try:
-        versions = VersionRange.parse(raw.get("versions"))
-    except RangeError as exc:
-        raise _err(str(exc), file, raw, did) from exc
+    if not isinstance(raw["observed"], dict):
+        raise _err("observed must be a mapping (an expectation)", file, raw, did)
+    versions = _versions(raw, file, did)
     observed = parse_expectation({**raw["observed"], "versions": raw.get("versions")}, file, did,
                                  ("accept", "reject", "crash", "hang"))
     return KnownDefect(did, str(raw["vector"]), versions, str(raw["summary"]), observed,

@@ -25,7 +25,7 @@ def setup_commands(vec: Vector) -> list[Command]:
     if vec.capabilities:
         out.append(("migrate-set-capabilities", {"capabilities": [
             {"capability": k, "state": v} for k, v in vec.capabilities.items()]},
-            "requires/capabilities"))
+            "requires"))
     if vec.parameters:
         out.append(("migrate-set-parameters", dict(vec.parameters), "requires/parameters"))
     return out

@@ -1,7 +1,16 @@
-"""Reading YAML with line numbers, so every complaint can name file and line."""
+"""Reading YAML with line numbers, so every complaint can name file and line.
+
+Vector files are JSON-like data: aliases (``&a`` / ``*a``, which can make a few
+hundred bytes grow to gigabytes) are refused as a YAML error, mapping keys must
+be strings, and a value JSON cannot hold (a date, binary, a set, NaN or an
+infinity) is read as a ``NonJson`` that the vector reader refuses with the
+file, line and vector id.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +30,49 @@ class LineDict(dict[str, Any]):
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+@dataclass(frozen=True)
+class NonJson:
+    """A YAML value JSON cannot hold: its tag (e.g. ``timestamp``), text and line."""
+
+    kind: str
+    text: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"a YAML {self.kind} ({self.text!r}) is not JSON data"
+
+
 class _Loader(_Base):  # type: ignore[misc,valid-type]
-    pass
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects:  # a second use of one node: an alias
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed: write the value out",
+                node.start_mark)
+        return super().construct_object(node, deep)
+
+
+def _non_json(kind: str) -> Any:
+    def construct(loader: Any, node: yaml.Node) -> NonJson:
+        text = node.value if isinstance(node, yaml.ScalarNode) else kind
+        return NonJson(kind, str(text)[:40], node.start_mark.line + 1)
+    return construct
+
+
+def _construct_float(loader: Any, node: yaml.ScalarNode) -> float | NonJson:
+    value = float(loader.construct_yaml_float(node))
+    return value if math.isfinite(value) else _non_json("float")(loader, node)
+
+
+for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _non_json(_tag))
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
+    for key, _value in node.value:
+        if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be strings (quote it)", key.start_mark)
     keys = [k.value for k, _v in node.value if isinstance(k, yaml.ScalarNode)]
     dupes = {k for k in keys if keys.count(k) > 1}
     if dupes:
@@ -78,6 +125,29 @@ def _parse(path: Path, shown: str) -> Any:
         raise VectorError("YAML nesting too deep to read", shown) from exc
 
 
+def comment_lines(text: str) -> list[int]:
+    """The lines (1-based) holding a YAML comment after the file's leading ``#``
+    lines: what the canonical form cannot keep. Empty if the text does not parse."""
+    try:
+        tokens = list(yaml.scan(text, Loader=_Base))
+    except yaml.YAMLError:
+        return []
+    covered = bytearray(len(text) + 1)
+    for token in tokens:
+        for i in range(token.start_mark.index, token.end_mark.index):
+            covered[i] = 1
+    header = 0
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        header += len(line)
+    out = []
+    for i, char in enumerate(text):
+        if char == "#" and i >= header and not covered[i] and (i == 0 or text[i - 1].isspace()):
+            out.append(text.count("\n", 0, i) + 1)
+    return sorted(set(out))
+
+
 def line_of(obj: object) -> int | None:
     return getattr(obj, "line", None) or None
 
@@ -95,6 +165,8 @@ def dump_canonical(data: Any) -> str:
         return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
     Dumper.add_representer(list, represent_list)
+    Dumper.add_representer(NonJson, lambda dumper, obj: dumper.represent_scalar(
+        f"tag:yaml.org,2002:{obj.kind}", obj.text))
 
     def plain(obj: Any) -> Any:
         if isinstance(obj, dict):
