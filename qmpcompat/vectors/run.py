@@ -86,8 +86,10 @@ class FdMaker:
                 ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 self.pairs[spec.name] = [self.stack.enter_context(e) for e in ends]
             return self.pairs[spec.name].pop(0)
-        sock = self.stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         path = fill(spec.path, self.values)
+        if why := Policy.for_case(self.values["tmpdir"]).path_problem(path):
+            raise UnsafeInput(f"fd {spec.name}", [why])
+        sock = self.stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         if spec.kind == "listen":
             sock.bind(path)
             sock.listen(1)
