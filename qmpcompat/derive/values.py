@@ -1,6 +1,6 @@
 """The values qmpcompat puts into argument trees it makes up: safe defaults by
 member name (loopback, unix paths under the case's temp dir, the harness's sink
-commands; see qmpcompat.vectors.safety), the hunt's catalogue of boundary
+commands; see qmpcompat.safety), the hunt's catalogue of boundary
 values, and one wrong value per JSON type.
 
 Strings may carry the runner's placeholders ``{tmpdir}`` and ``{port}``.
