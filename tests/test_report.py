@@ -15,6 +15,7 @@ from qmpcompat.errors import ReportError
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import read_results
 from qmpcompat.report.summary import render_summary, verdict
+from qmpcompat.safety import ALLOW_EXEC_WARNING
 
 
 def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -129,3 +130,18 @@ def test_incompatible_vector_sets(runs: dict[str, Path], tmp_path: Path,
     other = tmp_path / "reports" / "results.json"
     assert main(["report", "merge", str(runs["old"]), str(other), "-o", str(tmp_path / "o")]) == 2
     assert "different vector sets cannot be merged" in capsys.readouterr().err
+
+
+def test_allow_exec_is_said_in_the_terminal_and_every_report(tmp_path: Path,
+                                                            runs: dict[str, Path]) -> None:
+    rc, text, doc = run_suite(tmp_path / "run", "--qmpcompat-allow-exec", suites="sid",
+                              vectors=basic_vectors(tmp_path))
+    assert rc == 0, text
+    assert text.count(ALLOW_EXEC_WARNING) >= 2  # the header and the end of the run
+    reports = tmp_path / "run" / "reports"
+    assert doc["environment"]["warnings"] == [ALLOW_EXEC_WARNING]
+    assert ALLOW_EXEC_WARNING in (reports / "summary.md").read_text()
+    assert ALLOW_EXEC_WARNING in (reports / "index.html").read_text()
+    merged = merge([(reports / "results.json", doc), (runs["old"], read_results(runs["old"]))])
+    assert merged["environment"]["warnings"] == [ALLOW_EXEC_WARNING]
+    assert "warnings" not in read_results(runs["old"])["environment"]
