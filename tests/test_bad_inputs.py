@@ -180,6 +180,10 @@ def test_try_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["try", "M-9012", "--vectors", str(root), "--suites", "sid"]) == 2
     assert "refused by the safety gate (M-9012)" in capsys.readouterr().err
     assert main(["try", "M-0001", "--vectors", str(root), "--suites", "sid"]) == 0
+    # KD-0003: a lone cpr channel kills QEMU 10.0 and later (SIGSEGV)
+    assert main(["try", "M-0050", "--suites", "sid"]) == 1
+    assert "crash: the QEMU under test, running migrate: QEMU killed by signal 11" in \
+        capsys.readouterr().out
 
 
 def _pytest_usage(tmp_path: Path, *args: str) -> tuple[int, str]:
