@@ -18,6 +18,7 @@ from qmpcompat.schema.qapi_convert import Conditions
 from qmpcompat.schema.qapi_source import git_reader
 from qmpcompat.schema.query import SchemaIndex
 from qmpcompat.schema.report import DiffReport, render_ci_report, text, write_files
+from qmpcompat.schema.since import since_audits
 from qmpcompat.schema.snapshot import (
     BASELINE_DIR,
     RELEASE_DIR,
@@ -93,6 +94,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     schemas = [inputs.load(spec) for spec in args.inputs]
     roots = _roots(args, schemas)
     comparisons = history([load(s, roots) for s in schemas])
+    if not args.no_since_audit:
+        comparisons += since_audits(schemas)
     report = DiffReport([{"spec": s.spec, "label": s.label, "kind": s.kind,
                           "version": s.version} for s in schemas], roots, comparisons)
     if args.ignore:
@@ -211,4 +214,6 @@ def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     diff.add_argument("--output", metavar="DIR", default="reports",
                       help="where the JSON, Markdown and HTML reports go (default: reports/)")
     diff.add_argument("--no-files", action="store_true", help="only print the text report")
+    diff.add_argument("--no-since-audit", action="store_true",
+                      help="skip the audit of QAPI source inputs' Since: tags against the history")
     diff.set_defaults(func=cmd_diff)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ class Expr:
     data: dict[str, Any]
     file: str
     line: int
+    doc: str = ""  # the ``##`` doc comment right above it (its ``#`` lines)
 
 
 class _Lexer:
@@ -171,6 +172,27 @@ def parse_text(text: str, file: str) -> list[tuple[dict[str, Any], int]]:
     return exprs
 
 
+def doc_blocks(text: str) -> dict[int, str]:
+    """The ``##`` doc comments of one file, keyed by the line of the definition
+    that follows each (blank lines between them allowed)."""
+    lines = text.splitlines()
+    blocks: dict[int, str] = {}
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "##":
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lines) and lines[end].strip() != "##":
+            end += 1
+        after = end + 1
+        while after < len(lines) and not lines[after].strip():
+            after += 1
+        blocks[after + 1] = "\n".join(lines[i + 1:end])
+        i = end + 1
+    return blocks
+
+
 def parse_schema(root: str, read: Reader) -> list[Expr]:
     """Every definition of the schema rooted at file ``root``, following
     ``include`` directives (relative to the including file, each file once)."""
@@ -186,6 +208,7 @@ def parse_schema(root: str, read: Reader) -> list[Expr]:
         except (OSError, SchemaError) as exc:
             where = SchemaError(f"cannot read {name}: {exc}", from_file or name, line or None)
             raise where from exc
+        docs = doc_blocks(text)
         for data, at in parse_text(text, name):
             if "include" in data:
                 target = data["include"]
@@ -193,7 +216,7 @@ def parse_schema(root: str, read: Reader) -> list[Expr]:
                     raise SchemaError("'include' takes one file name", name, at)
                 visit(str(PurePosixPath(name).parent / target), name, at)
             elif "pragma" not in data:
-                out.append(Expr(data, name, at))
+                out.append(Expr(data, name, at, docs.get(at, "")))
 
     visit(root)
     return out
@@ -223,7 +246,8 @@ def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
     from qmpcompat.schema.inputs import SchemaInput
     from qmpcompat.schema.qapi_convert import Conditions, conditionals, defines_for, to_entries
 
-    meta = {**(meta or {}), "source": {"kind": "source", "input": spec}}
+    # "definitions": the parsed definitions with their doc comments (the Since audit reads them)
+    meta = {**(meta or {}), "source": {"kind": "source", "input": spec}, "definitions": exprs}
     defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
     entries = to_entries(exprs, defines)
     return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
@@ -254,7 +278,7 @@ def from_source(path: Path, conditions: Conditions | None = None) -> Any:
 
 
 def _relocate(expr: Expr, base: Path) -> Expr:
-    return Expr(expr.data, str(base / expr.file), expr.line)
+    return replace(expr, file=str(base / expr.file))
 
 
 def from_git(repo: str, ref: str, conditions: Conditions | None = None) -> Any:

@@ -68,6 +68,8 @@ RULES: dict[str, tuple[str, str]] = {
     "FEATURE_ADDED": ("info", "a feature flag was added"),
     "FEATURE_REMOVED": ("info", "a feature flag was removed"),
     "ALLOW_OOB_CHANGED": ("info", "whether the command may run out-of-band changed"),
+    "SINCE_MISMATCH": ("warning", "the QAPI doc comment's Since: names another release than"
+                                  " the first one the schema history shows it in"),
     "CONFIG_CONDITION": ("info", "present in one side only because of its 'if' condition: a "
                                  "configuration difference between builds of the same version, "
                                  "not a compatibility change"),
