@@ -1,9 +1,10 @@
-"""Schema gate: each binary's migration interface against the committed baselines.
+"""Schema gate: each binary's migration interface against the committed schemas.
 
 Regression: the schema of the binary's own version must match its baseline
 (any change fails for an exact-version baseline). Release gate: against the
-previous release line's baseline, nothing at or above --qmpcompat-fail-on may
-change unless vectors/schema/ignore.yaml accepts it with a reason.
+real previous release from the history (a recorded release or a build's
+baseline), nothing at or above --qmpcompat-fail-on may change unless
+vectors/schema/ignore.yaml accepts it with a reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from qmpcompat.schema.gate import (
     findings,
     overdue,
     own_baseline,
-    previous_line_baseline,
+    previous_release,
 )
 from qmpcompat.schema.inputs import SchemaInput, from_build
 from qmpcompat.schema.rules import Finding
@@ -55,14 +56,16 @@ def test_schema_matches_own_baseline(record_schema_findings: RecordFindings, qem
 
 def test_schema_release_gate(record_schema_findings: RecordFindings, qemu_build: QemuBuild,
                              pytestconfig: pytest.Config) -> None:
-    baseline = previous_line_baseline(qemu_build.version)
-    if baseline is None:
-        pytest.skip(f"no baseline of a release line before {qemu_build.version_str}")
+    previous, gap = previous_release(qemu_build.version)
+    if previous is None:
+        pytest.skip(f"no known schema of a release line before {qemu_build.version_str}")
+    baseline = previous.path
     found = _gate(record_schema_findings, qemu_build, baseline, "release",
                   findings(baseline, _live(qemu_build), "info", IGNORE_FILE),
                   _fail_on(pytestconfig))
     late = overdue(IGNORE_FILE, qemu_build.version_str)
     assert not late, "\n".join(late)
-    assert not found, (f"{qemu_build.describe()} breaks {baseline.name}'s interface"
-                       f" (accept a change in {IGNORE_FILE.name} with a reason):\n"
-                       f"{explain(found)}")
+    unknown = f"; no schema is known of {', '.join(gap)}" if gap else ""
+    assert not found, (f"{qemu_build.describe()} breaks the interface of {previous.describe()},"
+                       f" the previous release known{unknown} (accept a change in"
+                       f" {IGNORE_FILE.name} with a reason):\n{explain(found)}")

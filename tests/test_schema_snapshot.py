@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from qmpcompat.cli import main
+from qmpcompat.schema.gate import IGNORE_FILE, findings, previous_line_baseline, previous_release
 from qmpcompat.schema.inputs import from_build, load_input, pick_build, provisioned_builds
 from qmpcompat.schema.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
 
@@ -60,13 +61,17 @@ def test_snapshot_command(tmp_path: Path) -> None:
 
 
 def test_release_gate_needs_the_ignore_file() -> None:
-    from qmpcompat.schema.gate import IGNORE_FILE, findings, previous_line_baseline
-
+    """The gate's previous release is the real one from the history: 10.0's is the
+    recorded 9.2.0; 11.1's is 10.0.13, the newest known, with 10.1 to 11.0 unknown."""
     build = pick_build("10.0", BUILDS)
-    baseline = previous_line_baseline(build.version)
-    assert baseline is not None and baseline.name.startswith("qemu-7.2")
-    live = from_build(build)
-    assert [f.path for f in findings(baseline, live, "breaking")] == [
-        "migrate/arg-type/blk", "migrate/arg-type/inc"]
-    assert findings(baseline, live, "breaking", IGNORE_FILE) == []
-    assert len(findings(baseline, live, "info", IGNORE_FILE)) == 6
+    previous, gap = previous_release(build.version)
+    assert previous is not None and previous.path.name == "qemu-9.2.0.json" and gap == []
+    assert findings(previous.path, from_build(build), "warning") == []
+    newest = pick_build("11.1", BUILDS)
+    previous, gap = previous_release(newest.version)
+    assert previous is not None and previous.version.startswith("10.0.")
+    assert gap == ["10.1", "10.2", "11.0"]
+    live = from_build(newest)
+    assert [f.path for f in findings(previous.path, live, "breaking")] == ["migrate/arg-type/detach"]
+    assert findings(previous.path, live, "breaking", IGNORE_FILE) == []
+    assert previous_line_baseline(newest.version) == previous.path

@@ -2,9 +2,10 @@
 
 Regression: the baseline of the binary's own version (or, for a version with
 no baseline, the newest of its release line) must match. Release gate: the
-newest baseline of the previous release line, with the accepted changes of
-``vectors/schema/ignore.yaml`` left out, must show nothing at or above the
-chosen level.
+real previous release from the history (the newest committed schema, recorded
+release or build baseline, of an earlier release line), with the accepted
+changes of ``vectors/schema/ignore.yaml`` left out, must show nothing at or
+above the chosen level.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from qmpcompat.schema.compare import compare, load
 from qmpcompat.schema.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.inputs import SchemaInput, from_snapshot
+from qmpcompat.schema.releases import KnownSchema, known_schemas
 from qmpcompat.schema.rules import Finding
 from qmpcompat.schema.snapshot import BASELINE_DIR
+from qmpcompat.schema.timeline import lines_between
 from qmpcompat.types import Version
 
 IGNORE_FILE = BASELINE_DIR / "ignore.yaml"
@@ -41,11 +44,27 @@ def own_baseline(version: Version, directory: Path = BASELINE_DIR) -> tuple[Path
     return (known[max(line)], False) if line else (None, False)
 
 
-def previous_line_baseline(version: Version, directory: Path = BASELINE_DIR) -> Path | None:
-    """The newest baseline of the release line before ``version``'s, or None."""
-    known = baselines(directory)
-    older = [v for v in known if v[:2] < version[:2]]
-    return known[max(older)] if older else None
+def previous_release(version: Version, known: list[KnownSchema] | None = None
+                     ) -> tuple[KnownSchema | None, list[str]]:
+    """The real previous release from the history: the newest known schema
+    (recorded release or build baseline) of a release line before ``version``'s,
+    and the release lines between the two that no schema covers (the previous
+    release proper may be one of them)."""
+    schemas = known if known is not None else known_schemas()
+    older = [k for k in schemas if k.key.line < version.line]
+    if not older:
+        return None, []
+    previous = older[-1]
+    have = {k.key.line for k in schemas}
+    gap = [f"{a}.{b}" for a, b in lines_between(previous.key.line, version.line)[1:-1]
+           if (a, b) not in have]
+    return previous, gap
+
+
+def previous_line_baseline(version: Version) -> Path | None:
+    """The file of ``previous_release(version)``, or None."""
+    previous, _gap = previous_release(version)
+    return previous.path if previous else None
 
 
 def findings(baseline: Path, live: SchemaInput, fail_on: str,

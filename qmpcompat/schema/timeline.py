@@ -185,18 +185,20 @@ def point_facts(p: Point, roots: Sequence[str] = DEFAULT_ROOTS) -> Facts:
 # --- events ------------------------------------------------------------------
 
 
-def release_lines(points: Sequence[Point]) -> list[tuple[int, int]]:
-    """QEMU's release lines from the oldest point's to the newest's: since 4.0,
+def lines_between(lo: tuple[int, int], hi: tuple[int, int]) -> list[tuple[int, int]]:
+    """QEMU's release lines from ``lo`` to ``hi`` (both included): since 4.0,
     three a year (X.0, X.1, X.2)."""
-    if not points:
-        return []
-    lo, hi = points[0].line, points[-1].line
     lines = []
     major, minor = lo
     while (major, minor) <= hi:
         lines.append((major, minor))
         major, minor = (major + 1, 0) if minor >= 2 and major >= 4 else (major, minor + 1)
     return lines
+
+
+def release_lines(points: Sequence[Point]) -> list[tuple[int, int]]:
+    """QEMU's release lines from the oldest point's to the newest's."""
+    return lines_between(points[0].line, points[-1].line) if points else []
 
 
 def unrecorded(points: Sequence[Point]) -> list[str]:
