@@ -66,7 +66,10 @@ def named_sources(cli: list[str] | tuple[str, ...] = ()) -> list[str]:
 
 
 def missing_packages() -> list[str]:
-    """The build packages this host lacks (by dpkg's status)."""
+    """The build packages this host lacks (by dpkg's status; none known on a
+    host without dpkg, where configure says what it misses)."""
+    if not shutil.which("dpkg-query"):
+        return []
     out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n",
                           *BUILD_PACKAGES], capture_output=True, text=True, check=False).stdout
     have = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
@@ -112,7 +115,8 @@ def _dependencies(log: Path, progress: Progress | None) -> Path:
             proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
                                    *missing], capture_output=True, text=True, env=env,
                                   check=False, stdin=subprocess.DEVNULL)
-            log.open("a").write(proc.stdout + proc.stderr)
+            with log.open("a") as fh:
+                fh.write(proc.stdout + proc.stderr)
             if proc.returncode != 0:
                 raise BuildFailed("dependencies", log, f"apt-get install {' '.join(missing)} "
                                   f"failed: {proc.stderr.strip()[-300:]}")
