@@ -5,13 +5,17 @@ Measures on this machine, in one run:
 - the suite's cost per vector, reject and accept-to-completion separately;
 - the whole conformance run over the default set, serial and with xdist
   (``-n 2``), with the peak memory of the run and the most QEMUs alive at once;
-- the differ on two whole schemas (normalize and diff).
+- the differ on two whole schemas (normalize and diff);
+- the whole run in persistent mode against every case on a fresh QEMU;
+- the hunt on the newest build, persistent against fresh (``hunt.py``): cases
+  per minute and findings on the same seed and budget.
 
 Prints a table and writes reports/benchmark.json. Targets: a reject vector at
 most 1.5x the floor; the parallel run at least 1.7x faster than the serial one;
 peak memory bounded by the QEMUs alive at once, not by the number of vectors.
 
-    python benchmarks/run.py [--rounds N] [--suites PATHS] [--skip-runs]
+    python benchmarks/run.py [--rounds N] [--suites PATHS] [--skip-runs] [--skip-hunt]
+                             [--hunt-budget T]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from qmpcompat.vectors.run import Runner
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hunt import compare  # noqa: E402
 from schema_diff import one_round  # noqa: E402
 
 REJECT, ACCEPT = "MI-0002", "MI-0001"  # neither uri nor channels; a unix migration that completes
@@ -111,10 +116,11 @@ class Sampler:
         return {"peak_rss_mib": self.peak_rss / 1024, "peak_qemus": self.peak_qemus}
 
 
-def conformance_run(paths: list[str], workers: int) -> dict[str, Any]:
+def conformance_run(paths: list[str], workers: int, extra: tuple[str, ...] | list[str] = (),
+                    ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as reports:
         cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
-               "--qmpcompat-quiet", "--qmpcompat-reports", reports]
+               "--qmpcompat-quiet", "--qmpcompat-reports", reports, *extra]
         if workers > 1:
             cmd += ["-n", str(workers)]
         start = time.perf_counter()
@@ -135,6 +141,9 @@ def main() -> int:
     parser.add_argument("--suites", default="suites",
                         help="comma-separated test paths of the whole run (default: suites)")
     parser.add_argument("--skip-runs", action="store_true", help="leave out the whole runs")
+    parser.add_argument("--hunt-budget", default="60s",
+                        help="budget of each hunt run, fresh and persistent (default 60s)")
+    parser.add_argument("--skip-hunt", action="store_true", help="leave out the hunt")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "reports" / "benchmark.json")
     args = parser.parse_args()
 
@@ -168,12 +177,24 @@ def main() -> int:
         paths = args.suites.split(",")
         serial = conformance_run(paths, 1)
         parallel = conformance_run(paths, 2)
-        data["runs"] = {"serial": serial, "parallel": parallel,
-                        "speedup": serial["seconds"] / parallel["seconds"]}
-        for name, run in (("serial", serial), ("parallel -n 2", parallel)):
+        fresh = conformance_run(paths, 2, ["--qmpcompat-fresh"])
+        data["runs"] = {"serial": serial, "parallel": parallel, "parallel_fresh": fresh,
+                        "speedup": serial["seconds"] / parallel["seconds"],
+                        "persistent_speedup": fresh["seconds"] / parallel["seconds"]}
+        for name, run in (("serial", serial), ("parallel -n 2", parallel),
+                          ("parallel -n 2, every case on a fresh QEMU", fresh)):
             rows.append((f"whole run {name}: {run['cases']} cases, peak {run['peak_rss_mib']:.0f} MiB"
                          f" with at most {run['peak_qemus']} QEMUs", run["seconds"],
                          run["seconds"] / run["cases"] / mean_floor))
+    if not args.skip_hunt:
+        hunt = compare(new.label, args.hunt_budget, 0, 1)
+        data["hunt"] = hunt
+        for mode in ("fresh", "persistent"):
+            h = hunt[mode]
+            rows.append((f"hunt {hunt['budget']} on {new.label}, {mode}: {h['cases']} cases "
+                         f"({h['cases_per_minute']}/min), {len(h['signatures'])} findings",
+                         60 / h["cases_per_minute"] if h["cases_per_minute"] else 0.0,
+                         60 / h["cases_per_minute"] / mean_floor if h["cases_per_minute"] else 0))
     write_json(args.output, data)
 
     width = max(len(r[0]) for r in rows)
@@ -184,6 +205,12 @@ def main() -> int:
     print(f"\nreject vector, worst ratio to the floor: {max(rejects):.2f} (target <= 1.5)")
     if "runs" in data:
         print(f"parallel speed-up: {data['runs']['speedup']:.2f}x (target >= 1.7)")
+        print(f"persistent mode, whole run: {data['runs']['persistent_speedup']:.2f}x faster "
+              "than every case on a fresh QEMU")
+    if "hunt" in data:
+        hunt = data["hunt"]
+        print(f"hunt, persistent against fresh: {hunt['speedup']:.2f}x the cases per minute "
+              f"(target >= 3); findings lost: {hunt['lost_findings'] or 'none'}")
     print(f"differ: {diff_s:.3f}s (target < 0.3)\nwritten: {args.output}")
     return 0
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
-from qmpcompat.hunt.explore import Explorer, Finding, distinct, incoming_exit, is_failure
+from qmpcompat.hunt.cases import Finding, incoming_exit, is_failure, signature
+from qmpcompat.hunt.explore import Explorer, distinct
 from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
@@ -28,10 +29,16 @@ from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.lint import DEFECTS_SCHEMA, VECTOR_SCHEMA, schema_problems
 from qmpcompat.vectors.load import default_root
 from qmpcompat.vectors.model import parse_defect, parse_vector
+from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Observation
+from qmpcompat.vectors.transcript import steps_problems
 from qmpcompat.vectors.yamlfile import load_yaml
 
 SCHEMAS = SchemaCache()
+
+
+def step(command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"execute": command, "arguments": arguments}
 VISITOR_ERRORS = ("is missing", "is unexpected", "Invalid parameter type", "does not accept value")
 
 
@@ -69,7 +76,7 @@ def test_generated_trees_pass_the_schema_check_of_a_real_binary(newest: QemuBuil
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def run(tree: dict[str, Any]) -> None:
-        obs = explorer.run_case("migrate-incoming", tree)
+        obs = explorer.run_case([step("migrate-incoming", tree)])
         seen.append(obs)
         assert not any(e in (obs.desc or "") for e in VISITOR_ERRORS), (tree, obs.summary())
 
@@ -81,23 +88,33 @@ class _FileIsFatal(Explorer):
     """A real run, reported as a crash whenever QEMU accepts a tree with a channel
     on the file transport: a failure whose minimal tree is known, to test shrinking."""
 
-    def run_case(self, command: str, arguments: dict[str, Any]) -> Observation:
-        obs = super().run_case(command, arguments)
-        if obs.result == "accept" and '"transport": "file"' in json.dumps(arguments):
-            return Observation("crash", detail="QEMU killed by signal 11 after migrate")
+    def strategy(self, command: str, stateful: bool) -> Any:
+        return self.model.single(command).filter(  # channels only: file is one transport in 7
+            lambda s: "channels" in s[0]["arguments"] and "uri" not in s[0]["arguments"])
+
+    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False) -> Observation:
+        obs = super().run_case(steps, fresh)
+        if obs.result in ("crash", "hang"):  # QEMU's own crashes are not this test's
+            return Observation("reject", "GenericError", "a real crash, set aside")
+        if obs.result == "accept" and '"transport": "file"' in json.dumps(steps):
+            return Observation("crash", detail="QEMU killed by signal 11 after migrate\n"
+                                               "  stderr: a file channel is fatal here")
         return obs
 
 
 def test_a_failure_is_shrunk_reproduced_and_deduplicated(newest: QemuBuild) -> None:
-    explorer = _FileIsFatal(newest, SCHEMAS.entries(newest), ["migrate"])
-    findings = explorer.hunt(budget=25, seed=11)
+    with PersistentRunner() as runner:
+        explorer = _FileIsFatal(newest, SCHEMAS.entries(newest), ["migrate"], runner)
+        findings = explorer.hunt(budget=30, seed=11)
     assert findings, explorer.stats
-    first = findings[0]
+    first = next((f for f in findings if "fatal here" in f.observed["detail"]), None)
+    assert first is not None, explorer.stats
     assert first.arguments == {"channels": [{"channel-type": "main", "addr": {
         "transport": "file", "filename": "{tmpdir}/h.file", "offset": 0}}]}, first.arguments
     assert first.reproduced["result"] == "crash" and not first.flaky
-    assert first.signature == ("migrate", "crash", 11)
-    on_file = [f for f in distinct(findings, explorer) if '"file"' in json.dumps(f.arguments)]
+    assert first.bug_key == "crash | signal 11 | a file channel is fatal here | migrate"
+    assert first.signature == first.bug_key + " | migrate(channels)"
+    on_file = [f for f in distinct(findings, explorer) if "fatal here" in f.observed["detail"]]
     assert on_file == [first]  # any later one on file is explained by the first
     assert explorer.stats.cases > 10
 
@@ -109,28 +126,30 @@ class _Recording(Explorer):
         super().__init__(*args)
         self.trees: list[str] = []
 
-    def run_case(self, command: str, arguments: dict[str, Any]) -> Observation:
-        self.trees.append(json.dumps([command, arguments], sort_keys=True))
-        return super().run_case(command, arguments)
+    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False) -> Observation:
+        self.trees.append(json.dumps(steps, sort_keys=True))
+        self.stats.cases += 1
+        return Observation("reject", "GenericError", "not run")  # what is drawn is the point
 
 
 def test_the_same_seed_explores_the_same_trees(newest: QemuBuild) -> None:
     runs = []
     for seed in (3, 3, 4):
         explorer = _Recording(newest, SCHEMAS.entries(newest), ["migrate", "migrate-incoming"])
-        explorer.hunt(budget=6, seed=seed)
+        explorer.hunt(budget=8, seed=seed)
         runs.append(explorer.trees)
     common = min(len(runs[0]), len(runs[1]))
-    assert common >= 10 and runs[0][:common] == runs[1][:common]
+    assert common >= 50 and runs[0][:common] == runs[1][:common]
     assert runs[0][:10] != runs[2][:10]
 
 
 def _finding(newest: QemuBuild) -> Finding:
     crash = {"result": "crash", "detail": "QEMU killed by signal 11 after migrate"}
-    return Finding(command="migrate", arguments={"channels": [{"channel-type": "cpr", "addr": {
-        "transport": "socket", "type": "unix", "path": "{tmpdir}/h.sock"}}]},
+    return Finding(steps=[{"execute": "migrate", "arguments": {"channels": [{
+        "channel-type": "cpr", "addr": {"transport": "socket", "type": "unix",
+                                        "path": "{tmpdir}/h.sock"}}]}}],
         qemu=newest.label, qemu_version=newest.version_str, binary=newest.binary,
-        observed=crash, reproduced=crash, original={}, seed=1, worker=0, batch=0)
+        observed=crash, reproduced=crash, original=[], seed=1, worker=0, batch=0)
 
 
 def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: Path) -> None:
@@ -167,14 +186,14 @@ def test_an_incoming_exit_as_told_is_no_finding(oldest: QemuBuild, newest: QemuB
         told = {"channels": [{"channel-type": "main", "addr": {
             "transport": "file", "filename": "{tmpdir}/", "offset": 0}}]} \
             if build is newest else {"uri": "fd:0"}
-        obs = explorer.run_case("migrate-incoming", told)
+        obs = explorer.run_case([step("migrate-incoming", told)])
         assert obs.result == "crash" and "exited with status 1" in obs.detail, obs.summary()
-        assert incoming_exit("migrate-incoming", told, obs)
-        assert not is_failure("migrate-incoming", told, obs)
-        assert is_failure("migrate-incoming", {**told, "exit-on-error": False}, obs)
-        assert is_failure("migrate", told, obs)
+        assert incoming_exit([step("migrate-incoming", told)], obs)
+        assert not is_failure([step("migrate-incoming", told)], obs)
+        assert is_failure([step("migrate-incoming", {**told, "exit-on-error": False})], obs)
+        assert is_failure([step("migrate", told)], obs)
     stays = Explorer(newest, SCHEMAS.entries(newest), []).run_case(
-        "migrate-incoming", {**told, "exit-on-error": False})
+        [step("migrate-incoming", {**told, "exit-on-error": False})])
     assert stays.result == "accept", stays.summary()
 
 
@@ -208,7 +227,77 @@ def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
     assert len(row["workers"]) == 2 and all(w["cases"] for w in row["workers"])
     assert row["floor_ms"] > 0 and row["per_case_ms"] > 0
     assert proc.returncode == (1 if summary["findings"] else 0)
-    assert len(list(out.glob("*-9*.yaml"))) == 2 * summary["findings"]  # vector + defect each
+    assert len(summary["reports"]) == summary["findings"]
+    for report in summary["reports"]:  # a bug report and the evidence for each
+        assert (out / report["report"]).read_text().startswith("# ")
+        assert (out / f"{report['id']}.json").exists() and report["affected"]
+    assert summary["known_defects"]["found"] or summary["known_defects"]["missed"]
     assert not _qemu_processes_under(tmp), "QEMU left behind"
     assert not list(tmp.iterdir()), "temp dirs left behind"
     assert not (tmp_path / ".hypothesis").exists()
+
+
+def test_edges_and_state_reach_the_recorded_crashes(builds: list[QemuBuild]) -> None:
+    """The generator can draw, safely, what the recorded crashes need: an exec channel
+    with an empty argv (KD-0001/2), a lone cpr channel (KD-0003/5), and cpr-transfer
+    mode set before a migrate with a uri (KD-0008)."""
+    newest = builds[-1]
+    model = Explorer(newest, SCHEMAS.entries(newest), ["migrate"]).model
+    settings_ = settings(max_examples=3000, database=None, deadline=None,
+                         suppress_health_check=list(HealthCheck))
+    empty_argv = find(model.single("migrate"), lambda s: '"args": []' in json.dumps(s),
+                      settings=settings_)
+    lone_cpr = find(model.single("migrate-incoming"), lambda s: json.dumps(s).count(
+        '"channel-type": "cpr"') == 1 and '"main"' not in json.dumps(s), settings=settings_)
+    cpr_uri = find(model.transcripts("migrate"), lambda s: len(s) == 2
+                   and s[0]["arguments"] == {"mode": "cpr-transfer"}
+                   and list(s[1]["arguments"]) == ["uri"], settings=settings_)
+    for found in (empty_argv, lone_cpr, cpr_uri):
+        assert not steps_problems(found, Policy.template()), found
+
+
+def test_generated_transcripts_are_safe(builds: list[QemuBuild]) -> None:
+    for build in (builds[0], builds[-1]):
+        model = Explorer(build, SCHEMAS.entries(build), ["migrate"]).model
+
+        @settings(max_examples=150, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.sampled_from(["migrate", "migrate-incoming"]).flatmap(model.transcripts))
+        def safe(steps: list[dict[str, Any]]) -> None:
+            assert len(steps) > 1 and not steps_problems(steps, Policy.template()), steps
+
+        safe()
+
+
+def test_signature_masks_what_differs_between_runs() -> None:
+    detail = ("the QEMU under test, running step 2, migrate: QEMU killed by signal 6 after "
+              "migrate\n  stderr: **\n          ERROR:../migration/cpr.c:267:cpr_state_save: "
+              "assertion failed: (channel) at 0x7f00 pid 4242")
+    steps = [step("migrate-set-parameters", {"mode": "cpr-transfer"}),
+             step("migrate", {"uri": "unix:{tmpdir}/x"})]
+    assert signature(steps, {"result": "crash", "detail": detail}) == (
+        "crash | signal 6 | ERROR:..PATH:N:cpr_state_save: assertion failed: (channel) at ADDR "
+        "pid N | migrate | migrate-set-parameters(mode) > migrate(uri)")
+
+
+def test_a_transcript_crash_is_found_on_a_reused_qemu_and_replayed(
+        newest: QemuBuild, tmp_path: Path) -> None:
+    """cpr-transfer mode, then migrate with a uri: 11.1 aborts (KD-0008). In persistent
+    mode after rejected cases, and with --replay on a fresh QEMU."""
+    if newest.version < (11, 1):
+        pytest.skip("KD-0008 is an 11.1 defect")
+    steps = [step("migrate-set-parameters", {"mode": "cpr-transfer"}),
+             step("migrate", {"uri": "unix:{tmpdir}/x.sock"})]
+    with PersistentRunner() as runner:
+        for _ in range(3):
+            assert runner.run_transcript([step("migrate", {"uri": "bogus:"})], newest,
+                                         False).result == "reject"
+        obs = runner.run_transcript(steps, newest, False)
+        assert runner.stats.reused == 3 and runner.stats.rerun == 1
+    assert obs.result == "crash" and "signal 6" in obs.detail, obs.summary()
+    assert obs.replies == [{"execute": "migrate-set-parameters", "return": {}}]
+    (tmp_path / "t.json").write_text(json.dumps(steps))
+    proc = subprocess.run([sys.executable, "-m", "qmpcompat", "hunt", "--replay",
+                           str(tmp_path / "t.json"), "--only", newest.label],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "cpr_state_save" in proc.stdout, proc.stdout + proc.stderr

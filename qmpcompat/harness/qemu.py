@@ -116,6 +116,7 @@ class Qemu:
     _qmp: QMPClient | None = field(init=False, default=None)
     _listener: EventListener | None = field(init=False, default=None)
     _owns_dir: bool = field(init=False, default=True)
+    _accepting: asyncio.Task[None] | None = field(init=False, default=None)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -135,6 +136,12 @@ class Qemu:
 
     def start(self, workdir: Path | None = None) -> Qemu:
         """Start QEMU and negotiate QMP; raise QemuDied / QemuHung if it fails to."""
+        return self.launch(workdir).ready()
+
+    def launch(self, workdir: Path | None = None) -> Qemu:
+        """Start the process and begin the QMP handshake without waiting for it: the
+        handshake goes on whenever this process's event loop runs (e.g. while another
+        QEMU answers a command). ``ready`` finishes it."""
         self._owns_dir = workdir is None
         self.workdir = workdir or private_dir()
         if self.policy is None:
@@ -153,12 +160,25 @@ class Qemu:
             loop.run_until_complete(self._qmp.start_server(str(sock)))
             self.child = Child(self.argv(sock), self.build.environ(),
                                self.workdir / f"{self.name}.stderr")
-            self._await(self._qmp.accept(), "while starting up")
+            self._accepting = loop.create_task(self._qmp.accept())
         except BaseException:
             self.close()
             raise
-        raw = self._qmp.greeting._asdict() if self._qmp.greeting else {}
-        self.greeting = raw.get("QMP", {})
+        return self
+
+    def ready(self) -> Qemu:
+        """Finish the handshake ``launch`` began; raise QemuDied / QemuHung if QEMU
+        does not get there (the start-up timeout counts from this call)."""
+        task, self._accepting = self._accepting, None
+        if task is not None:
+            assert self._qmp is not None
+            try:
+                self._await(task, "while starting up")
+            except BaseException:
+                self.close()
+                raise
+            raw = self._qmp.greeting._asdict() if self._qmp.greeting else {}
+            self.greeting = raw.get("QMP", {})
         return self
 
     def __enter__(self) -> Qemu:
@@ -171,6 +191,11 @@ class Qemu:
         """Disconnect, kill the process, remove the private dir. Returns the exit status
         (None if it was still running and had to be killed by us)."""
         status = None
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(BaseException):
+                _loop().run_until_complete(self._accepting)
+            self._accepting = None
         if self._qmp is not None:
             with contextlib.suppress(Exception):
                 _loop().run_until_complete(asyncio.wait_for(self._qmp.disconnect(), 2))
@@ -201,7 +226,7 @@ class Qemu:
         QemuDied / QemuHung with its stderr tail, never a bare connection error."""
         timeout = self.options.timeout if timeout is None else timeout
         loop = _loop()
-        task = loop.create_task(coro)  # type: ignore[var-annotated]
+        task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=loop)
         deadline = time.monotonic() + timeout
 
         async def watch() -> None:
@@ -214,7 +239,8 @@ class Qemu:
                 await asyncio.sleep(0.005)
 
         watcher = loop.create_task(watch())
-        loop.run_until_complete(asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED))
+        both: list[asyncio.Future[Any]] = [task, watcher]
+        loop.run_until_complete(asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED))
         watcher.cancel()
         if task.done() and not task.cancelled():
             exc = task.exception()
@@ -308,8 +334,11 @@ class Qemu:
 
     def wait_migration(self, final: Sequence[str] = ("completed", "failed", "cancelled"),
                        timeout: float = 30.0, interval: float = 0.02) -> dict[str, Any]:
-        """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in time."""
+        """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in
+        time. The first polls come quickly (1 ms, doubling up to ``interval``): most
+        migrations of a machine without RAM end within a few milliseconds."""
         deadline = time.monotonic() + timeout
+        pause = min(0.001, interval)
         while True:
             info = self.query_migrate()
             if info.get("status") in final:
@@ -320,4 +349,5 @@ class Qemu:
                     self.child.kill()
                 raise QemuHung(f"to finish migrating (last status {info.get('status')!r})",
                                timeout, tail)
-            time.sleep(interval)
+            time.sleep(pause)
+            pause = min(pause * 2, interval)

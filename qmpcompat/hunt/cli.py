@@ -19,13 +19,21 @@ from typing import Any
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness import timeout_arg
-from qmpcompat.hunt.explore import SLOW_CASE, Explorer, Finding, WorkerStats, case_vector, distinct
+from qmpcompat.hunt.backtrace import backtrace
+from qmpcompat.hunt.cases import Finding, is_failure, signature
+from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
+from qmpcompat.hunt.known import KnownBug, known_bugs
+from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import named_binaries, select
+from qmpcompat.safety import Policy
 from qmpcompat.types import Outcome
 from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.load import load
+from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.transcript import main_step, run_fresh, steps_problems, well_formed
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -60,6 +68,19 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     h.add_argument("--floor-every", type=int, default=20, metavar="N",
                    help="time one bare QEMU start after every N cases, for the floor the hunt "
                         "is measured against (0: never; default 20)")
+    h.add_argument("--fresh", action="store_true",
+                   help="run every case on a fresh QEMU (default: persistent mode, where a QEMU "
+                        "serves cases while they leave it unchanged)")
+    h.add_argument("--spares", type=int, default=1, metavar="N",
+                   help="persistent mode: QEMUs each worker starts ahead (default 1)")
+    h.add_argument("--state-every", type=int, default=STATE_EVERY, metavar="N",
+                   help="every Nth round of batches draws transcripts from the state model "
+                        f"(0: never; default {STATE_EVERY})")
+    h.add_argument("--no-backtrace", action="store_true",
+                   help="do not run a crash under gdb for the bug report")
+    h.add_argument("--replay", type=Path, metavar="FILE",
+                   help="run one transcript (a JSON list of {execute, arguments} steps, e.g. "
+                        "a finding's 'steps') alone on a fresh QEMU of each selected build")
     h.set_defaults(func=run_hunt)
 
     d = subs.add_parser("derive", help="list or check the cases derived from a binary's schema",
@@ -110,9 +131,12 @@ def run_derive(args: argparse.Namespace) -> int:
 
 def _work(job: dict[str, Any]) -> dict[str, Any]:
     """One worker process: hunt on one build for the budget."""
-    explorer = Explorer(job["build"], job["entries"], job["commands"], Runner(job["timeout"]),
-                        job.get("floor_every", 20))
-    findings = explorer.hunt(job["budget"], job["seed"], job["worker"])
+    runner = (Runner(job["timeout"]) if job.get("fresh")
+              else PersistentRunner(job["timeout"], spares=job.get("spares", 1)))
+    explorer = Explorer(job["build"], job["entries"], job["commands"], runner,
+                        job.get("floor_every", 20), job.get("state_every", STATE_EVERY))
+    with runner:
+        findings = explorer.hunt(job["budget"], job["seed"], job["worker"])
     samples = explorer.stats.floor_samples
     return {"findings": findings, "stats": explorer.stats,
             "floor": statistics.median(samples) if samples else None}
@@ -125,7 +149,8 @@ def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.
     between their cases (the median of their medians)."""
     jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
              "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
-             "floor_every": args.floor_every}
+             "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
+             "state_every": args.state_every}
             for w in range(args.workers)]
     start = time.monotonic()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -137,17 +162,35 @@ def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.
     return found, [r["stats"] for r in results], wall, statistics.median(floors) if floors else None
 
 
-def _answers(finding: Finding, builds: list[QemuBuild], runner: Runner) -> list[Answer]:
-    """The finding's tree on a fresh QEMU of every build of the run (the finding's
-    own build: its reproduction)."""
+def _answers(finding: Finding, builds: list[QemuBuild], timeout: float) -> list[Answer]:
+    """The finding's transcript alone on a fresh QEMU of every build of the run
+    (the finding's own build: its reproduction)."""
     answers = []
+    incoming = finding.command == "migrate-incoming"
     for build in builds:
         if build.binary == finding.binary:
             observed = finding.reproduced
         else:
-            observed = runner.run(case_vector(finding.command, finding.arguments), build).to_json()
+            observed = run_fresh(finding.steps, build, incoming, timeout).to_json()
         answers.append(Answer(build.label, build.version_str, observed))
     return answers
+
+
+def by_signature(findings: list[Finding]) -> list[Finding]:
+    """One finding per signature: the simplest (fewest steps, shortest), with how
+    many findings of the run had that signature and their other transcripts."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.signature, []).append(f)
+    out = []
+    for sig in sorted(groups):
+        same = sorted(groups[sig], key=lambda f: (len(f.steps), len(json.dumps(f.steps)), f.key))
+        best = same[0]
+        best.seen = len(same)
+        best.also = [{"qemu": f.qemu, "steps": f.steps} for f in same[1:]
+                     if f.steps != best.steps][:5]
+        out.append(best)
+    return out
 
 
 def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor: float | None,
@@ -161,8 +204,11 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     for s in stats:
         for k, v in s.results.items():
             results[k] = results.get(k, 0) + v
+    starts = sum(s.qemu_starts for s in stats)
     row: dict[str, Any] = {
         "qemu": build.label, "binary": build.binary, "seconds": round(wall, 1), "cases": cases,
+        "cases_per_minute": round(cases / wall * 60) if wall else None,
+        "qemu_starts": starts, "reused": sum(s.reused for s in stats),
         "results": results, "findings": findings,
         "workers": [{k: v for k, v in asdict(s).items() if k not in ("case_times", "floor_samples")}
                     for s in stats],
@@ -178,13 +224,57 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     return row
 
 
+def replay(args: argparse.Namespace) -> int:
+    """``--replay FILE``: one transcript on every selected build; exit 1 if it fails
+    on one."""
+    try:
+        steps = json.loads(args.replay.read_text())
+    except (OSError, ValueError) as exc:
+        raise QmpCompatError(f"{args.replay}: cannot read a transcript: {exc}") from exc
+    if not well_formed(steps):
+        raise QmpCompatError(f"{args.replay}: a transcript is a JSON list of "
+                             "{execute, arguments} steps with a migrate or migrate-incoming")
+    problems = steps_problems(steps, Policy.template())
+    if problems:
+        raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
+    failed = 0
+    incoming = main_step(steps)["execute"] == "migrate-incoming"
+    for build in _builds(args):
+        obs = run_fresh(steps, build, incoming, args.timeout)
+        bad = is_failure(steps, obs)
+        failed += bad
+        print(f"{'FAILS' if bad else 'ok':<6}{build.label:<9}{obs.summary()}"
+              + (f"\n      signature: {signature(steps, obs.to_json())}" if bad else ""))
+        for reply in obs.replies or ():
+            print(f"      {json.dumps(reply)[:200]}")
+    return 1 if failed else 0
+
+
+def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespace,
+           ) -> dict[str, Any]:
+    """Which recorded crashes the run found again by itself, per build, and which not."""
+    bugs: list[KnownBug] = known_bugs(load(), builds, Runner(args.timeout))
+    keys = {(f.qemu, f.bug_key) for f in found} | {
+        (a["qemu"], a["bug_key"]) for f in found for a in f.affected_keys}
+    out: dict[str, Any] = {"found": [], "missed": []}
+    for bug in bugs:
+        hit = (bug.qemu, bug.key) in keys
+        out["found" if hit else "missed"].append(
+            {"defect": bug.defect, "vector": bug.vector, "qemu": bug.qemu})
+    return out
+
+
 def run_hunt(args: argparse.Namespace) -> int:
+    if args.replay is not None:
+        return replay(args)
     budget = parse_budget(args.budget)
     if args.workers < 1:
         raise QmpCompatError("--workers must be at least 1")
+    if args.spares < 0:
+        raise QmpCompatError("--spares must be 0 or more")
     builds = _builds(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    schemas, runner = SchemaCache(), Runner(args.timeout)
+    schemas = SchemaCache()
     findings: dict[str, Finding] = {}
     summary: list[dict[str, Any]] = []
     for build in builds:
@@ -194,22 +284,44 @@ def run_hunt(args: argparse.Namespace) -> int:
         row = _summary_row(build, stats, wall, floor, len(found))
         summary.append(row)
         print(f"qmpcompat hunt: QEMU {build.label}: {row['cases']} cases in {wall:.0f}s "
+              f"({row['cases_per_minute']}/min, {row['qemu_starts']} QEMU starts, "
+              f"{row['reused']} cases on a reused QEMU) "
               f"({', '.join(f'{v} {k}' for k, v in sorted(row['results'].items()))}); "
               f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
               f"(x{row['ratio']}; median case {row.get('median_case_ms')} ms, "
               f"x{row.get('median_ratio')}); {len(found)} findings", flush=True)
         for f in found:
-            key = json.dumps([f.command, f.arguments], sort_keys=True)
-            findings.setdefault(key, f)
+            findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
     number, defect_number = next_number(args.out), next_number(args.out, "KD")
-    for i, (_, finding) in enumerate(sorted(findings.items())):
-        path, used = write_candidate(finding, _answers(finding, builds, runner), args.out,
-                                     number + i, defect_number)
+    reports = []
+    for i, finding in enumerate(by_signature(list(findings.values()))):
+        answers = _answers(finding, builds, args.timeout)
+        hit = affected(answers, finding)
+        finding.affected_keys = [{"qemu": a.qemu, "bug_key": finding.bug_key} for a in hit]
+        path, used = write_candidate(finding, answers, args.out, number + i, defect_number)
         defect_number += used
-        print(f"qmpcompat hunt: finding on QEMU {finding.qemu}: {finding.command} "
-              f"{json.dumps(finding.arguments)}: {finding.observed.get('detail')} -> {path}")
+        trace = None
+        if not args.no_backtrace and hit and "signal" in finding.signature:
+            first = next(b for b in builds if b.label == hit[0].qemu)
+            trace = backtrace(first, finding.steps, finding.command == "migrate-incoming")
+        md = path.with_suffix(".md")
+        md.write_text(bug_report(finding, answers, builds, trace))
+        versions = (f"{hit[0].qemu_version}..{hit[-1].qemu_version}" if hit else "none")
+        reports.append({"id": path.stem, "signature": finding.signature, "seen": finding.seen,
+                        "affected": [a.qemu_version for a in hit], "report": md.name,
+                        "steps": finding.steps})
+        print(f"qmpcompat hunt: {finding.signature}\n    affected {versions}; "
+              f"{json.dumps(finding.steps)[:300]}\n    -> {md}", flush=True)
+    known = _known(builds, list(findings.values()), args)
+    for miss in known["missed"]:
+        print(f"qmpcompat hunt: not found again: {miss['defect']} ({miss['vector']}) on QEMU "
+              f"{miss['qemu']}")
     (args.out / "hunt.json").write_text(json.dumps(
-        {"seed": args.seed, "budget": budget, "workers": args.workers, "builds": summary,
-         "findings": len(findings)}, indent=2) + "\n")
-    print(f"qmpcompat hunt: {len(findings)} findings; summary in {args.out / 'hunt.json'}")
-    return 1 if findings else 0
+        {"seed": args.seed, "budget": budget, "workers": args.workers,
+         "mode": "fresh" if args.fresh else "persistent", "builds": summary,
+         "findings": len(reports), "reports": reports, "known_defects": known},
+        indent=2) + "\n")
+    print(f"qmpcompat hunt: {len(reports)} findings (one per signature); known defects found "
+          f"again: {len(known['found'])}, missed: {len(known['missed'])}; summary in "
+          f"{args.out / 'hunt.json'}")
+    return 1 if reports else 0

@@ -1,11 +1,14 @@
 """Turning hunt findings into candidate vector files, ready to review.
 
 For each finding, ``<ID>.yaml`` is a vector file in the project's format
-(flag ``found-by``): one expectation per build that did not fail (what it
-answered to the same tree), and a ``REVIEW`` placeholder for each run of
-failing builds; ``<ID>.known-defects.yaml`` records those runs, with the
-evidence; ``<ID>.json`` keeps the whole finding. Ids are placeholders (M-9xxx,
-MI-9xxx, KD-9xxx) to renumber when the vector moves into ``vectors/``.
+(flag ``found-by``; steps that set capabilities or parameters first become its
+``requires``): one expectation per build that did not fail (what it answered to
+the same transcript), and a ``REVIEW`` placeholder for each run of failing
+builds; ``<ID>.known-defects.yaml`` records those runs, with the evidence;
+``<ID>.json`` keeps the whole finding. A transcript with steps after the
+command has no vector form: its report and evidence say so. Ids are
+placeholders (M-9xxx, MI-9xxx, KD-9xxx) to renumber when the vector moves into
+``vectors/``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qmpcompat.hunt.explore import Finding, is_failure
+from qmpcompat.hunt.cases import Finding, is_failure, signature
 from qmpcompat.types import Version
 from qmpcompat.vectors.run import Observation
+from qmpcompat.vectors.transcript import Step
 from qmpcompat.vectors.yamlfile import dump_canonical
 
 PREFIX = {"migrate": "M", "migrate-incoming": "MI"}
@@ -37,8 +41,17 @@ class Answer:
     observed: dict[str, Any]
 
     def failed(self, finding: Finding) -> bool:
-        obs = Observation(**{k: v for k, v in self.observed.items() if k != "seconds"})
-        return is_failure(finding.command, finding.arguments, obs)
+        """Whether this build fails on the finding's transcript (in any way)."""
+        return is_failure(finding.steps, self.observation)
+
+    def same_bug(self, finding: Finding) -> bool:
+        """Whether this build fails with the finding's own signature."""
+        return self.failed(finding) and signature(finding.steps, self.observed) == finding.signature
+
+    @property
+    def observation(self) -> Observation:
+        return Observation(**{k: v for k, v in self.observed.items()
+                              if k in Observation.__dataclass_fields__ and k != "seconds"})
 
     @property
     def version(self) -> Version:
@@ -88,26 +101,69 @@ def next_number(out: Path, prefix: str = "(?:M|MI)") -> int:
     return max([FIRST_NUMBER - 1, *used]) + 1
 
 
+def vector_form(steps: Sequence[Step]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The transcript as a vector's ``requires`` (capabilities and parameters set
+    first) and ``arguments``; None when it has no vector form (a step after the
+    command, or another command before it)."""
+    requires: dict[str, Any] = {}
+    *before, main = steps
+    if main["execute"] not in PREFIX:
+        return None
+    for s in before:
+        if s["execute"] == "migrate-set-parameters":
+            requires.setdefault("parameters", {}).update(s["arguments"])
+        elif s["execute"] == "migrate-set-capabilities" and isinstance(
+                s["arguments"].get("capabilities"), list):
+            for c in s["arguments"]["capabilities"]:
+                requires.setdefault("capabilities", {})[c["capability"]] = c["state"]
+        else:
+            return None
+    queries = [f"migrate-set-parameters/arg-type/{k}" + (f"/^{v}" if isinstance(v, str) else "")
+               for k, v in requires.get("parameters", {}).items()]
+    queries += [f"migrate-set-capabilities/arg-type/capabilities/capability/^{c}"
+                for c in requires.get("capabilities", {})]
+    if queries:
+        requires = {"schema": queries, **requires}
+    return requires, dict(main["arguments"])
+
+
+def summary_of(finding: Finding) -> str:
+    """A few words for what the finding's builds do: 'QEMU dies (signal 11)'."""
+    _, result, sig = finding.kind
+    return {"crash": "QEMU dies" + (f" (signal {sig})" if sig else ""),
+            "hang": "QEMU stops answering"}.get(result, "a harness step fails")
+
+
 def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, number: int,
                     defect_number: int) -> tuple[Path, int]:
-    """Write the finding's candidate vector, known-defect and evidence files; return
-    the vector file and how many known-defect numbers it used."""
+    """Write the finding's candidate vector (when the transcript has a vector
+    form), known-defect and evidence files; return the vector file (or the
+    evidence file) and how many known-defect numbers it used."""
     vid = f"{PREFIX[finding.command]}-{number:04d}"
-    _, result, signal = finding.signature
-    summary = {"crash": "QEMU dies" + (f" (signal {signal})" if signal else ""),
-               "hang": "QEMU stops answering"}.get(result, "a harness step fails")
+    summary = summary_of(finding)
     runs = _runs(answers, finding)
+    form = vector_form(finding.steps)
+    evidence = {"id": vid, **asdict(finding), "command": finding.command,
+                "signature": finding.signature, "answers": [asdict(a) for a in answers],
+                "vector": form is not None}
+    (out / f"{vid}.json").write_text(json.dumps(evidence, indent=2) + "\n")
+    if form is None:
+        return out / f"{vid}.json", 0
+    requires, arguments = form
     expect = [_expectation(a) for a in sorted(answers, key=lambda a: a.version)
               if not a.failed(finding)]
     expect += [{"versions": _range(run), "result": "reject", "error-class": "GenericError",
                 "desc-pattern": ".+", "why": REVIEW_WHY} for run in runs]
-    flags = ["found-by"] + [f for f in ("uri", "channels") if f in finding.arguments]
-    vector = {"id": vid, "description": f"found by hunt: {summary} on {finding.command}"[:120],
-              "flags": flags, "arguments": finding.arguments, "expect": expect}
+    flags = ["found-by"] + [f for f in ("uri", "channels") if f in arguments]
+    vector: dict[str, Any] = {
+        "id": vid, "description": f"found by hunt: {summary} on {finding.command}"[:120],
+        "flags": flags, **({"requires": requires} if requires else {}),
+        "arguments": arguments, "expect": expect}
     header = [f"Candidate vector found by qmpcompat hunt on QEMU {finding.qemu} "
               f"(seed {finding.seed}, worker {finding.worker}, batch {finding.batch}).",
-              f"Minimal tree observed: {_detail(finding.observed)}",
-              f"Reproduced on a fresh QEMU: {_detail(finding.reproduced)}"
+              f"Signature: {finding.signature}",
+              f"Minimal transcript observed: {_detail(finding.observed)}",
+              f"Reproduced alone on a fresh QEMU: {_detail(finding.reproduced)}"
               + (" (flaky)" if finding.flaky else ""),
               "Review the REVIEW expectations, then move the vector into vectors/"
               f"{finding.command}/ and the defects into vectors/known-defects.yaml."]
@@ -120,10 +176,8 @@ def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, numb
                            f"on {finding.command}"[:200],
                 "observed": {"result": run[0].observed["result"]},
                 "evidence": f"qmpcompat hunt --seed {finding.seed} on QEMU {finding.qemu}, "
-                            "then the minimal tree on each build: "
+                            "then the minimal transcript on each build: "
                             + "; ".join(f"{a.qemu_version}: {_detail(a.observed)}" for a in run)}
                for i, run in enumerate(runs)]
     (out / f"{vid}.known-defects.yaml").write_text(dump_canonical({"defects": defects}))
-    evidence = {"id": vid, **asdict(finding), "answers": [asdict(a) for a in answers]}
-    (out / f"{vid}.json").write_text(json.dumps(evidence, indent=2) + "\n")
     return path, len(defects)

@@ -1,7 +1,8 @@
 """A greedy reducer that finishes what Hypothesis's shrinker started: it
 orders by draw sequence, not by tree size, and a schema-shaped tree often keeps
-members it could lose. Each step tries a simpler tree on a fresh QEMU and
-keeps it when it fails the same way."""
+members it could lose. Each step tries a simpler tree or transcript (a step
+left out, a member or list element left out, a scalar at its simplest) and
+keeps it when it still fails the same way."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def _simplest_scalar(member: str, value: Any, enum_defaults: dict[str, str]) -> 
 def simpler(tree: Tree, enum_defaults: dict[str, str], member: str = "") -> Iterator[Tree]:
     """Every tree one step simpler than ``tree``: a member or list element left
     out, or one scalar set to its simplest value. Bigger steps come first."""
-    if isinstance(tree, dict):
+    if isinstance(tree, dict) and "execute" in tree:  # a transcript's step: its arguments
+        for sub in simpler(tree.get("arguments"), enum_defaults, ""):
+            yield {**tree, "arguments": sub}
+    elif isinstance(tree, dict):
         for key in tree:
             yield {k: v for k, v in tree.items() if k != key}
         for key, value in tree.items():

@@ -1,10 +1,12 @@
 """Hypothesis strategies for schema-valid argument trees of a command.
 
-Every shape of every object (so every union branch), every enum value, lists of
-zero, one and several elements, and, for scalars, the boundary catalogue of
+Every shape of every object (so every union branch), every enum value, optional
+members absent and present, lists of zero, one and several elements and of one
+element twice, and, for scalars, the boundary catalogue of
 ``qmpcompat.derive.values``: strings by member name (addresses only on loopback,
-unix and file paths under the case's ``{tmpdir}``, exec only the harness's sink
-commands), boundary integers. Shrinking goes toward fewer optional members,
+unix and file paths under the case's ``{tmpdir}``, exec argvs that are the
+harness's sink commands or cannot run anything), empty, long, non-ASCII and
+control-character strings, the limits of each integer width. Shrinking goes toward fewer optional members,
 shorter lists, earlier branches and earlier catalogue entries.
 """
 
@@ -59,7 +61,8 @@ class TreeStrategies:
             if member == "args":
                 return st.sampled_from([list(a) for a in ARGS_CATALOGUE])
             element = self.of(str(entry["element-type"]), member, depth + 1)
-            return st.lists(element, max_size=MAX_LIST)
+            # empty, one, several, and one element twice (duplicates)
+            return st.one_of(st.lists(element, max_size=MAX_LIST), element.map(lambda e: [e, e]))
         if meta == "alternate":
             return st.one_of([self.of(str(b["type"]), member, depth + 1)
                               for b in entry.get("members") or ()])

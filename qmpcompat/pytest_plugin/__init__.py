@@ -24,7 +24,7 @@ and reports).
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,6 +37,7 @@ from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.rules import Finding
 from qmpcompat.types import LEVELS, Level
 from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
 
 __all__ = ["RecordCase", "RunState", "conclude"]
@@ -80,6 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "instead of being an expected failure")
     group.addoption("--qmpcompat-quiet", action="store_true",
                     help="no progress lines (for CI logs)")
+    group.addoption("--qmpcompat-fresh", action="store_true",
+                    help="run every case on a fresh QEMU (default: a QEMU serves the cases "
+                         "that leave it unchanged, see docs/hunt.md)")
     group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
                     help="how long QEMU may take to start or answer a command (default 10)")
 
@@ -155,10 +159,16 @@ def qmpcompat_run(pytestconfig: pytest.Config) -> RunState:
 
 
 @pytest.fixture(scope="session")
-def vector_runner(pytestconfig: pytest.Config) -> Runner:
-    """The runner of vectors and derived cases, with the run's timeout."""
-    return Runner(timeout=pytestconfig.getoption("qmpcompat_timeout"),
-                  allow_exec=pytestconfig.getoption("qmpcompat_allow_exec"))
+def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
+    """The runner of vectors and derived cases, with the run's timeout: persistent
+    mode (a QEMU serves case after case while they leave it unchanged) unless
+    --qmpcompat-fresh asks for a fresh QEMU per case."""
+    timeout = pytestconfig.getoption("qmpcompat_timeout")
+    allow_exec = pytestconfig.getoption("qmpcompat_allow_exec")
+    fresh = pytestconfig.getoption("qmpcompat_fresh")
+    with (Runner(timeout, allow_exec=allow_exec) if fresh
+          else PersistentRunner(timeout, allow_exec=allow_exec)) as runner:
+        yield runner
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ class Observation:
     migration_error: str | None = None
     detail: str = ""  # crash, hang or set-up failure text, with QEMU's stderr tail
     seconds: float = 0.0
+    replies: list[dict[str, Any]] | None = None  # a transcript: every step's answer
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -103,7 +104,7 @@ class FdMaker:
                 q.send_fd(spec.name, sock.fileno())
 
 
-def _migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
+def migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
     info = q.wait_migration(timeout=timeout)
     return info.get("status"), info.get("error-desc")
 
@@ -124,7 +125,21 @@ class Runner:
         return Qemu(build, qemu_options(vec, incoming, self.timeout), name,
                     Policy.for_case(tmp, self.allow_exec))
 
+    def close(self) -> None:
+        """Release what the runner holds between cases (this one holds nothing)."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_fresh(self, vec: Vector, build: QemuBuild) -> Observation:
+        """Run ``vec`` alone on a fresh QEMU (what ``run`` always does here)."""
+        return Runner.run(self, vec, build)
+
     def run(self, vec: Vector, build: QemuBuild) -> Observation:
+        """Run ``vec`` on a fresh QEMU of ``build`` and observe what it does."""
         start = time.monotonic()
         if problems := check_vector(vec, self.allow_exec):
             return Observation("error", detail=str(UnsafeInput(vec.id, problems)))
@@ -156,7 +171,7 @@ class Runner:
                 fds.pass_to(subject, vec.fds)
                 stage = f"running {vec.command}"
                 reply = subject.execute(vec.command, args)
-                obs = _observe(reply)
+                obs = observe(reply)
                 if reply.ok:
                     stage = "following the migration"
                     sides.follow(subject, obs)
@@ -173,7 +188,7 @@ class Runner:
                 return Observation("error", detail=f"{stage}: {exc}")
 
 
-def _observe(reply: Reply) -> Observation:
+def observe(reply: Reply) -> Observation:
     if reply.ok:
         return Observation("accept")
     return Observation("reject", error_class=reply.error_class, desc=reply.desc)
@@ -204,7 +219,7 @@ class _Sides:
         if not reply.ok:
             raise CommandFailed(reply)
         if vec.peer.when == "before" and vec.peer.command == "migrate":
-            status, err = _migration_state(peer, MIGRATION_TIMEOUT)
+            status, err = migration_state(peer, MIGRATION_TIMEOUT)
             if status != "completed":
                 raise QemuError(f"the other side's migrate ended {status}: {err}")
         return peer
@@ -216,22 +231,22 @@ class _Sides:
         vec = self.vec
         after = vec.peer is not None and vec.peer.when == "after"
         if vec.command == "migrate":
-            obs.migration, obs.migration_error = _migration_state(subject, MIGRATION_TIMEOUT)
+            obs.migration, obs.migration_error = migration_state(subject, MIGRATION_TIMEOUT)
             if after and obs.migration == "completed":
                 self.start_peer()
             if self.peer is not None:
-                obs.peer_migration, err = _migration_state(self.peer, MIGRATION_TIMEOUT)
+                obs.peer_migration, err = migration_state(self.peer, MIGRATION_TIMEOUT)
                 obs.migration_error = obs.migration_error or err
             return
         if after:
             self.start_peer()
         if self.peer is None:
             return
-        obs.migration, obs.migration_error = _migration_state(subject, MIGRATION_TIMEOUT)
+        obs.migration, obs.migration_error = migration_state(subject, MIGRATION_TIMEOUT)
         if not after:
             return  # a source that ran before wrote a file or sink; its completion was a precondition
         if obs.migration == "completed":
-            obs.peer_migration, err = _migration_state(self.peer, MIGRATION_TIMEOUT)
+            obs.peer_migration, err = migration_state(self.peer, MIGRATION_TIMEOUT)
             obs.migration_error = obs.migration_error or err
         else:
             obs.peer_migration = self.peer.query_migrate().get("status")

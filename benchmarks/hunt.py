@@ -1,0 +1,81 @@
+"""The hunt's part of the benchmark: persistent mode side by side with the
+fresh-QEMU mode, on the same build, seed and budget, in one run.
+
+Runs ``qmpcompat hunt`` twice per round, fresh then persistent (alternating
+which goes first from round to round, so neither always meets the other's
+leftovers on a shared machine), and reports cases per minute, QEMU starts,
+findings by signature and the recorded crashes each mode found again.
+
+    python benchmarks/hunt.py [--budget 60s] [--rounds 1] [--only VERSION]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.provision.select import select
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hunt_once(label: str, budget: str, seed: int, fresh: bool) -> dict[str, Any]:
+    """One ``qmpcompat hunt`` run; its numbers, findings and known defects."""
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", label, "--budget", budget,
+               "--seed", str(seed), "--out", out, "--no-backtrace"] + (["--fresh"] if fresh else [])
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"hunt failed: {proc.stderr[-2000:]}")
+        data = json.loads((Path(out) / "hunt.json").read_text())
+    (row,) = data["builds"]
+    return {"mode": "fresh" if fresh else "persistent", "cases": row["cases"],
+            "seconds": row["seconds"], "cases_per_minute": row["cases_per_minute"],
+            "qemu_starts": row["qemu_starts"], "reused": row["reused"],
+            "floor_ms": row["floor_ms"], "results": row["results"],
+            "signatures": sorted(r["signature"] for r in data["reports"]),
+            "known_found": sorted({k["defect"] for k in data["known_defects"]["found"]}),
+            "known_missed": sorted({k["defect"] for k in data["known_defects"]["missed"]})}
+
+
+def compare(label: str, budget: str, seed: int, rounds: int) -> dict[str, Any]:
+    """Both modes, ``rounds`` times, alternating the order; the totals and ratio."""
+    runs = []
+    for r in range(rounds):
+        order = (True, False) if r % 2 == 0 else (False, True)
+        runs += [hunt_once(label, budget, seed, fresh) for fresh in order]
+    out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "runs": runs}
+    for mode in ("fresh", "persistent"):
+        mine = [r for r in runs if r["mode"] == mode]
+        out[mode] = {"cases": sum(r["cases"] for r in mine),
+                     "cases_per_minute": round(sum(r["cases"] for r in mine)
+                                               / sum(r["seconds"] for r in mine) * 60),
+                     "signatures": sorted({s for r in mine for s in r["signatures"]}),
+                     "known_found": sorted({k for r in mine for k in r["known_found"]})}
+    out["speedup"] = round(out["persistent"]["cases_per_minute"]
+                           / max(out["fresh"]["cases_per_minute"], 1), 2)
+    out["lost_findings"] = sorted(set(out["fresh"]["signatures"])
+                                  - set(out["persistent"]["signatures"]))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", default="60s")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="build label (default: the newest)")
+    args = parser.parse_args()
+    label = args.only or select().builds[-1].label
+    result = compare(label, args.budget, args.seed, args.rounds)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

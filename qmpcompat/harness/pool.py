@@ -1,0 +1,44 @@
+"""Live QEMUs handed out one at a time, with spares started ahead.
+
+A ``QemuPool`` serves one build and one set of options. ``take`` returns a
+QEMU that has finished its QMP handshake; the pool keeps ``spares`` more
+launched behind it, whose start-up and handshake go on while the caller talks
+to the QEMU it holds (they share this process's event loop), so a caller that
+needs a fresh QEMU often waits less than a whole start for it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from qmpcompat.harness.qemu import Qemu, QemuOptions
+from qmpcompat.provision.build import QemuBuild
+
+
+class QemuPool:
+    """Fresh QEMUs of one build and option set; ``spares`` launched ahead."""
+
+    def __init__(self, build: QemuBuild, options: QemuOptions, spares: int = 1,
+                 name: str = "subject") -> None:
+        self.build, self.options, self.spares, self.name = build, options, spares, name
+        self._launched: deque[Qemu] = deque()
+        self.started = 0  # QEMUs launched, spares included
+
+    def _launch(self) -> None:
+        self._launched.append(Qemu(self.build, self.options, self.name).launch())
+        self.started += 1
+
+    def take(self) -> Qemu:
+        """A fresh QEMU that has finished its handshake (the caller closes it);
+        QemuDied / QemuHung when it cannot start."""
+        if not self._launched:
+            self._launch()
+        qemu = self._launched.popleft()
+        while len(self._launched) < self.spares:
+            self._launch()
+        return qemu.ready()
+
+    def close(self) -> None:
+        """Kill every spare not handed out."""
+        while self._launched:
+            self._launched.popleft().close()

@@ -1,0 +1,219 @@
+"""Persistent mode: one QEMU serves many cases while they leave it unchanged.
+
+A fuzzer's persistent mode, for QMP cases. A case of one command on a bare
+QEMU (no peer, no fds, no capabilities or parameters set first, ``-M none``)
+runs on a live QEMU of its build and options. After the command, a cheap state
+probe (``query-status`` and ``query-migrate``, which also checks QEMU still
+answers) is compared with what the same QEMU said when it was fresh:
+
+- the command was rejected and the probe is unchanged: the QEMU serves the
+  next case (QEMU's input checks run before any command code, and a rejected
+  ``migrate``/``migrate-incoming`` keeps no state);
+- the command was accepted (a migration is followed to its end as on a fresh
+  QEMU), the probe changed, or QEMU died or hung: the QEMU is retired and the
+  next case gets a fresh one, from a pool that starts a spare ahead;
+- a crash, hang or set-up error on a QEMU that had served earlier cases is run
+  again alone on a fresh QEMU, and that run is the observation: a finding never
+  depends on what ran before it.
+
+Every case gets its own fresh ``{tmpdir}`` and ``{port}``, as on a fresh QEMU.
+Any other vector runs on a fresh QEMU through the ordinary ``Runner``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
+from qmpcompat.harness import Qemu, QemuOptions
+from qmpcompat.harness.pool import QemuPool
+from qmpcompat.harness.process import private_dir
+from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, fill
+from qmpcompat.vectors.match import NEVER_OK
+from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.run import (
+    MIGRATION_TIMEOUT,
+    Observation,
+    Runner,
+    free_port,
+    migration_state,
+    observe,
+)
+from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.transcript import Step, fill_steps, play, run_fresh, steps_problems
+
+Probe = tuple[object, object]
+
+
+def persistable(vec: Vector) -> bool:
+    """Whether a vector can run on a QEMU that served other cases: one command on
+    a bare ``-M none`` QEMU, nothing set up before it, no other side."""
+    return (vec.peer is None and not vec.fds and not vec.capabilities and not vec.parameters
+            and vec.machine == "none")
+
+
+def probe(q: Qemu) -> Probe:
+    """The state a rejected command must leave unchanged: the run state and the
+    migration status (QemuDied / QemuHung if QEMU no longer answers)."""
+    return q.cmd("query-status").get("status"), q.query_migrate().get("status")
+
+
+@dataclass
+class PersistentStats:
+    """How the cases were served."""
+
+    cases: int = 0  # cases run in persistent mode
+    reused: int = 0  # ... on a QEMU that had served an earlier case
+    fresh: int = 0  # vectors that cannot be persistent, run by the ordinary runner
+    retired: dict[str, int] = field(default_factory=dict)  # why a QEMU was given up
+    rerun: int = 0  # failures on a reused QEMU run again alone on a fresh one
+    rerun_differs: int = 0  # ... where the fresh run did not fail the same way
+
+    def retire(self, why: str) -> None:
+        self.retired[why] = self.retired.get(why, 0) + 1
+
+
+@dataclass
+class _Live:
+    qemu: Qemu
+    baseline: Probe
+    served: int = 0
+
+
+class PersistentRunner(Runner):
+    """Runs vectors like ``Runner``, reusing a QEMU while cases leave it unchanged."""
+
+    def __init__(self, timeout: float = 10.0, spares: int = 1, keep_dirs: bool = False,
+                 allow_exec: bool = False) -> None:
+        super().__init__(timeout, keep_dirs, allow_exec)
+        self.spares = spares
+        self.stats = PersistentStats()
+        self._pools: dict[tuple[str, bool], QemuPool] = {}
+        self._live: dict[tuple[str, bool], _Live] = {}
+
+    def close(self) -> None:
+        """Kill every QEMU still held (live or spare)."""
+        for live in self._live.values():
+            live.qemu.close()
+        self._live.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+    @property
+    def started(self) -> int:
+        """QEMUs the pools launched (spares included), not counting fresh runs."""
+        return sum(p.started for p in self._pools.values())
+
+    def _take(self, build: QemuBuild, incoming: bool) -> _Live:
+        key = (build.binary, incoming)
+        live = self._live.get(key)
+        if live is None:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = QemuPool(
+                    build, QemuOptions(incoming_defer=incoming, timeout=self.timeout), self.spares)
+            qemu = pool.take()
+            try:
+                live = _Live(qemu, probe(qemu))
+            except BaseException:
+                qemu.close()
+                raise
+            self._live[key] = live
+        return live
+
+    def _retire(self, build: QemuBuild, incoming: bool, why: str) -> None:
+        live = self._live.pop((build.binary, incoming), None)
+        if live is not None:
+            live.qemu.close()
+            self.stats.retire(why)
+
+    def run(self, vec: Vector, build: QemuBuild) -> Observation:
+        """What ``Runner.run`` would observe; on a reused QEMU where possible."""
+        if not persistable(vec) or check_vector(vec, self.allow_exec):
+            self.stats.fresh += 1
+            return self.run_fresh(vec, build)  # (which also reports a refusal)
+        return self._serve(build, vec.incoming == "defer",
+                           lambda live, tmp: self._one(vec, live, tmp),
+                           lambda: self.run_fresh(vec, build))
+
+    def run_transcript(self, steps: Sequence[Step], build: QemuBuild,
+                       incoming: bool) -> Observation:
+        """What ``transcript.run_fresh`` would observe; on a reused QEMU where possible
+        (it serves on while every step is rejected and the probe is unchanged)."""
+
+        def on(live: _Live, tmp: str) -> tuple[Observation, str]:
+            obs = play(live.qemu, fill_steps(steps, tmp))
+            if obs.result in NEVER_OK:
+                return obs, obs.result
+            if any("return" in r for r in obs.replies or ()):
+                return obs, "accepted"
+            try:
+                return obs, "" if probe(live.qemu) == live.baseline else "state changed"
+            except (QemuDied, QemuHung, QemuError, OSError):
+                return obs, "error"
+
+        if steps_problems(list(steps), Policy.template(self.allow_exec)):
+            return run_fresh(steps, build, incoming, self.timeout, self.allow_exec)  # refused
+        return self._serve(build, incoming, on,
+                           lambda: run_fresh(steps, build, incoming, self.timeout,
+                                             self.allow_exec))
+
+    def _serve(self, build: QemuBuild, incoming: bool,
+               on: Callable[[_Live, str], tuple[Observation, str]],
+               fresh: Callable[[], Observation]) -> Observation:
+        """Run one case with ``on`` (the live QEMU, the case's tmpdir: the observation
+        and why to retire the QEMU, '' to keep it); a failure on a reused QEMU is
+        replaced by ``fresh``, the same case alone on a fresh QEMU."""
+        start = time.monotonic()
+        try:
+            live = self._take(build, incoming)
+        except (QemuDied, QemuHung, QemuError, OSError):
+            return fresh()  # the fresh run reports the start failure
+        self.stats.cases += 1
+        reused = live.served > 0
+        self.stats.reused += reused
+        live.served += 1
+        tmp = private_dir("qmpv-")
+        live.qemu.policy = Policy.for_case(tmp, self.allow_exec)  # this case's own dir
+        try:
+            obs, why = on(live, str(tmp))
+        finally:
+            if not self.keep_dirs:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if why:
+            self._retire(build, incoming, why)
+        if reused and obs.result in NEVER_OK:
+            self.stats.rerun += 1
+            again = fresh()
+            self.stats.rerun_differs += again.result != obs.result
+            return again
+        obs.seconds = round(time.monotonic() - start, 4)
+        return obs
+
+    def _one(self, vec: Vector, live: _Live, tmp: str) -> tuple[Observation, str]:
+        """One vector's command on a live QEMU: the observation and why the QEMU
+        must be retired ('' when it can serve the next case)."""
+        q = live.qemu
+        args = fill(vec.arguments, {"tmpdir": tmp, "port": str(free_port())})
+        stage = f"running {vec.command}"
+        try:
+            reply = q.execute(vec.command, args)
+            obs = observe(reply)
+            if reply.ok and vec.command == "migrate":
+                stage = "following the migration"
+                obs.migration, obs.migration_error = migration_state(q, MIGRATION_TIMEOUT)
+            stage = f"checking QEMU still answers after {vec.command}"
+            state = probe(q)
+        except (QemuDied, QemuHung) as exc:
+            kind = "crash" if isinstance(exc, QemuDied) else "hang"
+            return Observation(kind, detail=f"the QEMU under test, {stage}: {exc}"), kind
+        except (QemuError, UnsafeInput, OSError) as exc:
+            return Observation("error", detail=f"{stage}: {exc}"), "error"
+        if reply.ok:
+            return obs, "accepted"
+        return obs, "" if state == live.baseline else "state changed"

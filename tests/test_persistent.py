@@ -1,0 +1,100 @@
+"""Persistent mode on real binaries: a QEMU serves rejected cases one after
+another, an accepted case or a crash retires it, a crash on a reused QEMU is
+confirmed alone on a fresh one, and a sample of derived cases gives the same
+outcomes fresh and persistent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qmpcompat.derive.run import derive_for, run_case
+from qmpcompat.harness import QemuOptions
+from qmpcompat.harness.pool import QemuPool
+from qmpcompat.provision import QemuBuild
+from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.model import Expectation, Vector
+from qmpcompat.vectors.persistent import PersistentRunner, persistable
+from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.versions import VersionRange
+
+SCHEMAS = SchemaCache()
+EMPTY_EXEC = {"channels": [{"channel-type": "main", "addr": {"transport": "exec", "args": []}}]}
+
+
+def case(command: str, arguments: dict[str, Any], **extra: Any) -> Vector:
+    return Vector(id="P", description="persistent", command=command, arguments=arguments,
+                  flags=(), expect=(Expectation(VersionRange.parse("*"), "accept"),), file="t",
+                  incoming="defer" if command == "migrate-incoming" else None, **extra)
+
+
+def test_rejected_cases_share_one_qemu(newest: QemuBuild) -> None:
+    with PersistentRunner(spares=0) as runner:
+        for _ in range(5):
+            obs = runner.run(case("migrate", {"uri": "bogus:x"}), newest)
+            assert obs.result == "reject", obs.summary()
+        assert runner.stats.cases == 5 and runner.stats.reused == 4
+        assert runner.started == 1 and not runner.stats.retired
+
+
+def test_accepted_case_retires_its_qemu(newest: QemuBuild) -> None:
+    with PersistentRunner(spares=1) as runner:
+        accept = runner.run(case("migrate", {"uri": "exec:cat > {tmpdir}/out"}), newest)
+        assert accept.result == "accept" and accept.migration == "completed", accept.summary()
+        reject = runner.run(case("migrate", {"uri": "bogus:x"}), newest)
+        assert reject.result == "reject"
+        assert runner.stats.retired == {"accepted": 1} and runner.stats.reused == 0
+        assert runner.started == 3  # the first, its spare (now serving), the next spare
+
+
+def test_crash_on_a_reused_qemu_is_confirmed_on_a_fresh_one(newest: QemuBuild) -> None:
+    if newest.version < (10, 0):
+        pytest.skip("channels need QEMU 10.0")
+    with PersistentRunner(spares=0) as runner:
+        assert runner.run(case("migrate", {"uri": "bogus:x"}), newest).result == "reject"
+        crash = runner.run(case("migrate", EMPTY_EXEC), newest)
+        assert crash.result == "crash" and "signal 11" in crash.detail, crash.summary()
+        assert runner.stats.rerun == 1 and runner.stats.rerun_differs == 0
+        assert runner.stats.retired == {"crash": 1}
+        assert runner.run(case("migrate", {"uri": "bogus:x"}), newest).result == "reject"
+
+
+def test_what_cannot_be_persistent_runs_fresh(newest: QemuBuild) -> None:
+    with_params = case("migrate", {"uri": "bogus:x"}, parameters={"max-bandwidth": 1})
+    assert not persistable(with_params) and persistable(case("migrate", {"uri": "bogus:x"}))
+    with PersistentRunner() as runner:
+        assert runner.run(with_params, newest).result == "reject"
+        assert runner.stats.fresh == 1 and runner.stats.cases == 0
+
+
+def test_pool_hands_out_started_qemus_and_kills_its_spares(newest: QemuBuild) -> None:
+    pool = QemuPool(newest, QemuOptions(), spares=2)
+    first = pool.take()
+    try:
+        assert first.cmd("query-status")["status"]
+        spares = list(pool._launched)
+        assert len(spares) == 2 and all(s.alive for s in spares)
+    finally:
+        first.close()
+        pool.close()
+    assert not any(s.alive for s in spares) and not pool._launched
+
+
+def test_derived_sample_same_outcomes_fresh_and_persistent(builds: list[QemuBuild]) -> None:
+    """Every 7th derived case of both commands on the oldest and newest build:
+    the same outcome and the same observation (result, error class, text)."""
+    fresh = Runner()
+    compared = 0
+    with PersistentRunner() as persistent:
+        for build in (builds[0], builds[-1]):
+            for derived in derive_for(SCHEMAS.entries(build))[::7]:
+                a = run_case(derived, build, fresh)
+                b = run_case(derived, build, persistent)
+                assert (a.verdict.outcome, a.observation.result, a.observation.error_class,
+                        a.observation.desc) == (b.verdict.outcome, b.observation.result,
+                                                b.observation.error_class, b.observation.desc), \
+                    (derived.id, build.label, a.observation.summary(), b.observation.summary())
+                compared += 1
+        assert persistent.stats.reused > compared // 2
+    assert compared >= 20
