@@ -89,8 +89,8 @@ class _FileIsFatal(Explorer):
     on the file transport: a failure whose minimal tree is known, to test shrinking."""
 
     def strategy(self, command: str, stateful: bool) -> Any:
-        return self.model.single(command).filter(  # channels only: file is one transport in 7
-            lambda s: "channels" in s[0]["arguments"] and "uri" not in s[0]["arguments"])
+        return self.model.single(command).filter(  # channels with a file channel only
+            lambda s: "uri" not in s[0]["arguments"] and '"file"' in json.dumps(s))
 
     def run_case(self, steps: list[dict[str, Any]], fresh: bool = False) -> Observation:
         obs = super().run_case(steps, fresh)
