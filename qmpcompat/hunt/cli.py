@@ -117,7 +117,8 @@ def run_derive(args: argparse.Namespace) -> int:
             if args.check:
                 result = run_case(case, build, runner)
                 line["outcome"] = result.verdict.outcome
-                line["observed"] = result.observation.summary()
+                line["observed"] = (result.observation.summary() if result.observation
+                                    else result.verdict.message)
                 failed += result.verdict.outcome == Outcome.FAILED
             if args.json:
                 print(json.dumps(line))
