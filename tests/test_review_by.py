@@ -4,6 +4,7 @@ gate fails with a message that says so."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,16 +35,22 @@ def test_ignore_entry_expires(tmp_path: Path, review_by: str, late: bool,
                               capsys: pytest.CaptureFixture[str]) -> None:
     ignore = _ignore_file(tmp_path, review_by)
     rc = main(["diff", "7.2", "10.0", "--ignore", str(ignore), "--no-files"])
-    out, err = capsys.readouterr()
-    blk_reported = "migrate/arg-type/blk" in out
+    out = capsys.readouterr().out
     if late:
         assert rc == 1
-        assert "was to be reviewed by 9.2; QEMU 10.0." in err and "renew review-by or remove" in err
-        assert blk_reported  # the overdue entry accepts nothing any more
-        assert overdue(ignore, "10.0.13") and not overdue(ignore, "9.2.5")
+        assert re.search(r"breaking +IGNORE_REVIEW_OVERDUE .*was to be reviewed by 9\.2; QEMU 10\.0\.\d+ "
+                         r"is past it: .*renew review-by or remove the entry", out), out
+        assert re.search(r"breaking +INPUT_MEMBER_REMOVED .* migrate/arg-type/blk", out), out  # back
+        assert overdue(ignore, "10.0.13", "a", "b") and not overdue(ignore, "9.2.5", "a", "b")
+        # in CI, the annotation points at the entry's line of the ignore file
+        assert main(["diff", "7.2", "10.0", "--ignore", str(ignore), "--no-files", "--format", "github"]) == 1
+        line = next(n for n, text in enumerate(ignore.read_text().splitlines(), 1) if "blk" in text)
+        annotations = capsys.readouterr().out
+        where = rf"^::error file={re.escape(str(ignore))},line={line - 1},"  # the entry starts a line up
+        assert re.search(where + r"title=migrate/arg-type/blk%3A ignore entry line", annotations, re.M)
     else:
-        assert rc == 0, out + err
-        assert not blk_reported and "reviewed by" not in err
+        assert rc == 0, out
+        assert "migrate/arg-type/blk" not in out and "reviewed by" not in out
 
 
 def test_bad_review_by(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

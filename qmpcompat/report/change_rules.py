@@ -33,10 +33,3 @@ BEHAVIOUR_RULES: dict[str, tuple[str, str]] = {
     "SETUP_CHANGED": ("warning", "the harness could set the case up on one build and not on the"
                                  " other"),
 }
-
-
-def rule_level(rule: str) -> str:
-    return BEHAVIOUR_RULES[rule][0]
-
-
-__all__ = ["BEHAVIOUR_RULES", "rule_level"]

@@ -77,11 +77,12 @@ def findings(baseline: Path, live: SchemaInput, fail_on: str,
     return [f for f in found if f.level.at_least(fail_on)]
 
 
-def overdue(ignore: Path, version: str) -> list[str]:
-    """One message per entry of ``ignore`` whose review-by release QEMU ``version`` is past."""
+def overdue(ignore: Path, version: str, old: str, new: str) -> list[Finding]:
+    """A finding (IGNORE_REVIEW_OVERDUE) per entry of ``ignore`` whose review-by
+    release QEMU ``version`` is past."""
     if not ignore.exists():
         return []
-    return [e.overdue_message(version) for e in load_ignore(ignore) if e.overdue(version)]
+    return [e.overdue_finding(old, new, version) for e in load_ignore(ignore) if e.overdue(version)]
 
 
 def explain(found: list[Finding]) -> str:

@@ -25,6 +25,7 @@ import yaml
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.rules import RULES, Finding
+from qmpcompat.types import Level
 
 KEYS = {"rule", "path", "fingerprint", "reason", "review-by"}
 _RELEASE = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -58,6 +59,14 @@ class IgnoreEntry:
     def overdue_message(self, version: str) -> str:
         return (f"ignore entry {self.describe()} was to be reviewed by {self.review_by}; QEMU {version} "
                 "is past it: look at the accepted change again, then renew review-by or remove the entry")
+
+    def overdue_finding(self, old: str, new: str, version: str) -> Finding:
+        """This entry, overdue for QEMU ``version``, as a finding of ``old -> new``
+        (rule IGNORE_REVIEW_OVERDUE, breaking): it fails every gate."""
+        level, explanation = RULES["IGNORE_REVIEW_OVERDUE"]
+        path = self.path or self.fingerprint
+        return Finding(old, new, path.split("/")[0], path, self.overdue_message(version),
+                       "IGNORE_REVIEW_OVERDUE", Level(level), "", explanation)
 
     def matches(self, finding: Finding) -> bool:
         if self.fingerprint:

@@ -13,7 +13,7 @@ from qmpcompat.ciformats import CiFinding
 from qmpcompat.ciformats import render as render_ci
 from qmpcompat.schema.compare import Comparison
 from qmpcompat.schema.ignore import IgnoreEntry
-from qmpcompat.schema.locate import Locator, shown_path
+from qmpcompat.schema.locate import Location, Locator, shown_path
 from qmpcompat.schema.rules import RULES, Finding
 from qmpcompat.types import LEVELS
 
@@ -33,7 +33,8 @@ class DiffReport:
     comparisons: list[Comparison]
     ignored: dict[Finding, IgnoreEntry] = field(default_factory=dict)
     stale: list[IgnoreEntry] = field(default_factory=list)
-    overdue: list[str] = field(default_factory=list)  # ignore entries past their review-by release
+    overdue: list[IgnoreEntry] = field(default_factory=list)  # past their review-by release
+    ignore_file: str = ""
 
     def worst(self) -> int:
         """Rank of the worst finding not ignored (-1 when there is none)."""
@@ -59,7 +60,9 @@ class DiffReport:
             "stale_ignores": [{"line": e.line, "rule": e.rule, "path": e.path,
                                "fingerprint": e.fingerprint, "reason": e.reason}
                               for e in self.stale],
-            "overdue_ignores": self.overdue,
+            "overdue_ignores": [{"line": e.line, "rule": e.rule, "path": e.path,
+                                 "fingerprint": e.fingerprint, "review_by": e.review_by}
+                                for e in self.overdue],
         }
 
 
@@ -89,8 +92,6 @@ def text(report: DiffReport) -> str:
         lines.append("")
     for entry in report.stale:
         lines.append(f"stale ignore entry ({entry.describe()}): matches no change")
-    for message in report.overdue:
-        lines.append(f"overdue: {message}")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -116,8 +117,6 @@ def markdown(report: DiffReport) -> str:
             out.append("")
     if report.stale:
         out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
-    if report.overdue:
-        out += ["", "## Overdue ignore entries", ""] + [f"- {m}" for m in report.overdue]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -187,7 +186,13 @@ def ci_findings(report: DiffReport, locators: dict[str, Locator]) -> list[CiFind
             continue
         for f in comparison.findings:
             where = None
+            entry = next((e for e in report.overdue if f.rule == "IGNORE_REVIEW_OVERDUE"
+                          and f.path == (e.path or e.fingerprint)), None)
+            if entry is not None:  # an overdue ignore entry: its line in the ignore file
+                where = Location(report.ignore_file, entry.line)
             for label in (comparison.new, comparison.old):
+                if where is not None:
+                    break
                 if label in locators and (where := locators[label].locate(f.path)):
                     break
             out.append(CiFinding(

@@ -73,6 +73,8 @@ RULES: dict[str, tuple[str, str]] = {
     "CONFIG_CONDITION": ("info", "present in one side only because of its 'if' condition: a "
                                  "configuration difference between builds of the same version, "
                                  "not a compatibility change"),
+    "IGNORE_REVIEW_OVERDUE": ("breaking", "an accepted change's review-by release has passed: it "
+                                          "accepts nothing until someone looks at it again"),
 }
 
 # change -> (rule for input, rule for output)
