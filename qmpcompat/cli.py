@@ -20,6 +20,7 @@ from qmpcompat.errors import QmpCompatError
 COMMAND_MODULES = (
     "qmpcompat.provision.cli",
     "qmpcompat.vectors.cli",
+    "qmpcompat.claims.cli",
     "qmpcompat.schema.cli",
     "qmpcompat.report.cli",
     "qmpcompat.hunt.cli",

@@ -149,6 +149,7 @@ class CaseRecord:
     defect: str | None = None
     observed: dict[str, Any] | None = None
     seconds: float = 0.0
+    basis: dict[str, str] | None = None  # what the expectation rests on: {kind, source}
     extra: dict[str, Any] = field(default_factory=dict)  # later format fields, kept as given
 
     def to_json(self) -> dict[str, Any]:
@@ -158,7 +159,7 @@ class CaseRecord:
             "qemu": self.qemu, "qemu_version": self.qemu_version, "package": self.package,
             "binary": self.binary, "outcome": self.outcome.value, "expected": self.expected,
             "message": self.message, "defect": self.defect, "observed": self.observed,
-            "seconds": self.seconds,
+            "seconds": self.seconds, "basis": self.basis,
         }
         out.update(self.extra)
         return out

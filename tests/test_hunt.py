@@ -165,6 +165,7 @@ def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: 
     vec = parse_vector(data["vectors"][0], path.name, data["command"])
     assert vec.id == "M-9001" and "found-by" in vec.flags and vec.arguments == finding.arguments
     assert vec.expectation_for((7, 2, 22)).desc == "Parameter 'uri' is missing"
+    assert vec.expectation_for((7, 2, 22)).observed_on == ("7.2.22",)
     review = vec.expectation_for(newest.version)  # the failing build: say what is right
     assert review is not None and review.why.startswith("REVIEW")
     defects = load_yaml(tmp_path / "M-9001.known-defects.yaml")

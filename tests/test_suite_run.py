@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from suite_runner import basic_vectors, outcomes, run_suite
 
+from qmpcompat.cli import main
 from qmpcompat.vectors.load import load
-from qmpcompat.vectors.yamlfile import dump_canonical
+from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
 
 
 def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
@@ -80,10 +81,66 @@ def test_missing_capability_skips_or_fails_in_strict_mode(tmp_path: Path, strict
     (root / "migrate" / "needs.yaml").write_text(dump_canonical({"command": "migrate", "vectors": [{
         "id": "M-0990", "description": "needs a made-up argument", "flags": ["uri"],
         "requires": {"schema": ["migrate/arg-type/no-such-member"]},
-        "arguments": {"uri": "unix:{tmpdir}/x"}, "expect": [{"result": "accept"}]}]}))
+        "arguments": {"uri": "unix:{tmpdir}/x"},
+        "expect": [{"result": "accept", "inferred-from": "made up for this test"}]}]}))
     rc, _out, results = run_suite(tmp_path, *(["--qmpcompat-strict"] if strict else []),
                                  vectors=root)
     rec = [r for r in results["results"] if r["vector"] == "M-0990"]
     assert {r["outcome"] for r in rec} == {"failed" if strict else "skipped"}
     assert "lacks migrate/arg-type/no-such-member" in rec[0]["message"]
     assert rc == (1 if strict else 0)
+
+
+STABLE = "bookworm,trixie"  # 7.2.22 and 10.0.13
+
+
+def test_strict_mode_refuses_a_pass_on_an_inferred_claim(tmp_path: Path) -> None:
+    """M-0001 (completes everywhere) marked observed on 7.2.22 only, M-0002 (uri and
+    channels together) observed nowhere. On 10.0.13 both rest on inferences (the
+    schema lets both arguments through; 'need either ...' is command code); on
+    7.2.22 M-0002's 'channels is unexpected' is decided by the binary's schema.
+    Strict mode fails exactly the passes on inferred claims; once `qmpcompat
+    observe` records what the run saw, strict mode passes. (Stable suites only:
+    strict mode refuses a Debian suite whose index is past its Valid-Until.)"""
+    root = basic_vectors(tmp_path)
+    path = root / "migrate" / "basic.yaml"
+    data = load_yaml(path)
+    for vec in data["vectors"]:
+        for exp in vec["expect"]:
+            if vec["id"] == "M-0001":
+                exp["observed-on"] = ["7.2.22"]
+                exp["inferred-from"] = "made up for this test: 7.2.22 only"
+            elif vec["id"] == "M-0002":
+                exp.pop("observed-on", None)
+                exp["inferred-from"] = "made up for this test: nothing observed"
+    path.write_text(dump_canonical(data))
+    for strict in (False, True):
+        rc, out, results = run_suite(tmp_path / str(strict),
+                                     *(["--qmpcompat-strict"] if strict else []), vectors=root,
+                                     suites=STABLE)
+        rec = {(r["vector"], r["qemu"]): r for r in results["results"]}
+        kinds = {k: (r["basis"] or {}).get("kind") for k, r in rec.items()}
+        assert kinds[("M-0001", "7.2.22")] == "observed"
+        assert kinds[("M-0001", "10.0.13")] == "inferred"
+        assert kinds[("M-0002", "7.2.22")] == "schema"
+        assert kinds[("M-0002", "10.0.13")] == "inferred"
+        claims = results["claims"]
+        assert claims["10.0.13"]["inferred"] == 2 and claims["7.2.22"]["schema"] == 1
+        refused = {k for k, r in rec.items() if r["outcome"] == "failed"}
+        if strict:
+            assert refused == {("M-0001", "10.0.13"), ("M-0002", "10.0.13")}, out
+            assert "strict mode refuses an inferred claim" in rec[("M-0001", "10.0.13")]["message"]
+            assert rc == 1
+        else:
+            assert not refused and rc == 0, out
+        summary = (tmp_path / str(strict) / "reports" / "summary.md").read_text()
+        assert "### What the expectations rest on" in summary
+    # Record what the non-strict run saw: its passes on inferred claims become observed.
+    assert main(["observe", str(tmp_path / "False" / "reports" / "results.json"),
+                 "--vectors", str(root)]) == 0
+    m0001 = next(v for v in load(root).vectors if v.id == "M-0001")
+    assert m0001.expect[0].observed_on == ("7.2.22", "10.0.13")
+    rc, out, results = run_suite(tmp_path / "again", "--qmpcompat-strict", vectors=root,
+                                 suites=STABLE)
+    assert rc == 0, out
+    assert results["claims"]["10.0.13"]["inferred"] == 0

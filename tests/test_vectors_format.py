@@ -89,3 +89,21 @@ def test_lint_rules(tmp_path: Path) -> None:
     assert "bad.yaml:3: M-0998: unsafe: arguments/uri: tcp host '10.0.0.1' is not loopback" in text
     assert "bad.yaml:3: M-0998: schema: vectors/0: Additional properties" in text
     assert "bad.yaml: not in canonical form" in text
+
+
+def test_observed_on_rules(tmp_path: Path) -> None:
+    """Every expectation says what it rests on; an observed version lies in its range."""
+    root = _copy_vectors(tmp_path)
+    (root / "migrate" / "claims.yaml").write_text(
+        "command: migrate\nvectors:\n"
+        "  - id: M-0997\n    description: says nothing about what it rests on\n    flags: [uri]\n"
+        "    arguments: {uri: 'unix:{tmpdir}/x'}\n    expect:\n      - result: accept\n"
+        "  - id: M-0996\n    description: observed outside its range\n    flags: [uri]\n"
+        "    arguments: {uri: 'unix:{tmpdir}/x'}\n    expect:\n      - versions: <10.0\n"
+        "        result: accept\n        observed-on: [10.0.2]\n"
+        "      - versions: '>=10.0'\n        result: accept\n        observed-on: [10.0.2]\n")
+    text = "\n".join(str(p) for p in lint(root))
+    assert ("claims.yaml:3: M-0997: the expectation for * says neither where it was observed "
+            "(observed-on) nor what it is inferred from (inferred-from)") in text
+    assert "M-0996: observed-on 10.0.2 is outside the expectation's range <10.0" in text
+    assert "M-0996: observed-on 10.0.2 is outside" not in text.split("range <10.0")[1]

@@ -10,12 +10,14 @@ from typing import Any
 from qmpcompat.derive.cases import DerivedCase, derive
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.vectors.basis import Basis
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.match import judge
 from qmpcompat.vectors.model import COMMANDS, KnownDefect
 from qmpcompat.vectors.run import Runner
 
 DEFAULT_COMMANDS = COMMANDS
+DERIVED_BASIS = Basis("schema", "derived from the binary's own schema")
 
 
 def run_case(case: DerivedCase, build: QemuBuild, runner: Runner,
@@ -25,7 +27,7 @@ def run_case(case: DerivedCase, build: QemuBuild, runner: Runner,
     vec = case.vector()
     obs = runner.run(vec, build)
     verdict = judge(vec, build.version, obs, list(defects))
-    return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
+    return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, DERIVED_BASIS))
 
 
 def derive_for(entries: list[dict[str, Any]], commands: Sequence[str] = DEFAULT_COMMANDS,

@@ -66,6 +66,7 @@ def _expectation(answer: Answer) -> dict[str, Any]:
         exp["desc"] = obs.get("desc")
     elif obs.get("migration"):
         exp["migration"] = obs["migration"]
+    exp["observed-on"] = [answer.qemu_version]
     return exp
 
 
@@ -153,7 +154,8 @@ def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, numb
     expect = [_expectation(a) for a in sorted(answers, key=lambda a: a.version)
               if not a.failed(finding)]
     expect += [{"versions": _range(run), "result": "reject", "error-class": "GenericError",
-                "desc-pattern": ".+", "why": REVIEW_WHY} for run in runs]
+                "desc-pattern": ".+", "why": REVIEW_WHY, "inferred-from": REVIEW_WHY}
+               for run in runs]
     flags = ["found-by"] + [f for f in ("uri", "channels") if f in arguments]
     vector: dict[str, Any] = {
         "id": vid, "description": f"found by hunt: {summary} on {finding.command}"[:120],

@@ -71,7 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where results.json and the other reports go (default: reports/)")
     group.addoption("--qmpcompat-strict", action="store_true",
                     help="release gate: a vector skipped because the binary lacks what it "
-                         "needs counts as a failure")
+                         "needs counts as a failure, and so does a pass on an inferred claim")
     group.addoption("--qmpcompat-allow-exec", action="store_true",
                     help="let vectors run exec: commands other than the harness's sink commands")
     group.addoption("--qmpcompat-fail-on", choices=LEVELS, default=Level.BREAKING.value,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import ReportError
-from qmpcompat.report.results import FORMAT, totals
+from qmpcompat.report.results import FORMAT, claim_totals, totals
 from qmpcompat.types import Outcome, Version, strip_qemu_id
 
 # When two runs of one build and vector disagree, the merged cell shows the worst.
@@ -99,6 +99,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
         "environment": env,
         "totals": totals(records),
+        "claims": claim_totals(records),
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
         "known_defects": [defects[k] for k in sorted(defects)],

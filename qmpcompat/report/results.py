@@ -56,6 +56,21 @@ def totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=label_order)}
 
 
+BASIS_KINDS = ("observed", "schema", "inferred")
+
+
+def claim_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per QEMU label: how many cases were judged on an observed, a schema-decided
+    and an inferred claim (cases judged on no claim, e.g. skipped, are left out)."""
+    out: dict[str, Counter[str]] = {}
+    for rec in records:
+        kind = (rec.get("basis") or {}).get("kind")
+        if kind in BASIS_KINDS:
+            out.setdefault(rec["qemu"], Counter())[kind] += 1
+    return {label: {k: out[label].get(k, 0) for k in BASIS_KINDS}
+            for label in sorted(out, key=label_order)}
+
+
 def results_document(env: dict[str, Any], records: list[dict[str, Any]], started: float,
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     records = sorted(records, key=lambda r: (r.get("vector", ""), r.get("qemu", "")))
@@ -65,6 +80,7 @@ def results_document(env: dict[str, Any], records: list[dict[str, Any]], started
         "seconds": round(time.time() - started, 3),
         "environment": env,
         "totals": totals(records),
+        "claims": claim_totals(records),
         "results": records,
         **(extra or {}),
     }

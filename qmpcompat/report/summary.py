@@ -122,6 +122,26 @@ def _changes(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _claims(doc: dict[str, Any]) -> list[str]:
+    """Per QEMU version: how many cases were judged on observed, schema-decided
+    and inferred claims, and how many inferred claims passed."""
+    claims = doc.get("claims") or {}
+    if not claims:
+        return []
+    passed = Counter(r["qemu"] for r in doc["results"] if r["outcome"] == "passed"
+                     and (r.get("basis") or {}).get("kind") == "inferred")
+    lines = ["", "### What the expectations rest on", "",
+             "Observed: a real binary of that version was seen doing it before (the expectation's "
+             "`observed-on`); schema: the binary's own schema decides it; inferred: neither "
+             "(the expectation's `inferred-from` says from what). `--qmpcompat-strict` refuses "
+             "a pass on an inferred claim.", "",
+             "| QEMU | observed | schema | inferred | inferred and passed |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {label} | {c.get('observed', 0)} | {c.get('schema', 0)} | "
+              f"{c.get('inferred', 0)} | {passed.get(label, 0)} |" for label, c in claims.items()]
+    return lines
+
+
 def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
@@ -140,6 +160,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
         pkg = by_label.get(label, {}).get("package", "")
         lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
+    lines += _claims(doc)
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
     if failed:
         lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",

@@ -4,9 +4,11 @@ Masked type names change from build to build, so a snapshot renames every type
 after the first path that reaches it, in libvirt query syntax, breadth first
 with members in name order (``migrate/arg-type``, ``MigrationChannel/addr``,
 ``[migrate/arg-type/channels]``); roots that are types keep their root name,
-builtins their own. Lists are sorted, keys are sorted, one entry per line
-group: two builds with the same interface give byte-identical snapshots, and
-a change shows as a reviewable diff.
+builtins their own. Lists are sorted, except an object's members, which keep
+QEMU's order (its input visitor checks them in that order, so the order decides
+which error a malformed call gets); keys are sorted, one entry per line group:
+two builds with the same interface give byte-identical snapshots, and a change
+shows as a reviewable diff.
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ def _rename(entry: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
                                     key=lambda m: m["name"])
     elif "members" in out:
         members = [_sorted_features({**m, "type": names[m["type"]]}) for m in out["members"]]
-        out["members"] = sorted(members, key=lambda m: (m.get("name", ""), m["type"]))
+        if out.get("meta-type") == "alternate":  # branches are chosen by JSON type: order is free
+            members = sorted(members, key=lambda m: (m.get("name", ""), m["type"]))
+        out["members"] = members  # an object's in QEMU's order: its input visitor checks them so
     if "variants" in out:
         out["variants"] = sorted(({**v, "type": names[v["type"]]} for v in out["variants"]),
                                  key=lambda v: v["case"])

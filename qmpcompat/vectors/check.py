@@ -10,7 +10,9 @@ from typing import Any
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.inputs import introspect
+from qmpcompat.schema.query import SchemaIndex, schema_has
 from qmpcompat.types import CaseRecord, Outcome
+from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, refuse_inferred
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -23,20 +25,22 @@ class SchemaCache:
     with the differ) and its query index."""
 
     def __init__(self) -> None:
-        self._index: dict[str, Any] = {}
+        self._index: dict[str, SchemaIndex] = {}
 
     def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
         return introspect(build)
+
+    def index(self, build: QemuBuild) -> SchemaIndex:
+        """``build``'s schema, indexed for queries."""
+        if build.binary not in self._index:
+            self._index[build.binary] = SchemaIndex(self.entries(build))
+        return self._index[build.binary]
 
     def missing(self, build: QemuBuild, queries: tuple[str, ...]) -> list[str]:
         """The queries that do not hold for ``build``'s schema."""
         if not queries:
             return []
-        from qmpcompat.schema.query import SchemaIndex, schema_has
-
-        if build.binary not in self._index:
-            self._index[build.binary] = SchemaIndex(self.entries(build))
-        return [q for q in queries if not schema_has(self._index[build.binary], q)]
+        return [q for q in queries if not schema_has(self.index(build), q)]
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,17 @@ class CaseResult:
 
 def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
           schemas: SchemaCache, strict: bool = False, allow_exec: bool = False,
-          lint: Sequence[str] = (), fail_on_known: frozenset[str] = frozenset()) -> CaseResult:
+          lint: Sequence[str] = (), fail_on_known: frozenset[str] = frozenset(),
+          decides: SchemaDecides | None = None) -> CaseResult:
     """Run ``vec`` on ``build`` unless it is unsafe, fails ``lint`` (the lint
     problems of this vector), or needs what the build lacks. A known defect
-    whose observed result is in ``fail_on_known`` (crash, hang) fails the case."""
+    whose observed result is in ``fail_on_known`` (crash, hang) fails the case.
+    The record says what the expectation rests on (``decides`` tells a claim the
+    build's schema decides); strict mode refuses a pass on an inferred claim."""
     refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
                                   *check_limits(vec)]))
     obs: Observation | None = None
+    basis: Basis | None = None
     if refused:
         verdict = Verdict(Outcome.FAILED, "refused, the vector fails lint: " + "; ".join(refused))
     elif why := unmet(vec, build, schemas):
@@ -70,7 +78,11 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
             verdict = Verdict(Outcome.FAILED, f"{verdict.message} (a known {obs.result} fails the release "
                               f"gate under --qmpcompat-fail-on-known {','.join(sorted(fail_on_known))})",
                               verdict.expected, verdict.defect)
-    return CaseResult(verdict, obs, case_record(vec, build, verdict, obs))
+        exp = vec.expectation_for(build.version)
+        basis = basis_of(vec, exp, build, decides) if exp is not None else None
+        if strict:
+            verdict = refuse_inferred(verdict, basis)
+    return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, basis))
 
 
 def unmet(vec: Vector, build: QemuBuild, schemas: SchemaCache) -> str:
@@ -84,12 +96,14 @@ def unmet(vec: Vector, build: QemuBuild, schemas: SchemaCache) -> str:
 
 
 def case_record(vec: Vector, build: QemuBuild, verdict: Verdict,
-                obs: Observation | None) -> CaseRecord:
-    """The record of one case (a vector's, or a derived case as a vector)."""
+                obs: Observation | None, basis: Basis | None = None) -> CaseRecord:
+    """The record of one case (a vector's, or a derived case as a vector), with
+    what its expectation rests on for the build's version."""
     return CaseRecord(
         vector=vec.id, command=vec.command, flags=list(vec.flags),
         description=vec.description, file=vec.where,
         qemu=build.label, qemu_version=build.version_str, package=build.package,
         binary=build.binary, outcome=verdict.outcome, expected=verdict.expected,
         message=verdict.message, defect=verdict.defect,
-        observed=obs.to_json() if obs else None, seconds=obs.seconds if obs else 0.0)
+        observed=obs.to_json() if obs else None, seconds=obs.seconds if obs else 0.0,
+        basis=basis.to_json() if basis else None)

@@ -1,5 +1,5 @@
-"""``qmpcompat lint`` and ``qmpcompat try``: check vector files; see what a
-binary does with one argument tree."""
+"""``qmpcompat try``: see what binaries do with vectors (``qmpcompat lint`` is
+in ``qmpcompat.claims.cli``, beside the history it checks against)."""
 
 from __future__ import annotations
 
@@ -11,22 +11,12 @@ from pathlib import Path
 from qmpcompat.errors import UnsafeInput
 from qmpcompat.provision.select import named_binaries, select
 from qmpcompat.safety import ALLOW_EXEC_WARNING
-from qmpcompat.vectors.lint import lint
-from qmpcompat.vectors.load import default_root, load
+from qmpcompat.vectors.load import load
 from qmpcompat.vectors.run import Runner
 from qmpcompat.vectors.safety import check_vector
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subs.add_parser("lint", help="check every vector file",
-                        description="Check vector files: schema, unique ids, defined flags, "
-                        "version ranges, canonical form, safety rules, known defects.")
-    p.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
-    p.add_argument("--fix", action="store_true", help="rewrite files into canonical form")
-    p.add_argument("--allow-exec", action="store_true",
-                   help="accept exec: commands other than the harness's sink commands")
-    p.set_defaults(func=run_lint)
-
     t = subs.add_parser("try", help="run vectors (or one argument tree) and print what QEMU did",
                         description="Run vectors by id on binaries and print the observation, "
                         "to write or review a vector's expectation.")
@@ -38,18 +28,6 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     t.add_argument("--allow-exec", action="store_true",
                    help="let vectors run exec: commands other than the harness's sink commands")
     t.set_defaults(func=run_try)
-
-
-def run_lint(args: argparse.Namespace) -> int:
-    root = (args.vectors or default_root()).resolve()
-    if args.allow_exec:
-        print(ALLOW_EXEC_WARNING, file=sys.stderr)
-    problems = lint(root, fix=args.fix, allow_exec=args.allow_exec)
-    for problem in problems:
-        print(problem)
-    count = len(load(root).vectors)
-    print(f"qmpcompat lint: {count} vectors, {len(problems)} problems")
-    return 1 if problems else 0
 
 
 def run_try(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ canonical form; the safety rules hold; known defects name real vectors.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from qmpcompat.errors import VectorError
+from qmpcompat.types import Version
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
     DEFECTS_FILE,
@@ -31,6 +33,7 @@ from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
 
+EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
 DEFECTS_SCHEMA = "known-defects.schema.json"
 RETIRED_FILE = "retired-ids.yaml"
 
@@ -96,6 +99,7 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
     for i, a in enumerate(vec.expect):
         out += [f"version ranges {a.versions} and {b.versions} overlap"
                 for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
+    out += observed_problems(vec)
     out += check_limits(vec)
     return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
 
@@ -146,6 +150,25 @@ def _canonical(path: Path, data: Any, shown: str, fix: bool) -> list[Problem]:
         path.write_text(canonical)
         return []
     return [Problem(shown, None, None, "not in canonical form (run `qmpcompat lint --fix`)")]
+
+
+def observed_problems(vec: Vector) -> list[str]:
+    """Every expectation says what it rests on; an ``observed-on`` version lies in
+    its expectation's range. (A known defect on an observed build is no lint
+    problem: the run says whether the defect still shows.)"""
+    out = []
+    for exp in vec.expect:
+        if not exp.observed_on and not exp.inferred_from:
+            out.append(f"the expectation for {exp.versions} says neither where it was observed "
+                       "(observed-on) nor what it is inferred from (inferred-from)")
+        for text in exp.observed_on:
+            if not EXACT_VERSION.fullmatch(str(text)):
+                out.append(f"observed-on {text!r} is not a version MAJOR.MINOR.MICRO")
+                continue
+            version = Version.parse(text)
+            if version not in exp.versions:
+                out.append(f"observed-on {text} is outside the expectation's range {exp.versions}")
+    return out
 
 
 def lint(root: Path, fix: bool = False, allow_exec: bool = False,

@@ -31,6 +31,12 @@ class Expectation:
     why: str | None = None
     migration: str | None = None  # accept: final status of the migration (both sides)
     migration_error: str | None = None  # accept + failed: regex the error-desc must match
+    observed_on: tuple[str, ...] = ()  # the QEMU versions real binaries were seen doing this
+    inferred_from: str | None = None  # what a claim on any other version rests on
+
+    def observed(self, version: Version) -> bool:
+        """True when a real binary of ``version`` was seen doing what this says."""
+        return ".".join(map(str, version)) in self.observed_on
 
 
 FD_KINDS = ("listen", "connect", "pair")
@@ -174,7 +180,9 @@ def parse_expectation(raw: Any, file: str, vid: str | None,
                       desc=_text(raw, "desc", file, vid),
                       desc_pattern=_text(raw, "desc-pattern", file, vid, regex=True),
                       why=_text(raw, "why", file, vid), migration=_text(raw, "migration", file, vid),
-                      migration_error=_text(raw, "migration-error", file, vid, regex=True))
+                      migration_error=_text(raw, "migration-error", file, vid, regex=True),
+                      observed_on=_words(raw.get("observed-on"), "observed-on", file, raw, vid),
+                      inferred_from=_text(raw, "inferred-from", file, vid))
     if result == "reject" and (not exp.error_class or not (exp.desc or exp.desc_pattern)):
         raise _err("a reject needs error-class and desc (or desc-pattern with why)", file, raw,
                    vid)

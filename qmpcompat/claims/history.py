@@ -1,0 +1,191 @@
+"""The history lint: every expectation held against the schema of every known
+QEMU release its version range covers.
+
+For each vector, expectation and release in its range (where the vector's
+``requires.schema`` holds), the input visitor's answer for that release's
+schema (``qmpcompat.derive.visit``) is compared with the claim:
+
+- the visitor rejects the arguments: the claim must be that reject, in the
+  visitor's words (an accept, or another error, is contradicted);
+- the visitor lets them through: a claimed error that only the input visitor
+  gives (``is unexpected``, ``Invalid parameter type``, ``does not accept
+  value``, ``is missing`` for a nested path) is contradicted; the command's
+  own errors and a migration's end are beyond what the schema decides;
+- an accepted migration needs its peer's command accepted too, and the
+  set-up (``migrate-set-parameters`` / ``-capabilities``) must be accepted.
+
+A claim beyond what the schema decides, on a release that is not in the
+expectation's ``observed-on``, must say what it is inferred from
+(``inferred-from``); a release the vector applies to (its ``requires.schema``
+holds) must have an expectation. Every problem names the vector, the release
+and the fact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qmpcompat.derive.predict import Prediction
+from qmpcompat.derive.visit import Answer, visit
+from qmpcompat.schema.query import SchemaIndex, schema_has
+from qmpcompat.schema.releases import KnownSchema, known_schemas
+from qmpcompat.types import Version
+from qmpcompat.vectors.lint import Problem
+from qmpcompat.vectors.match import describe
+from qmpcompat.vectors.model import Expectation, Vector
+
+# Errors only the input visitor gives: a claim of one where the visitor lets the
+# arguments through is contradicted. A bare ``Parameter 'uri' is missing`` is left
+# out: command code says it too (QEMU's QERR_MISSING_PARAMETER).
+VISITOR_ONLY = (
+    re.compile(r"Parameter '[^']+' is unexpected"),
+    re.compile(r"Invalid parameter type for '[^']+', expected: .+"),
+    re.compile(r"Parameter '[^']+' does not accept value '.*'"),
+    re.compile(r"Parameter '[^']*[.\[][^']*' is missing"),
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One QEMU release of the history: its version and recorded schema."""
+
+    version: Version
+    source: str  # where the schema comes from, e.g. "recorded by libvirt 11.3.0 (caps_8.2.0_...)"
+    index: SchemaIndex
+    ordered: bool = True  # members in QEMU's order (snapshots keep it; see schema.snapshot)
+
+    @property
+    def label(self) -> str:
+        return ".".join(map(str, self.version))
+
+    @classmethod
+    def of(cls, known: KnownSchema) -> Release:
+        return cls(known.key, known.describe(), known.index)
+
+
+def known_releases() -> list[Release]:
+    """Every QEMU release whose schema is committed (vectors/schema/releases/ and
+    the build baselines), oldest first."""
+    return [Release.of(k) for k in known_schemas()]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A claim a release's schema contradicts (``kind`` contradiction), one beyond
+    the schema on a release nobody ran that does not say it is inferred (``kind``
+    unmarked), or no claim at all for a release the vector applies to (``kind``
+    uncovered)."""
+
+    vector: Vector
+    release: Release
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.vector.id} on QEMU {self.release.label}: {self.message}"
+
+
+def agrees(exp: Expectation, pred: Prediction) -> bool:
+    """True unless the reject ``exp`` claims is certainly not ``pred``'s error
+    (two patterns cannot be compared, and are taken to agree)."""
+    if exp.error_class != pred.error_class:
+        return False
+    if exp.desc is not None:
+        return pred.matches(exp.error_class, exp.desc)
+    if pred.desc is not None:
+        return re.fullmatch(exp.desc_pattern or "", pred.desc) is not None
+    return True
+
+
+def visitor_only(exp: Expectation) -> bool:
+    """True when the claimed error is one that only QEMU's input visitor gives."""
+    return exp.result == "reject" and exp.desc is not None and \
+        any(p.fullmatch(exp.desc) for p in VISITOR_ONLY)
+
+
+def decided(exp: Expectation, answer: Answer) -> bool:
+    """True when the schema alone makes ``exp`` true: a reject in the visitor's words."""
+    return answer.decided and answer.prediction is not None and exp.result == "reject" \
+        and agrees(exp, answer.prediction)
+
+
+def _claim(exp: Expectation) -> str:
+    return f"claims {describe(exp)} for {exp.versions}"
+
+
+def _setup(vec: Vector) -> list[tuple[str, dict[str, Any]]]:
+    """The commands the runner sends before the vector's own (on both sides)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    if vec.capabilities:
+        out.append(("migrate-set-capabilities", {"capabilities": [
+            {"capability": k, "state": v} for k, v in vec.capabilities.items()]}))
+    if vec.parameters:
+        out.append(("migrate-set-parameters", dict(vec.parameters)))
+    return out
+
+
+def _check_one(vec: Vector, exp: Expectation, rel: Release) -> list[Finding]:
+    def found(kind: str, message: str) -> Finding:
+        return Finding(vec, rel, kind, message)
+
+    src = f"({rel.source})"
+    for command, args in _setup(vec):
+        setup = visit(rel.index, command, args, rel.ordered)
+        if setup.decided and setup.prediction is not None:
+            return [found("contradiction", f"{_claim(exp)}, but its set-up {command} is rejected "
+                          f"there {src}: {setup.prediction} ({setup.fact})")]
+    answer = visit(rel.index, vec.command, vec.arguments, rel.ordered)
+    pred = answer.prediction
+    if answer.decided and pred is not None:
+        if exp.result == "accept" or not agrees(exp, pred):
+            return [found("contradiction", f"{_claim(exp)}, but the input visitor of that "
+                          f"release {src} answers first: {pred} ({answer.fact})")]
+        return []
+    if answer.accepted and visitor_only(exp):
+        return [found("contradiction", f"{_claim(exp)}, but that release's schema {src} lets "
+                      f"these arguments through ({answer.fact}), so no input error can arise")]
+    if exp.result == "accept" and vec.peer is not None:
+        peer_args = vec.peer.arguments if vec.peer.arguments is not None else vec.arguments
+        peer = visit(rel.index, vec.peer.command, peer_args, rel.ordered)
+        if peer.decided and peer.prediction is not None:
+            return [found("contradiction", f"{_claim(exp)}, but the peer's {vec.peer.command} is "
+                          f"rejected there {src}: {peer.prediction} ({peer.fact})")]
+    if not exp.observed(rel.version) and not exp.inferred_from:
+        seen = ", ".join(exp.observed_on) or "none"
+        return [found("unmarked", f"{_claim(exp)}; {rel.label} is not in its observed-on ({seen}) "
+                      "and its schema does not decide the claim: say what it is inferred from "
+                      "(inferred-from), or narrow the range")]
+    return []
+
+
+def check_vector(vec: Vector, releases: Iterable[Release]) -> list[Finding]:
+    """Every finding of one vector against ``releases``."""
+    out: list[Finding] = []
+    for rel in releases:
+        if vec.command not in rel.index or not all(schema_has(rel.index, q) for q in vec.schema):
+            continue  # the vector is skipped there: it claims nothing
+        exp = vec.expectation_for(rel.version)
+        if exp is None:
+            out.append(Finding(vec, rel, "uncovered", f"has no expectation for {rel.label} ("
+                               f"{rel.source}), which has what the vector needs: a run there fails "
+                               "with 'no expectation'; add one (observed, decided by that schema, "
+                               "or inferred)"))
+            continue
+        out += _check_one(vec, exp, rel)
+    return out
+
+
+def check_history(vectors: Sequence[Vector], releases: Sequence[Release]) -> list[Finding]:
+    """Every finding of ``vectors`` against ``releases``, by vector then release."""
+    ordered = sorted(releases, key=lambda r: r.version)
+    return [f for vec in vectors for f in check_vector(vec, ordered)]
+
+
+def history_problems(vectors: Sequence[Vector], releases: Sequence[Release]) -> list[Problem]:
+    """The findings as lint problems: file, line and vector, then the release and the fact."""
+    return [Problem(f.vector.file, f.vector.line, f.vector.id,
+                    f"history: QEMU {f.release.label}: {f.message}")
+            for f in check_history(vectors, releases)]
