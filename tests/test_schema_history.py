@@ -10,6 +10,7 @@ import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
+from qmpcompat.schema.deprecations import inferred_events
 from qmpcompat.schema.inputs import SchemaInput
 from qmpcompat.schema.releases import known_schemas
 from qmpcompat.schema.timeline import Timeline, build, point, release_lines
@@ -124,3 +125,53 @@ def test_query_history(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_history_needs_a_schema() -> None:
     with pytest.raises(SchemaError, match="no schema to build a history from"):
         build([])
+
+
+RST = """\
+QEMU Machine Protocol (QMP) commands
+------------------------------------
+
+``migrate`` argument ``detach`` (since 10.1)
+''''''''''''''''''''''''''''''''''''''''''''
+
+The argument is ignored.
+
+``query-migrate`` return value member ``skipped`` (removed in 9.1)
+''''''''''''''''''''''''''''''''''''''''''''''''''''''''''''''''''
+
+Not a member the history follows.
+
+Human Monitor Protocol (HMP) commands
+-------------------------------------
+
+``migrate`` command ``-b`` option (removed in 9.1)
+''''''''''''''''''''''''''''''''''''''''''''''''''
+
+HMP, not QMP.
+"""
+
+
+def test_documents_give_inferred_events(timeline: Timeline, tmp_path: Path) -> None:
+    (tmp_path / "deprecated.rst").write_text(RST)
+    removed = "``migrate`` argument ``detach`` (removed in 11.1)"
+    (tmp_path / "removed-features.rst").write_text(
+        RST.replace("``migrate`` argument ``detach`` (since 10.1)\n" + "'" * 44,
+                    removed + "\n" + "'" * len(removed)))
+    events = inferred_events(tmp_path, timeline, "test")
+    assert [(e.version, e.path, e.change, e.evidence) for e in events] == [
+        ("10.1", "migrate/arg-type/detach", "deprecated", "inferred"),
+        ("11.1", "migrate/arg-type/detach", "removed", "inferred")]
+    assert events[0].note == "deprecated.rst (test): ``migrate`` argument ``detach`` (since 10.1)"
+
+
+def test_history_with_qemus_own_documents(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The deprecation documents of QEMU 10.0's source package (fetched once, cached)."""
+    assert main(["history", "--docs", "debian:10.0", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "inferred 9.1: migrate/arg-type/blk: removed [removed-features.rst (Debian qemu" in out
+    data = json.loads((tmp_path / "schema-history.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert {(e["version"], e["path"]) for e in data["inferred"]} >= {
+        ("9.1", "migrate/arg-type/blk"), ("9.1", "migrate/arg-type/inc")}
+    assert all(e["evidence"] == "inferred" for e in data["inferred"])
+    assert main(["history", "--docs", str(tmp_path), "--no-files"]) == 2

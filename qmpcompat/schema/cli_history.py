@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
+from qmpcompat.errors import SchemaError
 from qmpcompat.schema.cli_diff import INPUT_HELP, InputLoader, conditions, conditions_parser
+from qmpcompat.schema.debsrc import DOCS, debian_docs_dir
+from qmpcompat.schema.deprecations import inferred_events
 from qmpcompat.schema.inputs import from_build, provisioned_builds
 from qmpcompat.schema.model import DEFAULT_ROOTS
 from qmpcompat.schema.qapi_convert import Conditions
@@ -66,10 +69,28 @@ def cmd_query_history(args: argparse.Namespace) -> int:
     return status
 
 
+def docs_dir(spec: str) -> tuple[Path, str]:
+    """The directory of QEMU's deprecation documents ``spec`` names (``debian:VERSION``,
+    a QEMU tree, or the directory itself), and how to name it."""
+    if spec.startswith("debian:"):
+        docs, version = debian_docs_dir(spec.removeprefix("debian:"))
+        return docs, f"Debian qemu {version}"
+    path = Path(spec)
+    about = path / "docs" / "about"
+    found = about if about.is_dir() else path
+    if not any((found / name).is_file() for name in DOCS):
+        raise SchemaError("neither deprecated.rst nor removed-features.rst here (give a QEMU"
+                          " tree, its docs/about/ or debian:VERSION)", spec)
+    return found, spec
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     """Print the timeline; write its JSON, Markdown and HTML files."""
     points = collect(args.inputs, conditions(args), not args.no_committed, args.provisioned)
     timeline = build(points, args.type or DEFAULT_ROOTS)
+    for spec in args.docs or ():
+        docs, source = docs_dir(spec)
+        timeline.notes += inferred_events(docs, timeline, source)
     renderers: dict[str, Callable[[Timeline], str]] = {
         "text": text, "markdown": markdown, "html": html_page,
         "json": lambda t: json.dumps(t.to_json(), indent=1) + "\n"}
@@ -103,6 +124,9 @@ def register_history(subparsers: argparse._SubParsersAction) -> None:  # type: i
     hist.add_argument("--type", action="append", metavar="ROOT",
                       help="root command, event, type or query path (repeatable; default:"
                            " MigrationChannel, migrate, migrate-incoming)")
+    hist.add_argument("--docs", action="append", metavar="SOURCE",
+                      help="add what QEMU's deprecated.rst and removed-features.rst say, marked"
+                           " inferred (debian:VERSION, a QEMU tree or its docs/about/)")
     hist.add_argument("--format", choices=("text", "markdown", "json", "html"), default="text",
                       help="what to print (default: text)")
     hist.add_argument("--output", metavar="DIR", default="reports",

@@ -2,7 +2,9 @@
 
 A private apt with deb-src lines downloads (and verifies) the source package;
 the ``qapi/`` directory of its orig tarball is kept under the qmpcompat cache
-(``CACHE/qapi-src/VERSION/qapi``) and the tarballs are thrown away.
+(``CACHE/qapi-src/VERSION/qapi``), with QEMU's deprecation documents
+(``docs/about/deprecated.rst`` and ``removed-features.rst``, in
+``CACHE/qapi-src/VERSION/docs``), and the tarballs are thrown away.
 """
 
 from __future__ import annotations
@@ -41,21 +43,42 @@ def _version_dir(version: str) -> Path:
     return cache_dir() / "qapi-src" / re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
 
 
-def _extract_qapi(orig: Path, dest: Path) -> None:
-    """Copy the ``qapi/*.json`` files of the orig tarball ``orig`` into ``dest``."""
+DOCS = ("deprecated.rst", "removed-features.rst")  # docs/about/ files kept beside qapi/
+
+
+def _extract(orig: Path, qapi: Path | None, docs: Path) -> None:
+    """Copy the ``qapi/*.json`` files of the orig tarball ``orig`` into ``qapi``
+    (unless None) and its ``docs/about/`` deprecation documents into ``docs``."""
+    found = 0
+    docs.mkdir(parents=True, exist_ok=True)
     with tarfile.open(orig) as tar:
-        found = 0
         for member in tar:
             parts = member.name.split("/")
-            if len(parts) == 3 and parts[1] == "qapi" and parts[2].endswith(".json") \
-                    and member.isfile():
-                data = tar.extractfile(member)
-                if data is None:
-                    continue
-                (dest / parts[2]).write_bytes(data.read())
-                found += 1
-    if not found:
+            if not member.isfile():
+                continue
+            if qapi is not None and len(parts) == 3 and parts[1] == "qapi" \
+                    and parts[2].endswith(".json"):
+                where = qapi / parts[2]
+            elif len(parts) == 4 and parts[1:3] == ["docs", "about"] and parts[3] in DOCS:
+                where = docs / parts[3]
+            else:
+                continue
+            data = tar.extractfile(member)
+            if data is not None:
+                where.write_bytes(data.read())
+                found += where.parent == qapi
+    if qapi is not None and not found:
         raise SchemaError("the orig tarball has no qapi/*.json", str(orig))
+
+
+def _orig(apt: PrivateSourceApt, version: str, suites: tuple[str, ...], spec: str,
+          tmp: Path) -> Path:
+    """The downloaded (and verified) orig tarball of ``qemu=version``."""
+    files = fetch_source(apt, PACKAGE, version, suites, tmp / "dl", f"debian:{spec}")
+    origs = [f for f in files if ".orig.tar" in f.name]
+    if not origs:
+        raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")
+    return origs[0]
 
 
 def source_version(package: str) -> str:
@@ -79,16 +102,29 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         if target.is_dir():
             return target, version
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
-            files = fetch_source(apt, PACKAGE, version, suites, Path(tmp) / "dl",
-                                 f"debian:{spec}")
-            origs = [f for f in files if ".orig.tar" in f.name]
-            if not origs:
-                raise SchemaError(f"source package {PACKAGE}={version} has no orig tarball")
+            orig = _orig(apt, version, suites, spec, Path(tmp))
             staging = Path(tmp) / "qapi"
             staging.mkdir()
-            _extract_qapi(origs[0], staging)
+            _extract(orig, staging, Path(tmp) / "docs")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
+            for done, where in ((Path(tmp) / "docs", target.parent / "docs"), (staging, target)):
+                if where.exists():
+                    shutil.rmtree(where)
+                done.rename(where)
     return target, version
+
+
+def debian_docs_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tuple[Path, str]:
+    """The cached ``docs/about/`` deprecation documents (``DOCS``) of the source
+    package ``spec`` names, and its Debian version; fetched on first use."""
+    qapi, version = debian_qapi_dir(spec, suites)
+    docs = qapi.parent / "docs"
+    if docs.is_dir():
+        return docs, version
+    with _locked(cache_dir() / "lock-src"):
+        if not docs.is_dir():
+            with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
+                _extract(_orig(source_apt(), version, suites, spec, Path(tmp)), None,
+                         Path(tmp) / "docs")
+                (Path(tmp) / "docs").rename(docs)
+    return docs, version
