@@ -2,7 +2,10 @@
 
 Measures on this machine, in one run:
 - the floor, per QEMU version: start ``-M none``, finish the QMP handshake, quit;
-- the suite's cost per vector, reject and accept-to-completion separately;
+- the suite's cost per vector, reject and accept-to-completion separately (an
+  accepted vector with a peer migrates a real 64 MiB guest and checks its arrival);
+- one cross-version matrix cell (the oldest build to the newest, a running guest
+  over a unix socket) and the whole matrix (``suites/test_pairs.py``) of the default set;
 - the whole conformance run over the default set, serial and with xdist
   (``-n 2``), with the peak memory of the run and the most QEMUs alive at once;
 - the differ on two whole schemas (normalize and diff);
@@ -37,7 +40,9 @@ from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import select
 from qmpcompat.report.results import write_json
 from qmpcompat.schema.inputs import introspect
+from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.load import load
+from qmpcompat.vectors.paircheck import PairCase, check_pair
 from qmpcompat.vectors.run import Runner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +51,8 @@ from hunt import compare  # noqa: E402
 from schema_diff import one_round  # noqa: E402
 
 REJECT, ACCEPT = "MI-0002", "MI-0001"  # neither uri nor channels; a unix migration that completes
+CELL = ("XV-0001", "uri/uri")  # a running guest with its devices, over a unix socket
+GUEST_ROUNDS = 5  # a real-guest case takes seconds: fewer rounds
 
 
 def median_seconds(func: Any, rounds: int) -> float:
@@ -116,6 +123,20 @@ class Sampler:
         return {"peak_rss_mib": self.peak_rss / 1024, "peak_qemus": self.peak_qemus}
 
 
+def matrix_cell(builds: list[QemuBuild], rounds: int) -> dict[str, Any]:
+    """One matrix cell, the oldest build to the newest, as the suite runs it."""
+    pv = next(p for p in load().pairs if p.id == CELL[0])
+    case = PairCase(pv, CELL[1], builds[0], builds[-1])
+    runner, schemas = Runner(), SchemaCache()
+    outcomes = []
+
+    def once() -> None:
+        outcomes.append(check_pair(case, runner, [], schemas).verdict.outcome)
+
+    return {"cell": case.id, "seconds": median_seconds(once, rounds),
+            "outcomes": sorted(set(outcomes))}
+
+
 def conformance_run(paths: list[str], workers: int, extra: tuple[str, ...] | list[str] = (),
                     ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as reports:
@@ -130,7 +151,8 @@ def conformance_run(paths: list[str], workers: int, extra: tuple[str, ...] | lis
         out, _ = proc.communicate()
         seconds = time.perf_counter() - start
         mem = sampler.done()
-        cases = len(json.loads((Path(reports) / "results.json").read_text())["results"])
+        doc = json.loads((Path(reports) / "results.json").read_text())
+        cases = len(doc["results"]) + len(doc.get("pairs", []))
     return {"seconds": seconds, "cases": cases, "exit": proc.returncode, **mem,
             "summary": out.strip().splitlines()[-1] if out.strip() else ""}
 
@@ -157,14 +179,20 @@ def main() -> int:
         data["floor"][build.label] = f
         rows.append((f"floor, QEMU {build.label} (peak RSS {f['peak_rss_mib']:.0f} MiB)",
                      f["seconds"], 1.0))
-        for kind, vid in (("reject", REJECT), ("accept to completion", ACCEPT)):
+        for kind, vid, rounds in (("reject", REJECT, args.rounds),
+                                  ("accept to completion, real guest", ACCEPT,
+                                   min(args.rounds, GUEST_ROUNDS))):
             seconds = median_seconds(lambda vid=vid, build=build: runner.run(vectors[vid], build),
-                                     args.rounds)
+                                     rounds)
             ratio = seconds / f["seconds"]
             data["per_vector"].setdefault(build.label, {})[kind] = {"vector": vid, "seconds": seconds,
                                                                     "ratio": ratio}
             rows.append((f"  {kind} vector {vid}", seconds, ratio))
     mean_floor = statistics.mean(f["seconds"] for f in data["floor"].values())
+
+    cell = matrix_cell(builds, min(args.rounds, GUEST_ROUNDS))
+    data["matrix_cell"] = {**cell, "ratio": cell["seconds"] / mean_floor}
+    rows.append((f"matrix cell {cell['cell']}", cell["seconds"], cell["seconds"] / mean_floor))
 
     old = select(suites=["bookworm"]).builds[0]
     new = builds[-1]
@@ -174,6 +202,10 @@ def main() -> int:
     rows.append((f"differ, whole schemas {old.label} -> {new.label}", diff_s, diff_s / mean_floor))
 
     if not args.skip_runs:
+        matrix = conformance_run(["suites/test_pairs.py"], 2)
+        data["matrix"] = matrix
+        rows.append((f"whole cross-version matrix, -n 2: {matrix['cases']} cells",
+                     matrix["seconds"], matrix["seconds"] / max(matrix["cases"], 1) / mean_floor))
         paths = args.suites.split(",")
         serial = conformance_run(paths, 1)
         parallel = conformance_run(paths, 2)

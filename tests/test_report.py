@@ -13,18 +13,13 @@ from suite_runner import basic_vectors, run_suite
 from qmpcompat.cli import main
 from qmpcompat.errors import ReportError
 from qmpcompat.report.merge import merge
-from qmpcompat.report.results import read_results
+from qmpcompat.report.results import observed_key, read_results
 from qmpcompat.report.summary import render_summary, verdict
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 
 
 def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
-    def obs(r: dict[str, Any]) -> str:
-        o = dict(r.get("observed") or {})
-        o.pop("seconds", None)
-        return json.dumps(o, sort_keys=True)
-
-    return {(r["vector"], r["qemu"]): (r["outcome"], obs(r)) for r in doc["results"]}
+    return {(r["vector"], r["qemu"]): (r["outcome"], observed_key(r)) for r in doc["results"]}
 
 
 @pytest.fixture(scope="module")

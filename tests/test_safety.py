@@ -120,7 +120,12 @@ def test_options() -> None:
     assert option_problems(["-qmp", "unix:/tmp/other/q.qmp"], CASE)
     assert option_problems(["-qmp", "unix:/tmp/qmpv-abc/q.qmp,server=on"], CASE)
     assert option_problems(["-kernel", "/etc/hostname"], CASE) == [
-        "option '-kernel' is not on the safety allow-list"]
+        "-kernel /etc/hostname: kernel '/etc/hostname' is not under /tmp/qmpv-abc/"]
+    assert option_problems(["-kernel", "/tmp/qmpv-abc/guest.kernel", "-device", "virtio-rng-pci",
+                            "-chardev", "null,id=qmpc-serial0"], CASE) == []
+    assert option_problems(["-device", "virtio-rng-pci,rng=r0"], CASE) == [
+        "-device virtio-rng-pci,rng=r0: value 'virtio-rng-pci,rng=r0' is not allowed"]
+    assert option_problems(["-chardev", "file,id=c,path=/etc/passwd"], CASE)
     assert option_problems(["-incoming", "tcp:0.0.0.0:1"], CASE)
 
 

@@ -46,7 +46,8 @@ def run_lint(args: argparse.Namespace) -> int:
     if args.allow_exec:
         print(ALLOW_EXEC_WARNING, file=sys.stderr)
     problems = lint(root, fix=args.fix, allow_exec=args.allow_exec)
-    vectors = load(root).vectors
+    loaded = load(root)
+    vectors = loaded.vectors
     checked = ""
     if not args.no_history:
         releases = known_releases()
@@ -56,7 +57,8 @@ def run_lint(args: argparse.Namespace) -> int:
                        f"({releases[0].label} to {releases[-1].label})")
     for problem in problems:
         print(problem)
-    print(f"qmpcompat lint: {len(vectors)} vectors{checked}, {len(problems)} problems")
+    print(f"qmpcompat lint: {len(vectors)} vectors, {len(loaded.pairs)} pair vectors{checked}, "
+          f"{len(problems)} problems")
     return 1 if problems else 0
 
 

@@ -10,10 +10,11 @@ active run are active through what the controller sends them.
 What suites use (and nothing else):
 
 - fixtures ``qmpcompat_run`` (the ``RunState``), ``vector_runner``,
-  ``schema_cache``, ``record_case`` (attach a ``CaseResult`` to the test) and
+  ``schema_cache``, ``record_case`` (attach a ``CaseResult`` to the test),
+  ``record_pair`` (a cross-version cell's ``PairResult``) and
   ``record_schema_findings``;
-- parameters ``qemu_build``, ``vector``, ``derived``, ``qemu_problem`` and
-  ``vector_file_error``, filled from the run;
+- parameters ``qemu_build``, ``vector``, ``derived``, ``pair_case``,
+  ``qemu_problem`` and ``vector_file_error``, filled from the run;
 - ``conclude(verdict, failure)``: the verdict as a pytest outcome.
 
 The modules: ``state`` (the run and its travel to workers), ``cases``
@@ -30,17 +31,25 @@ import pytest
 
 from qmpcompat.harness import timeout_arg
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.pytest_plugin.cases import RecordCase, conclude, parametrize, record_gate_on, record_on
+from qmpcompat.pytest_plugin.cases import (
+    RecordCase,
+    conclude,
+    parametrize,
+    record_gate_on,
+    record_on,
+    record_pair_on,
+)
 from qmpcompat.pytest_plugin.recorder import Recorder, start_reports
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.rules import Finding
 from qmpcompat.types import LEVELS, Level
 from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.vectors.paircheck import PairResult
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
 
-__all__ = ["RecordCase", "RunState", "conclude"]
+__all__ = ["RecordCase", "RecordPair", "RunState", "conclude"]
 
 SUITE_MARK = "QMPCOMPAT_SUITE"
 PLUGIN_NAME = "qmpcompat"
@@ -181,6 +190,15 @@ def schema_cache() -> SchemaCache:
 def record_case(request: pytest.FixtureRequest) -> RecordCase:
     """``record_case(result)``: this case's record goes into every report."""
     return lambda result: record_on(request.node, result)
+
+
+RecordPair = Callable[[PairResult], None]
+
+
+@pytest.fixture
+def record_pair(request: pytest.FixtureRequest) -> RecordPair:
+    """``record_pair(result)``: this cross-version cell's record goes into every report."""
+    return lambda result: record_pair_on(request.node, result)
 
 
 RecordFindings = Callable[[QemuBuild, str, str, list[Finding]], None]

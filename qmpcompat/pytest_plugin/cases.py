@@ -22,8 +22,10 @@ from qmpcompat.pytest_plugin.state import RunState
 from qmpcompat.types import Outcome, case_id, qemu_id
 from qmpcompat.vectors.check import CaseResult, SchemaCache
 from qmpcompat.vectors.match import Verdict
+from qmpcompat.vectors.paircheck import PairResult
 
 RECORD = "qmpcompat"  # user property carrying a case's record (JSON)
+PAIR_RECORD = "qmpcompat-pair"  # ... a cross-version cell's record
 GATE_RECORD = "qmpcompat-schema-gate"  # ... and a schema gate's findings
 
 
@@ -45,7 +47,8 @@ def derived_cases(st: RunState, schemas: SchemaCache,
 
 def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     """Parametrize the plugin's case arguments a test function asks for:
-    ``qemu_problem``, ``vector_file_error``, ``vector``, ``derived``, ``qemu_build``."""
+    ``qemu_problem``, ``vector_file_error``, ``vector``, ``derived``, ``qemu_build``,
+    ``pair_case`` (a cross-version cell: ``XV-NNNN-FORM-SOURCE-to-DESTINATION``)."""
     names = metafunc.fixturenames
     if "qemu_problem" in names:
         metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
@@ -55,6 +58,9 @@ def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     if "derived" in names:
         params = derived_cases(st, SchemaCache())
         metafunc.parametrize("derived", params, ids=[case_id(c.id, b.label) for b, c in params])
+    if "pair_case" in names:
+        cells = st.pair_cases
+        metafunc.parametrize("pair_case", cells, ids=[c.id for c in cells])
     if "vector" in names:
         metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
     if "qemu_build" in names:
@@ -74,6 +80,16 @@ def record_on(item: pytest.Item, result: CaseResult) -> None:
     if result.observation is not None:
         item.user_properties.append(("observed", result.observation.summary()))
     item.user_properties.append((RECORD, json.dumps(rec)))
+
+
+def record_pair_on(item: pytest.Item, result: PairResult) -> None:
+    """Attach a cross-version cell's record to the test report and the JUnit XML."""
+    rec = result.record
+    for key in ("vector", "form", "source_version", "destination_version", "outcome", "expected"):
+        item.user_properties.append((key, str(rec.get(key))))
+    if result.observation is not None:
+        item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
 
 
 def record_gate_on(item: pytest.Item, rows: list[dict[str, object]]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.pytest_plugin.cases import GATE_RECORD, RECORD, derived_cases
+from qmpcompat.pytest_plugin.cases import GATE_RECORD, PAIR_RECORD, RECORD, derived_cases
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
@@ -64,10 +64,12 @@ class Recorder:
             return
         st = self.state
         records = [json.loads(v) for k, v in report.user_properties if k == RECORD]
+        pairs = [json.loads(v) for k, v in report.user_properties if k == PAIR_RECORD]
+        st.pair_records += pairs
         for k, v in report.user_properties:
             if k == GATE_RECORD:
                 st.schema_gate += json.loads(v)
-        if not records and report.failed:
+        if not records and not pairs and report.failed:
             records = lost_case(st, report)
         st.records += records
         if self.progress is not None:
@@ -144,8 +146,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
                       + [i.warning() for i in st.indexes if i.stale] or None,
                       [i.to_json() for i in st.indexes])
-    seen = {r["defect"] for r in st.records if r.get("defect")}
-    extra: dict[str, Any] = {"schema_gate": st.schema_gate,
+    seen = {r["defect"] for r in [*st.records, *st.pair_records] if r.get("defect")}
+    extra: dict[str, Any] = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
                              "schema_history": schema_history(st.builds),
                              "schema_timeline": schema_timeline(st.builds),
                              "known_defects": [defect_facts(d) for d in st.vectors.defects
@@ -165,6 +167,7 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
 def defect_facts(defect: KnownDefect) -> dict[str, Any]:
     """A known defect as results.json records it."""
     return {"id": defect.id, "vector": defect.vector, "versions": str(defect.versions),
+            **({"destination": str(defect.destination)} if defect.destination else {}),
             "summary": defect.summary, "observed": defect.observed.result,
             "evidence": defect.evidence, "file": defect.file}
 

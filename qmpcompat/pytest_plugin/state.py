@@ -26,6 +26,8 @@ from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.paircheck import PairCase, pair_cases
+from qmpcompat.vectors.pairs import PairVector
 
 
 @dataclass
@@ -45,11 +47,17 @@ class RunState:
     started: float = field(default_factory=time.time)
     lint: list[LintProblem] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    pair_records: list[dict[str, Any]] = field(default_factory=list)
     schema_gate: list[dict[str, Any]] = field(default_factory=list)
 
-    def lint_of(self, vec: Vector) -> list[str]:
-        """The lint problems of one vector (they keep it from running)."""
+    def lint_of(self, vec: Vector | PairVector) -> list[str]:
+        """The lint problems of one vector or pair vector (they keep it from running)."""
         return [p.message for p in self.lint if p.vector_id == vec.id and p.file == vec.file]
+
+    @property
+    def pair_cases(self) -> list[PairCase]:
+        """Every cross-version cell of the run, in the same order on every worker."""
+        return pair_cases(self.vectors.pairs, self.builds)
 
     def build(self, label: str) -> QemuBuild | None:
         """The selected build with this run label, if any."""

@@ -11,6 +11,7 @@ from typing import Any
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import to_json
 from qmpcompat.report.crashes import crash_rows, defect_rows
+from qmpcompat.report.matrix import matrix
 from qmpcompat.report.summary import verdict
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "report.html"
@@ -20,7 +21,8 @@ def render_html(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     data = {**doc, "verdict": {**asdict(v), "headline": v.headline, "crash_rows": crash_rows(doc),
                                "defect_rows": defect_rows(doc)},
-            "behaviour_changes": to_json(run_steps(doc))["steps"]}
+            "behaviour_changes": to_json(run_steps(doc))["steps"],
+            "pair_matrix": matrix(doc.get("pairs") or [])}
     # Inside <script>, "</" would end the element: escape it (and "<!--").
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
     return TEMPLATE.read_text().replace("__DATA__", payload)

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Any
 
+from qmpcompat.report.matrix import junit_suite
 from qmpcompat.types import Outcome, qemu_id
 
 # Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
@@ -62,6 +63,7 @@ def render_junit(doc: dict[str, Any]) -> str:
                 ET.SubElement(case, "skipped", message=rec.get("message") or "")
             elif rec["outcome"] == "xfailed":
                 ET.SubElement(case, "skipped", type="pytest.xfail", message=rec.get("message") or "")
+    junit_suite(root, doc)
     if doc.get("running") or doc.get("interrupted"):
         suite = ET.SubElement(root, "testsuite", name="qmpcompat-run", tests="1", failures="1")
         case = ET.SubElement(suite, "testcase", classname="qmpcompat", name="run-finished")

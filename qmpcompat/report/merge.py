@@ -1,5 +1,7 @@
 """Merging the results of several runs (one per CI job, machine or QEMU build)
-into one matrix, and finding where two runs of the same build disagree."""
+into one matrix, and finding where two runs of the same build disagree.
+Cross-version cells (``pairs``) merge the same way, keyed by vector, form and
+both builds: a cell is only ever made by a job that had both builds."""
 
 from __future__ import annotations
 
@@ -8,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import ReportError
-from qmpcompat.report.results import FORMAT, claim_totals, totals
-from qmpcompat.types import Outcome, Version, strip_qemu_id
-
-# When two runs of one build and vector disagree, the merged cell shows the worst.
-SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.ERROR: 3, Outcome.FAILED: 4}
+from qmpcompat.report.matrix import SEVERITY, merge_pairs
+from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
+from qmpcompat.types import Version, strip_qemu_id
 
 
 def build_identity(binary: dict[str, Any] | None, record: dict[str, Any]) -> str:
@@ -21,12 +21,6 @@ def build_identity(binary: dict[str, Any] | None, record: dict[str, Any]) -> str
     pkg = (binary or {}).get("package") or record.get("package") or ""
     version = record.get("qemu_version") or (binary or {}).get("version", "")
     return f"{version} {pkg}" if pkg else f"{version} {record.get('binary', '')}"
-
-
-def _observed_key(rec: dict[str, Any]) -> str:
-    obs = dict(rec.get("observed") or {})
-    obs.pop("seconds", None)
-    return json.dumps([rec["outcome"], obs], sort_keys=True)
 
 
 def _version(name: str) -> Version:
@@ -49,6 +43,8 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     binaries: dict[str, dict[str, Any]] = {}
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     seen: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    pair_runs: list[tuple[str, dict[str, Any]]] = []
+    pair_idents: dict[tuple[str, str], str] = {}
     for path, doc in docs:
         by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
         for rec in doc["results"]:
@@ -60,6 +56,15 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
                                                   "version_line": ""})
             key = (rec["vector"], ident)
             seen.setdefault(key, []).append((str(path), rec))
+        for rec in doc.get("pairs", []):
+            pair_runs.append((str(path), rec))
+            for side in ("source", "destination"):
+                binary = by_label.get(rec[side])
+                ident = build_identity(binary, {"qemu_version": rec[f"{side}_version"],
+                                                "package": rec.get(f"{side}_package", "")})
+                binaries.setdefault(ident, dict(binary or {"binary": "", "version_line": "",
+                                                           "version": rec[f"{side}_version"]}))
+                pair_idents[(str(path), rec[side])] = ident
     # Labels: the version, made unique in version order.
     for ident in sorted(binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
         base = binaries[ident]["version"]
@@ -73,12 +78,14 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     for (vector, ident), runs in seen.items():
         worst = max(runs, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1]
         merged[(vector, ident)] = {**worst, "qemu": labels[ident]}
-        if len({_observed_key(r) for _p, r in runs}) > 1:
+        if len({observed_key(r) for _p, r in runs}) > 1:
             disagreements.append({
                 "vector": vector, "qemu": labels[ident],
                 "runs": [{"file": p, "outcome": r["outcome"], "observed": r.get("observed"),
                           "binary": r["binary"]} for p, r in runs]})
     records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
+    pairs, pair_disagreements = merge_pairs(
+        pair_runs, {key: labels[ident] for key, ident in pair_idents.items()})
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
     gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
     defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
@@ -107,6 +114,8 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
         "schema_timeline": max((d.get("schema_timeline") or {} for _p, d in docs),
                                key=lambda t: len(t.get("releases", []))),
+        "pairs": pairs,
+        "pair_disagreements": pair_disagreements,
     }
     stopped = unfinished(docs)
     if stopped:

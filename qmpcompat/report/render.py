@@ -8,6 +8,7 @@ from typing import Any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.html import render_html
 from qmpcompat.report.junit import render_junit
+from qmpcompat.report.matrix import matrix
 from qmpcompat.report.results import write_json
 from qmpcompat.report.summary import render_summary
 
@@ -18,6 +19,8 @@ def write_reports(doc: dict[str, Any], outdir: Path, fail_on: str = "breaking",
                   junit: bool = True) -> list[Path]:
     """Render every output first, then write each atomically; a failure while
     rendering writes nothing."""
+    if doc.get("pairs"):
+        doc = {**doc, "pair_matrix": matrix(doc["pairs"])}
     texts = {"summary.md": render_summary(doc, fail_on), "index.html": render_html(doc, fail_on)}
     if junit:
         texts["junit.xml"] = render_junit(doc)

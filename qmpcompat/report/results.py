@@ -71,6 +71,18 @@ def claim_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             for label in sorted(out, key=label_order)}
 
 
+# What differs between two runs of the same case by design: its time, and a real
+# guest's per-case pattern (memory digests, bytes transferred).
+RUN_SPECIFIC = ("seconds", "guest")
+
+
+def observed_key(rec: dict[str, Any]) -> str:
+    """A case's outcome and observation without what differs between runs: two runs
+    of one case agree when their keys are equal."""
+    obs = {k: v for k, v in (rec.get("observed") or {}).items() if k not in RUN_SPECIFIC}
+    return json.dumps([rec["outcome"], obs], sort_keys=True)
+
+
 def results_document(env: dict[str, Any], records: list[dict[str, Any]], started: float,
                      extra: dict[str, Any] | None = None) -> dict[str, Any]:
     records = sorted(records, key=lambda r: (r.get("vector", ""), r.get("qemu", "")))

@@ -11,6 +11,8 @@ from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
 from qmpcompat.report.history import timeline_markdown
+from qmpcompat.report.matrix import failed_pairs
+from qmpcompat.report.matrix import render_markdown as render_matrix
 from qmpcompat.types import at_least
 
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
@@ -51,13 +53,20 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error") and not r.get("defect")]
     crashes = [r for r in failed if observed_result(r) in CRASHES]
     gated = [r for r in doc["results"] if r["outcome"] == "failed" and r.get("defect")]
+    corrupt = [r for r in failed if observed_result(r) == "corrupt"]
     reasons = []
     if gated:
         what = "crashes or hangs fail" if len(gated) != 1 else "crash or hang fails"
         reasons.append(f"{len(gated)} known-defect {what} the release gate (--qmpcompat-fail-on-known)")
     if failed:
         reasons.append(f"{len(failed)} unexpected outcome{'s' * (len(failed) != 1)}"
-                       + (f", {len(crashes)} of them a QEMU crash or hang" if crashes else ""))
+                       + (f", {len(crashes)} of them a QEMU crash or hang" if crashes else "")
+                       + (f", {len(corrupt)} of them a migration that completed with the guest "
+                          "damaged (memory, run state or RAM transferred)" if corrupt else ""))
+    pair_failed = failed_pairs(doc)
+    if pair_failed:
+        reasons.append(f"{len(pair_failed)} cross-version matrix cell"
+                       f"{'s' * (len(pair_failed) != 1)} failed")
     problems = doc["environment"].get("problems", [])
     if problems:
         reasons.append(f"{len(problems)} unusable binar{'ies' if len(problems) != 1 else 'y'} or suite")
@@ -75,6 +84,9 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
                        "tests recorded" + (f" ({', '.join(got['runs'])})" if got.get("runs") else ""))
     if doc.get("disagreements"):
         reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
+    if doc.get("pair_disagreements"):
+        reasons.append(f"{len(doc['pair_disagreements'])} cross-version cells differ between runs "
+                       "of the same builds")
     t = tally(doc)
     return Verdict(not reasons, reasons, t.line(), t.total, t.unknown)
 
@@ -161,6 +173,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
         lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
     lines += _claims(doc)
+    lines += render_matrix(doc)
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
     if failed:
         lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",

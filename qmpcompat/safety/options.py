@@ -6,7 +6,10 @@ and ``-L`` firmware dirs, which provisioning sets): each option must be in
 properties that read or write host files (``kernel=``, ``firmware=``,
 ``dumpdtb=``, ``memory-backend=`` ...): only the properties in
 ``MACHINE_PROPERTIES`` are allowed. Values are parsed by QEMU's option rules
-(``,,`` is an escaped comma), as QEMU will read them.
+(``,,`` is an escaped comma), as QEMU will read them. A real guest adds
+``-kernel`` (a file in the case dir, which QEMU takes as one value) and the
+fixed options of the devices in ``DEVICES``: ``-device`` and ``-chardev``
+accept those exact values and nothing else.
 """
 
 from __future__ import annotations
@@ -68,8 +71,31 @@ def _one_of(*values: str) -> OptionCheck:
     return lambda text, policy: None if text in values else f"value {text!r} is not allowed"
 
 
+# The devices a case's guest may have, each as fixed options (no host file, no
+# network, no value from a vector): the only values -device and -chardev accept.
+DEVICES: dict[str, tuple[str, ...]] = {
+    "serial": ("-chardev", "null,id=qmpc-serial0", "-device", "isa-serial,chardev=qmpc-serial0"),
+    "usb-tablet": ("-device", "qemu-xhci,id=qmpc-xhci", "-device", "usb-tablet,bus=qmpc-xhci.0"),
+    "virtio-rng": ("-device", "virtio-rng-pci"),
+    "virtio-balloon": ("-device", "virtio-balloon-pci"),
+}
+
+
+def _fixed(option: str) -> OptionCheck:
+    """A value of ``option`` that one of ``DEVICES`` uses, exactly."""
+    allowed = {argv[i + 1] for argv in DEVICES.values() for i in range(0, len(argv), 2)
+               if argv[i] == option}
+    return lambda text, policy: None if text in allowed else f"value {text!r} is not allowed"
+
+
+def _kernel(text: str, policy: Policy) -> str | None:
+    """The test guest's kernel: a file the harness wrote into the case dir."""
+    return policy.path_problem(text, "kernel")
+
+
 _FLAGS = ("-nodefaults", "-S", "-no-shutdown", "-no-reboot")
 OPTIONS: dict[str, OptionCheck] = {
+    "-kernel": _kernel, "-device": _fixed("-device"), "-chardev": _fixed("-chardev"),
     "-M": machine_problem, "-machine": machine_problem,
     "-m": _size, "-display": _one_of("none"), "-qmp": _qmp, "-incoming": _incoming,
     "-accel": _one_of("tcg"), "-smp": lambda t, p: None if t.isdigit() and 0 < int(t) <= 8

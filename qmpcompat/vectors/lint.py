@@ -25,11 +25,14 @@ from qmpcompat.vectors.load import (
     FLAGS_FILE,
     VECTOR_SCHEMA,
     VectorSet,
+    is_pair_file,
     load,
+    load_pair_file,
     load_vector_file,
     vector_files,
 )
 from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
 
@@ -88,14 +91,18 @@ def canonical_text(path: Path, data: Any) -> str:
     return "".join(h + "\n" for h in header) + dump_canonical(data)
 
 
+def _id_and_flags(vid: str, used: tuple[str, ...], flags: dict[str, str],
+                  retired: set[str]) -> list[str]:
+    """A retired id, and flags not defined in flags.yaml."""
+    out = ["id is retired (ids are never reused): pick a new one"] if vid in retired else []
+    return out + [f"flag {flag!r} is not defined in {FLAGS_FILE}" for flag in used
+                  if flag not in flags]
+
+
 def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
                     allow_exec: bool) -> list[str]:
     """What is wrong with one parsed vector (beyond the schema)."""
-    out = []
-    if vec.id in retired:
-        out.append("id is retired (ids are never reused): pick a new one")
-    out += [f"flag {flag!r} is not defined in {FLAGS_FILE}" for flag in vec.flags
-            if flag not in flags]
+    out = _id_and_flags(vec.id, vec.flags, flags, retired)
     for i, a in enumerate(vec.expect):
         out += [f"version ranges {a.versions} and {b.versions} overlap"
                 for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
@@ -171,6 +178,33 @@ def observed_problems(vec: Vector) -> list[str]:
     return out
 
 
+def pair_problems(pv: PairVector, flags: dict[str, str], retired: set[str],
+                  allow_exec: bool) -> list[str]:
+    """What is wrong with one parsed pair vector (beyond the schema): as for a vector,
+    and the cell of every form must pass the safety rules and limits."""
+    out = _id_and_flags(pv.id, pv.flags, flags, retired)
+    for i, a in enumerate(pv.expect):
+        out += [f"expectations for sources {a.source}, destinations {b.destination} overlap"
+                for b in pv.expect[i + 1:] if a.overlaps(b)]
+    for form in pv.forms:
+        vec = case_vector(pv, form)
+        out += [f"{form}: {msg}" for msg in check_limits(vec)]
+        out += [f"{form}: unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
+    return out
+
+
+def _file_problems(path: Path, shown: str, flags: dict[str, str], retired: set[str],
+                   allow_exec: bool) -> list[Problem]:
+    """The problems of the vectors (or pair vectors) of one file that parsed."""
+    if is_pair_file(path):
+        pairs, _ = load_pair_file(path, shown)
+        return [Problem(pv.file, pv.line, pv.id, msg) for pv in pairs
+                for msg in pair_problems(pv, flags, retired, allow_exec)]
+    vectors, _ = load_vector_file(path, shown)
+    return [Problem(vec.file, vec.line, vec.id, msg) for vec in vectors
+            for msg in vector_problems(vec, flags, retired, allow_exec)]
+
+
 def lint(root: Path, fix: bool = False, allow_exec: bool = False,
          loaded: VectorSet | None = None) -> list[Problem]:
     """Every problem of the vector set under ``root`` (with ``fix``, rewrite files
@@ -193,12 +227,9 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
         problems += schema_problems(data, schema, rel(path))
         problems += _canonical(path, data, rel(path), fix)
         try:
-            vectors, _ = load_vector_file(path, rel(path))
+            problems += _file_problems(path, rel(path), vs.flags, retired, allow_exec)
         except VectorError:
             continue
-        for vec in vectors:
-            problems += [Problem(vec.file, vec.line, vec.id, msg)
-                         for msg in vector_problems(vec, vs.flags, retired, allow_exec)]
     defects = root / DEFECTS_FILE
     if defects.exists():
         try:
@@ -206,7 +237,8 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
             problems += schema_problems(data, _json_file(root / DEFECTS_SCHEMA), rel(defects))
         except VectorError as exc:
             problems.append(_from_error(exc))
-        ids = {v.id for v in vs.vectors} | {e.vector_id for e in vs.errors if e.vector_id}
+        ids = ({v.id for v in vs.vectors} | {p.id for p in vs.pairs}
+               | {e.vector_id for e in vs.errors if e.vector_id})
         seen: set[str] = set()
         for d in vs.defects:
             if d.vector not in ids:

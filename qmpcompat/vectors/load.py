@@ -7,18 +7,22 @@ still load, so one bad file never stops a run.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from qmpcompat.errors import VectorError
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
+from qmpcompat.vectors.pairs import PairVector, parse_pair
 from qmpcompat.vectors.yamlfile import load_yaml
 
 FLAGS_FILE = "flags.yaml"
 DEFECTS_FILE = "known-defects.yaml"
 VECTOR_SCHEMA = "vector-file.schema.json"
 VECTOR_DIRS = ("migrate", "migrate-incoming")
+PAIR_DIR = "cross-version"
+_V = TypeVar("_V", Vector, PairVector)
 
 
 def default_root() -> Path:
@@ -34,6 +38,7 @@ class VectorSet:
     defects: list[KnownDefect] = field(default_factory=list)
     errors: list[VectorError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    pairs: list[PairVector] = field(default_factory=list)
 
     def defects_for(self, vector_id: str) -> list[KnownDefect]:
         return [d for d in self.defects if d.vector == vector_id]
@@ -49,24 +54,43 @@ class VectorSet:
 
 
 def vector_files(root: Path) -> list[Path]:
+    """Every vector file: the two commands' directories, then the cross-version pairs."""
     files: list[Path] = []
-    for sub in VECTOR_DIRS:
+    for sub in (*VECTOR_DIRS, PAIR_DIR):
         files += sorted((root / sub).glob("*.yaml"))
     return files
 
 
-def load_vector_file(path: Path, rel: str) -> tuple[list[Vector], list[VectorError]]:
-    """The vectors of one file, and the errors of the ones that did not parse."""
+def is_pair_file(path: Path) -> bool:
+    return path.parent.name == PAIR_DIR
+
+
+def load_pair_file(path: Path, rel: str) -> tuple[list[PairVector], list[VectorError]]:
+    """The pair vectors of one file, and the errors of the ones that did not parse."""
+    return _load_items(path, rel, "pairs", "a cross-version file",
+                       lambda raw, _data: parse_pair(raw, rel))
+
+
+def _load_items(path: Path, rel: str, key: str, what: str,
+                parse: Callable[[Any, dict[str, Any]], _V]) -> tuple[list[_V], list[VectorError]]:
+    """The items under ``key`` of one file, parsed (``parse(item, file data)``), and
+    the errors of the ones that did not parse."""
     data = load_yaml(path, rel)
-    if not isinstance(data, dict) or not isinstance(data.get("vectors"), list):
-        raise VectorError("a vector file is a mapping with a 'vectors' list", rel, 1)
-    vectors, errors = [], []
-    for raw in data["vectors"]:
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise VectorError(f"{what} is a mapping with a '{key}' list", rel, 1)
+    items, errors = [], []
+    for raw in data[key]:
         try:
-            vectors.append(parse_vector(raw, rel, data.get("command")))
+            items.append(parse(raw, data))
         except VectorError as exc:
             errors.append(exc)
-    return vectors, errors
+    return items, errors
+
+
+def load_vector_file(path: Path, rel: str) -> tuple[list[Vector], list[VectorError]]:
+    """The vectors of one file, and the errors of the ones that did not parse."""
+    return _load_items(path, rel, "vectors", "a vector file",
+                       lambda raw, data: parse_vector(raw, rel, data.get("command")))
 
 
 def check_root(root: Path) -> None:
@@ -103,16 +127,19 @@ def _defects(vs: VectorSet, path: Path, shown: str) -> None:
 
 
 def _without_duplicates(vs: VectorSet) -> None:
-    """An id used twice names no call: every copy is refused, each naming the others."""
-    where: dict[str, list[Vector]] = {}
-    for vec in vs.vectors:
-        where.setdefault(vec.id, []).append(vec)
+    """An id used twice names no call: every copy is refused, each naming the others
+    (vectors and pair vectors share one id space)."""
+    where: dict[str, list[Vector | PairVector]] = {}
+    items: list[Vector | PairVector] = [*vs.vectors, *vs.pairs]
+    for item in items:
+        where.setdefault(item.id, []).append(item)
     for vid, copies in sorted(where.items()):
-        for vec in copies if len(copies) > 1 else ():
-            others = ", ".join(o.where for o in copies if o is not vec)
+        for item in copies if len(copies) > 1 else ():
+            others = ", ".join(o.where for o in copies if o is not item)
             vs.errors.append(VectorError(f"duplicate id (ids are never reused): also at {others}",
-                                         vec.file, vec.line, vid))
+                                         item.file, item.line, vid))
     vs.vectors = sorted((v for v in vs.vectors if len(where[v.id]) == 1), key=lambda v: v.id)
+    vs.pairs = sorted((p for p in vs.pairs if len(where[p.id]) == 1), key=lambda p: p.id)
 
 
 def load(root: Path | None = None) -> VectorSet:
@@ -136,11 +163,15 @@ def load(root: Path | None = None) -> VectorSet:
     for path in vector_files(root):
         vs.files.append(path)
         try:
-            vectors, errors = load_vector_file(path, rel(path))
+            if is_pair_file(path):
+                pairs, errors = load_pair_file(path, rel(path))
+                vs.pairs += pairs
+            else:
+                vectors, errors = load_vector_file(path, rel(path))
+                vs.vectors += vectors
         except VectorError as exc:
             vs.errors.append(exc)
             continue
-        vs.vectors += vectors
         vs.errors += errors
     defects_path = root / DEFECTS_FILE
     if defects_path.exists():

@@ -10,7 +10,7 @@ from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.run import Observation
 
-NEVER_OK = ("crash", "hang", "error")
+NEVER_OK = ("crash", "hang", "error", "corrupt")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,15 @@ def judge(vec: Vector, version: Version, obs: Observation,
     if exp is None:
         return Verdict(Outcome.FAILED, f"vector has no expectation for QEMU {Version(*version).label}"
                        f" (observed: {obs.summary()}); add one")
+    return judge_expectation(exp, obs, [d for d in defects if d.applies(version)], version)
+
+
+def judge_expectation(exp: Expectation, obs: Observation, known: list[KnownDefect],
+                      version: Version) -> Verdict:
+    """The verdict for ``obs`` against ``exp``, given the known defects of this build
+    (or pair of builds; ``version`` is then the newer one, for a defect's review-by)."""
+    version = Version(*version)
     expected = describe(exp)
-    known = [d for d in defects if version in d.versions]
     for defect in known:
         if not differences(defect.observed, obs):
             if past_review(defect.review_by, version.label):
@@ -75,6 +82,8 @@ def judge(vec: Vector, version: Version, obs: Observation,
             return Verdict(Outcome.XFAILED, f"known defect {defect.id}: {defect.summary}", expected,
                            defect.id)
     diffs = differences(exp, obs)
+    if obs.result == "corrupt":
+        return Verdict(Outcome.FAILED, f"migration completed, guest damaged: {obs.detail}", expected)
     if obs.result in NEVER_OK:
         return Verdict(Outcome.FAILED, f"QEMU {obs.result}: {obs.detail}", expected)
     if not diffs and known:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qmpcompat.errors import VectorError
-from qmpcompat.vectors.versions import RangeError, Version, VersionRange
+from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
+from qmpcompat.types import Version
+from qmpcompat.vectors.versions import RangeError, VersionRange
 from qmpcompat.vectors.yamlfile import NonJson, line_of
 
 COMMANDS = ("migrate", "migrate-incoming")
@@ -82,11 +84,15 @@ class Vector:
     parameters: dict[str, Any] = field(default_factory=dict)
     features: tuple[str, ...] = ()  # build features it needs (qmpcompat.harness.features)
 
+    guest: GuestSpec | None = None  # the real guest it migrates (every vector with a peer)
+    postcopy: bool = False  # switch the migration to postcopy once it is active
+
     def needs(self) -> tuple[str, ...]:
-        """The build features this vector needs: its declared ones, and its
-        machine type when that is not ``none``."""
+        """The build features this vector needs: its declared ones, its machine
+        type when that is not ``none``, and its guest's machine family (an x86 one)."""
         machine = () if self.machine == "none" else (f"machine:{self.machine}",)
-        return (*self.features, *machine)
+        family = (f"machine:{self.guest.machine}",) if self.guest is not None else ()
+        return (*self.features, *machine, *family)
 
     def expectation_for(self, version: Version) -> Expectation | None:
         for exp in self.expect:
@@ -247,15 +253,24 @@ def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise _err("description must be a string", file, raw, vid)
+    peer = _peer(raw, command, file, vid)
+    guest_raw = req.get("guest")
+    if guest_raw is not None and not isinstance(guest_raw, dict):
+        raise _err("requires/guest must be a mapping", file, req, vid)
+    try:
+        guest = parse_guest(guest_raw) if peer or "guest" in req else None
+    except GuestSpecError as exc:
+        raise _err(str(exc), file, req, vid) from exc
     return Vector(
         id=vid, description=description, command=command, arguments=args,
         flags=_words(raw.get("flags"), "flags", file, raw, vid),
         expect=tuple(parse_expectation(e, file, vid) for e in expect), file=file,
         line=line_of(raw), schema=_words(req.get("schema"), "requires/schema", file, req, vid),
         machine=machine, incoming=incoming, fds=_fds(req.get("fds"), file, vid, req),
-        peer=_peer(raw, command, file, vid), capabilities=dict(caps),
+        peer=peer, capabilities=dict(caps),
         parameters=dict(_mapping(req.get("parameters"), "requires/parameters", file, req, vid)),
-        features=_words(req.get("features"), "requires/features", file, req, vid))
+        features=_words(req.get("features"), "requires/features", file, req, vid), guest=guest,
+        postcopy=req.get("postcopy") is True)
 
 
 @dataclass(frozen=True)
@@ -271,6 +286,14 @@ class KnownDefect:
     file: str
     line: int | None = None
     review_by: str = ""  # the release after which the defect must be looked at again
+    destination: VersionRange | None = None  # a pair vector's: ``versions`` is then the source's
+
+    def applies(self, version: Version, destination: Version | None = None) -> bool:
+        """Whether the defect shows on this build (or this source and destination)."""
+        if version not in self.versions:
+            return False
+        return self.destination is None or (destination is not None
+                                            and destination in self.destination)
 
 
 def parse_defect(raw: Any, file: str) -> KnownDefect:
@@ -284,7 +307,12 @@ def parse_defect(raw: Any, file: str) -> KnownDefect:
     if not isinstance(raw["observed"], dict):
         raise _err("observed must be a mapping (an expectation)", file, raw, did)
     versions = _versions(raw, file, did)
+    try:
+        destination = VersionRange.parse(raw["destination"]) if "destination" in raw else None
+    except RangeError as exc:
+        raise _err(str(exc), file, raw, did) from exc
     observed = parse_expectation({**raw["observed"], "versions": raw.get("versions")}, file, did,
-                                 ("accept", "reject", "crash", "hang"))
+                                 ("accept", "reject", "crash", "hang", "corrupt"))
     return KnownDefect(did, str(raw["vector"]), versions, str(raw["summary"]), observed,
-                       str(raw["evidence"]), file, line_of(raw), str(raw.get("review-by") or ""))
+                       str(raw["evidence"]), file, line_of(raw), str(raw.get("review-by") or ""),
+                       destination)

@@ -4,16 +4,25 @@ safety gate checks exactly this (``vectors.safety``), so neither can drift."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from qmpcompat.guest import options as guest_options
 from qmpcompat.harness import QemuOptions
+from qmpcompat.types import Version
 from qmpcompat.vectors.model import Vector
 
 Command = tuple[str, dict[str, Any], str]  # command, arguments, where in the vector
 
 
-def qemu_options(vec: Vector, incoming: bool, timeout: float) -> QemuOptions:
-    """A side's options: the vector's machine; a real machine gets 64 MiB and -S."""
+def qemu_options(vec: Vector, incoming: bool, timeout: float, kernel: Path | None = None,
+                 version: Version | None = None, source: bool = False) -> QemuOptions:
+    """A side's options: with a guest (and its ``kernel``), the guest's machine type
+    of ``version`` (the older side's), memory, devices and kernel, ``source`` telling
+    the side that boots it; else the vector's machine (a real one gets 64 MiB and -S)."""
+    if vec.guest is not None and kernel is not None:
+        return guest_options(vec.guest, version or Version(0, 0, 0), kernel, source=source,
+                             incoming=incoming, timeout=timeout)
     real = vec.machine != "none"
     return QemuOptions(machine=vec.machine, incoming_defer=incoming, timeout=timeout,
                        memory="64M" if real else None, extra_args=("-S",) if real else ())

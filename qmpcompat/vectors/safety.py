@@ -9,9 +9,13 @@ values, inside the harness.
 
 from __future__ import annotations
 
-from qmpcompat.safety import Policy, command_problems, machine_problem
+from pathlib import Path
+
+from qmpcompat.guest.live import KERNEL_NAME
+from qmpcompat.safety import TMPDIR, Policy, command_problems, machine_problem, option_problems
+from qmpcompat.types import Version
 from qmpcompat.vectors.model import Vector
-from qmpcompat.vectors.plan import setup_commands
+from qmpcompat.vectors.plan import qemu_options, setup_commands
 
 
 def check_vector(vec: Vector, allow_exec: bool = False) -> list[str]:
@@ -21,6 +25,12 @@ def check_vector(vec: Vector, allow_exec: bool = False) -> list[str]:
     problems = []
     if why := machine_problem(vec.machine):
         problems.append(f"requires/machine: {why}")
+    if vec.guest is not None:
+        for source in (True, False):
+            opts = qemu_options(vec, not source, 1.0, Path(f"{TMPDIR}/{KERNEL_NAME}"), Version(1, 0, 0),
+                                source)
+            argv = ["-M", opts.machine, "-m", opts.memory or "", *opts.extra_args]
+            problems += [f"requires/guest: {p}" for p in option_problems(argv, policy)]
     for command, arguments, where in setup_commands(vec):
         problems += command_problems(command, arguments, policy, where)
     problems += command_problems(vec.command, vec.arguments, policy, "arguments")

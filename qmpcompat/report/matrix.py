@@ -1,0 +1,143 @@
+"""The cross-version matrix of a run (``pairs`` in results.json) as a source x
+destination table: one cell per ordered pair of builds, summing every pair
+vector and form of that pair. summary.md, index.html, the JSON summary and
+JUnit XML are all fed from it; ``merge_pairs`` combines the cells of several runs."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from typing import Any
+
+from qmpcompat.report.results import observed_key
+from qmpcompat.types import Outcome, label_order
+
+OUTCOMES = tuple(o.value for o in Outcome)
+# When two runs disagree about a case or cell, the merged one shows the worst.
+SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.ERROR: 3,
+            Outcome.FAILED: 4}
+
+
+def pair_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+    return rec["vector"], rec["form"], rec["source"], rec["destination"]
+
+
+def mark(counts: dict[str, int]) -> str:
+    """One word for a cell: FAIL (anything unexpected), known (a known defect, no
+    failure), ok (something passed), n/a (nothing both sides support)."""
+    if counts.get("failed", 0) or counts.get("error", 0):
+        return "FAIL"
+    if counts.get("xfailed", 0):
+        return "known"
+    return "ok" if counts.get("passed", 0) else "n/a"
+
+
+def matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"versions": [labels in version order], "cells": [{source, destination,
+    mark, passed, failed, xfailed, skipped, error, defects}]}``."""
+    counts: dict[tuple[str, str], Counter[str]] = {}
+    defects: dict[tuple[str, str], set[str]] = {}
+    for rec in pairs:
+        key = (rec["source"], rec["destination"])
+        counts.setdefault(key, Counter())[rec["outcome"]] += 1
+        if rec.get("defect"):
+            defects.setdefault(key, set()).add(rec["defect"])
+    versions = sorted({v for key in counts for v in key}, key=label_order)
+    cells = []
+    for src in versions:
+        for dst in versions:
+            c = counts.get((src, dst), Counter())
+            row = {o: c.get(o, 0) for o in OUTCOMES}
+            cells.append({"source": src, "destination": dst, "mark": mark(row), **row,
+                          "defects": sorted(defects.get((src, dst), ()))})
+    return {"versions": versions, "cells": cells}
+
+
+def failed_pairs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in doc.get("pairs", []) if r["outcome"] in ("failed", "error")]
+
+
+def _cell_text(cell: dict[str, Any]) -> str:
+    ran = cell["passed"] + cell["failed"] + cell["error"] + cell["xfailed"]
+    if cell["mark"] == "n/a":
+        return "n/a"
+    text = f"{cell['mark']} {cell['passed']}/{ran}"
+    return text + (f" ({', '.join(cell['defects'])})" if cell["defects"] else "")
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text or "").splitlines()
+    return lines[0].replace("|", "\\|") if lines else ""
+
+
+def render_markdown(doc: dict[str, Any]) -> list[str]:
+    """The matrix section of summary.md (empty when the run had no pair vectors)."""
+    pairs = doc.get("pairs") or []
+    if not pairs:
+        return []
+    m = matrix(pairs)
+    cells = {(c["source"], c["destination"]): c for c in m["cells"]}
+    lines = ["", "### Cross-version matrix (rows: source, columns: destination)", "",
+             "Each cell: passed / cases run over every pair vector and form both sides support; "
+             "`known` marks a recorded known defect, `n/a` a pair with no form both support.", "",
+             "| source \\ destination | " + " | ".join(m["versions"]) + " |",
+             "| --- |" + " ---: |" * len(m["versions"])]
+    for src in m["versions"]:
+        lines.append(f"| **{src}** | " + " | ".join(_cell_text(cells[(src, dst)])
+                                                   for dst in m["versions"]) + " |")
+    failed = failed_pairs(doc)
+    if failed:
+        lines += ["", "#### Matrix cells that failed", "", "| vector | form | source | destination | why |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['vector']} | {r['form']} | {r['source']} | {r['destination']} | "
+                  f"{_first_line(r.get('message'))} |" for r in failed]
+    return lines
+
+
+def junit_suite(root: ET.Element, doc: dict[str, Any]) -> None:
+    """A ``cross-version`` testsuite: one testcase per cell, named like the live
+    run's test id (``test_pair[XV-0001-uri-uri-7.2.22-to-11.1.3]``), with both
+    versions as properties."""
+    pairs = doc.get("pairs") or []
+    if not pairs:
+        return
+    suite = ET.SubElement(root, "testsuite", name="cross-version", tests=str(len(pairs)),
+                          failures=str(len(failed_pairs(doc))),
+                          skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in pairs)))
+    for rec in sorted(pairs, key=pair_key):
+        cid = f"{rec['vector']}-{rec['form'].replace('/', '-')}-{rec['source']}-to-{rec['destination']}"
+        case = ET.SubElement(suite, "testcase", classname="qmpcompat.cross-version",
+                             name=f"test_pair[{cid}]", time=str(rec.get("seconds", 0)))
+        props = ET.SubElement(case, "properties")
+        for key in ("vector", "form", "source_version", "destination_version", "machine", "outcome"):
+            ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
+        message = rec.get("message") or ""
+        if rec["outcome"] in ("failed", "error"):
+            fail = ET.SubElement(case, "failure", message=message or "failed")
+            fail.text = f"expected: {rec.get('expected')}\nobserved: {json.dumps(rec.get('observed'))}"
+        elif rec["outcome"] == "skipped":
+            ET.SubElement(case, "skipped", message=message)
+        elif rec["outcome"] == "xfailed":
+            ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
+
+
+def merge_pairs(runs: list[tuple[str, dict[str, Any]]],
+                label_of: dict[tuple[str, str], str]) -> tuple[list[dict[str, Any]],
+                                                               list[dict[str, Any]]]:
+    """Combine the pair records of several runs: ``runs`` holds (file, record) and
+    ``label_of`` maps (file, label in that run) to the merged label. Where two runs
+    have the same cell, the worse outcome stands and the cell is a disagreement."""
+    seen: dict[tuple[str, str, str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for path, rec in runs:
+        rec = {**rec, "source": label_of.get((path, rec["source"]), rec["source"]),
+               "destination": label_of.get((path, rec["destination"]), rec["destination"])}
+        seen.setdefault(pair_key(rec), []).append((path, rec))
+    merged, disagreements = [], []
+    for key, found in sorted(seen.items()):
+        merged.append(max(found, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1])
+        if len({observed_key(r) for _p, r in found}) > 1:
+            disagreements.append({"vector": key[0], "form": key[1], "source": key[2],
+                                  "destination": key[3],
+                                  "runs": [{"file": p, "outcome": r["outcome"]} for p, r in found]})
+    return merged, disagreements
