@@ -93,3 +93,24 @@ def test_case_counts_follow_the_schema(builds: list[QemuBuild], command: str) ->
     counts = {b.label: len(derive(_index(b), [command])) for b in builds}
     oldest = builds[0].label
     assert all(counts[oldest] < n for label, n in counts.items() if label != oldest), counts
+
+
+def test_the_safety_gate_knows_every_member_of_the_default_builds(builds: list[QemuBuild]) -> None:
+    """Every shape of both commands in every default build passes the gate's
+    allow-list, so no derived case is left out (a new build's new member shows
+    up here, to be read and allowed)."""
+    for build in builds:
+        refused: list[str] = []
+        assert derive(_index(build), COMMANDS, refused)
+        assert refused == [], (build.label, refused)
+
+
+def test_a_member_the_gate_does_not_know_gives_no_cases(newest: QemuBuild) -> None:
+    entries = json.loads(json.dumps(SCHEMAS.entries(newest)))
+    target = next(e for e in entries if e["meta-type"] == "object"
+                  and {m["name"] for m in e.get("members", [])} >= {"path", "abstract", "tight"})
+    target["members"].append({"name": "helper", "type": "str"})  # required, unknown to the gate
+    refused: list[str] = []
+    cases = derive(SchemaIndex(entries), ["migrate"], refused)
+    assert any("member 'helper' is not on the safety allow-list" in r for r in refused), refused
+    assert not any("helper" in json.dumps(c.arguments) for c in cases)

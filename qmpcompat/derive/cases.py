@@ -172,13 +172,18 @@ class _Deriver:
                      f"{qpath(first.name)} of a wrong type and {qpath(last.name)} left out{where}")
 
 
-def derive(index: SchemaIndex, commands: Iterable[str]) -> list[DerivedCase]:
+def derive(index: SchemaIndex, commands: Iterable[str],
+           refused: list[str] | None = None) -> list[DerivedCase]:
     """Every derived case of ``commands`` in this schema, in a fixed order (commands
-    as given, places in QEMU's visiting order). SchemaError if a command is missing."""
+    as given, places in QEMU's visiting order). SchemaError if a command is missing.
+    Shapes whose valid tree the safety gate refuses (a member it does not know
+    yet) give no cases; why goes into ``refused``."""
     walker = TypeWalker(index)
     out: list[DerivedCase] = []
     for command in commands:
         deriver = _Deriver(walker, command)
         deriver.object(walker.arg_type(command), "", "", lambda v: v)
         out += deriver.cases.values()
+        if refused is not None:
+            refused += [f"{command}: {r}" for r in dict.fromkeys(deriver.refused)]
     return out

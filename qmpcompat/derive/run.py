@@ -31,8 +31,8 @@ def run_case(case: DerivedCase, build: QemuBuild, runner: Runner,
 
 
 def derive_for(entries: list[dict[str, Any]], commands: Sequence[str] = DEFAULT_COMMANDS,
-               ) -> list[DerivedCase]:
+               refused: list[str] | None = None) -> list[DerivedCase]:
     """The derived cases of ``commands`` that this schema has (a command the
-    binary lacks is left out)."""
+    binary lacks is left out); shapes the safety gate refuses go into ``refused``."""
     index = SchemaIndex(entries)
-    return derive(index, [c for c in commands if c in index])
+    return derive(index, [c for c in commands if c in index], refused)

@@ -111,7 +111,12 @@ def _builds(args: argparse.Namespace) -> list[QemuBuild]:
 def run_derive(args: argparse.Namespace) -> int:
     schemas, runner, failed = SchemaCache(), Runner(), 0
     for build in _builds(args):
-        for case in derive_for(schemas.entries(build), args.commands or DEFAULT_COMMANDS):
+        refused: list[str] = []
+        cases = derive_for(schemas.entries(build), args.commands or DEFAULT_COMMANDS, refused)
+        for why in refused:
+            print(f"qmpcompat derive: {build.label}: no cases where the safety gate refuses "
+                  f"the valid tree: {why}", file=sys.stderr)
+        for case in cases:
             line: dict[str, Any] = {"id": case.id, "qemu": build.label, "arguments": case.arguments,
                                     "expected": str(case.prediction)}
             if args.check:
