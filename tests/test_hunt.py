@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
-from qmpcompat.hunt.cases import Finding, incoming_exit, is_failure, signature
+from qmpcompat.hunt.cases import Finding, incoming_exit, is_failure, signature, stderr_line
 from qmpcompat.hunt.explore import Explorer, distinct
 from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
@@ -279,6 +279,13 @@ def test_signature_masks_what_differs_between_runs() -> None:
     assert signature(steps, {"result": "crash", "detail": detail}) == (
         "crash | signal 6 | ERROR:..PATH:N:cpr_state_save: assertion failed: (channel) at ADDR "
         "pid N | migrate | migrate-set-parameters(mode) > migrate(uri)")
+    glib = "GLib: g_spawn_async_with_pipes_and_fds: assertion 'argv[0] != NULL' failed"
+    old, new = (f"QEMU killed by signal 11 after migrate\n  stderr: {prefix}{glib}"
+                for prefix in ("", "/usr/bin/qemu-system-x86_64: "))
+    one = [step("migrate", {"channels": []})]
+    assert stderr_line(old) == stderr_line(new) == glib.replace("[0]", "[N]")
+    assert signature(one, {"result": "crash", "detail": old}) == signature(
+        one, {"result": "crash", "detail": new})
 
 
 def test_a_transcript_crash_is_found_on_a_reused_qemu_and_replayed(

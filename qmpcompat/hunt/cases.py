@@ -29,6 +29,7 @@ from qmpcompat.vectors.versions import VersionRange
 _SIGNAL = re.compile(r"killed by signal (\d+)")
 _STATUS = re.compile(r"exited with status (-?\d+)")
 _STDERR = re.compile(r"\n  stderr: (.*)")
+_PROGRAM = re.compile(r"^\S*qemu-system-[\w-]+:\s*")
 # What QEMU prints when loading an incoming migration fails (the last is all a
 # stream read from QEMU's own stderr leaves in the tail).
 INCOMING_FAILED = ("load of migration failed", "Not a migration stream")
@@ -60,13 +61,15 @@ def is_failure(steps: Sequence[Step], obs: Observation) -> bool:
 
 
 def stderr_line(detail: str) -> str:
-    """The first line QEMU wrote to stderr, in a failure's detail, with paths,
-    addresses and numbers masked ('' when it wrote nothing)."""
+    """The first line QEMU wrote to stderr, in a failure's detail, without the
+    program name some builds put first, with paths, addresses and numbers masked
+    ('' when it wrote nothing)."""
     found = _STDERR.search(detail)
     if not found:
         return ""
     tail = detail[found.start(1):].splitlines()
     line = next((t.strip() for t in tail if re.search(r"[A-Za-z]", t)), "")
+    line = _PROGRAM.sub("", line)  # newer builds put their own name first
     line = re.sub(r"/[^\s:'\"]+", "PATH", line)
     line = re.sub(r"0x[0-9a-fA-F]+", "ADDR", line)
     return re.sub(r"(?<![\w.])\d+(?![\w.])", "N", line)[:200]
