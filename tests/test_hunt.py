@@ -277,7 +277,7 @@ def test_signature_masks_what_differs_between_runs() -> None:
     steps = [step("migrate-set-parameters", {"mode": "cpr-transfer"}),
              step("migrate", {"uri": "unix:{tmpdir}/x"})]
     assert signature(steps, {"result": "crash", "detail": detail}) == (
-        "crash | signal 6 | ERROR:..PATH:N:cpr_state_save: assertion failed: (channel) at ADDR "
+        "crash | signal 6 | ERROR:../migration/cpr.c:N:cpr_state_save: assertion failed: (channel) at ADDR "
         "pid N | migrate | migrate-set-parameters(mode) > migrate(uri)")
     glib = "GLib: g_spawn_async_with_pipes_and_fds: assertion 'argv[0] != NULL' failed"
     old, new = (f"QEMU killed by signal 11 after migrate\n  stderr: {prefix}{glib}"

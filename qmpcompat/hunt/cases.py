@@ -70,7 +70,7 @@ def stderr_line(detail: str) -> str:
     tail = detail[found.start(1):].splitlines()
     line = next((t.strip() for t in tail if re.search(r"[A-Za-z]", t)), "")
     line = _PROGRAM.sub("", line)  # newer builds put their own name first
-    line = re.sub(r"/[^\s:'\"]+", "PATH", line)
+    line = re.sub(r"(?<![\w.])/[^\s:'\"]+", "PATH", line)  # absolute paths, not ../src/file.c
     line = re.sub(r"0x[0-9a-fA-F]+", "ADDR", line)
     return re.sub(r"(?<![\w.])\d+(?![\w.])", "N", line)[:200]
 

@@ -72,8 +72,9 @@ def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[Qem
             "loopback port):", "", "```json",
             _transcript(finding, finding.reproduced.get("replies") or finding.observed.get(
                 "replies")), "```", "",
-            "Or with qmpcompat: save the transcript's steps as a JSON list and run "
-            "`qmpcompat hunt --replay FILE --qemu BINARY`.", "",
+            "Or with qmpcompat: save the transcript's steps as a JSON list (the `steps` of "
+            "the finding's `.json`) and run `qmpcompat hunt --replay FILE --only "
+            f"{finding.qemu}` (or `--qemu BINARY` for a build of your own).", "",
             "## What QEMU did", "", "```",
             str(finding.reproduced.get("detail") or finding.observed.get("detail", "")).strip(),
             "```", ""]
