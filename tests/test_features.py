@@ -18,16 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 NEEDS_Q35_10 = """command: migrate-incoming
 vectors:
   - id: MI-9101
-    description: neither uri nor channels, on a pc-q35-10.0 machine
-    flags: [missing-argument]
+    description: uri as a number, on a pc-q35-10.0 machine
+    flags: [uri, wrong-type]
     requires:
       machine: pc-q35-10.0
-    arguments: {}
+    arguments:
+      uri: 4444
     expect:
-      - versions: '>=8.2'
-        result: reject
+      - result: reject
         error-class: GenericError
-        desc: need either 'uri' or 'channels' argument
+        desc: 'Invalid parameter type for ''uri'', expected: string'
+        observed-on: [10.0.13]
 """
 
 
