@@ -57,7 +57,7 @@ def test_case_record_keeps_the_results_key_order() -> None:
     data = rec.to_json()
     assert list(data) == ["vector", "command", "flags", "description", "file", "qemu",
                           "qemu_version", "package", "binary", "outcome", "expected", "message",
-                          "defect", "observed", "seconds"]
+                          "defect", "observed", "seconds", "basis"]
     assert json.loads(json.dumps(data))["outcome"] == "passed"
 
 
