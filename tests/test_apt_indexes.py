@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,9 @@ def _suite(root: Path, suite: str, date: float, until: float, gnupg: Path | None
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(mirror root, keyring) of a local mirror with the four suites."""
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(mirror root, keyring) of a local mirror with the four suites; the
+    gpg-agent that signing started is stopped afterwards."""
     base = tmp_path_factory.mktemp("mirror")
     gnupg = base / "gnupg"
     gnupg.mkdir(mode=0o700)
@@ -67,7 +69,9 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _suite(root, "good", now - DAY, now + 7 * DAY, gnupg)
     _suite(root, "stale", now - 10 * DAY, now - 3 * DAY, gnupg)
     _suite(root, "unsigned", now - DAY, now + 7 * DAY, None)
-    return root, keyring
+    yield root, keyring
+    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"],
+                   capture_output=True, check=False)
 
 
 @pytest.fixture
