@@ -244,15 +244,15 @@ def test_edges_and_state_reach_the_recorded_crashes(builds: list[QemuBuild]) -> 
     mode set before a migrate with a uri (KD-0008)."""
     newest = builds[-1]
     model = Explorer(newest, SCHEMAS.entries(newest), ["migrate"]).model
-    settings_ = settings(max_examples=3000, database=None, deadline=None,
+    settings_ = settings(max_examples=3000, database=None, deadline=None, derandomize=True,
                          suppress_health_check=list(HealthCheck))
     empty_argv = find(model.single("migrate"), lambda s: '"args": []' in json.dumps(s),
                       settings=settings_)
     lone_cpr = find(model.single("migrate-incoming"), lambda s: json.dumps(s).count(
         '"channel-type": "cpr"') == 1 and '"main"' not in json.dumps(s), settings=settings_)
-    cpr_uri = find(model.transcripts("migrate"), lambda s: len(s) == 2
-                   and s[0]["arguments"] == {"mode": "cpr-transfer"}
-                   and list(s[1]["arguments"]) == ["uri"], settings=settings_)
+    cpr_uri = find(model.transcripts("migrate"), lambda s: len(s) >= 2
+                   and s[0]["arguments"].get("mode") == "cpr-transfer"
+                   and "uri" in s[1]["arguments"], settings=settings_)
     for found in (empty_argv, lone_cpr, cpr_uri):
         assert not steps_problems(found, Policy.template()), found
 
