@@ -1,4 +1,6 @@
-"""The ``qmpcompat`` command: one subcommand per job, each in the module that owns it.
+"""The ``qmpcompat`` command: conformance and compatibility of QEMU's migration QMP interface.
+
+Each subcommand lives in ``qmpcompat.commands`` and is registered here, by name.
 
 Exit status: 0 success, 1 findings (a failed check, breaking changes at the
 chosen level), 2 usage or input error. Errors are one clear message, never a
@@ -10,20 +12,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib import import_module
 
 from qmpcompat import __version__
+from qmpcompat.commands import claims, history, hunt, provision, query, report, schema, vectors
 from qmpcompat.errors import QmpCompatError
 
-# Each module named here has ``register(subparsers)``, which adds its
-# subcommands and sets ``func`` (args -> exit status) on each.
-COMMAND_MODULES = (
-    "qmpcompat.provision.cli",
-    "qmpcompat.vectors.cli",
-    "qmpcompat.claims.cli",
-    "qmpcompat.schema.cli",
-    "qmpcompat.report.cli",
-    "qmpcompat.hunt.cli",
+# Each adds its subcommands and sets ``func`` (args -> exit status) on each, in
+# this order in ``qmpcompat --help``.
+REGISTER: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
+    provision.register,   # provision
+    vectors.register,     # try
+    claims.register,      # lint, observe
+    query.register,       # query
+    schema.register,      # snapshot, diff
+    history.register,     # history
+    report.register,      # report merge, report render
+    hunt.register,        # hunt, derive
 )
 
 
@@ -31,14 +35,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="qmpcompat", description=__doc__.split("\n")[0])
     top.add_argument("--version", action="version", version=f"qmpcompat {__version__}")
     subs = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(subs)
+    for register in REGISTER:
+        register(subs)
     return top
 
 

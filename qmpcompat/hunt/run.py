@@ -1,6 +1,8 @@
-"""``qmpcompat hunt`` (explore schema-valid trees for a time budget and write
-each finding as a candidate vector) and ``qmpcompat derive`` (list or check the
-cases derived from a binary's schema)."""
+"""A hunt over selected builds: explore schema-valid trees and transcripts for a
+time budget per build with several worker processes (persistent QEMUs unless
+``--fresh``), re-run each finding on every build, and write one candidate
+vector and bug report per crash signature with a summary (``hunt.json``). The
+command line is ``qmpcompat.commands.hunt``."""
 
 from __future__ import annotations
 
@@ -9,16 +11,14 @@ import json
 import multiprocessing
 import re
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
+from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.harness import timeout_arg
 from qmpcompat.hunt.backtrace import backtrace
 from qmpcompat.hunt.cases import Finding, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
@@ -26,9 +26,7 @@ from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.hunt.known import KnownBug, known_bugs
 from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
-from qmpcompat.provision.select import named_binaries, select
 from qmpcompat.safety import Policy
-from qmpcompat.types import Outcome
 from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
@@ -44,95 +42,6 @@ def parse_budget(text: str) -> float:
     if not found or float(found.group(1)) <= 0:
         raise QmpCompatError(f"budget {text!r} is not a positive time like 300, 20s, 5m or 1h")
     return float(found.group(1)) * _UNITS[found.group(2)]
-
-
-def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    h = subs.add_parser("hunt", help="explore valid argument trees for crashes and hangs",
-                        description="Run Hypothesis-generated, schema-valid argument trees of "
-                        "migrate and migrate-incoming on fresh QEMUs for a time budget per "
-                        "binary; write each finding (shrunk, reproduced) as a candidate vector.")
-    h.add_argument("--qemu", action="append", default=[], metavar="PATH",
-                   help="binary to hunt on (repeatable; default: the default Debian set)")
-    h.add_argument("--suites", default=None, help="Debian suites (default: the default set)")
-    h.add_argument("--only", action="append", default=[], metavar="VERSION",
-                   help="of the selected binaries, only those with this label (e.g. 11.1.3)")
-    h.add_argument("--budget", default="5m", help="time per binary: 300, 20s, 5m, 1h (default 5m)")
-    h.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
-    h.add_argument("--out", type=Path, default=Path("reports/hunt"),
-                   help="where candidate vectors go (default reports/hunt/)")
-    h.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    h.add_argument("--command", action="append", default=[], dest="commands",
-                   help="command to explore (repeatable; default migrate and migrate-incoming)")
-    h.add_argument("--timeout", type=timeout_arg, default=10.0,
-                   help="seconds QEMU may take to start or answer (default 10)")
-    h.add_argument("--floor-every", type=int, default=20, metavar="N",
-                   help="time one bare QEMU start after every N cases, for the floor the hunt "
-                        "is measured against (0: never; default 20)")
-    h.add_argument("--fresh", action="store_true",
-                   help="run every case on a fresh QEMU (default: persistent mode, where a QEMU "
-                        "serves cases while they leave it unchanged)")
-    h.add_argument("--spares", type=int, default=1, metavar="N",
-                   help="persistent mode: QEMUs each worker starts ahead (default 1)")
-    h.add_argument("--state-every", type=int, default=STATE_EVERY, metavar="N",
-                   help="every Nth round of batches draws transcripts from the state model "
-                        f"(0: never; default {STATE_EVERY})")
-    h.add_argument("--no-backtrace", action="store_true",
-                   help="do not run a crash under gdb for the bug report")
-    h.add_argument("--replay", type=Path, metavar="FILE",
-                   help="run one transcript (a JSON list of {execute, arguments} steps, e.g. "
-                        "a finding's 'steps') alone on a fresh QEMU of each selected build")
-    h.set_defaults(func=run_hunt)
-
-    d = subs.add_parser("derive", help="list or check the cases derived from a binary's schema",
-                        description="Derive malformed argument trees with their predicted "
-                        "errors from each binary's query-qmp-schema; --check runs them.")
-    d.add_argument("--qemu", action="append", default=[], metavar="PATH")
-    d.add_argument("--suites", default=None)
-    d.add_argument("--only", action="append", default=[], metavar="VERSION")
-    d.add_argument("--command", action="append", default=[], dest="commands",
-                   help="command to derive for (repeatable; default migrate and migrate-incoming)")
-    d.add_argument("--check", action="store_true", help="run every case and compare")
-    d.add_argument("--json", action="store_true", help="one JSON object per case")
-    d.set_defaults(func=run_derive)
-
-
-def _builds(args: argparse.Namespace) -> list[QemuBuild]:
-    suites = None if args.suites is None else args.suites.split(",")
-    sel = select(named_binaries(args.qemu), suites)
-    for problem in sel.problems:
-        print(f"qmpcompat: unusable: {problem}", file=sys.stderr)
-    builds = [b for b in sel.builds if not args.only or b.label in args.only]
-    if not builds:
-        raise QmpCompatError("no usable QEMU binary" + (f" labelled {', '.join(args.only)}"
-                                                       if args.only else ""))
-    return builds
-
-
-def run_derive(args: argparse.Namespace) -> int:
-    schemas, runner, failed = SchemaCache(), Runner(), 0
-    for build in _builds(args):
-        refused: list[str] = []
-        cases = derive_for(schemas.entries(build), args.commands or DEFAULT_COMMANDS, refused)
-        for why in refused:
-            print(f"qmpcompat derive: {build.label}: no cases where the safety gate refuses "
-                  f"the valid tree: {why}", file=sys.stderr)
-        for case in cases:
-            line: dict[str, Any] = {"id": case.id, "qemu": build.label, "arguments": case.arguments,
-                                    "expected": str(case.prediction)}
-            if args.check:
-                result = run_case(case, build, runner)
-                line["outcome"] = result.verdict.outcome
-                line["observed"] = (result.observation.summary() if result.observation
-                                    else result.verdict.message)
-                failed += result.verdict.outcome == Outcome.FAILED
-            if args.json:
-                print(json.dumps(line))
-            else:
-                mark = f"{line['outcome']:<7} " if args.check else ""
-                print(f"{mark}{build.label:<8} {case.id}  -> {line['expected']}"
-                      + (f"\n          observed {line['observed']}"
-                         if line.get("outcome") == "failed" else ""))
-    return 1 if failed else 0
 
 
 def _work(job: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +139,7 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     return row
 
 
-def replay(args: argparse.Namespace) -> int:
+def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
     """``--replay FILE``: one transcript on every selected build; exit 1 if it fails
     on one."""
     try:
@@ -245,7 +154,7 @@ def replay(args: argparse.Namespace) -> int:
         raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
     failed = 0
     incoming = main_step(steps)["execute"] == "migrate-incoming"
-    for build in _builds(args):
+    for build in builds:
         obs = run_fresh(steps, build, incoming, args.timeout)
         bad = is_failure(steps, obs)
         failed += bad
@@ -270,15 +179,19 @@ def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespa
     return out
 
 
-def run_hunt(args: argparse.Namespace) -> int:
+def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
+    """Hunt on the builds ``select()`` gives (called once the options are checked)
+    as the ``hunt`` options in ``args`` say; 1 when it found something, else 0."""
+    if args.state_every is None:
+        args.state_every = STATE_EVERY
     if args.replay is not None:
-        return replay(args)
+        return replay(args, select())
     budget = parse_budget(args.budget)
     if args.workers < 1:
         raise QmpCompatError("--workers must be at least 1")
     if args.spares < 0:
         raise QmpCompatError("--spares must be 0 or more")
-    builds = _builds(args)
+    builds = select()
     args.out.mkdir(parents=True, exist_ok=True)
     schemas = SchemaCache()
     findings: dict[str, Finding] = {}

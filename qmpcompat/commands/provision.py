@@ -6,24 +6,23 @@ import argparse
 import json
 import time
 
+from qmpcompat.commands.selection import selection, selection_parser, suites_of
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
-from qmpcompat.provision.select import Problem, named_binaries, select
+from qmpcompat.provision.select import Problem
 from qmpcompat.provision.source_build import DEFAULT_PROFILE, PROFILES, build_source, named_sources
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subs.add_parser("provision", help="download and unpack the Debian QEMU builds (no root)",
+    p = subs.add_parser("provision", parents=[selection_parser()],
+                        help="download and unpack the Debian QEMU builds (no root)",
                         description="Fetch qemu-system-x86 with its whole dependency closure for "
                         "each Debian suite through a private apt, unpack it into the cache and "
-                        "check that it runs. Cached builds are re-used.")
-    p.add_argument("--suites", default=None,
-                   help="comma-separated Debian suites (default: "
-                   f"{','.join(DEFAULT_SUITES)}, unless --source is given)")
+                        "check that it runs. Cached builds are re-used. Binaries named with "
+                        "--qemu are checked as well (the default suites are still provisioned "
+                        "unless --suites or --source is given).")
     p.add_argument("--refresh", action="store_true",
                    help="re-read the archive's package lists even if the cached ones are fresh")
-    p.add_argument("--qemu", action="append", default=[], metavar="PATH",
-                   help="also check this binary (repeatable; also $QMPCOMPAT_QEMU)")
     p.add_argument("--strict", action="store_true",
                    help="refuse suites whose archive index is past its Valid-Until (a stale "
                    "mirror; by default such an index is used with a warning)")
@@ -45,12 +44,11 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 def run(args: argparse.Namespace) -> int:
     sources = named_sources(args.source)
-    suites = ([s.strip() for s in args.suites.split(",") if s.strip()] if args.suites is not None
-              else [] if sources else list(DEFAULT_SUITES))
+    suites = suites_of(args)
+    suites = suites if suites is not None else [] if sources else list(DEFAULT_SUITES)
     start = time.monotonic()
-    sel = select(named_binaries(args.qemu), suites, progress=print_progress,
-                 strict=args.strict, refresh=args.refresh,
-                 targets=[t for t in args.targets.split(",") if t] if args.targets else None)
+    sel = selection(args, suites, progress=print_progress, strict=args.strict, refresh=args.refresh,
+                    targets=[t for t in args.targets.split(",") if t] if args.targets else None)
     for spec in sources:
         try:
             sel.builds.append(build_source(spec, args.profile, args.target, print_progress))

@@ -1,5 +1,5 @@
 """``qmpcompat try``: see what binaries do with vectors (``qmpcompat lint`` is
-in ``qmpcompat.claims.cli``, beside the history it checks against)."""
+in ``qmpcompat.commands.claims``, beside the history it checks against)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from qmpcompat.commands.selection import selection, selection_parser
 from qmpcompat.errors import UnsafeInput
-from qmpcompat.provision.select import named_binaries, select
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.run import Runner
@@ -17,12 +17,11 @@ from qmpcompat.vectors.safety import check_vector
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    t = subs.add_parser("try", help="run vectors (or one argument tree) and print what QEMU did",
+    t = subs.add_parser("try", parents=[selection_parser()],
+                        help="run vectors (or one argument tree) and print what QEMU did",
                         description="Run vectors by id on binaries and print the observation, "
                         "to write or review a vector's expectation.")
     t.add_argument("ids", nargs="+", help="vector ids")
-    t.add_argument("--qemu", action="append", default=[], metavar="PATH")
-    t.add_argument("--suites", default=None, help="Debian suites (default: the default set)")
     t.add_argument("--vectors", type=Path, default=None)
     t.add_argument("--json", action="store_true")
     t.add_argument("--allow-exec", action="store_true",
@@ -45,8 +44,7 @@ def run_try(args: argparse.Namespace) -> int:
     if args.allow_exec:
         print(ALLOW_EXEC_WARNING, file=sys.stderr)
     wanted = [v for v in vs.vectors if v.id in set(args.ids)]
-    suites = None if args.suites is None else args.suites.split(",")
-    sel = select(named_binaries(args.qemu), suites)
+    sel = selection(args)
     for problem in sel.problems:
         print(f"qmpcompat try: unusable: {problem}", file=sys.stderr)
     runner = Runner(allow_exec=args.allow_exec)

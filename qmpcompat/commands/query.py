@@ -1,4 +1,4 @@
-"""The ``query`` subcommand, and the registration of all schema subcommands."""
+"""``qmpcompat query``: libvirt-style queries on one schema."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from qmpcompat.schema.cli_diff import conditions, register_diff
-from qmpcompat.schema.cli_history import cmd_query_history, history_options, register_history
+from qmpcompat.commands.history import cmd_query_history, history_options
+from qmpcompat.commands.schema import conditions
 from qmpcompat.schema.inputs import load_input
 from qmpcompat.schema.query import SchemaIndex, schema_get
 
@@ -59,7 +59,7 @@ class _Intermixed(argparse.ArgumentParser):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the schema subcommands to the ``qmpcompat`` command."""
+    """Add ``query``."""
     query = subparsers.add_parser(
         "query", parents=[history_options()], help="test libvirt-style schema queries on a QEMU",
         description="Evaluate libvirt-style schema queries (e.g. migrate/arg-type/channels)."
@@ -78,5 +78,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     query.add_argument("-v", "--verbose", action="store_true", help="print the entry reached")
     query.add_argument("-q", "--quiet", action="store_true", help="print nothing")
     query.set_defaults(func=cmd_query)
-    register_diff(subparsers)
-    register_history(subparsers)

@@ -1,4 +1,4 @@
-"""``qmpcompat report merge`` and ``qmpcompat report render``."""
+"""``qmpcompat report merge`` and ``qmpcompat report render``: reports from results files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
 from qmpcompat.report.summary import verdict
-from qmpcompat.types import LEVELS
+from qmpcompat.types import LEVELS, Level
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +26,7 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     for sub in (m, r):
         sub.add_argument("-o", "--output", type=Path, default=Path("reports"),
                          help="directory to write into (default: reports/)")
-        sub.add_argument("--fail-on", choices=LEVELS, default="breaking",
+        sub.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value,
                          help="schema changes at this level or above fail the verdict")
         sub.set_defaults(func=run)
     register_changes(rsubs)

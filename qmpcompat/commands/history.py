@@ -1,4 +1,4 @@
-"""The ``history`` subcommand, and ``query --history``.
+"""``qmpcompat history``, and ``query --history``.
 
 Both work on every schema known: the committed recorded releases and build
 baselines (offline), plus the live provisioned builds (``--provisioned``) and
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
+from qmpcompat.commands.schema import INPUT_HELP, InputLoader, conditions, conditions_parser
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.cli_diff import INPUT_HELP, InputLoader, conditions, conditions_parser
 from qmpcompat.schema.debsrc import DOCS, debian_docs_dir
 from qmpcompat.schema.deprecations import inferred_events
 from qmpcompat.schema.inputs import from_build, provisioned_builds
@@ -111,7 +111,7 @@ def history_options() -> argparse.ArgumentParser:
     return common
 
 
-def register_history(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``history``."""
     hist = subparsers.add_parser(
         "history", parents=[history_options()],

@@ -1,4 +1,4 @@
-"""The ``snapshot`` and ``diff`` subcommands."""
+"""``qmpcompat snapshot`` and ``qmpcompat diff``: schema snapshots and the differ."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_diff(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``snapshot`` and ``diff``."""
     common = conditions_parser()
     snap = subparsers.add_parser(

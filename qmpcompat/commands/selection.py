@@ -1,0 +1,59 @@
+"""The binary-selection options, declared once for every command that selects
+QEMU builds (``--qemu``, ``--suites``, ``--only``), and the selection they make."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from qmpcompat.errors import QmpCompatError
+from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
+from qmpcompat.provision.select import Selection, named_binaries, select
+
+
+def selection_parser() -> argparse.ArgumentParser:
+    """A parent parser with ``--qemu``, ``--suites`` and ``--only``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("QEMU binaries")
+    group.add_argument("--qemu", action="append", default=[], metavar="PATH",
+                       help="a QEMU binary (repeatable; also $QMPCOMPAT_QEMU, separated by ':'); "
+                            "named binaries replace the default Debian set unless --suites is given")
+    group.add_argument("--suites", default=None, metavar="SUITE[,SUITE...]",
+                       help=f"Debian suites whose builds to use (default: {','.join(DEFAULT_SUITES)})")
+    group.add_argument("--only", action="append", default=[], metavar="VERSION",
+                       help="of the selected binaries, only those with this label (e.g. 11.1.3; "
+                            "repeatable)")
+    return parser
+
+
+def suites_of(args: argparse.Namespace) -> list[str] | None:
+    """The ``--suites`` list, or None when it was not given."""
+    if args.suites is None:
+        return None
+    return [s.strip() for s in str(args.suites).split(",") if s.strip()]
+
+
+def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
+              progress: Progress | None = None, strict: bool = False, refresh: bool = False,
+              targets: Sequence[str] | None = None) -> Selection:
+    """The builds the options select (``suites`` when --suites is absent), narrowed
+    by ``--only``; ``strict``, ``refresh`` and ``targets`` as ``select`` takes them."""
+    given = suites_of(args)
+    sel = select(named_binaries(args.qemu), given if given is not None else suites,
+                 progress=progress, strict=strict, refresh=refresh, targets=targets)
+    if args.only:
+        sel.builds = [b for b in sel.builds if b.label in args.only]
+    return sel
+
+
+def selected_builds(args: argparse.Namespace) -> Selection:
+    """The selection, each unusable binary or suite said on stderr; QmpCompatError
+    when nothing usable is left."""
+    sel = selection(args)
+    for problem in sel.problems:
+        print(f"qmpcompat: unusable: {problem}", file=sys.stderr)
+    if not sel.builds:
+        raise QmpCompatError("no usable QEMU binary" + (f" labelled {', '.join(args.only)}"
+                                                       if args.only else ""))
+    return sel
