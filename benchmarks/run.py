@@ -39,8 +39,7 @@ from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.select import select
 from qmpcompat.report.results import write_json
-from qmpcompat.schema.inputs import introspect
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.sources.live import SchemaCache, introspect
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.paircheck import PairCase, check_pair
 from qmpcompat.vectors.run import Runner

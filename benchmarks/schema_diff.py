@@ -13,10 +13,10 @@ import argparse
 import statistics
 import time
 
-from qmpcompat.schema.diff import diff_models
-from qmpcompat.schema.inputs import load_input, provisioned_builds
-from qmpcompat.schema.model import all_roots, normalize
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.differ.diff import diff_models
+from qmpcompat.schema.model.normalize import all_roots, normalize
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 
 BUDGET = 0.3
 

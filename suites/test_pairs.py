@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qmpcompat.pytest_plugin import RecordPair, RunState, conclude
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.paircheck import PairCase, check_pair
 from qmpcompat.vectors.run import Runner
 

@@ -15,7 +15,7 @@ import pytest
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.pytest_plugin import RecordFindings
-from qmpcompat.schema.gate import (
+from qmpcompat.schema.differ.gate import (
     IGNORE_FILE,
     explain,
     findings,
@@ -23,8 +23,9 @@ from qmpcompat.schema.gate import (
     own_baseline,
     previous_release,
 )
-from qmpcompat.schema.inputs import SchemaInput, from_build
-from qmpcompat.schema.rules import Finding
+from qmpcompat.schema.differ.rules import Finding
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.live import from_build
 from qmpcompat.types import Level
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from qmpcompat.claims.basis import SchemaDecider
 from qmpcompat.provision import QemuBuild
 from qmpcompat.pytest_plugin import RecordCase, RunState, conclude
-from qmpcompat.vectors.check import SchemaCache, check
+from qmpcompat.schema.sources.live import SchemaCache
+from qmpcompat.vectors.check import check
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.run import Runner
 

@@ -15,7 +15,7 @@ import pytest
 from test_changes import GITHUB_COMMAND, GITLAB_CODE_QUALITY, check_ci_outputs
 
 from qmpcompat.cli import main
-from qmpcompat.schema.debsrc import debian_qapi_dir
+from qmpcompat.schema.sources.debsrc import debian_qapi_dir
 
 
 def _line(path: Path, number: int) -> str:

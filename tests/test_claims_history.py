@@ -12,7 +12,7 @@ import pytest
 
 from qmpcompat.claims.history import check_history, history_problems, known_releases
 from qmpcompat.cli import main
-from qmpcompat.schema.releases import release
+from qmpcompat.schema.sources.releases import release
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
 

@@ -9,8 +9,8 @@ from qmpcompat.derive.cases import DerivedCase, derive
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.run import derive_for, run_case
 from qmpcompat.provision import QemuBuild
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.run import Runner
 
 SCHEMAS = SchemaCache()

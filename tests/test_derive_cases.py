@@ -14,8 +14,8 @@ from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.derive.values import UNKNOWN_MEMBER
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import COMMANDS
 
 SCHEMAS = SchemaCache()

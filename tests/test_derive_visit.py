@@ -10,8 +10,8 @@ from qmpcompat.derive.cases import derive
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.derive.visit import visit
 from qmpcompat.provision import QemuBuild
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import Runner

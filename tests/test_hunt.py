@@ -24,8 +24,8 @@ from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.lint import DEFECTS_SCHEMA, VECTOR_SCHEMA, schema_problems
 from qmpcompat.vectors.load import default_root
 from qmpcompat.vectors.model import parse_defect, parse_vector

@@ -13,7 +13,7 @@ from qmpcompat.derive.run import derive_for, run_case
 from qmpcompat.harness import QemuOptions
 from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
 from qmpcompat.vectors.run import Runner

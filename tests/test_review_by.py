@@ -13,8 +13,8 @@ from suite_runner import REPO, run_suite
 from test_crash_verdict import KNOWN_CRASH, crash_vectors
 
 from qmpcompat.cli import main
-from qmpcompat.schema.gate import overdue
-from qmpcompat.schema.ignore import past_review
+from qmpcompat.schema.differ.gate import overdue
+from qmpcompat.schema.differ.ignore import past_review
 
 IGNORE = REPO / "vectors" / "schema" / "ignore.yaml"
 

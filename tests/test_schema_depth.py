@@ -11,10 +11,10 @@ import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.compare import compare, load
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.model import MAX_DEPTH
-from qmpcompat.schema.timeline import facts
+from qmpcompat.schema.differ.compare import compare, load
+from qmpcompat.schema.differ.timeline import facts
+from qmpcompat.schema.model.normalize import MAX_DEPTH
+from qmpcompat.schema.sources.input import SchemaInput
 
 
 def nested(levels: int, leaf: str = "leaf") -> list[dict[str, Any]]:

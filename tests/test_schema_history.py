@@ -10,11 +10,11 @@ import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.deprecations import inferred_events
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.releases import known_schemas
-from qmpcompat.schema.timeline import Timeline, build, point, release_lines
-from qmpcompat.schema.timeline_out import html_page, markdown, text
+from qmpcompat.schema.differ.timeline import Timeline, build, point, release_lines
+from qmpcompat.schema.differ.timeline_out import html_page, markdown, text
+from qmpcompat.schema.sources.deprecations import inferred_events
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.releases import known_schemas
 
 SCHEMA = Path(__file__).resolve().parents[1] / "qmpcompat" / "data" / "history.schema.json"
 

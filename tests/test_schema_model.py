@@ -11,18 +11,14 @@ from typing import Any
 import pytest
 
 from qmpcompat.errors import SourceUnavailable
-from qmpcompat.schema.compare import load
-from qmpcompat.schema.debsrc import debian_qapi_dir, source_version
-from qmpcompat.schema.diff import diff_models
-from qmpcompat.schema.inputs import (
-    SchemaInput,
-    from_build,
-    load_input,
-    pick_build,
-    provisioned_builds,
-)
-from qmpcompat.schema.model import all_roots, normalize
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.differ.compare import load
+from qmpcompat.schema.differ.diff import diff_models
+from qmpcompat.schema.model.normalize import all_roots, normalize
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.debsrc import debian_qapi_dir, source_version
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
 
 BUILDS = provisioned_builds()
 # Each provisioned build with the Debian source package it was built from.
@@ -133,7 +129,7 @@ def test_unions_drop_implicit_empty_branches() -> None:
 
 
 def test_snapshot_input_round_trips(builds: list[Any]) -> None:
-    from qmpcompat.schema.snapshot import snapshot
+    from qmpcompat.schema.sources.snapshot import snapshot
 
     live = from_build(pick_build("10.0", builds))
     snap = snapshot(live)

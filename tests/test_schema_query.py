@@ -8,7 +8,8 @@ import pytest
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema import SchemaIndex, parse_query, schema_get, schema_has
-from qmpcompat.schema.inputs import introspect, pick_build, provisioned_builds
+from qmpcompat.schema.sources.live import introspect
+from qmpcompat.schema.sources.resolve import pick_build, provisioned_builds
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pytest
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
-from qmpcompat.schema.inputs import load_input
-from qmpcompat.schema.libvirt import catalogue, parse_replies, reduce_replies
-from qmpcompat.schema.releases import build_baselines, known_schemas, recorded_releases, release
-from qmpcompat.schema.snapshot import RELEASE_DIR, baseline_path, check_canonical, dumps, snapshot
+from qmpcompat.schema.sources.libvirt import catalogue, parse_replies, reduce_replies
+from qmpcompat.schema.sources.releases import build_baselines, known_schemas, recorded_releases, release
+from qmpcompat.schema.sources.resolve import load_input
+from qmpcompat.schema.sources.snapshot import RELEASE_DIR, baseline_path, check_canonical, dumps, snapshot
 
 REPLIES = """{
   "execute": "qmp_capabilities",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from qmpcompat.cli import main
-from qmpcompat.schema.inputs import load_input
-from qmpcompat.schema.qapi_source import doc_blocks
-from qmpcompat.schema.since import parse_doc, since_audits
-from qmpcompat.schema.snapshot import BASELINE_DIR, RELEASE_DIR
+from qmpcompat.schema.differ.since import parse_doc, since_audits
+from qmpcompat.schema.sources.qapi_source import doc_blocks
+from qmpcompat.schema.sources.resolve import load_input
+from qmpcompat.schema.sources.snapshot import BASELINE_DIR, RELEASE_DIR
 
 MIGRATE_DOC = """\
 # @migrate-incoming:

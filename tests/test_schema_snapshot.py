@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from qmpcompat.cli import main
-from qmpcompat.schema.gate import IGNORE_FILE, findings, previous_line_baseline, previous_release
-from qmpcompat.schema.inputs import from_build, load_input, pick_build, provisioned_builds
-from qmpcompat.schema.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
+from qmpcompat.schema.differ.gate import IGNORE_FILE, findings, previous_line_baseline, previous_release
+from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
+from qmpcompat.schema.sources.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
 
 BUILDS = provisioned_builds()
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.compare import load
-from qmpcompat.schema.debsrc import debian_qapi_dir
-from qmpcompat.schema.inputs import load_input
-from qmpcompat.schema.qapi_convert import DEFAULT_DEFINES, to_entries
-from qmpcompat.schema.qapi_source import ROOT_FILE, Expr, dir_reader, parse_schema, parse_text
-from qmpcompat.schema.query import SchemaIndex, schema_has
+from qmpcompat.schema.differ.compare import load
+from qmpcompat.schema.model.query import SchemaIndex, schema_has
+from qmpcompat.schema.sources.debsrc import debian_qapi_dir
+from qmpcompat.schema.sources.qapi_convert import DEFAULT_DEFINES, to_entries
+from qmpcompat.schema.sources.qapi_source import ROOT_FILE, Expr, dir_reader, parse_schema, parse_text
+from qmpcompat.schema.sources.resolve import load_input
 
 VERSIONS = ["7.2", "10.0"]
 

@@ -7,7 +7,7 @@ from qmpcompat.claims.history import decided
 from qmpcompat.derive.visit import visit
 from qmpcompat.errors import SchemaError
 from qmpcompat.provision import QemuBuild
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import Expectation, Vector
 
 

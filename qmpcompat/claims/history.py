@@ -30,8 +30,8 @@ from typing import Any
 
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.visit import Answer, visit
-from qmpcompat.schema.query import SchemaIndex, schema_has
-from qmpcompat.schema.releases import KnownSchema, known_schemas
+from qmpcompat.schema.model.query import SchemaIndex, schema_has
+from qmpcompat.schema.sources.releases import KnownSchema, known_schemas
 from qmpcompat.types import Version
 from qmpcompat.vectors.lint import Problem
 from qmpcompat.vectors.match import describe

@@ -9,8 +9,8 @@ from typing import Any
 
 from qmpcompat.commands.history import cmd_query_history, history_options
 from qmpcompat.commands.schema import conditions
-from qmpcompat.schema.inputs import load_input
-from qmpcompat.schema.query import SchemaIndex, schema_get
+from qmpcompat.schema.model.query import SchemaIndex, schema_get
+from qmpcompat.schema.sources.resolve import load_input
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.ciformats import FORMATS
-from qmpcompat.schema.compare import history, load
-from qmpcompat.schema.ignore import apply_ignore, load_ignore
-from qmpcompat.schema.inputs import SchemaInput, from_build, load_input, provisioned_builds
-from qmpcompat.schema.libvirt import catalogue, recorded_schema
-from qmpcompat.schema.locate import Locator
-from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots
-from qmpcompat.schema.qapi_convert import Conditions
-from qmpcompat.schema.qapi_source import git_reader
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.schema.report import DiffReport, render_ci_report, text, write_files
-from qmpcompat.schema.since import since_audits
-from qmpcompat.schema.snapshot import (
+from qmpcompat.schema.differ.compare import history, load
+from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
+from qmpcompat.schema.differ.locate import Locator
+from qmpcompat.schema.differ.report import DiffReport, render_ci_report, text, write_files
+from qmpcompat.schema.differ.since import since_audits
+from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
+from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.qapi_convert import Conditions
+from qmpcompat.schema.sources.qapi_source import git_reader
+from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
+from qmpcompat.schema.sources.snapshot import (
     BASELINE_DIR,
     RELEASE_DIR,
     SLICE_ROOTS,

@@ -27,7 +27,7 @@ from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.shapes import JSON_TYPES, Shape, TypeWalker
 from qmpcompat.derive.values import BOGUS_ENUM, UNKNOWN_MEMBER, WRONG_VALUES
 from qmpcompat.safety import Policy, command_problems
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.versions import VersionRange
 

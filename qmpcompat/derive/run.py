@@ -9,7 +9,7 @@ from typing import Any
 
 from qmpcompat.derive.cases import DerivedCase, derive
 from qmpcompat.provision import QemuBuild
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.vectors.basis import Basis
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.match import judge

@@ -15,7 +15,7 @@ from typing import Any
 
 from qmpcompat.derive.values import valid_scalar
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.query import Entry, SchemaIndex
+from qmpcompat.schema.model.query import Entry, SchemaIndex
 
 JSON_TYPES = ("string", "int", "number", "boolean", "null", "object", "array")
 

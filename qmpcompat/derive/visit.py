@@ -29,7 +29,7 @@ from qmpcompat.derive import predict
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.model.query import SchemaIndex
 
 # Every integer type accepts these, whatever its C type (the smallest is uint8).
 SAFE_INT = range(0, 256)

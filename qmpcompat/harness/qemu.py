@@ -351,3 +351,10 @@ class Qemu:
                                timeout, tail)
             time.sleep(pause)
             pause = min(pause * 2, interval)
+
+
+def check_starts(build: QemuBuild, timeout: float) -> None:
+    """Start ``build`` once and finish the QMP handshake within ``timeout``
+    seconds (QemuDied / QemuHung if not)."""
+    with Qemu(build, QemuOptions(timeout=timeout)):
+        pass

@@ -46,7 +46,7 @@ from qmpcompat.hunt.state import STEP_COMMANDS, StateModel
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems, well_formed

@@ -27,7 +27,7 @@ from qmpcompat.hunt.known import KnownBug, known_bugs
 from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
-from qmpcompat.vectors.check import SchemaCache
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner

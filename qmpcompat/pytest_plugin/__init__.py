@@ -42,9 +42,9 @@ from qmpcompat.pytest_plugin.cases import (
 from qmpcompat.pytest_plugin.recorder import Recorder, start_reports
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.safety import ALLOW_EXEC_WARNING
-from qmpcompat.schema.rules import Finding
+from qmpcompat.schema.differ.rules import Finding
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import LEVELS, Level
-from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.paircheck import PairResult
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner

@@ -19,8 +19,9 @@ from qmpcompat.derive.run import derive_for
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.state import RunState
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome, case_id, qemu_id
-from qmpcompat.vectors.check import CaseResult, SchemaCache
+from qmpcompat.vectors.check import CaseResult
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.paircheck import PairResult
 

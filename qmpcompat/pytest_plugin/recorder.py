@@ -24,8 +24,9 @@ from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.summary import verdict
 from qmpcompat.safety import ALLOW_EXEC_WARNING
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome, split_case_id
-from qmpcompat.vectors.check import SchemaCache, case_record
+from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.schema.compare import history, load
-from qmpcompat.schema.inputs import from_build
-from qmpcompat.schema.releases import known_schemas
-from qmpcompat.schema.timeline import build, point
+from qmpcompat.schema.differ.compare import history, load
+from qmpcompat.schema.differ.timeline import build, point
+from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.releases import known_schemas
 
 
 def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:

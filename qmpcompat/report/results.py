@@ -14,7 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from qmpcompat import __version__
+from qmpcompat.errors import ReportError
 from qmpcompat.report.files import write_atomic
 from qmpcompat.types import OUTCOMES, label_order
 
@@ -109,10 +112,6 @@ def _schema() -> dict[str, Any]:
 
 def read_results(path: Path) -> dict[str, Any]:
     """Load and validate a results file; ReportError names the file and what is wrong."""
-    import jsonschema
-
-    from qmpcompat.errors import ReportError
-
     try:
         text = path.read_text()
     except OSError as exc:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
-from qmpcompat.schema.inputs import introspect
-from qmpcompat.schema.query import SchemaIndex, schema_has
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import CaseRecord, Outcome
 from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, refuse_inferred
 from qmpcompat.vectors.limits import check_limits
@@ -18,29 +16,6 @@ from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.safety import check_vector
-
-
-class SchemaCache:
-    """Each build's ``query-qmp-schema`` (read once per binary and process, shared
-    with the differ) and its query index."""
-
-    def __init__(self) -> None:
-        self._index: dict[str, SchemaIndex] = {}
-
-    def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
-        return introspect(build)
-
-    def index(self, build: QemuBuild) -> SchemaIndex:
-        """``build``'s schema, indexed for queries."""
-        if build.binary not in self._index:
-            self._index[build.binary] = SchemaIndex(self.entries(build))
-        return self._index[build.binary]
-
-    def missing(self, build: QemuBuild, queries: tuple[str, ...]) -> list[str]:
-        """The queries that do not hold for ``build``'s schema."""
-        if not queries:
-            return []
-        return [q for q in queries if not schema_has(self.index(build), q)]
 
 
 @dataclass(frozen=True)

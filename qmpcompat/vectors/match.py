@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qmpcompat.schema.ignore import past_review
+from qmpcompat.schema.differ.ignore import past_review
 from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.run import Observation

@@ -9,8 +9,8 @@ from typing import Any
 
 from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome
-from qmpcompat.vectors.check import SchemaCache
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
 from qmpcompat.vectors.model import Expectation, KnownDefect

@@ -23,9 +23,9 @@ from itertools import pairwise
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.compare import load
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.model import DEFAULT_ROOTS
+from qmpcompat.schema.differ.compare import load
+from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
+from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import Version
 
 Facts = dict[str, dict[str, Any]]

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.inputs import SchemaInput, from_snapshot
-from qmpcompat.schema.query import SchemaIndex, schema_get
-from qmpcompat.schema.snapshot import BASELINE_DIR, RELEASE_DIR
+from qmpcompat.schema.model.query import SchemaIndex, schema_get
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.snapshot import BASELINE_DIR, RELEASE_DIR, from_snapshot
 from qmpcompat.types import Version, version_prefix
 
 

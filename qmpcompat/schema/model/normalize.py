@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.query import SchemaIndex, schema_get
+from qmpcompat.schema.model.query import SchemaIndex, schema_get
 
 Node = Any
 

@@ -4,22 +4,19 @@ The syntax is JSON with single-quoted strings, ``#`` comments (``##`` blocks are
 documentation and are skipped), and top-level ``include`` and ``pragma``
 directives. Each definition comes back as an ``Expr`` with the file and line it
 starts on; every syntax error is a SchemaError that names the file and line.
-Sources are a directory (its ``qapi-schema.json``), a single file, a git ref
-of a QEMU checkout (``git show``), or a Debian source package.
+Files are read through a ``Reader``: from a directory (``dir_reader``) or from a
+git ref of a QEMU checkout (``git_reader``); ``qapi.py`` makes schema inputs of them.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qmpcompat.errors import SchemaError
-
-if TYPE_CHECKING:
-    from qmpcompat.schema.qapi_convert import Conditions
 
 Reader = Callable[[str], str]
 ROOT_FILE = "qapi-schema.json"
@@ -239,66 +236,3 @@ def git_reader(repo: str, ref: str, prefix: str) -> Reader:
         return proc.stdout
 
     return read
-
-
-def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
-              meta: dict[str, Any] | None = None, conditions: Conditions | None = None) -> Any:
-    from qmpcompat.schema.inputs import SchemaInput
-    from qmpcompat.schema.qapi_convert import Conditions, conditionals, defines_for, to_entries
-
-    # "definitions": the parsed definitions with their doc comments (the Since audit reads them)
-    meta = {**(meta or {}), "source": {"kind": "source", "input": spec}, "definitions": exprs}
-    defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
-    entries = to_entries(exprs, defines)
-    return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
-                       list(exprs))
-
-
-def _qemu_version(base: Path) -> str:
-    try:
-        return (base.parent / "VERSION").read_text().strip()
-    except OSError:
-        return ""
-
-
-def from_source(path: Path, conditions: Conditions | None = None) -> Any:
-    """The schema of a ``qapi/`` directory (or a QEMU tree holding one) or of a file."""
-    path = path.expanduser()
-    if path.is_dir():
-        base = path / "qapi" if (path / "qapi" / ROOT_FILE).exists() else path
-        if not (base / ROOT_FILE).exists():
-            raise SchemaError(f"no {ROOT_FILE} here; name the qapi/ directory or a schema file",
-                              str(path))
-        exprs = parse_schema(ROOT_FILE, dir_reader(base))
-        return _as_input([_relocate(e, base) for e in exprs], str(path), base.name,
-                         _qemu_version(base), conditions=conditions)
-    exprs = parse_schema(path.name, dir_reader(path.parent))
-    return _as_input([_relocate(e, path.parent) for e in exprs], str(path), path.stem,
-                     conditions=conditions)
-
-
-def _relocate(expr: Expr, base: Path) -> Expr:
-    return replace(expr, file=str(base / expr.file))
-
-
-def from_git(repo: str, ref: str, conditions: Conditions | None = None) -> Any:
-    """The schema of ``qapi/`` at git ``ref`` of the QEMU checkout ``repo``."""
-    if not Path(repo, ".git").exists() and not Path(repo, "HEAD").exists():
-        raise SchemaError("not a git checkout", repo)
-    exprs = parse_schema(ROOT_FILE, git_reader(repo, ref, "qapi"))
-    version = subprocess.run(["git", "-C", repo, "show", f"{ref}:VERSION"], capture_output=True,
-                             text=True, check=False).stdout.strip()
-    return _as_input(exprs, f"{repo}@{ref}", ref, version, {"repo": repo, "ref": ref},
-                     conditions)
-
-
-def from_debian(spec: str, conditions: Conditions | None = None) -> Any:
-    """The schema of the Debian ``qemu`` source package ``spec`` names."""
-    from qmpcompat.provision.debian import upstream_version
-    from qmpcompat.schema.debsrc import debian_qapi_dir
-
-    base, version = debian_qapi_dir(spec)
-    exprs = parse_schema(ROOT_FILE, dir_reader(base))
-    upstream = upstream_version(version)
-    return _as_input([_relocate(e, base) for e in exprs], f"debian:{spec}",
-                     f"debian-{upstream}", upstream, {"debian-version": version}, conditions)

@@ -32,8 +32,8 @@ from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
-from qmpcompat.schema.debsrc import fetch_source
-from qmpcompat.schema.inputs import SchemaInput
+from qmpcompat.schema.sources.debsrc import fetch_source
+from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import Version, qemu_id, version_prefix
 
 PACKAGE = "libvirt"

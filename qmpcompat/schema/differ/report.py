@@ -11,10 +11,10 @@ from typing import Any
 from qmpcompat import __version__
 from qmpcompat.ciformats import CiFinding
 from qmpcompat.ciformats import render as render_ci
-from qmpcompat.schema.compare import Comparison
-from qmpcompat.schema.ignore import IgnoreEntry
-from qmpcompat.schema.locate import Location, Locator, shown_path
-from qmpcompat.schema.rules import RULES, Finding
+from qmpcompat.schema.differ.compare import Comparison
+from qmpcompat.schema.differ.ignore import IgnoreEntry
+from qmpcompat.schema.differ.locate import Location, Locator, shown_path
+from qmpcompat.schema.differ.rules import RULES, Finding
 from qmpcompat.types import LEVELS
 
 FORMAT = "qmpcompat-schema-diff/1"

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from qmpcompat.schema.timeline import Event, Timeline
+from qmpcompat.schema.differ.timeline import Event, Timeline
 
 _UNDERLINE = re.compile(r"^([-'~^=\"])\1{3,}\s*$")
 _WHEN = {"deprecated.rst": (re.compile(r"\(since\s+(\d+\.\d+)(?:\.\d+)?\)"), "deprecated"),

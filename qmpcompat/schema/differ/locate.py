@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.schema.qapi_source import Expr
+from qmpcompat.schema.sources.qapi_source import Expr
 
 KEYS = ("struct", "union", "alternate", "enum", "command", "event")
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qmpcompat.schema.compare import compare, load
-from qmpcompat.schema.ignore import apply_ignore, load_ignore
-from qmpcompat.schema.inputs import SchemaInput, from_snapshot
-from qmpcompat.schema.releases import KnownSchema, known_schemas
-from qmpcompat.schema.rules import Finding
-from qmpcompat.schema.snapshot import BASELINE_DIR
-from qmpcompat.schema.timeline import lines_between
+from qmpcompat.schema.differ.compare import compare, load
+from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
+from qmpcompat.schema.differ.rules import Finding
+from qmpcompat.schema.differ.timeline import lines_between
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.releases import KnownSchema, known_schemas
+from qmpcompat.schema.sources.snapshot import BASELINE_DIR, from_snapshot
 from qmpcompat.types import Version
 
 IGNORE_FILE = BASELINE_DIR / "ignore.yaml"

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.model import DEFAULT_ROOTS, all_roots, resolve_roots
-from qmpcompat.schema.query import SchemaIndex
+from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import qemu_id
 
 FORMAT = "qmpcompat-schema-snapshot/1"
-BASELINE_DIR = Path(__file__).resolve().parents[2] / "vectors" / "schema"
+BASELINE_DIR = Path(__file__).resolve().parents[3] / "vectors" / "schema"
 RELEASE_DIR = BASELINE_DIR / "releases"
 # The migration slice: the differ's roots plus what vectors set up before them.
 SLICE_ROOTS = (*DEFAULT_ROOTS, "migrate-set-capabilities", "migrate-set-parameters",
@@ -166,3 +166,21 @@ def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
     """Where the committed baseline of QEMU ``version`` lives (a provisioned
     build's in ``BASELINE_DIR``, a recorded release's in ``RELEASE_DIR``)."""
     return directory / f"{qemu_id(version)}.json"
+
+
+def from_snapshot(path: Path) -> SchemaInput:
+    """The entries stored in a snapshot file (or a bare query-qmp-schema reply)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise SchemaError(f"cannot read: {exc.strerror}", str(path)) from exc
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise SchemaError(f"not JSON: {exc}", str(path), line) from exc
+    if isinstance(data, list):
+        return SchemaInput(str(path), path.stem, "snapshot", data)
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise SchemaError("neither a qmpcompat snapshot nor a query-qmp-schema reply", str(path))
+    version = str(data.get("qemu", ""))
+    return SchemaInput(str(path), str(data.get("label") or path.stem), "snapshot",
+                       data["entries"], version, {k: v for k, v in data.items() if k != "entries"})

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from qmpcompat.schema.diff import diff_models
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.model import DEFAULT_ROOTS, normalize, resolve_roots
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.schema.rules import Finding, as_configuration, classify, conditional_kind
+from qmpcompat.schema.differ.diff import diff_models
+from qmpcompat.schema.differ.rules import Finding, as_configuration, classify, conditional_kind
+from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, normalize, resolve_roots
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.input import SchemaInput
 
 
 @dataclass

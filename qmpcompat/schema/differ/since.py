@@ -23,13 +23,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmpcompat.schema.compare import Comparison
-from qmpcompat.schema.inputs import SchemaInput
-from qmpcompat.schema.model import DEFAULT_ROOTS, MAX_DEPTH, resolve_roots
-from qmpcompat.schema.query import SchemaIndex
-from qmpcompat.schema.releases import known_schemas
-from qmpcompat.schema.rules import RULES, Finding
-from qmpcompat.schema.timeline import Timeline, build, point
+from qmpcompat.schema.differ.compare import Comparison
+from qmpcompat.schema.differ.rules import RULES, Finding
+from qmpcompat.schema.differ.timeline import Timeline, build, point
+from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, MAX_DEPTH, resolve_roots
+from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.types import Level, Version
 
 RULE = "SINCE_MISMATCH"

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from qmpcompat.schema.diff import RawChange
+from qmpcompat.schema.differ.diff import RawChange
 from qmpcompat.types import Level
 
 RULES: dict[str, tuple[str, str]] = {

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.rules import RULES, Finding
+from qmpcompat.schema.differ.rules import RULES, Finding
 from qmpcompat.types import Level
 
 KEYS = {"rule", "path", "fingerprint", "reason", "review-by"}

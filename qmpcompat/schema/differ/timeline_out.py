@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qmpcompat.schema.timeline import Timeline
+from qmpcompat.schema.differ.timeline import Timeline
 
 FILES = ("schema-history.json", "schema-history.md", "schema-history.html")
 

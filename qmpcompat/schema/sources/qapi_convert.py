@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.qapi_source import Expr
+from qmpcompat.schema.sources.qapi_source import Expr
 
 Entry = dict[str, Any]
 

@@ -1,0 +1,5 @@
+"""The schema differ: ``diff`` (structural changes between two normalized
+models), ``rules`` (the rule table with stable ids and levels that classifies
+them), ``compare`` (pairs and histories of inputs), ``ignore`` (accepted
+changes with reasons), ``gate`` (a build against the committed baselines) and
+``report`` (text, JSON, Markdown and HTML from one list of findings)."""

@@ -1,0 +1,62 @@
+"""A build's own schema: its ``query-qmp-schema`` reply, read once per binary and
+process, and the query index over it. This is the one place that answers
+"this build's schema" for the suite, the differ, the hunt and the benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qmpcompat.errors import SchemaError
+from qmpcompat.harness import Qemu
+from qmpcompat.provision.build import QemuBuild
+from qmpcompat.schema.model.query import SchemaIndex, schema_has
+from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.types import qemu_id
+
+_INTROSPECTED: dict[str, list[dict[str, Any]]] = {}
+
+
+def introspect(build: QemuBuild) -> list[dict[str, Any]]:
+    """Start ``build`` and return its ``query-qmp-schema`` reply (read once per
+    binary and process; callers must not modify it)."""
+    if build.binary in _INTROSPECTED:
+        return _INTROSPECTED[build.binary]
+
+    with Qemu(build) as qemu:
+        reply = qemu.cmd("query-qmp-schema")
+    if not isinstance(reply, list):
+        raise SchemaError("query-qmp-schema did not return a list", build.binary)
+    _INTROSPECTED[build.binary] = reply
+    return reply
+
+
+def from_build(build: QemuBuild, spec: str = "") -> SchemaInput:
+    """The introspected schema of a QemuBuild."""
+    return SchemaInput(spec or build.version_str, qemu_id(build.version_str), "qemu",
+                       introspect(build), build.version_str,
+                       {"binary": build.binary, "package": build.package,
+                        "source": {"kind": "binary", "package": build.package}})
+
+
+
+
+class SchemaCache:
+    """Each build's ``query-qmp-schema`` (through ``introspect``) and its query index."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, SchemaIndex] = {}
+
+    def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
+        return introspect(build)
+
+    def index(self, build: QemuBuild) -> SchemaIndex:
+        if build.binary not in self._index:
+            self._index[build.binary] = SchemaIndex(self.entries(build))
+        return self._index[build.binary]
+
+    def missing(self, build: QemuBuild, queries: tuple[str, ...]) -> list[str]:
+        """The queries that do not hold for ``build``'s schema."""
+        if not queries:
+            return []
+        index = self.index(build)
+        return [q for q in queries if not schema_has(index, q)]
