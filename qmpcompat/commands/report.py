@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qmpcompat.report.changes_cli import register_changes
+from qmpcompat.commands.changes import register_changes
 from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
