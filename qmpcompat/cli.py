@@ -19,7 +19,7 @@ from qmpcompat.errors import QmpCompatError
 
 # Each adds its subcommands and sets ``func`` (args -> exit status) on each, in
 # this order in ``qmpcompat --help``.
-REGISTER: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
+REGISTER: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     provision.register,   # provision
     vectors.register,     # try
     claims.register,      # lint, observe

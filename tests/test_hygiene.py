@@ -5,12 +5,18 @@ the report says what happened to the affected vector."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from suite_runner import MACHINERY, SuiteRun, basic_vectors, processes_under, run_suite
+
+from qmpcompat.provision import QemuBuild
 
 TESTS = str(Path(__file__).resolve().parent)
 FAULTY = "MI-0002"  # a reject vector: one QEMU per case
@@ -116,3 +122,35 @@ def test_sigkill_of_an_xdist_worker_in_a_derived_case(tmp_path: Path) -> None:
     hit = _records(run.results(), case)
     assert len(hit) == 1 and hit[0]["outcome"] == "error" and "crashed" in hit[0]["message"], hit
     assert hit[0]["flags"] == ["derived", "missing"] and hit[0]["command"] == "migrate", hit
+
+
+def test_sigkill_of_a_hunt_leaves_nothing(newest: QemuBuild, tmp_path: Path) -> None:
+    """The hunt's main process killed with SIGKILL mid-hunt: its worker processes,
+    their QEMUs and every private dir they made (QEMU, case, floor and Hypothesis
+    dirs) are gone soon after."""
+    tmp = Path(tempfile.mkdtemp(prefix="qh-"))  # short: QEMU's unix sockets go here
+    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "120s",
+           "--seed", "7", "--out", str(tmp_path / "out"), "--workers", "2", "--floor-every", "3"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "TMPDIR": str(tmp)}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        seen: set[str] = set()
+        while True:  # until the workers hunt: every kind of dir the hunt makes was seen
+            now = {p.name[:5] for p in tmp.iterdir()}
+            seen |= now
+            if {"qmpv-", "qmph-", "qmpf-"} <= seen and "qmph-" in now:
+                break
+            assert proc.poll() is None, "the hunt ended before it was killed"
+            assert time.monotonic() < deadline, f"the hunt made only {seen}"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while (left := [p.name for p in tmp.iterdir()]) or processes_under(tmp):
+            assert time.monotonic() < deadline, f"left behind: {left} {processes_under(tmp)}"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(Level(c.level).rank >= Level(args.fail_on).rank for c in step.changes) else 0
 
 
-def register_changes(rsubs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_changes(rsubs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report changes``."""
     c = rsubs.add_parser(
         "changes", help="behaviour changes between two builds, case by case",

@@ -112,7 +112,7 @@ def history_options() -> argparse.ArgumentParser:
     return common
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``history``."""
     hist = subparsers.add_parser(
         "history", parents=[history_options()],

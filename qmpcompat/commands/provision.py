@@ -13,7 +13,7 @@ from qmpcompat.provision.select import Problem
 from qmpcompat.provision.source_build import DEFAULT_PROFILE, PROFILES, build_source, named_sources
 
 
-def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subs.add_parser("provision", parents=[selection_parser()],
                         help="download and unpack the Debian QEMU builds (no root)",
                         description="Fetch qemu-system-x86 with its whole dependency closure for "

@@ -58,7 +58,7 @@ class _Intermixed(argparse.ArgumentParser):
             self._inside = False
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``query``."""
     query = subparsers.add_parser(
         "query", parents=[history_options()], help="test libvirt-style schema queries on a QEMU",

@@ -13,7 +13,7 @@ from qmpcompat.report.summary import verdict
 from qmpcompat.types import LEVELS, Level
 
 
-def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subs.add_parser("report", help="merge runs, render reports, compare builds",
                         description="Merge results files of several runs into one matrix, or "
                         "rebuild every report (results.json, summary.md, index.html, junit.xml) "

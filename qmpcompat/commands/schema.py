@@ -175,7 +175,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``snapshot`` and ``diff``."""
     common = conditions_parser()
     snap = subparsers.add_parser(

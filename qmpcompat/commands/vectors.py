@@ -16,7 +16,7 @@ from qmpcompat.vectors.run import Runner
 from qmpcompat.vectors.safety import check_vector
 
 
-def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t = subs.add_parser("try", parents=[selection_parser()],
                         help="run vectors (or one argument tree) and print what QEMU did",
                         description="Run vectors by id on binaries and print the observation, "

@@ -18,6 +18,7 @@ they name places by member names and union branches, never by masked type names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ class _Deriver:
                 self.add("missing", msite(m.name), qpath(m.name), args,
                          predict.missing(qpath(m.name)), f"required {qpath(m.name)} left out{where}")
             self.member(m.name, m.type, qpath(m.name), msite(m.name),
-                        lambda v, name=m.name: put(name, v), where)
+                        functools.partial(put, m.name), where)
         own = (site + shape.label()) or ROOT_SITE
         self.add("unexpected", own, qpath(UNKNOWN_MEMBER), put(UNKNOWN_MEMBER, 1),
                  predict.unexpected(qpath(UNKNOWN_MEMBER)), f"unknown member at {path or 'top'}{where}")

@@ -3,7 +3,7 @@
 A ``QemuPool`` serves one build and one set of options. ``take`` returns a
 QEMU that has finished its QMP handshake; the pool keeps ``spares`` more
 launched behind it, whose start-up and handshake go on while the caller talks
-to the QEMU it holds (they share this process's event loop), so a caller that
+to the QEMU it holds (they share the pool's event loop), so a caller that
 needs a fresh QEMU often waits less than a whole start for it.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from qmpcompat.harness.qemu import Qemu, QemuOptions
+from qmpcompat.harness.qemu import EventLoop, Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
 
 
@@ -23,9 +23,11 @@ class QemuPool:
         self.build, self.options, self.spares, self.name = build, options, spares, name
         self._launched: deque[Qemu] = deque()
         self.started = 0  # QEMUs launched, spares included
+        self.loop = EventLoop()  # every QEMU of the pool runs on it
+        self.loop.acquire()
 
     def _launch(self) -> None:
-        self._launched.append(Qemu(self.build, self.options, self.name).launch())
+        self._launched.append(Qemu(self.build, self.options, self.name, loop=self.loop).launch())
         self.started += 1
 
     def take(self) -> Qemu:
@@ -42,3 +44,4 @@ class QemuPool:
         """Kill every spare not handed out."""
         while self._launched:
             self._launched.popleft().close()
+        self.loop.release()  # closed once the QEMUs handed out are closed too

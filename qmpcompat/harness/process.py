@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from qmpcompat.harness.reaper import mark
+from qmpcompat.harness.reaper import PREFIXES, mark
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -54,8 +54,14 @@ def environ_has(pid: int, entry: bytes) -> bool:
         return False
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (for worker
+    processes, e.g. the hunt's; their QEMUs and reapers follow)."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    die_with_parent()
     os.setpgid(0, 0)
 
 
@@ -64,7 +70,10 @@ MAX_BASE = 60  # unix socket paths must stay under 108 bytes
 
 def private_dir(prefix: str = "qmpc-") -> Path:
     """A new 0700 directory under $TMPDIR (or /tmp when $TMPDIR is unset or too
-    long for unix socket paths, which cannot exceed 107 bytes)."""
+    long for unix socket paths, which cannot exceed 107 bytes), watched by the
+    reaper; ``prefix`` must be one of the reaper's ``PREFIXES``."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"private dir prefix {prefix!r} is not one the reaper removes: {PREFIXES}")
     base = tempfile.gettempdir()
     if len(base) > MAX_BASE:
         base = "/tmp"

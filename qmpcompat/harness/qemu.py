@@ -1,8 +1,18 @@
 """Drive one QEMU over QMP: start it, run commands, read events, stop it.
 
 A ``Qemu`` is synchronous to its caller; underneath it uses qemu.qmp's
-asyncio client on a private event loop. QMP always goes over a unix socket
-in a private 0700 directory; QEMU connects to us, so there is no start-up race.
+asyncio client. A started QEMU holds a ``_Session`` (its event loop, client,
+event listener and policy), which exists exactly while QEMU runs. Each QEMU
+has an ``EventLoop`` of its own unless it is given one to share (a
+``QemuPool`` shares one, so that its spares' handshakes go on while another
+QEMU answers); there is no module-global loop. QMP always goes over a unix
+socket in a private 0700 directory; QEMU connects to us, so there is no
+start-up race.
+
+Every wait for QEMU (``_await``) is named steps: ``_started`` (the session, or
+QemuError), ``_watch`` (run the coroutine while watching the process; say how
+the wait ended, a ``WaitEnd``), then the result, or ``_failure`` (QemuDied,
+QemuHung or QemuError with QEMU's stderr tail).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import shutil
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,14 +39,58 @@ from qmpcompat.safety import Policy, check_command, check_options, qemu_opt
 
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 T = TypeVar("T")
-_LOOP: asyncio.AbstractEventLoop | None = None
+# The errors qemu.qmp raises when the connection goes away under a command.
+_CONNECTION_LOST = (ExecInterruptedError, ConnectError, StateError, EOFError, OSError)
 
 
-def _loop() -> asyncio.AbstractEventLoop:
-    global _LOOP
-    if _LOOP is None or _LOOP.is_closed():
-        _LOOP = asyncio.new_event_loop()
-    return _LOOP
+class WaitEnd(Enum):
+    """How one wait for QEMU ended."""
+
+    FINISHED = "finished"  # the coroutine finished: a result or an exception
+    EXITED = "exited"      # QEMU's process exited first
+    TIMED_OUT = "timed out"  # neither happened within the timeout
+
+
+class EventLoop:
+    """An asyncio event loop shared by its users (QEMUs, a pool): each ``acquire``
+    counts one, each ``release`` lets one go, and the last release closes it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._users = 0
+
+    def acquire(self) -> asyncio.AbstractEventLoop:
+        self._users += 1
+        return self.loop
+
+    def release(self) -> None:
+        self._users -= 1
+        if self._users <= 0 and not self.loop.is_closed():
+            self.loop.close()
+
+
+@dataclass
+class _Session:
+    """A launched QEMU's QMP side: its event loop, client, event listener and the
+    policy its commands pass. It exists from the moment the QMP server listens
+    until ``close``."""
+
+    events: EventLoop
+    qmp: QMPClient
+    listener: EventListener
+    policy: Policy
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.events.loop
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(asyncio.wait_for(self.qmp.disconnect(), 2))
+        self.events.release()
 
 
 @dataclass(frozen=True)
@@ -109,12 +164,12 @@ class Qemu:
     options: QemuOptions = field(default_factory=QemuOptions)
     name: str = "qemu"
     policy: Policy | None = None
+    loop: EventLoop | None = None  # shared with other QEMUs; by default one of its own
     workdir: Path = field(init=False)
     child: Child | None = field(init=False, default=None)
     events: list[dict[str, Any]] = field(init=False, default_factory=list)
     greeting: dict[str, Any] = field(init=False, default_factory=dict)
-    _qmp: QMPClient | None = field(init=False, default=None)
-    _listener: EventListener | None = field(init=False, default=None)
+    _session: _Session | None = field(init=False, default=None)
     _owns_dir: bool = field(init=False, default=True)
     _accepting: asyncio.Task[None] | None = field(init=False, default=None)
 
@@ -144,23 +199,19 @@ class Qemu:
         QEMU answers a command). ``ready`` finishes it."""
         self._owns_dir = workdir is None
         self.workdir = workdir or private_dir()
-        if self.policy is None:
-            self.policy = Policy.for_case(self.workdir)
+        policy = self.policy = self.policy or Policy.for_case(self.workdir)
         sock = self.workdir / f"{self.name}.qmp"
         try:
-            check_options(self.qemu_options(sock), self.policy)
-        except BaseException:
-            self.close()
-            raise
-        self._qmp = QMPClient(self.name)
-        self._listener = EventListener()
-        self._qmp.register_listener(self._listener)
-        loop = _loop()
-        try:
-            loop.run_until_complete(self._qmp.start_server(str(sock)))
+            check_options(self.qemu_options(sock), policy)
+            events = self.loop or EventLoop()
+            events.acquire()
+            session = self._session = _Session(events, QMPClient(self.name), EventListener(),
+                                               policy)
+            session.qmp.register_listener(session.listener)
+            session.run(session.qmp.start_server(str(sock)))
             self.child = Child(self.argv(sock), self.build.environ(),
                                self.workdir / f"{self.name}.stderr")
-            self._accepting = loop.create_task(self._qmp.accept())
+            self._accepting = session.loop.create_task(session.qmp.accept())
         except BaseException:
             self.close()
             raise
@@ -171,14 +222,14 @@ class Qemu:
         does not get there (the start-up timeout counts from this call)."""
         task, self._accepting = self._accepting, None
         if task is not None:
-            assert self._qmp is not None
             try:
                 self._await(task, "while starting up")
             except BaseException:
                 self.close()
                 raise
-            raw = self._qmp.greeting._asdict() if self._qmp.greeting else {}
-            self.greeting = raw.get("QMP", {})
+            qmp = self._started().qmp
+            raw: dict[str, Any] = qmp.greeting._asdict() if qmp.greeting else {}
+            self.greeting = dict(raw.get("QMP") or {})
         return self
 
     def __enter__(self) -> Qemu:
@@ -191,15 +242,14 @@ class Qemu:
         """Disconnect, kill the process, remove the private dir. Returns the exit status
         (None if it was still running and had to be killed by us)."""
         status = None
-        if self._accepting is not None:
-            self._accepting.cancel()
-            with contextlib.suppress(BaseException):
-                _loop().run_until_complete(self._accepting)
-            self._accepting = None
-        if self._qmp is not None:
-            with contextlib.suppress(Exception):
-                _loop().run_until_complete(asyncio.wait_for(self._qmp.disconnect(), 2))
-            self._qmp = None
+        session, self._session = self._session, None
+        accepting, self._accepting = self._accepting, None
+        if session is not None:
+            if accepting is not None:
+                accepting.cancel()
+                with contextlib.suppress(BaseException):
+                    session.run(accepting)
+            session.close()
         if self.child is not None:
             status = self.child.poll()
             self.child.kill()
@@ -221,56 +271,78 @@ class Qemu:
 
     # -- the event loop bridge ---------------------------------------------------
 
+    def _started(self) -> _Session:
+        """The session of a launched QEMU; QemuError when it is not (or is closed)."""
+        if self._session is None:
+            raise QemuError(f"QEMU {self.name} is not started")
+        return self._session
+
     def _await(self, coro: Awaitable[T], what: str, timeout: float | None = None) -> T:
         """Run ``coro`` while watching the process: QEMU's death or silence becomes
-        QemuDied / QemuHung with its stderr tail, never a bare connection error."""
+        QemuDied / QemuHung with its stderr tail, never a bare connection error;
+        an ExecuteError (QEMU refused the command) is the caller's to handle."""
+        session = self._started()
         timeout = self.options.timeout if timeout is None else timeout
-        loop = _loop()
-        task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=loop)
-        deadline = time.monotonic() + timeout
-
-        async def watch() -> None:
-            while not task.done():
-                if self.child is not None and self.child.poll() is not None:
-                    await asyncio.sleep(0.05)  # let a final reply or EOF arrive
-                    return
-                if time.monotonic() > deadline:
-                    return
-                await asyncio.sleep(0.005)
-
-        watcher = loop.create_task(watch())
-        both: list[asyncio.Future[Any]] = [task, watcher]
-        loop.run_until_complete(asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED))
-        watcher.cancel()
-        if task.done() and not task.cancelled():
+        task: asyncio.Future[T] = asyncio.ensure_future(coro, loop=session.loop)
+        end = self._watch(session, task, time.monotonic() + timeout)
+        if end is WaitEnd.FINISHED:
             exc = task.exception()
             if exc is None:
                 return task.result()
             if isinstance(exc, ExecuteError):
                 raise exc
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(task)
+        else:
+            with contextlib.suppress(BaseException):  # stop waiting for it
+                task.cancel()
+                session.run(task)
+        raise self._failure(task, what, timeout)
+
+    def _watch(self, session: _Session, task: asyncio.Future[T], deadline: float) -> WaitEnd:
+        """Run the loop until ``task`` finishes, QEMU exits or ``deadline`` passes."""
+        ended: list[WaitEnd] = []
+
+        async def watch() -> None:
+            while not task.done():
+                if self.child is not None and self.child.poll() is not None:
+                    await asyncio.sleep(0.05)  # let a final reply or EOF arrive
+                    ended.append(WaitEnd.EXITED)
+                    return
+                if time.monotonic() > deadline:
+                    ended.append(WaitEnd.TIMED_OUT)
+                    return
+                await asyncio.sleep(0.005)
+
+        watcher = session.loop.create_task(watch())
+        both: list[asyncio.Future[Any]] = [task, watcher]
+        session.run(asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED))
+        watcher.cancel()
+        if task.done() and not task.cancelled():
+            return WaitEnd.FINISHED
+        return ended[0] if ended else WaitEnd.TIMED_OUT
+
+    def _failure(self, task: asyncio.Future[Any], what: str, timeout: float) -> BaseException:
+        """The error for a wait that gave no result: QemuDied when QEMU exited (now
+        or within a moment), QemuHung when it stayed silent past ``timeout`` (it is
+        killed), QemuError when the connection broke while it still ran; any other
+        exception of the coroutine as it is."""
         status = self.child.poll() if self.child else None
         if status is None and self.child is not None:
             status = self.child.wait(0.5)
         if status is not None:
-            raise QemuDied(what, status, self.stderr_tail())
-        exc = task.exception() if task.done() and not task.cancelled() else None
-        if exc is None or isinstance(exc, (ExecInterruptedError, ConnectError, StateError,
-                                           EOFError, OSError)):
-            if exc is not None and self.child is not None:
-                status = self.child.wait(2.0)
-                if status is not None:
-                    raise QemuDied(what, status, self.stderr_tail())
-            tail = self.stderr_tail()
-            if self.child is not None:
-                self.child.kill()
-            if exc is None:
-                raise QemuHung(what, timeout, tail)
-            raise QemuError(f"QMP connection lost {what}: {exc}", tail)
-        raise exc
+            return QemuDied(what, status, self.stderr_tail())
+        lost = task.exception() if task.done() and not task.cancelled() else None
+        if lost is not None and not isinstance(lost, _CONNECTION_LOST):
+            return lost
+        if lost is not None and self.child is not None:
+            status = self.child.wait(2.0)
+            if status is not None:
+                return QemuDied(what, status, self.stderr_tail())
+        tail = self.stderr_tail()
+        if self.child is not None:
+            self.child.kill()
+        if lost is None:
+            return QemuHung(what, timeout, tail)
+        return QemuError(f"QMP connection lost {what}: {lost}", tail)
 
     # -- commands ------------------------------------------------------------
 
@@ -278,11 +350,11 @@ class Qemu:
                 timeout: float | None = None) -> Reply:
         """Run one command; return its result or error. QEMU dying or hanging raises;
         so does a command the safety gate refuses (UnsafeInput, nothing sent)."""
-        assert self._qmp is not None and self.policy is not None, "QEMU is not started"
-        check_command(command, arguments, self.policy)
+        session = self._started()
+        check_command(command, arguments, session.policy)
         start = time.monotonic()
         try:
-            result = self._await(self._qmp.execute(command, arguments), f"after {command}",
+            result = self._await(session.qmp.execute(command, arguments), f"after {command}",
                                  timeout)
         except ExecuteError as exc:
             reply = Reply(command, arguments, error_class=exc.error_class, desc=exc.error.error.desc,
@@ -301,26 +373,24 @@ class Qemu:
 
     def send_fd(self, fdname: str, fd: int) -> None:
         """Pass ``fd`` to QEMU and name it ``fdname`` (``getfd``)."""
-        assert self._qmp is not None
-        self._qmp.send_fd_scm(fd)
+        self._started().qmp.send_fd_scm(fd)
         self.cmd("getfd", {"fdname": fdname})
 
     def _drain_events(self) -> None:
-        if self._listener is not None:
-            self.events.extend(dict(e) for e in self._listener.clear())
+        if self._session is not None:
+            self.events.extend(dict(e) for e in self._session.listener.clear())
 
     def wait_event(self, name: str, timeout: float | None = None) -> dict[str, Any]:
         """Return the first event called ``name`` (already seen or still to come)."""
-        assert self._listener is not None
+        listener = self._started().listener
         self._drain_events()
         for ev in self.events:
             if ev.get("event") == name:
                 return ev
 
         async def next_named() -> dict[str, Any]:
-            assert self._listener is not None
             while True:
-                ev = dict(await self._listener.get())
+                ev = dict(await listener.get())
                 self.events.append(ev)
                 if ev.get("event") == name:
                     return ev

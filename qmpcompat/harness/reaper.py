@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 OWNER = ".owner"
-PREFIXES = ("qmpc-", "qmpv-")
+# Every private dir the package makes starts with one of these (``private_dir``
+# refuses any other): a QEMU's own dir, a vector case's, the hunt's floor
+# samples', the hunt's Hypothesis home.
+PREFIXES = ("qmpc-", "qmpv-", "qmpf-", "qmph-")
 _REAPERS: dict[tuple[int, str], subprocess.Popen[bytes]] = {}
 
 

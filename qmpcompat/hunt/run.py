@@ -19,6 +19,7 @@ from typing import Any
 
 from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.harness.process import die_with_parent
 from qmpcompat.hunt.backtrace import backtrace
 from qmpcompat.hunt.cases import Finding, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
@@ -68,7 +69,8 @@ def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.
              "state_every": args.state_every}
             for w in range(args.workers)]
     start = time.monotonic()
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent) as pool:
         results = list(pool.map(_work, jobs))
     wall = time.monotonic() - start
     explorer = Explorer(build, entries, jobs[0]["commands"])

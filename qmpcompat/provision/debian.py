@@ -26,6 +26,7 @@ from qmpcompat.provision.apt import PrivateApt, suite_sources
 from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.indexes import update as update_indexes
+from qmpcompat.types import Version
 
 DEFAULT_SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "forky", "sid")
 PACKAGE = "qemu-system-x86"
@@ -107,8 +108,10 @@ class DebianProvisioner:
     def _stale(self, suites: Sequence[str], refresh: bool) -> tuple[dict[str, str], list[str]]:
         """The cached suite -> version map, and the suites that must be looked up again."""
         index = self._read_index()
-        known: dict[str, str] = dict(index.get("suites", {}))  # type: ignore[arg-type]
-        fresh = time.time() - float(index.get("updated", 0)) < INDEX_MAX_AGE  # type: ignore[arg-type]
+        suites_seen = index.get("suites")
+        known = {str(k): str(v) for k, v in suites_seen.items()} if isinstance(suites_seen, dict) else {}
+        updated = index.get("updated")
+        fresh = time.time() - (float(updated) if isinstance(updated, (int, float)) else 0.0) < INDEX_MAX_AGE
         if refresh or not fresh:
             return known, list(suites)
         return known, [s for s in suites if s not in known]
@@ -260,7 +263,7 @@ def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str,
 
     def build_at(root: Path) -> QemuBuild:
         return QemuBuild(
-            binary=str(root / "usr/bin" / binary), version=(0, 0, 0), version_line="",
+            binary=str(root / "usr/bin" / binary), version=Version(0, 0, 0), version_line="",
             package=f"Debian {version}", origin=f"debian:{suite}",
             loader=str(root / loader), library_path=":".join(str(root / d) for d in libdirs),
             env={"QEMU_MODULE_DIR": str(root / f"usr/lib/{triplet}/qemu")},

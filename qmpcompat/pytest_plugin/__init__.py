@@ -151,7 +151,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 if not any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
                            for m in i.iter_markers("skip"))]
     for item in items:
-        build = getattr(item, "callspec", None) and item.callspec.params.get("qemu_build")
+        callspec = getattr(item, "callspec", None)
+        build = callspec.params.get("qemu_build") if callspec is not None else None
         if isinstance(build, QemuBuild):
             item.user_properties += [("qemu_version", build.version_str),
                                      ("binary", build.binary)]

@@ -64,12 +64,12 @@ class Recorder:
         if report.when not in ("call", "???") and not (report.when == "setup" and not report.passed):
             return
         st = self.state
-        records = [json.loads(v) for k, v in report.user_properties if k == RECORD]
-        pairs = [json.loads(v) for k, v in report.user_properties if k == PAIR_RECORD]
+        records = [json.loads(str(v)) for k, v in report.user_properties if k == RECORD]
+        pairs = [json.loads(str(v)) for k, v in report.user_properties if k == PAIR_RECORD]
         st.pair_records += pairs
         for k, v in report.user_properties:
             if k == GATE_RECORD:
-                st.schema_gate += json.loads(v)
+                st.schema_gate += json.loads(str(v))
         if not records and not pairs and report.failed:
             records = lost_case(st, report)
         st.records += records
@@ -80,7 +80,7 @@ class Recorder:
         self.doc = finish_reports(self.config, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
                                   expected=self.total)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """The verdict, with the crashes and hangs and the known defects they were."""
         doc = getattr(self, "doc", None)
         if doc is None:
@@ -173,7 +173,7 @@ def defect_facts(defect: KnownDefect) -> dict[str, Any]:
             "evidence": defect.evidence, "file": defect.file}
 
 
-def say(tr: Any, line: str) -> None:
+def say(tr: pytest.TerminalReporter, line: str) -> None:
     """Print ``line`` on a line of its own, between pytest's progress dots."""
     if tr._tw.width_of_current_line:
         tr._tw.line()

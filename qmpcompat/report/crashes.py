@@ -72,7 +72,8 @@ def _summary_of(doc: dict[str, Any], defect: str, records: list[dict[str, Any]])
     entries: list[dict[str, Any]] = doc.get("known_defects", [])
     for entry in entries:
         if entry["id"] == defect:
-            return entry
+            facts: dict[str, Any] = entry
+            return facts
     message = next((r.get("message") or "" for r in records), "")
     return {"id": defect, "summary": message.split(": ", 1)[-1], "versions": ""}
 

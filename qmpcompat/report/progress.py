@@ -42,7 +42,7 @@ class Progress:
         elapsed = now - self.start
         left = elapsed / self.done * max(self.total - self.done, 0) if self.done else 0.0
         counts = "  ".join(
-            f"{label}: " + " ".join(f"{n} {MARKS[o]}" for o, n in sorted(c.items()))
+            f"{label}: " + " ".join(f"{n} {MARKS[Outcome(o)]}" for o, n in sorted(c.items()))
             for label, c in sorted(self.per_version.items(), key=lambda lc: label_order(lc[0])))
         return (f"qmpcompat: {self.done}/{self.total} tests, {elapsed:.0f}s elapsed, "
                 f"~{left:.0f}s left; last {current} | {counts}")

@@ -107,7 +107,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads((Path(__file__).resolve().parents[1] / "data" / "results.schema.json").read_text())
+    schema: dict[str, Any] = json.loads(
+        (Path(__file__).resolve().parents[1] / "data" / "results.schema.json").read_text())
+    return schema
 
 
 def read_results(path: Path) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def _json_kind(node: Node) -> str:
     if isinstance(node, str):
         return "number" if node == "int" else node
     kind = node.get("kind")
-    return {"enum": "string", "alternate": "value"}.get(kind, kind)
+    return {"enum": "string", "alternate": "value"}.get(str(kind), str(kind))
 
 
 class Normalizer:

@@ -45,6 +45,10 @@ class _Lexer:
         self.tok_line = 1
         self.advance()
 
+    def _at(self, punct: str) -> bool:
+        """True when the current token is the punctuation ``punct``."""
+        return bool(self.tok == punct)
+
     def error(self, message: str, line: int | None = None) -> SchemaError:
         return SchemaError(message, self.file, line or self.tok_line)
 
@@ -138,7 +142,7 @@ class _Lexer:
             self.advance()
             self._expect(":")
             out[key] = self.value()
-            if self.tok == "}":
+            if self._at("}"):
                 self.advance()
                 return out
             self._expect(",")
