@@ -37,9 +37,9 @@ from typing import Any
 
 from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
-from qmpcompat.provision.select import select
 from qmpcompat.report.results import write_json
 from qmpcompat.schema.sources.live import SchemaCache, introspect
+from qmpcompat.selection import select
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.paircheck import PairCase, check_pair
 from qmpcompat.vectors.run import Runner

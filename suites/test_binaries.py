@@ -7,7 +7,7 @@ import pytest
 
 from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
-from qmpcompat.provision.select import Problem
+from qmpcompat.selection import Problem
 
 
 def test_qemu_starts(qemu_build: QemuBuild) -> None:

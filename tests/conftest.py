@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qmpcompat.provision import QemuBuild
-from qmpcompat.provision.select import select
+from qmpcompat.selection import select
 
 
 @pytest.fixture(scope="session")

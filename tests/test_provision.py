@@ -14,7 +14,7 @@ from qmpcompat.provision import QemuBuild, build_from_path, provision
 from qmpcompat.provision.apt import suite_sources
 from qmpcompat.provision.build import load_manifest
 from qmpcompat.provision.debian import cache_dir, upstream_version
-from qmpcompat.provision.select import select
+from qmpcompat.selection import select
 
 
 def test_default_set_spans_three_majors(builds: list[QemuBuild]) -> None:

@@ -9,8 +9,8 @@ import time
 from qmpcompat.commands.selection import selection, selection_parser, suites_of
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
-from qmpcompat.provision.select import Problem
 from qmpcompat.provision.source_build import DEFAULT_PROFILE, PROFILES, build_source, named_sources
+from qmpcompat.selection import Problem
 
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

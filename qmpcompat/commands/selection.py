@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
-from qmpcompat.provision.select import Selection, named_binaries, select
+from qmpcompat.selection import Selection, named_binaries, select
 
 
 def selection_parser() -> argparse.ArgumentParser:

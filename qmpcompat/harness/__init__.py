@@ -1,4 +1,7 @@
-"""Driving QEMU: processes that never outlive the run, and QMP through qemu.qmp."""
+"""Driving QEMU: processes that never outlive the run (``process``, ``reaper``),
+QMP through qemu.qmp (``qemu``: a ``Qemu`` and its typed session and waits;
+``pool``: fresh QEMUs with spares started ahead), and probes of what a build can
+do (``features``)."""
 
 from qmpcompat.harness.qemu import CommandFailed, Qemu, QemuOptions, Reply, check_starts, timeout_arg
 

@@ -1,4 +1,7 @@
-"""Getting QEMU: the Debian archive's builds (no root) and binaries the user names."""
+"""Getting QEMU: the Debian archive's builds (no root; ``apt``, ``indexes``,
+``debian``), builds from source (``source_tree``, ``source_build``) and binaries
+the user names (``build``). Starts no QEMU: which builds a run uses, checked to
+start, is ``qmpcompat.selection``."""
 
 from qmpcompat.provision.build import QemuBuild, build_from_path
 from qmpcompat.provision.debian import DEFAULT_SUITES, ProvisionResult, cache_dir, provision

@@ -20,8 +20,8 @@ import pytest
 from qmpcompat.errors import QmpCompatError, VectorError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
-from qmpcompat.provision.select import Problem, Selection, named_binaries, select
 from qmpcompat.provision.source_build import named_sources
+from qmpcompat.selection import Problem, Selection, named_binaries, select
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load

@@ -132,7 +132,7 @@ def as_configuration(finding: Finding, condition: str, off_in: str) -> Finding:
     """``finding`` reclassified: its thing is there or not because ``condition``
     is off in ``off_in`` (a configuration difference, level info)."""
     level, explanation = RULES["CONFIG_CONDITION"]
-    return replace(finding, rule="CONFIG_CONDITION", level=level, explanation=explanation,
+    return replace(finding, rule="CONFIG_CONDITION", level=Level(level), explanation=explanation,
                    change=f"{finding.change} (if: {condition}, off in {off_in})")
 
 

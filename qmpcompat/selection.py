@@ -1,5 +1,7 @@
 """Which QEMU binaries a run uses: the ones the user names, else the default
-Debian set; each with a label that is unique within the run."""
+Debian set; each with a label that is unique within the run, each checked to
+start (a provisioned build that does not is provisioned again) and probed for
+its features. Above ``provision`` and ``harness``: it uses both."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
+from qmpcompat.harness import check_starts
+from qmpcompat.harness.features import with_features
 from qmpcompat.provision.build import QemuBuild, build_from_path
 from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
@@ -66,21 +70,6 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
         seen.add(label)
         out.append(replace(build, run_label=label) if label != build.label else build)
     return out
-
-
-def check_starts(build: QemuBuild, timeout: float) -> None:
-    """Start ``build`` once and finish the QMP handshake (QemuDied / QemuHung if not)."""
-    from qmpcompat.harness import Qemu, QemuOptions
-
-    with Qemu(build, QemuOptions(timeout=timeout)):
-        pass
-
-
-def probe_features(build: QemuBuild, timeout: float) -> QemuBuild:
-    """``build`` with the features it was seen to have (qmpcompat.harness.features)."""
-    from qmpcompat.harness.features import with_features
-
-    return with_features(build, timeout)
 
 
 def _check_source_build(build: QemuBuild, timeout: float) -> None:
@@ -173,7 +162,7 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
         usable = []
         for build in sel.builds:
             try:
-                usable.append(probe_features(build, start_timeout))
+                usable.append(with_features(build, start_timeout))
             except QmpCompatError as exc:
                 sel.problems.append(Problem(build.binary, exc))
         sel.builds = usable
