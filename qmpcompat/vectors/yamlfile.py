@@ -42,7 +42,7 @@ class NonJson:
         return f"a YAML {self.kind} ({self.text!r}) is not JSON data"
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):  # type: ignore[misc]
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node in self.constructed_objects:  # a second use of one node: an alias
             raise yaml.constructor.ConstructorError(
