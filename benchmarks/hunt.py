@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qmpcompat.provision.select import select
+from qmpcompat.selection import select
 
 REPO = Path(__file__).resolve().parents[1]
 
