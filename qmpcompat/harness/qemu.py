@@ -1,8 +1,8 @@
 """Drive one QEMU over QMP: start it, run commands, read events, stop it.
 
 A ``Qemu`` is synchronous to its caller; underneath it uses qemu.qmp's
-asyncio client. A started QEMU holds a ``_Session`` (its event loop, client,
-event listener and policy), which exists exactly while QEMU runs. Each QEMU
+asyncio client. A started QEMU holds a ``_Session`` (its event loop, client
+and event listener), which exists exactly while QEMU runs. Each QEMU
 has an ``EventLoop`` of its own unless it is given one to share (a
 ``QemuPool`` shares one, so that its spares' handshakes go on while another
 QEMU answers); there is no module-global loop. QMP always goes over a unix
@@ -71,14 +71,12 @@ class EventLoop:
 
 @dataclass
 class _Session:
-    """A launched QEMU's QMP side: its event loop, client, event listener and the
-    policy its commands pass. It exists from the moment the QMP server listens
-    until ``close``."""
+    """A launched QEMU's QMP side: its event loop, client and event listener. It
+    exists from the moment the QMP server listens until ``close``."""
 
     events: EventLoop
     qmp: QMPClient
     listener: EventListener
-    policy: Policy
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -205,8 +203,7 @@ class Qemu:
             check_options(self.qemu_options(sock), policy)
             events = self.loop or EventLoop()
             events.acquire()
-            session = self._session = _Session(events, QMPClient(self.name), EventListener(),
-                                               policy)
+            session = self._session = _Session(events, QMPClient(self.name), EventListener())
             session.qmp.register_listener(session.listener)
             session.run(session.qmp.start_server(str(sock)))
             self.child = Child(self.argv(sock), self.build.environ(),
@@ -351,7 +348,7 @@ class Qemu:
         """Run one command; return its result or error. QEMU dying or hanging raises;
         so does a command the safety gate refuses (UnsafeInput, nothing sent)."""
         session = self._started()
-        check_command(command, arguments, session.policy)
+        check_command(command, arguments, self.policy or Policy.for_case(self.workdir))
         start = time.monotonic()
         try:
             result = self._await(session.qmp.execute(command, arguments), f"after {command}",
