@@ -10,9 +10,9 @@ import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
+from qmpcompat.schema.differ.deprecations import inferred_events
 from qmpcompat.schema.differ.timeline import Timeline, build, point, release_lines
 from qmpcompat.schema.differ.timeline_out import html_page, markdown, text
-from qmpcompat.schema.sources.deprecations import inferred_events
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.releases import known_schemas
 

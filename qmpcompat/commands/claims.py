@@ -1,4 +1,4 @@
-"""``qmpcompat lint`` and ``qmpcompat observe``: check vector files and every claim
+"""``qmpcompat lint``: every rule a vector file must keep (qmpcompat.vectors.lint),
 and every claim held against the schema of every known QEMU release (the
 history lint, qmpcompat.claims.history); ``qmpcompat observe``: a run's passes
 recorded in ``observed-on``."""

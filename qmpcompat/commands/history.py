@@ -16,12 +16,12 @@ from pathlib import Path
 
 from qmpcompat.commands.schema import INPUT_HELP, InputLoader, conditions, conditions_parser
 from qmpcompat.errors import SchemaError
+from qmpcompat.schema.differ.deprecations import inferred_events
 from qmpcompat.schema.differ.timeline import Point, Timeline, build, order, point, unrecorded
 from qmpcompat.schema.differ.timeline_out import html_page, markdown, text, write_files
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.model.query import SchemaIndex, schema_get
 from qmpcompat.schema.sources.debsrc import DOCS, debian_docs_dir
-from qmpcompat.schema.sources.deprecations import inferred_events
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.releases import known_schemas

@@ -132,11 +132,13 @@ class PersistentRunner(Runner):
             live.qemu.close()
             self.stats.retire(why)
 
-    def run(self, vec: Vector, build: QemuBuild) -> Observation:
-        """What ``Runner.run`` would observe; on a reused QEMU where possible."""
-        if not persistable(vec) or check_vector(vec, self.allow_exec):
+    def run(self, vec: Vector, build: QemuBuild, peer_build: QemuBuild | None = None) -> Observation:
+        """What ``Runner.run`` would observe; on a reused QEMU where possible (never
+        for a cross-version cell, whose peer runs another build)."""
+        if (not persistable(vec) or check_vector(vec, self.allow_exec)
+                or (peer_build is not None and peer_build != build)):
             self.stats.fresh += 1
-            return self.run_fresh(vec, build)  # (which also reports a refusal)
+            return self.run_fresh(vec, build, peer_build)  # (which also reports a refusal)
         return self._serve(build, vec.incoming == "defer",
                            lambda live, tmp: self._one(vec, live, tmp),
                            lambda: self.run_fresh(vec, build))
