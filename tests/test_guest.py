@@ -63,7 +63,7 @@ def test_guest_writes_the_pattern_the_harness_expects(oldest: QemuBuild) -> None
     guest keeps incrementing)."""
     spec = GuestSpec(devices=())
     layout = Layout(spec.memory, 0xC0FFEE)
-    tmp = private_dir("qmpt-")
+    tmp = private_dir("qmpv-")
     try:
         kernel = write_kernel(tmp, layout)
         with Qemu(oldest, options(spec, oldest.version, kernel, source=True, incoming=False,
