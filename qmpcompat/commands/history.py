@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
-from qmpcompat.commands.schema import INPUT_HELP, InputLoader, conditions, conditions_parser
+from qmpcompat.commands.schema import (
+    INPUT_HELP,
+    InputLoader,
+    add_roots_option,
+    conditions,
+    conditions_parser,
+)
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.deprecations import inferred_events
 from qmpcompat.schema.differ.timeline import Point, Timeline, build, order, point, unrecorded
@@ -122,9 +128,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     " schema (the committed recorded releases and build baselines, plus the"
                     " inputs named), in version order. Exit 0, or 2 on bad input.")
     hist.add_argument("inputs", metavar="INPUT", nargs="*", help=INPUT_HELP)
-    hist.add_argument("--type", action="append", metavar="ROOT",
-                      help="root command, event, type or query path (repeatable; default:"
-                           " MigrationChannel, migrate, migrate-incoming)")
+    add_roots_option(hist)
     hist.add_argument("--docs", action="append", metavar="SOURCE",
                       help="add what QEMU's deprecated.rst and removed-features.rst say, marked"
                            " inferred (debian:VERSION, a QEMU tree or its docs/about/)")

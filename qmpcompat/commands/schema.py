@@ -36,6 +36,13 @@ INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot J
               " dir or file, REPO@REF, debian:VERSION, or libvirt:VERSION[:ARCH]")
 
 
+def add_roots_option(parser: argparse.ArgumentParser) -> None:
+    """``--type ROOT``: the roots a timeline or diff follows (repeatable)."""
+    parser.add_argument("--type", action="append", metavar="ROOT",
+                        help="root command, event, type or query path (repeatable; default:"
+                             " MigrationChannel, migrate, migrate-incoming)")
+
+
 def conditions(args: argparse.Namespace) -> Conditions:
     """The --define / --undefine adjustments of QAPI source conditionals."""
     return Conditions(frozenset(args.define or ()), frozenset(args.undefine or ()))
@@ -204,9 +211,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     " later input). Exit 0 clean, 1 findings at or above --fail-on, 2 bad"
                     " usage or input.")
     diff.add_argument("inputs", metavar="INPUT", nargs="+", help=INPUT_HELP)
-    diff.add_argument("--type", action="append", metavar="ROOT",
-                      help="root command, event, type or query path (repeatable; default:"
-                           " MigrationChannel, migrate, migrate-incoming)")
+    add_roots_option(diff)
     diff.add_argument("--all", action="store_true", help="compare every command and event")
     diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
     diff.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value)
