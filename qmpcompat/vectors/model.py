@@ -19,6 +19,10 @@ from qmpcompat.vectors.yamlfile import NonJson, line_of
 COMMANDS = ("migrate", "migrate-incoming")
 PEER_OF = {"migrate": "migrate-incoming", "migrate-incoming": "migrate"}
 FINAL_STATUSES = ("completed", "failed", "cancelled")
+# Where a migration waits for the client by design, not a hang: paused before the
+# switchover (capability pause-before-switchover, until migrate-continue) and a
+# paused postcopy (migrate-pause or a broken connection, until migrate-recover).
+WAITING_STATUSES = ("pre-switchover", "postcopy-paused")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
 from qmpcompat.types import Version
-from qmpcompat.vectors.model import FdSpec, Vector
+from qmpcompat.vectors.model import FINAL_STATUSES, WAITING_STATUSES, FdSpec, Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
 from qmpcompat.vectors.safety import check_vector
 
@@ -45,7 +45,7 @@ class Observation:
     result: str
     error_class: str | None = None
     desc: str | None = None
-    migration: str | None = None  # final query-migrate status of the side under test
+    migration: str | None = None  # final (or waiting) query-migrate status of the side under test
     peer_migration: str | None = None  # ... and of the other side, if there was one
     migration_error: str | None = None
     detail: str = ""  # crash, hang or set-up failure text, with QEMU's stderr tail
@@ -123,7 +123,10 @@ class FdMaker:
 
 
 def migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
-    info = q.wait_migration(timeout=timeout)
+    """The status and error of ``q``'s migration once it is final, or waits for
+    the client by design (``WAITING_STATUSES``: a migration paused before the
+    switchover or in postcopy is not a hang); QemuHung if neither in ``timeout``."""
+    info = q.wait_migration(FINAL_STATUSES + WAITING_STATUSES, timeout=timeout)
     return info.get("status"), info.get("error-desc")
 
 
