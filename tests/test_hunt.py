@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
+from qmpcompat.errors import QmpCompatError
 from qmpcompat.hunt.cases import Finding, incoming_exit, is_failure, signature, stderr_line
 from qmpcompat.hunt.explore import Explorer, distinct
 from qmpcompat.hunt.findings import Answer, write_candidate
@@ -105,7 +106,7 @@ class _FileIsFatal(Explorer):
 def test_a_failure_is_shrunk_reproduced_and_deduplicated(newest: QemuBuild) -> None:
     with PersistentRunner() as runner:
         explorer = _FileIsFatal(newest, SCHEMAS.entries(newest), ["migrate"], runner)
-        findings = explorer.hunt(budget=30, seed=11)
+        findings = explorer.hunt(budget=None, seed=11, max_cases=60)
     assert findings, explorer.stats
     first = next((f for f in findings if "fatal here" in f.observed["detail"]), None)
     assert first is not None, explorer.stats
@@ -133,14 +134,23 @@ class _Recording(Explorer):
 
 
 def test_the_same_seed_explores_the_same_trees(newest: QemuBuild) -> None:
+    """Bounded by cases, not seconds: the same seed runs exactly the same cases
+    however busy the machine is."""
     runs = []
     for seed in (3, 3, 4):
         explorer = _Recording(newest, SCHEMAS.entries(newest), ["migrate", "migrate-incoming"])
-        explorer.hunt(budget=8, seed=seed)
+        explorer.hunt(budget=None, seed=seed, max_cases=150)
         runs.append(explorer.trees)
-    common = min(len(runs[0]), len(runs[1]))
-    assert common >= 50 and runs[0][:common] == runs[1][:common]
+        assert explorer.stats.cases == 150
+    assert runs[0] == runs[1]
     assert runs[0][:10] != runs[2][:10]
+    transcripts = [t for t in runs[0] if t.count('"execute"') > 1]
+    assert transcripts, "150 cases reach the rounds that draw transcripts"
+
+
+def test_a_hunt_needs_a_bound(newest: QemuBuild) -> None:
+    with pytest.raises(QmpCompatError, match="time budget or a number of cases"):
+        Explorer(newest, SCHEMAS.entries(newest), ["migrate"]).hunt(budget=None, seed=0)
 
 
 def _finding(newest: QemuBuild) -> Finding:

@@ -26,6 +26,10 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "migrate and migrate-incoming on fresh QEMUs for a time budget per "
                         "binary; write each finding (shrunk, reproduced) as a candidate vector.")
     h.add_argument("--budget", default="5m", help="time per binary: 300, 20s, 5m, 1h (default 5m)")
+    h.add_argument("--max-cases", type=int, default=None, metavar="N",
+                   help="also stop a binary's hunt once N cases have run, shared out among "
+                        "the workers (whichever of this and --budget comes first; the same "
+                        "seed and N run the same cases on a busy machine and a quiet one)")
     h.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
     h.add_argument("--out", type=Path, default=Path("reports/hunt"),
                    help="where candidate vectors go (default reports/hunt/)")

@@ -2,7 +2,8 @@
 cases (one command, or a short transcript from the state model every
 ``state_every``-th batch), run in persistent mode (``qmpcompat.vectors.persistent``:
 a QEMU serves case after case while they leave it unchanged) or each on a fresh
-QEMU, until the time budget is spent.
+QEMU, until the time budget is spent or a number of cases has run, whichever
+comes first.
 
 What fails is said in ``qmpcompat.hunt.cases``. Hypothesis shrinks a failure,
 ``reduce`` finishes the job, and the minimal transcript is reproduced alone on
@@ -10,13 +11,15 @@ a fresh QEMU.
 
 Deterministic with a seed: batch ``n`` of worker ``w`` uses a seed derived from
 (seed, w, n), so the same seed replays the same cases in the same order (how
-many run depends on the budget).
+many run depends on the budget; with a case bound and no time budget, exactly
+the same cases run, whatever the machine's load).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +32,7 @@ from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from hypothesis.errors import Flaky
 
 from qmpcompat.derive.shapes import TypeWalker
+from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness.process import private_dir
 from qmpcompat.hunt.cases import (
     Finding,
@@ -120,6 +124,7 @@ class Explorer:
         self.known: list[tuple[str, set[tuple[str, str]], set[str]]] = []
         self.slow: set[tuple[str, ...]] = set()  # shapes seen to take over SLOW_CASE seconds
         self.passed: set[str] = set()  # cases this worker ran that did not fail
+        self.max_cases: int | None = None  # the current hunt's case bound
 
     def decisive(self, steps: Sequence[Step]) -> set[tuple[str, str]]:
         """The enum choices of a transcript that shrinking could not undo: members
@@ -177,19 +182,30 @@ class Explorer:
         """The batch's strategy: single-command cases, or transcripts around it."""
         return self.model.transcripts(command) if stateful else self.model.single(command)
 
-    def hunt(self, budget: float, seed: int, worker: int = 0,
-             on_finding: Callable[[Finding], None] | None = None) -> list[Finding]:
-        """Explore until ``budget`` seconds have passed; return the distinct findings.
-        Batches go round the commands; every ``state_every``-th round draws
-        transcripts from the state model (0: never)."""
+    def spent(self) -> bool:
+        """Whether the case bound of the current hunt is reached."""
+        return self.max_cases is not None and self.stats.cases >= self.max_cases
+
+    def hunt(self, budget: float | None, seed: int, worker: int = 0,
+             on_finding: Callable[[Finding], None] | None = None,
+             max_cases: int | None = None) -> list[Finding]:
+        """Explore until ``budget`` seconds have passed or ``max_cases`` cases have run
+        (whichever comes first; None: no such bound, but one of them is needed);
+        return the distinct findings. Shrinking a failure found before the bound may
+        run cases past it (for at most SHRINK_BUDGET seconds). Batches go round the
+        commands; every ``state_every``-th round draws transcripts from the state
+        model (0: never)."""
+        if budget is None and max_cases is None:
+            raise QmpCompatError("a hunt needs a time budget or a number of cases")
         start = time.monotonic()
-        deadline = start + budget
+        deadline = start + budget if budget is not None else math.inf
+        self.max_cases = max_cases
         home, before = private_dir("qmph-"), storage_directory(intent_to_write=False).home_directory
         set_hypothesis_home_dir(home)  # no .hypothesis/ in the caller's directory
         found: dict[str, Finding] = {}
         batch = 0
         try:
-            while time.monotonic() < deadline and self.commands:
+            while time.monotonic() < deadline and self.commands and not self.spent():
                 command = self.commands[batch % len(self.commands)]
                 rnd = batch // len(self.commands)
                 stateful = bool(self.state_every) and rnd % self.state_every == self.state_every - 1
@@ -226,7 +242,8 @@ class Explorer:
             obs = failures.get(key)  # seen failing: no need to start QEMU again
             if obs is None:
                 now = time.monotonic()
-                if now > (shrink_until[0] if shrink_until else deadline):
+                if now > (shrink_until[0] if shrink_until else deadline) or (
+                        not first and self.spent()):
                     return  # budget spent: the rest of the batch passes without running
                 if key in self.passed and not first:
                     # run before without failing (Hypothesis starts each batch near the
@@ -251,7 +268,8 @@ class Explorer:
                 failures[key], cases[key] = obs, steps
                 if not first:
                     first.append(steps)
-                    shrink_until.append(max(deadline, now) + SHRINK_BUDGET)
+                    shrink_until.append((now if deadline == math.inf else max(deadline, now))
+                                        + SHRINK_BUDGET)
             raise _Failed(obs)  # one place: Hypothesis tells failures apart by where they rise
 
         fix_seed(batch_seed(seed, worker, batch))(prop)

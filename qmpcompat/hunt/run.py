@@ -1,5 +1,5 @@
 """A hunt over selected builds: explore schema-valid trees and transcripts for a
-time budget per build with several worker processes (persistent QEMUs unless
+time budget (or a number of cases) per build with several worker processes (persistent QEMUs unless
 ``--fresh``), re-run each finding on every build, and write one candidate
 vector and bug report per crash signature with a summary (``hunt.json``). The
 command line is ``qmpcompat.commands.hunt``."""
@@ -45,6 +45,14 @@ def parse_budget(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2)]
 
 
+def share(cases: int | None, workers: int, worker: int) -> int | None:
+    """Worker ``worker``'s share of a binary's ``cases`` (None: no case bound); the
+    shares add up to ``cases``."""
+    if cases is None:
+        return None
+    return cases // workers + (worker < cases % workers)
+
+
 def _work(job: dict[str, Any]) -> dict[str, Any]:
     """One worker process: hunt on one build for the budget."""
     runner = (Runner(job["timeout"]) if job.get("fresh")
@@ -52,7 +60,8 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
     explorer = Explorer(job["build"], job["entries"], job["commands"], runner,
                         job.get("floor_every", 20), job.get("state_every", STATE_EVERY))
     with runner:
-        findings = explorer.hunt(job["budget"], job["seed"], job["worker"])
+        findings = explorer.hunt(job["budget"], job["seed"], job["worker"],
+                                 max_cases=job.get("max_cases"))
     samples = explorer.stats.floor_samples
     return {"findings": findings, "stats": explorer.stats,
             "floor": statistics.median(samples) if samples else None}
@@ -66,7 +75,7 @@ def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.
     jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
              "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
              "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
-             "state_every": args.state_every}
+             "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w)}
             for w in range(args.workers)]
     start = time.monotonic()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -193,14 +202,17 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         raise QmpCompatError("--workers must be at least 1")
     if args.spares < 0:
         raise QmpCompatError("--spares must be 0 or more")
+    if args.max_cases is not None and args.max_cases < args.workers:
+        raise QmpCompatError("--max-cases must be at least the number of workers")
     builds = select()
     args.out.mkdir(parents=True, exist_ok=True)
     schemas = SchemaCache()
     findings: dict[str, Finding] = {}
     summary: list[dict[str, Any]] = []
     for build in builds:
-        print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s, "
-              f"seed {args.seed}", flush=True)
+        print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s"
+              + (f" or {args.max_cases} cases" if args.max_cases else "")
+              + f", seed {args.seed}", flush=True)
         found, stats, wall, floor = _hunt_build(build, schemas.entries(build), args, budget)
         row = _summary_row(build, stats, wall, floor, len(found))
         summary.append(row)
@@ -238,7 +250,8 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         print(f"qmpcompat hunt: not found again: {miss['defect']} ({miss['vector']}) on QEMU "
               f"{miss['qemu']}")
     (args.out / "hunt.json").write_text(json.dumps(
-        {"seed": args.seed, "budget": budget, "workers": args.workers,
+        {"seed": args.seed, "budget": budget, "max_cases": args.max_cases,
+         "workers": args.workers,
          "mode": "fresh" if args.fresh else "persistent", "builds": summary,
          "findings": len(reports), "reports": reports, "known_defects": known},
         indent=2) + "\n")
