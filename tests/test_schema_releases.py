@@ -12,7 +12,13 @@ from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.schema.sources.libvirt import catalogue, parse_replies, reduce_replies
-from qmpcompat.schema.sources.releases import build_baselines, known_schemas, recorded_releases, release
+from qmpcompat.schema.sources.releases import (
+    build_baselines,
+    known_schemas,
+    recorded_releases,
+    release,
+    source_releases,
+)
 from qmpcompat.schema.sources.resolve import load_input
 from qmpcompat.schema.sources.snapshot import RELEASE_DIR, baseline_path, check_canonical, dumps, snapshot
 
@@ -78,11 +84,24 @@ def test_known_schemas_merge_builds_and_recordings_in_version_order() -> None:
     known = known_schemas()
     keys = [k.key for k in known]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert {k.origin for k in known} == {"recorded", "binary"}
+    assert {k.origin for k in known} == {"recorded", "source", "binary"}
     assert {k.version for k in build_baselines()} <= {k.version for k in known}
     assert release("7.2").version == "7.2.22" and release("7.2.0").origin == "recorded"
     with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.1' \(known: 4.2.0"):
         release("10.1")
+    assert release("10.2").origin == "source"
+
+
+def test_a_release_read_from_qapi_source_says_so() -> None:
+    """10.2.2: no binary, no libvirt recording; the slice is read from the Debian
+    source package and says how each if: condition of the slice was evaluated."""
+    [src] = source_releases()
+    assert src.version == "10.2.2" and src.source["input"] == "debian:10.2.2"
+    assert "not a binary's introspection" in src.source["note"] and "QAPI source" in src.describe()
+    assert "MultiFDCompression value qatzip: CONFIG_QATZIP (false)" in src.source["if"]
+    assert "MultiFDCompression value zstd: CONFIG_ZSTD (true)" in src.source["if"]
+    assert check_canonical(src.path) == []
+    assert src.holds("migrate/arg-type/detach/$deprecated")
 
 
 @pytest.mark.parametrize(("query", "first_true"), [
@@ -112,6 +131,11 @@ def test_libvirt_input_regenerates_the_committed_slice() -> None:
     assert schema.version == "8.2.0" and schema.kind == "recorded"
     assert schema.meta["source"]["file"] == "tests/qemucapabilitiesdata/caps_8.2.0_x86_64.replies"
     assert dumps(snapshot(schema)) == baseline_path("8.2.0", RELEASE_DIR).read_text()
+
+
+def test_qapi_source_input_regenerates_the_committed_slice() -> None:
+    [src] = source_releases()
+    assert dumps(snapshot(load_input("debian:10.2.2"))) == src.path.read_text()
 
 
 def test_catalogue_says_what_is_served() -> None:

@@ -11,6 +11,7 @@ import pytest
 from qmpcompat.cli import main
 from qmpcompat.schema.differ.gate import IGNORE_FILE, findings, previous_line_baseline, previous_release
 from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
 from qmpcompat.schema.sources.snapshot import BASELINE_DIR, baseline_path, check_canonical, dumps, snapshot
 
@@ -63,16 +64,20 @@ def test_snapshot_command(tmp_path: Path) -> None:
 
 def test_release_gate_needs_the_ignore_file() -> None:
     """The gate's previous release is the real one from the history: 10.0's is the
-    recorded 9.2.0; 11.1's is 10.0.13, the newest known, with 10.1 to 11.0 unknown."""
+    recorded 9.2.0; 11.1's is 10.2.2, read from QAPI source, with 11.0 unknown."""
     build = pick_build("10.0", BUILDS)
     previous, gap = previous_release(build.version)
     assert previous is not None and previous.path.name == "qemu-9.2.0.json" and gap == []
     assert findings(previous.path, from_build(build), "warning") == []
     newest = pick_build("11.1", BUILDS)
     previous, gap = previous_release(newest.version)
-    assert previous is not None and previous.version.startswith("10.0.")
-    assert gap == ["10.1", "10.2", "11.0"]
+    assert previous is not None and previous.version == "10.2.2" and previous.origin == "source"
+    assert gap == ["11.0"]
     live = from_build(newest)
-    assert [f.path for f in findings(previous.path, live, "breaking")] == ["migrate/arg-type/detach"]
-    assert findings(previous.path, live, "breaking", IGNORE_FILE) == []
+    # 10.2 deprecated detach, so its removal in 11.1 is a warning, not breaking
+    assert findings(previous.path, live, "breaking") == []
+    assert [f.path for f in findings(previous.path, live, "warning")][:1] == ["migrate/arg-type/detach"]
+    against = {k.version: k for k in known_schemas()}["10.0.13"].path
+    assert [f.path for f in findings(against, live, "breaking")] == ["migrate/arg-type/detach"]
+    assert findings(against, live, "breaking", IGNORE_FILE) == []
     assert previous_line_baseline(newest.version) == previous.path

@@ -20,6 +20,7 @@ from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.qapi_source import git_reader
+from qmpcompat.schema.sources.releases import source_releases
 from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 from qmpcompat.schema.sources.snapshot import (
     BASELINE_DIR,
@@ -133,7 +134,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _write_releases(directory: Path, roots: list[str] | None) -> int:
-    """Regenerate the recorded releases' snapshots from libvirt's replies."""
+    """Regenerate the recorded releases' snapshots from libvirt's replies, and
+    the committed releases read from QAPI source from the input each names."""
     directory.mkdir(parents=True, exist_ok=True)
     known = catalogue()
     for rec in known.releases():
@@ -143,6 +145,11 @@ def _write_releases(directory: Path, roots: list[str] | None) -> int:
     for pkg in known.packages:
         if not pkg.served:
             print(f"libvirt {pkg.version} ({', '.join(pkg.suites)}): not served, skipped")
+    for src in source_releases():  # the committed ones, each from the input it names
+        spec = str(src.source.get("input") or "")
+        path = baseline_path(src.version, directory)
+        path.write_text(dumps(snapshot(load_input(spec, None, Conditions()), roots)))
+        print(f"wrote {path} from QAPI source {spec}")
     return 0
 
 
@@ -197,8 +204,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     snap.add_argument("--baselines", action="store_true",
                       help="regenerate the baseline of every provisioned version")
     snap.add_argument("--releases", action="store_true",
-                      help="regenerate the snapshot of every QEMU release libvirt recorded"
-                           " (vectors/schema/releases/)")
+                      help="regenerate the snapshot of every QEMU release libvirt recorded,"
+                           " and of every committed release read from QAPI source (from the"
+                           " input its record names), in vectors/schema/releases/")
     snap.add_argument("--check", nargs="*", metavar="FILE",
                       help="check snapshots are canonical (default: every baseline and release)")
     snap.add_argument("--dir", help="baseline directory (default: vectors/schema, or"

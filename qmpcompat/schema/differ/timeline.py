@@ -86,8 +86,9 @@ def origin_of(schema: SchemaInput) -> tuple[str, str, str]:
         where = f"recorded by libvirt {source.get('libvirt', '?')} ({source.get('file', '?')})"
     elif kind == "binary":
         where = f"build {source.get('package') or schema.meta.get('package') or schema.spec}"
-    elif kind == "source":
-        where = f"QAPI source {schema.spec}"
+    elif kind == "source":  # a committed slice names the input it was read from
+        package = f", Debian {source['package']}" if source.get("package") else ""
+        where = f"QAPI source {source.get('input') or schema.spec}{package}"
     else:
         kind, where = "snapshot", f"snapshot {schema.spec} (it does not say where it came from)"
     evidence = {"source": "source", "snapshot": "unknown"}.get(kind, "observed")

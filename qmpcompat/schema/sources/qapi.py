@@ -20,8 +20,11 @@ from qmpcompat.schema.sources.qapi_source import ROOT_FILE, Expr, dir_reader, gi
 def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
               meta: dict[str, Any] | None = None, conditions: Conditions | None = None) -> SchemaInput:
     # "definitions": the parsed definitions with their doc comments (the Since audit reads them)
-    meta = {**(meta or {}), "source": {"kind": "source", "input": spec}, "definitions": exprs}
-    defines = (conditions or Conditions()).apply(defines_for(str(meta.get("debian-version", ""))))
+    defines = (conditions or Conditions()).apply(defines_for(str((meta or {}).get("debian-version", ""))))
+    source = {"kind": "source", "input": spec,
+              **({"package": meta["debian-version"]} if meta and "debian-version" in meta else {})}
+    # "defines": the if: symbols taken as true (a snapshot says how its slice's conditions fell)
+    meta = {**(meta or {}), "source": source, "definitions": exprs, "defines": defines}
     entries = to_entries(exprs, defines)
     return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
                        list(exprs))

@@ -326,6 +326,32 @@ def conditionals(exprs: Iterable[Expr]) -> dict[str, dict[str, str]]:
     return out
 
 
+def slice_conditions(exprs: Iterable[Expr], names: set[str], defines: frozenset[str]) -> list[str]:
+    """How the ``if:`` conditions of the definitions named ``names`` (a schema
+    slice, by real type and command names) were evaluated with ``defines``: one
+    line each, ``Type member NAME: CONDITION (true|false)``, in source order."""
+    out = []
+    for expr in exprs:
+        data = expr.data
+        kind = next((k for k in META_KEYS if k in data), "")
+        name = str(data.get(kind, ""))
+        if name not in names:
+            continue
+        where = (expr.file, expr.line)
+        items: list[tuple[str, Any]] = [(kind, data.get("if"))]
+        body, base = data.get("data"), data.get("base")
+        if kind == "enum" and isinstance(body, list):
+            items += [(f"value {v.get('name')}", v.get("if")) for v in body if isinstance(v, dict)]
+        for part in (body, base):
+            if isinstance(part, dict) and kind != "enum":
+                sub = "branch" if kind in ("union", "alternate") else "member"
+                items += [(f"{sub} {k.removeprefix('*')}", v.get("if")) for k, v in part.items()
+                          if isinstance(v, dict)]
+        out += [f"{name} {what}: {cond_text(cond)} ({str(if_true(cond, defines, where)).lower()})"
+                for what, cond in items if cond is not None]
+    return out
+
+
 def to_entries(exprs: Iterable[Expr], defines: frozenset[str] | None = None,
                debian_version: str = "") -> list[Entry]:
     """The introspection entries (with real type names) of QAPI definitions;

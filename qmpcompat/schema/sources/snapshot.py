@@ -23,6 +23,7 @@ from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
 from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.qapi_convert import slice_conditions
 from qmpcompat.types import qemu_id
 
 FORMAT = "qmpcompat-schema-snapshot/1"
@@ -128,10 +129,20 @@ def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> 
     chosen = list(roots) if roots is not None else all_roots(index)
     names = canonical_names(index, chosen)
     entries = sorted((_rename(index.lookup(n), names) for n in names), key=lambda e: e["name"])
-    out = {"format": FORMAT, "label": schema.label, "qemu": schema.version,
-           "roots": "all" if roots is None else chosen, "entries": entries}
-    if isinstance(schema.meta.get("source"), dict):
-        out["source"] = schema.meta["source"]
+    out: dict[str, Any] = {"format": FORMAT, "label": schema.label, "qemu": schema.version,
+                           "roots": "all" if roots is None else chosen, "entries": entries}
+    found = schema.meta.get("source")
+    source: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+    if schema.kind == "source" and schema.definitions:
+        source["if"] = slice_conditions(schema.definitions, set(names),
+                                        schema.meta.get("defines") or frozenset())
+        source["note"] = (
+            "read from QAPI source, not a binary's introspection: what a build of this source "
+            "would introspect, with each if: condition evaluated for Debian's x86_64 build "
+            "(the symbols qmpcompat.schema.sources.qapi_convert.defines_for gives); 'if' lists "
+            "the conditions of this slice and how each fell")
+    if source:
+        out["source"] = source
     return out
 
 
