@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from suite_runner import basic_vectors, outcomes, run_suite
 
-from qmpcompat.harness.features import TRANSPORT_PROBES, lacking, probe
+from qmpcompat.harness.features import SETTING_PROBES, TRANSPORT_PROBES, lacking, probe
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import load_manifest
 from qmpcompat.provision.debian import cache_dir
@@ -30,6 +30,23 @@ vectors:
         desc: 'Invalid parameter type for ''uri'', expected: string'
         observed-on: [10.0.13]
 """
+# Needs the cpr-transfer migration mode, which 7.2 does not take and 10.0 does
+# (it sets no mode itself, so it runs on any build that has the feature).
+NEEDS_CPR_TRANSFER = """command: migrate-incoming
+vectors:
+  - id: MI-9102
+    description: uri as a number, on a build that takes the cpr-transfer mode
+    flags: [uri, wrong-type]
+    requires:
+      features: [cpr-transfer]
+    arguments:
+      uri: 4444
+    expect:
+      - result: reject
+        error-class: GenericError
+        desc: 'Invalid parameter type for ''uri'', expected: string'
+        observed-on: [10.0.13]
+"""
 
 
 def test_debian_builds_have_what_they_were_built_with(builds: list[QemuBuild]) -> None:
@@ -40,17 +57,24 @@ def test_debian_builds_have_what_they_were_built_with(builds: list[QemuBuild]) -
             build.label, found)
         # Versioned machine types come with the release: 7.2 has no pc-q35-10.0.
         assert ("machine:pc-q35-10.0" in found) == (build.version >= (10, 0, 0)), build.label
+        # Every build takes multifd; the cpr modes came with 8.2 (cpr-reboot),
+        # 10.0 (cpr-transfer) and 10.2 (cpr-exec): observed on 7.2.22, 10.0.x, 11.1.x.
+        assert "multifd" in found, build.label
+        assert ("cpr-reboot" in found) == (build.version >= (8, 2, 0)), (build.label, found)
+        assert ("cpr-transfer" in found) == (build.version >= (10, 0, 0)), (build.label, found)
+        assert ("cpr-exec" in found) == (build.version >= (10, 2, 0)), (build.label, found)
 
 
 def test_schema_names_every_probed_transport() -> None:
     schema = json.loads((REPO / "vectors/vector-file.schema.json").read_text())
     req = schema["$defs"]["vector"]["properties"]["requires"]["properties"]["features"]
-    assert set(req["items"]["enum"]) == set(TRANSPORT_PROBES)
+    assert set(req["items"]["enum"]) == set(TRANSPORT_PROBES) | set(SETTING_PROBES)
 
 
 def test_a_build_lacking_a_feature_skips_exactly_what_needs_it(tmp_path: Path) -> None:
     root = basic_vectors(tmp_path)
     (root / "migrate-incoming" / "machine.yaml").write_text(NEEDS_Q35_10)
+    (root / "migrate-incoming" / "cpr.yaml").write_text(NEEDS_CPR_TRANSFER)
     rc, out, results = run_suite(tmp_path / "run", "-n", "2", vectors=root,
                                  suites="bookworm,trixie")
     got = outcomes(results)
@@ -62,16 +86,25 @@ def test_a_build_lacking_a_feature_skips_exactly_what_needs_it(tmp_path: Path) -
     assert got[("MI-9101", labels[ten])] == "passed"
     skip = next(r for r in results["results"] if r["vector"] == "MI-9101" and r["qemu"] == seven)
     assert skip["message"] == "build lacks feature machine:pc-q35-10.0"
+    assert got[("MI-9102", labels[seven])] == "skipped"
+    assert got[("MI-9102", labels[ten])] == "passed"
+    skip = next(r for r in results["results"] if r["vector"] == "MI-9102" and r["qemu"] == seven)
+    assert skip["message"] == "build lacks feature cpr-transfer"
     # Every other case runs as before on both builds.
-    assert {o for (v, _q), o in got.items() if v != "MI-9101"} == {"passed"}, out[-3000:]
+    assert {o for (v, _q), o in got.items() if v not in ("MI-9101", "MI-9102")} == {"passed"}, \
+        out[-3000:]
     assert rc == 0, out[-3000:]
     # The report shows each build's features.
     for binary in results["environment"]["binaries"]:
         assert "machine:none" in binary["features"] and binary["features_probed"]
-    # Strict: the skip is a failure.
-    rc, out, results = run_suite(tmp_path / "strict", "--qmpcompat-strict", "-k", "MI-9101",
-                                 vectors=root, suites="bookworm")
+        assert ("cpr-transfer" in binary["features"]) == (binary["version"] == ten)
+    summary = (tmp_path / "run" / "reports" / "summary.md").read_text()
+    assert "cpr-transfer" in summary and "multifd" in summary
+    # Strict: the skips are failures.
+    rc, out, results = run_suite(tmp_path / "strict", "--qmpcompat-strict", "-k",
+                                 "MI-9101 or MI-9102", vectors=root, suites="bookworm")
     assert rc == 1 and outcomes(results)[("MI-9101", seven)] == "failed"
+    assert outcomes(results)[("MI-9102", seven)] == "failed"
 
 
 def _minimal_source_builds() -> list[QemuBuild]:
@@ -91,5 +124,7 @@ def test_minimal_source_build_lacks_rdma() -> None:
         found = probe(build)
         assert "rdma" not in found and "machine:none" in found, found
         assert "machine:pc" not in found  # --without-default-devices: no boards
+        # multifd and the cpr modes are not configure options: 10.2 takes them all
+        assert {"multifd", "cpr-reboot", "cpr-transfer", "cpr-exec"} <= set(found), found
         probed = QemuBuild(**{**build.__dict__, "features": found, "features_probed": True})
         assert lacking(probed, ("rdma", "machine:none")) == ["rdma"]

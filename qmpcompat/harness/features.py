@@ -7,6 +7,11 @@ Before a run each build is asked, in a few QEMU starts of ``-M none``:
   (a build that has it fails otherwise, e.g. for want of an RDMA device);
 - ``vsock``: is AF_VSOCK compiled in? a ``vsock:`` uri answers "socket family
   AF_VSOCK unsupported" when it is not;
+- ``multifd``: does the build take the ``multifd`` migration capability
+  (``migrate-set-capabilities``)?
+- ``cpr-reboot``, ``cpr-transfer``, ``cpr-exec``: does it take that migration
+  mode (``migrate-set-parameters`` ``mode``)? A build without the mode (an older
+  release; the mode's code left out) refuses it;
 - ``machine:NAME``: each machine type (and alias) ``query-machines`` lists.
 
 unix, tcp, fd, exec and file migration are compiled into every build (QEMU's
@@ -19,6 +24,7 @@ lacks a need skips the vector with the reason.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from qmpcompat.harness.qemu import Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
@@ -28,7 +34,26 @@ TRANSPORT_PROBES: dict[str, tuple[str, str]] = {
     "rdma": ("rdma:127.0.0.1:0", "unknown migration protocol"),
     "vsock": ("vsock:1:0", "AF_VSOCK unsupported"),
 }
-FEATURES = (*TRANSPORT_PROBES, "machine:NAME")
+# feature -> (command, arguments that turn it on, arguments that turn it off again)
+SETTING_PROBES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "multifd": ("migrate-set-capabilities",
+                {"capabilities": [{"capability": "multifd", "state": True}]},
+                {"capabilities": [{"capability": "multifd", "state": False}]}),
+    **{mode: ("migrate-set-parameters", {"mode": mode}, {"mode": "normal"})
+       for mode in ("cpr-reboot", "cpr-transfer", "cpr-exec")},
+}
+FEATURES = (*TRANSPORT_PROBES, *SETTING_PROBES, "machine:NAME")
+
+
+def _settings(qemu: Qemu) -> set[str]:
+    """The features of SETTING_PROBES ``qemu`` takes; each is turned off again
+    (so the transport probes that follow see the defaults)."""
+    found = set()
+    for name, (command, on, off) in SETTING_PROBES.items():
+        if qemu.execute(command, on).ok:
+            found.add(name)
+            qemu.cmd(command, off)
+    return found
 
 
 def probe(build: QemuBuild, timeout: float = 10.0) -> tuple[str, ...]:
@@ -41,6 +66,7 @@ def probe(build: QemuBuild, timeout: float = 10.0) -> tuple[str, ...]:
         options = QemuOptions(incoming_defer=True, timeout=timeout)
         with Qemu(build, options, name="probe") as qemu:
             if not found:
+                found |= _settings(qemu)
                 for machine in qemu.cmd("query-machines"):
                     found.add(f"machine:{machine['name']}")
                     if machine.get("alias"):

@@ -154,6 +154,33 @@ def _claims(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def feature_text(binary: dict[str, Any], others: list[dict[str, Any]]) -> str:
+    """A build's probed features in a few words: what it has (machine types
+    counted, ``pc`` and ``q35`` named), and what another build of the run has
+    and it lacks."""
+    if not binary.get("features_probed"):
+        return "not probed"
+    have = [f for f in binary.get("features") or () if not f.startswith("machine:")]
+    machines = [f.removeprefix("machine:") for f in binary.get("features") or ()
+                if f.startswith("machine:")]
+    boards = [m for m in ("pc", "q35") if m in machines]
+    text = ", ".join(have) or "none of the probed ones"
+    text += f"; {len(machines)} machine types" + (f" ({', '.join(boards)})" if boards else "")
+    elsewhere = sorted({f for b in others for f in b.get("features") or ()
+                        if not f.startswith("machine:")} - set(have))
+    return text + (f"; lacks {', '.join(elsewhere)}" if elsewhere else "")
+
+
+def _features(binaries: list[dict[str, Any]]) -> list[str]:
+    """The build features table (probed before the run, see harness/features.py)."""
+    if not binaries:
+        return []
+    lines = ["", "| QEMU | build features (probed) |", "| --- | --- |"]
+    lines += [f"| {b.get('run_label') or b['version']} | {_cell(feature_text(b, binaries))} |"
+              for b in binaries]
+    return lines
+
+
 def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
@@ -172,6 +199,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
         pkg = by_label.get(label, {}).get("package", "")
         lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
+    lines += _features(env["binaries"])
     lines += _claims(doc)
     lines += render_matrix(doc)
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]

@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from qmpcompat.errors import VectorError
+from qmpcompat.harness.features import SETTING_PROBES
 from qmpcompat.types import Version
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
@@ -107,8 +108,21 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
         out += [f"version ranges {a.versions} and {b.versions} overlap"
                 for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
     out += observed_problems(vec)
+    out += undeclared_features(vec)
     out += check_limits(vec)
     return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
+
+
+def undeclared_features(vec: Vector) -> list[str]:
+    """A probed build feature the vector turns on (the ``multifd`` capability, a
+    cpr migration ``mode``) must be in its ``requires.features``, so that a build
+    without it skips the vector instead of failing it."""
+    used = ["multifd"] if vec.capabilities.get("multifd") else []
+    mode = vec.parameters.get("mode")
+    if isinstance(mode, str) and mode in SETTING_PROBES:
+        used.append(mode)
+    return [f"requires.features must name {name!r}: the vector turns it on, and a build "
+            "without it must skip the vector" for name in used if name not in vec.features]
 
 
 def _json_file(path: Path) -> dict[str, Any]:
@@ -188,7 +202,7 @@ def pair_problems(pv: PairVector, flags: dict[str, str], retired: set[str],
                 for b in pv.expect[i + 1:] if a.overlaps(b)]
     for form in pv.forms:
         vec = case_vector(pv, form)
-        out += [f"{form}: {msg}" for msg in check_limits(vec)]
+        out += [f"{form}: {msg}" for msg in check_limits(vec) + undeclared_features(vec)]
         out += [f"{form}: unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
     return out
 
