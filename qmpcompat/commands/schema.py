@@ -15,6 +15,7 @@ from qmpcompat.schema.differ.report import DiffReport, render_ci_report, text, w
 from qmpcompat.schema.differ.since import since_audits
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.conditions import attach, note_without_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.sources.live import from_build
@@ -73,6 +74,20 @@ class InputLoader:
         return load_input(spec, self._builds, self.conditions)
 
 
+def distinct_labels(schemas: list[SchemaInput]) -> list[str]:
+    """Give each of ``schemas`` a label no other input has: a repeated label (two
+    binaries of one version) gets ``-2``, ``-3``, ... after the first. Returns a
+    note per relabelled input saying which input it is."""
+    seen: dict[str, int] = {}
+    notes = []
+    for schema in schemas:
+        seen[schema.label] = seen.get(schema.label, 0) + 1
+        if seen[schema.label] > 1:
+            schema.label = f"{schema.label}-{seen[schema.label]}"
+            notes.append(f"{schema.label} is {schema.spec}")
+    return notes
+
+
 def _roots(args: argparse.Namespace, schemas: list[SchemaInput]) -> list[str]:
     if args.all:
         names: set[str] = set()
@@ -102,12 +117,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 2
     inputs = InputLoader(conditions(args))
     schemas = [inputs.load(spec) for spec in args.inputs]
+    notes = distinct_labels(schemas)
+    notes += attach(schemas, inputs.load, args.conditions_from) + note_without_source(schemas)
     roots = _roots(args, schemas)
     comparisons = history([load(s, roots) for s in schemas])
     if not args.no_since_audit:
         comparisons += since_audits(schemas)
     report = DiffReport([{"spec": s.spec, "label": s.label, "kind": s.kind,
-                          "version": s.version} for s in schemas], roots, comparisons)
+                          "version": s.version,
+                          **({"conditions-from": s.meta["conditions-from"]}
+                             if "conditions-from" in s.meta else {})} for s in schemas],
+                        roots, comparisons, notes=notes)
     if args.ignore:
         entries = load_ignore(Path(args.ignore))
         used = set()
@@ -221,6 +241,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     diff.add_argument("inputs", metavar="INPUT", nargs="+", help=INPUT_HELP)
     add_roots_option(diff)
     diff.add_argument("--all", action="store_true", help="compare every command and event")
+    diff.add_argument("--conditions-from", metavar="SPEC",
+                      help="QAPI source (debian:VERSION, a QEMU tree, REPO@REF) whose 'if' conditions "
+                           "tell configuration from compatibility between binary inputs of its "
+                           "version (default: each binary's own source when it is known: a "
+                           "source build's, a build directory's, a Debian build's source package)")
     diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
     diff.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value)
     diff.add_argument("--format", choices=("text", *FORMATS), default="text",

@@ -181,3 +181,15 @@ def load_manifest(prefix: Path) -> QemuBuild | None:
     if any(p and not (p == here or p.startswith(here + "/")) for p in inside):
         return None
     return build if Path(build.binary).exists() else None
+
+
+def manifest_of(binary: Path) -> QemuBuild | None:
+    """The cached build whose binary ``binary`` is (a Debian build's unpacked
+    tree, ``PREFIX/usr/bin/qemu-system-*``, or a source build's store,
+    ``STORE/qemu-system-*``), or None for a binary no cache entry records."""
+    resolved = binary.resolve()
+    for prefix in (binary.parent, *binary.parents[1:3]):
+        build = load_manifest(prefix)
+        if build is not None and Path(build.binary).resolve() == resolved:
+            return build
+    return None

@@ -35,6 +35,9 @@ class DiffReport:
     stale: list[IgnoreEntry] = field(default_factory=list)
     overdue: list[IgnoreEntry] = field(default_factory=list)  # past their review-by release
     ignore_file: str = ""
+    # Plain words on what the comparison could and could not tell (where the 'if'
+    # conditions of binary inputs came from, or that none were at hand).
+    notes: list[str] = field(default_factory=list)
 
     def worst(self) -> int:
         """Rank of the worst finding not ignored (-1 when there is none)."""
@@ -51,7 +54,7 @@ class DiffReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "inputs": self.inputs, "roots": self.roots,
+            "format": FORMAT, "inputs": self.inputs, "roots": self.roots, "notes": self.notes,
             "comparisons": [{
                 "old": c.old, "new": c.new, "step": c.step, "counts": self.counts(c),
                 "findings": [f.to_json() for f in c.findings],
@@ -73,7 +76,7 @@ def _heading(report: DiffReport, comparison: Comparison) -> str:
 
 def text(report: DiffReport) -> str:
     """The terminal report: per comparison a heading and one aligned row per finding."""
-    lines = []
+    lines = [f"note: {note}" for note in report.notes] + ([""] if report.notes else [])
     for comparison in report.comparisons:
         lines.append(_heading(report, comparison))
         rows = [[str(getattr(f, c)) for c in COLUMNS] for f in comparison.findings]
@@ -99,6 +102,8 @@ def markdown(report: DiffReport) -> str:
     out = ["# QAPI schema differences", "",
            "Inputs: " + ", ".join(f"`{i['label']}` ({i['spec']})" for i in report.inputs), "",
            "Roots: " + ", ".join(f"`{r}`" for r in report.roots), ""]
+    if report.notes:
+        out += [f"- Note: {note}" for note in report.notes] + [""]
     for comparison in report.comparisons:
         out += [f"## {_heading(report, comparison)}", ""]
         if not comparison.findings:
@@ -140,6 +145,8 @@ def html_page(report: DiffReport) -> str:
              "</style></head><body><h1>QAPI schema differences</h1>",
              "<p>Inputs: " + ", ".join(esc(f"{i['label']} ({i['spec']})") for i in report.inputs)
              + "</p>"]
+    if report.notes:
+        parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
     for comparison in report.comparisons:
         parts.append(f"<h2>{esc(_heading(report, comparison))}</h2>")
         if comparison.findings:

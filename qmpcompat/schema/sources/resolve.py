@@ -24,7 +24,7 @@ from pathlib import Path
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.provision import build_from_path, cache_dir, provision
-from qmpcompat.provision.build import QemuBuild
+from qmpcompat.provision.build import QemuBuild, manifest_of
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import from_libvirt
 from qmpcompat.schema.sources.live import from_build
@@ -72,9 +72,11 @@ def _build_for_path(path: Path, builds: list[QemuBuild] | None) -> QemuBuild:
     (it runs through its own loader), else the binary as it is."""
     resolved = path.resolve()
     if resolved.is_relative_to(cache_dir().resolve()):
-        for build in builds if builds is not None else provisioned_builds():
+        for build in builds or ():
             if Path(build.binary).resolve() == resolved:
                 return build
+        if (cached := manifest_of(path)) is not None:
+            return cached
     return build_from_path(str(path))
 
 
