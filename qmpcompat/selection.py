@@ -22,7 +22,7 @@ from qmpcompat.provision.debian import (
     reprovision,
 )
 from qmpcompat.provision.indexes import SuiteIndex
-from qmpcompat.provision.source_build import build_source
+from qmpcompat.provision.source_build import build_source, discard, source_profile
 
 ENV_VAR = "QMPCOMPAT_QEMU"
 TARGETS_VAR = "QMPCOMPAT_TARGETS"
@@ -72,15 +72,26 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
     return out
 
 
-def _check_source_build(build: QemuBuild, timeout: float) -> None:
-    """A cached source build must start; if not, the error says how to rebuild it."""
+def _source_starts_or_again(spec: str, profile: str, build: QemuBuild, timeout: float,
+                            progress: Progress | None) -> QemuBuild:
+    """``build`` (built from ``spec``) if it starts; if it dies at start-up (a
+    broken cache entry), the same source built again if that one starts; else
+    ProvisionError naming the build and the fix."""
     try:
         check_starts(build, timeout)
-    except QmpCompatError as exc:
-        err = ProvisionError(f"the cached source build {build.binary} does not start: {exc}")
-        err.hint = (f"remove {Path(build.binary).parent} and run `qmpcompat provision --source` "
-                    "again to rebuild it")
-        raise err from exc
+        return build
+    except (QemuDied, BinaryError) as first:
+        discard(build, progress)
+        again = build_source(spec, profile, build.target, progress, relink=True)
+        try:
+            check_starts(again, timeout)
+        except QmpCompatError as exc:
+            err = ProvisionError(f"the source build {again.binary} does not start, even "
+                                 f"rebuilt: {exc}")
+            err.hint = (f"read {Path(again.binary).parent}/qmpcompat-build.log; remove "
+                        f"{Path(again.binary).parent} and run `qmpcompat provision --source` again")
+            raise err from first
+        return again
 
 
 def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
@@ -109,11 +120,13 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
            start_timeout: float | None = None, strict: bool = False,
            refresh: bool = False, sources: Sequence[str] = (),
-           targets: Sequence[str] | None = None) -> Selection:
+           targets: Sequence[str] | None = None, profile: str | None = None) -> Selection:
     """Named binaries, plus the Debian builds of ``suites``.
 
     ``sources`` are built from source (``debian:VERSION`` or a QEMU tree;
-    cached after the first build). ``suites`` None means: the default Debian
+    cached after the first build; ``profile`` is their configuration profile,
+    see ``source_profile``; a cached one that no longer starts is rebuilt).
+    ``suites`` None means: the default Debian
     set when no binary or source is named, none otherwise. With
     ``start_timeout``, each build must also start and speak QMP within that
     many seconds (a provisioned one that does not is provisioned again).
@@ -134,9 +147,10 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
             sel.problems.append(Problem(path, exc))
     for spec in sources:
         try:
-            build = build_source(spec, progress=progress)
+            chosen = source_profile(profile)
+            build = build_source(spec, chosen, progress=progress)
             if start_timeout is not None:
-                _check_source_build(build, start_timeout)
+                build = _source_starts_or_again(spec, chosen, build, start_timeout, progress)
             sel.builds.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))

@@ -4,14 +4,20 @@ run for real (the real QEMU build is `tox -e source`)."""
 
 from __future__ import annotations
 
+import os
+import shlex
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from qmpcompat.errors import ProvisionError
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.build import probe_version
 from qmpcompat.provision.source_build import BuildFailed, build_source, named_sources
 from qmpcompat.provision.source_tree import local_tree
+from qmpcompat.selection import select
 
 FAILING_NINJA = """rule fail
   command = echo "compiling..." && echo "error: broken on purpose" && false
@@ -81,3 +87,76 @@ def test_a_failed_step_is_named_and_its_log_kept(tmp_path: Path, monkeypatch: py
 def test_named_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QMPCOMPAT_SOURCE", "debian:10.2.2, ~/qemu")
     assert named_sources(["/src/qemu"]) == ["/src/qemu", "debian:10.2.2", "~/qemu"]
+
+
+# A tree whose "compile" links qemu-system-x86_64 as a script that runs a real
+# QEMU (a provisioned Debian build, through its own loader): the cache entry it
+# makes starts and speaks QMP like a real source build's.
+REAL_NINJA = """rule link
+  command = cp stand-in $out && chmod +x $out
+build qemu-system-x86_64: link stand-in
+"""
+
+
+@pytest.fixture
+def real_tree(tmp_path: Path, newest: QemuBuild) -> Iterator[Path]:
+    """A stand-in tree building a script that runs ``newest``, in a private cache."""
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in newest.env.items())
+    runner = f'#!/bin/sh\nexec env {env} {" ".join(map(shlex.quote, newest.command()))} "$@"\n'
+    configure = (f"cat > stand-in <<'EOF'\n{runner}EOF\n"
+                 f"cat > build.ninja <<'EOF'\n{REAL_NINJA}EOF\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QMPCOMPAT_CACHE", str(tmp_path / "cache"))
+        yield _tree(tmp_path / "qemu", configure)
+
+
+def _runs(build: QemuBuild) -> bool:
+    try:
+        probe_version(build.command(), build.environ(), build.binary)
+        return True
+    except ProvisionError:
+        return False
+
+
+def test_a_broken_cache_entry_is_rebuilt(real_tree: Path) -> None:
+    first = build_source(str(real_tree))
+    store = Path(first.binary).parent
+    assert _runs(first)
+    breakages = {
+        "a binary that no longer runs": lambda: Path(first.binary).write_text("#!/bin/sh\nexit 1\n"),
+        "a half-written entry (no build.json)": lambda: (store / "build.json").unlink(),
+        "a binary that is gone": lambda: Path(first.binary).unlink(),
+    }
+    for what, damage in breakages.items():
+        damage()
+        said: list[str] = []
+        again = build_source(str(real_tree), progress=said.append)
+        assert again.binary == first.binary and _runs(again), what
+        assert any("is broken" in s and "rebuilding it" in s for s in said), (what, said)
+    # A staging dir left by a build killed while it stored is removed, with a message.
+    (store.parent / (store.name + ".tmp")).mkdir()
+    said = []
+    build_source(str(real_tree), progress=said.append)
+    assert any("half-written" in s for s in said) and not (store.parent / (store.name + ".tmp")).exists()
+    # A whole entry is used as it is: no message, nothing rebuilt.
+    said = []
+    assert build_source(str(real_tree), progress=said.append) == first and said == []
+
+
+def test_a_cached_build_that_dies_at_start_is_rebuilt(real_tree: Path) -> None:
+    first = build_source(str(real_tree))
+    work_binary = next((Path(os.environ["QMPCOMPAT_CACHE"]) / "source" / "work").glob(
+        "*/qemu-system-x86_64"))
+    # It still answers --version (so the cache looks whole) but dies when started;
+    # the build dir's binary is broken the same way (a rebuild must relink it).
+    liar = ('#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 11.2.50" && exit 0\n'
+            'echo "qemu: broken on purpose" >&2; exit 1\n')
+    for path in (Path(first.binary), work_binary):
+        path.write_text(liar)
+    said: list[str] = []
+    sel = select(sources=[str(real_tree)], start_timeout=20.0, progress=said.append)
+    assert not sel.problems, [str(p) for p in sel.problems]
+    (build,) = sel.builds
+    assert build.features_probed and "machine:none" in build.features
+    assert any("discarding the broken cached build" in s for s in said), said
+    assert Path(first.binary).read_text() != liar and work_binary.read_text() != liar

@@ -9,7 +9,14 @@ import time
 from qmpcompat.commands.selection import selection, selection_parser, suites_of
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
-from qmpcompat.provision.source_build import DEFAULT_PROFILE, PROFILES, build_source, named_sources
+from qmpcompat.provision.source_build import (
+    DEFAULT_PROFILE,
+    PROFILE_VAR,
+    PROFILES,
+    build_source,
+    named_sources,
+    source_profile,
+)
 from qmpcompat.selection import Problem
 
 
@@ -31,8 +38,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "archive serves) or the path of a QEMU source tree (repeatable; also "
                    "$QMPCOMPAT_SOURCE, comma-separated). Only these are provisioned unless "
                    "--suites is given too.")
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
-                   help="configuration profile of --source builds (default: %(default)s)")
+    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
+                   help=f"configuration profile of --source builds (default: ${PROFILE_VAR}, "
+                   f"else {DEFAULT_PROFILE})")
     p.add_argument("--target", default="x86_64",
                    help="QEMU target of --source builds (default: %(default)s)")
     p.add_argument("--targets", default=None, metavar="T[,T...]",
@@ -51,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
                     targets=[t for t in args.targets.split(",") if t] if args.targets else None)
     for spec in sources:
         try:
-            sel.builds.append(build_source(spec, args.profile, args.target, print_progress))
+            sel.builds.append(build_source(spec, source_profile(args.profile), args.target,
+                                           print_progress))
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))
     if args.json:

@@ -26,9 +26,17 @@ import time
 from pathlib import Path
 
 from qmpcompat.errors import ProvisionError, QmpCompatError
-from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
+from qmpcompat.provision.build import (
+    MANIFEST,
+    QemuBuild,
+    load_manifest,
+    probe_version,
+    write_manifest,
+)
 from qmpcompat.provision.debian import Progress, _locked, _say, cache_dir
+from qmpcompat.provision.firmware import SHARE, gather, optionrom_dir
 from qmpcompat.provision.source_tree import SourceTree, slug, source_tree
+from qmpcompat.types import Version
 
 # Configuration profiles: configure arguments besides --target-list and --python.
 PROFILES: dict[str, tuple[str, ...]] = {
@@ -43,9 +51,17 @@ DEFAULT_PROFILE = "minimal"
 # Debian packages the minimal profile needs (dtc: the +ds tarball has no device trees).
 BUILD_PACKAGES = ("gcc", "make", "ninja-build", "pkg-config", "libglib2.0-dev", "libpixman-1-dev",
                   "flex", "bison", "device-tree-compiler", "python3-venv", "dpkg-dev", "git")
+# What each profile needs besides: the default profile builds the x86 boards, so
+# their firmware (the option ROMs need 32-bit code: gcc-multilib; SeaBIOS: seabios,
+# see qmpcompat.provision.firmware) and RDMA migration (rdma-core's headers).
+PROFILE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "minimal": (),
+    "default": ("zlib1g-dev", "gcc-multilib", "seabios", "librdmacm-dev", "libibverbs-dev"),
+}
 PYTHON_PACKAGES = ("meson>=1.5", "pycotap")
 LOG = "qmpcompat-build.log"
 ENV_VAR = "QMPCOMPAT_SOURCE"
+PROFILE_VAR = "QMPCOMPAT_SOURCE_PROFILE"
 
 
 class BuildFailed(ProvisionError):
@@ -65,15 +81,32 @@ def named_sources(cli: list[str] | tuple[str, ...] = ()) -> list[str]:
     return list(cli) + env
 
 
-def missing_packages() -> list[str]:
+def build_packages(profile: str = DEFAULT_PROFILE) -> tuple[str, ...]:
+    """The Debian packages a build with ``profile`` needs."""
+    return (*BUILD_PACKAGES, *PROFILE_PACKAGES.get(profile, ()))
+
+
+def source_profile(cli: str | None = None) -> str:
+    """The profile of the sources a run builds: ``cli`` (``--qmpcompat-source-profile``),
+    else ``$QMPCOMPAT_SOURCE_PROFILE``, else the default profile; ProvisionError
+    for an unknown one."""
+    profile = cli or os.environ.get(PROFILE_VAR, "").strip() or DEFAULT_PROFILE
+    if profile not in PROFILES:
+        raise ProvisionError(f"unknown build profile {profile!r} (known: {', '.join(PROFILES)})")
+    return profile
+
+
+def missing_packages(profile: str = DEFAULT_PROFILE) -> list[str]:
     """The build packages this host lacks (by dpkg's status; none known on a
     host without dpkg, where configure says what it misses)."""
     if not shutil.which("dpkg-query"):
         return []
+    wanted = build_packages(profile)
     out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n",
-                          *BUILD_PACKAGES], capture_output=True, text=True, check=False).stdout
-    have = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
-    return [p for p in BUILD_PACKAGES if p not in have]
+                          *wanted], capture_output=True, text=True, check=False).stdout
+    have = {line.split()[0].split(":")[0] for line in out.splitlines()
+            if line.endswith(" installed")}
+    return [p for p in wanted if p not in have]
 
 
 def _run_logged(step: str, argv: list[str], log: Path, cwd: Path | None = None,
@@ -105,9 +138,9 @@ def _run_logged(step: str, argv: list[str], log: Path, cwd: Path | None = None,
         raise BuildFailed(step, log, f"exit status {rc}: {said}")
 
 
-def _dependencies(log: Path, progress: Progress | None) -> Path:
+def _dependencies(log: Path, progress: Progress | None, profile: str) -> Path:
     """Install what a build needs; the Python of the private venv with meson."""
-    missing = missing_packages()
+    missing = missing_packages(profile)
     if missing:
         if os.geteuid() == 0 and shutil.which("apt-get"):
             _say(progress, f"dependencies: apt-get install {' '.join(missing)}")
@@ -154,48 +187,114 @@ def _configure(tree: SourceTree, work: Path, python: Path, profile: str, target:
     record.write_text(json.dumps(argv))
 
 
-def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_64",
-                 progress: Progress | None = None) -> QemuBuild:
-    """The QEMU built from ``spec`` with ``profile`` for ``target``: from the
-    cache when this source and profile were built before, else built now."""
-    if profile not in PROFILES:
-        raise ProvisionError(f"unknown build profile {profile!r} (known: {', '.join(PROFILES)})")
-    if not re.fullmatch(r"[a-z0-9_]+", target):
-        raise ProvisionError(f"{target!r} is not a QEMU target name (e.g. x86_64, aarch64)")
-    tree = source_tree(spec, progress)
-    store = cache_dir() / "source" / "builds" / _key(tree, profile, target)
-    cached = load_manifest(store)
-    if cached:
-        return cached
-    work = cache_dir() / "source" / "work" / f"{tree.workdir_key}-{profile}-{target}"
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / LOG
-    with _locked(work / "qmpcompat-lock"):
-        cached = load_manifest(store)
-        if cached:
-            return cached
-        started = time.monotonic()
-        log.write_text(f"qmpcompat source build of {spec} ({tree.identity}), profile {profile}, "
-                       f"target {target}\n")
-        python = _dependencies(log, progress)
-        _configure(tree, work, python, profile, target, log, progress)
-        binary = f"qemu-system-{target}"
+def _cached(store: Path, progress: Progress | None) -> QemuBuild | None:
+    """The build cached at ``store`` if it is whole and its binary still runs and
+    says the recorded version; else None, and a broken entry (a binary that no
+    longer runs, a half-written entry, a leftover staging dir) is removed with a
+    message saying it is rebuilt."""
+    staging = store.with_name(store.name + ".tmp")
+    if staging.exists():
+        _say(progress, f"store: removing a half-written cache entry {staging}")
+        shutil.rmtree(staging, ignore_errors=True)
+    if not store.exists():
+        return None
+    build = load_manifest(store)
+    reason = "its build.json is missing or unreadable" if build is None else ""
+    if build is not None:
+        try:
+            version, _line, _pkg = probe_version(build.command(), build.environ(), build.binary,
+                                                 timeout=60)
+            if version != build.version:
+                reason = f"its binary says {version.label}, its build.json {build.version_str}"
+        except QmpCompatError as exc:
+            reason = str(exc)
+    if not reason:
+        return build
+    _say(progress, f"store: the cached build {store} is broken ({reason}); rebuilding it")
+    shutil.rmtree(store, ignore_errors=True)
+    return None
+
+
+def discard(build: QemuBuild, progress: Progress | None = None) -> None:
+    """Remove the cache entry of source build ``build`` (one that was found
+    broken after it was cached), so that the next ``build_source`` rebuilds it."""
+    store = Path(build.binary).parent
+    if store.parent == cache_dir() / "source" / "builds" and (store / MANIFEST).exists():
+        _say(progress, f"store: discarding the broken cached build {store}")
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _compile_checked(work: Path, binary: str, log: Path,
+                     progress: Progress | None) -> tuple[Version, str]:
+    """Compile ``binary`` in ``work`` and check that it runs; a binary that does
+    not (left broken in the build dir) is removed and linked once more."""
+    for attempt in (1, 2):
         _run_logged("compile", ["nice", "-n", "19", "ninja", f"-j{os.cpu_count() or 1}", binary],
                     log, cwd=work, progress=progress)
         _say(progress, f"check: {binary} --version")
         try:
             version, line, _pkg = probe_version([str(work / binary)], dict(os.environ),
                                                 str(work / binary), timeout=60)
+            return version, line
         except QmpCompatError as exc:
-            raise BuildFailed("check", log, str(exc)) from exc
+            if attempt == 2 or not (work / binary).exists():
+                raise BuildFailed("check", log, str(exc)) from exc
+            _say(progress, f"check: {binary} in the build dir does not run ({exc}); linking it again")
+            (work / binary).unlink()
+    raise AssertionError("unreachable")
+
+
+def _firmware(tree: SourceTree, work: Path, share: Path, target: str, log: Path,
+              progress: Progress | None) -> None:
+    """Build the x86 option ROMs when configure set them up, and gather the
+    firmware into ``share`` (see ``qmpcompat.provision.firmware``)."""
+    if target in ("x86_64", "i386") and (roms := optionrom_dir(work)):
+        _say(progress, "firmware: x86 option ROMs")
+        _run_logged("firmware", ["nice", "-n", "19", "make", "-C", str(roms)], log)
+    missing = gather(tree.path, work, share)
+    if missing and target in ("x86_64", "i386"):
+        _say(progress, f"firmware: this build has no {', '.join(missing)}: its x86 machine "
+             "types cannot start a guest (the default profile installs gcc-multilib and seabios)")
+
+
+def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_64",
+                 progress: Progress | None = None, relink: bool = False) -> QemuBuild:
+    """The QEMU built from ``spec`` with ``profile`` for ``target``: from the
+    cache when this source and profile were built before and that build still
+    runs, else built now (a broken cache entry is rebuilt, with a message).
+    ``relink``: the build directory's binary is linked again even if ninja
+    thinks it is up to date (after the cached copy was found broken)."""
+    if profile not in PROFILES:
+        raise ProvisionError(f"unknown build profile {profile!r} (known: {', '.join(PROFILES)})")
+    if not re.fullmatch(r"[a-z0-9_]+", target):
+        raise ProvisionError(f"{target!r} is not a QEMU target name (e.g. x86_64, aarch64)")
+    tree = source_tree(spec, progress)
+    store = cache_dir() / "source" / "builds" / _key(tree, profile, target)
+    work = cache_dir() / "source" / "work" / f"{tree.workdir_key}-{profile}-{target}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / LOG
+    with _locked(work / "qmpcompat-lock"):
+        cached = _cached(store, progress)
+        if cached:
+            return cached
+        started = time.monotonic()
+        log.write_text(f"qmpcompat source build of {spec} ({tree.identity}), profile {profile}, "
+                       f"target {target}\n")
+        python = _dependencies(log, progress, profile)
+        _configure(tree, work, python, profile, target, log, progress)
+        binary = f"qemu-system-{target}"
+        if relink:
+            (work / binary).unlink(missing_ok=True)
+        version, line = _compile_checked(work, binary, log, progress)
         staging = store.with_name(store.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
+        _firmware(tree, work, staging / SHARE, target, log, progress)
         shutil.copy2(work / binary, staging / binary)
         shutil.copy2(log, staging / LOG)
         build = QemuBuild(binary=str(store / binary), version=version, version_line=line,
-                          package=tree.label,
-                          origin=f"source:{spec}, profile {profile}")
+                          package=tree.label, origin=f"source:{spec}, profile {profile}",
+                          data_dirs=(str(store / SHARE),))
         write_manifest(staging, build, store)
         shutil.rmtree(store, ignore_errors=True)
         staging.rename(store)

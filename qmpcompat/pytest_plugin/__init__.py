@@ -65,8 +65,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="SPEC",
                     help="build QEMU from source and test it: debian:VERSION or the path of a "
                          "QEMU source tree (repeatable; also $QMPCOMPAT_SOURCE, comma-separated; "
-                         "profile minimal, cached). Replaces the default Debian set unless "
+                         "cached). Replaces the default Debian set unless "
                          "--qmpcompat-suites is given too.")
+    group.addoption("--qmpcompat-source-profile", dest="qmpcompat_source_profile",
+                    metavar="PROFILE",
+                    help="configuration profile of --qmpcompat-source builds: minimal (default) "
+                         "or default (configure's defaults: the x86 boards with their firmware, "
+                         "RDMA); also $QMPCOMPAT_SOURCE_PROFILE")
     group.addoption("--qmpcompat-targets", dest="qmpcompat_targets", metavar="T[,T...]",
                     help="targets of the Debian builds: x86_64 (default), aarch64 "
                          "(qemu-system-aarch64 from qemu-system-arm); also $QMPCOMPAT_TARGETS")

@@ -82,7 +82,8 @@ def _select(config: pytest.Config) -> Selection:
                   start_timeout=config.getoption("qmpcompat_timeout"),
                   strict=config.getoption("qmpcompat_strict"),
                   sources=named_sources(config.getoption("qmpcompat_source") or ()),
-                  targets=_targets(config))
+                  targets=_targets(config),
+                  profile=config.getoption("qmpcompat_source_profile"))
 
 
 def _targets(config: pytest.Config) -> tuple[str, ...] | None:
