@@ -6,7 +6,7 @@ its features. Above ``provision`` and ``harness``: it uses both."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -72,48 +72,49 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
     return out
 
 
-def _source_starts_or_again(spec: str, profile: str, build: QemuBuild, timeout: float,
-                            progress: Progress | None) -> QemuBuild:
-    """``build`` (built from ``spec``) if it starts; if it dies at start-up (a
-    broken cache entry), the same source built again if that one starts; else
-    ProvisionError naming the build and the fix."""
-    try:
-        check_starts(build, timeout)
-        return build
-    except (QemuDied, BinaryError) as first:
-        discard(build, progress)
-        again = build_source(spec, profile, build.target, progress, relink=True)
-        try:
-            check_starts(again, timeout)
-        except QmpCompatError as exc:
-            err = ProvisionError(f"the source build {again.binary} does not start, even "
-                                 f"rebuilt: {exc}")
-            err.hint = (f"read {Path(again.binary).parent}/qmpcompat-build.log; remove "
-                        f"{Path(again.binary).parent} and run `qmpcompat provision --source` again")
-            raise err from first
-        return again
-
-
-def _starts_or_again(build: QemuBuild, timeout: float, cache: Path | None,
-                     progress: Progress | None) -> QemuBuild:
-    """``build`` if it starts; else the same build provisioned again if that one
-    starts; else ProvisionError naming the build and the fix."""
+def _starts_or_again(build: QemuBuild, timeout: float, redo: Callable[[], QemuBuild],
+                     what: str, how: str, hint: Callable[[QemuBuild], str]) -> QemuBuild:
+    """``build`` if it starts; else ``redo()`` (the same build provisioned or
+    built again, ``how``) if that one starts; else ProvisionError saying
+    ``what`` does not start, with ``hint(again)`` as the fix."""
     try:
         check_starts(build, timeout)
         return build
     except (QemuDied, BinaryError) as first:
         # Died at start-up (not a hang, which a loaded host can cause): broken files.
-        again = reprovision(build, cache, progress)
+        again = redo()
         try:
             check_starts(again, timeout)
         except QmpCompatError as exc:
-            err = ProvisionError(f"the {build.package} build from {build.origin} does not start, "
-                                 f"even freshly provisioned: {exc}")
-            err.hint = (f"remove {Path(again.binary).parents[2]} and run `qmpcompat provision`; if "
-                        "it still fails, this build cannot run on this host (--qmpcompat-suites "
-                        "without its suite)")
+            err = ProvisionError(f"{what} does not start, even {how}: {exc}")
+            err.hint = hint(again)
             raise err from first
         return again
+
+
+def _debian_again(build: QemuBuild, timeout: float, cache: Path | None,
+                  progress: Progress | None) -> QemuBuild:
+    """A provisioned ``build`` that starts (provisioned again if it does not)."""
+    return _starts_or_again(
+        build, timeout, lambda: reprovision(build, cache, progress),
+        f"the {build.package} build from {build.origin}", "freshly provisioned",
+        lambda again: (f"remove {Path(again.binary).parents[2]} and run `qmpcompat provision`; if "
+                       "it still fails, this build cannot run on this host (--qmpcompat-suites "
+                       "without its suite)"))
+
+
+def _source_again(spec: str, profile: str, build: QemuBuild, timeout: float,
+                  progress: Progress | None) -> QemuBuild:
+    """A source ``build`` (from ``spec``) that starts: one that dies at start-up
+    (a broken cache entry) is discarded and built again, its binary relinked."""
+    def rebuild() -> QemuBuild:
+        discard(build, progress)
+        return build_source(spec, profile, build.target, progress, relink=True)
+
+    return _starts_or_again(
+        build, timeout, rebuild, f"the source build {build.binary}", "rebuilt",
+        lambda again: (f"read {Path(again.binary).parent}/qmpcompat-build.log; remove "
+                       f"{Path(again.binary).parent} and run `qmpcompat provision --source` again"))
 
 
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
@@ -150,7 +151,7 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
             chosen = source_profile(profile)
             build = build_source(spec, chosen, progress=progress)
             if start_timeout is not None:
-                build = _source_starts_or_again(spec, chosen, build, start_timeout, progress)
+                build = _source_again(spec, chosen, build, start_timeout, progress)
             sel.builds.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))
@@ -166,7 +167,7 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
             for build in result.builds:
                 try:
                     if start_timeout is not None:
-                        build = _starts_or_again(build, start_timeout, cache, progress)
+                        build = _debian_again(build, start_timeout, cache, progress)
                     sel.builds.append(build)
                 except QmpCompatError as exc:
                     sel.problems.append(Problem(build.origin, exc))

@@ -15,13 +15,18 @@ from qmpcompat.provision.build import load_manifest
 from qmpcompat.provision.debian import cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_Q35_10 = """command: migrate-incoming
+
+
+def _needing(vid: str, description: str, requires: str) -> str:
+    """A vector file with one vector that needs what ``requires`` says, and is
+    otherwise a plain wrong-type uri (rejected alike by every build that runs it)."""
+    return f"""command: migrate-incoming
 vectors:
-  - id: MI-9101
-    description: uri as a number, on a pc-q35-10.0 machine
+  - id: {vid}
+    description: {description}
     flags: [uri, wrong-type]
     requires:
-      machine: pc-q35-10.0
+      {requires}
     arguments:
       uri: 4444
     expect:
@@ -30,23 +35,14 @@ vectors:
         desc: 'Invalid parameter type for ''uri'', expected: string'
         observed-on: [10.0.13]
 """
+
+
+NEEDS_Q35_10 = _needing("MI-9101", "uri as a number, on a pc-q35-10.0 machine",
+                        "machine: pc-q35-10.0")
 # Needs the cpr-transfer migration mode, which 7.2 does not take and 10.0 does
 # (it sets no mode itself, so it runs on any build that has the feature).
-NEEDS_CPR_TRANSFER = """command: migrate-incoming
-vectors:
-  - id: MI-9102
-    description: uri as a number, on a build that takes the cpr-transfer mode
-    flags: [uri, wrong-type]
-    requires:
-      features: [cpr-transfer]
-    arguments:
-      uri: 4444
-    expect:
-      - result: reject
-        error-class: GenericError
-        desc: 'Invalid parameter type for ''uri'', expected: string'
-        observed-on: [10.0.13]
-"""
+NEEDS_CPR_TRANSFER = _needing("MI-9102", "uri as a number, on a build that takes the "
+                              "cpr-transfer mode", "features: [cpr-transfer]")
 
 
 def test_debian_builds_have_what_they_were_built_with(builds: list[QemuBuild]) -> None:
