@@ -1,4 +1,5 @@
-"""Driving QEMU: processes that never outlive the run (``process``, ``reaper``),
+"""Driving QEMU: processes that never outlive the run (``process``; their temp dirs
+are ``qmpcompat.reaper``'s),
 QMP through qemu.qmp (``qemu``: a ``Qemu`` and its typed session and waits;
 ``pool``: fresh QEMUs with spares started ahead), and probes of what a build can
 do (``features``)."""

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from qmpcompat.harness.reaper import PREFIXES, mark
+from qmpcompat.reaper import PRIVATE_PREFIXES, make_dir
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -71,16 +71,13 @@ MAX_BASE = 60  # unix socket paths must stay under 108 bytes
 def private_dir(prefix: str = "qmpc-") -> Path:
     """A new 0700 directory under $TMPDIR (or /tmp when $TMPDIR is unset or too
     long for unix socket paths, which cannot exceed 107 bytes), watched by the
-    reaper; ``prefix`` must be one of the reaper's ``PREFIXES``."""
-    if prefix not in PREFIXES:
-        raise ValueError(f"private dir prefix {prefix!r} is not one the reaper removes: {PREFIXES}")
+    reaper (``qmpcompat.reaper``); ``prefix`` is one of ``PRIVATE_PREFIXES``."""
+    if prefix not in PRIVATE_PREFIXES:
+        raise ValueError(f"private dir prefix {prefix!r} is not one of {PRIVATE_PREFIXES}")
     base = tempfile.gettempdir()
     if len(base) > MAX_BASE:
         base = "/tmp"
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    path.chmod(0o700)
-    mark(path)
-    return path
+    return make_dir(Path(base), prefix)
 
 
 class Child:

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from qmpcompat.provision.apt import PrivateApt, suite_sources
 from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.indexes import update as update_indexes
+from qmpcompat.reaper import temp_dir
 from qmpcompat.types import Version
 
 DEFAULT_SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "forky", "sid")
@@ -217,7 +217,7 @@ class DebianProvisioner:
             if build:
                 return build
             _say(self.progress, f"downloading {package} {version} from {suite} with its dependencies")
-            with tempfile.TemporaryDirectory(dir=self.cache, prefix=".dl-") as tmp:
+            with temp_dir(self.cache, ".dl-") as tmp:
                 debs = self.apt.download(suite, package, version, Path(tmp) / "debs")
                 staging = Path(tmp) / "root"
                 _say(self.progress, f"unpacking {len(debs)} packages")

@@ -36,6 +36,7 @@ from qmpcompat.provision.build import (
 from qmpcompat.provision.debian import Progress, _locked, _say, cache_dir
 from qmpcompat.provision.firmware import SHARE, gather, optionrom_dir
 from qmpcompat.provision.source_tree import SourceTree, slug, source_tree
+from qmpcompat.reaper import temp_dir
 from qmpcompat.types import Version
 
 # Configuration profiles: configure arguments besides --target-list and --python.
@@ -286,18 +287,19 @@ def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_6
         if relink:
             (work / binary).unlink(missing_ok=True)
         version, line = _compile_checked(work, binary, log, progress)
-        staging = store.with_name(store.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        _firmware(tree, work, staging / SHARE, target, log, progress)
-        shutil.copy2(work / binary, staging / binary)
-        shutil.copy2(log, staging / LOG)
         build = QemuBuild(binary=str(store / binary), version=version, version_line=line,
                           package=tree.label, origin=f"source:{spec}, profile {profile}",
                           data_dirs=(str(store / SHARE),))
-        write_manifest(staging, build, store)
-        shutil.rmtree(store, ignore_errors=True)
-        staging.rename(store)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with temp_dir(store.parent, ".store-") as tmp:
+            staging = tmp / store.name
+            staging.mkdir()
+            _firmware(tree, work, staging / SHARE, target, log, progress)
+            shutil.copy2(work / binary, staging / binary)
+            shutil.copy2(log, staging / LOG)
+            write_manifest(staging, build, store)
+            shutil.rmtree(store, ignore_errors=True)
+            staging.rename(store)
         _say(progress, f"store: {build.version_str} ({tree.label}) built in "
              f"{time.monotonic() - started:.0f}s: {store}")
     found = load_manifest(store)

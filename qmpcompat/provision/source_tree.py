@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from qmpcompat.provision.debian import (
     upstream_version,
 )
 from qmpcompat.provision.indexes import failures
+from qmpcompat.reaper import temp_dir
 from qmpcompat.types import Version, version_prefix
 
 PACKAGE = "qemu"
@@ -141,7 +141,7 @@ def debian_tree(version_spec: str, progress: Progress | None = None) -> SourceTr
         if (target / "configure").is_file():
             return tree
         trees.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=trees, prefix=".fetch-") as tmp:
+        with temp_dir(trees, ".fetch-") as tmp:
             _say(progress, f"fetch: downloading source package {PACKAGE} {version}")
             files = source_apt().source_download(PACKAGE, version, DEFAULT_SUITES, Path(tmp) / "dl")
             dsc = next((f for f in files if f.suffix == ".dsc"), None)

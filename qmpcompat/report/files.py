@@ -4,8 +4,9 @@ the mode an ordinary file gets under the umask (CI artifacts other users read)."
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from qmpcompat.reaper import make_file
 
 
 def _umask() -> int:
@@ -16,17 +17,18 @@ def _umask() -> int:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file in the same directory and a
-    rename; the file ends up with mode ``0666 & ~umask`` like any file ``open``
-    creates (``mkstemp`` alone would leave it 0600)."""
+    rename (a temp file the reaper removes if this process is killed on the way);
+    the file ends up with mode ``0666 & ~umask`` like any file ``open`` creates
+    (``mkstemp`` alone would leave it 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = make_file(path.parent, ".qmpw-", f".{path.name}")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -35,9 +37,9 @@ def check_writable(directory: Path) -> str | None:
     else what stands in the way."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".qmpcompat-probe.")
+        fd, tmp = make_file(directory, ".qmpw-", ".probe")
         os.close(fd)
-        os.unlink(tmp)
+        tmp.unlink()
     except OSError as exc:
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     return None

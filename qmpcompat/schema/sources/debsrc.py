@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -21,6 +20,7 @@ from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
 from qmpcompat.provision.debian import _locked
 from qmpcompat.provision.source_tree import refresh_sources, resolve_version, source_apt
+from qmpcompat.reaper import temp_dir
 
 PACKAGE = "qemu"
 
@@ -101,7 +101,7 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         target = _version_dir(version) / "qapi"
         if target.is_dir():
             return target, version
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
+        with temp_dir(cache_dir(), ".src-") as tmp:
             orig = _orig(apt, version, suites, spec, Path(tmp))
             staging = Path(tmp) / "qapi"
             staging.mkdir()
@@ -123,7 +123,7 @@ def debian_docs_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         return docs, version
     with _locked(cache_dir() / "lock-src"):
         if not docs.is_dir():
-            with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
+            with temp_dir(cache_dir(), ".src-") as tmp:
                 _extract(_orig(source_apt(), version, suites, spec, Path(tmp)), None,
                          Path(tmp) / "docs")
                 (Path(tmp) / "docs").rename(docs)

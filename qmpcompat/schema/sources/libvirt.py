@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import tarfile
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
+from qmpcompat.reaper import temp_dir
 from qmpcompat.schema.sources.debsrc import fetch_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import Version, qemu_id, version_prefix
@@ -217,7 +217,7 @@ def _fetch(upstream: str, versions: list[str], suites: tuple[str, ...]) -> list[
     apt = source_apt()
     error: SourceUnavailable | None = None
     for version in versions:
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".src-") as tmp:
+        with temp_dir(cache_dir(), ".src-") as tmp:
             try:
                 files = fetch_source(apt, PACKAGE, version, suites, Path(tmp) / "dl",
                                      f"libvirt {version}")

@@ -1,0 +1,174 @@
+"""Every temp dir and temp file the package makes, removed even when the
+process that made it is killed with SIGKILL.
+
+Each one is named ``PREFIX{pid}-XXXXXXXX`` after the process that made it (the
+name is its owner: there is no moment when it exists unowned), with a prefix of
+``PREFIXES``. Before a process makes its first one in a directory, it tells its
+reaper about that directory: a small process in its own session, started with
+the first, that waits on a pipe for its owner to end however it ends, then
+kills what still uses the owner's entries in those directories (a command line
+that names one, or ``QMPCOMPAT_CASE`` naming one in the environment) and
+removes them. (QEMU itself already dies with its parent through
+PR_SET_PDEATHSIG.)
+
+Run as ``python -m qmpcompat.reaper PID BASE``; more directories arrive on its
+standard input, each path ended by a NUL byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+# Under $TMPDIR: a QEMU's own dir, a vector case's, the hunt's floor samples',
+# the hunt's Hypothesis home (``qmpcompat.harness.process.private_dir``).
+PRIVATE_PREFIXES = ("qmpc-", "qmpv-", "qmpf-", "qmph-")
+# In the cache and the reports dir: a download of a build (``.dl-``), of a
+# source package (``.src-``; ``.fetch-`` for a tree to build), a source build
+# being stored (``.store-``), a report file being written (``.qmpw-``).
+CACHE_PREFIXES = (".dl-", ".src-", ".fetch-", ".store-", ".qmpw-")
+PREFIXES = PRIVATE_PREFIXES + CACHE_PREFIXES
+
+
+class _Reaper:
+    """This process's reaper and the directories it was told about."""
+
+    def __init__(self, base: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qmpcompat.reaper", str(os.getpid()), base],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+        self.bases = {base}
+
+    def tell(self, base: str) -> None:
+        if base not in self.bases:
+            assert self.proc.stdin is not None
+            # one write of at most PIPE_BUF bytes: whole, even with several threads
+            os.write(self.proc.stdin.fileno(), os.fsencode(base) + b"\0")
+            self.bases.add(base)
+
+
+_REAPERS: dict[int, _Reaper] = {}  # by pid: a forked child starts its own
+_LOCK = threading.Lock()
+
+
+def watch(base: Path) -> None:
+    """Make sure this process's reaper will clean ``base`` (an absolute path) when
+    this process ends; call it before making an entry there."""
+    key = str(base)
+    with _LOCK:
+        reaper = _REAPERS.get(os.getpid())
+        if reaper is None:
+            _REAPERS[os.getpid()] = _Reaper(key)
+        else:
+            reaper.tell(key)
+
+
+def _owned_prefix(prefix: str) -> str:
+    if prefix not in PREFIXES:
+        raise ValueError(f"temp prefix {prefix!r} is not one the reaper removes: {PREFIXES}")
+    return f"{prefix}{os.getpid()}-"
+
+
+def make_dir(parent: Path, prefix: str) -> Path:
+    """A new 0700 directory in ``parent`` (which must exist), named for this
+    process with ``prefix`` (one of ``PREFIXES``), removed by the reaper if
+    this process dies before removing it."""
+    owned = _owned_prefix(prefix)
+    parent = parent.absolute()
+    watch(parent)
+    return Path(tempfile.mkdtemp(prefix=owned, dir=parent))
+
+
+@contextlib.contextmanager
+def temp_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """``make_dir``, removed with what is left in it when the block ends."""
+    path = make_dir(parent, prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def make_file(parent: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
+    """A new 0600 file in ``parent`` (an open descriptor and its path), named for
+    this process like ``make_dir`` and likewise removed by the reaper."""
+    owned = _owned_prefix(prefix)
+    parent = parent.absolute()
+    watch(parent)
+    fd, name = tempfile.mkstemp(prefix=owned, suffix=suffix, dir=parent)
+    return fd, Path(name)
+
+
+def owned_entries(pid: int, base: Path) -> list[Path]:
+    """The entries of ``base`` that process ``pid`` made with one of ``PREFIXES``."""
+    names = tuple(f"{p}{pid}-" for p in PREFIXES)
+    try:
+        return [base / name for name in sorted(os.listdir(base)) if name.startswith(names)]
+    except OSError:
+        return []
+
+
+def _kill_users(paths: list[Path]) -> None:
+    """SIGKILL processes whose command line names one of ``paths`` (sink commands,
+    apt downloading into a dir), that work inside one (apt fetching a source
+    package there), or whose environment says they belong to one
+    (``QMPCOMPAT_CASE``, which QEMU and everything it starts inherit, daemons
+    included)."""
+    needles = [str(p).encode() for p in paths]
+    inside = tuple(str(p) + "/" for p in paths)
+    entries = {f"QMPCOMPAT_CASE={p}".encode() for p in paths}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = set((proc / "environ").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd") + "/"
+        except OSError:
+            cwd = ""
+        if any(n in cmdline for n in needles) or environ & entries or cwd.startswith(inside):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+def reap(pid: int, base: Path) -> None:
+    """Kill what uses the entries process ``pid`` left in ``base``, and remove them."""
+    found = owned_entries(pid, base)
+    if found:
+        _kill_users(found)
+        for path in found:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> int:
+    pid, bases = int(argv[0]), [argv[1]]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    told = b""
+    try:
+        while chunk := os.read(0, 65536):
+            told += chunk
+    except OSError:
+        pass
+    bases += [os.fsdecode(b) for b in told.split(b"\0") if b]
+    for base in dict.fromkeys(bases):
+        reap(pid, Path(base))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

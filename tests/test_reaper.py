@@ -1,0 +1,177 @@
+"""The reaper (``qmpcompat.reaper``): when a process is killed with SIGKILL, every
+temp dir and temp file it made is removed and whatever still uses one is killed:
+in a process that makes one of each kind, and in real downloads (of a build, of
+a source package) killed on the way, each into a cache of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.debian import cache_dir
+from qmpcompat.reaper import CACHE_PREFIXES, PREFIXES
+
+# Makes one entry of each prefix in BASE (a dir, and a file for .qmpw-), starts a
+# process working inside the .src- dir (as apt-get source does) and one naming
+# the .dl- dir on its command line (as apt-get install does), prints their pids.
+MAKER = textwrap.dedent("""
+    import subprocess, sys, time
+    from pathlib import Path
+    from qmpcompat.reaper import CACHE_PREFIXES, make_dir, make_file
+    base = Path(sys.argv[1])
+    made = {p: make_dir(base, p) for p in CACHE_PREFIXES}
+    (made[".dl-"] / "debs").mkdir()
+    (made[".dl-"] / "debs" / "half.deb").write_bytes(b"x" * 1000)
+    make_file(base, ".qmpw-", ".results.json")
+    sleep = "import time; time.sleep(1000)"
+    users = [subprocess.Popen([sys.executable, "-c", sleep], cwd=made[".src-"]),
+             subprocess.Popen([sys.executable, "-c", sleep, str(made[".dl-"] / "debs")])]
+    print(*(u.pid for u in users), flush=True)
+    time.sleep(1000)
+""")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _users(path: Path) -> list[str]:
+    """Live processes whose command line names ``path`` or that work inside it."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _running(int(proc.name)):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if str(path).encode() in cmdline or (cwd + "/").startswith(f"{path}/"):
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace")[:120])
+    return found
+
+
+def _temp_entries(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name.startswith(PREFIXES))
+
+
+def _assert_left_nothing(root: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := _temp_entries(root)) or _users(root):
+        assert time.monotonic() < deadline, f"left behind: {left} {_users(root)}"
+        time.sleep(0.1)
+
+
+def test_sigkill_leaves_no_temp_entry_and_no_user(tmp_path: Path) -> None:
+    base = tmp_path / "cache"
+    base.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", MAKER, str(base)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    users = [int(p) for p in proc.stdout.readline().split()]
+    try:
+        names = {e.name.split("-")[0] + "-" for e in base.iterdir()}
+        assert names == set(CACHE_PREFIXES), names  # the test covers every kind
+        assert all(e.name.startswith(tuple(f"{p}{proc.pid}-" for p in CACHE_PREFIXES))
+                   for e in base.iterdir())  # each entry names its owner
+        assert all(_running(u) for u in users)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _assert_left_nothing(base)
+        assert not any(_running(u) for u in users)
+    finally:
+        _kill(proc, users)
+
+
+def _kill(proc: subprocess.Popen[str], users: list[int]) -> None:
+    """Stop what a failed test left running."""
+    if proc.poll() is None:
+        proc.kill()
+    for pid in users:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_reaper_leaves_other_processes_entries(tmp_path: Path) -> None:
+    """Only the killed process's own entries go: not another process's, not a
+    name that merely looks like one."""
+    base = tmp_path / "cache"
+    base.mkdir()
+    other = base / f".dl-{os.getpid()}-keepme"
+    other.mkdir()
+    lookalike = base / ".dl-partial"
+    lookalike.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", MAKER, str(base)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    users = [int(p) for p in proc.stdout.readline().split()]
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while len(list(base.iterdir())) > 2:
+            assert time.monotonic() < deadline, list(base.iterdir())
+            time.sleep(0.1)
+        assert sorted(base.iterdir()) == sorted([other, lookalike])
+    finally:
+        _kill(proc, users)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _own_cache(tmp_path: Path) -> Path:
+    """A cache of its own holding the real cache's private apt states (package
+    and source lists hard-linked: apt replaces a list, it never rewrites one),
+    with the suites marked as just looked up: nothing but the download itself
+    reaches the archive."""
+    real, cache = cache_dir(), tmp_path / "cache"
+    for apt in ("apt", "apt-src"):
+        shutil.copytree(real / apt, cache / apt, copy_function=_link_or_copy, symlinks=True)
+    index = json.loads((real / "suites.json").read_text())
+    (cache / "suites.json").write_text(json.dumps({**index, "updated": time.time()}))
+    return cache
+
+
+@pytest.mark.parametrize("prefix,args", [
+    (".dl-", ["provision", "--suites", "bookworm"]),           # a build and its dependencies
+    (".fetch-", ["provision", "--source", "debian:10.2.2"]),   # a source tree to build
+    (".src-", ["history", "--no-committed", "--no-files", "debian:10.2.2"]),  # QAPI source
+], ids=["build", "source-tree", "qapi-source"])
+def test_sigkill_of_a_download_leaves_nothing(builds: list[QemuBuild], tmp_path: Path,
+                                              prefix: str, args: list[str]) -> None:
+    """A real download through the private apt, killed with SIGKILL while apt
+    is fetching into the temp dir: apt is killed and the temp dir removed."""
+    cache = _own_cache(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "qmpcompat", *args], cwd=tmp_path,
+                            env={**os.environ, "QMPCOMPAT_CACHE": str(cache)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(_users(d) for d in cache.rglob(f"{prefix}{proc.pid}-*")):
+            assert proc.poll() is None, (proc.stderr.read() if proc.stderr else b"").decode()
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _assert_left_nothing(cache)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
