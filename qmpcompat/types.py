@@ -1,5 +1,5 @@
-"""The shared vocabulary of qmpcompat: finding levels, case outcomes, QEMU
-versions and their ``qemu-LABEL`` ids, and the record of one case.
+"""The shared vocabulary of qmpcompat: JSON data, finding levels, case outcomes,
+QEMU versions and their ``qemu-LABEL`` ids, and the record of one case.
 
 These are the only definitions of these concepts; every other module imports
 them from here. The module imports nothing else from the package, so anything
@@ -11,9 +11,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypeAlias
 
 _NUMBER = re.compile(r"\d+")
+
+JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
+"""A JSON value: what ``json.loads`` gives, what QMP carries (arguments, replies,
+events, the introspected schema), what a vector's data and a report hold."""
+JSONObject: TypeAlias = "dict[str, JSON]"
+"""A JSON object (a QMP reply's ``return`` of a query, a schema entity, a record)."""
+
+
+def json_object(value: JSON) -> JSONObject:
+    """``value`` when it is a JSON object; TypeError otherwise (data of another shape
+    than its source promises)."""
+    if isinstance(value, dict):
+        return value
+    raise TypeError(f"expected a JSON object, got {type(value).__name__}: {value!r:.200}")
+
+
+def json_list(value: JSON) -> list[JSON]:
+    """``value`` when it is a JSON array; TypeError otherwise."""
+    if isinstance(value, list):
+        return value
+    raise TypeError(f"expected a JSON array, got {type(value).__name__}: {value!r:.200}")
+
+
+def json_text(value: JSON) -> str | None:
+    """None for JSON null (or a missing member's None), else the value as text (a
+    string as it is)."""
+    return None if value is None else str(value)
 
 
 class Level(StrEnum):
@@ -147,19 +174,20 @@ class CaseRecord:
     expected: str = ""
     message: str = ""
     defect: str | None = None
-    observed: dict[str, Any] | None = None
+    observed: JSONObject | None = None
     seconds: float = 0.0
     basis: dict[str, str] | None = None  # what the expectation rests on: {kind, source}
-    extra: dict[str, Any] = field(default_factory=dict)  # later format fields, kept as given
+    extra: JSONObject = field(default_factory=dict)  # later format fields, kept as given
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> JSONObject:
+        basis: JSONObject | None = None if self.basis is None else {**self.basis}
+        out: JSONObject = {
             "vector": self.vector, "command": self.command, "flags": list(self.flags),
             "description": self.description, "file": self.file,
             "qemu": self.qemu, "qemu_version": self.qemu_version, "package": self.package,
             "binary": self.binary, "outcome": self.outcome.value, "expected": self.expected,
             "message": self.message, "defect": self.defect, "observed": self.observed,
-            "seconds": self.seconds, "basis": self.basis,
+            "seconds": self.seconds, "basis": basis,
         }
         out.update(self.extra)
         return out

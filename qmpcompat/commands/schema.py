@@ -103,8 +103,8 @@ def source_locators(schemas: list[SchemaInput]) -> dict[str, Locator]:
     for s in schemas:
         if s.kind == "source" and s.definitions:
             if "repo" in s.meta:
-                out[s.label] = Locator(s.definitions, git_reader(s.meta["repo"], s.meta["ref"], "qapi"),
-                                       "qapi/")
+                reader = git_reader(str(s.meta["repo"]), str(s.meta["ref"]), "qapi")
+                out[s.label] = Locator(s.definitions, reader, "qapi/")
             else:
                 out[s.label] = Locator(s.definitions)
     return out

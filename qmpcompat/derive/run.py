@@ -5,11 +5,10 @@ prediction and the known defects, and recorded like a vector's case."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from qmpcompat.derive.cases import DerivedCase, derive
 from qmpcompat.provision import QemuBuild
-from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.model.query import Entry, SchemaIndex
 from qmpcompat.vectors.basis import Basis
 from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.match import judge
@@ -30,7 +29,7 @@ def run_case(case: DerivedCase, build: QemuBuild, runner: Runner,
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, DERIVED_BASIS))
 
 
-def derive_for(entries: list[dict[str, Any]], commands: Sequence[str] = DEFAULT_COMMANDS,
+def derive_for(entries: list[Entry], commands: Sequence[str] = DEFAULT_COMMANDS,
                refused: list[str] | None = None) -> list[DerivedCase]:
     """The derived cases of ``commands`` that this schema has (a command the
     binary lacks is left out); shapes the safety gate refuses go into ``refused``."""

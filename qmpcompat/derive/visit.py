@@ -29,7 +29,7 @@ from qmpcompat.derive import predict
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.model.query import Entry, SchemaIndex
 
 # Every integer type accepts these, whatever its C type (the smallest is uint8).
 SAFE_INT = range(0, 256)
@@ -114,7 +114,7 @@ class _Visitor:
         base), then report its unknown members."""
         known: list[str] = []
         problems: list[_Problem] = []
-        entry: dict[str, Any] | None = self.walker.entry(type_name)
+        entry: Entry | None = self.walker.entry(type_name)
         where = query
         while entry is not None:
             branch: str | None = None

@@ -24,7 +24,7 @@ from qmpcompat.errors import QemuError
 from qmpcompat.guest.image import MARKER, PATTERN_START, READY, STATUS_ADDR, Layout, build_image
 from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness import Qemu, QemuOptions
-from qmpcompat.types import Version
+from qmpcompat.types import Version, json_object
 
 KERNEL_NAME = "guest.kernel"
 BOOT_TIMEOUT = 20.0  # firmware, kernel load and the pattern fill under TCG
@@ -77,7 +77,7 @@ def settle_source(q: Qemu, spec: GuestSpec, workdir: Path) -> str:
         time.sleep(0.01)
     if spec.state == "paused":
         q.cmd("stop")
-    return str(q.cmd("query-status")["status"])
+    return str(json_object(q.cmd("query-status"))["status"])
 
 
 @dataclass
@@ -139,7 +139,7 @@ def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
         out.problems.append(f"guest memory differs after migration: sha256 {out.source_digest[:16]} "
                             f"on the source, {out.destination_digest[:16]} on the destination, "
                             f"first difference at guest address {at:#x}")
-    dst_state = str(dst.cmd("query-status")["status"])
+    dst_state = str(json_object(dst.cmd("query-status"))["status"])
     if spec.state == "running":
         dst_state = _resume(dst, workdir, out)
     out.run_state = f"{source_state} -> {dst_state}"
@@ -161,4 +161,4 @@ def _resume(dst: Qemu, workdir: Path, out: Arrival) -> str:
                                 f"stayed at {before} for {BEAT_TIMEOUT:g}s after cont")
             break
         time.sleep(0.01)
-    return str(dst.cmd("query-status")["status"])
+    return str(json_object(dst.cmd("query-status"))["status"])

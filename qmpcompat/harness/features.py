@@ -28,6 +28,7 @@ from typing import Any
 
 from qmpcompat.harness.qemu import Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.types import json_list, json_object
 
 # feature -> (uri probed with migrate-incoming, what QEMU says when it lacks it)
 TRANSPORT_PROBES: dict[str, tuple[str, str]] = {
@@ -67,7 +68,8 @@ def probe(build: QemuBuild, timeout: float = 10.0) -> tuple[str, ...]:
         with Qemu(build, options, name="probe") as qemu:
             if not found:
                 found |= _settings(qemu)
-                for machine in qemu.cmd("query-machines"):
+                for entry in json_list(qemu.cmd("query-machines")):
+                    machine = json_object(entry)
                     found.add(f"machine:{machine['name']}")
                     if machine.get("alias"):
                         found.add(f"machine:{machine['alias']}")

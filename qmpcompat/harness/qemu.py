@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient
 from qemu.qmp.protocol import StateError
@@ -36,6 +36,7 @@ from qmpcompat.errors import QemuDied, QemuError, QemuHung
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.safety import Policy, check_command, check_options, qemu_opt
+from qmpcompat.types import JSON, JSONObject, json_object
 
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 T = TypeVar("T")
@@ -91,13 +92,22 @@ class _Session:
         self.events.release()
 
 
+@overload
+def _wire(value: dict[str, object]) -> JSONObject: ...
+@overload
+def _wire(value: object) -> JSON: ...
+def _wire(value: object) -> JSON:
+    """What qemu.qmp (typed ``object``) parsed from the wire: JSON."""
+    return cast(JSON, value)
+
+
 @dataclass(frozen=True)
 class Reply:
     """What QEMU answered to one command: a result, or an error class and desc."""
 
     command: str
-    arguments: Mapping[str, Any] | None
-    result: Any = None
+    arguments: Mapping[str, JSON] | None
+    result: JSON = None
     error_class: str | None = None
     desc: str | None = None
     seconds: float = 0.0
@@ -165,8 +175,8 @@ class Qemu:
     loop: EventLoop | None = None  # shared with other QEMUs; by default one of its own
     workdir: Path = field(init=False)
     child: Child | None = field(init=False, default=None)
-    events: list[dict[str, Any]] = field(init=False, default_factory=list)
-    greeting: dict[str, Any] = field(init=False, default_factory=dict)
+    events: list[JSONObject] = field(init=False, default_factory=list)
+    greeting: JSONObject = field(init=False, default_factory=dict)
     _session: _Session | None = field(init=False, default=None)
     _owns_dir: bool = field(init=False, default=True)
     _accepting: asyncio.Task[None] | None = field(init=False, default=None)
@@ -260,8 +270,11 @@ class Qemu:
 
     @property
     def version(self) -> tuple[int, int, int]:
-        v = self.greeting.get("version", {}).get("qemu", {})
-        return (v.get("major", 0), v.get("minor", 0), v.get("micro", 0))
+        v = json_object(json_object(self.greeting.get("version", {})).get("qemu", {}))
+        major, minor, micro = (v.get(part, 0) for part in ("major", "minor", "micro"))
+        if isinstance(major, int) and isinstance(minor, int) and isinstance(micro, int):
+            return (major, minor, micro)
+        raise QemuError(f"the QMP greeting's version is not three numbers: {v}", "")
 
     def stderr_tail(self) -> str:
         return self.child.stderr_tail() if self.child else ""
@@ -343,7 +356,7 @@ class Qemu:
 
     # -- commands ------------------------------------------------------------
 
-    def execute(self, command: str, arguments: Mapping[str, Any] | None = None,
+    def execute(self, command: str, arguments: Mapping[str, JSON] | None = None,
                 timeout: float | None = None) -> Reply:
         """Run one command; return its result or error. QEMU dying or hanging raises;
         so does a command the safety gate refuses (UnsafeInput, nothing sent)."""
@@ -357,11 +370,11 @@ class Qemu:
             reply = Reply(command, arguments, error_class=exc.error_class, desc=exc.error.error.desc,
                           seconds=time.monotonic() - start)
         else:
-            reply = Reply(command, arguments, result=result, seconds=time.monotonic() - start)
+            reply = Reply(command, arguments, result=_wire(result), seconds=time.monotonic() - start)
         self._drain_events()
         return reply
 
-    def cmd(self, command: str, arguments: Mapping[str, Any] | None = None) -> Any:
+    def cmd(self, command: str, arguments: Mapping[str, JSON] | None = None) -> JSON:
         """Run a command the caller needs to succeed; raise CommandFailed if it does not."""
         reply = self.execute(command, arguments)
         if not reply.ok:
@@ -375,9 +388,9 @@ class Qemu:
 
     def _drain_events(self) -> None:
         if self._session is not None:
-            self.events.extend(dict(e) for e in self._session.listener.clear())
+            self.events.extend(_wire(dict(e)) for e in self._session.listener.clear())
 
-    def wait_event(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+    def wait_event(self, name: str, timeout: float | None = None) -> JSONObject:
         """Return the first event called ``name`` (already seen or still to come)."""
         listener = self._started().listener
         self._drain_events()
@@ -385,9 +398,9 @@ class Qemu:
             if ev.get("event") == name:
                 return ev
 
-        async def next_named() -> dict[str, Any]:
+        async def next_named() -> JSONObject:
             while True:
-                ev = dict(await listener.get())
+                ev = _wire(dict(await listener.get()))
                 self.events.append(ev)
                 if ev.get("event") == name:
                     return ev
@@ -396,11 +409,11 @@ class Qemu:
 
     # -- migration -------------------------------------------------------------
 
-    def query_migrate(self) -> dict[str, Any]:
-        return dict(self.cmd("query-migrate") or {})
+    def query_migrate(self) -> JSONObject:
+        return dict(json_object(self.cmd("query-migrate") or {}))
 
     def wait_migration(self, final: Sequence[str] = ("completed", "failed", "cancelled"),
-                       timeout: float = 30.0, interval: float = 0.02) -> dict[str, Any]:
+                       timeout: float = 30.0, interval: float = 0.02) -> JSONObject:
         """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in
         time. The first polls come quickly (1 ms, doubling up to ``interval``): most
         migrations of a machine without RAM end within a few milliseconds."""

@@ -50,7 +50,7 @@ from qmpcompat.hunt.state import STEP_COMMANDS, StateModel
 from qmpcompat.hunt.strategies import TreeStrategies
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
-from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.model.query import Entry, SchemaIndex
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems, well_formed
@@ -107,7 +107,7 @@ class _Failed(Exception):
 class Explorer:
     """Runs the hunt for one worker on one build."""
 
-    def __init__(self, build: QemuBuild, entries: list[dict[str, Any]], commands: Sequence[str],
+    def __init__(self, build: QemuBuild, entries: list[Entry], commands: Sequence[str],
                  runner: Runner | None = None, floor_every: int = 0,
                  state_every: int = STATE_EVERY) -> None:
         self.build = build

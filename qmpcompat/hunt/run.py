@@ -28,6 +28,7 @@ from qmpcompat.hunt.known import KnownBug, known_bugs
 from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
+from qmpcompat.schema.model.query import Entry
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
@@ -67,7 +68,7 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
             "floor": statistics.median(samples) if samples else None}
 
 
-def _hunt_build(build: QemuBuild, entries: list[dict[str, Any]], args: argparse.Namespace,
+def _hunt_build(build: QemuBuild, entries: list[Entry], args: argparse.Namespace,
                 budget: float) -> tuple[list[Finding], list[WorkerStats], float, float | None]:
     """Hunt on one build with every worker; the findings no simpler one explains,
     each worker's stats, the wall time, and the floor the workers measured

@@ -32,7 +32,6 @@ dir inside sink commands; ``qemu_opt`` escapes a value for a QEMU option string.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from qmpcompat.errors import UnsafeInput
 from qmpcompat.safety.commands import COMMANDS, command_problems
@@ -43,7 +42,7 @@ ALLOW_EXEC_WARNING = ("WARNING: --qmpcompat-allow-exec is on: vectors may make Q
                       "command on this host, not only the harness's sink commands")
 
 
-def check_command(command: str, arguments: Mapping[str, Any] | None, policy: Policy) -> None:
+def check_command(command: str, arguments: Mapping[str, object] | None, policy: Policy) -> None:
     """Return if ``command`` may be sent with ``arguments``; raise UnsafeInput otherwise."""
     problems = command_problems(command, arguments, policy)
     if problems:

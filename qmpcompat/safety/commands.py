@@ -16,19 +16,22 @@ as a uri and as a path, in case a later QEMU turns the member into an alternate.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TypeVar
 
 from qmpcompat.safety.policy import Policy, is_loopback
+from qmpcompat.types import JSON
+
+T = TypeVar("T")
 
 RESERVED = "qmpcompat"
-Check = Callable[[Any, str, Policy], list[str]]
+Check = Callable[[object, str, Policy], list[str]]  # whatever a case tries to send
 
 
 def _reserved(name: object) -> bool:
     return isinstance(name, str) and name.startswith(RESERVED)
 
 
-def _strings(value: Any) -> list[str]:
+def _strings(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
@@ -38,7 +41,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def loose(value: Any, at: str, policy: Policy) -> list[str]:
+def loose(value: object, at: str, policy: Policy) -> list[str]:
     """A value of the wrong type: each string must be safe as a uri and, when it
     looks like a path, as a path."""
     out = []
@@ -51,13 +54,13 @@ def loose(value: Any, at: str, policy: Policy) -> list[str]:
     return out
 
 
-def scalar(value: Any, at: str, policy: Policy) -> list[str]:
+def scalar(value: object, at: str, policy: Policy) -> list[str]:
     """A number, boolean or word QEMU only stores or compares."""
     return [] if not isinstance(value, (dict, list)) else loose(value, at, policy)
 
 
-def _typed(kind: type, check: Callable[[Any, Policy], str | None]) -> Check:
-    def run(value: Any, at: str, policy: Policy) -> list[str]:
+def _typed(kind: type[T], check: Callable[[T, Policy], str | None]) -> Check:
+    def run(value: object, at: str, policy: Policy) -> list[str]:
         if not isinstance(value, kind):
             return loose(value, at, policy)
         why = check(value, policy)
@@ -77,7 +80,7 @@ def enum(*values: str, probes: tuple[str, ...] = ()) -> Check:
     """One of ``values``; ``probes`` are values no QEMU has, kept to test rejection."""
     allowed = set(values) | set(probes)
 
-    def run(value: Any, at: str, policy: Policy) -> list[str]:
+    def run(value: object, at: str, policy: Policy) -> list[str]:
         if not isinstance(value, str):
             return loose(value, at, policy)
         if value in allowed or _reserved(value):
@@ -86,13 +89,13 @@ def enum(*values: str, probes: tuple[str, ...] = ()) -> Check:
     return run
 
 
-def obj(members: Mapping[str, Check], probes: Mapping[str, tuple[Any, ...]] | None = None,
+def obj(members: Mapping[str, Check], probes: Mapping[str, tuple[JSON, ...]] | None = None,
         ) -> Check:
     """An object with these members. ``probes`` are members no QEMU has, each with
     the only values a vector may give it (to test that QEMU rejects it)."""
     probes = probes or {}
 
-    def run(value: Any, at: str, policy: Policy) -> list[str]:
+    def run(value: object, at: str, policy: Policy) -> list[str]:
         if not isinstance(value, dict):
             return loose(value, at, policy)
         out = []
@@ -113,14 +116,14 @@ def obj(members: Mapping[str, Check], probes: Mapping[str, tuple[Any, ...]] | No
 
 
 def list_of(item: Check) -> Check:
-    def run(value: Any, at: str, policy: Policy) -> list[str]:
+    def run(value: object, at: str, policy: Policy) -> list[str]:
         if not isinstance(value, list):
             return loose(value, at, policy)
         return [p for i, v in enumerate(value) for p in item(v, f"{at}/{i}", policy)]
     return run
 
 
-def nothing(value: Any, at: str, policy: Policy) -> list[str]:
+def nothing(value: object, at: str, policy: Policy) -> list[str]:
     """No arguments at all."""
     if value in (None, {}):
         return []
@@ -140,7 +143,7 @@ ADDRESS = {
     **_INET, "path": path, "abstract": scalar, "tight": scalar, "cid": cid, "str": scalar,
     "args": argv, "filename": path, "offset": scalar,
 }
-ADDRESS_PROBES: dict[str, tuple[Any, ...]] = {
+ADDRESS_PROBES: dict[str, tuple[JSON, ...]] = {
     "mode": ("0600",), "size": (1,), "env": ([],), "scope": ("link",), "device": ("mlx0",),
     "fdset": (1,), "svm": (1,)}
 CHANNEL = obj({"channel-type": enum("main", "cpr", probes=("MAIN", "postcopy")),
@@ -191,7 +194,7 @@ _DUMP_FORMATS = ("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "kdump-raw-zl
                  "kdump-raw-lzo", "kdump-raw-snappy", "win-dmp")
 
 
-def _dump_protocol(value: Any, at: str, policy: Policy) -> list[str]:
+def _dump_protocol(value: object, at: str, policy: Policy) -> list[str]:
     if isinstance(value, str) and value.startswith("file:"):
         why = policy.path_problem(value[5:], "file path")
         return [f"{at}: {why}"] if why else []
@@ -220,7 +223,7 @@ COMMANDS: dict[str, Check] = {
 }
 
 
-def command_problems(command: str, arguments: Mapping[str, Any] | None, policy: Policy,
+def command_problems(command: str, arguments: Mapping[str, object] | None, policy: Policy,
                      where: str = "arguments") -> list[str]:
     """Every reason the gate refuses to send ``command`` with ``arguments``, each
     starting with its place (``where``/member/...); empty when it may be sent.

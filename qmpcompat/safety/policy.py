@@ -12,7 +12,9 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import overload
+
+from qmpcompat.types import JSON, JSONObject
 
 TMPDIR = "{tmpdir}"  # the placeholder of a case's directory in vectors and generated trees
 PORT = "{port}"
@@ -82,7 +84,7 @@ class Policy:
             return None
         return f"exec command {command!r} is not a sink command"
 
-    def argv_problem(self, argv: Any) -> str | None:
+    def argv_problem(self, argv: object) -> str | None:
         """Why an exec argv may not run, or None. An argv QEMU cannot run (empty, or
         holding a non-string: QEMU's type check refuses it first) is allowed."""
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -157,11 +159,19 @@ def split_qemu_opts(text: str) -> list[str]:
     return parts
 
 
-def _shell_context(key: str | None, tree: Any) -> bool:
+def _shell_context(key: str | None, tree: JSON) -> bool:
     return key in ("args", "cpr-exec-command") and isinstance(tree, list) and tree[:2] == [SHELL, "-c"]
 
 
-def fill(tree: Any, values: dict[str, str], _key: str | None = None) -> Any:
+@overload
+def fill(tree: str, values: dict[str, str], _key: str | None = None) -> str: ...
+@overload
+def fill(tree: JSONObject, values: dict[str, str], _key: str | None = None) -> JSONObject: ...
+@overload
+def fill(tree: list[JSON], values: dict[str, str], _key: str | None = None) -> list[JSON]: ...
+@overload
+def fill(tree: JSON, values: dict[str, str], _key: str | None = None) -> JSON: ...
+def fill(tree: JSON, values: dict[str, str], _key: str | None = None) -> JSON:
     """Replace ``{tmpdir}`` and ``{port}`` in every string of ``tree`` (in one pass,
     so a value holding a placeholder is never filled again). Where the string is
     shell text (an ``exec:`` uri, the command of a ``/bin/sh -c`` argv) the value

@@ -33,6 +33,7 @@ from qmpcompat.harness.pool import QemuPool
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
+from qmpcompat.types import json_object
 from qmpcompat.vectors.match import NEVER_OK
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.run import (
@@ -59,7 +60,7 @@ def persistable(vec: Vector) -> bool:
 def probe(q: Qemu) -> Probe:
     """The state a rejected command must leave unchanged: the run state and the
     migration status (QemuDied / QemuHung if QEMU no longer answers)."""
-    return q.cmd("query-status").get("status"), q.query_migrate().get("status")
+    return json_object(q.cmd("query-status")).get("status"), q.query_migrate().get("status")
 
 
 @dataclass

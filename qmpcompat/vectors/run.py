@@ -24,7 +24,7 @@ from qmpcompat.harness import CommandFailed, Qemu, Reply
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
-from qmpcompat.types import Version
+from qmpcompat.types import Version, json_text
 from qmpcompat.vectors.model import FINAL_STATUSES, WAITING_STATUSES, FdSpec, Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
 from qmpcompat.vectors.safety import check_vector
@@ -127,7 +127,7 @@ def migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
     the client by design (``WAITING_STATUSES``: a migration paused before the
     switchover or in postcopy is not a hang); QemuHung if neither in ``timeout``."""
     info = q.wait_migration(FINAL_STATUSES + WAITING_STATUSES, timeout=timeout)
-    return info.get("status"), info.get("error-desc")
+    return json_text(info.get("status")), json_text(info.get("error-desc"))
 
 
 class Runner:
@@ -324,7 +324,7 @@ class _Sides:
             return "failed", said
         if q.name == self._source_name():
             self.source_info = info
-        return info.get("status"), info.get("error-desc")
+        return json_text(info.get("status")), json_text(info.get("error-desc"))
 
     def _source_name(self) -> str:
         return "subject" if self.vec.command == "migrate" else "peer"
@@ -373,4 +373,4 @@ class _Sides:
             obs.peer_migration, err = self._final(self.peer)
             obs.migration_error = _both(obs.migration_error, err)
         else:
-            obs.peer_migration = self.peer.query_migrate().get("status")
+            obs.peer_migration = json_text(self.peer.query_migrate().get("status"))

@@ -24,6 +24,7 @@ from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems, fill
+from qmpcompat.types import json_object
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import (
     MIGRATION_TIMEOUT,
@@ -102,7 +103,7 @@ def play(q: Qemu, steps: Sequence[Step]) -> Observation:
 
 def fill_steps(steps: Sequence[Step], tmp: str) -> list[Step]:
     """The steps with ``{tmpdir}`` and ``{port}`` filled in (one port per transcript)."""
-    return list(fill(list(steps), {"tmpdir": tmp, "port": str(free_port())}))
+    return [json_object(s) for s in fill(list(steps), {"tmpdir": tmp, "port": str(free_port())})]
 
 
 def run_fresh(steps: Sequence[Step], build: QemuBuild, incoming: bool,

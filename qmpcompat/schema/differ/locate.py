@@ -113,7 +113,9 @@ class Locator:
                 if line is None:
                     break
                 where = Location(self.prefix + expr.file, line)
-                branch = (expr.data.get("data") or {}).get(part[1:]) if part[0] == "+" else None
+                branches = expr.data.get("data") or {}
+                branch = branches.get(part[1:]) if part[0] == "+" and isinstance(branches, dict) \
+                    else None
                 if _type_of(branch) not in self.by_name:
                     break
                 expr = self.by_name[_type_of(branch)]

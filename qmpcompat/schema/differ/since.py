@@ -221,10 +221,10 @@ def since_audits(schemas: Sequence[SchemaInput]) -> list[Comparison]:
     """One ``since-audit`` comparison per QAPI-source input among ``schemas``
     (none when there is none), each against the history of the migration
     interface over the committed schemas and ``schemas`` themselves."""
-    sources = [s for s in schemas if s.meta.get("definitions") and s.version]
+    sources = [s for s in schemas if s.definitions and s.version]
     if not sources:
         return []
     points = [point(k.schema) for k in known_schemas()] + [point(s) for s in schemas if s.version]
     timeline = build(points, DEFAULT_ROOTS)
     return [Comparison("history", s.label, "since-audit",
-                       audit(s, since_tags(s.meta["definitions"]), timeline)) for s in sources]
+                       audit(s, since_tags(s.definitions), timeline)) for s in sources]

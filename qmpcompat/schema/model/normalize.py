@@ -25,12 +25,12 @@ Nodes are plain JSON values:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.model.query import SchemaIndex, schema_get
+from qmpcompat.schema.model.query import Entry, Member, SchemaIndex, schema_get
+from qmpcompat.types import JSON, JSONObject, json_object
 
-Node = Any
+Node = JSON
 
 # Type roots that introspection cannot name: where the type is found.
 TYPE_PATHS = {
@@ -81,7 +81,7 @@ def resolve_roots(index: SchemaIndex, names: tuple[str, ...] | list[str]) -> lis
     return roots
 
 
-def _features(holder: dict[str, Any]) -> dict[str, bool]:
+def _features(holder: Entry | Member) -> JSONObject:
     return {str(f): True for f in sorted(holder.get("features") or ())}
 
 
@@ -90,7 +90,7 @@ def _json_kind(node: Node) -> str:
     ints and numbers are numbers."""
     if isinstance(node, str):
         return "number" if node == "int" else node
-    kind = node.get("kind")
+    kind = json_object(node).get("kind")
     return {"enum": "string", "alternate": "value"}.get(str(kind), str(kind))
 
 
@@ -131,11 +131,12 @@ class Normalizer:
             self.memo[name] = result
         return result
 
-    def _build(self, entry: dict[str, Any]) -> Node:
+    def _build(self, entry: Entry) -> Node:
         meta = entry.get("meta-type")
         if meta == "builtin":
             return entry["json-type"]
         if meta == "enum":
+            values: JSONObject
             if entry.get("members"):
                 values = {m["name"]: {"features": _features(m)} for m in entry["members"]}
             else:
@@ -152,7 +153,7 @@ class Normalizer:
         if meta == "object":
             return self._object(entry)
         if meta in ("command", "event"):
-            out: dict[str, Any] = {"kind": meta, "arg": self.node(entry["arg-type"])}
+            out: JSONObject = {"kind": meta, "arg": self.node(entry["arg-type"])}
             if meta == "command":
                 out["ret"] = self.node(entry["ret-type"])
                 out["allow-oob"] = bool(entry.get("allow-oob"))
@@ -161,17 +162,16 @@ class Normalizer:
         raise SchemaError(f"entry {entry.get('name')!r} has unknown meta-type {meta!r}",
                           self.index.source)
 
-    def _object(self, entry: dict[str, Any]) -> Node:
-        members = {}
+    def _object(self, entry: Entry) -> Node:
+        members: JSONObject = {}
         for member in entry.get("members") or ():
             members[member["name"]] = {"optional": "default" in member,
                                        "type": self.node(member["type"]),
                                        "features": _features(member)}
-        out: dict[str, Any] = {"kind": "object", "members": members,
-                               "features": _features(entry)}
+        out: JSONObject = {"kind": "object", "members": members, "features": _features(entry)}
         if entry.get("tag") is not None:
             out["tag"] = entry["tag"]
-            variants = {}
+            variants: JSONObject = {}
             for variant in entry.get("variants") or ():
                 branch = self.node(variant["type"])
                 if isinstance(branch, dict) and branch.get("kind") == "object" \

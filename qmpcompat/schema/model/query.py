@@ -21,11 +21,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 from qmpcompat.errors import SchemaError
+from qmpcompat.types import JSON
 
-Entry = dict[str, Any]
+
+class Member(TypedDict, total=False):
+    """An object member (``name``, ``type``, ``default`` when optional), an enum
+    member (``name``), an alternate branch (``type``) or a union variant
+    (``case``, ``type``), each with its ``features``."""
+
+    name: str
+    type: str
+    default: JSON
+    case: str
+    features: list[str]
+
+
+Entry = TypedDict("Entry", {
+    "name": str, "meta-type": str, "features": list[str],
+    "members": list[Member], "values": list[str], "tag": str, "variants": list[Member],
+    "element-type": str, "arg-type": str, "ret-type": str, "allow-oob": bool,
+    "json-type": str,
+}, total=False)
+"""One entry of a ``query-qmp-schema`` reply (qapi/introspect.json's SchemaInfo)."""
+
+
+def as_entry(raw: object, source: str = "") -> Entry:
+    """A copy of ``raw`` as a schema entry: an object with a string ``name`` and a
+    ``meta-type`` (SchemaError otherwise); what lies below is as QEMU wrote it,
+    and the walkers check each part's shape where they use it."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) \
+            or "meta-type" not in raw:
+        raise SchemaError(f"not a query-qmp-schema entry: {raw!r:.120}", source)
+    return cast(Entry, dict(raw))
 
 SELECTORS = ("*", "+")
 TESTS = ("^", "!", "$")
@@ -35,14 +65,12 @@ _MAX_DEPTH = 1000
 class SchemaIndex:
     """The entries of a ``query-qmp-schema`` reply, looked up by name."""
 
-    def __init__(self, entries: Iterable[Mapping[str, Any]], source: str = "") -> None:
+    def __init__(self, entries: Iterable[object], source: str = "") -> None:
         self.source = source
         self.entries: dict[str, Entry] = {}
-        for entry in entries:
-            name = entry.get("name") if isinstance(entry, Mapping) else None
-            if not isinstance(name, str) or "meta-type" not in entry:
-                raise SchemaError(f"not a query-qmp-schema entry: {entry!r:.120}", source)
-            self.entries[name] = dict(entry)
+        for raw in entries:
+            entry = as_entry(raw, source)
+            self.entries[entry["name"]] = entry
 
     def __contains__(self, name: object) -> bool:
         return name in self.entries
@@ -115,16 +143,16 @@ def parse_query(query: str) -> tuple[str, list[Step]]:
     return root, steps
 
 
-def _find(items: Any, key: str, value: str) -> Entry | None:
+def _find(items: list[Member] | None, key: str, value: str) -> Member | None:
     if not isinstance(items, list):
         return None
     for item in items:
         if isinstance(item, Mapping) and item.get(key) == value:
-            return dict(item)
+            return item
     return None
 
 
-def _features(*holders: Mapping[str, Any] | None) -> set[str]:
+def _features(*holders: Entry | Member | None) -> set[str]:
     found: set[str] = set()
     for holder in holders:
         if holder:
@@ -132,7 +160,7 @@ def _features(*holders: Mapping[str, Any] | None) -> set[str]:
     return found
 
 
-def _enum_has(entry: Mapping[str, Any], value: str) -> bool:
+def _enum_has(entry: Entry, value: str) -> bool:
     if value in (entry.get("values") or ()):
         return True
     return _find(entry.get("members"), "name", value) is not None
@@ -145,7 +173,7 @@ class _Walk:
         self.index = index
         self.depth = 0
 
-    def type_(self, name: Any, steps: list[Step], via: Mapping[str, Any] | None) -> Entry | None:
+    def type_(self, name: object, steps: list[Step], via: Member | None) -> Entry | None:
         if not isinstance(name, str):
             return None
         entry = self.index.get(name)
@@ -187,7 +215,7 @@ class _Walk:
         return self.type_(chosen.get("type"), rest, chosen)
 
     @staticmethod
-    def test(entry: Mapping[str, Any], step: Step, via: Mapping[str, Any] | None) -> bool:
+    def test(entry: Entry, step: Step, via: Member | None) -> bool:
         meta = entry.get("meta-type")
         if step.kind == "^":
             return meta == "enum" and _enum_has(entry, step.name)

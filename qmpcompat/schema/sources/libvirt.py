@@ -34,7 +34,7 @@ from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.reaper import temp_dir
 from qmpcompat.schema.sources.debsrc import fetch_source
 from qmpcompat.schema.sources.input import SchemaInput
-from qmpcompat.types import Version, qemu_id, version_prefix
+from qmpcompat.types import JSONObject, Version, qemu_id, version_prefix
 
 PACKAGE = "libvirt"
 DEFAULT_ARCH = "x86_64"
@@ -304,7 +304,7 @@ def recorded_schema(rec: Recording) -> SchemaInput:
                           str(_root() / rec.path)) from exc
     suffix = "" if rec.arch == DEFAULT_ARCH and not rec.variant else \
         f"-{rec.arch}" + (f"+{rec.variant}" if rec.variant else "")
-    source = {"kind": "recorded", "libvirt": rec.libvirt, "file": rec.file,
+    source: JSONObject = {"kind": "recorded", "libvirt": rec.libvirt, "file": rec.file,
               "package": rec.package}
     return SchemaInput(f"libvirt:{rec.qemu}:{rec.arch}" + (f"+{rec.variant}" if rec.variant else ""),
                        f"{qemu_id(rec.qemu)}{suffix}", "recorded", data["schema"], rec.qemu,

@@ -4,19 +4,17 @@ process, and the query index over it. This is the one place that answers
 
 from __future__ import annotations
 
-from typing import Any
-
 from qmpcompat.errors import SchemaError
 from qmpcompat.harness import Qemu
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.schema.model.query import SchemaIndex, schema_has
+from qmpcompat.schema.model.query import Entry, SchemaIndex, as_entry, schema_has
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import qemu_id
 
-_INTROSPECTED: dict[str, list[dict[str, Any]]] = {}
+_INTROSPECTED: dict[str, list[Entry]] = {}
 
 
-def introspect(build: QemuBuild) -> list[dict[str, Any]]:
+def introspect(build: QemuBuild) -> list[Entry]:
     """Start ``build`` and return its ``query-qmp-schema`` reply (read once per
     binary and process; callers must not modify it)."""
     if build.binary in _INTROSPECTED:
@@ -26,8 +24,9 @@ def introspect(build: QemuBuild) -> list[dict[str, Any]]:
         reply = qemu.cmd("query-qmp-schema")
     if not isinstance(reply, list):
         raise SchemaError("query-qmp-schema did not return a list", build.binary)
-    _INTROSPECTED[build.binary] = reply
-    return reply
+    entries = [as_entry(e, build.binary) for e in reply]
+    _INTROSPECTED[build.binary] = entries
+    return entries
 
 
 def from_build(build: QemuBuild, spec: str = "") -> SchemaInput:
@@ -38,15 +37,13 @@ def from_build(build: QemuBuild, spec: str = "") -> SchemaInput:
                         "source": {"kind": "binary", "package": build.package}})
 
 
-
-
 class SchemaCache:
     """Each build's ``query-qmp-schema`` (through ``introspect``) and its query index."""
 
     def __init__(self) -> None:
         self._index: dict[str, SchemaIndex] = {}
 
-    def entries(self, build: QemuBuild) -> list[dict[str, Any]]:
+    def entries(self, build: QemuBuild) -> list[Entry]:
         return introspect(build)
 
     def index(self, build: QemuBuild) -> SchemaIndex:

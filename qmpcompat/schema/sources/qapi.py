@@ -11,6 +11,7 @@ from typing import Any
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.provision.debian import upstream_version
+from qmpcompat.schema.model.query import as_entry
 from qmpcompat.schema.sources.debsrc import debian_qapi_dir
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.qapi_convert import Conditions, conditionals, defines_for, to_entries
@@ -25,7 +26,7 @@ def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
               **({"package": meta["debian-version"]} if meta and "debian-version" in meta else {})}
     # "defines": the if: symbols taken as true (a snapshot says how its slice's conditions fell)
     meta = {**(meta or {}), "source": source, "definitions": exprs, "defines": defines}
-    entries = to_entries(exprs, defines)
+    entries = [as_entry(e, spec) for e in to_entries(exprs, defines)]
     return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
                        list(exprs))
 

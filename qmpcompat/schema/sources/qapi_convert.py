@@ -195,7 +195,10 @@ class Converter:
         if features:
             entry["features"] = features
         if kind == "enum":
-            values = [v for v in data.get("data") or () if self._keep(v, expr)]
+            listed = data.get("data") or []
+            if not isinstance(listed, list):
+                raise SchemaError("an enum's 'data' must be a list", expr.file, expr.line)
+            values = [v for v in listed if self._keep(v, expr)]
             members = []
             for value in values:
                 member: Entry = {"name": value["name"] if isinstance(value, dict) else value}
@@ -211,8 +214,11 @@ class Converter:
         if kind == "union":
             return {**entry, **self.union(data, expr)}
         if kind == "alternate":
+            specs = data.get("data") or {}
+            if not isinstance(specs, dict):
+                raise SchemaError("an alternate's 'data' must be an object", expr.file, expr.line)
             branches = [spec.get("type") if isinstance(spec, dict) else spec
-                        for spec in (data.get("data") or {}).values() if self._keep(spec, expr)]
+                        for spec in specs.values() if self._keep(spec, expr)]
             return {**entry, "meta-type": "alternate",
                     "members": [{"type": self.ref(t, expr)} for t in branches]}
         return {**entry, **self.routine(kind, data, expr)}

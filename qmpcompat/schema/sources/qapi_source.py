@@ -14,9 +14,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from qmpcompat.errors import SchemaError
+from qmpcompat.types import JSON, JSONObject, json_object
 
 Reader = Callable[[str], str]
 ROOT_FILE = "qapi-schema.json"
@@ -27,7 +27,7 @@ _PUNCT = "{}[],:"
 class Expr:
     """One top-level definition and where it is."""
 
-    data: dict[str, Any]
+    data: JSONObject
     file: str
     line: int
     doc: str = ""  # the ``##`` doc comment right above it (its ``#`` lines)
@@ -41,7 +41,7 @@ class _Lexer:
         self.file = file
         self.pos = 0
         self.line = 1
-        self.tok: Any = None
+        self.tok: str | tuple[str, str | bool] | None = None  # punctuation, (kind, value), end
         self.tok_line = 1
         self.advance()
 
@@ -105,7 +105,7 @@ class _Lexer:
                 raise self.error(f"funny character {ch!r} in string")
             out.append(ch)
 
-    def value(self) -> Any:
+    def value(self) -> JSON:
         """Parse one value starting at the current token."""
         tok = self.tok
         if tok == "{":
@@ -127,16 +127,16 @@ class _Lexer:
             raise self.error(f"expected {what!r}, found {found}")
         self.advance()
 
-    def _object(self) -> dict[str, Any]:
+    def _object(self) -> JSONObject:
         self.advance()
-        out: dict[str, Any] = {}
+        out: JSONObject = {}
         if self.tok == "}":
             self.advance()
             return out
         while True:
             if not (isinstance(self.tok, tuple) and self.tok[0] == "str"):
                 raise self.error("expected a string key")
-            key, line = self.tok[1], self.tok_line
+            key, line = str(self.tok[1]), self.tok_line
             if key in out:
                 raise self.error(f"duplicate key {key!r}", line)
             self.advance()
@@ -147,9 +147,9 @@ class _Lexer:
                 return out
             self._expect(",")
 
-    def _array(self) -> list[Any]:
+    def _array(self) -> list[JSON]:
         self.advance()
-        out: list[Any] = []
+        out: list[JSON] = []
         if self.tok == "]":
             self.advance()
             return out
@@ -161,15 +161,15 @@ class _Lexer:
             self._expect(",")
 
 
-def parse_text(text: str, file: str) -> list[tuple[dict[str, Any], int]]:
+def parse_text(text: str, file: str) -> list[tuple[JSONObject, int]]:
     """The top-level expressions of one file, each with its starting line."""
     lexer = _Lexer(text, file)
-    exprs: list[tuple[dict[str, Any], int]] = []
+    exprs: list[tuple[JSONObject, int]] = []
     while lexer.tok is not None:
         line = lexer.tok_line
         if lexer.tok != "{":
             raise lexer.error("expected '{' to start a definition")
-        exprs.append((lexer.value(), line))
+        exprs.append((json_object(lexer.value()), line))
     return exprs
 
 

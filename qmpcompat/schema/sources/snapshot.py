@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
-from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.model.query import Entry, Member, SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.qapi_convert import slice_conditions
 from qmpcompat.types import qemu_id
@@ -34,18 +34,19 @@ SLICE_ROOTS = (*DEFAULT_ROOTS, "migrate-set-capabilities", "migrate-set-paramete
                "query-migrate")
 
 
-def _branch_kind(entry: dict[str, Any]) -> str:
+def _branch_kind(entry: Entry) -> str:
     meta = entry.get("meta-type")
     if meta == "builtin":
         return str(entry.get("json-type"))
     return {"enum": "string"}.get(str(meta), str(meta))
 
 
-def _children(entry: dict[str, Any], index: SchemaIndex) -> list[tuple[str, str]]:
+def _children(entry: Entry, index: SchemaIndex) -> list[tuple[str, str]]:
     """(suffix, type) of each reference out of ``entry``, in canonical order."""
     meta = entry.get("meta-type")
     if meta in ("command", "event"):
-        return [(f"/{k}", entry[k]) for k in ("arg-type", "ret-type") if k in entry]
+        return [(f"/{k}", t) for k, t in (("arg-type", entry.get("arg-type")),
+                                           ("ret-type", entry.get("ret-type"))) if t is not None]
     if meta == "object":
         out = [(f"/{m['name']}", m["type"]) for m in sorted(entry.get("members") or (),
                                                             key=lambda m: m["name"])]
@@ -93,12 +94,15 @@ def canonical_names(index: SchemaIndex, roots: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def _rename(entry: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    out = dict(entry)
+def _rename(entry: Entry, names: dict[str, str]) -> Entry:
+    out = entry.copy()
     out["name"] = names[entry["name"]]
-    for key in ("arg-type", "ret-type", "element-type"):
-        if key in out:
-            out[key] = names[out[key]]
+    if "arg-type" in out:
+        out["arg-type"] = names[out["arg-type"]]
+    if "ret-type" in out:
+        out["ret-type"] = names[out["ret-type"]]
+    if "element-type" in out:
+        out["element-type"] = names[out["element-type"]]
     if "features" in out:
         out["features"] = sorted(out["features"])
     if out.get("meta-type") == "enum":
@@ -107,21 +111,31 @@ def _rename(entry: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
             out["members"] = sorted((_sorted_features(m) for m in out["members"]),
                                     key=lambda m: m["name"])
     elif "members" in out:
-        members = [_sorted_features({**m, "type": names[m["type"]]}) for m in out["members"]]
+        members = [_sorted_features(_retyped(m, names)) for m in out["members"]]
         if out.get("meta-type") == "alternate":  # branches are chosen by JSON type: order is free
             members = sorted(members, key=lambda m: (m.get("name", ""), m["type"]))
         out["members"] = members  # an object's in QEMU's order: its input visitor checks them so
     if "variants" in out:
-        out["variants"] = sorted(({**v, "type": names[v["type"]]} for v in out["variants"]),
+        out["variants"] = sorted((_retyped(v, names) for v in out["variants"]),
                                  key=lambda v: v["case"])
     return out
 
 
-def _sorted_features(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "features": sorted(item["features"])} if "features" in item else item
+def _sorted_features(item: Member) -> Member:
+    if "features" not in item:
+        return item
+    out = item.copy()
+    out["features"] = sorted(item["features"])
+    return out
 
 
-def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> dict[str, Any]:
+def _retyped(item: Member, names: dict[str, str]) -> Member:
+    out = item.copy()
+    out["type"] = names[item["type"]]
+    return out
+
+
+def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> dict[str, object]:
     """The snapshot of ``schema``: the slice reachable from ``roots`` (all commands
     and events when None), renamed and sorted canonically, with where the schema
     came from (``source``) when the input says."""
@@ -146,7 +160,7 @@ def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> 
     return out
 
 
-def dumps(data: dict[str, Any]) -> str:
+def dumps(data: Mapping[str, object]) -> str:
     """The canonical text of a snapshot: sorted keys, one-space indent, final newline."""
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
