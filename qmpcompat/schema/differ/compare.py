@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
 
 from qmpcompat.schema.differ.diff import diff_models
 from qmpcompat.schema.differ.rules import Finding, as_configuration, classify, conditional_kind
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, normalize, resolve_roots
 from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.types import JSON, JSONObject
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Loaded:
 
     input: SchemaInput
     index: SchemaIndex
-    model: dict[str, Any]
+    model: JSONObject
 
     @property
     def label(self) -> str:
@@ -92,7 +92,7 @@ def _root_info(loaded: list[Loaded], root: str) -> tuple[str, str]:
         node = side.model.get(root)
         if node is None:
             continue
-        kind = kind or (node.get("kind", "") if isinstance(node, dict) else "builtin")
+        kind = kind or (str(node.get("kind", "")) if isinstance(node, dict) else "builtin")
         if kind in ("command", "event"):
             return kind, "output" if kind == "event" else "both"
         entry = next((r.entry for r in resolve_roots(side.index, [root]) if r.entry), None)
@@ -104,7 +104,7 @@ def _root_info(loaded: list[Loaded], root: str) -> tuple[str, str]:
     return kind, "both"
 
 
-def _at(node: Any, path: tuple[str, ...]) -> Any:
+def _at(node: JSON, path: tuple[str, ...]) -> JSON:
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
@@ -112,18 +112,19 @@ def _at(node: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
-def _removed_flags(model: dict[str, Any], path: tuple[str, ...]) -> frozenset[str]:
+def _removed_flags(model: JSONObject, path: tuple[str, ...]) -> frozenset[str]:
     """Features of the tag value of a removed union branch at ``path``."""
     if len(path) < 2 or path[-2] != "variants":
         return frozenset()
     union = _at(model, path[:-2])
-    tag = _at(union, ("members", str((union or {}).get("tag")), "type", "values", path[-1],
-                      "features"))
-    return frozenset(tag or ())
+    tag_member = union.get("tag") if isinstance(union, dict) else None
+    flags = _at(union, ("members", str(tag_member), "type", "values", path[-1], "features"))
+    return frozenset(flags) if isinstance(flags, dict) else frozenset()
 
 
-def _unstable(*nodes: Any) -> bool:
-    return any(isinstance(n, dict) and "unstable" in n.get("features", {}) for n in nodes)
+def _unstable(*nodes: JSON) -> bool:
+    return any(isinstance(n, dict) and isinstance(flags := n.get("features", {}), dict)
+               and "unstable" in flags for n in nodes)
 
 
 def _condition(old: Loaded, new: Loaded, path: tuple[str, ...],

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from deepdiff import DeepDiff
+
+from qmpcompat.types import JSON, JSONObject
 
 Path = tuple[str, ...]
 
@@ -27,17 +28,17 @@ class RawChange:
 
     op: str
     path: Path
-    old: Any
-    new: Any
+    old: JSON
+    new: JSON
 
 
 class _Hasher:
     """Structural hashes of model nodes, cached per object (models share subtrees)."""
 
     def __init__(self) -> None:
-        self.cache: dict[int, tuple[Any, str]] = {}
+        self.cache: dict[int, tuple[JSON, str]] = {}
 
-    def __call__(self, node: Any) -> str:
+    def __call__(self, node: JSON) -> str:
         if not isinstance(node, (dict, list)):
             return json.dumps(node)
         hit = self.cache.get(id(node))
@@ -53,13 +54,13 @@ class _Hasher:
         return digest
 
 
-def _kind(node: Any) -> str:
+def _kind(node: JSON) -> str:
     if isinstance(node, dict):
         return str(node.get("kind", "dict"))
     return type(node).__name__
 
 
-def _is_node(node: Any) -> bool:
+def _is_node(node: JSON) -> bool:
     return isinstance(node, str) or (isinstance(node, dict) and "kind" in node)
 
 
@@ -71,11 +72,11 @@ class _Flattener:
 
     def __init__(self) -> None:
         self.hash = _Hasher()
-        self.replaced: dict[Path, tuple[Any, Any]] = {}
-        self.old: dict[str, Any] = {}
-        self.new: dict[str, Any] = {}
+        self.replaced: dict[Path, tuple[JSON, JSON]] = {}
+        self.old: dict[str, JSON] = {}
+        self.new: dict[str, JSON] = {}
 
-    def walk(self, old: Any, new: Any, path: Path) -> None:
+    def walk(self, old: JSON, new: JSON, path: Path) -> None:
         """Record the differences of ``old`` and ``new`` under ``path``: keys on
         one side only as whole subtrees, changed leaves, and nodes whose kind
         changed as a pair of distinct tokens (the nodes kept in ``replaced``)."""
@@ -98,7 +99,7 @@ class _Flattener:
         self.old[key], self.new[key] = old, new
 
 
-def diff_models(old: dict[str, Any], new: dict[str, Any]) -> list[RawChange]:
+def diff_models(old: JSONObject, new: JSONObject) -> list[RawChange]:
     """Every difference between two models, sorted by path.
 
     Identical subtrees are skipped by hash first; deepdiff then compares the

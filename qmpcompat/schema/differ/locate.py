@@ -16,10 +16,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.schema.sources.qapi_source import Expr
+from qmpcompat.types import JSON
 
 KEYS = ("struct", "union", "alternate", "enum", "command", "event")
 
@@ -28,7 +28,7 @@ def _name(expr: Expr) -> str:
     return next((str(expr.data[k]) for k in KEYS if k in expr.data), "")
 
 
-def _type_of(value: Any) -> str:
+def _type_of(value: JSON) -> str:
     """The type name a member's declaration refers to ('' for an inline or builtin one)."""
     if isinstance(value, dict):
         value = value.get("type")
@@ -78,7 +78,7 @@ class Locator:
                 return n
         return None
 
-    def _member(self, expr: Expr, name: str, depth: int = 0) -> tuple[Expr, Any] | None:
+    def _member(self, expr: Expr, name: str, depth: int = 0) -> tuple[Expr, JSON] | None:
         """(definition that declares member ``name``, its declared type), following bases."""
         data = expr.data.get("data")
         if isinstance(data, dict):

@@ -6,7 +6,6 @@ import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from qmpcompat import __version__
 from qmpcompat.ciformats import CiFinding
@@ -52,7 +51,7 @@ class DiffReport:
     def counts(self, comparison: Comparison) -> dict[str, int]:
         return {lvl: sum(f.level == lvl for f in comparison.findings) for lvl in reversed(LEVELS)}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "format": FORMAT, "inputs": self.inputs, "roots": self.roots, "notes": self.notes,
             "comparisons": [{

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 from qmpcompat.schema.differ.diff import RawChange
-from qmpcompat.types import Level
+from qmpcompat.types import JSON, JSONObject, Level
 
 RULES: dict[str, tuple[str, str]] = {
     "COMMAND_ADDED": ("info", "adding a command is compatible"),
@@ -114,7 +113,7 @@ class Finding:
         """Stable id of the change (independent of the inputs compared)."""
         return hashlib.sha1(f"{self.rule}|{self.path}".encode()).hexdigest()[:12]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {**asdict(self), "fingerprint": self.fingerprint}
 
 
@@ -158,11 +157,12 @@ def query_path(path: tuple[str, ...], root_kind: str) -> str:
     return "/".join(out)
 
 
-def _flags(holder: Any) -> dict[str, Any]:
-    return holder.get("features", {}) if isinstance(holder, dict) else {}
+def _flags(holder: JSON) -> JSONObject:
+    flags = holder.get("features", {}) if isinstance(holder, dict) else {}
+    return flags if isinstance(flags, dict) else {}
 
 
-def _json_kind(node: Any) -> str:
+def _json_kind(node: JSON) -> str:
     if isinstance(node, str):
         return node
     return str(node.get("kind")) if isinstance(node, dict) else type(node).__name__
@@ -181,7 +181,7 @@ def describe(change: RawChange) -> tuple[str, str]:
         return f"{noun}_ADDED", f"{kind} added"
     if what == "members" and op in ("added", "removed"):
         node = new if op == "added" else old
-        opt = "optional" if node.get("optional") else "required"
+        opt = "optional" if isinstance(node, dict) and node.get("optional") else "required"
         if op == "added":
             return f"member-added-{opt}", f"{opt} member added"
         return _removal(node, f"member-removed-{opt}"), f"{opt} member removed"
@@ -211,7 +211,7 @@ def describe(change: RawChange) -> tuple[str, str]:
     return _retyped(old, new)
 
 
-def _removal(node: Any, otherwise: str) -> str:
+def _removal(node: JSON, otherwise: str) -> str:
     flags = _flags(node)
     if "deprecated" in flags:
         return "DEPRECATED_REMOVED"
@@ -220,10 +220,11 @@ def _removal(node: Any, otherwise: str) -> str:
     return otherwise
 
 
-def _retyped(old: Any, new: Any) -> tuple[str, str]:
+def _retyped(old: JSON, new: JSON) -> tuple[str, str]:
     text = f"type {_json_kind(old)} -> {_json_kind(new)}"
+    branches = new.get("branches", {}) if isinstance(new, dict) else None
     if isinstance(new, dict) and new.get("kind") == "alternate" and \
-            old in new.get("branches", {}).values():
+            isinstance(branches, dict) and old in branches.values():
         return "to-alternate", text
     if old == "string" and _json_kind(new) == "enum":
         return "str-to-enum", text

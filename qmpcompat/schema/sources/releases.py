@@ -29,13 +29,12 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.query import SchemaIndex, schema_get
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.snapshot import BASELINE_DIR, RELEASE_DIR, from_snapshot
-from qmpcompat.types import Version, version_prefix
+from qmpcompat.types import JSONObject, Version, version_prefix
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class KnownSchema:
     version: str                 # as QEMU reported it: "8.2.0", "10.0.13"
     path: Path
     origin: str                  # "recorded" (libvirt's replies), "source" (QAPI source) or "binary"
-    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: JSONObject = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> Version:
