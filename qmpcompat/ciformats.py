@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from qmpcompat.types import JSONObject
 
 FORMATS = ("github", "gitlab", "sarif")
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -72,7 +73,7 @@ def sarif(findings: Iterable[CiFinding], rules: Mapping[str, tuple[str, str]], v
     found = list(findings)
     used = sorted({f.rule for f in found})
     index = {rid: i for i, rid in enumerate(used)}
-    driver: dict[str, Any] = {
+    driver: JSONObject = {
         "name": "qmpcompat", "version": version, "semanticVersion": version,
         "rules": [{"id": rid, "shortDescription": {"text": rules[rid][1]},
                    "defaultConfiguration": {"level": _SARIF[rules[rid][0]]}} for rid in used]}

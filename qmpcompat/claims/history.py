@@ -26,13 +26,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.visit import Answer, visit
 from qmpcompat.schema.model.query import SchemaIndex, schema_has
 from qmpcompat.schema.sources.releases import KnownSchema, known_schemas
-from qmpcompat.types import Version
+from qmpcompat.types import JSONObject, Version
 from qmpcompat.vectors.lint import Problem
 from qmpcompat.vectors.match import describe
 from qmpcompat.vectors.model import Expectation, Vector
@@ -116,9 +115,9 @@ def _claim(exp: Expectation) -> str:
     return f"claims {describe(exp)} for {exp.versions}"
 
 
-def _setup(vec: Vector) -> list[tuple[str, dict[str, Any]]]:
+def _setup(vec: Vector) -> list[tuple[str, JSONObject]]:
     """The commands the runner sends before the vector's own (on both sides)."""
-    out: list[tuple[str, dict[str, Any]]] = []
+    out: list[tuple[str, JSONObject]] = []
     if vec.capabilities:
         out.append(("migrate-set-capabilities", {"capabilities": [
             {"capability": k, "state": v} for k, v in vec.capabilities.items()]}))

@@ -8,14 +8,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.harness import timeout_arg
 from qmpcompat.hunt.run import run_hunt
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import Outcome
+from qmpcompat.types import JSONObject, Outcome
 from qmpcompat.vectors.run import Runner
 
 
@@ -76,7 +75,7 @@ def run_derive(args: argparse.Namespace) -> int:
             print(f"qmpcompat derive: {build.label}: no cases where the safety gate refuses "
                   f"the valid tree: {why}", file=sys.stderr)
         for case in cases:
-            line: dict[str, Any] = {"id": case.id, "qemu": build.label, "arguments": case.arguments,
+            line: JSONObject = {"id": case.id, "qemu": build.label, "arguments": case.arguments,
                                     "expected": str(case.prediction)}
             if args.check:
                 result = run_case(case, build, runner)

@@ -18,13 +18,12 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import QemuError
 from qmpcompat.guest.image import MARKER, PATTERN_START, READY, STATUS_ADDR, Layout, build_image
 from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness import Qemu, QemuOptions
-from qmpcompat.types import Version, json_object
+from qmpcompat.types import JSONObject, Version, json_object
 
 KERNEL_NAME = "guest.kernel"
 BOOT_TIMEOUT = 20.0  # firmware, kernel load and the pattern fill under TCG
@@ -90,7 +89,7 @@ class Arrival:
     ram_transferred: int = 0
     problems: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"source_sha256": self.source_digest, "destination_sha256": self.destination_digest,
                 "run_state": self.run_state, "ram_transferred": self.ram_transferred}
 
@@ -117,13 +116,14 @@ def first_difference(a: Path, b: Path) -> int | None:
 
 
 def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
-           source_state: str, source_info: dict[str, Any]) -> Arrival:
+           source_state: str, source_info: JSONObject) -> Arrival:
     """Check that the guest arrived: same memory on both sides, the source's run
     state, and at least the guest's pattern counted as transferred. Dumps stay in
     ``workdir`` (removed with it)."""
     out = Arrival()
-    ram = source_info.get("ram") or {}
-    out.ram_transferred = int(ram.get("transferred", 0)) + int(ram.get("multifd-bytes", 0) or 0)
+    ram = json_object(source_info.get("ram") or {})
+    out.ram_transferred = sum(n for n in (ram.get("transferred"), ram.get("multifd-bytes"))
+                              if isinstance(n, int))
     if out.ram_transferred < layout.pattern_bytes:
         out.problems.append(f"query-migrate counts {out.ram_transferred} bytes of RAM transferred, "
                             f"less than the guest's {layout.pattern_bytes}-byte pattern")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmpcompat.safety.options import DEVICES  # each name stands for fixed QEMU options
-from qmpcompat.types import Version
+from qmpcompat.types import JSONObject, Version
 
 MACHINES = ("pc", "q35")
 STATES = ("paused", "running")
@@ -50,7 +50,7 @@ class GuestSpec:
     def device_args(self) -> list[str]:
         return [arg for name in self.devices for arg in DEVICES[name]]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"machine": self.machine, "state": self.state, "memory": self.memory_mib,
                 "devices": list(self.devices)}
 

@@ -235,8 +235,8 @@ class Qemu:
                 self.close()
                 raise
             qmp = self._started().qmp
-            raw: dict[str, Any] = qmp.greeting._asdict() if qmp.greeting else {}
-            self.greeting = dict(raw.get("QMP") or {})
+            raw = _wire(qmp.greeting._asdict()) if qmp.greeting else {}
+            self.greeting = dict(json_object(raw.get("QMP") or {}))
         return self
 
     def __enter__(self) -> Qemu:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.ciformats import FORMATS, CiFinding
 from qmpcompat.ciformats import render as render_ci
@@ -21,7 +20,7 @@ SCHEMA = Path(__file__).resolve().parents[1] / "data" / "behaviour-changes.schem
 COLUMNS = ("level", "rule", "case", "before", "after")
 
 
-def to_json(steps: list[Step]) -> dict[str, Any]:
+def to_json(steps: list[Step]) -> dict[str, object]:
     return {"format": FORMAT,
             "rules": {rid: {"level": lvl, "explanation": why} for rid, (lvl, why) in BEHAVIOUR_RULES.items()},
             "steps": [{"base": s.base, "new": s.new, "sources": s.sources, "counts": s.counts(),

@@ -5,15 +5,15 @@ attempt to make the runner itself slow)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from qmpcompat.types import JSON
 from qmpcompat.vectors.model import Vector
 
 MAX_DEPTH = 32
 MAX_BYTES = 64 * 1024
 
 
-def depth(tree: Any) -> int:
+def depth(tree: JSON) -> int:
     """Nesting depth of a JSON-like tree (a scalar is 0), without recursion."""
     deepest, stack = 0, [(tree, 0)]
     while stack:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import Outcome
+from qmpcompat.types import JSONObject, Outcome
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
 from qmpcompat.vectors.model import Expectation, KnownDefect
@@ -28,7 +27,7 @@ class PairResult:
 
     verdict: Verdict
     observation: Observation | None
-    record: dict[str, Any]
+    record: JSONObject
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def pair_end(obs: Observation) -> Observation:
 
 
 def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
-                expected: str = "") -> dict[str, Any]:
+                expected: str = "") -> JSONObject:
     """The record of one cell, as results.json keeps it (under ``pairs``)."""
     pv, src, dst = case.vector, case.source, case.destination
     return {

@@ -5,14 +5,13 @@ safety gate checks exactly this (``vectors.safety``), so neither can drift."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.guest import options as guest_options
 from qmpcompat.harness import QemuOptions
-from qmpcompat.types import Version
+from qmpcompat.types import JSONObject, Version
 from qmpcompat.vectors.model import Vector
 
-Command = tuple[str, dict[str, Any], str]  # command, arguments, where in the vector
+Command = tuple[str, JSONObject, str]  # command, arguments, where in the vector
 
 
 def qemu_options(vec: Vector, incoming: bool, timeout: float, kernel: Path | None = None,

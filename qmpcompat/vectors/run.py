@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from qmpcompat import guest
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
@@ -24,7 +23,7 @@ from qmpcompat.harness import CommandFailed, Qemu, Reply
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
-from qmpcompat.types import Version, json_text
+from qmpcompat.types import JSONObject, Version, json_text
 from qmpcompat.vectors.model import FINAL_STATUSES, WAITING_STATUSES, FdSpec, Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
 from qmpcompat.vectors.safety import check_vector
@@ -49,11 +48,11 @@ class Observation:
     peer_migration: str | None = None  # ... and of the other side, if there was one
     migration_error: str | None = None
     detail: str = ""  # crash, hang or set-up failure text, with QEMU's stderr tail
-    guest: dict[str, Any] | None = None  # what the checks of a real guest's arrival saw
+    guest: JSONObject | None = None  # what the checks of a real guest's arrival saw
     seconds: float = 0.0
-    replies: list[dict[str, Any]] | None = None  # a transcript: every step's answer
+    replies: list[JSONObject] | None = None  # a transcript: every step's answer
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
 
     def summary(self) -> str:
@@ -282,7 +281,7 @@ class _Sides:
                  side: GuestSide | None = None) -> None:
         self.runner, self.vec, self.build, self.tmp = runner, vec, build, tmp
         self.fds, self.stack, self.values, self.side = fds, stack, values, side
-        self.source_info: dict[str, Any] = {}
+        self.source_info: JSONObject = {}
         own = vec.peer.arguments if vec.peer and vec.peer.arguments is not None else vec.arguments
         self.args = fill(own, values)
         self.peer: Qemu | None = None

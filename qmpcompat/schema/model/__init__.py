@@ -1,4 +1,4 @@
-"""The schema model: ``query`` (an index over introspection entries and
-libvirt-style queries on it) and ``normalize`` (the structural model, with type
+"""The schema model: ``query`` (the typed introspection entries, an index over
+them and libvirt-style queries on it) and ``normalize`` (the structural model, with type
 names resolved, that every input is compared in). Imports nothing else of
 ``qmpcompat.schema``."""
