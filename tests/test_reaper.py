@@ -75,13 +75,28 @@ def _assert_left_nothing(root: Path, timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
-def test_sigkill_leaves_no_temp_entry_and_no_user(tmp_path: Path) -> None:
-    base = tmp_path / "cache"
-    base.mkdir()
+def _maker(base: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """MAKER run on ``base`` (made if missing), once it has made everything: the
+    process and the pids of the two processes it started."""
+    base.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", MAKER, str(base)], stdout=subprocess.PIPE,
                             text=True)
     assert proc.stdout is not None
-    users = [int(p) for p in proc.stdout.readline().split()]
+    return proc, [int(p) for p in proc.stdout.readline().split()]
+
+
+def _kill(proc: subprocess.Popen[str], users: list[int]) -> None:
+    """Stop what a failed test left running."""
+    if proc.poll() is None:
+        proc.kill()
+    for pid in users:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigkill_leaves_no_temp_entry_and_no_user(tmp_path: Path) -> None:
+    base = tmp_path / "cache"
+    proc, users = _maker(base)
     try:
         names = {e.name.split("-")[0] + "-" for e in base.iterdir()}
         assert names == set(CACHE_PREFIXES), names  # the test covers every kind
@@ -96,15 +111,6 @@ def test_sigkill_leaves_no_temp_entry_and_no_user(tmp_path: Path) -> None:
         _kill(proc, users)
 
 
-def _kill(proc: subprocess.Popen[str], users: list[int]) -> None:
-    """Stop what a failed test left running."""
-    if proc.poll() is None:
-        proc.kill()
-    for pid in users:
-        if _running(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
 def test_the_reaper_leaves_other_processes_entries(tmp_path: Path) -> None:
     """Only the killed process's own entries go: not another process's, not a
     name that merely looks like one."""
@@ -114,10 +120,7 @@ def test_the_reaper_leaves_other_processes_entries(tmp_path: Path) -> None:
     other.mkdir()
     lookalike = base / ".dl-partial"
     lookalike.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", MAKER, str(base)], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout is not None
-    users = [int(p) for p in proc.stdout.readline().split()]
+    proc, users = _maker(base)
     try:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
