@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
-from qmpcompat.types import Version
+from qmpcompat.types import JSONObject, Version
 from qmpcompat.vectors.versions import RangeError, VersionRange
 from qmpcompat.vectors.yamlfile import NonJson, line_of
 
@@ -64,7 +63,7 @@ class Peer:
     """The other side of an accepted migration."""
 
     command: str
-    arguments: dict[str, Any] | None  # None: the vector's own arguments
+    arguments: JSONObject | None  # None: the vector's own arguments
     when: str  # before | after the vector's command
     fds: tuple[FdSpec, ...] = ()
 
@@ -74,7 +73,7 @@ class Vector:
     id: str
     description: str
     command: str
-    arguments: dict[str, Any]
+    arguments: JSONObject
     flags: tuple[str, ...]
     expect: tuple[Expectation, ...]
     file: str
@@ -85,7 +84,7 @@ class Vector:
     fds: tuple[FdSpec, ...] = ()
     peer: Peer | None = None
     capabilities: dict[str, bool] = field(default_factory=dict)  # set on both sides first
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: JSONObject = field(default_factory=dict)
     features: tuple[str, ...] = ()  # build features it needs (qmpcompat.harness.features)
 
     guest: GuestSpec | None = None  # the real guest it migrates (every vector with a peer)
@@ -113,7 +112,7 @@ def _err(msg: str, file: str, node: object, vid: str | None) -> VectorError:
     return VectorError(msg, file, line_of(node), vid)
 
 
-def _check_json(raw: Any, file: str, vid: str | None) -> None:
+def _check_json(raw: object, file: str, vid: str | None) -> None:
     """Refuse a value JSON cannot hold (a YAML date, binary, ...) anywhere in ``raw``."""
     todo = [raw]
     while todo:
@@ -126,7 +125,7 @@ def _check_json(raw: Any, file: str, vid: str | None) -> None:
             todo += node
 
 
-def _mapping(raw: Any, what: str, file: str, node: object, vid: str | None) -> dict[str, Any]:
+def _mapping(raw: object, what: str, file: str, node: object, vid: str | None) -> JSONObject:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -134,7 +133,7 @@ def _mapping(raw: Any, what: str, file: str, node: object, vid: str | None) -> d
     return raw
 
 
-def _words(raw: Any, what: str, file: str, node: object, vid: str | None) -> tuple[str, ...]:
+def _words(raw: object, what: str, file: str, node: object, vid: str | None) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(w, str) for w in raw):
@@ -142,7 +141,7 @@ def _words(raw: Any, what: str, file: str, node: object, vid: str | None) -> tup
     return tuple(raw)
 
 
-def _text(raw: Any, key: str, file: str, vid: str | None, regex: bool = False) -> str | None:
+def _text(raw: JSONObject, key: str, file: str, vid: str | None, regex: bool = False) -> str | None:
     value = raw.get(key)
     if value is not None and not isinstance(value, str):
         raise _err(f"{key} must be a string, not {type(value).__name__}", file, raw, vid)
@@ -154,14 +153,14 @@ def _text(raw: Any, key: str, file: str, vid: str | None, regex: bool = False) -
     return None if value is None else str(value)
 
 
-def _one_of(value: Any, allowed: tuple[str, ...], what: str, file: str, node: object,
+def _one_of(value: object, allowed: tuple[str, ...], what: str, file: str, node: object,
             vid: str | None) -> str:
     if value not in allowed:
         raise _err(f"{what} must be one of {', '.join(allowed)}, not {value!r}", file, node, vid)
     return str(value)
 
 
-def _fds(raw: Any, file: str, vid: str, node: object) -> tuple[FdSpec, ...]:
+def _fds(raw: object, file: str, vid: str, node: object) -> tuple[FdSpec, ...]:
     if raw is not None and not isinstance(raw, list):
         raise _err("fds must be a list", file, node, vid)
     out = []
@@ -179,7 +178,7 @@ def _fds(raw: Any, file: str, vid: str, node: object) -> tuple[FdSpec, ...]:
     return tuple(out)
 
 
-def parse_expectation(raw: Any, file: str, vid: str | None,
+def parse_expectation(raw: object, file: str, vid: str | None,
                       results: tuple[str, ...] = ("accept", "reject")) -> Expectation:
     if not isinstance(raw, dict):
         raise _err("an expectation must be a mapping", file, raw, vid)
@@ -203,7 +202,7 @@ def parse_expectation(raw: Any, file: str, vid: str | None,
     return exp
 
 
-def _versions(raw: dict[str, Any], file: str, vid: str | None) -> VersionRange:
+def _versions(raw: JSONObject, file: str, vid: str | None) -> VersionRange:
     value = raw.get("versions")
     if value is not None and not isinstance(value, str):
         raise _err(f"versions must be a string such as '>=10.0', not {value!r}", file, raw, vid)
@@ -213,7 +212,7 @@ def _versions(raw: dict[str, Any], file: str, vid: str | None) -> VersionRange:
         raise _err(str(exc), file, raw, vid) from exc
 
 
-def _peer(raw: dict[str, Any], command: str, file: str, vid: str) -> Peer | None:
+def _peer(raw: JSONObject, command: str, file: str, vid: str) -> Peer | None:
     if "peer" not in raw:
         return None
     praw = _mapping(raw["peer"], "peer", file, raw, vid)
@@ -228,7 +227,7 @@ def _peer(raw: dict[str, Any], command: str, file: str, vid: str) -> Peer | None
                 fds=_fds(praw.get("fds"), file, vid, praw or raw))
 
 
-def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
+def parse_vector(raw: object, file: str, default_command: str | None) -> Vector:
     """Build a Vector from its YAML mapping; VectorError names file, line and id.
     Every field is checked for its shape, so no malformed vector gets further."""
     if not isinstance(raw, dict):
@@ -253,7 +252,7 @@ def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
         raise _err("requires/machine must be a string", file, req, vid)
     incoming = req.get("incoming", "defer" if command == "migrate-incoming" else None)
     if incoming is not None:
-        _one_of(incoming, ("defer", "none"), "requires/incoming", file, req, vid)
+        incoming = _one_of(incoming, ("defer", "none"), "requires/incoming", file, req, vid)
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise _err("description must be a string", file, raw, vid)
@@ -271,7 +270,7 @@ def parse_vector(raw: Any, file: str, default_command: str | None) -> Vector:
         expect=tuple(parse_expectation(e, file, vid) for e in expect), file=file,
         line=line_of(raw), schema=_words(req.get("schema"), "requires/schema", file, req, vid),
         machine=machine, incoming=incoming, fds=_fds(req.get("fds"), file, vid, req),
-        peer=peer, capabilities=dict(caps),
+        peer=peer, capabilities={k: v is True for k, v in caps.items()},
         parameters=dict(_mapping(req.get("parameters"), "requires/parameters", file, req, vid)),
         features=_words(req.get("features"), "requires/features", file, req, vid), guest=guest,
         postcopy=req.get("postcopy") is True)
@@ -300,7 +299,7 @@ class KnownDefect:
                                             and destination in self.destination)
 
 
-def parse_defect(raw: Any, file: str) -> KnownDefect:
+def parse_defect(raw: object, file: str) -> KnownDefect:
     if not isinstance(raw, dict) or not raw.get("id") or not raw.get("vector"):
         raise _err("a known defect needs id and vector", file, raw, None)
     did = str(raw["id"])
