@@ -13,6 +13,10 @@ PR_SET_PDEATHSIG.)
 
 Run as ``python -m qmpcompat.reaper PID BASE``; more directories arrive on its
 standard input, each path ended by a NUL byte.
+
+A limit: the owner is named by its pid, so processes in different pid
+namespaces (containers) that share one cache directory could take each other's
+entries for their own.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,10 @@ SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
 # The suites these tests exercise the machinery with (the derived and schema
 # suites have tests of their own).
 MACHINERY = ("suites/test_vectors.py", "suites/test_binaries.py", "suites/test_vector_files.py")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class SuiteRun:
@@ -39,8 +44,11 @@ class SuiteRun:
         full_env = {**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
         full_env.pop("QMPCOMPAT_QEMU", None)
         with open(self.log, "w") as log:
+            # SIGINT back to its default: a run started from a background job (which
+            # inherits SIGINT ignored) must still take Ctrl-C as a terminal's run does
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env=full_env, start_new_session=True)
+                                         env=full_env, start_new_session=True,
+                                         preexec_fn=_default_sigint)
 
     def wait(self, timeout: float = 600) -> int:
         return self.proc.wait(timeout)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.ciformats import FORMATS
+from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.differ.locate import Locator
@@ -64,7 +64,7 @@ class InputLoader:
     """Loads inputs, provisioning the Debian builds only if a version is named."""
 
     def __init__(self, conditions: Conditions) -> None:
-        self._builds: list[Any] | None = None
+        self._builds: list[QemuBuild] | None = None
         self.conditions = conditions
 
     def load(self, spec: str) -> SchemaInput:

@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar
 
 from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient
 from qemu.qmp.protocol import StateError
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung
 from qmpcompat.harness.process import Child, private_dir
+from qmpcompat.harness.reply import CommandFailed, Reply, wire
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.safety import Policy, check_command, check_options, qemu_opt
 from qmpcompat.types import JSON, JSONObject, json_object
@@ -90,44 +91,6 @@ class _Session:
         with contextlib.suppress(Exception):
             self.run(asyncio.wait_for(self.qmp.disconnect(), 2))
         self.events.release()
-
-
-@overload
-def _wire(value: dict[str, object]) -> JSONObject: ...
-@overload
-def _wire(value: object) -> JSON: ...
-def _wire(value: object) -> JSON:
-    """What qemu.qmp (typed ``object``) parsed from the wire: JSON."""
-    return cast(JSON, value)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What QEMU answered to one command: a result, or an error class and desc."""
-
-    command: str
-    arguments: Mapping[str, JSON] | None
-    result: JSON = None
-    error_class: str | None = None
-    desc: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error_class is None
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.command}: ok {self.result!r}"
-        return f"{self.command}: {self.error_class}: {self.desc}"
-
-
-class CommandFailed(QemuError):
-    """A command the harness needed (not the one under test) returned an error."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(f"{reply.command} failed: {reply.error_class}: {reply.desc}")
-        self.reply = reply
 
 
 MAX_TIMEOUT = 3600.0
@@ -235,7 +198,7 @@ class Qemu:
                 self.close()
                 raise
             qmp = self._started().qmp
-            raw = _wire(qmp.greeting._asdict()) if qmp.greeting else {}
+            raw = wire(qmp.greeting._asdict()) if qmp.greeting else {}
             self.greeting = dict(json_object(raw.get("QMP") or {}))
         return self
 
@@ -370,7 +333,7 @@ class Qemu:
             reply = Reply(command, arguments, error_class=exc.error_class, desc=exc.error.error.desc,
                           seconds=time.monotonic() - start)
         else:
-            reply = Reply(command, arguments, result=_wire(result), seconds=time.monotonic() - start)
+            reply = Reply(command, arguments, result=wire(result), seconds=time.monotonic() - start)
         self._drain_events()
         return reply
 
@@ -388,7 +351,7 @@ class Qemu:
 
     def _drain_events(self) -> None:
         if self._session is not None:
-            self.events.extend(_wire(dict(e)) for e in self._session.listener.clear())
+            self.events.extend(wire(dict(e)) for e in self._session.listener.clear())
 
     def wait_event(self, name: str, timeout: float | None = None) -> JSONObject:
         """Return the first event called ``name`` (already seen or still to come)."""
@@ -400,7 +363,7 @@ class Qemu:
 
         async def next_named() -> JSONObject:
             while True:
-                ev = _wire(dict(await listener.get()))
+                ev = wire(dict(await listener.get()))
                 self.events.append(ev)
                 if ev.get("event") == name:
                     return ev

@@ -66,7 +66,7 @@ def _cell_text(cell: dict[str, Any]) -> str:
     return text + (f" ({', '.join(cell['defects'])})" if cell["defects"] else "")
 
 
-def _first_line(text: Any) -> str:
+def _first_line(text: object) -> str:
     lines = str(text or "").splitlines()
     return lines[0].replace("|", "\\|") if lines else ""
 

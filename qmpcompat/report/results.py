@@ -19,7 +19,7 @@ import jsonschema
 from qmpcompat import __version__
 from qmpcompat.errors import ReportError
 from qmpcompat.report.files import write_atomic
-from qmpcompat.types import OUTCOMES, label_order
+from qmpcompat.types import OUTCOMES, JSONObject, label_order
 
 FORMAT = 1
 
@@ -101,13 +101,13 @@ def results_document(env: dict[str, Any], records: list[dict[str, Any]], started
     }
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: object) -> None:
     """Write ``data`` atomically: readers never see half a file."""
     write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
-def _schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(
+def _schema() -> JSONObject:
+    schema: JSONObject = json.loads(
         (Path(__file__).resolve().parents[1] / "data" / "results.schema.json").read_text())
     return schema
 

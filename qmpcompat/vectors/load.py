@@ -10,9 +10,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from qmpcompat.errors import VectorError
+from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
 from qmpcompat.vectors.pairs import PairVector, parse_pair
 from qmpcompat.vectors.yamlfile import load_yaml
@@ -72,7 +73,7 @@ def load_pair_file(path: Path, rel: str) -> tuple[list[PairVector], list[VectorE
 
 
 def _load_items(path: Path, rel: str, key: str, what: str,
-                parse: Callable[[Any, dict[str, Any]], _V]) -> tuple[list[_V], list[VectorError]]:
+                parse: Callable[[object, JSONObject], _V]) -> tuple[list[_V], list[VectorError]]:
     """The items under ``key`` of one file, parsed (``parse(item, file data)``), and
     the errors of the ones that did not parse."""
     data = load_yaml(path, rel)
@@ -106,7 +107,7 @@ def check_root(root: Path) -> None:
                           f"{'/*.yaml, '.join(VECTOR_DIRS)}/*.yaml)")
 
 
-def _flags(raw: Any, shown: str) -> dict[str, str]:
+def _flags(raw: object, shown: str) -> dict[str, str]:
     flags = raw.get("flags") if isinstance(raw, dict) else None
     if not isinstance(flags, dict):
         raise VectorError("flags.yaml is a mapping with a 'flags' mapping", shown, 1)

@@ -227,7 +227,7 @@ def _peer(raw: JSONObject, command: str, file: str, vid: str) -> Peer | None:
                 fds=_fds(praw.get("fds"), file, vid, praw or raw))
 
 
-def parse_vector(raw: object, file: str, default_command: str | None) -> Vector:
+def parse_vector(raw: object, file: str, default_command: object) -> Vector:
     """Build a Vector from its YAML mapping; VectorError names file, line and id.
     Every field is checked for its shape, so no malformed vector gets further."""
     if not isinstance(raw, dict):

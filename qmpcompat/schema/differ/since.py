@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from qmpcompat.schema.differ.compare import Comparison
 from qmpcompat.schema.differ.rules import RULES, Finding
@@ -29,6 +28,7 @@ from qmpcompat.schema.differ.timeline import Timeline, build, point
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, MAX_DEPTH, resolve_roots
 from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.qapi_source import Expr
 from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.types import Level, Version
 
@@ -125,7 +125,7 @@ class SinceTags:
         return doc.since
 
 
-def since_tags(exprs: Sequence[Any]) -> SinceTags:
+def since_tags(exprs: Sequence[Expr]) -> SinceTags:
     """The Since tags of every definition of a parsed QAPI schema."""
     docs, bases, own = {}, {}, {}
     for expr in exprs:
@@ -137,13 +137,14 @@ def since_tags(exprs: Sequence[Any]) -> SinceTags:
         doc = parse_doc(getattr(expr, "doc", "") or "")
         if doc is not None and doc.name == name:
             docs[name] = doc
-        if isinstance(expr.data.get("base"), str):
-            bases[name] = expr.data["base"]
+        base = expr.data.get("base")
+        if isinstance(base, str):
+            bases[name] = base
         data = expr.data.get("data")
         if isinstance(data, dict):
             own[name] = {k.removeprefix("*") for k in data}
         elif isinstance(data, list):
-            own[name] = {v["name"] if isinstance(v, dict) else str(v) for v in data}
+            own[name] = {str(v["name"]) if isinstance(v, dict) else str(v) for v in data}
     return SinceTags(docs, bases, own)
 
 
