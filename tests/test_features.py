@@ -103,20 +103,20 @@ def test_a_build_lacking_a_feature_skips_exactly_what_needs_it(tmp_path: Path) -
     assert outcomes(results)[("MI-9102", seven)] == "failed"
 
 
-def _minimal_source_builds() -> list[QemuBuild]:
+def _source_builds(profile: str) -> list[QemuBuild]:
     found = []
-    for prefix in sorted((cache_dir() / "source" / "builds").glob("*-minimal-*")):
+    for prefix in sorted((cache_dir() / "source" / "builds").glob(f"*-{profile}-*")):
         build = load_manifest(prefix)
         if build:
             found.append(build)
     return found
 
 
-@pytest.mark.skipif(not _minimal_source_builds(),
+@pytest.mark.skipif(not _source_builds("minimal"),
                     reason="no minimal source build cached (`qmpcompat provision --source "
                            "debian:10.2.2` or `tox -e source` builds one)")
 def test_minimal_source_build_lacks_rdma() -> None:
-    for build in _minimal_source_builds():
+    for build in _source_builds("minimal"):
         found = probe(build)
         assert "rdma" not in found and "machine:none" in found, found
         assert "machine:pc" not in found  # --without-default-devices: no boards
@@ -124,3 +124,14 @@ def test_minimal_source_build_lacks_rdma() -> None:
         assert {"multifd", "cpr-reboot", "cpr-transfer", "cpr-exec"} <= set(found), found
         probed = QemuBuild(**{**build.__dict__, "features": found, "features_probed": True})
         assert lacking(probed, ("rdma", "machine:none")) == ["rdma"]
+
+
+@pytest.mark.skipif(not _source_builds("default"),
+                    reason="no default-profile source build cached (`qmpcompat provision --source "
+                           "debian:10.2.2 --profile default`)")
+def test_default_source_build_has_boards_and_rdma() -> None:
+    for build in _source_builds("default"):
+        found = set(probe(build))
+        # The default profile installs rdma-core's headers and builds every x86 board.
+        assert {"rdma", "vsock", "multifd", "cpr-reboot", "machine:pc", "machine:q35"} <= found
+        assert f"machine:pc-q35-{build.version[0]}.{build.version[1]}" in found

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qmpcompat.errors import ProvisionError
-from qmpcompat.provision import QemuBuild
+from qmpcompat.provision import QemuBuild, firmware
 from qmpcompat.provision.build import probe_version
 from qmpcompat.provision.source_build import BuildFailed, build_source, named_sources
 from qmpcompat.provision.source_tree import local_tree
@@ -160,3 +160,24 @@ def test_a_cached_build_that_dies_at_start_is_rebuilt(real_tree: Path) -> None:
     assert build.features_probed and "machine:none" in build.features
     assert any("discarding the broken cached build" in s for s in said), said
     assert Path(first.binary).read_text() != liar and work_binary.read_text() != liar
+
+
+def test_firmware_is_copied_and_what_is_missing_named(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    tree, work, seabios = tmp_path / "tree", tmp_path / "work", tmp_path / "seabios"
+    for d in (tree / "pc-bios", work / "pc-bios" / "optionrom", seabios):
+        d.mkdir(parents=True)
+    (tree / "pc-bios" / "kvmvapic.bin").write_bytes(b"tree")
+    (tree / "pc-bios" / "README").write_text("not firmware")
+    (work / "pc-bios" / "optionrom" / "multiboot_dma.bin").write_bytes(b"built")
+    (work / "pc-bios" / "optionrom" / "linuxboot_dma.bin").symlink_to(tree / "pc-bios" / "kvmvapic.bin")
+    (seabios / "bios-256k.bin").write_bytes(b"host")
+    (seabios / "kvmvapic.bin").write_bytes(b"host's, not used: the tree has one")
+    monkeypatch.setattr(firmware, "SEABIOS_DIR", tmp_path / "no-seabios")
+    assert firmware.gather(tree, work, tmp_path / "a") == ["bios-256k.bin"]
+    monkeypatch.setattr(firmware, "SEABIOS_DIR", seabios)
+    dest = tmp_path / "b"
+    assert firmware.gather(tree, work, dest) == []
+    assert (dest / "kvmvapic.bin").read_bytes() == b"tree" and not (dest / "README").exists()
+    assert (dest / "bios-256k.bin").read_bytes() == b"host"
+    assert not (dest / "linuxboot_dma.bin").is_symlink(), "a copy, never a link"
