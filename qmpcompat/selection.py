@@ -13,7 +13,7 @@ from pathlib import Path
 from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
 from qmpcompat.harness import check_starts
 from qmpcompat.harness.features import with_features
-from qmpcompat.provision.build import QemuBuild, build_from_path
+from qmpcompat.provision.build import QemuBuild, build_from_path, manifest_of
 from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
     DEFAULT_TARGETS,
@@ -140,7 +140,9 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     sel = Selection()
     for path in binaries:
         try:
-            build = build_from_path(path, timeout=start_timeout or 20.0)
+            # A binary of a cache entry runs as the entry says (its loader, its -L firmware).
+            build = manifest_of(Path(path).expanduser()) or build_from_path(
+                path, timeout=start_timeout or 20.0)
             if start_timeout is not None:
                 check_starts(build, start_timeout)
             sel.builds.append(build)

@@ -98,15 +98,22 @@ build qemu-system-x86_64: link stand-in
 """
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One private cache for the module's stand-in trees (one build venv for all;
+    each tree has its own identity, so its own build dir and cache entry)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def real_tree(tmp_path: Path, newest: QemuBuild) -> Iterator[Path]:
+def real_tree(tmp_path: Path, newest: QemuBuild, module_cache: Path) -> Iterator[Path]:
     """A stand-in tree building a script that runs ``newest``, in a private cache."""
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in newest.env.items())
     runner = f'#!/bin/sh\nexec env {env} {" ".join(map(shlex.quote, newest.command()))} "$@"\n'
     configure = (f"cat > stand-in <<'EOF'\n{runner}EOF\n"
                  f"cat > build.ninja <<'EOF'\n{REAL_NINJA}EOF\n")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QMPCOMPAT_CACHE", str(tmp_path / "cache"))
+        mp.setenv("QMPCOMPAT_CACHE", str(module_cache))
         yield _tree(tmp_path / "qemu", configure)
 
 
@@ -145,8 +152,8 @@ def test_a_broken_cache_entry_is_rebuilt(real_tree: Path) -> None:
 
 def test_a_cached_build_that_dies_at_start_is_rebuilt(real_tree: Path) -> None:
     first = build_source(str(real_tree))
-    work_binary = next((Path(os.environ["QMPCOMPAT_CACHE"]) / "source" / "work").glob(
-        "*/qemu-system-x86_64"))
+    work_binary = (Path(os.environ["QMPCOMPAT_CACHE"]) / "source" / "work" /
+                   f"{local_tree(str(real_tree)).workdir_key}-minimal-x86_64" / "qemu-system-x86_64")
     # It still answers --version (so the cache looks whole) but dies when started;
     # the build dir's binary is broken the same way (a rebuild must relink it).
     liar = ('#!/bin/sh\n[ "$1" = --version ] && echo "QEMU emulator version 11.2.50" && exit 0\n'
@@ -181,3 +188,11 @@ def test_firmware_is_copied_and_what_is_missing_named(tmp_path: Path,
     assert (dest / "kvmvapic.bin").read_bytes() == b"tree" and not (dest / "README").exists()
     assert (dest / "bios-256k.bin").read_bytes() == b"host"
     assert not (dest / "linuxboot_dma.bin").is_symlink(), "a copy, never a link"
+
+
+def test_a_cached_binary_named_with_qemu_keeps_its_firmware(real_tree: Path) -> None:
+    stored = build_source(str(real_tree))
+    sel = select([stored.binary], start_timeout=20.0)
+    assert not sel.problems, [str(p) for p in sel.problems]
+    (build,) = sel.builds
+    assert build.data_dirs == stored.data_dirs and build.data_dirs[0].endswith("/share")
