@@ -191,12 +191,9 @@ def _configure(tree: SourceTree, work: Path, python: Path, profile: str, target:
 def _cached(store: Path, progress: Progress | None) -> QemuBuild | None:
     """The build cached at ``store`` if it is whole and its binary still runs and
     says the recorded version; else None, and a broken entry (a binary that no
-    longer runs, a half-written entry, a leftover staging dir) is removed with a
-    message saying it is rebuilt."""
-    staging = store.with_name(store.name + ".tmp")
-    if staging.exists():
-        _say(progress, f"store: removing a half-written cache entry {staging}")
-        shutil.rmtree(staging, ignore_errors=True)
+    longer runs or is gone, a half-written entry without its build.json) is
+    removed with a message saying it is rebuilt. (A staging dir left by a build
+    killed while it stored is the reaper's: ``.store-`` temp dirs.)"""
     if not store.exists():
         return None
     build = load_manifest(store)
