@@ -171,7 +171,8 @@ def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: 
     assert used == 1
     root = default_root()
     data = load_yaml(path)
-    assert not schema_problems(data, json.loads((root / VECTOR_SCHEMA).read_text()), path.name)
+    vector_schema = json.loads((root / VECTOR_SCHEMA).read_text())
+    assert not schema_problems(data, vector_schema, path.name)
     vec = parse_vector(data["vectors"][0], path.name, data["command"])
     assert vec.id == "M-9001" and "found-by" in vec.flags and vec.arguments == finding.arguments
     assert vec.expectation_for((7, 2, 22)).desc == "Parameter 'uri' is missing"
@@ -179,7 +180,10 @@ def test_candidate_files_are_in_the_project_format(newest: QemuBuild, tmp_path: 
     review = vec.expectation_for(newest.version)  # the failing build: say what is right
     assert review is not None and review.why.startswith("REVIEW")
     defects = load_yaml(tmp_path / "M-9001.known-defects.yaml")
-    assert not schema_problems(defects, json.loads((root / DEFECTS_SCHEMA).read_text()), "kd")
+    # the defects' schema takes the observed/inferred rule from the vector file's
+    assert not schema_problems(defects, json.loads((root / DEFECTS_SCHEMA).read_text()), "kd",
+                               (vector_schema,))
+    assert defects["defects"][0]["observed-on"] == [newest.version_str]
     defect = parse_defect(defects["defects"][0], "kd")
     assert defect.id == "KD-9001" and defect.vector == "M-9001"
     assert newest.version in defect.versions and (7, 2, 22) not in defect.versions

@@ -31,6 +31,7 @@ pairs:
       devices: [serial]
     expect:
       - migration: completed
+        inferred-from: made up for this test, nothing observed
 """
 
 
@@ -67,10 +68,61 @@ def test_every_ordered_pair_runs_with_the_older_machine_type(runs: dict[str, Pat
         assert rec["machine"] == "pc-i440fx-" + ".".join(older.split(".")[:2])
         guest = rec["observed"]["guest"]
         assert guest["source_sha256"] == guest["destination_sha256"]
+        assert rec["basis"]["kind"] == "inferred" and "made up for this test" in rec["basis"]["source"]
     assert cells[("channels/channels", new, new)]["outcome"] == "passed"
     for src, dst in ((old, old), (old, new), (new, old)):
         rec = cells[("channels/channels", src, dst)]
         assert rec["outcome"] == "skipped" and "lacks migrate" in rec["message"], rec
+
+
+STRICT_PAIRS = """\
+description: test pairs
+pairs:
+  - id: XV-9002
+    description: a paused pc guest with a serial port over a unix socket, uri on both sides
+    flags: [cross-version]
+    transport: unix
+    forms: [uri/uri]
+    guest:
+      devices: [serial]
+    expect:
+      - migration: completed
+        observed-on: [7.2.22->7.2.22, 7.2.22->10.0.13, 10.0.13->10.0.13]
+        inferred-from: made up for this test, every other pair
+"""
+
+
+def test_strict_mode_refuses_an_unobserved_pair(tmp_path: Path) -> None:
+    """A pair claim over * ranges is observed only on the pairs in its observed-on:
+    the one cell outside them (new -> old) is inferred, counted so for both its
+    builds, and refused under --qmpcompat-strict; once `qmpcompat observe` records
+    the non-strict run, strict mode passes. (Stable suites: strict mode refuses a
+    Debian suite whose index is past its Valid-Until.)"""
+    vectors = pair_vectors(tmp_path, STRICT_PAIRS)
+    for strict in (False, True):
+        rc, out, doc = run_suite(tmp_path / str(strict), *(["--qmpcompat-strict"] if strict else []),
+                                 suites="bookworm,trixie", vectors=vectors,
+                                 paths=("suites/test_pairs.py",))
+        cells = {(r["source_version"], r["destination_version"]): r for r in doc["pairs"]}
+        kinds = {k: r["basis"]["kind"] for k, r in cells.items()}
+        assert kinds == {("7.2.22", "7.2.22"): "observed", ("7.2.22", "10.0.13"): "observed",
+                         ("10.0.13", "10.0.13"): "observed", ("10.0.13", "7.2.22"): "inferred"}, out
+        assert doc["claims"]["7.2.22"] == {"observed": 2, "schema": 0, "inferred": 1}
+        assert doc["claims"]["10.0.13"] == {"observed": 2, "schema": 0, "inferred": 1}
+        refused = cells[("10.0.13", "7.2.22")]
+        if strict:
+            assert refused["outcome"] == "failed" and rc == 1, out
+            assert refused["message"].startswith("strict mode refuses an inferred claim: the binary "
+                                                 "did what the vector says, but the pair not "
+                                                 "observed on 10.0.13->7.2.22")
+        else:
+            assert {r["outcome"] for r in cells.values()} == {"passed"} and rc == 0, out
+    assert main(["observe", str(tmp_path / "False" / "reports" / "results.json"),
+                 "--vectors", str(vectors)]) == 0
+    assert "10.0.13->7.2.22" in (vectors / "cross-version" / "pairs.yaml").read_text()
+    rc, out, doc = run_suite(tmp_path / "again", "--qmpcompat-strict", suites="bookworm,trixie",
+                             vectors=vectors, paths=("suites/test_pairs.py",))
+    assert rc == 0 and doc["claims"]["10.0.13"]["inferred"] == 0, out
 
 
 def test_reports_show_the_matrix(runs: dict[str, Path]) -> None:
@@ -135,6 +187,16 @@ def test_pair_vector_lint(tmp_path: Path) -> None:
                                 "        migration: failed")
     problems = [str(p) for p in lint(pair_vectors(tmp_path / "o", overlap))]
     assert any("overlap" in p for p in problems), problems
+    marked = PAIR_FILE.replace(
+        "      - migration: completed\n        inferred-from: made up for this test, nothing observed\n",
+        "      - source: '>=10'\n        migration: completed\n"
+        "        observed-on: ['10.0.13', 7.2.22->10.0.13]\n")
+    problems = [str(p) for p in lint(pair_vectors(tmp_path / "m", marked))]
+    assert any("XV-9001: observed-on '10.0.13' is not a pair MAJOR.MINOR.MICRO->MAJOR.MINOR.MICRO"
+               in p for p in problems), problems
+    assert any("XV-9001: observed-on 7.2.22->10.0.13 is outside the sources >=10" in p
+               for p in problems), problems
+    assert any("XV-9001: schema: pairs/0/expect/0/observed-on/0" in p for p in problems), problems
 
 
 def test_cell_is_an_ordinary_vector_through_the_safety_gate() -> None:

@@ -105,5 +105,5 @@ def test_observed_on_rules(tmp_path: Path) -> None:
     text = "\n".join(str(p) for p in lint(root))
     assert ("claims.yaml:3: M-0997: the expectation for * says neither where it was observed "
             "(observed-on) nor what it is inferred from (inferred-from)") in text
-    assert "M-0996: observed-on 10.0.2 is outside the expectation's range <10.0" in text
+    assert "M-0996: observed-on 10.0.2 is outside the range <10.0" in text
     assert "M-0996: observed-on 10.0.2 is outside" not in text.split("range <10.0")[1]

@@ -55,6 +55,7 @@ class Release:
     source: str  # where the schema comes from, e.g. "recorded by libvirt 11.3.0 (caps_8.2.0_...)"
     index: SchemaIndex
     ordered: bool = True  # members in QEMU's order (snapshots keep it; see schema.snapshot)
+    origin: str = "recorded"  # recorded (libvirt), source (QAPI source) or binary (a build run here)
 
     @property
     def label(self) -> str:
@@ -62,7 +63,7 @@ class Release:
 
     @classmethod
     def of(cls, known: KnownSchema) -> Release:
-        return cls(known.key, known.describe(), known.index)
+        return cls(known.key, known.describe(), known.index, origin=known.origin)
 
 
 def known_releases() -> list[Release]:
@@ -115,6 +116,27 @@ def _claim(exp: Expectation) -> str:
     return f"claims {describe(exp)} for {exp.versions}"
 
 
+def ran(releases: Iterable[Release]) -> set[str]:
+    """The versions a build of was run here: those with a committed baseline (a
+    build's schema, ``vectors/schema/qemu-X.Y.Z.json``)."""
+    return {r.label for r in releases if r.origin == "binary"}
+
+
+def never_run(observed_on: Iterable[str], run: set[str]) -> list[tuple[str, str]]:
+    """(version, message) for each version ``observed_on`` names (a pair: either
+    side) that no build was run of."""
+    out = []
+    for text in observed_on:
+        for version in text.split("->"):
+            if version not in run:
+                out.append((version, f"observed-on names {text}, but no build of {version} was run "
+                            "here (no committed baseline in vectors/schema/): an observation needs "
+                            "a run; commit the build's baseline (qmpcompat snapshot QEMU -o "
+                            f"vectors/schema/qemu-{version}.json) with the run that observed it, "
+                            "or move the version to inferred-from"))
+    return out
+
+
 def _setup(vec: Vector) -> list[tuple[str, JSONObject]]:
     """The commands the runner sends before the vector's own (on both sides)."""
     out: list[tuple[str, JSONObject]] = []
@@ -126,45 +148,53 @@ def _setup(vec: Vector) -> list[tuple[str, JSONObject]]:
     return out
 
 
-def _check_one(vec: Vector, exp: Expectation, rel: Release) -> list[Finding]:
+def check_claim(vec: Vector, exp: Expectation, rel: Release, claim: str = "") -> list[Finding]:
+    """The findings of one claim on one release; ``claim`` says what claims it (default:
+    the expectation, ``claims ... for RANGE``; a known defect says ``records ...``)."""
     def found(kind: str, message: str) -> Finding:
         return Finding(vec, rel, kind, message)
 
+    said = claim or _claim(exp)
     src = f"({rel.source})"
     for command, args in _setup(vec):
         setup = visit(rel.index, command, args, rel.ordered)
         if setup.decided and setup.prediction is not None:
-            return [found("contradiction", f"{_claim(exp)}, but its set-up {command} is rejected "
+            return [found("contradiction", f"{said}, but its set-up {command} is rejected "
                           f"there {src}: {setup.prediction} ({setup.fact})")]
     answer = visit(rel.index, vec.command, vec.arguments, rel.ordered)
     pred = answer.prediction
     if answer.decided and pred is not None:
         if exp.result == "accept" or not agrees(exp, pred):
-            return [found("contradiction", f"{_claim(exp)}, but the input visitor of that "
+            return [found("contradiction", f"{said}, but the input visitor of that "
                           f"release {src} answers first: {pred} ({answer.fact})")]
         return []
     if answer.accepted and visitor_only(exp):
-        return [found("contradiction", f"{_claim(exp)}, but that release's schema {src} lets "
+        return [found("contradiction", f"{said}, but that release's schema {src} lets "
                       f"these arguments through ({answer.fact}), so no input error can arise")]
     if exp.result == "accept" and vec.peer is not None:
         peer_args = vec.peer.arguments if vec.peer.arguments is not None else vec.arguments
         peer = visit(rel.index, vec.peer.command, peer_args, rel.ordered)
         if peer.decided and peer.prediction is not None:
-            return [found("contradiction", f"{_claim(exp)}, but the peer's {vec.peer.command} is "
+            return [found("contradiction", f"{said}, but the peer's {vec.peer.command} is "
                           f"rejected there {src}: {peer.prediction} ({peer.fact})")]
     if not exp.observed(rel.version) and not exp.inferred_from:
         seen = ", ".join(exp.observed_on) or "none"
-        return [found("unmarked", f"{_claim(exp)}; {rel.label} is not in its observed-on ({seen}) "
+        return [found("unmarked", f"{said}; {rel.label} is not in its observed-on ({seen}) "
                       "and its schema does not decide the claim: say what it is inferred from "
                       "(inferred-from), or narrow the range")]
     return []
+
+
+def applies(vec: Vector, rel: Release) -> bool:
+    """Whether ``vec`` runs on ``rel`` (else it is skipped there and claims nothing)."""
+    return vec.command in rel.index and all(schema_has(rel.index, q) for q in vec.schema)
 
 
 def check_vector(vec: Vector, releases: Iterable[Release]) -> list[Finding]:
     """Every finding of one vector against ``releases``."""
     out: list[Finding] = []
     for rel in releases:
-        if vec.command not in rel.index or not all(schema_has(rel.index, q) for q in vec.schema):
+        if not applies(vec, rel):
             continue  # the vector is skipped there: it claims nothing
         exp = vec.expectation_for(rel.version)
         if exp is None:
@@ -173,7 +203,7 @@ def check_vector(vec: Vector, releases: Iterable[Release]) -> list[Finding]:
                                "with 'no expectation'; add one (observed, decided by that schema, "
                                "or inferred)"))
             continue
-        out += _check_one(vec, exp, rel)
+        out += check_claim(vec, exp, rel)
     return out
 
 
@@ -184,7 +214,12 @@ def check_history(vectors: Sequence[Vector], releases: Sequence[Release]) -> lis
 
 
 def history_problems(vectors: Sequence[Vector], releases: Sequence[Release]) -> list[Problem]:
-    """The findings as lint problems: file, line and vector, then the release and the fact."""
-    return [Problem(f.vector.file, f.vector.line, f.vector.id,
-                    f"history: QEMU {f.release.label}: {f.message}")
-            for f in check_history(vectors, releases)]
+    """The findings as lint problems: file, line and vector, then the release and the
+    fact; and every ``observed-on`` version no build was run of."""
+    run = ran(releases)
+    out = [Problem(f.vector.file, f.vector.line, f.vector.id,
+                   f"history: QEMU {f.release.label}: {f.message}")
+           for f in check_history(vectors, releases)]
+    return out + [Problem(vec.file, vec.line, vec.id, f"history: QEMU {version}: {message}")
+                  for vec in vectors for exp in vec.expect
+                  for version, message in never_run(exp.observed_on, run)]

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qmpcompat.claims.entries import entry_problems
 from qmpcompat.claims.history import history_problems, known_releases
 from qmpcompat.claims.observe import observations, record
 from qmpcompat.report.results import read_results
@@ -51,7 +52,7 @@ def run_lint(args: argparse.Namespace) -> int:
     checked = ""
     if not args.no_history:
         releases = known_releases()
-        problems += history_problems(vectors, releases)
+        problems += history_problems(vectors, releases) + entry_problems(loaded, releases)
         if releases:
             checked = (f", held against {len(releases)} QEMU releases "
                        f"({releases[0].label} to {releases[-1].label})")

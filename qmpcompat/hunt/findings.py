@@ -179,7 +179,9 @@ def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, numb
                 "observed": {"result": run[0].observed["result"]},
                 "evidence": f"qmpcompat hunt --seed {finding.seed} on QEMU {finding.qemu}, "
                             "then the minimal transcript on each build: "
-                            + "; ".join(f"{a.qemu_version}: {_detail(a.observed)}" for a in run)}
+                            + "; ".join(f"{a.qemu_version}: {_detail(a.observed)}" for a in run),
+                # the builds it was reproduced on; the rest of the range is the reviewer's call
+                "observed-on": sorted({a.qemu_version for a in run}, key=Version.parse)}
                for i, run in enumerate(runs)]
     (out / f"{vid}.known-defects.yaml").write_text(dump_canonical({"defects": defects}))
     return path, len(defects)

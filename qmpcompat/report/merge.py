@@ -106,7 +106,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
         "environment": env,
         "totals": totals(records),
-        "claims": claim_totals(records),
+        "claims": claim_totals(records, pairs),
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
         "known_defects": [defects[k] for k in sorted(defects)],

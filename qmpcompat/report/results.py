@@ -62,14 +62,26 @@ def totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 BASIS_KINDS = ("observed", "schema", "inferred")
 
 
-def claim_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def claim_labels(rec: dict[str, Any]) -> list[str]:
+    """The QEMU labels a record counts for: a case's build; a cross-version cell's
+    source and destination (once when they are the same build)."""
+    if "qemu" in rec:
+        return [rec["qemu"]]
+    return list(dict.fromkeys([rec["source"], rec["destination"]]))
+
+
+def claim_totals(records: list[dict[str, Any]],
+                 pairs: list[dict[str, Any]] | None = None) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many cases were judged on an observed, a schema-decided
-    and an inferred claim (cases judged on no claim, e.g. skipped, are left out)."""
+    and an inferred claim (cases judged on no claim, e.g. skipped, are left out).
+    A case judged on a known defect counts by the defect's claim; a cross-version
+    cell counts for both its builds (``claim_labels``)."""
     out: dict[str, Counter[str]] = {}
-    for rec in records:
+    for rec in [*records, *(pairs or ())]:
         kind = (rec.get("basis") or {}).get("kind")
         if kind in BASIS_KINDS:
-            out.setdefault(rec["qemu"], Counter())[kind] += 1
+            for label in claim_labels(rec):
+                out.setdefault(label, Counter())[kind] += 1
     return {label: {k: out[label].get(k, 0) for k in BASIS_KINDS}
             for label in sorted(out, key=label_order)}
 
@@ -95,7 +107,7 @@ def results_document(env: dict[str, Any], records: list[dict[str, Any]], started
         "seconds": round(time.time() - started, 3),
         "environment": env,
         "totals": totals(records),
-        "claims": claim_totals(records),
+        "claims": claim_totals(records, (extra or {}).get("pairs")),
         "results": records,
         **(extra or {}),
     }

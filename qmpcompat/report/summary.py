@@ -13,6 +13,7 @@ from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_
 from qmpcompat.report.history import timeline_markdown
 from qmpcompat.report.matrix import failed_pairs
 from qmpcompat.report.matrix import render_markdown as render_matrix
+from qmpcompat.report.results import claim_labels
 from qmpcompat.types import at_least
 
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
@@ -140,13 +141,16 @@ def _claims(doc: dict[str, Any]) -> list[str]:
     claims = doc.get("claims") or {}
     if not claims:
         return []
-    passed = Counter(r["qemu"] for r in doc["results"] if r["outcome"] == "passed"
-                     and (r.get("basis") or {}).get("kind") == "inferred")
+    passed = Counter(label for r in [*doc["results"], *(doc.get("pairs") or ())]
+                     if r["outcome"] == "passed" and (r.get("basis") or {}).get("kind") == "inferred"
+                     for label in claim_labels(r))
     lines = ["", "### What the expectations rest on", "",
              "Observed: a real binary of that version was seen doing it before (the expectation's "
-             "`observed-on`); schema: the binary's own schema decides it; inferred: neither "
-             "(the expectation's `inferred-from` says from what). `--qmpcompat-strict` refuses "
-             "a pass on an inferred claim.", "",
+             "`observed-on`; for a case that showed a known defect, the defect's; for a "
+             "cross-version cell, its source->destination pair, counted for both builds); "
+             "schema: the binary's own schema decides it; inferred: neither (the claim's "
+             "`inferred-from` says from what). `--qmpcompat-strict` refuses a pass or a known "
+             "defect on an inferred claim.", "",
              "| QEMU | observed | schema | inferred | inferred and passed |",
              "| --- | ---: | ---: | ---: | ---: |"]
     lines += [f"| {label} | {c.get('observed', 0)} | {c.get('schema', 0)} | "

@@ -6,8 +6,15 @@
   it (the input visitor must give that error, see ``qmpcompat.derive.visit``);
 - ``inferred``: neither; the expectation's ``inferred-from`` says what it rests on.
 
-Under ``--qmpcompat-strict`` a case may pass only on an observed or a schema
-claim: one that passes on an inferred claim fails instead (``refuse_inferred``).
+A case that showed a known defect is judged on the defect's claim: observed
+when the build's version is in the defect's ``observed-on``, else inferred
+(``defect_basis``). A cross-version cell is observed when its source->destination
+pair is in the expectation's (or the defect's) ``observed-on``, else inferred
+(``pair_basis``): no schema decides how a migration ends.
+
+Under ``--qmpcompat-strict`` a case may pass (or show a known defect) only on an
+observed or a schema claim: one that passes on an inferred claim fails instead
+(``refuse_inferred``).
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qmpcompat.provision import QemuBuild
-from qmpcompat.types import Outcome
+from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.match import Verdict
-from qmpcompat.vectors.model import Expectation, Vector
+from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
+from qmpcompat.vectors.pairs import PairExpectation
+from qmpcompat.vectors.versions import pair_label
 
 KINDS = ("observed", "schema", "inferred")
 
@@ -53,10 +62,39 @@ def basis_of(vec: Vector, exp: Expectation, build: QemuBuild,
                  f"inferred from: {why}")
 
 
+def _inferred(what: str, where: str, seen: tuple[str, ...], why: str | None) -> Basis:
+    return Basis("inferred", f"{what} not observed on {where} (observed on "
+                 f"{', '.join(seen) or 'nothing'}); inferred from: "
+                 f"{why or 'it does not say'}")
+
+
+def defect_basis(defect: KnownDefect, version: Version,
+                 destination: Version | None = None) -> Basis:
+    """The basis of a case that showed ``defect`` on a build of ``version`` (or
+    from it to one of ``destination``, for a pair vector's defect)."""
+    where = pair_label(version, destination) if destination is not None \
+        and defect.destination is not None else Version(*version).label
+    if defect.seen_on(version, destination):
+        return Basis("observed", f"known defect {defect.id} observed on {where}")
+    return _inferred(f"known defect {defect.id}", where, defect.observed_on, defect.inferred_from)
+
+
+def pair_basis(exp: PairExpectation, source: Version, destination: Version) -> Basis:
+    """The basis of a cross-version cell judged on ``exp``."""
+    where = pair_label(source, destination)
+    if exp.observed(source, destination):
+        return Basis("observed", f"observed on {where}")
+    return _inferred("the pair", where, exp.observed_on, exp.inferred_from)
+
+
 def refuse_inferred(verdict: Verdict, basis: Basis | None) -> Verdict:
-    """Strict mode: a case that passed on an inferred claim fails, saying so."""
-    if basis is None or basis.kind != "inferred" or verdict.outcome != Outcome.PASSED:
+    """Strict mode: a case that passed (or showed a known defect) on an inferred
+    claim fails, saying so."""
+    if basis is None or basis.kind != "inferred" \
+            or verdict.outcome not in (Outcome.PASSED, Outcome.XFAILED):
         return verdict
-    return Verdict(Outcome.FAILED, f"strict mode refuses an inferred claim: the binary did what the "
-                   f"vector says, but {basis.source}; once reviewed, add its version to "
-                   "observed-on", verdict.expected)
+    did = "what the vector says" if verdict.outcome == Outcome.PASSED else \
+        f"what known defect {verdict.defect} records"
+    return Verdict(Outcome.FAILED, f"strict mode refuses an inferred claim: the binary did {did}, "
+                   f"but {basis.source}; once reviewed, add its version to observed-on",
+                   verdict.expected, verdict.defect)

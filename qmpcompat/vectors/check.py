@@ -10,7 +10,7 @@ from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import CaseRecord, Outcome
-from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, refuse_inferred
+from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, defect_basis, refuse_inferred
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -55,6 +55,9 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
                               verdict.expected, verdict.defect)
         exp = vec.expectation_for(build.version)
         basis = basis_of(vec, exp, build, decides) if exp is not None else None
+        shown = next((d for d in defects if d.id == verdict.defect), None)
+        if verdict.outcome == Outcome.XFAILED and shown is not None:
+            basis = defect_basis(shown, build.version)  # judged on the defect's claim
         if strict:
             verdict = refuse_inferred(verdict, basis)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, basis))

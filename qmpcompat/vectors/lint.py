@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from referencing import Registry, Resource
 
 from qmpcompat.errors import VectorError
 from qmpcompat.harness.features import SETTING_PROBES
@@ -32,9 +33,10 @@ from qmpcompat.vectors.load import (
     load_vector_file,
     vector_files,
 )
-from qmpcompat.vectors.model import Vector
+from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.versions import VersionRange, parse_pair_label
 from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
 
 EXACT_VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -73,8 +75,14 @@ def _node_at(data: Any, path: list[Any]) -> tuple[Any, str | None]:
     return best, vid
 
 
-def schema_problems(data: Any, schema: dict[str, Any], rel: str) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(schema)
+def schema_problems(data: Any, schema: dict[str, Any], rel: str,
+                    also: tuple[dict[str, Any], ...] = ()) -> list[Problem]:
+    """``data`` against ``schema``; ``also``: schemas it refers to by their ``$id``
+    (known-defects.schema.json takes the observed/inferred rule from the vector
+    file's)."""
+    registry: Registry[Any] = Registry().with_resources(
+        (str(s["$id"]), Resource.from_contents(s)) for s in also if "$id" in s)
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
     out = []
     for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
         node, vid = _node_at(data, list(err.path))
@@ -173,23 +181,56 @@ def _canonical(path: Path, data: Any, shown: str, fix: bool) -> list[Problem]:
     return [Problem(shown, None, None, "not in canonical form (run `qmpcompat lint --fix`)")]
 
 
+def _rests_on(claim: str, observed_on: tuple[str, ...], inferred_from: str | None) -> list[str]:
+    if observed_on or inferred_from:
+        return []
+    return [f"{claim} says neither where it was observed (observed-on) nor what it is inferred "
+            "from (inferred-from)"]
+
+
+def _versions_inside(observed_on: tuple[str, ...], versions: VersionRange) -> list[str]:
+    """Each ``observed-on`` entry is a version MAJOR.MINOR.MICRO inside ``versions``."""
+    out = []
+    for text in observed_on:
+        if not EXACT_VERSION.fullmatch(str(text)):
+            out.append(f"observed-on {text!r} is not a version MAJOR.MINOR.MICRO")
+        elif Version.parse(text) not in versions:
+            out.append(f"observed-on {text} is outside the range {versions}")
+    return out
+
+
+def _pairs_inside(observed_on: tuple[str, ...], source: VersionRange,
+                  destination: VersionRange) -> list[str]:
+    """Each ``observed-on`` entry is a pair SRC->DST inside both ranges."""
+    out = []
+    for text in observed_on:
+        pair = parse_pair_label(str(text))
+        if pair is None:
+            out.append(f"observed-on {text!r} is not a pair MAJOR.MINOR.MICRO->MAJOR.MINOR.MICRO")
+        elif pair[0] not in source or pair[1] not in destination:
+            out.append(f"observed-on {text} is outside the sources {source} or the destinations "
+                       f"{destination}")
+    return out
+
+
 def observed_problems(vec: Vector) -> list[str]:
     """Every expectation says what it rests on; an ``observed-on`` version lies in
     its expectation's range. (A known defect on an observed build is no lint
     problem: the run says whether the defect still shows.)"""
     out = []
     for exp in vec.expect:
-        if not exp.observed_on and not exp.inferred_from:
-            out.append(f"the expectation for {exp.versions} says neither where it was observed "
-                       "(observed-on) nor what it is inferred from (inferred-from)")
-        for text in exp.observed_on:
-            if not EXACT_VERSION.fullmatch(str(text)):
-                out.append(f"observed-on {text!r} is not a version MAJOR.MINOR.MICRO")
-                continue
-            version = Version.parse(text)
-            if version not in exp.versions:
-                out.append(f"observed-on {text} is outside the expectation's range {exp.versions}")
+        out += _rests_on(f"the expectation for {exp.versions}", exp.observed_on, exp.inferred_from)
+        out += _versions_inside(exp.observed_on, exp.versions)
     return out
+
+
+def defect_problems(defect: KnownDefect) -> list[str]:
+    """A known defect says what it rests on, as an expectation does; its ``observed-on``
+    entries lie in its range (a pair vector's defect: SRC->DST pairs in both ranges)."""
+    out = _rests_on("the defect", defect.observed_on, defect.inferred_from)
+    if defect.destination is not None:
+        return out + _pairs_inside(defect.observed_on, defect.versions, defect.destination)
+    return out + _versions_inside(defect.observed_on, defect.versions)
 
 
 def pair_problems(pv: PairVector, flags: dict[str, str], retired: set[str],
@@ -200,6 +241,9 @@ def pair_problems(pv: PairVector, flags: dict[str, str], retired: set[str],
     for i, a in enumerate(pv.expect):
         out += [f"expectations for sources {a.source}, destinations {b.destination} overlap"
                 for b in pv.expect[i + 1:] if a.overlaps(b)]
+        claim = f"the expectation for sources {a.source}, destinations {a.destination}"
+        out += _rests_on(claim, a.observed_on, a.inferred_from)
+        out += _pairs_inside(a.observed_on, a.source, a.destination)
     for form in pv.forms:
         vec = case_vector(pv, form)
         out += [f"{form}: {msg}" for msg in check_limits(vec) + undeclared_features(vec)]
@@ -248,7 +292,8 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
     if defects.exists():
         try:
             data = load_yaml(defects)
-            problems += schema_problems(data, _json_file(root / DEFECTS_SCHEMA), rel(defects))
+            problems += schema_problems(data, _json_file(root / DEFECTS_SCHEMA), rel(defects),
+                                        (schema,))
         except VectorError as exc:
             problems.append(_from_error(exc))
         ids = ({v.id for v in vs.vectors} | {p.id for p in vs.pairs}
@@ -259,5 +304,6 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
                 problems.append(Problem(d.file, d.line, d.id, f"names unknown vector {d.vector}"))
             if d.id in seen:
                 problems.append(Problem(d.file, d.line, d.id, "duplicate known-defect id"))
+            problems += [Problem(d.file, d.line, d.id, msg) for msg in defect_problems(d)]
             seen.add(d.id)
     return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))

@@ -7,12 +7,12 @@ vectors/vector-file.schema.json; this module is the small reader of it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 from qmpcompat.types import JSONObject, Version
-from qmpcompat.vectors.versions import RangeError, VersionRange
+from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import NonJson, line_of
 
 COMMANDS = ("migrate", "migrate-incoming")
@@ -290,6 +290,17 @@ class KnownDefect:
     line: int | None = None
     review_by: str = ""  # the release after which the defect must be looked at again
     destination: VersionRange | None = None  # a pair vector's: ``versions`` is then the source's
+    # where real builds were seen showing it (versions; a pair defect's: SRC->DST pairs),
+    # and what it rests on everywhere else in its range
+    observed_on: tuple[str, ...] = ()
+    inferred_from: str | None = None
+
+    def seen_on(self, version: Version, destination: Version | None = None) -> bool:
+        """True when a real build of ``version`` (to one of ``destination``, for a
+        pair defect) was seen showing the defect (it is in ``observed-on``)."""
+        if self.destination is not None and destination is not None:
+            return pair_label(version, destination) in self.observed_on
+        return Version(*version).label in self.observed_on
 
     def applies(self, version: Version, destination: Version | None = None) -> bool:
         """Whether the defect shows on this build (or this source and destination)."""
@@ -316,6 +327,10 @@ def parse_defect(raw: object, file: str) -> KnownDefect:
         raise _err(str(exc), file, raw, did) from exc
     observed = parse_expectation({**raw["observed"], "versions": raw.get("versions")}, file, did,
                                  ("accept", "reject", "crash", "hang", "corrupt"))
+    seen = _words(raw.get("observed-on"), "observed-on", file, raw, did)
+    if destination is None:  # a build's defect: its observed-on is the expectation's
+        observed = replace(observed, observed_on=seen)
+    observed = replace(observed, inferred_from=_text(raw, "inferred-from", file, did))
     return KnownDefect(did, str(raw["vector"]), versions, str(raw["summary"]), observed,
                        str(raw["evidence"]), file, line_of(raw), str(raw.get("review-by") or ""),
-                       destination)
+                       destination, seen, observed.inferred_from)

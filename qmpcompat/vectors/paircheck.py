@@ -10,6 +10,7 @@ from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import JSONObject, Outcome
+from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis, refuse_inferred
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
 from qmpcompat.vectors.model import Expectation, KnownDefect
@@ -56,9 +57,12 @@ def pair_cases(pairs: Sequence[PairVector], builds: Sequence[QemuBuild]) -> list
 
 def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
                schemas: SchemaCache, allow_exec: bool = False,
-               lint: Sequence[str] = ()) -> PairResult:
+               lint: Sequence[str] = (), strict: bool = False) -> PairResult:
     """Run one cell unless it fails lint or the safety gate, or a side lacks what the
-    form needs (then it is skipped: the matrix covers the forms both sides support)."""
+    form needs (then it is skipped: the matrix covers the forms both sides support).
+    The record says what the claim rests on (``basis``): the pair in the expectation's
+    (or the known defect's) ``observed-on``, or inferred; ``strict`` refuses a pass or
+    a known defect on an inferred claim."""
     pv, src, dst = case.vector, case.source, case.destination
     vec = case_vector(pv, case.form)
     refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
@@ -69,6 +73,7 @@ def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
                + [f"{side} QEMU {b.label} lacks feature {n}" for side, b in
                   (("source", src), ("destination", dst)) for n in features_lacking(b, vec.needs())])
     obs: Observation | None = None
+    basis: Basis | None = None
     exp = pv.expectation_for(src.version, dst.version, case.form)
     expected = f"migration {exp.migration}" if exp else ""
     if refused:
@@ -85,7 +90,12 @@ def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
                                  migration_error=exp.migration_error)
             known = [d for d in defects if d.applies(src.version, dst.version)]
             verdict = judge_expectation(single, pair_end(obs), known, max(src.version, dst.version))
-    return PairResult(verdict, obs, pair_record(case, verdict, obs, expected))
+            shown = next((d for d in known if d.id == verdict.defect), None)
+            basis = (defect_basis(shown, src.version, dst.version) if shown is not None
+                     else pair_basis(exp, src.version, dst.version))
+            if strict:
+                verdict = refuse_inferred(verdict, basis)
+    return PairResult(verdict, obs, pair_record(case, verdict, obs, expected, basis))
 
 
 def pair_end(obs: Observation) -> Observation:
@@ -97,8 +107,9 @@ def pair_end(obs: Observation) -> Observation:
 
 
 def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
-                expected: str = "") -> JSONObject:
-    """The record of one cell, as results.json keeps it (under ``pairs``)."""
+                expected: str = "", basis: Basis | None = None) -> JSONObject:
+    """The record of one cell, as results.json keeps it (under ``pairs``), with what
+    its claim rests on (``basis``; None when the cell did not run)."""
     pv, src, dst = case.vector, case.source, case.destination
     return {
         "vector": pv.id, "form": case.form, "transport": pv.transport,
@@ -111,4 +122,5 @@ def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
         "outcome": verdict.outcome, "expected": verdict.expected or expected,
         "message": verdict.message, "defect": verdict.defect,
         "observed": obs.to_json() if obs else None, "seconds": obs.seconds if obs else 0.0,
+        "basis": {k: v for k, v in basis.to_json().items()} if basis else None,
     }

@@ -18,7 +18,7 @@ from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 from qmpcompat.types import Version
 from qmpcompat.vectors.model import Vector, parse_vector
-from qmpcompat.vectors.versions import RangeError, VersionRange
+from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import line_of
 
 FORMS = ("uri/uri", "channels/uri", "uri/channels", "channels/channels")
@@ -57,9 +57,16 @@ class PairExpectation:
     forms: tuple[str, ...]
     migration: str  # completed | failed
     migration_error: str | None = None
+    observed_on: tuple[str, ...] = ()  # SRC->DST pairs real builds were seen doing this on
+    inferred_from: str | None = None  # what the claim rests on for every other pair
 
     def applies(self, src: Version, dst: Version, form: str) -> bool:
         return src in self.source and dst in self.destination and form in self.forms
+
+    def observed(self, src: Version, dst: Version) -> bool:
+        """True when builds of exactly these versions were seen doing this (in the
+        forms of the expectation both sides support)."""
+        return pair_label(src, dst) in self.observed_on
 
     def overlaps(self, other: PairExpectation) -> bool:
         return (self.source.overlaps(other.source) and self.destination.overlaps(other.destination)
@@ -87,12 +94,17 @@ class PairVector:
 
     def needs(self, form: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Schema queries the source and the destination must answer for ``form``:
-        ``channels`` where a side is addressed with it (with the transport's branch)."""
+        where a side is addressed with ``channels``, the transport's branch of it and
+        an optional ``uri`` (8.2's ``migrate`` has ``channels`` but still requires
+        ``uri``, so no channel list can be its only address)."""
         src_form, dst_form = form.split("/")
         branch = _BRANCH[self.transport]
-        need_src = (f"migrate/arg-type/channels/addr/+{branch}",) if src_form == "channels" else ()
-        need_dst = ((f"migrate-incoming/arg-type/channels/addr/+{branch}",)
-                    if dst_form == "channels" else ())
+
+        def channels(command: str) -> tuple[str, ...]:
+            return (f"{command}/arg-type/channels/addr/+{branch}", f"{command}/arg-type/*uri")
+
+        need_src = channels("migrate") if src_form == "channels" else ()
+        need_dst = channels("migrate-incoming") if dst_form == "channels" else ()
         if self.transport == "file":  # the file: uri came with the file channel
             need_src = need_src or ("migrate/arg-type/channels/addr/+file",)
             need_dst = need_dst or ("migrate-incoming/arg-type/channels/addr/+file",)
@@ -137,8 +149,14 @@ def parse_pair(raw: Any, file: str) -> PairVector:
         except RangeError as exc:
             raise _err(str(exc), file, item, vid) from exc
         item_forms = _forms(item.get("forms"), file, item, vid) if "forms" in item else forms
+        seen = item.get("observed-on") or []
+        if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
+            raise _err("observed-on must be a list of SRC->DST version pairs", file, item, vid)
+        inferred = item.get("inferred-from")
+        if inferred is not None and not isinstance(inferred, str):
+            raise _err("inferred-from must be a string", file, item, vid)
         out.append(PairExpectation(src, dst, item_forms, item["migration"],
-                                   item.get("migration-error")))
+                                   item.get("migration-error"), tuple(seen), inferred))
     return PairVector(vid, str(raw.get("description", "")), tuple(raw.get("flags") or ()),
                       transport, forms, spec, tuple(out), file, line_of(raw))
 

@@ -114,3 +114,18 @@ class VersionRange:
 
     def __str__(self) -> str:
         return ",".join(map(str, self.clauses)) or "*"
+
+
+PAIR_ARROW = "->"
+
+
+def pair_label(source: Version, destination: Version) -> str:
+    """How a cross-version pair is named in ``observed-on``: ``10.0.13->11.1.2``."""
+    return f"{Version(*source).label}{PAIR_ARROW}{Version(*destination).label}"
+
+
+def parse_pair_label(text: str) -> tuple[Version, Version] | None:
+    """The source and destination of a pair label, or None if ``text`` is not one
+    (``MAJOR.MINOR.MICRO->MAJOR.MINOR.MICRO``)."""
+    match = re.fullmatch(r"(\d+\.\d+\.\d+)->(\d+\.\d+\.\d+)", text)
+    return (Version.parse(match[1]), Version.parse(match[2])) if match else None
