@@ -51,7 +51,22 @@ def test_migrate_continue_ends_a_paused_migration(newest: QemuBuild, case_dir: P
         q.cmd("migrate", {"uri": f"exec:cat > {case_dir}/h.out"})
         assert migration_state(q, 20)[0] == "pre-switchover"
         q.cmd("migrate-continue", {"state": "pre-switchover"})
+        left_the_wait(q, 20)
         assert migration_state(q, 20)[0] == "completed"
+
+
+def left_the_wait(q: Qemu, timeout: float) -> None:
+    """Return once query-migrate no longer shows pre-switchover: right after
+    migrate-continue the status may still be the one it was waiting in."""
+    deadline = time.monotonic() + timeout
+    while status(q) == "pre-switchover":
+        assert time.monotonic() < deadline, "migrate-continue did not end the wait"
+        time.sleep(0.02)
+
+
+def status(q: Qemu) -> object:
+    reply = q.cmd("query-migrate")
+    return reply.get("status") if isinstance(reply, dict) else None
 
 
 def test_a_paused_migration_retires_a_persistent_qemu(newest: QemuBuild) -> None:
