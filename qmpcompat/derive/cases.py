@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.derive import predict
 from qmpcompat.derive.predict import Prediction
@@ -29,12 +28,13 @@ from qmpcompat.derive.shapes import JSON_TYPES, Shape, TypeWalker
 from qmpcompat.derive.values import BOGUS_ENUM, UNKNOWN_MEMBER, WRONG_VALUES
 from qmpcompat.safety import Policy, command_problems
 from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.types import JSON, JSONObject, json_object
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.versions import VersionRange
 
 KINDS = ("missing", "unexpected", "type", "enum", "order")
 ROOT_SITE = "top"
-Embed = Callable[[Any], dict[str, Any]]
+Embed = Callable[[JSON], JSONObject]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class DerivedCase:
     command: str
     kind: str  # one of KINDS
     path: str  # the place, in QEMU's notation (channels[0].addr.path)
-    arguments: dict[str, Any]
+    arguments: JSONObject
     prediction: Prediction
     description: str
 
@@ -75,7 +75,7 @@ class _Deriver:
         self.inside: list[str] = []  # the object types being walked, outermost first
         self.refused: list[str] = []  # safety gate refusals of whole shapes (left out)
 
-    def add(self, kind: str, site: str, path: str, args: dict[str, Any], pred: Prediction,
+    def add(self, kind: str, site: str, path: str, args: JSONObject, pred: Prediction,
             what: str) -> None:
         cid = f"D-{self.command}-{kind}-{site}"
         if cid not in self.cases:  # the first shape that reaches a place stands for all
@@ -102,7 +102,7 @@ class _Deriver:
                 continue
             self.shape(shape, base, path, site, embed)
 
-    def shape(self, shape: Shape, base: dict[str, Any], path: str, site: str,
+    def shape(self, shape: Shape, base: JSONObject, path: str, site: str,
               embed: Embed) -> None:
         def qpath(name: str) -> str:
             return f"{path}.{name}" if path else name
@@ -111,7 +111,7 @@ class _Deriver:
             prefix = site + shape.label(name)
             return f"{prefix}.{name}" if prefix else name
 
-        def put(name: str, value: Any) -> dict[str, Any]:
+        def put(name: str, value: JSON) -> JSONObject:
             return embed({**base, name: value})
 
         branch = "/".join(case for _, case in shape.tags)
@@ -147,13 +147,13 @@ class _Deriver:
             element = str(walker.entry(type_name)["element-type"])
             self.member("", element, f"{path}[0]", f"{site}.0", lambda v: embed([v]), where)
             if _kind(walker, element) == "object":
-                first = walker.valid(element)
+                first = json_object(walker.valid(element))
                 self.add("unexpected", f"{site}.1", f"{path}[1].{UNKNOWN_MEMBER}",
                          embed([first, {**first, UNKNOWN_MEMBER: 1}]),
                          predict.unexpected(f"{path}[1].{UNKNOWN_MEMBER}"),
                          f"unknown member in the second element of {path}{where}")
 
-    def order(self, shape: Shape, base: dict[str, Any], qpath: Callable[[str], str], site: str,
+    def order(self, shape: Shape, base: JSONObject, qpath: Callable[[str], str], site: str,
               embed: Embed, where: str) -> None:
         """Two problems in one object: QEMU must report the first it meets."""
         required = shape.required
@@ -183,7 +183,7 @@ def derive(index: SchemaIndex, commands: Iterable[str],
     out: list[DerivedCase] = []
     for command in commands:
         deriver = _Deriver(walker, command)
-        deriver.object(walker.arg_type(command), "", "", lambda v: v)
+        deriver.object(walker.arg_type(command), "", "", json_object)
         out += deriver.cases.values()
         if refused is not None:
             refused += [f"{command}: {r}" for r in dict.fromkeys(deriver.refused)]

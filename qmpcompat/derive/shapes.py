@@ -11,11 +11,11 @@ transport, and its ``socket`` branch one per socket type).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.derive.values import valid_scalar
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.query import Entry, SchemaIndex
+from qmpcompat.types import JSON, JSONObject
 
 JSON_TYPES = ("string", "int", "number", "boolean", "null", "object", "array")
 
@@ -119,7 +119,7 @@ class TypeWalker:
             return out
         return {meta}  # object, array
 
-    def valid(self, name: str, member: str = "", depth: int = 0) -> Any:
+    def valid(self, name: str, member: str = "", depth: int = 0) -> JSON:
         """A valid value of type ``name`` for a member called ``member``: required
         members only, every union on its first branch, addresses safe (see values)."""
         if depth > 40:
@@ -140,7 +140,7 @@ class TypeWalker:
             return self.valid(branches[0], member, depth + 1)
         return self.fill(self.shapes(name)[0], depth)
 
-    def fill(self, shape: Shape, depth: int = 0) -> dict[str, Any]:
+    def fill(self, shape: Shape, depth: int = 0) -> JSONObject:
         """The valid object of ``shape``: its tags set, its required members valid."""
         tags = dict(shape.tags)
         return {m.name: tags[m.name] if m.name in tags else self.valid(m.type, m.name, depth + 1)

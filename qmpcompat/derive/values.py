@@ -8,13 +8,13 @@ Strings may carry the runner's placeholders ``{tmpdir}`` and ``{port}``.
 
 from __future__ import annotations
 
-from typing import Any
+from qmpcompat.types import JSON, JSONObject
 
 SINK_ARGS = ["/bin/sh", "-c", "cat > {tmpdir}/derived.out"]
 SINK_READ_ARGS = ["/bin/sh", "-c", "cat {tmpdir}/derived.out"]
 
 # Safe valid defaults, by member name; members not named here get a plain word.
-SAFE_DEFAULTS: dict[str, Any] = {
+SAFE_DEFAULTS: JSONObject = {
     "uri": "unix:{tmpdir}/derived.sock",
     "path": "{tmpdir}/derived.sock",
     "filename": "{tmpdir}/derived.file",
@@ -22,11 +22,11 @@ SAFE_DEFAULTS: dict[str, Any] = {
     "port": "{port}",
     "cid": "1",
     "str": "qmpcompat-nofd",  # an fd name the monitor does not have
-    "args": SINK_ARGS,
+    "args": [*SINK_ARGS],
 }
 
 # One value of each JSON type, for the wrong-type cases.
-WRONG_VALUES: dict[str, Any] = {
+WRONG_VALUES: JSONObject = {
     "string": "qmpcompat", "int": 7, "number": 1.5, "boolean": True, "null": None,
     "object": {}, "array": [],
 }
@@ -44,7 +44,7 @@ LONG = "a" * 120
 # directives, and long (past 4 KiB, past 64 KiB).
 PLAIN_STRINGS = ("", "x", "qmpcompat", " ", "é", "a\u0000b", "x" * 4097, "\n", "a\tb\x1b[0m\x7f",
                  "\u202eq", "\U0001f4a5", "a,b=c", "%s%n%x", "y" * 65537)
-STRING_CATALOGUE: dict[str, tuple[Any, ...]] = {
+STRING_CATALOGUE: dict[str, tuple[JSON, ...]] = {
     "uri": ("unix:{tmpdir}/h.sock", f"unix:{{tmpdir}}/{LONG}", "unix:{tmpdir}/no/such/dir.sock",
             "tcp:127.0.0.1:{port}", "tcp:[::1]:{port}", "tcp:localhost:0", "tcp:127.0.0.1:65536",
             "tcp:127.0.0.1:", "file:{tmpdir}/h.file", "file:{tmpdir}/h.file,offset=4096",
@@ -67,7 +67,7 @@ STRING_CATALOGUE: dict[str, tuple[Any, ...]] = {
 ARGS_CATALOGUE: tuple[list[str], ...] = (SINK_ARGS, SINK_READ_ARGS, [])
 
 
-def valid_scalar(json_type: str, member: str) -> Any:
+def valid_scalar(json_type: str, member: str) -> JSON:
     """The safe default for a member called ``member`` of builtin ``json_type``
     (``array`` asks for a whole list, e.g. exec's ``args``; None if there is none)."""
     if member in SAFE_DEFAULTS:
@@ -76,5 +76,6 @@ def valid_scalar(json_type: str, member: str) -> Any:
             return list(value) if isinstance(value, list) else value
     if json_type == "array":
         return None
-    return {"string": "qmpcompat", "int": 0, "number": 0, "boolean": False, "null": None,
-            "value": "qmpcompat"}.get(json_type, "qmpcompat")
+    plain: JSONObject = {"string": "qmpcompat", "int": 0, "number": 0, "boolean": False,
+                         "null": None, "value": "qmpcompat"}
+    return plain.get(json_type, "qmpcompat")

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.derive import predict
 from qmpcompat.derive.predict import Prediction
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.query import Entry, SchemaIndex
+from qmpcompat.types import JSON, JSONObject, json_list, json_object
 
 # Every integer type accepts these, whatever its C type (the smallest is uint8).
 SAFE_INT = range(0, 256)
@@ -61,7 +61,7 @@ class _Problem(Exception):
         self.answer = answer
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: JSON) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -82,7 +82,7 @@ class _Visitor:
         self.walker = walker
         self.ordered = ordered
 
-    def value(self, type_name: str, value: Any, path: str, name: str, query: str) -> None:
+    def value(self, type_name: str, value: JSON, path: str, name: str, query: str) -> None:
         """Visit ``value`` as a ``type_name`` at ``path`` (member ``name``, schema
         place ``query``); raise _Problem at the first error."""
         walker = self.walker
@@ -98,18 +98,18 @@ class _Visitor:
             self.value(branch, value, path, name, query)
         elif meta == "enum":
             if value not in walker.enum_values(type_name):
-                raise _Problem(Answer(predict.bad_enum(name, value), f"{query}/^{value} is false"))
+                raise _Problem(Answer(predict.bad_enum(name, str(value)), f"{query}/^{value} is false"))
         elif meta == "array":
             element = str(entry["element-type"])
-            for i, item in enumerate(value):
+            for i, item in enumerate(json_list(value)):
                 self.value(element, item, f"{path}[{i}]", "", query)
         elif meta == "object":
-            self.object(type_name, value, path, query)
+            self.object(type_name, json_object(value), path, query)
         elif kind == "int" and jtype == "int" and value not in SAFE_INT:
             raise _Problem(Answer(None, f"{query} is an integer whose C type introspection "
                                   "does not show, so its range is unknown", decided=False))
 
-    def object(self, type_name: str, value: dict[str, Any], path: str, query: str) -> None:
+    def object(self, type_name: str, value: JSONObject, path: str, query: str) -> None:
         """Visit an object's members in schema order (a union's branch after its
         base), then report its unknown members."""
         known: list[str] = []
@@ -118,7 +118,7 @@ class _Visitor:
         where = query
         while entry is not None:
             branch: str | None = None
-            case: Any = None
+            case: JSON = None
             for member in entry.get("members") or ():
                 mname = str(member["name"])
                 known.append(mname)
@@ -162,7 +162,7 @@ def _article(kind: str) -> str:
     return word.get(kind, f"a {kind}")
 
 
-def visit(index: SchemaIndex, command: str, arguments: dict[str, Any],
+def visit(index: SchemaIndex, command: str, arguments: JSONObject,
           ordered: bool = True) -> Answer:
     """The input visitor's answer to ``command`` with ``arguments`` in ``index``.
     SchemaError if the schema has no such command (QEMU would say CommandNotFound)."""
