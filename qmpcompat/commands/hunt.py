@@ -48,6 +48,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     h.add_argument("--state-every", type=int, default=None, metavar="N",
                    help="every Nth round of batches draws transcripts from the state model "
                         "(0: never; default: the hunt's own, see docs/hunt.md)")
+    h.add_argument("--no-systematic", action="store_true",
+                   help="skip the systematic pass (every edge value at every place, and short "
+                        "state sequences) that comes before the random draws")
     h.add_argument("--no-backtrace", action="store_true",
                    help="do not run a crash under gdb for the bug report")
     h.add_argument("--replay", type=Path, metavar="FILE",

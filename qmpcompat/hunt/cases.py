@@ -177,6 +177,8 @@ class Finding:
     seen: int = 1  # failures of this signature the run met (itself included)
     also: list[dict[str, Any]] = field(default_factory=list)  # other minimal transcripts
     affected_keys: list[dict[str, str]] = field(default_factory=list)  # builds with the bug
+    found_after_cases: int = 0  # the worker's cases when it first saw the failure
+    found_after_seconds: float = 0.0  # ... and the seconds since its hunt began
 
     @property
     def command(self) -> str:

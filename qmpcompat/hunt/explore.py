@@ -1,4 +1,6 @@
-"""The exploration loop of one worker: Hypothesis batches of schema-valid
+"""The exploration loop of one worker: first its share of the systematic pass
+(``qmpcompat.hunt.systematic``: every edge value at every place, one place at a
+time, and short state sequences), then Hypothesis batches of schema-valid
 cases (one command, or a short transcript from the state model every
 ``state_every``-th batch), run in persistent mode (``qmpcompat.vectors.persistent``:
 a QEMU serves case after case while they leave it unchanged) or each on a fresh
@@ -22,7 +24,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ from qmpcompat.hunt.floor import start_once
 from qmpcompat.hunt.reduce import reduce_tree
 from qmpcompat.hunt.state import STEP_COMMANDS, StateModel
 from qmpcompat.hunt.strategies import TreeStrategies
+from qmpcompat.hunt.systematic import plan
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
 from qmpcompat.schema.model.query import Entry, SchemaIndex
@@ -81,16 +84,19 @@ class WorkerStats:
     reused: int = 0  # cases served by a QEMU that had served an earlier case
     retired: dict[str, int] = field(default_factory=dict)  # why a persistent QEMU was given up
     rerun: int = 0  # failures on a reused QEMU, run again alone on a fresh one
+    systematic: int = 0  # cases of the systematic pass
 
 
 
 
 def distinct(findings: Sequence[Finding], explorer: Explorer) -> list[Finding]:
     """The findings no simpler one explains (same bug key, and the simpler
-    one's decisive choices all made), simplest (fewest decisive choices) first."""
+    one's decisive choices all made), simplest (fewest decisive choices) first;
+    of equal ones, the one found first (fewest seconds into its worker's hunt)."""
     out: list[Finding] = []
     for f in sorted(findings, key=lambda f: (len(explorer.decisive(f.steps)), len(f.steps),
-                                             len(json.dumps(f.steps)), f.key)):
+                                             len(json.dumps(f.steps)), f.key,
+                                             f.found_after_seconds)):
         if not any(g.bug_key == f.bug_key and explorer.decisive(g.steps) <= pairs(f.steps)
                    and {s["execute"] for s in g.steps} <= {s["execute"] for s in f.steps}
                    for g in out):
@@ -125,6 +131,8 @@ class Explorer:
         self.slow: set[tuple[str, ...]] = set()  # shapes seen to take over SLOW_CASE seconds
         self.passed: set[str] = set()  # cases this worker ran that did not fail
         self.max_cases: int | None = None  # the current hunt's case bound
+        self.seed = 0  # ... its seed
+        self.started_at = 0.0  # ... and when it started (monotonic)
 
     def decisive(self, steps: Sequence[Step]) -> set[tuple[str, str]]:
         """The enum choices of a transcript that shrinking could not undo: members
@@ -188,34 +196,41 @@ class Explorer:
 
     def hunt(self, budget: float | None, seed: int, worker: int = 0,
              on_finding: Callable[[Finding], None] | None = None,
-             max_cases: int | None = None) -> list[Finding]:
+             max_cases: int | None = None, workers: int = 1,
+             systematic: bool = True) -> list[Finding]:
         """Explore until ``budget`` seconds have passed or ``max_cases`` cases have run
         (whichever comes first; None: no such bound, but one of them is needed);
         return the distinct findings. Shrinking a failure found before the bound may
-        run cases past it (for at most SHRINK_BUDGET seconds). Batches go round the
-        commands; every ``state_every``-th round draws transcripts from the state
-        model (0: never)."""
+        run cases past it (for at most SHRINK_BUDGET seconds). With ``systematic``,
+        the worker first runs its share of the systematic pass (one of ``workers``);
+        then batches go round the commands, and every ``state_every``-th round
+        draws transcripts from the state model (0: never)."""
         if budget is None and max_cases is None:
             raise QmpCompatError("a hunt needs a time budget or a number of cases")
-        start = time.monotonic()
+        start = self.started_at = time.monotonic()
         deadline = start + budget if budget is not None else math.inf
-        self.max_cases = max_cases
+        self.max_cases, self.seed = max_cases, seed
         home, before = private_dir("qmph-"), storage_directory(intent_to_write=False).home_directory
         set_hypothesis_home_dir(home)  # no .hypothesis/ in the caller's directory
         found: dict[str, Finding] = {}
+
+        def keep(finding: Finding | None) -> None:
+            if finding is not None and finding.key not in found:
+                found[finding.key] = finding
+                self.known.append((finding.bug_key, self.decisive(finding.steps),
+                                   {s["execute"] for s in finding.steps}))
+                if on_finding is not None:
+                    on_finding(finding)
+
         batch = 0
         try:
+            for finding in self.sweep(worker, workers, deadline) if systematic else ():
+                keep(finding)
             while time.monotonic() < deadline and self.commands and not self.spent():
                 command = self.commands[batch % len(self.commands)]
                 rnd = batch // len(self.commands)
                 stateful = bool(self.state_every) and rnd % self.state_every == self.state_every - 1
-                finding = self.batch(command, stateful, seed, worker, batch, deadline)
-                if finding is not None and finding.key not in found:
-                    found[finding.key] = finding
-                    self.known.append((finding.bug_key, self.decisive(finding.steps),
-                                       {s["execute"] for s in finding.steps}))
-                    if on_finding is not None:
-                        on_finding(finding)
+                keep(self.batch(command, stateful, seed, worker, batch, deadline))
                 batch += 1
         finally:
             set_hypothesis_home_dir(before)
@@ -232,6 +247,7 @@ class Explorer:
         first: list[list[Step]] = []
         cases: dict[str, list[Step]] = {}
         shrink_until: list[float] = []
+        found_after: list[tuple[int, float]] = []
 
         @settings(max_examples=BATCH, database=None, deadline=None, derandomize=False,
                   suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
@@ -268,6 +284,7 @@ class Explorer:
                 failures[key], cases[key] = obs, steps
                 if not first:
                     first.append(steps)
+                    found_after.append((self.stats.cases, round(now - self.started_at, 1)))
                     shrink_until.append((now if deadline == math.inf else max(deadline, now))
                                         + SHRINK_BUDGET)
             raise _Failed(obs)  # one place: Hypothesis tells failures apart by where they rise
@@ -285,23 +302,65 @@ class Explorer:
         # The simplest failing case seen (Hypothesis's shrinker produced it; its own
         # choice of what to report orders by draw sequence, not by size).
         key = min(cases, key=lambda k: (len(self.decisive(cases[k])), len(cases[k]), len(k), k))
-        kind = bug_key(cases[key], failures[key].to_json())
+        return self.settle(cases[key], failures, first[0], (seed, worker, batch),
+                           shrink_until[0], flaky, found_after[0])
 
-        def still_fails(steps: Any) -> bool:
-            if (not well_formed(steps) or steps_problems(steps, Policy.template())
-                    or main_step(steps)["execute"] != command):
+    def settle(self, steps: list[Step], failures: dict[str, Observation], original: list[Step],
+               origin: tuple[int, int, int], until: float, flaky: bool,
+               found_after: tuple[int, float]) -> Finding:
+        """The finding a failing transcript is: reduced (``reduce_tree``, until the
+        monotonic time ``until``) while it fails with the same bug, and run again
+        alone on a fresh QEMU. ``failures`` holds the observations of failing
+        transcripts by their JSON (``steps``'s among them); ``origin`` is (seed,
+        worker, batch); ``found_after`` the worker's cases and seconds when the
+        failure was first seen."""
+        command = main_step(steps)["execute"]
+        kind = bug_key(steps, failures[json.dumps(steps, sort_keys=True)].to_json())
+
+        def still_fails(candidate: Any) -> bool:
+            if (not well_formed(candidate) or steps_problems(candidate, Policy.template())
+                    or main_step(candidate)["execute"] != command):
                 return False
-            obs = self.run_case(steps)
-            if is_failure(steps, obs) and bug_key(steps, obs.to_json()) == kind:
-                failures[json.dumps(steps, sort_keys=True)] = obs
+            obs = self.run_case(candidate)
+            if is_failure(candidate, obs) and bug_key(candidate, obs.to_json()) == kind:
+                failures[json.dumps(candidate, sort_keys=True)] = obs
                 return True
             return False
 
-        minimal = reduce_tree(cases[key], still_fails, self.enum_defaults, shrink_until[0])
+        minimal = reduce_tree(steps, still_fails, self.enum_defaults, until)
         observed = failures[json.dumps(minimal, sort_keys=True)]
         again = self.run_case(minimal, fresh=True)
+        seed, worker, batch = origin
         return Finding(steps=minimal, qemu=self.build.label,
                        qemu_version=self.build.version_str, binary=self.build.binary,
                        observed=observed.to_json(), reproduced=again.to_json(),
-                       original=first[0], seed=seed, worker=worker, batch=batch,
-                       flaky=flaky or not is_failure(minimal, again))
+                       original=original, seed=seed, worker=worker, batch=batch,
+                       flaky=flaky or not is_failure(minimal, again),
+                       found_after_cases=found_after[0], found_after_seconds=found_after[1])
+
+    def sweep(self, worker: int, workers: int, deadline: float) -> Iterator[Finding]:
+        """This worker's share of the systematic pass (``qmpcompat.hunt.systematic``:
+        every ``workers``-th case from the ``worker``-th), until the deadline or the
+        case bound; each new failure as a finding (batch -1)."""
+        for steps in plan(self.strategies.walker, self.commands)[worker::workers]:
+            if time.monotonic() >= deadline or self.spent():
+                return
+            if steps_problems(steps, Policy.template()):
+                continue  # the safety gate refuses it: never sent
+            if shape_key(steps) in self.slow:
+                self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
+                continue
+            obs = self.run_case(steps)
+            self.stats.systematic += 1
+            if not is_failure(steps, obs):
+                if len(self.passed) < MAX_PASSED:
+                    self.passed.add(json.dumps(steps, sort_keys=True))
+                continue
+            if self.is_known(steps, obs):
+                self.stats.results["known"] = self.stats.results.get("known", 0) + 1
+                continue
+            now = time.monotonic()
+            until = (now if deadline == math.inf else max(deadline, now)) + SHRINK_BUDGET
+            yield self.settle(steps, {json.dumps(steps, sort_keys=True): obs}, steps,
+                              (self.seed, worker, -1), until, False,
+                              (self.stats.cases, round(now - self.started_at, 1)))

@@ -2,8 +2,10 @@
 
 What a QEMU developer asks for first: which versions and packages have it
 (first and last affected of the builds the run tried, and each build's answer),
-the command line, the whole QMP transcript with QEMU's answers, QEMU's stderr,
-and a backtrace when gdb was on the host.
+the command line, the whole QMP transcript with QEMU's answers (each build's
+line says how it answered every step, not only the last), QEMU's stderr, and a
+backtrace when gdb was on the host, with what it takes to give QEMU's own
+frames names when the build is stripped.
 """
 
 from __future__ import annotations
@@ -13,14 +15,36 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from qmpcompat.hunt.backtrace import NO_SYMBOLS, Trace
 from qmpcompat.hunt.cases import Finding, command_shape
 from qmpcompat.hunt.findings import Answer, summary_of
 from qmpcompat.provision import QemuBuild
+from qmpcompat.vectors.transcript import Step, main_step
 
 
 def affected(answers: Sequence[Answer], finding: Finding) -> list[Answer]:
     """The builds that fail with the finding's signature, in version order."""
     return sorted((a for a in answers if a.same_bug(finding)), key=lambda a: a.version)
+
+
+def whole_answer(steps: Sequence[Step], observed: dict[str, Any]) -> str:
+    """What a build did with the whole transcript, in one line: each step before
+    the last one it answered, accepted or rejected with QEMU's words, then how
+    the transcript ended ('accept' after a rejected step says so)."""
+    replies = observed.get("replies") or []
+    parts = []
+    if len(steps) > 1:
+        for step, reply in zip(steps, replies, strict=False):
+            if step is main_step(steps):
+                continue
+            error = reply.get("error")
+            parts.append(f"`{step['execute']}` " + (f"rejected ({error.get('desc')})"
+                                                    if error else "accepted"))
+    obs = observed
+    what = (str(obs.get("detail")).splitlines()[0] if obs.get("detail")
+            else Answer("", "0", obs).observation.summary())
+    main = f"`{main_step(steps)['execute']}` {what}" if len(steps) > 1 else what
+    return "; ".join([*parts, main])
 
 
 def _transcript(finding: Finding, replies: list[dict[str, Any]] | None) -> str:
@@ -38,7 +62,7 @@ def _transcript(finding: Finding, replies: list[dict[str, Any]] | None) -> str:
 
 
 def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[QemuBuild],
-               backtrace: str | None) -> str:
+               trace: Trace | None) -> str:
     """The report's Markdown text."""
     hit = affected(answers, finding)
     by_label = {b.label: b for b in builds}
@@ -55,15 +79,16 @@ def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[Qem
     for a in sorted(answers, key=lambda a: a.version):
         pkg = by_label[a.qemu].package if a.qemu in by_label else ""
         mark = "**affected**" if a.same_bug(finding) else "not affected"
-        what = str(a.observed.get("detail") or a.observed.get("desc") or a.observed.get("result"))
+        what = whole_answer(finding.steps, a.observed)
         out.append(f"| {a.qemu_version} | {pkg or '-'} | {mark}: "
-                   f"{what.splitlines()[0][:120].replace('|', '/')} |")
+                   f"{what[:400].replace('|', '/')} |")
     out += ["", "## How to reproduce", "",
             f"Found on QEMU {finding.qemu_version}"
             + (f" ({build.package})" if build and build.package else "")
             + f" by `qmpcompat hunt --seed {finding.seed}` (worker {finding.worker}, "
-            f"batch {finding.batch}); the transcript below is the smallest the hunt found "
-            "that still fails the same way, and it fails alone on a fresh QEMU.", "",
+            + ("systematic pass" if finding.batch < 0 else f"batch {finding.batch}")
+            + f", after {finding.found_after_cases} cases); the transcript below is the "
+            "smallest the hunt found that still fails the same way, and it fails alone on a fresh QEMU.", "",
             "```sh", shlex.join(argv), "```", "",
             f"(`qemu-system-x86_64` here: `{finding.binary}`"
             + (", run through the build's own loader as qmpcompat does)" if build and
@@ -78,9 +103,10 @@ def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[Qem
             "## What QEMU did", "", "```",
             str(finding.reproduced.get("detail") or finding.observed.get("detail", "")).strip(),
             "```", ""]
-    if backtrace:
-        out += ["## Backtrace (gdb, attached to the crashing QEMU)", "", "```", backtrace,
-                "```", ""]
-    else:
-        out += ["No backtrace: gdb is not on this host, or QEMU did not take a signal.", ""]
+    if trace is not None:
+        out += [f"## Backtrace (gdb, attached to the crashing QEMU {trace.build.label})", "",
+                "```", trace.text, "```", ""]
+    if trace is None or not trace.symbols:
+        out += [NO_SYMBOLS if trace is not None else
+                "No backtrace: gdb is not on this host, or QEMU did not take a signal.", ""]
     return "\n".join(out)

@@ -20,7 +20,7 @@ from typing import Any
 from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness.process import die_with_parent
-from qmpcompat.hunt.backtrace import backtrace
+from qmpcompat.hunt.backtrace import NO_SYMBOLS, backtrace, symbols
 from qmpcompat.hunt.cases import Finding, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
@@ -62,7 +62,8 @@ def _work(job: dict[str, Any]) -> dict[str, Any]:
                         job.get("floor_every", 20), job.get("state_every", STATE_EVERY))
     with runner:
         findings = explorer.hunt(job["budget"], job["seed"], job["worker"],
-                                 max_cases=job.get("max_cases"))
+                                 max_cases=job.get("max_cases"), workers=job.get("workers", 1),
+                                 systematic=job.get("systematic", True))
     samples = explorer.stats.floor_samples
     return {"findings": findings, "stats": explorer.stats,
             "floor": statistics.median(samples) if samples else None}
@@ -76,7 +77,8 @@ def _hunt_build(build: QemuBuild, entries: list[Entry], args: argparse.Namespace
     jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
              "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
              "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
-             "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w)}
+             "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w),
+             "workers": args.workers, "systematic": not args.no_systematic}
             for w in range(args.workers)]
     start = time.monotonic()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -111,7 +113,8 @@ def by_signature(findings: list[Finding]) -> list[Finding]:
         groups.setdefault(f.signature, []).append(f)
     out = []
     for sig in sorted(groups):
-        same = sorted(groups[sig], key=lambda f: (len(f.steps), len(json.dumps(f.steps)), f.key))
+        same = sorted(groups[sig], key=lambda f: (len(f.steps), len(json.dumps(f.steps)), f.key,
+                                                  f.found_after_seconds))
         best = same[0]
         best.seen = len(same)
         best.also = [{"qemu": f.qemu, "steps": f.steps} for f in same[1:]
@@ -174,20 +177,38 @@ def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
               + (f"\n      signature: {signature(steps, obs.to_json())}" if bad else ""))
         for reply in obs.replies or ():
             print(f"      {json.dumps(reply)[:200]}")
+        if bad and not args.no_backtrace and "killed by signal" in obs.detail:
+            trace = backtrace(build, steps, incoming)
+            if trace is not None:
+                print("      backtrace (gdb):\n" + "\n".join(
+                    f"        {line}" for line in trace.text.splitlines()))
+                if not trace.symbols:
+                    print(f"      {NO_SYMBOLS}")
     return 1 if failed else 0
 
 
 def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespace,
            ) -> dict[str, Any]:
-    """Which recorded crashes the run found again by itself, per build, and which not."""
+    """Which recorded crashes the run found again by itself, per build, and which
+    not. A found one says how: ``explored`` (a worker hunting on that build met it:
+    after how many of its cases and seconds, the earliest) or ``re-run`` (a
+    finding from another build, run on this one, fails the same way)."""
     bugs: list[KnownBug] = known_bugs(load(), builds, Runner(args.timeout))
-    keys = {(f.qemu, f.bug_key) for f in found} | {
-        (a["qemu"], a["bug_key"]) for f in found for a in f.affected_keys}
+    explored: dict[tuple[str, str], Finding] = {}
+    for f in sorted(found, key=lambda f: f.found_after_seconds):
+        explored.setdefault((f.qemu, f.bug_key), f)
+    rerun = {(a["qemu"], a["bug_key"]) for f in found for a in f.affected_keys}
     out: dict[str, Any] = {"found": [], "missed": []}
     for bug in bugs:
-        hit = (bug.qemu, bug.key) in keys
-        out["found" if hit else "missed"].append(
-            {"defect": bug.defect, "vector": bug.vector, "qemu": bug.qemu})
+        entry: dict[str, Any] = {"defect": bug.defect, "vector": bug.vector, "qemu": bug.qemu}
+        first = explored.get((bug.qemu, bug.key))
+        if first is not None:
+            entry.update(how="explored", worker=first.worker,
+                         systematic=first.batch < 0, after_cases=first.found_after_cases,
+                         after_seconds=first.found_after_seconds)
+        elif (bug.qemu, bug.key) in rerun:
+            entry["how"] = "re-run"
+        out["found" if "how" in entry else "missed"].append(entry)
     return out
 
 
@@ -236,17 +257,30 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         defect_number += used
         trace = None
         if not args.no_backtrace and hit and "signal" in finding.signature:
-            first = next(b for b in builds if b.label == hit[0].qemu)
+            # the first affected build with symbols, else the first affected build
+            mine = [b for a in hit for b in builds if b.label == a.qemu]
+            first = next((b for b in mine if symbols(b.binary)), mine[0])
             trace = backtrace(first, finding.steps, finding.command == "migrate-incoming")
         md = path.with_suffix(".md")
         md.write_text(bug_report(finding, answers, builds, trace))
         versions = (f"{hit[0].qemu_version}..{hit[-1].qemu_version}" if hit else "none")
         reports.append({"id": path.stem, "signature": finding.signature, "seen": finding.seen,
+                        "qemu": finding.qemu, "worker": finding.worker,
+                        "systematic": finding.batch < 0,
+                        "after_cases": finding.found_after_cases,
+                        "after_seconds": finding.found_after_seconds,
                         "affected": [a.qemu_version for a in hit], "report": md.name,
                         "steps": finding.steps})
         print(f"qmpcompat hunt: {finding.signature}\n    affected {versions}; "
               f"{json.dumps(finding.steps)[:300]}\n    -> {md}", flush=True)
     known = _known(builds, list(findings.values()), args)
+    for hit in known["found"]:
+        how = (f"explored on it, after {hit['after_cases']} cases and {hit['after_seconds']}s "
+               f"of worker {hit['worker']}"
+               + (" (systematic pass)" if hit["systematic"] else "")
+               if hit["how"] == "explored" else "a finding of another build, re-run on it")
+        print(f"qmpcompat hunt: found again: {hit['defect']} ({hit['vector']}) on QEMU "
+              f"{hit['qemu']}: {how}")
     for miss in known["missed"]:
         print(f"qmpcompat hunt: not found again: {miss['defect']} ({miss['vector']}) on QEMU "
               f"{miss['qemu']}")
