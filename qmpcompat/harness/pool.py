@@ -4,12 +4,17 @@ A ``QemuPool`` serves one build and one set of options. ``take`` returns a
 QEMU that has finished its QMP handshake; the pool keeps ``spares`` more
 launched behind it, whose start-up and handshake go on while the caller talks
 to the QEMU it holds (they share the pool's event loop), so a caller that
-needs a fresh QEMU often waits less than a whole start for it.
+needs a fresh QEMU often waits less than a whole start for it. ``discard``
+gives a QEMU back to be killed: SIGKILL at once, and the rest of its teardown
+(waiting for it to go, what it left behind, its private dir) on the pool's own
+closing thread, so the caller goes on at once; ``close`` waits for all of it.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from qmpcompat.harness.qemu import EventLoop, Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
@@ -25,6 +30,7 @@ class QemuPool:
         self.started = 0  # QEMUs launched, spares included
         self.loop = EventLoop()  # every QEMU of the pool runs on it
         self.loop.acquire()
+        self._closer = ThreadPoolExecutor(1, thread_name_prefix="qmpcompat-close")
 
     def _launch(self) -> None:
         self._launched.append(Qemu(self.build, self.options, self.name, loop=self.loop).launch())
@@ -40,8 +46,17 @@ class QemuPool:
             self._launch()
         return qemu.ready()
 
+    def discard(self, qemu: Qemu) -> None:
+        """Kill a QEMU the pool handed out; its teardown finishes in the background."""
+        qemu.close(later=self.later)
+
+    def later(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the closing thread, after every teardown handed to it before."""
+        self._closer.submit(job)
+
     def close(self) -> None:
-        """Kill every spare not handed out."""
+        """Kill every spare not handed out, and wait for every discarded QEMU to be gone."""
         while self._launched:
             self._launched.popleft().close()
+        self._closer.shutdown(wait=True)
         self.loop.release()  # closed once the QEMUs handed out are closed too

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -208,24 +208,63 @@ class Qemu:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> int | None:
+    def close(self, later: Callable[[Callable[[], object]], object] | None = None,
+              ) -> int | None:
         """Disconnect, kill the process, remove the private dir. Returns the exit status
-        (None if it was still running and had to be killed by us)."""
+        (None if it was still running and had to be killed by us). With ``later``
+        (e.g. a thread pool's ``submit``), QEMU is sent SIGKILL at once and waiting
+        for it to go, killing what it left behind and removing the dir are handed
+        to ``later``: the caller goes on while the kernel tears QEMU down."""
         status = None
         session, self._session = self._session, None
         accepting, self._accepting = self._accepting, None
+        if self.child is not None:
+            status = self.child.poll()
+            if later is not None:
+                self.child.signal_kill()  # the disconnect below then meets a closed socket
         if session is not None:
             if accepting is not None:
                 accepting.cancel()
                 with contextlib.suppress(BaseException):
                     session.run(accepting)
             session.close()
-        if self.child is not None:
-            status = self.child.poll()
-            self.child.kill()
-        if self._owns_dir and getattr(self, "workdir", None):
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        workdir = self.workdir if self._owns_dir and getattr(self, "workdir", None) else None
+        child = self.child
+
+        def finish() -> None:
+            if child is not None:
+                child.kill()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        if later is None:
+            finish()
+        else:
+            later(finish)
         return status
+
+    def commands(self, steps: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Any]:
+        """Send several commands the caller needs to succeed at once (pipelined: one
+        round trip for all of them) and return their results in order;
+        CommandFailed for the first that fails. Each passes the safety gate first."""
+        session = self._started()
+        policy = self.policy or Policy.for_case(self.workdir)
+        for command, arguments in steps:
+            check_command(command, arguments, policy)
+        what = "after " + ", ".join(c for c, _ in steps)
+        async def every() -> list[Any]:  # gathered on the session's own loop
+            return list(await asyncio.gather(*(session.qmp.execute(c, a) for c, a in steps)))
+
+        try:
+            results = self._await(every(), what)
+        except ExecuteError as exc:
+            name = str(dict(exc.sent).get("execute"))
+            raise CommandFailed(Reply(name, next((a for c, a in steps if c == name), None),
+                                      error_class=exc.error_class,
+                                      desc=exc.error.error.desc)) from None
+        finally:
+            self._drain_events()
+        return list(results)
 
     @property
     def alive(self) -> bool:

@@ -10,8 +10,9 @@ answers) is compared with what the same QEMU said when it was fresh:
   next case (QEMU's input checks run before any command code, and a rejected
   ``migrate``/``migrate-incoming`` keeps no state);
 - the command was accepted (a migration is followed to its end as on a fresh
-  QEMU), the probe changed, or QEMU died or hung: the QEMU is retired and the
-  next case gets a fresh one, from a pool that starts a spare ahead;
+  QEMU), the probe changed, or QEMU died or hung: the QEMU is retired (killed at
+  once, its teardown finished in the background) and the next case gets a fresh
+  one, from a pool that starts a spare ahead;
 - a crash, hang or set-up error on a QEMU that had served earlier cases is run
   again alone on a fresh QEMU, and that run is the observation: a finding never
   depends on what ran before it.
@@ -26,6 +27,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
@@ -59,8 +61,10 @@ def persistable(vec: Vector) -> bool:
 
 def probe(q: Qemu) -> Probe:
     """The state a rejected command must leave unchanged: the run state and the
-    migration status (QemuDied / QemuHung if QEMU no longer answers)."""
-    return json_object(q.cmd("query-status")).get("status"), q.query_migrate().get("status")
+    migration status, asked in one round trip (QemuDied / QemuHung if QEMU no
+    longer answers)."""
+    status, migration = q.commands([("query-status", None), ("query-migrate", None)])
+    return json_object(status).get("status"), json_object(migration).get("status")
 
 
 @dataclass
@@ -95,6 +99,10 @@ class PersistentRunner(Runner):
         self.stats = PersistentStats()
         self._pools: dict[tuple[str, bool], QemuPool] = {}
         self._live: dict[tuple[str, bool], _Live] = {}
+        # What a fresh QEMU of each build and option set answers to the probe: the
+        # first one's answer (every fresh one answers the same; a QEMU that did not
+        # would be retired at its first probe, never kept by mistake).
+        self._baseline: dict[tuple[str, bool], Probe] = {}
 
     def close(self) -> None:
         """Kill every QEMU still held (live or spare)."""
@@ -120,17 +128,19 @@ class PersistentRunner(Runner):
                     build, QemuOptions(incoming_defer=incoming, timeout=self.timeout), self.spares)
             qemu = pool.take()
             try:
-                live = _Live(qemu, probe(qemu))
+                if key not in self._baseline:
+                    self._baseline[key] = probe(qemu)
             except BaseException:
                 qemu.close()
                 raise
-            self._live[key] = live
+            live = self._live[key] = _Live(qemu, self._baseline[key])
         return live
 
     def _retire(self, build: QemuBuild, incoming: bool, why: str) -> None:
-        live = self._live.pop((build.binary, incoming), None)
+        key = (build.binary, incoming)
+        live = self._live.pop(key, None)
         if live is not None:
-            live.qemu.close()
+            self._pools[key].discard(live.qemu)  # torn down in the background
             self.stats.retire(why)
 
     def run(self, vec: Vector, build: QemuBuild, peer_build: QemuBuild | None = None) -> Observation:
@@ -183,13 +193,15 @@ class PersistentRunner(Runner):
         live.served += 1
         tmp = private_dir("qmpv-")
         live.qemu.policy = Policy.for_case(tmp, self.allow_exec)  # this case's own dir
+        why = "error"
         try:
             obs, why = on(live, str(tmp))
         finally:
-            if not self.keep_dirs:
-                shutil.rmtree(tmp, ignore_errors=True)
-        if why:
-            self._retire(build, incoming, why)
+            if why:
+                self._retire(build, incoming, why)
+            if not self.keep_dirs:  # after the QEMU's own teardown, on the same thread
+                self._pools[(build.binary, incoming)].later(
+                    partial(shutil.rmtree, tmp, ignore_errors=True))
         if reused and obs.result in NEVER_OK:
             self.stats.rerun += 1
             again = fresh()
