@@ -6,7 +6,7 @@ which goes first from round to round, so neither always meets the other's
 leftovers on a shared machine), and reports cases per minute, QEMU starts,
 findings by signature and the recorded crashes each mode found again.
 
-    python benchmarks/hunt.py [--budget 60s] [--rounds 1] [--only VERSION]
+    python benchmarks/hunt.py [--budget 60s] [--rounds 1] [--only VERSION] [--no-systematic]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,14 @@ from qmpcompat.selection import select
 REPO = Path(__file__).resolve().parents[1]
 
 
-def hunt_once(label: str, budget: str, seed: int, fresh: bool) -> dict[str, Any]:
-    """One ``qmpcompat hunt`` run; its numbers, findings and known defects."""
+def hunt_once(label: str, budget: str, seed: int, fresh: bool,
+              extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One ``qmpcompat hunt`` run (``extra``: more of its options); its numbers,
+    findings and known defects."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", label, "--budget", budget,
-               "--seed", str(seed), "--out", out, "--no-backtrace"] + (["--fresh"] if fresh else [])
+               "--seed", str(seed), "--out", out, "--no-backtrace", *extra] + (
+                   ["--fresh"] if fresh else [])
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"hunt failed: {proc.stderr[-2000:]}")
@@ -37,19 +41,22 @@ def hunt_once(label: str, budget: str, seed: int, fresh: bool) -> dict[str, Any]
     return {"mode": "fresh" if fresh else "persistent", "cases": row["cases"],
             "seconds": row["seconds"], "cases_per_minute": row["cases_per_minute"],
             "qemu_starts": row["qemu_starts"], "reused": row["reused"],
+            "systematic": sum(w.get("systematic", 0) for w in row["workers"]),
             "floor_ms": row["floor_ms"], "results": row["results"],
             "signatures": sorted(r["signature"] for r in data["reports"]),
             "known_found": sorted({k["defect"] for k in data["known_defects"]["found"]}),
             "known_missed": sorted({k["defect"] for k in data["known_defects"]["missed"]})}
 
 
-def compare(label: str, budget: str, seed: int, rounds: int) -> dict[str, Any]:
+def compare(label: str, budget: str, seed: int, rounds: int,
+            extra: Sequence[str] = ()) -> dict[str, Any]:
     """Both modes, ``rounds`` times, alternating the order; the totals and ratio."""
     runs = []
     for r in range(rounds):
         order = (True, False) if r % 2 == 0 else (False, True)
-        runs += [hunt_once(label, budget, seed, fresh) for fresh in order]
-    out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "runs": runs}
+        runs += [hunt_once(label, budget, seed, fresh, extra) for fresh in order]
+    out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "options": list(extra),
+                           "runs": runs}
     for mode in ("fresh", "persistent"):
         mine = [r for r in runs if r["mode"] == mode]
         out[mode] = {"cases": sum(r["cases"] for r in mine),
@@ -70,9 +77,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="build label (default: the newest)")
+    parser.add_argument("--no-systematic", action="store_true",
+                        help="both modes without the systematic pass (random draws only)")
     args = parser.parse_args()
     label = args.only or select().builds[-1].label
-    result = compare(label, args.budget, args.seed, args.rounds)
+    result = compare(label, args.budget, args.seed, args.rounds,
+                     ["--no-systematic"] if args.no_systematic else [])
     print(json.dumps(result, indent=2))
     return 0
 
