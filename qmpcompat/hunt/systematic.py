@@ -16,7 +16,8 @@ list) after one step that sets state (each migration ``mode``, each capability
 on), or before one step that acts on what it started (each follow-up command of
 the model with its simplest arguments); then the simplest ``uri`` after each
 other parameter of the state model at its enum values, both booleans or its
-integer extremes.
+integer extremes. The few mode transcripts come first, then the one-place
+variants, then the other transcripts.
 
 Everything here is deterministic: the same binary gives the same cases in the
 same order. A case the safety gate refuses is left out by the caller.
@@ -162,31 +163,37 @@ def _capability_steps(walker: TypeWalker) -> Iterator[Step]:
                    {"capabilities": [{"capability": name, "state": True}]})
 
 
-def transcripts(walker: TypeWalker, command: str) -> list[list[Step]]:
-    """The pass's transcripts around ``command``: each mode and each capability
-    before each simplest tree, each follow-up command after each, then each other
-    model parameter's values before the first simplest tree."""
+def transcripts(walker: TypeWalker, command: str) -> tuple[list[list[Step]], list[list[Step]]]:
+    """The pass's transcripts around ``command``, in two parts: each migration mode
+    before each simplest tree (few, and a mode changes what the command does most);
+    then each capability before each simplest tree, each follow-up command after
+    each, and each other model parameter's values before the first simplest tree."""
     mains = [step(command, a) for a in _simplest_mains(walker, command)]
     if not mains:
-        return []
-    firsts = [*_parameter_steps(walker, ("mode",)), *_capability_steps(walker)]
-    out = [[before, main] for before in firsts for main in mains]
+        return [], []
+    modes = [[before, main] for before in _parameter_steps(walker, ("mode",)) for main in mains]
+    out = [[before, main] for before in _capability_steps(walker) for main in mains]
     for after in AFTER[command]:
         if after in walker.index:
             arguments = walker.valid(walker.arg_type(after))
             out += [[main, step(after, arguments)] for main in mains]
     others = [n for n in MODEL_PARAMETERS if n != "mode"]
     out += [[before, mains[0]] for before in _parameter_steps(walker, others)]
-    return out
+    return modes, out
+
+
+def _turns(groups: Sequence[Sequence[list[Step]]]) -> list[list[Step]]:
+    """The cases of ``groups`` taking turns: the first of each, the second of each..."""
+    longest = max((len(g) for g in groups), default=0)
+    return [g[i] for i in range(longest) for g in groups if i < len(g)]
 
 
 def plan(walker: TypeWalker, commands: Sequence[str]) -> list[list[Step]]:
-    """The whole pass for ``commands``: each command's one-place variants, then
-    the transcripts around each, the commands taking turns."""
-    singles = [[[step(c, a)] for a in Variants(walker).arguments(c)] for c in commands]
-    stateful = [transcripts(walker, c) for c in commands]
-    out: list[list[Step]] = []
-    for group in (singles, stateful):
-        longest = max((len(g) for g in group), default=0)
-        out += [g[i] for i in range(longest) for g in group if i < len(g)]
-    return out
+    """The whole pass for ``commands``, the commands taking turns: the mode
+    transcripts, then each command's one-place variants, then the other
+    transcripts."""
+    variants = Variants(walker)
+    around = [transcripts(walker, c) for c in commands]
+    return (_turns([modes for modes, _ in around])
+            + _turns([[[step(c, a)] for a in variants.arguments(c)] for c in commands])
+            + _turns([rest for _, rest in around]))
