@@ -51,8 +51,12 @@ class QemuPool:
         qemu.close(later=self.later)
 
     def later(self, job: Callable[[], object]) -> None:
-        """Run ``job`` on the closing thread, after every teardown handed to it before."""
-        self._closer.submit(job)
+        """Run ``job`` on the closing thread, after every teardown handed to it before
+        (at once, here, once the pool is closed or the interpreter is exiting)."""
+        try:
+            self._closer.submit(job)
+        except RuntimeError:  # cannot schedule new futures after shutdown
+            job()
 
     def close(self) -> None:
         """Kill every spare not handed out, and wait for every discarded QEMU to be gone."""

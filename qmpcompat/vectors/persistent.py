@@ -27,7 +27,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from pathlib import Path
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
@@ -197,11 +197,7 @@ class PersistentRunner(Runner):
         try:
             obs, why = on(live, str(tmp))
         finally:
-            if why:
-                self._retire(build, incoming, why)
-            if not self.keep_dirs:  # after the QEMU's own teardown, on the same thread
-                self._pools[(build.binary, incoming)].later(
-                    partial(shutil.rmtree, tmp, ignore_errors=True))
+            self._after_case(build, incoming, why, tmp)
         if reused and obs.result in NEVER_OK:
             self.stats.rerun += 1
             again = fresh()
@@ -209,6 +205,15 @@ class PersistentRunner(Runner):
             return again
         obs.seconds = round(time.monotonic() - start, 4)
         return obs
+
+    def _after_case(self, build: QemuBuild, incoming: bool, why: str, tmp: Path) -> None:
+        """Remove the case dir, and retire the case's QEMU when ``why`` says to."""
+        try:
+            if not self.keep_dirs:
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if why:
+                self._retire(build, incoming, why)
 
     def _one(self, vec: Vector, live: _Live, tmp: str) -> tuple[Observation, str]:
         """One vector's command on a live QEMU: the observation and why the QEMU
