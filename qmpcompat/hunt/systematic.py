@@ -38,6 +38,7 @@ from qmpcompat.derive.values import (
     STRING_CATALOGUE,
 )
 from qmpcompat.hunt.state import AFTER, MODEL_PARAMETERS, step
+from qmpcompat.types import json_object
 from qmpcompat.vectors.transcript import Step
 
 MAX_DEPTH = 12
@@ -175,7 +176,7 @@ def transcripts(walker: TypeWalker, command: str) -> tuple[list[list[Step]], lis
     out = [[before, main] for before in _capability_steps(walker) for main in mains]
     for after in AFTER[command]:
         if after in walker.index:
-            arguments = walker.valid(walker.arg_type(after))
+            arguments = json_object(walker.valid(walker.arg_type(after)))
             out += [[main, step(after, arguments)] for main in mains]
     others = [n for n in MODEL_PARAMETERS if n != "mode"]
     out += [[before, mains[0]] for before in _parameter_steps(walker, others)]
