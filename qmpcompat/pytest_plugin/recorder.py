@@ -25,7 +25,7 @@ from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.summary import verdict
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import Outcome, split_case_id
+from qmpcompat.types import JSONObject, Outcome, split_case_id
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -107,7 +107,7 @@ def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
     return next((c.vector() for _b, c in derived if c.id == case), None)
 
 
-def lost_case(st: RunState, report: pytest.TestReport) -> list[dict[str, Any]]:
+def lost_case(st: RunState, report: pytest.TestReport) -> list[JSONObject]:
     """The record of a case (a vector's or a derived one) that died without a
     record (its worker was killed, say); empty when the test was no case."""
     param = report.nodeid.rpartition("[")[2].removesuffix("]") if report.nodeid.endswith("]") else ""
@@ -139,7 +139,7 @@ def start_reports(config: pytest.Config) -> None:
 
 
 def finish_reports(config: pytest.Config, interrupted: bool = False,
-                   expected: int = 0) -> dict[str, Any]:
+                   expected: int = 0) -> JSONObject:
     """Write results.json, summary.md and index.html of the run; returns its results document."""
     st = config.stash[STATE]
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
@@ -148,11 +148,11 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                       + [i.warning() for i in st.indexes if i.stale] or None,
                       [i.to_json() for i in st.indexes])
     seen = {r["defect"] for r in [*st.records, *st.pair_records] if r.get("defect")}
-    extra: dict[str, Any] = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
-                             "schema_history": schema_history(st.builds),
-                             "schema_timeline": schema_timeline(st.builds),
-                             "known_defects": [defect_facts(d) for d in st.vectors.defects
-                                               if d.id in seen]}
+    extra: dict[str, object] = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
+                                "schema_history": schema_history(st.builds),
+                                "schema_timeline": schema_timeline(st.builds),
+                                "known_defects": [defect_facts(d) for d in st.vectors.defects
+                                                  if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
     doc = results_document(env, st.records, st.started, extra)
@@ -165,7 +165,7 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     return doc
 
 
-def defect_facts(defect: KnownDefect) -> dict[str, Any]:
+def defect_facts(defect: KnownDefect) -> JSONObject:
     """A known defect as results.json records it."""
     return {"id": defect.id, "vector": defect.vector, "versions": str(defect.versions),
             **({"destination": str(defect.destination)} if defect.destination else {}),

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import pytest
 
@@ -22,6 +22,7 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.selection import Problem, Selection, named_binaries, select
+from qmpcompat.types import JSONObject
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
@@ -46,9 +47,9 @@ class RunState:
     fail_on_known: frozenset[str] = frozenset()
     started: float = field(default_factory=time.time)
     lint: list[LintProblem] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    pair_records: list[dict[str, Any]] = field(default_factory=list)
-    schema_gate: list[dict[str, Any]] = field(default_factory=list)
+    records: list[JSONObject] = field(default_factory=list)
+    pair_records: list[JSONObject] = field(default_factory=list)
+    schema_gate: list[JSONObject] = field(default_factory=list)
 
     def lint_of(self, vec: Vector | PairVector) -> list[str]:
         """The lint problems of one vector or pair vector (they keep it from running)."""
@@ -123,7 +124,17 @@ def make_state(config: pytest.Config) -> RunState:
     return st
 
 
-def ship(st: RunState) -> dict[str, Any]:
+class Shipped(TypedDict):
+    """What a worker receives of the run (execnet carries plain types and bytes)."""
+
+    builds: list[dict[str, object]]
+    problems: list[list[str]]
+    indexes: NotRequired[list[dict[str, object]]]
+    loaded: bytes  # the pickled vector set and its lint problems
+    started: float
+
+
+def ship(st: RunState) -> Shipped:
     """The run as a worker receives it (execnet carries plain types and bytes)."""
     return {"builds": [b.to_json() for b in st.builds],
             "problems": [[p.name, str(p.error)] for p in st.problems],
@@ -132,7 +143,7 @@ def ship(st: RunState) -> dict[str, Any]:
             "started": st.started}
 
 
-def unship(config: pytest.Config, data: dict[str, Any]) -> RunState:
+def unship(config: pytest.Config, data: Shipped) -> RunState:
     """The controller's run, on a worker."""
     vectors, lint_problems = pickle.loads(data["loaded"])
     return RunState(

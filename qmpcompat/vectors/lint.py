@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from referencing import Registry, Resource
 
 from qmpcompat.errors import VectorError
 from qmpcompat.harness.features import SETTING_PROBES
-from qmpcompat.types import Version
+from qmpcompat.types import JSONObject, Version
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
     DEFECTS_FILE,
@@ -60,14 +61,14 @@ def _from_error(err: VectorError) -> Problem:
     return Problem(err.file, err.line, err.vector_id, err.message)
 
 
-def _node_at(data: Any, path: list[Any]) -> tuple[Any, str | None]:
+def _node_at(data: object, path: list[str | int]) -> tuple[object, str | None]:
     """The deepest mapping on ``path`` that has a line, and the vector id above it."""
     node, best, vid = data, data, None
     for step in path:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
+        inside = node if isinstance(node, dict) else dict(enumerate(node)) if isinstance(node, list) else {}
+        if step not in inside:
             break
+        node = inside[step]
         if isinstance(node, dict):
             best = node
             if isinstance(node.get("id"), str) and vid is None:
@@ -75,8 +76,8 @@ def _node_at(data: Any, path: list[Any]) -> tuple[Any, str | None]:
     return best, vid
 
 
-def schema_problems(data: Any, schema: dict[str, Any], rel: str,
-                    also: tuple[dict[str, Any], ...] = ()) -> list[Problem]:
+def schema_problems(data: object, schema: JSONObject, rel: str,
+                    also: tuple[JSONObject, ...] = ()) -> list[Problem]:
     """``data`` against ``schema``; ``also``: schemas it refers to by their ``$id``
     (known-defects.schema.json takes the observed/inferred rule from the vector
     file's)."""
@@ -91,7 +92,7 @@ def schema_problems(data: Any, schema: dict[str, Any], rel: str,
     return out
 
 
-def canonical_text(path: Path, data: Any) -> str:
+def canonical_text(path: Path, data: object) -> str:
     header = []
     for line in path.read_text().splitlines():
         if not line.startswith("#"):
@@ -133,7 +134,7 @@ def undeclared_features(vec: Vector) -> list[str]:
             "without it must skip the vector" for name in used if name not in vec.features]
 
 
-def _json_file(path: Path) -> dict[str, Any]:
+def _json_file(path: Path) -> JSONObject:
     """A JSON Schema file of the vector set; VectorError if it is missing or broken."""
     try:
         data = json.loads(path.read_text())
@@ -146,7 +147,7 @@ def _json_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _retired(root: Path, rel: Any) -> tuple[set[str], list[Problem]]:
+def _retired(root: Path, rel: Callable[[Path], str]) -> tuple[set[str], list[Problem]]:
     path = root / RETIRED_FILE
     if not path.exists():
         return set(), []
@@ -161,7 +162,7 @@ def _retired(root: Path, rel: Any) -> tuple[set[str], list[Problem]]:
     return {str(i) for i in ids}, []
 
 
-def _canonical(path: Path, data: Any, shown: str, fix: bool) -> list[Problem]:
+def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]:
     """The canonical-form problem of one file; with ``fix`` the file is rewritten,
     unless it holds comments the canonical form would lose (they are never dropped)."""
     text = path.read_text()

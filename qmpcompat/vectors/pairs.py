@@ -12,11 +12,10 @@ pairs") and vectors/vector-file.schema.json.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
-from qmpcompat.types import Version
+from qmpcompat.types import JSON, JSONObject, Version
 from qmpcompat.vectors.model import Vector, parse_vector
 from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import line_of
@@ -25,10 +24,10 @@ FORMS = ("uri/uri", "channels/uri", "uri/channels", "channels/channels")
 PAIR_RESULTS = ("completed", "failed")
 _SOCK = "{tmpdir}/mig.sock"
 _STREAM = "{tmpdir}/stream"
-_FD = [{"name": "mig", "kind": "pair"}]
+_FD: list[JSON] = [{"name": "mig", "kind": "pair"}]
 # Per transport: (source uri, destination uri, source channel addr, destination channel
 # addr, whether the destination runs after the source, fds on each side).
-TRANSPORTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], bool, list[Any]]] = {
+TRANSPORTS: dict[str, tuple[str, str, JSONObject, JSONObject, bool, list[JSON]]] = {
     "unix": (f"unix:{_SOCK}", f"unix:{_SOCK}",
              {"transport": "socket", "type": "unix", "path": _SOCK},
              {"transport": "socket", "type": "unix", "path": _SOCK}, False, []),
@@ -115,15 +114,15 @@ def _err(msg: str, file: str, node: object, vid: str | None) -> VectorError:
     return VectorError(msg, file, line_of(node), vid)
 
 
-def _forms(raw: Any, file: str, node: object, vid: str) -> tuple[str, ...]:
-    forms = tuple(raw if raw is not None else FORMS)
+def _forms(raw: object, file: str, node: object, vid: str) -> tuple[str, ...]:
+    forms = FORMS if raw is None else tuple(raw) if isinstance(raw, list) else ()
     bad = [f for f in forms if f not in FORMS]
     if bad or not forms:
         raise _err(f"forms must be a non-empty list of {', '.join(FORMS)}", file, node, vid)
     return forms
 
 
-def parse_pair(raw: Any, file: str) -> PairVector:
+def parse_pair(raw: object, file: str) -> PairVector:
     """A PairVector from its YAML mapping; VectorError names file, line and id."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
         raise _err("a pair vector is a mapping with an id", file, raw, None)
@@ -167,14 +166,14 @@ def case_vector(pv: PairVector, form: str) -> Vector:
     src_uri, dst_uri, src_addr, dst_addr, after, fds = TRANSPORTS[pv.transport]
     src_form, dst_form = form.split("/")
 
-    def args(which: str, uri: str, addr: dict[str, Any]) -> dict[str, Any]:
+    def args(which: str, uri: str, addr: JSONObject) -> JSONObject:
         if which == "uri":
             return {"uri": uri}
         return {"channels": [{"channel-type": "main", "addr": addr}]}
 
-    peer: dict[str, Any] = {"arguments": args(dst_form, dst_uri, dst_addr),
-                            "when": "after" if after else "before"}
-    requires: dict[str, Any] = {"guest": pv.guest.to_json()}
+    peer: JSONObject = {"arguments": args(dst_form, dst_uri, dst_addr),
+                      "when": "after" if after else "before"}
+    requires: JSONObject = {"guest": pv.guest.to_json()}
     if fds:
         requires["fds"] = fds
         peer["fds"] = fds
