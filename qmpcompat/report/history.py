@@ -5,7 +5,7 @@ baselines)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qmpcompat.errors import QmpCompatError
@@ -32,7 +32,7 @@ def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:
             for c in comparisons if c.step == "step"]
 
 
-def schema_timeline(builds: Sequence[QemuBuild]) -> dict[str, Any]:
+def schema_timeline(builds: Sequence[QemuBuild]) -> Mapping[str, object]:
     """The timeline (``qmpcompat history --format json``) over the committed
     schemas and the run's builds; empty when a schema cannot be read."""
     try:

@@ -20,15 +20,84 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import NotRequired, Required, TypedDict
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.sources.input import SchemaInput
-from qmpcompat.types import Version
+from qmpcompat.types import JSON, JSONObject, Version, json_object
 
-Facts = dict[str, dict[str, Any]]
+
+class Fact(TypedDict, total=False):
+    """What a path of the schema is at one point: a member (its type, whether it
+    is optional), an enum value, a branch, a feature, a command, a type."""
+
+    what: Required[str]
+    type: str
+    optional: bool
+
+
+Facts = dict[str, Fact]
+
+
+class EventJSON(TypedDict):
+    """An event as the history's JSON gives it."""
+
+    version: str
+    previous: str
+    path: str
+    what: str
+    change: str
+    evidence: str
+    unrecorded: list[str]
+    old: NotRequired[str]
+    new: NotRequired[str]
+    note: NotRequired[str]
+
+
+class ReleaseJSON(TypedDict):
+    """A point as the history's JSON gives it."""
+
+    version: str
+    label: str
+    origin: str
+    evidence: str
+    where: str
+
+
+class Change(TypedDict):
+    """One change of a path in its lifecycle row."""
+
+    version: str
+    change: str
+
+
+class LifecycleRow(TypedDict):
+    """One path's life over the history (see ``Timeline.lifecycle``)."""
+
+    path: str
+    what: str
+    first: str
+    since_oldest: bool
+    last: str
+    current: bool
+    optional: bool | None
+    type: str
+    features: list[str]
+    changes: list[Change]
+
+
+class TimelineJSON(TypedDict):
+    """The history as ``qmpcompat history --format json`` writes it."""
+
+    format: str
+    roots: list[str]
+    releases: list[ReleaseJSON]
+    unrecorded: list[str]
+    events: list[EventJSON]
+    inferred: list[EventJSON]
+    lifecycle: list[LifecycleRow]
 EVIDENCE = ("observed", "source", "inferred", "unknown")
 
 
@@ -68,19 +137,23 @@ class Event:
     unrecorded: tuple[str, ...] = ()   # release lines between previous and version with no schema
     note: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        out = {"version": self.version, "previous": self.previous, "path": self.path,
-               "what": self.what, "change": self.change, "evidence": self.evidence,
-               "unrecorded": list(self.unrecorded)}
-        out.update({k: v for k, v in (("old", self.old), ("new", self.new),
-                                      ("note", self.note)) if v})
+    def to_json(self) -> EventJSON:
+        out: EventJSON = {"version": self.version, "previous": self.previous, "path": self.path,
+                          "what": self.what, "change": self.change, "evidence": self.evidence,
+                          "unrecorded": list(self.unrecorded)}
+        if self.old:
+            out["old"] = self.old
+        if self.new:
+            out["new"] = self.new
+        if self.note:
+            out["note"] = self.note
         return out
 
 
 def origin_of(schema: SchemaInput) -> tuple[str, str, str]:
     """(origin, evidence, one-line description) of an input."""
     found = schema.meta.get("source")
-    source: dict[str, Any] = found if isinstance(found, dict) else {}
+    source: JSONObject = found if isinstance(found, dict) else {}
     kind = str(source.get("kind") or {"qemu": "binary"}.get(schema.kind, schema.kind))
     if kind == "recorded":
         where = f"recorded by libvirt {source.get('libvirt', '?')} ({source.get('file', '?')})"
@@ -113,10 +186,11 @@ def order(points: Sequence[Point]) -> list[Point]:
 # --- facts -------------------------------------------------------------------
 
 
-def type_name(node: Any) -> str:
+def type_name(node: JSON) -> str:
     """A short description of a model node's type."""
     if isinstance(node, str):
         return node
+    node = json_object(node)
     kind = node.get("kind")
     if kind == "array":
         return f"array of {type_name(node['element'])}"
@@ -127,20 +201,20 @@ def type_name(node: Any) -> str:
     return str(kind)
 
 
-def _feature_facts(holder: Any, path: str, out: Facts) -> None:
+def _feature_facts(holder: JSON, path: str, out: Facts) -> None:
     if isinstance(holder, dict):
-        for name in holder.get("features") or {}:
+        for name in json_object(holder.get("features") or {}):
             out[f"{path}/${name}"] = {"what": "feature"}
 
 
-def facts(model: dict[str, Any]) -> Facts:
+def facts(model: JSONObject) -> Facts:
     """Every fact of a normalized model, keyed by path (iterative: no recursion
     on the depth of the schema)."""
     out: Facts = {}
-    todo: list[tuple[Any, str]] = []
+    todo: list[tuple[JSON, str]] = []
     for root, node in model.items():
         if isinstance(node, dict) and node.get("kind") in ("command", "event"):
-            out[root] = {"what": node["kind"]}
+            out[root] = {"what": str(node["kind"])}
             _feature_facts(node, root, out)
             todo.append((node["arg"], f"{root}/arg-type"))
             if "ret" in node:
@@ -156,22 +230,23 @@ def facts(model: dict[str, Any]) -> Facts:
             continue
         kind = node.get("kind")
         if kind == "object":
-            for name, member in node["members"].items():
+            for name, value in json_object(node["members"]).items():
+                member = json_object(value)
                 sub = f"{path}/{name}"
-                out[sub] = {"what": "member", "optional": member["optional"],
+                out[sub] = {"what": "member", "optional": bool(member["optional"]),
                             "type": type_name(member["type"])}
                 _feature_facts(member, sub, out)
                 _feature_facts(member["type"], sub, out)
                 todo.append((member["type"], sub))
-            for case, branch in (node.get("variants") or {}).items():
+            for case, branch in json_object(node.get("variants") or {}).items():
                 out[f"{path}/+{case}"] = {"what": "branch"}
                 todo.append((branch, f"{path}/+{case}"))
         elif kind == "enum":
-            for value, info in node["values"].items():
+            for value, info in json_object(node["values"]).items():
                 out[f"{path}/^{value}"] = {"what": "enum value"}
                 _feature_facts(info, f"{path}/^{value}", out)
         elif kind == "alternate":
-            for json_kind, branch in node["branches"].items():
+            for json_kind, branch in json_object(node["branches"]).items():
                 out[f"{path}|{json_kind}"] = {"what": "alternate branch",
                                               "type": type_name(branch)}
                 todo.append((branch, f"{path}|{json_kind}"))
@@ -229,14 +304,14 @@ def _step_events(prev: Point, cur: Point, old: Facts, new: Facts,
         a, b = old.get(path), new.get(path)
         if a == b:
             continue
-        what = (b or a or {}).get("what", "")
+        what = (b or a or Fact(what=""))["what"]
         parent = _parent(path)
         if what == "feature":
             # a feature is reported on what carries it: "deprecated", "feature unstable added"
             name = path.rsplit("$", 1)[1]
             if (parent in new) != (parent in old):
                 continue  # came or went with what carries it
-            holder = (new.get(parent) or old.get(parent) or {}).get("what", "")
+            holder = (new.get(parent) or old.get(parent) or Fact(what=""))["what"]
             if name == "deprecated":
                 yield event(parent, holder, "deprecated" if b else "no longer deprecated")
             else:
@@ -268,10 +343,10 @@ class Timeline:
     unrecorded: list[str]
     notes: list[Event] = field(default_factory=list)   # inferred, from documents
 
-    def lifecycle(self) -> list[dict[str, Any]]:
+    def lifecycle(self) -> list[LifecycleRow]:
         """Per path: what it is, when it was first and last seen, since when it is
         optional and deprecated, and in which releases it was removed."""
-        rows = []
+        rows: list[LifecycleRow] = []
         paths = sorted({p for f in self.facts for p in f})
         for path in paths:
             seen = [pt.version for pt, f in zip(self.points, self.facts, strict=True) if path in f]
@@ -291,7 +366,7 @@ class Timeline:
             })
         return rows
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TimelineJSON:
         return {
             "format": FORMAT,
             "roots": self.roots,

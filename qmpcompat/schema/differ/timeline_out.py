@@ -11,14 +11,13 @@ import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from qmpcompat.schema.differ.timeline import Timeline
+from qmpcompat.schema.differ.timeline import EventJSON, ReleaseJSON, Timeline, TimelineJSON
 
 FILES = ("schema-history.json", "schema-history.md", "schema-history.html")
 
 
-def _event_text(event: dict[str, Any]) -> str:
+def _event_text(event: EventJSON) -> str:
     text = f"{event['path']}: {event['change']}"
     if event.get("old") or event.get("new"):
         text += f" ({event.get('old', '')} -> {event.get('new', '')})"
@@ -27,14 +26,14 @@ def _event_text(event: dict[str, Any]) -> str:
     return text
 
 
-def _gap_text(event: dict[str, Any]) -> str:
+def _gap_text(event: EventJSON) -> str:
     if not event["unrecorded"]:
         return ""
     return (f"seen between {event['previous']} and {event['version']}; no schema is known of"
             f" {', '.join(event['unrecorded'])}, where it may have happened")
 
 
-def _by_release(data: dict[str, Any]) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _by_release(data: TimelineJSON) -> Iterator[tuple[ReleaseJSON, list[EventJSON]]]:
     for release in data["releases"]:
         yield release, [e for e in data["events"] if e["version"] == release["version"]]
 
