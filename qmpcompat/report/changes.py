@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
-from qmpcompat.types import LEVELS, Level, label_order
+from qmpcompat.types import LEVELS, JSONObject, Level, label_order
 
 CRASHES = ("crash", "hang")
 # What differs between two runs of one build, and so is no change.
@@ -126,8 +126,9 @@ def classify(before: Seen, after: Seen) -> str | None:
     return "MIGRATION_ERROR_CHANGED"
 
 
-def _kind(rec: dict[str, Any]) -> str:
-    return "derived" if "derived" in (rec.get("flags") or []) else "vector"
+def _kind(rec: JSONObject) -> str:
+    flags = rec.get("flags")
+    return "derived" if isinstance(flags, list) and "derived" in flags else "vector"
 
 
 def compare(base: str, base_records: list[dict[str, Any]], new: str,

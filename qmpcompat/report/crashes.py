@@ -8,13 +8,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmpcompat.types import label_order
+from qmpcompat.types import JSONObject, json_text, label_order
 
 CRASHES = ("crash", "hang")
 
 
-def observed_result(rec: dict[str, Any]) -> str | None:
-    return (rec.get("observed") or {}).get("result")
+def observed_result(rec: JSONObject) -> str | None:
+    observed = rec.get("observed")
+    return json_text(observed.get("result")) if isinstance(observed, dict) else None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from qmpcompat.report.matrix import junit_suite
-from qmpcompat.types import Outcome, qemu_id
+from qmpcompat.types import JSONObject, Outcome, qemu_id
 
 # Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
 # sent, so an error text may hold any of them).
@@ -29,9 +29,9 @@ def _sanitize(root: ET.Element) -> None:
             el.text = xml_safe(el.text)
 
 
-def _observed(rec: dict[str, Any]) -> str:
-    obs = rec.get("observed") or {}
-    if not obs:
+def _observed(rec: JSONObject) -> str:
+    obs = rec.get("observed")
+    if not isinstance(obs, dict) or not obs:
         return "(not run)"
     if obs.get("result") == "reject":
         return f"reject {obs.get('error_class')}: {obs.get('desc')}"

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from qmpcompat.report.results import observed_key
-from qmpcompat.types import Outcome, label_order
+from qmpcompat.types import JSONObject, Outcome, label_order
 
 OUTCOMES = tuple(o.value for o in Outcome)
 # When two runs disagree about a case or cell, the merged one shows the worst.
@@ -19,8 +19,8 @@ SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.E
             Outcome.FAILED: 4}
 
 
-def pair_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
-    return rec["vector"], rec["form"], rec["source"], rec["destination"]
+def pair_key(rec: JSONObject) -> tuple[str, str, str, str]:
+    return str(rec["vector"]), str(rec["form"]), str(rec["source"]), str(rec["destination"])
 
 
 def mark(counts: dict[str, int]) -> str:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
-from qmpcompat.types import Outcome, label_order
+from qmpcompat.types import JSONObject, Outcome, label_order
 
 MARKS = {Outcome.PASSED: "ok", Outcome.FAILED: "FAIL", Outcome.XFAILED: "known",
          Outcome.SKIPPED: "skip", Outcome.ERROR: "ERR"}
@@ -27,11 +26,11 @@ class Progress:
         self.last = self.start
         self.per_version: dict[str, Counter[str]] = {}
 
-    def update(self, test: str, record: dict[str, Any] | None) -> None:
+    def update(self, test: str, record: JSONObject | None) -> None:
         """One test finished; ``record`` is its case record, if it is a case."""
         self.done += 1
         if record is not None:
-            self.per_version.setdefault(record["qemu"], Counter())[record["outcome"]] += 1
+            self.per_version.setdefault(str(record["qemu"]), Counter())[str(record["outcome"])] += 1
         now = time.monotonic()
         if now - self.last >= self.interval or self.done >= self.total:
             self.last = now

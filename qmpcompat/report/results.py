@@ -51,35 +51,36 @@ def environment(builds: list[dict[str, Any]], vector_revision: str,
     }
 
 
-def totals(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def totals(records: list[JSONObject]) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many of each outcome."""
     out: dict[str, Counter[str]] = {}
     for rec in records:
-        out.setdefault(rec["qemu"], Counter())[rec["outcome"]] += 1
+        out.setdefault(str(rec["qemu"]), Counter())[str(rec["outcome"])] += 1
     return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=label_order)}
 
 
 BASIS_KINDS = ("observed", "schema", "inferred")
 
 
-def claim_labels(rec: dict[str, Any]) -> list[str]:
+def claim_labels(rec: JSONObject) -> list[str]:
     """The QEMU labels a record counts for: a case's build; a cross-version cell's
     source and destination (once when they are the same build)."""
     if "qemu" in rec:
-        return [rec["qemu"]]
-    return list(dict.fromkeys([rec["source"], rec["destination"]]))
+        return [str(rec["qemu"])]
+    return list(dict.fromkeys([str(rec["source"]), str(rec["destination"])]))
 
 
-def claim_totals(records: list[dict[str, Any]],
-                 pairs: list[dict[str, Any]] | None = None) -> dict[str, dict[str, int]]:
+def claim_totals(records: list[JSONObject],
+                 pairs: list[JSONObject] | None = None) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many cases were judged on an observed, a schema-decided
     and an inferred claim (cases judged on no claim, e.g. skipped, are left out).
     A case judged on a known defect counts by the defect's claim; a cross-version
     cell counts for both its builds (``claim_labels``)."""
     out: dict[str, Counter[str]] = {}
     for rec in [*records, *(pairs or ())]:
-        kind = (rec.get("basis") or {}).get("kind")
-        if kind in BASIS_KINDS:
+        basis = rec.get("basis")
+        kind = basis.get("kind") if isinstance(basis, dict) else None
+        if isinstance(kind, str) and kind in BASIS_KINDS:
             for label in claim_labels(rec):
                 out.setdefault(label, Counter())[kind] += 1
     return {label: {k: out[label].get(k, 0) for k in BASIS_KINDS}
@@ -91,10 +92,12 @@ def claim_totals(records: list[dict[str, Any]],
 RUN_SPECIFIC = ("seconds", "guest")
 
 
-def observed_key(rec: dict[str, Any]) -> str:
+def observed_key(rec: JSONObject) -> str:
     """A case's outcome and observation without what differs between runs: two runs
     of one case agree when their keys are equal."""
-    obs = {k: v for k, v in (rec.get("observed") or {}).items() if k not in RUN_SPECIFIC}
+    observed = rec.get("observed")
+    obs = {k: v for k, v in (observed.items() if isinstance(observed, dict) else ())
+           if k not in RUN_SPECIFIC}
     return json.dumps([rec["outcome"], obs], sort_keys=True)
 
 

@@ -92,7 +92,7 @@ def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
     return Verdict(not reasons, reasons, t.line(), t.total, t.unknown)
 
 
-def _cell(text: Any) -> str:
+def _cell(text: object) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
