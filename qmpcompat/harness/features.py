@@ -24,11 +24,10 @@ lacks a need skips the vector with the reason.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from qmpcompat.harness.qemu import Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.types import json_list, json_object
+from qmpcompat.types import JSONObject, json_list, json_object
 
 # feature -> (uri probed with migrate-incoming, what QEMU says when it lacks it)
 TRANSPORT_PROBES: dict[str, tuple[str, str]] = {
@@ -36,7 +35,7 @@ TRANSPORT_PROBES: dict[str, tuple[str, str]] = {
     "vsock": ("vsock:1:0", "AF_VSOCK unsupported"),
 }
 # feature -> (command, arguments that turn it on, arguments that turn it off again)
-SETTING_PROBES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+SETTING_PROBES: dict[str, tuple[str, JSONObject, JSONObject]] = {
     "multifd": ("migrate-set-capabilities",
                 {"capabilities": [{"capability": "multifd", "state": True}]},
                 {"capabilities": [{"capability": "multifd", "state": False}]}),

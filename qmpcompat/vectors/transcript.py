@@ -24,7 +24,7 @@ from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems, fill
-from qmpcompat.types import json_object
+from qmpcompat.types import JSONObject, json_object
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import (
     MIGRATION_TIMEOUT,
@@ -37,7 +37,7 @@ from qmpcompat.vectors.run import (
 Step = dict[str, Any]
 
 
-def well_formed(steps: Any) -> bool:
+def well_formed(steps: object) -> bool:
     """Whether ``steps`` is a transcript: a non-empty list of steps, each a command
     name and an argument object, with one main command (migrate or migrate-incoming)."""
     return (isinstance(steps, list) and bool(steps)
@@ -47,7 +47,7 @@ def well_formed(steps: Any) -> bool:
             and any(s["execute"] in COMMANDS for s in steps))
 
 
-def steps_problems(steps: Any, policy: Policy) -> list[str]:
+def steps_problems(steps: object, policy: Policy) -> list[str]:
     """Every reason the safety gate refuses a transcript (each step's command and
     arguments, as ``command_problems`` says), or that it is not one; empty when
     every step may be sent."""
@@ -70,7 +70,7 @@ def main_step(steps: Sequence[Step]) -> Step:
 
 def play(q: Qemu, steps: Sequence[Step]) -> Observation:
     """Run every step on ``q`` (arguments already filled); what happened."""
-    replies: list[dict[str, Any]] = []
+    replies: list[JSONObject] = []
     main = main_step(steps)
     obs = Observation("error", detail="the main step did not run")
     migrating = False
