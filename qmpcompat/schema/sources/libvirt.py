@@ -25,7 +25,7 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
@@ -34,7 +34,7 @@ from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.reaper import temp_dir
 from qmpcompat.schema.sources.debsrc import fetch_source
 from qmpcompat.schema.sources.input import SchemaInput
-from qmpcompat.types import JSONObject, Version, qemu_id, version_prefix
+from qmpcompat.types import JSON, JSONObject, Version, json_object, qemu_id, version_prefix
 
 PACKAGE = "libvirt"
 DEFAULT_ARCH = "x86_64"
@@ -139,11 +139,11 @@ class Catalogue:
         return "\n".join(lines)
 
 
-def parse_replies(text: str, source: str = "") -> list[tuple[str, dict[str, Any]]]:
+def parse_replies(text: str, source: str = "") -> list[tuple[str, JSONObject]]:
     """The (command, reply) pairs of a libvirt ``.replies`` text, in order: each
     reply belongs to the command sent just before it."""
     decoder = json.JSONDecoder()
-    pairs: list[tuple[str, dict[str, Any]]] = []
+    pairs: list[tuple[str, JSONObject]] = []
     command = ""
     pos = 0
     nonspace = re.compile(r"\S")
@@ -162,13 +162,24 @@ def parse_replies(text: str, source: str = "") -> list[tuple[str, dict[str, Any]
     return pairs
 
 
-def reduce_replies(text: str, file: str) -> dict[str, Any]:
+class Reduced(TypedDict):
+    """What a replies file records: the release, its package and architecture, and
+    the introspected schema."""
+
+    qemu: str
+    package: str
+    arch: str
+    schema: list[JSON]
+
+
+def reduce_replies(text: str, file: str) -> Reduced:
     """The release, architecture and schema a replies text records."""
-    first: dict[str, dict[str, Any]] = {}
+    first: dict[str, JSONObject] = {}
     for command, reply in parse_replies(text, file):
         first.setdefault(command, reply)
     try:
-        version = first["query-version"]["return"]["qemu"]
+        returned = json_object(first["query-version"]["return"])
+        version = json_object(returned["qemu"])
         schema = first["query-qmp-schema"]["return"]
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"no query-version or query-qmp-schema reply ({exc})", file) from exc
@@ -176,7 +187,7 @@ def reduce_replies(text: str, file: str) -> dict[str, Any]:
         raise SchemaError("the query-qmp-schema reply is not a list", file)
     target = first.get("query-target", {}).get("return", {})
     return {"qemu": f"{version['major']}.{version['minor']}.{version['micro']}",
-            "package": str(first["query-version"]["return"].get("package", "")),
+            "package": str(returned.get("package", "")),
             "arch": str(target.get("arch", "")) if isinstance(target, dict) else "",
             "schema": schema}
 
