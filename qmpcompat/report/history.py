@@ -14,9 +14,10 @@ from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.timeline import build, point
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.releases import known_schemas
+from qmpcompat.types import JSONObject
 
 
-def schema_history(builds: Sequence[QemuBuild]) -> list[dict[str, Any]]:
+def schema_history(builds: Sequence[QemuBuild]) -> list[JSONObject]:
     """Each consecutive step between the builds' migration interfaces, with its
     classified findings; empty when there are fewer than two builds or a
     schema cannot be read (the run's own tests report that)."""

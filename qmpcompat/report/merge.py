@@ -12,10 +12,10 @@ from typing import Any
 from qmpcompat.errors import ReportError
 from qmpcompat.report.matrix import SEVERITY, merge_pairs
 from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
-from qmpcompat.types import Version, strip_qemu_id
+from qmpcompat.types import JSONObject, Version, strip_qemu_id
 
 
-def build_identity(binary: dict[str, Any] | None, record: dict[str, Any]) -> str:
+def build_identity(binary: JSONObject | None, record: JSONObject) -> str:
     """The same build on two machines has the same identity: its version and
     package; a build with no package is known by its path."""
     pkg = (binary or {}).get("package") or record.get("package") or ""
