@@ -35,7 +35,7 @@ def test_the_known_history_of_the_migration_commands(timeline: Timeline) -> None
         ("8.2.0", "migrate/arg-type/channels", "added"),
         ("8.2.0", "migrate-incoming/arg-type/uri", "became optional"),
         ("8.2.0", "migrate/arg-type/blk", "deprecated"),
-        ("9.0.0", "migrate/arg-type/uri", "became optional"),
+        ("8.2.2", "migrate/arg-type/uri", "became optional"),
         ("9.1.0", "migrate/arg-type/blk", "removed"),
         ("9.1.0", "migrate-incoming/arg-type/exit-on-error", "added"),
         ("10.0.0", "MigrationChannel/channel-type/^cpr", "added"),
@@ -76,10 +76,11 @@ def test_evidence_and_lifecycle(timeline: Timeline) -> None:
     assert origins["8.2.0"] == ("recorded", "observed")
     assert origins["11.1.3"] == ("binary", "observed")
     assert origins["10.2.2"] == ("source", "source")
+    assert origins["8.2.2"] == ("patch", "patch")
     rows = {r["path"]: r for r in data["lifecycle"]}
     uri = rows["migrate/arg-type/uri"]
     assert uri["since_oldest"] and uri["current"] and uri["optional"] is True
-    assert uri["changes"] == [{"version": "9.0.0", "change": "became optional"}]
+    assert uri["changes"] == [{"version": "8.2.2", "change": "became optional"}]
     blk = rows["migrate/arg-type/blk"]
     assert (blk["last"], blk["current"]) == ("9.0.0", False)
     assert [c["change"] for c in blk["changes"]] == ["deprecated", "removed"]
@@ -88,7 +89,7 @@ def test_evidence_and_lifecycle(timeline: Timeline) -> None:
 
 
 def test_every_format(timeline: Timeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "| 9.0.0 | `migrate/arg-type/uri` | became optional | observed |" in markdown(timeline)
+    assert "| 8.2.2 | `migrate/arg-type/uri` | became optional | patch |" in markdown(timeline)
     page = html_page(timeline)
     assert "<script" not in page and "migrate/arg-type/uri</code> became optional" in page
     assert main(["history", "--output", str(tmp_path), "--format", "json"]) == 0
@@ -123,7 +124,7 @@ def test_query_history(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "migrate/arg-type/*uri"
     assert out[1].startswith("  false: 4.2.0 .. 8.2.0 (14 schemas: 4.2.0, 5.0.0,")
-    assert out[2].startswith("  true : 9.0.0 .. 11.1.3 (")
+    assert out[2].startswith("  true : 8.2.2 .. 11.1.3 (")
     assert out[-1] == "no schema known of: 10.1, 11.0"
     assert main(["query", "--history", "migrate/arg-type/blk", "-q"]) == 1
     assert main(["query", "--history"]) == 2

@@ -11,10 +11,12 @@ import pytest
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
+from qmpcompat.schema.sources.backport import derive
 from qmpcompat.schema.sources.libvirt import catalogue, parse_replies, reduce_replies
 from qmpcompat.schema.sources.releases import (
     build_baselines,
     known_schemas,
+    patch_releases,
     recorded_releases,
     release,
     source_releases,
@@ -84,7 +86,7 @@ def test_known_schemas_merge_builds_and_recordings_in_version_order() -> None:
     known = known_schemas()
     keys = [k.key for k in known]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert {k.origin for k in known} == {"recorded", "source", "binary"}
+    assert {k.origin for k in known} == {"recorded", "source", "patch", "binary"}
     assert {k.version for k in build_baselines()} <= {k.version for k in known}
     assert release("7.2").version == "7.2.22" and release("7.2.0").origin == "recorded"
     with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.1' \(known: 4.2.0"):
@@ -102,6 +104,26 @@ def test_a_release_read_from_qapi_source_says_so() -> None:
     assert "MultiFDCompression value zstd: CONFIG_ZSTD (true)" in src.source["if"]
     assert check_canonical(src.path) == []
     assert src.holds("migrate/arg-type/detach/$deprecated")
+
+
+def test_a_release_derived_from_a_backport_says_so() -> None:
+    """8.2.2: the recorded 8.2.0 slice plus the stable back-port of upstream
+    57fd4b4e10 (migrate's uri optional), derived, not observed; the committed
+    file is exactly that derivation."""
+    [der] = patch_releases()
+    assert der.version == "8.2.2" and der.source["base"] == "8.2.0"
+    assert der.source["backport"]["commit"].startswith("57fd4b4e10")
+    assert "Stable-8.2.2 04/60" in der.source["backport"]["mail"]
+    assert "not observed" in der.source["note"] and "not observed" in der.describe()
+    assert der.holds("migrate/arg-type/*uri") and not release("8.2.0").holds("migrate/arg-type/*uri")
+    assert release("8.2").version == "8.2.2" and release("8.2.0").origin == "recorded"
+    base = json.loads(baseline_path("8.2.0", RELEASE_DIR).read_text())
+    assert dumps(derive(base, "8.2.2", der.source)) == der.path.read_text()
+    assert check_canonical(der.path) == []
+    with pytest.raises(SchemaError, match="already optional"):
+        derive(json.loads(der.path.read_text()), "8.2.3", der.source)
+    with pytest.raises(SchemaError, match="no member"):
+        derive(base, "8.2.3", {"kind": "patch", "optional": ["migrate/arg-type/nosuch"]})
 
 
 @pytest.mark.parametrize(("query", "first_true"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from qmpcompat.schema.differ.report import DiffReport, render_ci_report, text, w
 from qmpcompat.schema.differ.since import since_audits
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.sources.backport import derive
 from qmpcompat.schema.sources.conditions import attach, note_without_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.qapi_source import git_reader
-from qmpcompat.schema.sources.releases import source_releases
+from qmpcompat.schema.sources.releases import patch_releases, source_releases
 from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 from qmpcompat.schema.sources.snapshot import (
     BASELINE_DIR,
@@ -32,7 +34,7 @@ from qmpcompat.schema.sources.snapshot import (
     dumps,
     snapshot,
 )
-from qmpcompat.types import LEVELS, Level
+from qmpcompat.types import LEVELS, Level, json_object
 
 INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot JSON, QAPI source"
               " dir or file, REPO@REF, debian:VERSION, or libvirt:VERSION[:ARCH]")
@@ -154,8 +156,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _write_releases(directory: Path, roots: list[str] | None) -> int:
-    """Regenerate the recorded releases' snapshots from libvirt's replies, and
-    the committed releases read from QAPI source from the input each names."""
+    """Regenerate the recorded releases' snapshots from libvirt's replies, the
+    committed releases read from QAPI source from the input each names, and the
+    releases derived from a back-port from their regenerated base."""
     directory.mkdir(parents=True, exist_ok=True)
     known = catalogue()
     for rec in known.releases():
@@ -170,6 +173,12 @@ def _write_releases(directory: Path, roots: list[str] | None) -> int:
         path = baseline_path(src.version, directory)
         path.write_text(dumps(snapshot(load_input(spec, None, Conditions()), roots)))
         print(f"wrote {path} from QAPI source {spec}")
+    for der in patch_releases():  # the committed ones, after their base: the base plus its change
+        base_path = baseline_path(str(der.source.get("base") or ""), directory)
+        base = json_object(json.loads(base_path.read_text()))
+        path = baseline_path(der.version, directory)
+        path.write_text(dumps(derive(base, der.version, der.source)))
+        print(f"wrote {path} from {base_path.name} and its back-port")
     return 0
 
 

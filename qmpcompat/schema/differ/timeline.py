@@ -26,6 +26,7 @@ from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.releases import ORIGINS
 from qmpcompat.types import JSON, JSONObject, Version, json_object
 
 
@@ -108,7 +109,7 @@ class Point:
     version: str
     label: str
     origin: str     # recorded, binary, source, snapshot
-    evidence: str   # observed or source
+    evidence: str   # a value of ORIGINS (observed, source, patch) or unknown
     where: str      # one line: where the schema was seen
     schema: SchemaInput = field(repr=False)
 
@@ -162,9 +163,11 @@ def origin_of(schema: SchemaInput) -> tuple[str, str, str]:
     elif kind == "source":  # a committed slice names the input it was read from
         package = f", Debian {source['package']}" if source.get("package") else ""
         where = f"QAPI source {source.get('input') or schema.spec}{package}"
+    elif kind == "patch":  # derived from a recorded release and a stable back-port
+        where = str(source.get("note") or f"derived from {source.get('base', '?')}")
     else:
         kind, where = "snapshot", f"snapshot {schema.spec} (it does not say where it came from)"
-    evidence = {"source": "source", "snapshot": "unknown"}.get(kind, "observed")
+    evidence = ORIGINS.get(kind, "unknown")
     return kind, evidence, where
 
 
@@ -294,7 +297,7 @@ def _parent(path: str) -> str:
 
 def _step_events(prev: Point, cur: Point, old: Facts, new: Facts,
                  gap: tuple[str, ...]) -> Iterator[Event]:
-    evidence = next((e for e in ("unknown", "source") if e in (prev.evidence, cur.evidence)),
+    evidence = next((e for e in ("unknown", "patch", "source") if e in (prev.evidence, cur.evidence)),
                     "observed")
 
     def event(path: str, what: str, change: str, before: str = "", after: str = "") -> Event:
