@@ -48,7 +48,7 @@ def test_run_writes_every_report(runs: dict[str, Path]) -> None:
     origins = {r["version"]: r["origin"] for r in timeline["releases"]}
     assert origins["8.2.0"] == "recorded" and all(origins[v] == "binary" for v in doc["totals"])
     assert "### Schema history" in summary
-    assert "| 9.0.0 | observed | `migrate/arg-type/uri` became optional |" in summary
+    assert "| 8.2.2 | patch | `migrate/arg-type/uri` became optional |" in summary
 
 
 def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: Path) -> None:
