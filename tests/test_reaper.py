@@ -64,8 +64,14 @@ def _users(path: Path) -> list[str]:
     return found
 
 
+def _tree(root: Path) -> list[Path]:
+    """Every path under ``root``; a directory removed while it is being read
+    (the reaper at work) is skipped, where ``Path.rglob`` would raise."""
+    return [Path(top, name) for top, dirs, files in os.walk(root) for name in dirs + files]
+
+
 def _temp_entries(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name.startswith(PREFIXES))
+    return sorted(str(p.relative_to(root)) for p in _tree(root) if p.name.startswith(PREFIXES))
 
 
 def _assert_left_nothing(root: Path, timeout: float = 20) -> None:
@@ -168,7 +174,8 @@ def test_sigkill_of_a_download_leaves_nothing(builds: list[QemuBuild], tmp_path:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
-        while not any(_users(d) for d in cache.rglob(f"{prefix}{proc.pid}-*")):
+        mine = f"{prefix}{proc.pid}-"
+        while not any(_users(d) for d in _tree(cache) if d.name.startswith(mine)):
             assert proc.poll() is None, (proc.stderr.read() if proc.stderr else b"").decode()
             assert time.monotonic() < deadline, "the download never started"
             time.sleep(0.01)
