@@ -5,6 +5,8 @@ where it saves measured start-up time, listed here with its reason)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +117,15 @@ def test_no_function_local_imports() -> None:
     allowed = {(n, t) for n, t in local
                if any(n == a_n and (t == a_t or t.startswith(a_t + ".")) for a_n, a_t in LOCAL_ALLOWED)}
     assert not local - allowed, sorted(local - allowed)
+
+
+def test_the_cli_starts_without_the_hunts_imports() -> None:
+    """What LOCAL_ALLOWED saves is really saved: loading the command line (every
+    command's parser) imports no hypothesis."""
+    code = "import sys, qmpcompat.cli; print(any(m.split('.')[0] == 'hypothesis' for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_the_checks_can_fail() -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
 from qmpcompat.harness import timeout_arg
-from qmpcompat.hunt.run import run_hunt
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import JSONObject, Outcome
 from qmpcompat.vectors.run import Runner
@@ -99,5 +98,6 @@ def run_derive(args: argparse.Namespace) -> int:
 def _hunt(args: argparse.Namespace) -> int:
     # Imported here for start-up: hypothesis costs about 0.45 s of the 0.8 s of
     # imports that every qmpcompat command would otherwise pay.
+    from qmpcompat.hunt.run import run_hunt
 
     return run_hunt(args, lambda: selected_builds(args).builds)
