@@ -127,7 +127,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         comparisons += since_audits(schemas)
     report = DiffReport([{"spec": s.spec, "label": s.label, "kind": s.kind,
                           "version": s.version,
-                          **({"conditions-from": s.meta["conditions-from"]}
+                          **({"conditions-from": str(s.meta["conditions-from"])}
                              if "conditions-from" in s.meta else {})} for s in schemas],
                         roots, comparisons, notes=notes)
     if args.ignore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from qmpcompat.safety.options import DEVICES  # each name stands for fixed QEMU options
 from qmpcompat.types import JSONObject, Version
@@ -20,6 +20,7 @@ STATES = ("paused", "running")
 MEMORY_MIB = (64, 128, 256)
 DEFAULT_DEVICES = ("serial", "usb-tablet", "virtio-rng", "virtio-balloon")
 _TYPE_PREFIX = {"pc": "pc-i440fx", "q35": "pc-q35"}
+T = TypeVar("T")
 
 
 class GuestSpecError(ValueError):
@@ -55,23 +56,33 @@ class GuestSpec:
                 "devices": list(self.devices)}
 
 
-def parse_guest(raw: Mapping[str, Any] | None) -> GuestSpec:
+def _one_of(raw: Mapping[str, object], key: str, default: T, allowed: tuple[T, ...]) -> T:
+    """The choice among ``allowed`` that ``raw[key]`` (``default`` when missing) names;
+    GuestSpecError otherwise."""
+    value = raw.get(key, default)
+    for choice in allowed:
+        if choice == value:
+            return choice
+    raise GuestSpecError(f"guest: {key} {value!r} is not one of " + ", ".join(map(str, allowed)))
+
+
+def parse_guest(raw: Mapping[str, object] | None) -> GuestSpec:
     """A GuestSpec from a vector's ``guest`` mapping; GuestSpecError names the bad key."""
     raw = raw or {}
     unknown = sorted(set(raw) - {"machine", "state", "memory", "devices"})
     if unknown:
         raise GuestSpecError(f"guest: unknown key {unknown[0]!r}")
-    spec = GuestSpec(machine=raw.get("machine", "pc"), state=raw.get("state", "paused"),
-                     memory_mib=raw.get("memory", 64),
-                     devices=tuple(raw.get("devices", DEFAULT_DEVICES)))
-    for value, allowed, key in ((spec.machine, MACHINES, "machine"), (spec.state, STATES, "state"),
-                                (spec.memory_mib, MEMORY_MIB, "memory")):
-        if value not in allowed:
-            raise GuestSpecError(f"guest: {key} {value!r} is not one of "
-                                 + ", ".join(map(str, allowed)))
-    for name in spec.devices:
-        if name not in DEVICES:
+    machine = _one_of(raw, "machine", "pc", MACHINES)
+    state = _one_of(raw, "state", "paused", STATES)
+    memory_mib = _one_of(raw, "memory", 64, MEMORY_MIB)
+    listed = raw.get("devices", DEFAULT_DEVICES)
+    if not isinstance(listed, (list, tuple)):
+        raise GuestSpecError(f"guest: devices {listed!r} is not a list")
+    devices: list[str] = []
+    for name in listed:
+        if not isinstance(name, str) or name not in DEVICES:
             raise GuestSpecError(f"guest: device {name!r} is not one of {', '.join(DEVICES)}")
-    if len(set(spec.devices)) != len(spec.devices):
+        devices.append(name)
+    if len(set(devices)) != len(devices):
         raise GuestSpecError("guest: a device is named twice")
-    return spec
+    return GuestSpec(machine, state, memory_mib, tuple(devices))

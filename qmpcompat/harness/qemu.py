@@ -243,7 +243,7 @@ class Qemu:
             later(finish)
         return status
 
-    def commands(self, steps: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[Any]:
+    def commands(self, steps: Sequence[tuple[str, Mapping[str, JSON] | None]]) -> list[JSON]:
         """Send several commands the caller needs to succeed at once (pipelined: one
         round trip for all of them) and return their results in order;
         CommandFailed for the first that fails. Each passes the safety gate first."""
@@ -252,7 +252,7 @@ class Qemu:
         for command, arguments in steps:
             check_command(command, arguments, policy)
         what = "after " + ", ".join(c for c, _ in steps)
-        async def every() -> list[Any]:  # gathered on the session's own loop
+        async def every() -> list[object]:  # gathered on the session's own loop
             return list(await asyncio.gather(*(session.qmp.execute(c, a) for c, a in steps)))
 
         try:
@@ -264,7 +264,7 @@ class Qemu:
                                       desc=exc.error.error.desc)) from None
         finally:
             self._drain_events()
-        return list(results)
+        return [wire(result) for result in results]
 
     @property
     def alive(self) -> bool:

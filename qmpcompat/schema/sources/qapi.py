@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.provision.debian import upstream_version
@@ -16,19 +15,19 @@ from qmpcompat.schema.sources.debsrc import debian_qapi_dir
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.qapi_convert import Conditions, conditionals, defines_for, to_entries
 from qmpcompat.schema.sources.qapi_source import ROOT_FILE, Expr, dir_reader, git_reader, parse_schema
+from qmpcompat.types import JSONObject
 
 
 def _as_input(exprs: list[Expr], spec: str, label: str, version: str = "",
-              meta: dict[str, Any] | None = None, conditions: Conditions | None = None) -> SchemaInput:
-    # "definitions": the parsed definitions with their doc comments (the Since audit reads them)
+              meta: JSONObject | None = None, conditions: Conditions | None = None) -> SchemaInput:
+    # the parsed definitions keep their doc comments (the Since audit reads them)
     defines = (conditions or Conditions()).apply(defines_for(str((meta or {}).get("debian-version", ""))))
     source = {"kind": "source", "input": spec,
               **({"package": meta["debian-version"]} if meta and "debian-version" in meta else {})}
-    # "defines": the if: symbols taken as true (a snapshot says how its slice's conditions fell)
-    meta = {**(meta or {}), "source": source, "definitions": exprs, "defines": defines}
+    meta = {**(meta or {}), "source": source}
     entries = [as_entry(e, spec) for e in to_entries(exprs, defines)]
     return SchemaInput(spec, label, "source", entries, version, meta, conditionals(exprs),
-                       list(exprs))
+                       list(exprs), defines)
 
 
 def _qemu_version(base: Path) -> str:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from qmpcompat.errors import SchemaError
+from qmpcompat.schema.model.query import Entry, Member
 from qmpcompat.schema.sources.qapi_source import Expr
-
-Entry = dict[str, Any]
+from qmpcompat.types import JSON, JSONObject
 
 BUILTINS = {
     "str": ("str", "string"), "number": ("number", "number"), "bool": ("bool", "boolean"),
@@ -70,7 +69,7 @@ class Conditions:
         return (base | self.define) - self.undefine
 
 
-def if_true(cond: Any, defines: frozenset[str], where: tuple[str, int]) -> bool:
+def if_true(cond: JSON, defines: frozenset[str], where: tuple[str, int]) -> bool:
     """Evaluate a QAPI ``if``: a symbol, or ``{'all'|'any': [...]}``, ``{'not': c}``."""
     if cond is None:
         return True
@@ -109,19 +108,21 @@ class Converter:
             self.defs[name] = expr
         self.entries: dict[str, Entry] = {}
 
-    def _keep(self, item: Any, expr: Expr) -> bool:
+    def _keep(self, item: JSON, expr: Expr) -> bool:
         return not isinstance(item, dict) or if_true(item.get("if"), self.defines,
                                                     (expr.file, expr.line))
 
-    def _features(self, raw: Any, expr: Expr) -> list[str]:
+    def _features(self, raw: JSON, expr: Expr) -> list[str]:
         out = []
-        for feat in raw or ():
+        if raw and not isinstance(raw, list):
+            raise SchemaError("'features' must be a list", expr.file, expr.line)
+        for feat in raw if isinstance(raw, list) else ():
             name = feat.get("name") if isinstance(feat, dict) else feat
             if self._keep(feat, expr):
                 out.append(str(name))
         return out
 
-    def ref(self, typ: Any, expr: Expr) -> str:
+    def ref(self, typ: JSON, expr: Expr) -> str:
         """The entry name for a type reference (``'T'`` or ``['T']``), creating
         builtin, array and implicit entries as needed."""
         if isinstance(typ, list):
@@ -155,7 +156,7 @@ class Converter:
             self.entries[typ] = self.define(self.defs[typ])
         return typ
 
-    def members(self, data: Any, expr: Expr) -> list[Entry]:
+    def members(self, data: JSON, expr: Expr) -> list[Member]:
         """Introspection members of a ``data`` dict of a struct or command."""
         if data is None:
             return []
@@ -166,7 +167,7 @@ class Converter:
             if not self._keep(spec, expr):
                 continue
             typ = spec.get("type") if isinstance(spec, dict) else spec
-            member: Entry = {"name": key.removeprefix("*"), "type": self.ref(typ, expr)}
+            member: Member = {"name": key.removeprefix("*"), "type": self.ref(typ, expr)}
             if key.startswith("*"):
                 member["default"] = None
             if isinstance(spec, dict) and spec.get("features"):
@@ -174,23 +175,22 @@ class Converter:
             out.append(member)
         return out
 
-    def base_members(self, base: Any, expr: Expr) -> list[Entry]:
+    def base_members(self, base: JSON, expr: Expr) -> list[Member]:
         """Members of a base: a named struct (with its own bases) or an inline dict."""
         if base is None:
             return []
         if isinstance(base, dict):
             return self.members(base, expr)
-        entry = self.entries.get(self.ref(base, expr)) or {}
+        entry = self.entries.get(self.ref(base, expr)) or Entry()
         if entry.get("meta-type") != "object" or entry.get("variants"):
             raise SchemaError(f"base {base!r} must be a struct", expr.file, expr.line)
-        return [dict(m) for m in entry["members"]]
+        return [m.copy() for m in entry["members"]]
 
     def define(self, expr: Expr) -> Entry:
         """The entry of one named definition."""
         data = expr.data
         kind = next(k for k in META_KEYS if k in data)
-        name = data[kind]
-        entry: Entry = {"name": name}
+        entry: Entry = {"name": str(data[kind])}  # a string: checked when it was read
         features = self._features(data.get("features"), expr)
         if features:
             entry["features"] = features
@@ -199,9 +199,9 @@ class Converter:
             if not isinstance(listed, list):
                 raise SchemaError("an enum's 'data' must be a list", expr.file, expr.line)
             values = [v for v in listed if self._keep(v, expr)]
-            members = []
+            members: list[Member] = []
             for value in values:
-                member: Entry = {"name": value["name"] if isinstance(value, dict) else value}
+                member: Member = {"name": _name(value, "an enum value", expr)}
                 if isinstance(value, dict) and value.get("features"):
                     member["features"] = self._features(value["features"], expr)
                 members.append(member)
@@ -214,39 +214,38 @@ class Converter:
         if kind == "union":
             return {**entry, **self.union(data, expr)}
         if kind == "alternate":
-            specs = data.get("data") or {}
-            if not isinstance(specs, dict):
-                raise SchemaError("an alternate's 'data' must be an object", expr.file, expr.line)
+            specs = _object(data.get("data"), "an alternate's 'data'", expr)
             branches = [spec.get("type") if isinstance(spec, dict) else spec
                         for spec in specs.values() if self._keep(spec, expr)]
             return {**entry, "meta-type": "alternate",
                     "members": [{"type": self.ref(t, expr)} for t in branches]}
         return {**entry, **self.routine(kind, data, expr)}
 
-    def union(self, data: dict[str, Any], expr: Expr) -> Entry:
+    def union(self, data: JSONObject, expr: Expr) -> Entry:
         if "discriminator" not in data:
             return self.simple_union(data, expr)
         members = self.base_members(data.get("base"), expr)
         tag = data.get("discriminator")
-        if not any(m["name"] == tag for m in members):
+        if not isinstance(tag, str) or not any(m["name"] == tag for m in members):
             raise SchemaError(f"discriminator {tag!r} is not a member of the base",
                               expr.file, expr.line)
-        variants = []
-        for case, spec in (data.get("data") or {}).items():
+        variants: list[Member] = []
+        for case, spec in _object(data.get("data"), "a union's 'data'", expr).items():
             if self._keep(spec, expr):
                 typ = spec.get("type") if isinstance(spec, dict) else spec
                 variants.append({"case": case, "type": self.ref(typ, expr)})
         return {"meta-type": "object", "members": members, "tag": tag, "variants": variants}
 
-    def simple_union(self, data: dict[str, Any], expr: Expr) -> Entry:
+    def simple_union(self, data: JSONObject, expr: Expr) -> Entry:
         """A union without discriminator (QEMU before 7.0): tag ``type`` of an
         implicit enum, each branch wrapped as ``{'data': T}``."""
-        cases = [(case, spec) for case, spec in (data.get("data") or {}).items()
+        cases = [(case, spec) for case, spec
+                 in _object(data.get("data"), "a union's 'data'", expr).items()
                  if self._keep(spec, expr)]
         kind = f"{data['union']}Kind"
         self.entries[kind] = {"name": kind, "meta-type": "enum", "values": [c for c, _ in cases],
                               "members": [{"name": c} for c, _ in cases]}
-        variants = []
+        variants: list[Member] = []
         for case, spec in cases:
             typ = spec.get("type") if isinstance(spec, dict) else spec
             wrapper = f"q_obj_{self.ref(typ, expr)}-wrapper"
@@ -256,7 +255,7 @@ class Converter:
         return {"meta-type": "object", "members": [{"name": "type", "type": kind}],
                 "tag": "type", "variants": variants}
 
-    def routine(self, kind: str, data: dict[str, Any], expr: Expr) -> Entry:
+    def routine(self, kind: str, data: JSONObject, expr: Expr) -> Entry:
         """A command's or event's entry; inline arguments become ``q_obj_NAME-arg``."""
         args = data.get("data")
         if args is None:
@@ -283,7 +282,26 @@ class Converter:
         return list(self.entries.values())
 
 
-def cond_text(cond: Any) -> str:
+def _object(value: JSON, what: str, expr: Expr) -> JSONObject:
+    """``value`` when it is an object, {} when it is missing or empty; SchemaError
+    naming ``what`` otherwise."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(f"{what} must be an object", expr.file, expr.line)
+    return value
+
+
+def _name(value: JSON, what: str, expr: Expr) -> str:
+    """The name of ``value``: itself when a string, else its ``name`` member (a
+    string; SchemaError naming ``what`` otherwise)."""
+    name = value.get("name") if isinstance(value, dict) else value
+    if not isinstance(name, str):
+        raise SchemaError(f"{what} must be a name, found {value!r}", expr.file, expr.line)
+    return name
+
+
+def cond_text(cond: JSON) -> str:
     """A QAPI ``if`` as text: ``CONFIG_SPICE``, ``CONFIG_A and not CONFIG_B``."""
     if isinstance(cond, str):
         return cond
@@ -304,7 +322,7 @@ def conditionals(exprs: Iterable[Expr]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {k: {} for k in ("command", "event", "member", "value",
                                                      "branch")}
 
-    def note(kind: str, name: str, cond: Any) -> None:
+    def note(kind: str, name: str, cond: JSON) -> None:
         text = cond_text(cond)
         old = out[kind].get(name)
         out[kind][name] = text if old in (None, text) else f"{old} or {text}"
@@ -344,7 +362,7 @@ def slice_conditions(exprs: Iterable[Expr], names: set[str], defines: frozenset[
         if name not in names:
             continue
         where = (expr.file, expr.line)
-        items: list[tuple[str, Any]] = [(kind, data.get("if"))]
+        items: list[tuple[str, JSON]] = [(kind, data.get("if"))]
         body, base = data.get("data"), data.get("base")
         if kind == "enum" and isinstance(body, list):
             items += [(f"value {v.get('name')}", v.get("if")) for v in body if isinstance(v, dict)]

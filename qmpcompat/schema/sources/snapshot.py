@@ -17,14 +17,13 @@ import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
 from qmpcompat.schema.model.query import Entry, Member, SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.qapi_convert import slice_conditions
-from qmpcompat.types import qemu_id
+from qmpcompat.types import JSONObject, qemu_id
 
 FORMAT = "qmpcompat-schema-snapshot/1"
 BASELINE_DIR = Path(__file__).resolve().parents[3] / "vectors" / "schema"
@@ -143,13 +142,12 @@ def snapshot(schema: SchemaInput, roots: Sequence[str] | None = SLICE_ROOTS) -> 
     chosen = list(roots) if roots is not None else all_roots(index)
     names = canonical_names(index, chosen)
     entries = sorted((_rename(index.lookup(n), names) for n in names), key=lambda e: e["name"])
-    out: dict[str, Any] = {"format": FORMAT, "label": schema.label, "qemu": schema.version,
-                           "roots": "all" if roots is None else chosen, "entries": entries}
+    out: dict[str, object] = {"format": FORMAT, "label": schema.label, "qemu": schema.version,
+                              "roots": "all" if roots is None else chosen, "entries": entries}
     found = schema.meta.get("source")
-    source: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+    source: JSONObject = dict(found) if isinstance(found, dict) else {}
     if schema.kind == "source" and schema.definitions:
-        source["if"] = slice_conditions(schema.definitions, set(names),
-                                        schema.meta.get("defines") or frozenset())
+        source["if"] = list(slice_conditions(schema.definitions, set(names), schema.defines))
         source["note"] = (
             "read from QAPI source, not a binary's introspection: what a build of this source "
             "would introspect, with each if: condition evaluated for Debian's x86_64 build "
