@@ -19,9 +19,10 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from qmpcompat.derive.shapes import TypeWalker
+from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.transcript import Step, main_step
@@ -37,7 +38,7 @@ INCOMING_FAILED = ("load of migration failed", "Not a migration stream")
 NEVER_OK = ("crash", "hang", "error")
 
 
-def case_vector(command: str, arguments: dict[str, Any]) -> Vector:
+def case_vector(command: str, arguments: JSONObject) -> Vector:
     """A one-step case as a vector the runner can run (its expectation is never judged)."""
     return Vector(id="HUNT", description="hunt case", command=command, arguments=arguments,
                   flags=("found-by",), expect=(Expectation(VersionRange.parse("*"), "accept"),),
@@ -82,7 +83,7 @@ def command_shape(steps: Sequence[Step]) -> str:
     return " > ".join(f"{s['execute']}({','.join(sorted(s['arguments']))})" for s in steps)
 
 
-def bug_key(steps: Sequence[Step], observed: dict[str, Any]) -> str:
+def bug_key(steps: Sequence[Step], observed: JSONObject) -> str:
     """The bug without the command shape: crash or hang, signal or exit status,
     the first stderr line, the main command."""
     detail = str(observed.get("detail", ""))
@@ -92,12 +93,12 @@ def bug_key(steps: Sequence[Step], observed: dict[str, Any]) -> str:
                        main_step(steps)["execute"]))
 
 
-def signature(steps: Sequence[Step], observed: dict[str, Any]) -> str:
+def signature(steps: Sequence[Step], observed: JSONObject) -> str:
     """One bug: ``bug_key`` and the command shape of the (minimal) transcript."""
     return f"{bug_key(steps, observed)} | {command_shape(steps)}"
 
 
-def failure_kind(steps: Sequence[Step], observed: dict[str, Any]) -> tuple[str, str, int | None]:
+def failure_kind(steps: Sequence[Step], observed: JSONObject) -> tuple[str, str, int | None]:
     """The coarse kind of a failing observation, used while shrinking: main
     command, crash/hang/error, and the signal."""
     found = _SIGNAL.search(str(observed.get("detail", "")))
@@ -149,14 +150,22 @@ def enum_defaults(walker: TypeWalker, commands: Sequence[str]) -> dict[str, str]
     return out
 
 
-def pairs(tree: Any) -> set[tuple[str, str]]:
-    """Every (member, string value) pair in an argument tree or transcript."""
+def pairs(tree: object) -> set[tuple[str, str]]:
+    """Every (member, string value) pair in an argument tree or transcript (any
+    other value has none)."""
     if isinstance(tree, dict):
         return {(k, v) for k, v in tree.items() if isinstance(v, str)} | {
             p for v in tree.values() for p in pairs(v)}
     if isinstance(tree, list):
         return {p for v in tree for p in pairs(v)}
     return set()
+
+
+class OtherTranscript(TypedDict):
+    """Another minimal transcript of a finding's signature, and where it was found."""
+
+    qemu: str
+    steps: list[Step]
 
 
 @dataclass
@@ -167,25 +176,25 @@ class Finding:
     qemu: str
     qemu_version: str
     binary: str
-    observed: dict[str, Any]  # the minimal transcript's failing observation
-    reproduced: dict[str, Any]  # the same transcript alone on a fresh QEMU
+    observed: JSONObject  # the minimal transcript's failing observation
+    reproduced: JSONObject  # the same transcript alone on a fresh QEMU
     original: list[Step]  # the transcript as first generated
     seed: int
     worker: int
     batch: int
     flaky: bool = False
     seen: int = 1  # failures of this signature the run met (itself included)
-    also: list[dict[str, Any]] = field(default_factory=list)  # other minimal transcripts
+    also: list[OtherTranscript] = field(default_factory=list)  # other minimal transcripts
     affected_keys: list[dict[str, str]] = field(default_factory=list)  # builds with the bug
     found_after_cases: int = 0  # the worker's cases when it first saw the failure
     found_after_seconds: float = 0.0  # ... and the seconds since its hunt began
 
     @property
     def command(self) -> str:
-        return str(main_step(self.steps)["execute"])
+        return main_step(self.steps)["execute"]
 
     @property
-    def arguments(self) -> dict[str, Any]:
+    def arguments(self) -> JSONObject:
         return dict(main_step(self.steps)["arguments"])
 
     @property

@@ -18,10 +18,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.hunt.cases import Finding, is_failure, signature
-from qmpcompat.types import Version
+from qmpcompat.types import JSON, JSONObject, Version, json_object
 from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.transcript import Step
 from qmpcompat.vectors.yamlfile import dump_canonical
@@ -38,7 +37,7 @@ class Answer:
 
     qemu: str
     qemu_version: str
-    observed: dict[str, Any]
+    observed: JSONObject
 
     def failed(self, finding: Finding) -> bool:
         """Whether this build fails on the finding's transcript (in any way)."""
@@ -50,17 +49,16 @@ class Answer:
 
     @property
     def observation(self) -> Observation:
-        return Observation(**{k: v for k, v in self.observed.items()
-                              if k in Observation.__dataclass_fields__ and k != "seconds"})
+        return Observation.from_json(self.observed)
 
     @property
     def version(self) -> Version:
         return Version.parse(self.qemu_version)
 
 
-def _expectation(answer: Answer) -> dict[str, Any]:
+def _expectation(answer: Answer) -> JSONObject:
     obs = answer.observed
-    exp: dict[str, Any] = {"versions": f"=={answer.qemu_version}", "result": obs["result"]}
+    exp: JSONObject = {"versions": f"=={answer.qemu_version}", "result": obs["result"]}
     if obs["result"] == "reject":
         exp["error-class"] = obs.get("error_class")
         exp["desc"] = obs.get("desc")
@@ -89,7 +87,7 @@ def _range(run: list[Answer]) -> str:
     return f"=={first}" if first == last else f">={first},<={last}"
 
 
-def _detail(obs: dict[str, Any]) -> str:
+def _detail(obs: JSONObject) -> str:
     return str(obs.get("detail") or obs.get("desc") or obs.get("result"))
 
 
@@ -102,27 +100,32 @@ def next_number(out: Path, prefix: str = "(?:M|MI)") -> int:
     return max([FIRST_NUMBER - 1, *used]) + 1
 
 
-def vector_form(steps: Sequence[Step]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def vector_form(steps: Sequence[Step]) -> tuple[JSONObject, JSONObject] | None:
     """The transcript as a vector's ``requires`` (capabilities and parameters set
     first) and ``arguments``; None when it has no vector form (a step after the
     command, or another command before it)."""
-    requires: dict[str, Any] = {}
+    requires: JSONObject = {}
+    parameters: JSONObject = {}  # requires' own, once a step sets one
+    capabilities: JSONObject = {}  # ... likewise
     *before, main = steps
     if main["execute"] not in PREFIX:
         return None
     for s in before:
+        listed = s["arguments"].get("capabilities")
         if s["execute"] == "migrate-set-parameters":
-            requires.setdefault("parameters", {}).update(s["arguments"])
-        elif s["execute"] == "migrate-set-capabilities" and isinstance(
-                s["arguments"].get("capabilities"), list):
-            for c in s["arguments"]["capabilities"]:
-                requires.setdefault("capabilities", {})[c["capability"]] = c["state"]
+            requires["parameters"] = parameters
+            parameters.update(s["arguments"])
+        elif s["execute"] == "migrate-set-capabilities" and isinstance(listed, list):
+            for c in map(json_object, listed):
+                requires["capabilities"] = capabilities
+                capabilities[str(c["capability"])] = c["state"]
         else:
             return None
-    queries = [f"migrate-set-parameters/arg-type/{k}" + (f"/^{v}" if isinstance(v, str) else "")
-               for k, v in requires.get("parameters", {}).items()]
+    queries: list[JSON] = [
+        f"migrate-set-parameters/arg-type/{k}" + (f"/^{v}" if isinstance(v, str) else "")
+        for k, v in parameters.items()]
     queries += [f"migrate-set-capabilities/arg-type/capabilities/capability/^{c}"
-                for c in requires.get("capabilities", {})]
+                for c in capabilities]
     if queries:
         requires = {"schema": queries, **requires}
     return requires, dict(main["arguments"])
@@ -151,13 +154,13 @@ def write_candidate(finding: Finding, answers: Sequence[Answer], out: Path, numb
     if form is None:
         return out / f"{vid}.json", 0
     requires, arguments = form
-    expect = [_expectation(a) for a in sorted(answers, key=lambda a: a.version)
-              if not a.failed(finding)]
+    expect: list[JSON] = [_expectation(a) for a in sorted(answers, key=lambda a: a.version)
+                          if not a.failed(finding)]
     expect += [{"versions": _range(run), "result": "reject", "error-class": "GenericError",
                 "desc-pattern": ".+", "why": REVIEW_WHY, "inferred-from": REVIEW_WHY}
                for run in runs]
-    flags = ["found-by"] + [f for f in ("uri", "channels") if f in arguments]
-    vector: dict[str, Any] = {
+    flags: list[JSON] = ["found-by", *(f for f in ("uri", "channels") if f in arguments)]
+    vector: JSONObject = {
         "id": vid, "description": f"found by hunt: {summary} on {finding.command}"[:120],
         "flags": flags, **({"requires": requires} if requires else {}),
         "arguments": arguments, "expect": expect}

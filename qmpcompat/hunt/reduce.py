@@ -1,21 +1,20 @@
 """A greedy reducer that finishes what Hypothesis's shrinker started: it
 orders by draw sequence, not by tree size, and a schema-shaped tree often keeps
-members it could lose. Each step tries a simpler tree or transcript (a step
-left out, a member or list element left out, a scalar at its simplest) and
-keeps it when it still fails the same way."""
+members it could lose. Each step tries a simpler transcript (a step left out,
+a member or list element left out, a scalar at its simplest) and keeps it when
+it is still a transcript and still fails the same way."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 from qmpcompat.derive.values import PLAIN_STRINGS, STRING_CATALOGUE
+from qmpcompat.types import JSON
+from qmpcompat.vectors.transcript import Step, well_formed
 
-Tree = Any
 
-
-def _simplest_scalar(member: str, value: Any, enum_defaults: dict[str, str]) -> Any:
+def _simplest_scalar(member: str, value: JSON, enum_defaults: dict[str, str]) -> JSON:
     """The value a scalar of member ``member`` simplifies to (itself if none is simpler)."""
     if isinstance(value, bool):
         return False
@@ -28,7 +27,7 @@ def _simplest_scalar(member: str, value: Any, enum_defaults: dict[str, str]) -> 
     return value
 
 
-def simpler(tree: Tree, enum_defaults: dict[str, str], member: str = "") -> Iterator[Tree]:
+def simpler(tree: JSON, enum_defaults: dict[str, str], member: str = "") -> Iterator[JSON]:
     """Every tree one step simpler than ``tree``: a member or list element left
     out, or one scalar set to its simplest value. Bigger steps come first."""
     if isinstance(tree, dict) and "execute" in tree:  # a transcript's step: its arguments
@@ -52,17 +51,22 @@ def simpler(tree: Tree, enum_defaults: dict[str, str], member: str = "") -> Iter
             yield simplest
 
 
-def reduce_tree(tree: Tree, still_fails: Callable[[Tree], bool], enum_defaults: dict[str, str],
-                until: float) -> Tree:
-    """The simplest tree reachable from ``tree`` one step at a time that still
-    fails (``still_fails`` runs it); stops at the monotonic time ``until``."""
+def reduce_tree(steps: list[Step], still_fails: Callable[[list[Step]], bool],
+                enum_defaults: dict[str, str], until: float) -> list[Step]:
+    """The simplest transcript reachable from ``steps`` one step at a time that
+    still fails (``still_fails`` runs it; a candidate that is no transcript, see
+    ``well_formed``, is passed over); stops at the monotonic time ``until``."""
     changed = True
     while changed and time.monotonic() < until:
         changed = False
-        for candidate in simpler(tree, enum_defaults):
+        for candidate in simpler(_as_json(steps), enum_defaults):
             if time.monotonic() >= until:
                 break
-            if still_fails(candidate):
-                tree, changed = candidate, True
+            if well_formed(candidate) and still_fails(candidate):
+                steps, changed = candidate, True
                 break
-    return tree
+    return steps
+
+
+def _as_json(steps: Sequence[Step]) -> list[JSON]:
+    return [{"execute": s["execute"], "arguments": s["arguments"]} for s in steps]

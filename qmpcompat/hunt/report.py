@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Sequence
-from typing import Any
 
 from qmpcompat.hunt.backtrace import NO_SYMBOLS, Trace
 from qmpcompat.hunt.cases import Finding, command_shape
 from qmpcompat.hunt.findings import Answer, summary_of
 from qmpcompat.provision import QemuBuild
+from qmpcompat.types import JSON, JSONObject, json_list, json_object
 from qmpcompat.vectors.transcript import Step, main_step
 
 
@@ -27,18 +27,18 @@ def affected(answers: Sequence[Answer], finding: Finding) -> list[Answer]:
     return sorted((a for a in answers if a.same_bug(finding)), key=lambda a: a.version)
 
 
-def whole_answer(steps: Sequence[Step], observed: dict[str, Any]) -> str:
+def whole_answer(steps: Sequence[Step], observed: JSONObject) -> str:
     """What a build did with the whole transcript, in one line: each step before
     the last one it answered, accepted or rejected with QEMU's words, then how
     the transcript ended ('accept' after a rejected step says so)."""
-    replies = observed.get("replies") or []
+    replies = json_list(observed.get("replies") or [])
     parts = []
     if len(steps) > 1:
         for step, reply in zip(steps, replies, strict=False):
             if step is main_step(steps):
                 continue
-            error = reply.get("error")
-            parts.append(f"`{step['execute']}` " + (f"rejected ({error.get('desc')})"
+            error = json_object(reply).get("error")
+            parts.append(f"`{step['execute']}` " + (f"rejected ({json_object(error).get('desc')})"
                                                     if error else "accepted"))
     obs = observed
     what = (str(obs.get("detail")).splitlines()[0] if obs.get("detail")
@@ -47,12 +47,12 @@ def whole_answer(steps: Sequence[Step], observed: dict[str, Any]) -> str:
     return "; ".join([*parts, main])
 
 
-def _transcript(finding: Finding, replies: list[dict[str, Any]] | None) -> str:
+def _transcript(finding: Finding, replies: list[JSON]) -> str:
     lines = ['{"execute": "qmp_capabilities"}', '{"return": {}}']
     for i, step in enumerate(finding.steps):
         lines.append(json.dumps({"execute": step["execute"], "arguments": step["arguments"]}))
-        if replies and i < len(replies):
-            reply = replies[i]
+        if i < len(replies):
+            reply = json_object(replies[i])
             lines.append(json.dumps({k: v for k, v in reply.items() if k != "execute"}))
         else:
             lines.append("(no reply: QEMU " + ("died" if finding.observed.get("result") == "crash"
@@ -95,8 +95,8 @@ def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[Qem
                build.command()[0] != finding.binary else ")"), "",
             "Then, on the QMP socket (`{tmpdir}` is any empty directory, `{port}` a free "
             "loopback port):", "", "```json",
-            _transcript(finding, finding.reproduced.get("replies") or finding.observed.get(
-                "replies")), "```", "",
+            _transcript(finding, json_list(finding.reproduced.get("replies")
+                                           or finding.observed.get("replies") or [])), "```", "",
             "Or with qmpcompat: save the transcript's steps as a JSON list (the `steps` of "
             "the finding's `.json`) and run `qmpcompat hunt --replay FILE --only "
             f"{finding.qemu}` (or `--qemu BINARY` for a build of your own).", "",

@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness.process import die_with_parent
 from qmpcompat.hunt.backtrace import NO_SYMBOLS, backtrace, symbols
-from qmpcompat.hunt.cases import Finding, is_failure, signature
+from qmpcompat.hunt.cases import Finding, OtherTranscript, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.hunt.known import KnownBug, known_bugs
@@ -33,9 +33,94 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
-from qmpcompat.vectors.transcript import main_step, run_fresh, steps_problems, well_formed
+from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems, well_formed
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+class Job(TypedDict):
+    """What one worker process is sent: its build, schema and share of the hunt."""
+
+    build: QemuBuild
+    entries: list[Entry]
+    commands: list[str]
+    timeout: float
+    budget: float
+    seed: int
+    worker: int
+    floor_every: int
+    fresh: bool
+    spares: int
+    state_every: int
+    max_cases: int | None
+    workers: int
+    systematic: bool
+
+
+class WorkDone(TypedDict):
+    """What one worker process sends back."""
+
+    findings: list[Finding]
+    stats: WorkerStats
+    floor: float | None  # the median of its floor samples
+
+
+class BuildRow(TypedDict):
+    """One binary's line of hunt.json (``builds``)."""
+
+    qemu: str
+    binary: str
+    seconds: float
+    cases: int
+    cases_per_minute: int | None
+    qemu_starts: int
+    reused: int
+    results: dict[str, int]
+    findings: int
+    workers: list[dict[str, object]]  # each worker's WorkerStats, without its samples
+    per_case_ms: float | None
+    floor_ms: float | None
+    ratio: float | None
+    median_case_ms: NotRequired[float]
+    median_ratio: NotRequired[float]
+    slow_cases: NotRequired[int]
+    slow_seconds: NotRequired[float]
+
+
+class ReportRow(TypedDict):
+    """One finding's line of hunt.json (``reports``)."""
+
+    id: str
+    signature: str
+    seen: int
+    qemu: str
+    worker: int
+    systematic: bool
+    after_cases: int
+    after_seconds: float
+    affected: list[str]
+    report: str
+    steps: list[Step]
+
+
+class KnownDefect(TypedDict):
+    """A recorded crash on one build, and whether (``how``) the run found it again."""
+
+    defect: str
+    vector: str
+    qemu: str
+    how: NotRequired[str]  # "explored" (with the four below) or "re-run"
+    worker: NotRequired[int]
+    systematic: NotRequired[bool]
+    after_cases: NotRequired[int]
+    after_seconds: NotRequired[float]
+
+
+class KnownDefects(TypedDict):
+    """hunt.json's ``known_defects``."""
+
+    found: list[KnownDefect]
+    missed: list[KnownDefect]
 
 
 def parse_budget(text: str) -> float:
@@ -54,16 +139,16 @@ def share(cases: int | None, workers: int, worker: int) -> int | None:
     return cases // workers + (worker < cases % workers)
 
 
-def _work(job: dict[str, Any]) -> dict[str, Any]:
+def _work(job: Job) -> WorkDone:
     """One worker process: hunt on one build for the budget."""
-    runner = (Runner(job["timeout"]) if job.get("fresh")
-              else PersistentRunner(job["timeout"], spares=job.get("spares", 1)))
+    runner = (Runner(job["timeout"]) if job["fresh"]
+              else PersistentRunner(job["timeout"], spares=job["spares"]))
     explorer = Explorer(job["build"], job["entries"], job["commands"], runner,
-                        job.get("floor_every", 20), job.get("state_every", STATE_EVERY))
+                        job["floor_every"], job["state_every"])
     with runner:
         findings = explorer.hunt(job["budget"], job["seed"], job["worker"],
-                                 max_cases=job.get("max_cases"), workers=job.get("workers", 1),
-                                 systematic=job.get("systematic", True))
+                                 max_cases=job["max_cases"], workers=job["workers"],
+                                 systematic=job["systematic"])
     samples = explorer.stats.floor_samples
     return {"findings": findings, "stats": explorer.stats,
             "floor": statistics.median(samples) if samples else None}
@@ -74,12 +159,13 @@ def _hunt_build(build: QemuBuild, entries: list[Entry], args: argparse.Namespace
     """Hunt on one build with every worker; the findings no simpler one explains,
     each worker's stats, the wall time, and the floor the workers measured
     between their cases (the median of their medians)."""
-    jobs = [{"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
-             "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
-             "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
-             "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w),
-             "workers": args.workers, "systematic": not args.no_systematic}
-            for w in range(args.workers)]
+    jobs: list[Job] = [
+        {"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
+         "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
+         "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
+         "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w),
+         "workers": args.workers, "systematic": not args.no_systematic}
+        for w in range(args.workers)]
     start = time.monotonic()
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent) as pool:
@@ -117,14 +203,14 @@ def by_signature(findings: list[Finding]) -> list[Finding]:
                                                   f.found_after_seconds))
         best = same[0]
         best.seen = len(same)
-        best.also = [{"qemu": f.qemu, "steps": f.steps} for f in same[1:]
+        best.also = [OtherTranscript(qemu=f.qemu, steps=f.steps) for f in same[1:]
                      if f.steps != best.steps][:5]
         out.append(best)
     return out
 
 
 def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor: float | None,
-                 findings: int) -> dict[str, Any]:
+                 findings: int) -> BuildRow:
     """One binary's line of hunt.json: cases, outcomes, time per case (the floor
     samples' own time left out) and its ratio to the floor, mean and median."""
     cases = sum(s.cases for s in stats)
@@ -135,7 +221,7 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
         for k, v in s.results.items():
             results[k] = results.get(k, 0) + v
     starts = sum(s.qemu_starts for s in stats)
-    row: dict[str, Any] = {
+    row: BuildRow = {
         "qemu": build.label, "binary": build.binary, "seconds": round(wall, 1), "cases": cases,
         "cases_per_minute": round(cases / wall * 60) if wall else None,
         "qemu_starts": starts, "reused": sum(s.reused for s in stats),
@@ -188,7 +274,7 @@ def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
 
 
 def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespace,
-           ) -> dict[str, Any]:
+           ) -> KnownDefects:
     """Which recorded crashes the run found again by itself, per build, and which
     not. A found one says how: ``explored`` (a worker hunting on that build met it:
     after how many of its cases and seconds, the earliest) or ``re-run`` (a
@@ -198,17 +284,18 @@ def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespa
     for f in sorted(found, key=lambda f: f.found_after_seconds):
         explored.setdefault((f.qemu, f.bug_key), f)
     rerun = {(a["qemu"], a["bug_key"]) for f in found for a in f.affected_keys}
-    out: dict[str, Any] = {"found": [], "missed": []}
+    out: KnownDefects = {"found": [], "missed": []}
     for bug in bugs:
-        entry: dict[str, Any] = {"defect": bug.defect, "vector": bug.vector, "qemu": bug.qemu}
+        entry: KnownDefect = {"defect": bug.defect, "vector": bug.vector, "qemu": bug.qemu}
         first = explored.get((bug.qemu, bug.key))
         if first is not None:
-            entry.update(how="explored", worker=first.worker,
-                         systematic=first.batch < 0, after_cases=first.found_after_cases,
-                         after_seconds=first.found_after_seconds)
+            entry["how"], entry["worker"] = "explored", first.worker
+            entry["systematic"] = first.batch < 0
+            entry["after_cases"] = first.found_after_cases
+            entry["after_seconds"] = first.found_after_seconds
         elif (bug.qemu, bug.key) in rerun:
             entry["how"] = "re-run"
-        out["found" if "how" in entry else "missed"].append(entry)
+        (out["found"] if "how" in entry else out["missed"]).append(entry)
     return out
 
 
@@ -230,7 +317,7 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
     args.out.mkdir(parents=True, exist_ok=True)
     schemas = SchemaCache()
     findings: dict[str, Finding] = {}
-    summary: list[dict[str, Any]] = []
+    summary: list[BuildRow] = []
     for build in builds:
         print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s"
               + (f" or {args.max_cases} cases" if args.max_cases else "")
@@ -248,7 +335,7 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         for f in found:
             findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
     number, defect_number = next_number(args.out), next_number(args.out, "KD")
-    reports = []
+    reports: list[ReportRow] = []
     for i, finding in enumerate(by_signature(list(findings.values()))):
         answers = _answers(finding, builds, args.timeout)
         hit = affected(answers, finding)
@@ -274,13 +361,13 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         print(f"qmpcompat hunt: {finding.signature}\n    affected {versions}; "
               f"{json.dumps(finding.steps)[:300]}\n    -> {md}", flush=True)
     known = _known(builds, list(findings.values()), args)
-    for hit in known["found"]:
-        how = (f"explored on it, after {hit['after_cases']} cases and {hit['after_seconds']}s "
-               f"of worker {hit['worker']}"
-               + (" (systematic pass)" if hit["systematic"] else "")
-               if hit["how"] == "explored" else "a finding of another build, re-run on it")
-        print(f"qmpcompat hunt: found again: {hit['defect']} ({hit['vector']}) on QEMU "
-              f"{hit['qemu']}: {how}")
+    for again in known["found"]:
+        how = (f"explored on it, after {again['after_cases']} cases and {again['after_seconds']}s "
+               f"of worker {again['worker']}"
+               + (" (systematic pass)" if again["systematic"] else "")
+               if again["how"] == "explored" else "a finding of another build, re-run on it")
+        print(f"qmpcompat hunt: found again: {again['defect']} ({again['vector']}) on QEMU "
+              f"{again['qemu']}: {how}")
     for miss in known["missed"]:
         print(f"qmpcompat hunt: not found again: {miss['defect']} ({miss['vector']}) on QEMU "
               f"{miss['qemu']}")

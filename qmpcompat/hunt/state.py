@@ -18,11 +18,12 @@ toward fewer steps, then toward the simpler single-command tree.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from hypothesis import strategies as st
 
 from qmpcompat.hunt.strategies import TreeStrategies
+from qmpcompat.types import JSON, JSONObject
+from qmpcompat.vectors.transcript import Step
 
 # The commands a transcript sends, and the migration parameters the model sets:
 # plain numbers, enums and booleans (not the TLS object names, not
@@ -50,7 +51,7 @@ AFTER = {
 }
 
 
-def step(command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def step(command: str, arguments: JSONObject) -> Step:
     return {"execute": command, "arguments": arguments}
 
 
@@ -62,20 +63,20 @@ class StateModel:
         self.walker = trees.walker
         self.has = {c for c in STEP_COMMANDS if c in self.walker.index}
 
-    def single(self, command: str) -> st.SearchStrategy[list[dict[str, Any]]]:
+    def single(self, command: str) -> st.SearchStrategy[list[Step]]:
         """One step: ``command`` with a schema-valid argument tree."""
         return self.trees.arguments(command).map(lambda a: [step(command, a)])
 
-    def _parameters(self) -> dict[str, st.SearchStrategy[Any]]:
+    def _parameters(self) -> dict[str, st.SearchStrategy[JSON]]:
         """Each settable safe parameter and the strategy of its values."""
         arg = self.walker.arg_type("migrate-set-parameters")
         members = {m.name: m for shape in self.walker.shapes(arg) for m in shape.members}
         return {name: self.trees.of(members[name].type, name)
                 for name in MODEL_PARAMETERS if name in members}
 
-    def before(self) -> list[st.SearchStrategy[dict[str, Any]]]:
+    def before(self) -> list[st.SearchStrategy[Step]]:
         """The steps that set state before the command."""
-        out: list[st.SearchStrategy[dict[str, Any]]] = []
+        out: list[st.SearchStrategy[Step]] = []
         if "migrate-set-parameters" in self.has:
             params = self._parameters()
             if "mode" in params:
@@ -92,12 +93,12 @@ class StateModel:
                 lambda a: step("migrate-set-capabilities", a)))
         return out
 
-    def after(self, command: str) -> list[st.SearchStrategy[dict[str, Any]]]:
+    def after(self, command: str) -> list[st.SearchStrategy[Step]]:
         """The steps that act on what ``command`` started."""
         return [self.trees.arguments(c).map(partial(step, c))
                 for c in AFTER[command] if c in self.has]
 
-    def transcripts(self, command: str) -> st.SearchStrategy[list[dict[str, Any]]]:
+    def transcripts(self, command: str) -> st.SearchStrategy[list[Step]]:
         """State first, the command, then what acts on it; at least one step
         besides the command."""
         before, after = self.before(), self.after(command)

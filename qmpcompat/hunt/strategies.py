@@ -12,8 +12,6 @@ shorter lists, earlier branches and earlier catalogue entries.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import strategies as st
 
 from qmpcompat.derive.shapes import Shape, TypeWalker
@@ -25,6 +23,7 @@ from qmpcompat.derive.values import (
     STRING_CATALOGUE,
 )
 from qmpcompat.errors import SchemaError
+from qmpcompat.types import JSON, JSONObject
 
 MAX_LIST = 3
 MAX_DEPTH = 12
@@ -35,13 +34,14 @@ class TreeStrategies:
 
     def __init__(self, walker: TypeWalker) -> None:
         self.walker = walker
-        self._memo: dict[tuple[str, str], st.SearchStrategy[Any]] = {}
+        self._memo: dict[tuple[str, str], st.SearchStrategy[JSON]] = {}
+        self._objects: dict[tuple[str, str], st.SearchStrategy[JSONObject]] = {}  # objects
 
-    def arguments(self, command: str) -> st.SearchStrategy[dict[str, Any]]:
+    def arguments(self, command: str) -> st.SearchStrategy[JSONObject]:
         """Schema-valid argument objects of ``command``."""
-        return self.of(self.walker.arg_type(command), "")
+        return self._object(self.walker.arg_type(command), "", 0)
 
-    def of(self, type_name: str, member: str, depth: int = 0) -> st.SearchStrategy[Any]:
+    def of(self, type_name: str, member: str, depth: int = 0) -> st.SearchStrategy[JSON]:
         """Valid values of ``type_name`` for a member called ``member``."""
         key = (type_name, member)
         if key not in self._memo:
@@ -50,7 +50,7 @@ class TreeStrategies:
             self._memo[key] = self._build(type_name, member, depth)
         return self._memo[key]
 
-    def _build(self, type_name: str, member: str, depth: int) -> st.SearchStrategy[Any]:
+    def _build(self, type_name: str, member: str, depth: int) -> st.SearchStrategy[JSON]:
         entry = self.walker.entry(type_name)
         meta = entry["meta-type"]
         if meta == "builtin":
@@ -59,16 +59,25 @@ class TreeStrategies:
             return st.sampled_from(self.walker.enum_values(type_name))
         if meta == "array":
             if member == "args":
-                return st.sampled_from([list(a) for a in ARGS_CATALOGUE])
+                argvs: list[JSON] = [list(a) for a in ARGS_CATALOGUE]
+                return st.sampled_from(argvs)
             element = self.of(str(entry["element-type"]), member, depth + 1)
             # empty, one, several, and one element twice (duplicates)
             return st.one_of(st.lists(element, max_size=MAX_LIST), element.map(lambda e: [e, e]))
         if meta == "alternate":
             return st.one_of([self.of(str(b["type"]), member, depth + 1)
                               for b in entry.get("members") or ()])
-        return st.one_of([self._shape(s, depth) for s in self.walker.shapes(type_name)])
+        return self._object(type_name, member, depth)
 
-    def _shape(self, shape: Shape, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    def _object(self, type_name: str, member: str, depth: int) -> st.SearchStrategy[JSONObject]:
+        """Valid values of the object type ``type_name``: every shape (each union branch)."""
+        key = (type_name, member)
+        if key not in self._objects:
+            self._objects[key] = st.one_of([self._shape(s, depth)
+                                            for s in self.walker.shapes(type_name)])
+        return self._objects[key]
+
+    def _shape(self, shape: Shape, depth: int) -> st.SearchStrategy[JSONObject]:
         tags = dict(shape.tags)
         required = {m.name: st.just(tags[m.name]) if m.name in tags
                     else self.of(m.type, m.name, depth + 1) for m in shape.required}
@@ -77,7 +86,7 @@ class TreeStrategies:
         return st.fixed_dictionaries(required, optional=optional)
 
 
-def _scalar(json_type: str, member: str) -> st.SearchStrategy[Any]:
+def _scalar(json_type: str, member: str) -> st.SearchStrategy[JSON]:
     if json_type == "string":
         return st.sampled_from(STRING_CATALOGUE.get(member, PLAIN_STRINGS))
     if json_type == "int":

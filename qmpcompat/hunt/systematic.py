@@ -26,8 +26,8 @@ same order. A case the safety gate refuses is left out by the caller.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.derive.values import (
@@ -38,14 +38,15 @@ from qmpcompat.derive.values import (
     STRING_CATALOGUE,
 )
 from qmpcompat.hunt.state import AFTER, MODEL_PARAMETERS, step
-from qmpcompat.types import json_object
+from qmpcompat.types import JSON, JSONObject, json_object
 from qmpcompat.vectors.transcript import Step
 
 MAX_DEPTH = 12
 PARAMETER_INTS = (0, 2**64 - 1)  # a parameter's integer extremes in a transcript
+T = TypeVar("T")
 
 
-def scalars(json_type: str, member: str) -> tuple[Any, ...]:
+def scalars(json_type: str, member: str) -> tuple[JSON, ...]:
     """The catalogue values of a scalar of ``json_type`` named ``member``."""
     if json_type == "string":
         return STRING_CATALOGUE.get(member, PLAIN_STRINGS)
@@ -66,7 +67,7 @@ class Variants:
     def __init__(self, walker: TypeWalker) -> None:
         self.walker = walker
 
-    def of(self, type_name: str, member: str, depth: int = 0) -> Iterator[Any]:
+    def of(self, type_name: str, member: str, depth: int = 0) -> Iterator[JSON]:
         """Every value of ``type_name`` (for a member called ``member``) that is the
         simplest valid value but for one choice, the simplest first."""
         if depth > MAX_DEPTH:
@@ -80,7 +81,8 @@ class Variants:
             yield from walker.enum_values(type_name)
         elif meta == "array":
             if member == "args":
-                yield from (list(a) for a in ARGS_CATALOGUE)
+                for argv in ARGS_CATALOGUE:
+                    yield list(argv)
                 return
             element = str(entry["element-type"])
             simplest = walker.valid(element, member, depth + 1)
@@ -92,22 +94,28 @@ class Variants:
             for branch in entry.get("members") or ():
                 yield from self.of(str(branch["type"]), member, depth + 1)
         else:
-            for shape in walker.shapes(type_name):
-                base = walker.fill(shape, depth)
-                yield base
-                tags = dict(shape.tags)
-                for m in shape.members:
-                    if m.name in tags:
-                        continue
-                    for value in self.of(m.type, m.name, depth + 1):
-                        yield {**base, m.name: value}
+            yield from self.objects(type_name, depth)
 
-    def arguments(self, command: str) -> list[dict[str, Any]]:
+    def objects(self, type_name: str, depth: int = 0) -> Iterator[JSONObject]:
+        """``of`` for the object type ``type_name``: each shape's simplest object, then
+        its one-place variants."""
+        walker = self.walker
+        for shape in walker.shapes(type_name):
+            base = walker.fill(shape, depth)
+            yield base
+            tags = dict(shape.tags)
+            for m in shape.members:
+                if m.name in tags:
+                    continue
+                for value in self.of(m.type, m.name, depth + 1):
+                    yield {**base, m.name: value}
+
+    def arguments(self, command: str) -> list[JSONObject]:
         """The one-place variants of ``command``'s arguments, each once."""
-        return unique(self.of(self.walker.arg_type(command), ""))
+        return unique(self.objects(self.walker.arg_type(command)))
 
 
-def unique(trees: Iterator[Any]) -> list[Any]:
+def unique(trees: Iterable[T]) -> list[T]:
     """``trees`` without repeats, in order."""
     seen: set[str] = set()
     out = []
@@ -119,7 +127,7 @@ def unique(trees: Iterator[Any]) -> list[Any]:
     return out
 
 
-def _simplest_mains(walker: TypeWalker, command: str) -> list[dict[str, Any]]:
+def _simplest_mains(walker: TypeWalker, command: str) -> list[JSONObject]:
     """The command's simplest trees that reach command code: a ``uri`` alone, a
     channel list of one simplest channel alone (each the member's safe default)."""
     arg = walker.arg_type(command)
@@ -140,7 +148,7 @@ def _parameter_steps(walker: TypeWalker, names: Sequence[str]) -> Iterator[Step]
             continue
         entry = walker.entry(members[name].type)
         if entry["meta-type"] == "enum":
-            values: Sequence[Any] = walker.enum_values(members[name].type)
+            values: Sequence[JSON] = walker.enum_values(members[name].type)
         elif entry.get("json-type") == "boolean":
             values = (True, False)
         elif entry.get("json-type") == "int":

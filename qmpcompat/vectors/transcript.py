@@ -17,14 +17,14 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict, TypeGuard
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems, fill
-from qmpcompat.types import JSONObject, json_object
+from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import (
     MIGRATION_TIMEOUT,
@@ -34,10 +34,15 @@ from qmpcompat.vectors.run import (
     observe,
 )
 
-Step = dict[str, Any]
+
+class Step(TypedDict):
+    """One step of a transcript: a QMP command and its arguments."""
+
+    execute: str
+    arguments: JSONObject
 
 
-def well_formed(steps: object) -> bool:
+def well_formed(steps: object) -> TypeGuard[list[Step]]:
     """Whether ``steps`` is a transcript: a non-empty list of steps, each a command
     name and an argument object, with one main command (migrate or migrate-incoming)."""
     return (isinstance(steps, list) and bool(steps)
@@ -103,7 +108,9 @@ def play(q: Qemu, steps: Sequence[Step]) -> Observation:
 
 def fill_steps(steps: Sequence[Step], tmp: str) -> list[Step]:
     """The steps with ``{tmpdir}`` and ``{port}`` filled in (one port per transcript)."""
-    return [json_object(s) for s in fill(list(steps), {"tmpdir": tmp, "port": str(free_port())})]
+    values = {"tmpdir": tmp, "port": str(free_port())}
+    return [{"execute": fill(s["execute"], values), "arguments": fill(s["arguments"], values)}
+            for s in steps]
 
 
 def run_fresh(steps: Sequence[Step], build: QemuBuild, incoming: bool,
