@@ -50,7 +50,10 @@ def test_spec_is_a_closed_list() -> None:
     assert GuestSpec().machine_type((11, 2, 50)) == "pc"
     for bad, why in [({"machine": "microvm"}, "machine 'microvm'"), ({"memory": 100}, "memory 100"),
                      ({"devices": ["virtio-net"]}, "device 'virtio-net'"),
-                     ({"kernel": "/etc/passwd"}, "unknown key 'kernel'")]:
+                     ({"kernel": "/etc/passwd"}, "unknown key 'kernel'"),
+                     ({"memory": "64"}, "memory '64'"), ({"state": None}, "state None"),
+                     ({"devices": "serial"}, "devices 'serial' is not a list"),
+                     ({"devices": [["serial"]]}, r"device \['serial'\]")]:
         with pytest.raises(GuestSpecError, match=why):
             parse_guest(bad)
     with pytest.raises(ValueError, match="non-zero"):

@@ -17,6 +17,7 @@ from qmpcompat.hunt.cases import Finding
 from qmpcompat.hunt.findings import Answer
 from qmpcompat.hunt.report import bug_report, whole_answer
 from qmpcompat.provision import QemuBuild
+from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.transcript import run_fresh
 
 
@@ -37,6 +38,8 @@ def test_a_rejected_step_before_an_accepted_command_is_told(oldest: QemuBuild) -
     line = whole_answer(CPR_URI, obs.to_json())
     assert line.startswith("`migrate-set-parameters` rejected (Parameter 'mode' is unexpected)")
     assert "; `migrate` accept, migration failed" in line, line
+    # what a finding keeps (JSON) reads back as the same observation, replies and all
+    assert obs.replies and Observation.from_json(obs.to_json()) == obs
 
 
 def _finding(build: QemuBuild, steps: list[dict[str, Any]], observed: dict[str, Any],

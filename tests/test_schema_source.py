@@ -124,6 +124,27 @@ def test_simple_unions_of_old_schemas() -> None:
     assert schema_has(index, "c/arg-type/u/+b/data/!string")
 
 
+USE_E = "{ 'command': 'c', 'data': { 'e': 'E' } }"
+USE_U = "{ 'command': 'c', 'data': { 'u': 'U' } }"
+
+
+@pytest.mark.parametrize("lines, why", [
+    (["{ 'enum': 'E', 'data': [ { 'if': 'CONFIG_LINUX' } ] }", USE_E],
+     "an enum value must be a name"),
+    (["{ 'enum': 'E', 'data': [ 'a' ], 'features': 'f' }", USE_E], "'features' must be a list"),
+    (["{ 'enum': 'E', 'data': [ 'a' ] }",
+      "{ 'union': 'U', 'base': { 't': 'E' }, 'discriminator': 't', 'data': [ 'a' ] }", USE_U],
+     "a union's 'data' must be an object"),
+    (["{ 'union': 'U', 'data': 'A' }", USE_U], "a union's 'data' must be an object"),
+])
+def test_malformed_definitions_are_errors_with_their_line(lines: list[str], why: str) -> None:
+    exprs = [Expr(data, "x.json", line) for data, line
+             in parse_text("\n".join(lines), "x.json")]
+    with pytest.raises(SchemaError, match=why) as err:
+        to_entries(exprs)
+    assert (err.value.source, err.value.line) == ("x.json", len(lines) - 1)
+
+
 def test_cli_define_and_undefine() -> None:
     from qmpcompat.cli import main
 
