@@ -1,17 +1,23 @@
 """The shared vocabulary of qmpcompat: JSON data, finding levels, case outcomes,
-QEMU versions and their ``qemu-LABEL`` ids, and the record of one case.
+QEMU versions and their ``qemu-LABEL`` ids, the record of one case, and the
+shapes of the JSON documents the package writes and reads back: the results
+document (``results.json``, as ``qmpcompat/data/results.schema.json`` describes
+it) and the schema history (``qmpcompat/data/history.schema.json``).
 
 These are the only definitions of these concepts; every other module imports
 them from here. The module imports nothing else from the package, so anything
-may use it.
+may use it. The document shapes make it long: they follow their JSON Schemas
+member by member, and live here because every layer writes or reads them (the
+builds and indexes from provisioning, the records from the vectors, the whole
+document in the pytest plugin, the reports and ``qmpcompat observe``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, NotRequired, TypeAlias, TypedDict, final
 
 _NUMBER = re.compile(r"\d+")
 
@@ -176,12 +182,11 @@ class CaseRecord:
     defect: str | None = None
     observed: JSONObject | None = None
     seconds: float = 0.0
-    basis: dict[str, str] | None = None  # what the expectation rests on: {kind, source}
-    extra: JSONObject = field(default_factory=dict)  # later format fields, kept as given
+    basis: BasisJSON | None = None  # what the expectation rests on
 
-    def to_json(self) -> JSONObject:
-        basis: JSONObject | None = None if self.basis is None else {**self.basis}
-        out: JSONObject = {
+    def to_json(self) -> CaseJSON:
+        basis: BasisJSON | None = None if self.basis is None else {**self.basis}
+        return {
             "vector": self.vector, "command": self.command, "flags": list(self.flags),
             "description": self.description, "file": self.file,
             "qemu": self.qemu, "qemu_version": self.qemu_version, "package": self.package,
@@ -189,5 +194,321 @@ class CaseRecord:
             "message": self.message, "defect": self.defect, "observed": self.observed,
             "seconds": self.seconds, "basis": basis,
         }
-        out.update(self.extra)
-        return out
+
+
+# The results document (results.json). A member the JSON Schema does not require
+# is NotRequired; a results file is checked against that schema when it is read.
+
+
+class BasisJSON(TypedDict):
+    """What the claim a case (or cell) was judged against rests on: ``kind`` is
+    observed, schema or inferred; ``source`` says from what."""
+
+    kind: str
+    source: str
+
+
+class JudgedJSON(TypedDict):
+    """What a case record and a cross-version cell say of their verdict:
+    ``observed`` is what QEMU did, as ``Observation.to_json`` gives it (with a
+    transcript's QMP replies), ``basis`` what the claim judged against rests on."""
+
+    outcome: str  # an Outcome's value
+    expected: NotRequired[str]
+    message: NotRequired[str]
+    defect: NotRequired[str | None]
+    observed: NotRequired[JSONObject | None]
+    seconds: NotRequired[float]
+    basis: NotRequired[BasisJSON | None]
+
+
+@final
+class CaseJSON(JudgedJSON):
+    """The record of one case on one build (``results``)."""
+
+    vector: str
+    command: str
+    flags: NotRequired[list[str]]
+    description: NotRequired[str]
+    file: NotRequired[str]
+    qemu: str  # the build's label in this run
+    qemu_version: str
+    package: NotRequired[str]
+    binary: str
+
+
+@final
+class PairJSON(JudgedJSON):
+    """The record of one cross-version cell (``pairs``): a pair vector in one form
+    from a source build to a destination build."""
+
+    vector: str
+    form: str  # uri/uri, channels/uri, uri/channels or channels/channels
+    transport: str
+    description: NotRequired[str]
+    file: NotRequired[str]
+    flags: NotRequired[list[str]]
+    guest: NotRequired[JSONObject]  # machine family, run state, memory, devices
+    machine: str
+    source: str
+    source_version: str
+    source_package: NotRequired[str]
+    destination: str
+    destination_version: str
+    destination_package: NotRequired[str]
+
+
+class BinaryJSON(TypedDict):
+    """A build of the run (``environment.binaries``), as ``QemuBuild.to_json`` gives it."""
+
+    binary: str
+    version: str
+    version_line: str
+    package: NotRequired[str]
+    origin: NotRequired[str]
+    loader: NotRequired[str]
+    library_path: NotRequired[str]
+    env: NotRequired[dict[str, str]]
+    data_dirs: NotRequired[list[str]]
+    run_label: NotRequired[str]
+    features: NotRequired[list[str]]
+    features_probed: NotRequired[bool]
+
+
+class ProblemJSON(TypedDict):
+    """A build or suite the run could not use, and why."""
+
+    name: str
+    error: str
+
+
+class IndexJSON(TypedDict):
+    """A Debian archive index the builds were chosen from (``SuiteIndex.to_json``)."""
+
+    suite: str
+    date: NotRequired[str]
+    valid_until: NotRequired[str]
+    stale: NotRequired[bool]
+    error: NotRequired[str]
+    kind: NotRequired[str]
+    hint: NotRequired[str]
+
+
+class EnvironmentJSON(TypedDict):
+    """Where and with what a run ran; a merged file's also lists its runs'."""
+
+    host: str
+    os: NotRequired[str]
+    python: NotRequired[str]
+    qmpcompat: str
+    vector_revision: str
+    binaries: list[BinaryJSON]
+    problems: NotRequired[list[ProblemJSON]]
+    warnings: NotRequired[list[str]]
+    indexes: NotRequired[list[IndexJSON]]
+    runs: NotRequired[list[RunJSON]]
+
+
+class RunJSON(EnvironmentJSON):
+    """One run a merged file merges: its file and its environment."""
+
+    file: str
+
+
+class KnownDefectJSON(TypedDict):
+    """A recorded known defect the run saw (``known_defects``)."""
+
+    id: str
+    vector: NotRequired[str]
+    versions: str  # the range it is recorded for (a pair defect's: the source's)
+    destination: NotRequired[str]  # a pair defect's destination range
+    summary: str
+    observed: NotRequired[str]
+    evidence: NotRequired[str]
+    file: NotRequired[str]
+
+
+class GateFindingJSON(TypedDict, total=False):
+    """A schema-gate finding (``schema_gate``): the differ's finding (its inputs,
+    root, direction and fingerprint too), with the build, the baseline it was
+    held against and the gate."""
+
+    qemu: str
+    baseline: str
+    gate: str  # regression or release
+    level: str
+    rule: str
+    path: str
+    change: str
+    explanation: str
+    old: str
+    new: str
+    root: str
+    direction: str
+    fingerprint: str
+
+
+class HistoryStepJSON(TypedDict):
+    """The differ's findings between two consecutive builds (``schema_history``)."""
+
+    old: str
+    new: str
+    findings: list[JSONObject]
+
+
+class InterruptedJSON(TypedDict, total=False):
+    """How far an interrupted run got; a merged file's adds up its stopped runs."""
+
+    cases_expected: int
+    cases_recorded: int
+    runs: list[str]
+
+
+class RunningJSON(TypedDict, total=False):
+    """The mark of a file written as a run starts."""
+
+    pid: int
+
+
+class CellJSON(TypedDict):
+    """One source x destination cell of the cross-version matrix."""
+
+    source: str
+    destination: str
+    mark: str  # ok, FAIL, known or n/a
+    passed: int
+    failed: int
+    xfailed: int
+    skipped: int
+    error: int
+    defects: list[str]
+
+
+class MatrixJSON(TypedDict, total=False):
+    """The cross-version matrix (``pair_matrix``): versions in order, every cell
+    (``matrix`` gives both)."""
+
+    versions: list[str]
+    cells: list[CellJSON]
+
+
+class RunOutcomeJSON(TypedDict):
+    """One run's outcome of a case or cell two runs disagree about."""
+
+    file: str
+    outcome: str
+    observed: NotRequired[JSONObject | None]
+    binary: NotRequired[str]
+
+
+class DisagreementJSON(TypedDict):
+    """A case two runs of the same build disagree about (``disagreements``)."""
+
+    vector: str
+    qemu: str
+    runs: list[RunOutcomeJSON]
+
+
+class PairDisagreementJSON(TypedDict):
+    """A matrix cell two runs of the same builds disagree about (``pair_disagreements``)."""
+
+    vector: str
+    form: str
+    source: str
+    destination: str
+    runs: list[RunOutcomeJSON]
+
+
+class ResultsMembers(TypedDict, total=False):
+    """The members of a results document beyond its core (see ``ResultsJSON``)."""
+
+    claims: dict[str, dict[str, int]]  # per label: observed, schema, inferred
+    schema_gate: list[GateFindingJSON]
+    pairs: list[PairJSON]
+    schema_history: list[HistoryStepJSON]
+    schema_timeline: TimelineJSON | EmptyJSON  # empty when a schema could not be read
+    known_defects: list[KnownDefectJSON]
+    interrupted: InterruptedJSON
+    running: RunningJSON
+    disagreements: list[DisagreementJSON]
+    pair_matrix: MatrixJSON
+    pair_disagreements: list[PairDisagreementJSON]
+
+
+class ResultsJSON(ResultsMembers):
+    """A results document: one run, or several merged."""
+
+    format: int
+    started: str  # UTC, ISO 8601
+    seconds: float
+    environment: EnvironmentJSON
+    totals: dict[str, dict[str, int]]  # per label: the count of each outcome
+    results: list[CaseJSON]
+
+
+# The schema history (qmpcompat history --format json, a results document's
+# schema_timeline).
+
+
+@final
+class EmptyJSON(TypedDict):
+    """An empty JSON object (``"releases" in timeline`` tells it from a timeline)."""
+
+
+class EventJSON(TypedDict):
+    """An event as the history's JSON gives it."""
+
+    version: str
+    previous: str
+    path: str
+    what: str
+    change: str
+    evidence: str
+    unrecorded: list[str]
+    old: NotRequired[str]
+    new: NotRequired[str]
+    note: NotRequired[str]
+
+
+class ReleaseJSON(TypedDict):
+    """A point as the history's JSON gives it."""
+
+    version: str
+    label: str
+    origin: str
+    evidence: str
+    where: str
+
+
+class LifecycleChange(TypedDict):
+    """One change of a path in its lifecycle row."""
+
+    version: str
+    change: str
+
+
+class LifecycleRow(TypedDict):
+    """One path's life over the history (see ``Timeline.lifecycle``)."""
+
+    path: str
+    what: str
+    first: str
+    since_oldest: bool
+    last: str
+    current: bool
+    optional: bool | None
+    type: str
+    features: list[str]
+    changes: list[LifecycleChange]
+
+
+class TimelineJSON(TypedDict):
+    """The history as ``qmpcompat history --format json`` writes it."""
+
+    format: str
+    roots: list[str]
+    releases: list[ReleaseJSON]
+    unrecorded: list[str]
+    events: list[EventJSON]
+    inferred: list[EventJSON]
+    lifecycle: list[LifecycleRow]

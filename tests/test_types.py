@@ -1,15 +1,34 @@
-"""The shared types: levels, outcomes, versions, case ids and the case record."""
+"""The shared types: levels, outcomes, versions, case ids, the case record, and
+the results document's shapes against its JSON Schema."""
 
 from __future__ import annotations
 
 import json
+import typing
+from pathlib import Path
+
+import pytest
 
 from qmpcompat.types import (
     LEVELS,
     OUTCOMES,
+    BasisJSON,
+    BinaryJSON,
+    CaseJSON,
     CaseRecord,
+    EnvironmentJSON,
+    GateFindingJSON,
+    HistoryStepJSON,
+    IndexJSON,
+    InterruptedJSON,
+    KnownDefectJSON,
     Level,
+    MatrixJSON,
     Outcome,
+    PairJSON,
+    ProblemJSON,
+    ResultsJSON,
+    RunningJSON,
     Version,
     at_least,
     case_id,
@@ -64,3 +83,42 @@ def test_case_record_keeps_the_results_key_order() -> None:
 def test_version_prefix() -> None:
     assert version_prefix("10.0", "10.0.13") and version_prefix("10", "10.2.0")
     assert not version_prefix("10.0", "10.01.0") and not version_prefix("11.1.3", "11.1")
+
+
+_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "qmpcompat" / "data"
+                      / "results.schema.json").read_text())
+_TOP = _SCHEMA["properties"]
+_ENV = _TOP["environment"]["properties"]
+
+
+_SHAPES = [
+    (ResultsJSON, _SCHEMA), (EnvironmentJSON, _TOP["environment"]),
+    (BinaryJSON, _ENV["binaries"]["items"]), (ProblemJSON, _ENV["problems"]["items"]),
+    (IndexJSON, _ENV["indexes"]["items"]), (CaseJSON, _SCHEMA["$defs"]["record"]),
+    (PairJSON, _SCHEMA["$defs"]["pair"]), (BasisJSON, _SCHEMA["$defs"]["basis"]),
+    (KnownDefectJSON, _TOP["known_defects"]["items"]), (GateFindingJSON, _TOP["schema_gate"]["items"]),
+    (HistoryStepJSON, _TOP["schema_history"]["items"]), (InterruptedJSON, _TOP["interrupted"]),
+    (RunningJSON, _TOP["running"]), (MatrixJSON, _TOP["pair_matrix"]),
+]
+
+
+@pytest.mark.parametrize(("shape", "schema"), _SHAPES, ids=[shape.__name__ for shape, _s in _SHAPES])
+def test_results_shapes_mirror_the_schema(shape: type, schema: dict[str, object]) -> None:
+    """Each TypedDict of results.json requires what the JSON Schema requires, and
+    names every member the schema names (it may name more, e.g. a build's features)."""
+    properties = schema.get("properties")
+    assert isinstance(properties, dict)
+    assert _required(shape) == set(schema.get("required") or ())
+    assert set(properties) <= shape.__required_keys__ | shape.__optional_keys__
+
+
+def _required(shape: type) -> set[str]:
+    """The keys ``shape`` requires. Its annotations are strings (postponed), which
+    hide ``NotRequired[...]`` and ``Required[...]`` from ``__required_keys__``."""
+    def marked(key: str) -> str:
+        note = shape.__annotations__[key]
+        text = note.__forward_arg__ if isinstance(note, typing.ForwardRef) else str(note)
+        return text.split("[", 1)[0]
+    keys = shape.__required_keys__ | shape.__optional_keys__
+    return {k for k in keys if marked(k) == "Required"
+            or (k in shape.__required_keys__ and marked(k) != "NotRequired")}

@@ -22,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import ReportError
-from qmpcompat.types import Outcome, Version
+from qmpcompat.types import Outcome, ResultsJSON, Version
 from qmpcompat.vectors.lint import canonical_text
 from qmpcompat.vectors.load import DEFECTS_FILE, VectorSet, vector_files
 from qmpcompat.vectors.versions import pair_label
@@ -51,7 +50,7 @@ def _sort_key(obs: Observed) -> tuple[str, int, tuple[Version, ...]]:
     return obs.vector, obs.index, tuple(Version.parse(v) for v in obs.version.split("->"))
 
 
-def _vector_cases(doc: dict[str, Any], vs: VectorSet) -> Iterable[Observed]:
+def _vector_cases(doc: ResultsJSON, vs: VectorSet) -> Iterable[Observed]:
     by_id = {v.id: v for v in vs.vectors}
     defects = {d.id: d for d in vs.defects}
     for rec in doc["results"]:
@@ -70,7 +69,7 @@ def _vector_cases(doc: dict[str, Any], vs: VectorSet) -> Iterable[Observed]:
         yield Observed(vec.id, str(exp.versions), version.label, vec.expect.index(exp))
 
 
-def _pair_cells(doc: dict[str, Any], vs: VectorSet) -> Iterable[Observed]:
+def _pair_cells(doc: ResultsJSON, vs: VectorSet) -> Iterable[Observed]:
     """Pairs whose every run cell under one claim passed (or showed the one defect)."""
     by_id = {p.id: p for p in vs.pairs}
     defects = {d.id: d for d in vs.defects}
@@ -99,7 +98,7 @@ def _pair_cells(doc: dict[str, Any], vs: VectorSet) -> Iterable[Observed]:
             yield Observed(claim, versions, pair, index)
 
 
-def observations(doc: dict[str, Any], vs: VectorSet) -> list[Observed]:
+def observations(doc: ResultsJSON, vs: VectorSet) -> list[Observed]:
     """What ``doc`` (a results document of a run of ``vs``) observed that the
     vectors, pair vectors and known defects do not record yet. ReportError if it
     is of another vector set."""
@@ -112,13 +111,15 @@ def observations(doc: dict[str, Any], vs: VectorSet) -> list[Observed]:
     return sorted(found.values(), key=_sort_key)
 
 
-def _add(item: dict[str, Any], versions: set[str]) -> None:
+def _add(item: dict[str, object], versions: set[str]) -> None:
     """Add ``versions`` to ``item``'s ``observed-on`` (a new key goes before
-    ``inferred-from`` and ``review-by``, where the format's examples have it)."""
-    seen = sorted(set(item.get("observed-on") or ()) | versions,
+    ``inferred-from`` and ``review-by``, where the format's examples have it).
+    ``item`` is an expectation or a known defect as its file holds it."""
+    listed = item.get("observed-on")
+    seen = sorted((set(listed) if isinstance(listed, list) else set()) | versions,
                   key=lambda v: tuple(Version.parse(p) for p in v.split("->")))
     if "observed-on" not in item:
-        later: dict[str, Any] = {k: item.pop(k) for k in ("inferred-from", "review-by") if k in item}
+        later: dict[str, object] = {k: item.pop(k) for k in ("inferred-from", "review-by") if k in item}
         item["observed-on"] = seen
         item.update(later)
     item["observed-on"] = seen

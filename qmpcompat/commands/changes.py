@@ -14,14 +14,14 @@ from qmpcompat.report.changes import Step, by_label, compare
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.results import read_results
-from qmpcompat.types import LEVELS, JSONObject, Level, label_order, version_prefix
+from qmpcompat.types import LEVELS, CaseJSON, Level, label_order, version_prefix
 
 OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
            "html": "behaviour-changes.html", "sarif": "behaviour-changes.sarif",
            "gitlab": "behaviour-changes.codequality.json"}
 
 
-def pick(spec: str, default: Path) -> tuple[str, list[JSONObject], str]:
+def pick(spec: str, default: Path) -> tuple[str, list[CaseJSON], str]:
     """(label, case records, source) of build ``spec``: ``FILE`` (a results file
     of one build), ``FILE:LABEL``, or ``LABEL`` (a QEMU label or version of the
     run in ``default``, or a version prefix such as ``10.0``: the newest of that

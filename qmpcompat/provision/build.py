@@ -6,11 +6,12 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import BinaryError
-from qmpcompat.types import Version
+from qmpcompat.types import BinaryJSON, Version
 
 # "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)\S*(?: \((.*)\))?")
@@ -74,15 +75,16 @@ class QemuBuild:
         extra = f", {self.origin}" if self.origin != "path" else ""
         return f"QEMU {self.version_str} ({self.package or 'unpackaged'}{extra}): {self.binary}"
 
-    def to_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["version"] = self.version_str
-        data["data_dirs"] = list(self.data_dirs)
-        data["features"] = list(self.features)
-        return data
+    def to_json(self) -> BinaryJSON:
+        """Every field, in field order (``from_json`` reads it back)."""
+        return {"binary": self.binary, "version": self.version_str, "version_line": self.version_line,
+                "package": self.package, "origin": self.origin, "loader": self.loader,
+                "library_path": self.library_path, "env": dict(self.env),
+                "data_dirs": list(self.data_dirs), "run_label": self.run_label,
+                "features": list(self.features), "features_probed": self.features_probed}
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> QemuBuild:
+    def from_json(cls, data: Mapping[str, object]) -> QemuBuild:
         raw = dict(data)
         raw["version"] = Version.parse(str(raw["version"]))
         raw["data_dirs"] = tuple(raw.get("data_dirs") or ())  # type: ignore[arg-type]
@@ -154,8 +156,7 @@ def _rebase(data: dict[str, object], old: str, new: str) -> dict[str, object]:
 def write_manifest(prefix: Path, build: QemuBuild, final: Path | None = None) -> None:
     """Record ``build`` in ``prefix/build.json``; ``final`` is where the tree will
     live (its paths are recorded relative to it, so a copied cache stays whole)."""
-    data = build.to_json()
-    data["prefix"] = str(final or prefix)
+    data = {**build.to_json(), "prefix": str(final or prefix)}
     (prefix / MANIFEST).write_text(json.dumps(data, indent=1))
 
 

@@ -14,12 +14,18 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from qmpcompat.errors import ProvisionError
 from qmpcompat.provision.apt import PrivateApt
+from qmpcompat.types import IndexJSON
+
+# The members of an index's JSON left out when unset ("", False).
+_UNSET_LEFT_OUT: tuple[Literal["date", "valid_until", "stale", "error", "kind", "hint"], ...] = (
+    "date", "valid_until", "stale", "error", "kind", "hint")
 
 # What apt said, per kind of failure, and what the user can do about it.
 KINDS: dict[str, tuple[str, str]] = {
@@ -80,11 +86,17 @@ class SuiteIndex:
                 f"published {self.date}): the mirror is stale; using it anyway "
                 "(--qmpcompat-strict refuses it)") if self.stale else ""
 
-    def to_json(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if v not in ("", False) or k == "suite"}
+    def to_json(self) -> IndexJSON:
+        """The suite, and every other field that is set, in field order."""
+        out: IndexJSON = {"suite": self.suite, "date": self.date, "valid_until": self.valid_until,
+                          "stale": self.stale, "error": self.error, "kind": self.kind, "hint": self.hint}
+        for key in _UNSET_LEFT_OUT:
+            if not out[key]:
+                del out[key]
+        return out
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> SuiteIndex:
+    def from_json(cls, data: Mapping[str, object]) -> SuiteIndex:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in fields})  # type: ignore[arg-type]
 

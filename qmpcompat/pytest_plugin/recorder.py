@@ -8,7 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -25,7 +25,7 @@ from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.summary import verdict
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import JSONObject, Outcome, split_case_id
+from qmpcompat.types import CaseJSON, KnownDefectJSON, Outcome, ResultsJSON, ResultsMembers, split_case_id
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -39,6 +39,7 @@ class Recorder:
         self.config = config
         self.progress: Progress | None = None
         self.total = 0
+        self.doc: ResultsJSON | None = None  # the run's results document, once written
 
     @property
     def state(self) -> RunState:
@@ -82,7 +83,7 @@ class Recorder:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """The verdict, with the crashes and hangs and the known defects they were."""
-        doc = getattr(self, "doc", None)
+        doc = self.doc
         if doc is None:
             return
         v = verdict(doc, self.state.fail_on)
@@ -93,9 +94,9 @@ class Recorder:
             if not row["defect"]:
                 terminalreporter.write_line(f"  {row['vector']}: QEMU {row['result']} on "
                                             f"{', '.join(row['qemu'])}, no known defect: {row['detail']}")
-        for row in defect_rows(doc):
-            terminalreporter.write_line(f"  {row['id']} ({row['observed']} on {', '.join(row['qemu'])}): "
-                                        f"{row['summary']}")
+        for defect in defect_rows(doc):
+            terminalreporter.write_line(f"  {defect['id']} ({defect['observed']} on "
+                                        f"{', '.join(defect['qemu'])}): {defect['summary']}")
 
 
 def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
@@ -107,7 +108,7 @@ def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
     return next((c.vector() for _b, c in derived if c.id == case), None)
 
 
-def lost_case(st: RunState, report: pytest.TestReport) -> list[JSONObject]:
+def lost_case(st: RunState, report: pytest.TestReport) -> list[CaseJSON]:
     """The record of a case (a vector's or a derived one) that died without a
     record (its worker was killed, say); empty when the test was no case."""
     param = report.nodeid.rpartition("[")[2].removesuffix("]") if report.nodeid.endswith("]") else ""
@@ -139,7 +140,7 @@ def start_reports(config: pytest.Config) -> None:
 
 
 def finish_reports(config: pytest.Config, interrupted: bool = False,
-                   expected: int = 0) -> JSONObject:
+                   expected: int = 0) -> ResultsJSON:
     """Write results.json, summary.md and index.html of the run; returns its results document."""
     st = config.stash[STATE]
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
@@ -147,12 +148,12 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
                       + [i.warning() for i in st.indexes if i.stale] or None,
                       [i.to_json() for i in st.indexes])
-    seen = {r["defect"] for r in [*st.records, *st.pair_records] if r.get("defect")}
-    extra: dict[str, object] = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
-                                "schema_history": schema_history(st.builds),
-                                "schema_timeline": schema_timeline(st.builds),
-                                "known_defects": [defect_facts(d) for d in st.vectors.defects
-                                                  if d.id in seen]}
+    seen = {defect for r in [*st.records, *st.pair_records] if (defect := r.get("defect"))}
+    extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
+                             "schema_history": schema_history(st.builds),
+                             "schema_timeline": schema_timeline(st.builds),
+                             "known_defects": [defect_facts(d) for d in st.vectors.defects
+                                               if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
     doc = results_document(env, st.records, st.started, extra)
@@ -165,11 +166,15 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     return doc
 
 
-def defect_facts(defect: KnownDefect) -> JSONObject:
+class _Destination(TypedDict, total=False):
+    destination: str  # a pair defect's destination range
+
+
+def defect_facts(defect: KnownDefect) -> KnownDefectJSON:
     """A known defect as results.json records it."""
+    pair: _Destination = {"destination": str(defect.destination)} if defect.destination else {}
     return {"id": defect.id, "vector": defect.vector, "versions": str(defect.versions),
-            **({"destination": str(defect.destination)} if defect.destination else {}),
-            "summary": defect.summary, "observed": defect.observed.result,
+            **pair, "summary": defect.summary, "observed": defect.observed.result,
             "evidence": defect.evidence, "file": defect.file}
 
 

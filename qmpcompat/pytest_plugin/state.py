@@ -22,7 +22,7 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.selection import Problem, Selection, named_binaries, select
-from qmpcompat.types import JSONObject
+from qmpcompat.types import BinaryJSON, CaseJSON, GateFindingJSON, IndexJSON, PairJSON
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
@@ -47,9 +47,9 @@ class RunState:
     fail_on_known: frozenset[str] = frozenset()
     started: float = field(default_factory=time.time)
     lint: list[LintProblem] = field(default_factory=list)
-    records: list[JSONObject] = field(default_factory=list)
-    pair_records: list[JSONObject] = field(default_factory=list)
-    schema_gate: list[JSONObject] = field(default_factory=list)
+    records: list[CaseJSON] = field(default_factory=list)
+    pair_records: list[PairJSON] = field(default_factory=list)
+    schema_gate: list[GateFindingJSON] = field(default_factory=list)
 
     def lint_of(self, vec: Vector | PairVector) -> list[str]:
         """The lint problems of one vector or pair vector (they keep it from running)."""
@@ -127,9 +127,9 @@ def make_state(config: pytest.Config) -> RunState:
 class Shipped(TypedDict):
     """What a worker receives of the run (execnet carries plain types and bytes)."""
 
-    builds: list[dict[str, object]]
+    builds: list[BinaryJSON]
     problems: list[list[str]]
-    indexes: NotRequired[list[dict[str, object]]]
+    indexes: NotRequired[list[IndexJSON]]
     loaded: bytes  # the pickled vector set and its lint problems
     started: float
 

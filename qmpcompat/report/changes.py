@@ -11,10 +11,9 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
-from typing import Any
 
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
-from qmpcompat.types import LEVELS, JSONObject, Level, label_order
+from qmpcompat.types import LEVELS, CaseJSON, JSONObject, Level, ResultsJSON, json_text, label_order
 
 CRASHES = ("crash", "hang")
 # What differs between two runs of one build, and so is no change.
@@ -46,17 +45,21 @@ class Seen:
     crash: str = ""  # signal and first words of a crash or hang
 
     @classmethod
-    def of(cls, rec: dict[str, Any]) -> Seen:
+    def of(cls, rec: CaseJSON) -> Seen:
         obs = rec.get("observed") or {}
-        result = obs.get("result") or "not run"
+
+        def said(key: str) -> str | None:
+            return json_text(obs.get(key))
+
+        result = said("result") or "not run"
         if result in CRASHES:
-            detail = normalized(obs.get("detail"))
+            detail = normalized(said("detail"))
             signal = re.search(r"killed by signal \d+|did not answer|exited with status \d+", detail)
             stderr = detail.split("stderr: ", 1)[1][:120] if "stderr: " in detail else ""
             return cls(result, crash=" ".join(p for p in (signal.group() if signal else "", stderr) if p))
-        sides = [obs.get("migration"), obs.get("peer_migration")]
-        return cls(result, obs.get("error_class") or "", normalized(obs.get("desc")),
-                   "/".join(s for s in sides if s), normalized(obs.get("migration_error")))
+        sides = [said("migration"), said("peer_migration")]
+        return cls(result, said("error_class") or "", normalized(said("desc")),
+                   "/".join(s for s in sides if s), normalized(said("migration_error")))
 
     def summary(self) -> str:
         if self.result == "reject":
@@ -92,8 +95,9 @@ class Change:
         """Stable id of the change: the same change between other builds keeps it."""
         return hashlib.sha1(f"{self.rule}|{self.case}|{self.before}|{self.after}".encode()).hexdigest()[:12]
 
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "fingerprint": self.fingerprint}
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {**asdict(self), "fingerprint": self.fingerprint}
+        return out
 
 
 def classify(before: Seen, after: Seen) -> str | None:
@@ -126,20 +130,19 @@ def classify(before: Seen, after: Seen) -> str | None:
     return "MIGRATION_ERROR_CHANGED"
 
 
-def _kind(rec: JSONObject) -> str:
-    flags = rec.get("flags")
-    return "derived" if isinstance(flags, list) and "derived" in flags else "vector"
+def _kind(rec: CaseJSON) -> str:
+    return "derived" if "derived" in rec.get("flags", ()) else "vector"
 
 
-def compare(base: str, base_records: list[dict[str, Any]], new: str,
-            new_records: list[dict[str, Any]]) -> list[Change]:
+def compare(base: str, base_records: list[CaseJSON], new: str,
+            new_records: list[CaseJSON]) -> list[Change]:
     """Every behaviour change from the build labelled ``base`` to ``new``, in case order."""
     old = {r["vector"]: r for r in base_records}
     cur = {r["vector"]: r for r in new_records}
     out = []
     for case in sorted(old.keys() | cur.keys()):
         was, now = old.get(case), cur.get(case)
-        rec = now or was or {}
+        rec = cur[case] if case in cur else old[case]
         if was is None or now is None:
             rule = "CASE_ADDED" if was is None else "CASE_REMOVED"
             before = Seen.of(was).summary() if was else "(no such case)"
@@ -150,9 +153,10 @@ def compare(base: str, base_records: list[dict[str, Any]], new: str,
                 continue
             rule, before, after = found, Seen.of(was).summary(), Seen.of(now).summary()
         level, explanation = BEHAVIOUR_RULES[rule]
-        out.append(Change(base, new, case, _kind(rec), rec.get("command", ""), rec.get("description", ""),
+        defects = [r.get("defect") for r in (now, was) if r is not None]
+        out.append(Change(base, new, case, _kind(rec), rec["command"], rec.get("description", ""),
                           rec.get("file", ""), rule, level, before, after, explanation,
-                          (now or {}).get("defect") or (was or {}).get("defect") or ""))
+                          next((d for d in defects if d), "")))
     return out
 
 
@@ -181,15 +185,15 @@ class Step:
         return [c for c in self.changes if Level(c.level).rank >= Level(level).rank]
 
 
-def by_label(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def by_label(doc: ResultsJSON) -> dict[str, list[CaseJSON]]:
     """A results document's case records per QEMU label, labels in version order."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[CaseJSON]] = {}
     for rec in doc["results"]:
         out.setdefault(rec["qemu"], []).append(rec)
     return {label: out[label] for label in sorted(out, key=label_order)}
 
 
-def run_steps(doc: dict[str, Any]) -> list[Step]:
+def run_steps(doc: ResultsJSON) -> list[Step]:
     """The changes between each build of a run and the one before it (version order)."""
     groups = by_label(doc)
     labels = list(groups)

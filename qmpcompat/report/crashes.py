@@ -6,16 +6,38 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
-from qmpcompat.types import JSONObject, json_text, label_order
+from qmpcompat.types import CaseJSON, KnownDefectJSON, ResultsJSON, json_text, label_order
 
 CRASHES = ("crash", "hang")
 
 
-def observed_result(rec: JSONObject) -> str | None:
+class DefectRow(TypedDict):
+    """A known defect the run saw, as the reports list it."""
+
+    id: str
+    summary: str
+    recorded_for: str  # the range it is recorded for
+    observed: str  # what QEMU did, e.g. "crash"
+    vectors: list[str]
+    qemu: list[str]  # the labels it showed on, in version order
+    cases: int
+
+
+class CrashRow(TypedDict):
+    """A vector and kind of failure that crashed or hung QEMU, as the reports list it."""
+
+    vector: str
+    result: str  # crash or hang
+    defect: str  # its known defect, "" when none
+    qemu: list[str]
+    detail: str  # the first line QEMU's end left
+
+
+def observed_result(rec: CaseJSON) -> str | None:
     observed = rec.get("observed")
-    return json_text(observed.get("result")) if isinstance(observed, dict) else None
+    return json_text(observed.get("result")) if observed else None
 
 
 @dataclass
@@ -49,7 +71,7 @@ class Tally:
         return f"QEMU {what}: {known}, {self.unknown} unknown"
 
 
-def tally(doc: dict[str, Any]) -> Tally:
+def tally(doc: ResultsJSON) -> Tally:
     out = Tally()
     seen: set[str] = set()
     for rec in doc["results"]:
@@ -60,33 +82,31 @@ def tally(doc: dict[str, Any]) -> Tally:
             out.crashed += 1
         else:
             out.hung += 1
-        if rec.get("defect"):
+        if defect := rec.get("defect"):
             out.known += 1
-            seen.add(rec["defect"])
+            seen.add(defect)
     out.defects = sorted(seen)
     return out
 
 
-def _summary_of(doc: dict[str, Any], defect: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary_of(doc: ResultsJSON, defect: str, records: list[CaseJSON]) -> KnownDefectJSON:
     """The recorded facts of ``defect``; from its cases' messages for results files
     written before results.json carried ``known_defects``."""
-    entries: list[dict[str, Any]] = doc.get("known_defects", [])
-    for entry in entries:
+    for entry in doc.get("known_defects", []):
         if entry["id"] == defect:
-            facts: dict[str, Any] = entry
-            return facts
+            return entry
     message = next((r.get("message") or "" for r in records), "")
     return {"id": defect, "summary": message.split(": ", 1)[-1], "versions": ""}
 
 
-def defect_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def defect_rows(doc: ResultsJSON) -> list[DefectRow]:
     """One row per known defect seen in the run: its summary, what QEMU did, the
     versions of the run it showed on, the range it is recorded for, and how many cases."""
-    by_defect: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_defect: dict[str, list[CaseJSON]] = defaultdict(list)
     for rec in doc["results"]:
-        if rec.get("defect"):
-            by_defect[rec["defect"]].append(rec)
-    rows = []
+        if defect := rec.get("defect"):
+            by_defect[defect].append(rec)
+    rows: list[DefectRow] = []
     for defect, records in sorted(by_defect.items()):
         facts = _summary_of(doc, defect, records)
         rows.append({
@@ -99,18 +119,18 @@ def defect_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def crash_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def crash_rows(doc: ResultsJSON) -> list[CrashRow]:
     """One row per vector and kind of failure that crashed or hung QEMU, with the
     versions it happened on, its known defect (or none) and the first line QEMU's
     end left (signal, assertion)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[CaseJSON]] = defaultdict(list)
     for rec in doc["results"]:
         result = observed_result(rec)
         if result in CRASHES:
             groups[(rec["vector"], result or "", rec.get("defect") or "")].append(rec)
-    rows = []
+    rows: list[CrashRow] = []
     for (vector, result, defect), records in sorted(groups.items()):
-        detail = (records[0].get("observed") or {}).get("detail") or ""
+        detail = json_text((records[0].get("observed") or {}).get("detail")) or ""
         first = detail.splitlines()[0] if detail else ""
         rows.append({"vector": vector, "result": result, "defect": defect,
                      "qemu": sorted({r["qemu"] for r in records}, key=label_order),

@@ -5,8 +5,7 @@ baselines)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
@@ -14,10 +13,10 @@ from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.timeline import build, point
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.releases import known_schemas
-from qmpcompat.types import JSONObject
+from qmpcompat.types import EmptyJSON, HistoryStepJSON, TimelineJSON
 
 
-def schema_history(builds: Sequence[QemuBuild]) -> list[JSONObject]:
+def schema_history(builds: Sequence[QemuBuild]) -> list[HistoryStepJSON]:
     """Each consecutive step between the builds' migration interfaces, with its
     classified findings; empty when there are fewer than two builds or a
     schema cannot be read (the run's own tests report that)."""
@@ -33,7 +32,7 @@ def schema_history(builds: Sequence[QemuBuild]) -> list[JSONObject]:
             for c in comparisons if c.step == "step"]
 
 
-def schema_timeline(builds: Sequence[QemuBuild]) -> Mapping[str, object]:
+def schema_timeline(builds: Sequence[QemuBuild]) -> TimelineJSON | EmptyJSON:
     """The timeline (``qmpcompat history --format json``) over the committed
     schemas and the run's builds; empty when a schema cannot be read."""
     try:
@@ -44,9 +43,10 @@ def schema_timeline(builds: Sequence[QemuBuild]) -> Mapping[str, object]:
         return {}
 
 
-def timeline_markdown(timeline: dict[str, Any]) -> list[str]:
-    """summary.md's lines for a timeline: the changes by release, the gaps."""
-    if not timeline:
+def timeline_markdown(timeline: TimelineJSON | EmptyJSON | None) -> list[str]:
+    """summary.md's lines for a timeline: the changes by release, the gaps (none
+    for no timeline, or the empty one of a run that could not read a schema)."""
+    if timeline is None or "releases" not in timeline:
         return []
     releases = timeline["releases"]
     lines = ["", "### Schema history", "",

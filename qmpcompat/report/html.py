@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import to_json
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.matrix import matrix
 from qmpcompat.report.summary import verdict
+from qmpcompat.types import ResultsJSON
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "report.html"
 
 
-def render_html(doc: dict[str, Any], fail_on: str = "breaking") -> str:
+def render_html(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     data = {**doc, "verdict": {**asdict(v), "headline": v.headline, "crash_rows": crash_rows(doc),
                                "defect_rows": defect_rows(doc)},

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from typing import Any
 
 from qmpcompat.report.matrix import junit_suite
-from qmpcompat.types import JSONObject, Outcome, qemu_id
+from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
 
 # Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
 # sent, so an error text may hold any of them).
@@ -29,21 +28,21 @@ def _sanitize(root: ET.Element) -> None:
             el.text = xml_safe(el.text)
 
 
-def _observed(rec: JSONObject) -> str:
+def _observed(rec: CaseJSON) -> str:
     obs = rec.get("observed")
-    if not isinstance(obs, dict) or not obs:
+    if not obs:
         return "(not run)"
     if obs.get("result") == "reject":
         return f"reject {obs.get('error_class')}: {obs.get('desc')}"
     return ", ".join(f"{k}={v}" for k, v in obs.items() if k != "seconds")
 
 
-def render_junit(doc: dict[str, Any]) -> str:
+def render_junit(doc: ResultsJSON) -> str:
     """One testsuite per QEMU label, one testcase per vector; every case has the
     vector id, QEMU version, binary and outcome as properties, and a failure
     shows expected and observed side by side."""
     root = ET.Element("testsuites", name="qmpcompat")
-    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_label: dict[str, list[CaseJSON]] = defaultdict(list)
     for rec in doc["results"]:
         by_label[rec["qemu"]].append(rec)
     for label, records in sorted(by_label.items()):

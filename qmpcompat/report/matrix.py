@@ -8,19 +8,26 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Any
 
 from qmpcompat.report.results import observed_key
-from qmpcompat.types import JSONObject, Outcome, label_order
+from qmpcompat.types import (
+    CellJSON,
+    MatrixJSON,
+    Outcome,
+    PairDisagreementJSON,
+    PairJSON,
+    ResultsJSON,
+    label_order,
+)
 
 OUTCOMES = tuple(o.value for o in Outcome)
 # When two runs disagree about a case or cell, the merged one shows the worst.
-SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.ERROR: 3,
-            Outcome.FAILED: 4}
+SEVERITY: dict[str, int] = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 2, Outcome.ERROR: 3,
+                            Outcome.FAILED: 4}
 
 
-def pair_key(rec: JSONObject) -> tuple[str, str, str, str]:
-    return str(rec["vector"]), str(rec["form"]), str(rec["source"]), str(rec["destination"])
+def pair_key(rec: PairJSON) -> tuple[str, str, str, str]:
+    return rec["vector"], rec["form"], rec["source"], rec["destination"]
 
 
 def mark(counts: dict[str, int]) -> str:
@@ -33,7 +40,7 @@ def mark(counts: dict[str, int]) -> str:
     return "ok" if counts.get("passed", 0) else "n/a"
 
 
-def matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+def matrix(pairs: list[PairJSON]) -> MatrixJSON:
     """``{"versions": [labels in version order], "cells": [{source, destination,
     mark, passed, failed, xfailed, skipped, error, defects}]}``."""
     counts: dict[tuple[str, str], Counter[str]] = {}
@@ -41,24 +48,26 @@ def matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     for rec in pairs:
         key = (rec["source"], rec["destination"])
         counts.setdefault(key, Counter())[rec["outcome"]] += 1
-        if rec.get("defect"):
-            defects.setdefault(key, set()).add(rec["defect"])
+        if defect := rec.get("defect"):
+            defects.setdefault(key, set()).add(defect)
     versions = sorted({v for key in counts for v in key}, key=label_order)
-    cells = []
+    cells: list[CellJSON] = []
     for src in versions:
         for dst in versions:
             c = counts.get((src, dst), Counter())
             row = {o: c.get(o, 0) for o in OUTCOMES}
-            cells.append({"source": src, "destination": dst, "mark": mark(row), **row,
+            cells.append({"source": src, "destination": dst, "mark": mark(row),
+                          "passed": row["passed"], "failed": row["failed"], "xfailed": row["xfailed"],
+                          "skipped": row["skipped"], "error": row["error"],
                           "defects": sorted(defects.get((src, dst), ()))})
     return {"versions": versions, "cells": cells}
 
 
-def failed_pairs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def failed_pairs(doc: ResultsJSON) -> list[PairJSON]:
     return [r for r in doc.get("pairs", []) if r["outcome"] in ("failed", "error")]
 
 
-def _cell_text(cell: dict[str, Any]) -> str:
+def _cell_text(cell: CellJSON) -> str:
     ran = cell["passed"] + cell["failed"] + cell["error"] + cell["xfailed"]
     if cell["mark"] == "n/a":
         return "n/a"
@@ -71,7 +80,7 @@ def _first_line(text: object) -> str:
     return lines[0].replace("|", "\\|") if lines else ""
 
 
-def render_markdown(doc: dict[str, Any]) -> list[str]:
+def render_markdown(doc: ResultsJSON) -> list[str]:
     """The matrix section of summary.md (empty when the run had no pair vectors)."""
     pairs = doc.get("pairs") or []
     if not pairs:
@@ -95,7 +104,7 @@ def render_markdown(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def junit_suite(root: ET.Element, doc: dict[str, Any]) -> None:
+def junit_suite(root: ET.Element, doc: ResultsJSON) -> None:
     """A ``cross-version`` testsuite: one testcase per cell, named like the live
     run's test id (``test_pair[XV-0001-uri-uri-7.2.22-to-11.1.3]``), with both
     versions as properties."""
@@ -122,18 +131,19 @@ def junit_suite(root: ET.Element, doc: dict[str, Any]) -> None:
             ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
 
 
-def merge_pairs(runs: list[tuple[str, dict[str, Any]]],
-                label_of: dict[tuple[str, str], str]) -> tuple[list[dict[str, Any]],
-                                                               list[dict[str, Any]]]:
+def merge_pairs(runs: list[tuple[str, PairJSON]],
+                label_of: dict[tuple[str, str], str]) -> tuple[list[PairJSON],
+                                                               list[PairDisagreementJSON]]:
     """Combine the pair records of several runs: ``runs`` holds (file, record) and
     ``label_of`` maps (file, label in that run) to the merged label. Where two runs
     have the same cell, the worse outcome stands and the cell is a disagreement."""
-    seen: dict[tuple[str, str, str, str], list[tuple[str, dict[str, Any]]]] = {}
+    seen: dict[tuple[str, str, str, str], list[tuple[str, PairJSON]]] = {}
     for path, rec in runs:
         rec = {**rec, "source": label_of.get((path, rec["source"]), rec["source"]),
                "destination": label_of.get((path, rec["destination"]), rec["destination"])}
         seen.setdefault(pair_key(rec), []).append((path, rec))
-    merged, disagreements = [], []
+    merged: list[PairJSON] = []
+    disagreements: list[PairDisagreementJSON] = []
     for key, found in sorted(seen.items()):
         merged.append(max(found, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1])
         if len({observed_key(r) for _p, r in found}) > 1:

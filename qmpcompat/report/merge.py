@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.errors import ReportError
 from qmpcompat.report.matrix import SEVERITY, merge_pairs
 from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
-from qmpcompat.types import JSONObject, Version, strip_qemu_id
+from qmpcompat.types import (
+    BinaryJSON,
+    CaseJSON,
+    DisagreementJSON,
+    EmptyJSON,
+    EnvironmentJSON,
+    InterruptedJSON,
+    PairJSON,
+    ResultsJSON,
+    RunJSON,
+    Version,
+    strip_qemu_id,
+)
 
 
-def build_identity(binary: JSONObject | None, record: JSONObject) -> str:
+def build_identity(binary: BinaryJSON | None, version: str, package: str = "",
+                   path: str = "") -> str:
     """The same build on two machines has the same identity: its version and
-    package; a build with no package is known by its path."""
-    pkg = (binary or {}).get("package") or record.get("package") or ""
-    version = record.get("qemu_version") or (binary or {}).get("version", "")
-    return f"{version} {pkg}" if pkg else f"{version} {record.get('binary', '')}"
+    package; a build with no package is known by its path. ``binary`` is the
+    run's entry of the build, ``version``, ``package`` and ``path`` what a
+    record says of it."""
+    pkg = (binary.get("package") if binary else None) or package
+    version = version or (binary["version"] if binary else "")
+    return f"{version} {pkg}" if pkg else f"{version} {path}"
 
 
 def _version(name: str) -> Version:
@@ -28,7 +42,7 @@ def _version(name: str) -> Version:
     return Version.parse(strip_qemu_id(name))
 
 
-def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
     """One results document from several; ReportError if they cannot be merged."""
     if not docs:
         raise ReportError("nothing to merge")
@@ -40,31 +54,32 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
             raise ReportError(f"{path} ran vector set {other}, {first_path} ran {revision}: results of "
                               "different vector sets cannot be merged (re-run both on one revision)")
     labels: dict[str, str] = {}
-    binaries: dict[str, dict[str, Any]] = {}
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    seen: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    pair_runs: list[tuple[str, dict[str, Any]]] = []
+    binaries: dict[str, BinaryJSON] = {}
+    merged: dict[tuple[str, str], CaseJSON] = {}
+    seen: dict[tuple[str, str], list[tuple[str, CaseJSON]]] = {}
+    pair_runs: list[tuple[str, PairJSON]] = []
     pair_idents: dict[tuple[str, str], str] = {}
     for path, doc in docs:
         by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
         for rec in doc["results"]:
             binary = by_label.get(rec["qemu"])
-            ident = build_identity(binary, rec)
+            ident = build_identity(binary, rec["qemu_version"], rec.get("package", ""), rec["binary"])
             if ident not in binaries:
-                binaries[ident] = dict(binary or {"binary": rec["binary"],
-                                                  "version": rec["qemu_version"],
-                                                  "version_line": ""})
+                binaries[ident] = binary.copy() if binary else {"binary": rec["binary"],
+                                                                "version": rec["qemu_version"],
+                                                                "version_line": ""}
             key = (rec["vector"], ident)
             seen.setdefault(key, []).append((str(path), rec))
-        for rec in doc.get("pairs", []):
-            pair_runs.append((str(path), rec))
-            for side in ("source", "destination"):
-                binary = by_label.get(rec[side])
-                ident = build_identity(binary, {"qemu_version": rec[f"{side}_version"],
-                                                "package": rec.get(f"{side}_package", "")})
-                binaries.setdefault(ident, dict(binary or {"binary": "", "version_line": "",
-                                                           "version": rec[f"{side}_version"]}))
-                pair_idents[(str(path), rec[side])] = ident
+        for cell in doc.get("pairs", []):
+            pair_runs.append((str(path), cell))
+            for label, version, package in (
+                    (cell["source"], cell["source_version"], cell.get("source_package", "")),
+                    (cell["destination"], cell["destination_version"], cell.get("destination_package", ""))):
+                binary = by_label.get(label)
+                ident = build_identity(binary, version, package)
+                binaries.setdefault(ident, binary.copy() if binary else {"binary": "", "version_line": "",
+                                                                         "version": version})
+                pair_idents[(str(path), label)] = ident
     # Labels: the version, made unique in version order.
     for ident in sorted(binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
         base = binaries[ident]["version"]
@@ -74,7 +89,7 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
             label = f"{base}-{n}"
         labels[ident] = label
         binaries[ident]["run_label"] = label if label != base else ""
-    disagreements = []
+    disagreements: list[DisagreementJSON] = []
     for (vector, ident), runs in seen.items():
         worst = max(runs, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1]
         merged[(vector, ident)] = {**worst, "qemu": labels[ident]}
@@ -91,16 +106,16 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
     steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
     warnings = list(dict.fromkeys(w for _p, d in docs for w in d["environment"].get("warnings", [])))
-    env = {
-        **{k: v for k, v in first["environment"].items() if k != "warnings"},
-        **({"warnings": warnings} if warnings else {}),
-        "host": ", ".join(sorted({d["environment"]["host"] for _p, d in docs})),
-        "binaries": sorted(binaries.values(), key=lambda b: Version.parse(b["version"])),
-        "problems": [json.loads(p) for p in sorted(problems)],
-        "runs": [{"file": str(p), **{k: v for k, v in d["environment"].items() if k != "runs"}}
-                 for p, d in docs],
-    }
-    out: dict[str, Any] = {
+    env = first["environment"].copy()  # its members in its order, these set anew:
+    env.pop("warnings", None)
+    if warnings:
+        env["warnings"] = warnings
+    env["host"] = ", ".join(sorted({d["environment"]["host"] for _p, d in docs}))
+    env["binaries"] = sorted(binaries.values(), key=lambda b: Version.parse(b["version"]))
+    env["problems"] = [json.loads(p) for p in sorted(problems)]
+    env["runs"] = [_run(p, d["environment"]) for p, d in docs]
+    no_timeline: EmptyJSON = {}
+    out: ResultsJSON = {
         "format": FORMAT,
         "started": min(d["started"] for _p, d in docs),
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
@@ -112,8 +127,8 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         "known_defects": [defects[k] for k in sorted(defects)],
         "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_version(k[0]), _version(k[1])))],
         "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
-        "schema_timeline": max((d.get("schema_timeline") or {} for _p, d in docs),
-                               key=lambda t: len(t.get("releases", []))),
+        "schema_timeline": max((d.get("schema_timeline") or no_timeline for _p, d in docs),
+                               key=lambda t: len(t["releases"]) if "releases" in t else 0),
         "pairs": pairs,
         "pair_disagreements": pair_disagreements,
     }
@@ -123,7 +138,14 @@ def merge(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def unfinished(docs: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any] | None:
+def _run(path: Path, env: EnvironmentJSON) -> RunJSON:
+    """A merged run as the merged file lists it: its file and its environment."""
+    run: RunJSON = {"file": str(path), **env}
+    run.pop("runs", None)
+    return run
+
+
+def unfinished(docs: list[tuple[Path, ResultsJSON]]) -> InterruptedJSON | None:
     """What the merged runs that were interrupted, or never finished, add up to
     (None when every run finished): a merge never hides a stopped run."""
     stopped = [(p, d) for p, d in docs if d.get("interrupted") or d.get("running")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.html import render_html
@@ -11,11 +10,12 @@ from qmpcompat.report.junit import render_junit
 from qmpcompat.report.matrix import matrix
 from qmpcompat.report.results import write_json
 from qmpcompat.report.summary import render_summary
+from qmpcompat.types import ResultsJSON
 
 OUTPUTS = ("results.json", "summary.md", "index.html", "junit.xml")
 
 
-def write_reports(doc: dict[str, Any], outdir: Path, fail_on: str = "breaking",
+def write_reports(doc: ResultsJSON, outdir: Path, fail_on: str = "breaking",
                   junit: bool = True) -> list[Path]:
     """Render every output first, then write each atomically; a failure while
     rendering writes nothing."""

@@ -12,21 +12,33 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import jsonschema
 
 from qmpcompat import __version__
 from qmpcompat.errors import ReportError
 from qmpcompat.report.files import write_atomic
-from qmpcompat.types import OUTCOMES, JSONObject, label_order
+from qmpcompat.types import (
+    OUTCOMES,
+    BinaryJSON,
+    CaseJSON,
+    EnvironmentJSON,
+    IndexJSON,
+    JSONObject,
+    PairJSON,
+    ProblemJSON,
+    ResultsJSON,
+    ResultsMembers,
+    label_order,
+)
 
 FORMAT = 1
 
 
-def environment(builds: list[dict[str, Any]], vector_revision: str,
-                problems: list[dict[str, str]], warnings: list[str] | None = None,
-                indexes: list[dict[str, object]] | None = None) -> dict[str, Any]:
+def environment(builds: list[BinaryJSON], vector_revision: str,
+                problems: list[ProblemJSON], warnings: list[str] | None = None,
+                indexes: list[IndexJSON] | None = None) -> EnvironmentJSON:
     """Where and with what a run ran; ``warnings`` are what every report must show
     (e.g. the safety gate widened by --qmpcompat-allow-exec, a stale archive
     index); ``indexes``: the Debian archive indexes the builds were chosen
@@ -38,7 +50,7 @@ def environment(builds: list[dict[str, Any]], vector_revision: str,
             os_release[key] = value.strip('"')
     except OSError:
         pass
-    return {
+    env: EnvironmentJSON = {
         "host": socket.gethostname(),
         "os": os_release.get("PRETTY_NAME", platform.platform()),
         "python": platform.python_version(),
@@ -46,32 +58,34 @@ def environment(builds: list[dict[str, Any]], vector_revision: str,
         "vector_revision": vector_revision,
         "binaries": builds,
         "problems": problems,
-        **({"warnings": warnings} if warnings else {}),
-        "indexes": indexes or [],
     }
+    if warnings:
+        env["warnings"] = warnings
+    env["indexes"] = indexes or []
+    return env
 
 
-def totals(records: list[JSONObject]) -> dict[str, dict[str, int]]:
+def totals(records: list[CaseJSON]) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many of each outcome."""
     out: dict[str, Counter[str]] = {}
     for rec in records:
-        out.setdefault(str(rec["qemu"]), Counter())[str(rec["outcome"])] += 1
+        out.setdefault(rec["qemu"], Counter())[rec["outcome"]] += 1
     return {label: {o: out[label].get(o, 0) for o in OUTCOMES} for label in sorted(out, key=label_order)}
 
 
 BASIS_KINDS = ("observed", "schema", "inferred")
 
 
-def claim_labels(rec: JSONObject) -> list[str]:
+def claim_labels(rec: CaseJSON | PairJSON) -> list[str]:
     """The QEMU labels a record counts for: a case's build; a cross-version cell's
     source and destination (once when they are the same build)."""
     if "qemu" in rec:
-        return [str(rec["qemu"])]
-    return list(dict.fromkeys([str(rec["source"]), str(rec["destination"])]))
+        return [rec["qemu"]]
+    return list(dict.fromkeys([rec["source"], rec["destination"]]))
 
 
-def claim_totals(records: list[JSONObject],
-                 pairs: list[JSONObject] | None = None) -> dict[str, dict[str, int]]:
+def claim_totals(records: list[CaseJSON],
+                 pairs: list[PairJSON] | None = None) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many cases were judged on an observed, a schema-decided
     and an inferred claim (cases judged on no claim, e.g. skipped, are left out).
     A case judged on a known defect counts by the defect's claim; a cross-version
@@ -79,8 +93,8 @@ def claim_totals(records: list[JSONObject],
     out: dict[str, Counter[str]] = {}
     for rec in [*records, *(pairs or ())]:
         basis = rec.get("basis")
-        kind = basis.get("kind") if isinstance(basis, dict) else None
-        if isinstance(kind, str) and kind in BASIS_KINDS:
+        kind = basis["kind"] if basis else None
+        if kind in BASIS_KINDS:
             for label in claim_labels(rec):
                 out.setdefault(label, Counter())[kind] += 1
     return {label: {k: out[label].get(k, 0) for k in BASIS_KINDS}
@@ -92,27 +106,28 @@ def claim_totals(records: list[JSONObject],
 RUN_SPECIFIC = ("seconds", "guest")
 
 
-def observed_key(rec: JSONObject) -> str:
+def observed_key(rec: CaseJSON | PairJSON) -> str:
     """A case's outcome and observation without what differs between runs: two runs
     of one case agree when their keys are equal."""
-    observed = rec.get("observed")
-    obs = {k: v for k, v in (observed.items() if isinstance(observed, dict) else ())
-           if k not in RUN_SPECIFIC}
+    obs = {k: v for k, v in (rec.get("observed") or {}).items() if k not in RUN_SPECIFIC}
     return json.dumps([rec["outcome"], obs], sort_keys=True)
 
 
-def results_document(env: dict[str, Any], records: list[dict[str, Any]], started: float,
-                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    records = sorted(records, key=lambda r: (r.get("vector", ""), r.get("qemu", "")))
+def results_document(env: EnvironmentJSON, records: list[CaseJSON], started: float,
+                     extra: ResultsMembers | None = None) -> ResultsJSON:
+    """The results document of a run that started at ``started`` (epoch seconds),
+    its records sorted by case and build; ``extra`` are its other members."""
+    records = sorted(records, key=lambda r: (r["vector"], r["qemu"]))
+    extra = extra or {}
     return {
         "format": FORMAT,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 3),
         "environment": env,
         "totals": totals(records),
-        "claims": claim_totals(records, (extra or {}).get("pairs")),
+        "claims": claim_totals(records, extra.get("pairs")),
         "results": records,
-        **(extra or {}),
+        **extra,
     }
 
 
@@ -127,7 +142,7 @@ def _schema() -> JSONObject:
     return schema
 
 
-def read_results(path: Path) -> dict[str, Any]:
+def read_results(path: Path) -> ResultsJSON:
     """Load and validate a results file; ReportError names the file and what is wrong."""
     try:
         text = path.read_text()
@@ -148,4 +163,4 @@ def read_results(path: Path) -> dict[str, Any]:
     if err is not None:
         where = "/".join(map(str, err.absolute_path)) or "(top)"
         raise ReportError(f"{path}: not a valid results file: {where}: {err.message}")
-    return doc
+    return cast(ResultsJSON, doc)  # the schema holds: of the shape ResultsJSON mirrors

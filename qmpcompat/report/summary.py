@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
@@ -14,7 +13,7 @@ from qmpcompat.report.history import timeline_markdown
 from qmpcompat.report.matrix import failed_pairs
 from qmpcompat.report.matrix import render_markdown as render_matrix
 from qmpcompat.report.results import claim_labels
-from qmpcompat.types import at_least
+from qmpcompat.types import BinaryJSON, GateFindingJSON, ResultsJSON, at_least
 
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
 
@@ -44,11 +43,11 @@ class Verdict:
                 f"{self.crashed} case{'s' * (self.crashed != 1)} ({known})")
 
 
-def gate_findings(doc: dict[str, Any], fail_on: str) -> list[dict[str, Any]]:
+def gate_findings(doc: ResultsJSON, fail_on: str) -> list[GateFindingJSON]:
     return [f for f in doc.get("schema_gate", []) if at_least(str(f.get("level")), fail_on)]
 
 
-def verdict(doc: dict[str, Any], fail_on: str = "breaking") -> Verdict:
+def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
     """FAIL on any unexpected outcome, crash or hang, unusable binary, or schema
     change at or above ``fail_on``."""
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error") and not r.get("defect")]
@@ -96,7 +95,7 @@ def _cell(text: object) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def _crash_tables(doc: dict[str, Any]) -> list[str]:
+def _crash_tables(doc: ResultsJSON) -> list[str]:
     lines: list[str] = []
     crashes = crash_rows(doc)
     if crashes:
@@ -114,7 +113,7 @@ def _crash_tables(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _changes(doc: dict[str, Any]) -> list[str]:
+def _changes(doc: ResultsJSON) -> list[str]:
     """Behaviour changes between each build and the one before it: counts per
     step, and the breaking and warning ones listed."""
     steps = run_steps(doc)
@@ -135,7 +134,7 @@ def _changes(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _claims(doc: dict[str, Any]) -> list[str]:
+def _claims(doc: ResultsJSON) -> list[str]:
     """Per QEMU version: how many cases were judged on observed, schema-decided
     and inferred claims, and how many inferred claims passed."""
     claims = doc.get("claims") or {}
@@ -158,7 +157,7 @@ def _claims(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def feature_text(binary: dict[str, Any], others: list[dict[str, Any]]) -> str:
+def feature_text(binary: BinaryJSON, others: list[BinaryJSON]) -> str:
     """A build's probed features in a few words: what it has (machine types
     counted, ``pc`` and ``q35`` named), and what another build of the run has
     and it lacks."""
@@ -175,7 +174,7 @@ def feature_text(binary: dict[str, Any], others: list[dict[str, Any]]) -> str:
     return text + (f"; lacks {', '.join(elsewhere)}" if elsewhere else "")
 
 
-def _features(binaries: list[dict[str, Any]]) -> list[str]:
+def _features(binaries: list[BinaryJSON]) -> list[str]:
     """The build features table (probed before the run, see harness/features.py)."""
     if not binaries:
         return []
@@ -185,7 +184,7 @@ def _features(binaries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
+def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
     lines = [f"## qmpcompat: {v.headline}", ""]
@@ -200,7 +199,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
     for label, t in doc["totals"].items():
-        pkg = by_label.get(label, {}).get("package", "")
+        pkg = by_label[label].get("package", "") if label in by_label else ""
         lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
     lines += _features(env["binaries"])
@@ -234,7 +233,7 @@ def render_summary(doc: dict[str, Any], fail_on: str = "breaking") -> str:
                   f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
                   for f in gate]
     lines += _changes(doc)
-    lines += timeline_markdown(doc.get("schema_timeline") or {})
+    lines += timeline_markdown(doc.get("schema_timeline"))
     if doc.get("disagreements"):
         lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
         lines += [f"| {d['vector']} | {d['qemu']} | "

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from qmpcompat.provision import QemuBuild
-from qmpcompat.types import Outcome, Version
+from qmpcompat.types import BasisJSON, Outcome, Version
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.pairs import PairExpectation
@@ -44,7 +44,7 @@ class Basis:
     kind: str
     source: str
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> BasisJSON:
         return {"kind": self.kind, "source": self.source}
 
 

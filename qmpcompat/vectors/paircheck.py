@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import JSONObject, Outcome
+from qmpcompat.types import Outcome, PairJSON
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis, refuse_inferred
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
@@ -28,7 +28,7 @@ class PairResult:
 
     verdict: Verdict
     observation: Observation | None
-    record: JSONObject
+    record: PairJSON
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def pair_end(obs: Observation) -> Observation:
 
 
 def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
-                expected: str = "", basis: Basis | None = None) -> JSONObject:
+                expected: str = "", basis: Basis | None = None) -> PairJSON:
     """The record of one cell, as results.json keeps it (under ``pairs``), with what
     its claim rests on (``basis``; None when the cell did not run)."""
     pv, src, dst = case.vector, case.source, case.destination
@@ -122,5 +122,5 @@ def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
         "outcome": verdict.outcome, "expected": verdict.expected or expected,
         "message": verdict.message, "defect": verdict.defect,
         "observed": obs.to_json() if obs else None, "seconds": obs.seconds if obs else 0.0,
-        "basis": {k: v for k, v in basis.to_json().items()} if basis else None,
+        "basis": basis.to_json() if basis else None,
     }

@@ -20,14 +20,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import NotRequired, Required, TypedDict
+from typing import Required, TypedDict
 
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.releases import ORIGINS
-from qmpcompat.types import JSON, JSONObject, Version, json_object
+from qmpcompat.types import (
+    JSON,
+    EventJSON,
+    JSONObject,
+    LifecycleRow,
+    TimelineJSON,
+    Version,
+    json_object,
+)
 
 
 class Fact(TypedDict, total=False):
@@ -42,63 +50,6 @@ class Fact(TypedDict, total=False):
 Facts = dict[str, Fact]
 
 
-class EventJSON(TypedDict):
-    """An event as the history's JSON gives it."""
-
-    version: str
-    previous: str
-    path: str
-    what: str
-    change: str
-    evidence: str
-    unrecorded: list[str]
-    old: NotRequired[str]
-    new: NotRequired[str]
-    note: NotRequired[str]
-
-
-class ReleaseJSON(TypedDict):
-    """A point as the history's JSON gives it."""
-
-    version: str
-    label: str
-    origin: str
-    evidence: str
-    where: str
-
-
-class Change(TypedDict):
-    """One change of a path in its lifecycle row."""
-
-    version: str
-    change: str
-
-
-class LifecycleRow(TypedDict):
-    """One path's life over the history (see ``Timeline.lifecycle``)."""
-
-    path: str
-    what: str
-    first: str
-    since_oldest: bool
-    last: str
-    current: bool
-    optional: bool | None
-    type: str
-    features: list[str]
-    changes: list[Change]
-
-
-class TimelineJSON(TypedDict):
-    """The history as ``qmpcompat history --format json`` writes it."""
-
-    format: str
-    roots: list[str]
-    releases: list[ReleaseJSON]
-    unrecorded: list[str]
-    events: list[EventJSON]
-    inferred: list[EventJSON]
-    lifecycle: list[LifecycleRow]
 EVIDENCE = ("observed", "source", "inferred", "unknown")
 
 

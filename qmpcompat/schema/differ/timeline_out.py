@@ -12,7 +12,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from qmpcompat.schema.differ.timeline import EventJSON, ReleaseJSON, Timeline, TimelineJSON
+from qmpcompat.schema.differ.timeline import Timeline
+from qmpcompat.types import EventJSON, ReleaseJSON, TimelineJSON
 
 FILES = ("schema-history.json", "schema-history.md", "schema-history.html")
 
