@@ -6,23 +6,71 @@ which goes first from round to round, so neither always meets the other's
 leftovers on a shared machine), and reports cases per minute, QEMU starts,
 findings by signature and the recorded crashes each mode found again.
 
+With ``--baseline REF`` each round also runs the hunt as it was at git commit
+REF (default ``da78055``, the main line when the persistent-mode target was
+set: a fresh QEMU per case, one command per case, values from a safe list),
+from a temporary worktree of this checkout's history, on its own build cache
+(``~/.cache/qmpcompat-baseline``: the cache format of then may differ), with
+the same build label, seed and budget; its cases per minute are the "today's
+hunt" the target is measured against.
+
     python benchmarks/hunt.py [--budget 60s] [--rounds 1] [--only VERSION] [--no-systematic]
+                              [--baseline [REF]]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from qmpcompat.selection import select
 
 REPO = Path(__file__).resolve().parents[1]
+BASELINE = "da78055"  # the main line when the 3x target was set
+
+
+@contextmanager
+def baseline_tree(ref: str) -> Iterator[dict[str, str]]:
+    """A temporary git worktree of ``ref``; the environment that runs its qmpcompat
+    (its package first on the path, its builds in ~/.cache/qmpcompat-baseline)."""
+    tree = tempfile.mkdtemp(prefix="qmpcompat-baseline-")
+    made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", tree, ref],
+                          capture_output=True, text=True)
+    if made.returncode:
+        raise SystemExit(f"cannot check out the baseline {ref}: {made.stderr.strip()}")
+    try:
+        yield {**os.environ, "PYTHONPATH": tree, "QMPCOMPAT_BASELINE_TREE": tree,
+               "XDG_CACHE_HOME": str(Path.home() / ".cache" / "qmpcompat-baseline")}
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", tree],
+                       capture_output=True)
+
+
+def baseline_once(env: dict[str, str], label: str, budget: str, seed: int) -> dict[str, Any]:
+    """The baseline's hunt on ``label`` (provisioned first into its own cache): its
+    cases, seconds, cases per minute and number of findings."""
+    tree = env["QMPCOMPAT_BASELINE_TREE"]
+    with tempfile.TemporaryDirectory() as out:
+        for cmd in (["provision"], ["hunt", "--only", label, "--budget", budget,
+                                    "--seed", str(seed), "--out", out]):
+            proc = subprocess.run([sys.executable, "-m", "qmpcompat", *cmd], cwd=tree, env=env,
+                                  capture_output=True, text=True)
+            if proc.returncode not in (0, 1):
+                raise SystemExit(f"baseline {' '.join(cmd[:1])} failed: {proc.stderr[-2000:]}")
+        data = json.loads((Path(out) / "hunt.json").read_text())
+    (row,) = data["builds"]
+    return {"mode": "baseline", "cases": row["cases"], "seconds": row["seconds"],
+            "cases_per_minute": round(row["cases"] / row["seconds"] * 60),
+            "floor_ms": row.get("floor_ms"), "results": row["results"],
+            "findings": data["findings"]}
 
 
 def hunt_once(label: str, budget: str, seed: int, fresh: bool,
@@ -49,12 +97,16 @@ def hunt_once(label: str, budget: str, seed: int, fresh: bool,
 
 
 def compare(label: str, budget: str, seed: int, rounds: int,
-            extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Both modes, ``rounds`` times, alternating the order; the totals and ratio."""
+            extra: Sequence[str] = (), baseline: str | None = None) -> dict[str, Any]:
+    """Both modes, ``rounds`` times, alternating the order; the totals and ratio
+    (with ``baseline``, that commit's hunt too, before both modes in each round)."""
     runs = []
-    for r in range(rounds):
-        order = (True, False) if r % 2 == 0 else (False, True)
-        runs += [hunt_once(label, budget, seed, fresh, extra) for fresh in order]
+    with baseline_tree(baseline) if baseline else _no_tree() as env:
+        for r in range(rounds):
+            if env is not None:
+                runs.append(baseline_once(env, label, budget, seed))
+            order = (True, False) if r % 2 == 0 else (False, True)
+            runs += [hunt_once(label, budget, seed, fresh, extra) for fresh in order]
     out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "options": list(extra),
                            "runs": runs}
     for mode in ("fresh", "persistent"):
@@ -68,7 +120,20 @@ def compare(label: str, budget: str, seed: int, rounds: int,
                            / max(out["fresh"]["cases_per_minute"], 1), 2)
     out["lost_findings"] = sorted(set(out["fresh"]["signatures"])
                                   - set(out["persistent"]["signatures"]))
+    if baseline:
+        mine = [r for r in runs if r["mode"] == "baseline"]
+        out["baseline"] = {"ref": baseline, "cases": sum(r["cases"] for r in mine),
+                           "cases_per_minute": round(sum(r["cases"] for r in mine)
+                                                     / sum(r["seconds"] for r in mine) * 60),
+                           "findings": [r["findings"] for r in mine]}
+        out["speedup_vs_baseline"] = round(out["persistent"]["cases_per_minute"]
+                                           / max(out["baseline"]["cases_per_minute"], 1), 2)
     return out
+
+
+@contextmanager
+def _no_tree() -> Iterator[None]:
+    yield None
 
 
 def main() -> int:
@@ -79,10 +144,13 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="build label (default: the newest)")
     parser.add_argument("--no-systematic", action="store_true",
                         help="both modes without the systematic pass (random draws only)")
+    parser.add_argument("--baseline", nargs="?", const=BASELINE, default=None, metavar="REF",
+                        help=f"also run the hunt of git commit REF (default {BASELINE}, where "
+                             "the target was set) in each round")
     args = parser.parse_args()
     label = args.only or select().builds[-1].label
     result = compare(label, args.budget, args.seed, args.rounds,
-                     ["--no-systematic"] if args.no_systematic else [])
+                     ["--no-systematic"] if args.no_systematic else [], args.baseline)
     print(json.dumps(result, indent=2))
     return 0
 

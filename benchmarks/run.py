@@ -11,14 +11,15 @@ Measures on this machine, in one run:
 - the differ on two whole schemas (normalize and diff);
 - the whole run in persistent mode against every case on a fresh QEMU;
 - the hunt on the newest build, persistent against fresh (``hunt.py``): cases
-  per minute and findings on the same seed and budget.
+  per minute and findings on the same seed and budget, and against the hunt as
+  it was when the target was set (``--hunt-baseline``, git commit da78055).
 
 Prints a table and writes reports/benchmark.json. Targets: a reject vector at
 most 1.5x the floor; the parallel run at least 1.7x faster than the serial one;
 peak memory bounded by the QEMUs alive at once, not by the number of vectors.
 
     python benchmarks/run.py [--rounds N] [--suites PATHS] [--skip-runs] [--skip-hunt]
-                             [--hunt-budget T]
+                             [--hunt-budget T] [--hunt-baseline REF|none]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from qmpcompat.vectors.run import Runner
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hunt import compare  # noqa: E402
+from hunt import BASELINE, compare  # noqa: E402
 from schema_diff import one_round  # noqa: E402
 
 REJECT, ACCEPT = "MI-0002", "MI-0001"  # neither uri nor channels; a unix migration that completes
@@ -165,6 +166,9 @@ def main() -> int:
     parser.add_argument("--hunt-budget", default="60s",
                         help="budget of each hunt run, fresh and persistent (default 60s)")
     parser.add_argument("--skip-hunt", action="store_true", help="leave out the hunt")
+    parser.add_argument("--hunt-baseline", default=BASELINE, metavar="REF",
+                        help=f"git commit whose hunt the target is measured against (default "
+                             f"{BASELINE}; none: leave it out)")
     parser.add_argument("-o", "--output", type=Path, default=REPO / "reports" / "benchmark.json")
     args = parser.parse_args()
 
@@ -218,8 +222,15 @@ def main() -> int:
                          f" with at most {run['peak_qemus']} QEMUs", run["seconds"],
                          run["seconds"] / run["cases"] / mean_floor))
     if not args.skip_hunt:
-        hunt = compare(new.label, args.hunt_budget, 0, 1)
+        baseline = None if args.hunt_baseline == "none" else args.hunt_baseline
+        hunt = compare(new.label, args.hunt_budget, 0, 1, baseline=baseline)
         data["hunt"] = hunt
+        if baseline:
+            b = hunt["baseline"]
+            rows.append((f"hunt {hunt['budget']} on {new.label}, as at {baseline}: {b['cases']} "
+                         f"cases ({b['cases_per_minute']}/min)",
+                         60 / b["cases_per_minute"] if b["cases_per_minute"] else 0.0,
+                         60 / b["cases_per_minute"] / mean_floor if b["cases_per_minute"] else 0))
         for mode in ("fresh", "persistent"):
             h = hunt[mode]
             rows.append((f"hunt {hunt['budget']} on {new.label}, {mode}: {h['cases']} cases "
@@ -240,8 +251,11 @@ def main() -> int:
               "than every case on a fresh QEMU")
     if "hunt" in data:
         hunt = data["hunt"]
-        print(f"hunt, persistent against fresh: {hunt['speedup']:.2f}x the cases per minute "
-              f"(target >= 3); findings lost: {hunt['lost_findings'] or 'none'}")
+        print(f"hunt, persistent against fresh: {hunt['speedup']:.2f}x the cases per minute; "
+              f"findings lost: {hunt['lost_findings'] or 'none'}")
+        if "baseline" in hunt:
+            print(f"hunt, persistent against the hunt as at {hunt['baseline']['ref']}: "
+                  f"{hunt['speedup_vs_baseline']:.2f}x the cases per minute (target >= 3)")
     print(f"differ: {diff_s:.3f}s (target < 0.3)\nwritten: {args.output}")
     return 0
 

@@ -15,13 +15,13 @@ import time
 
 from qmpcompat.schema.differ.diff import diff_models
 from qmpcompat.schema.model.normalize import all_roots, normalize
-from qmpcompat.schema.model.query import SchemaIndex
+from qmpcompat.schema.model.query import Entry, SchemaIndex
 from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 
 BUDGET = 0.3
 
 
-def one_round(old: list[dict], new: list[dict]) -> tuple[float, int]:
+def one_round(old: list[Entry], new: list[Entry]) -> tuple[float, int]:
     """Seconds for index + normalize + diff of two entry lists, and the change count."""
     start = time.perf_counter()
     a, b = SchemaIndex(old), SchemaIndex(new)

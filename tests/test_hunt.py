@@ -19,7 +19,15 @@ from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.hunt.cases import Finding, incoming_exit, is_failure, signature, stderr_line
+from qmpcompat.hunt.cases import (
+    Finding,
+    incoming_exit,
+    is_failure,
+    shapes,
+    signature,
+    slow_shapes,
+    stderr_line,
+)
 from qmpcompat.hunt.explore import Explorer, distinct
 from qmpcompat.hunt.findings import Answer, write_candidate
 from qmpcompat.hunt.strategies import TreeStrategies
@@ -323,3 +331,23 @@ def test_a_transcript_crash_is_found_on_a_reused_qemu_and_replayed(
                            str(tmp_path / "t.json"), "--only", newest.label],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "cpr_state_save" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_slow_case_blames_its_accepted_migration_steps() -> None:
+    """A vsock connect timing out in a transcript blames that step's transport, so
+    any later case sending it is skipped, whatever comes before it; a rejected
+    step is not blamed unless nothing was accepted."""
+    vsock = {"execute": "migrate", "arguments": {"channels": [{"channel-type": "main", "addr": {
+        "transport": "socket", "type": "vsock", "cid": "1", "port": "1"}}]}}
+    incoming = {"execute": "migrate-incoming", "arguments": {}}
+    obs = Observation("reject", replies=[{"execute": "migrate-incoming", "error": {}},
+                                         {"execute": "migrate", "return": {}}])
+    assert slow_shapes([incoming, vsock], obs) == {"migrate socket/vsock"}
+    later = [{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 1}}, vsock]
+    assert shapes(later) & slow_shapes([incoming, vsock], obs)
+    assert not shapes([incoming]) & slow_shapes([incoming, vsock], obs)
+    single = {"execute": "migrate", "arguments": {"uri": "vsock:1:1"}}
+    assert slow_shapes([single], Observation("accept")) == {"migrate uri:vsock"}
+    assert slow_shapes([incoming, vsock], Observation("reject", replies=[
+        {"execute": "migrate-incoming", "error": {}}, {"execute": "migrate", "error": {}}])) \
+        == {"migrate socket/vsock", "migrate-incoming "}

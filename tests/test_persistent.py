@@ -17,6 +17,7 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
 from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.transcript import run_fresh
 from qmpcompat.vectors.versions import VersionRange
 
 SCHEMAS = SchemaCache()
@@ -58,6 +59,44 @@ def test_crash_on_a_reused_qemu_is_confirmed_on_a_fresh_one(newest: QemuBuild) -
         assert runner.stats.rerun == 1 and runner.stats.rerun_differs == 0
         assert runner.stats.retired == {"crash": 1}
         assert runner.run(case("migrate", {"uri": "bogus:x"}), newest).result == "reject"
+
+
+def step(command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"execute": command, "arguments": arguments or {}}
+
+
+READ_SETTINGS = [step("migrate", {"uri": "bogus:x"}), step("query-migrate-capabilities"),
+                 step("query-migrate-parameters")]
+
+
+def test_settings_a_transcript_made_are_set_back(newest: QemuBuild) -> None:
+    """Capabilities and parameters set before a rejected migrate (and a cancel with
+    nothing to cancel) are set back: the QEMU serves on, and the next transcript
+    reads the same settings on it as on a fresh QEMU."""
+    setting = [step("migrate-set-capabilities",
+                    {"capabilities": [{"capability": "events", "state": True}]}),
+               step("migrate-set-parameters", {"max-bandwidth": 12345, "downtime-limit": 77}),
+               step("migrate", {"uri": "bogus:x"}), step("migrate_cancel")]
+    with PersistentRunner(spares=0) as runner:
+        obs = runner.run_transcript(setting, newest, incoming=False)
+        assert obs.result == "reject", obs.summary()
+        assert [("return" in r) for r in obs.replies or ()] == [True, True, False, True]
+        after = runner.run_transcript(READ_SETTINGS, newest, incoming=False)
+        assert runner.stats.restored == 1 and not runner.stats.retired
+        assert runner.started == 1 and runner.stats.reused == 1
+    fresh = run_fresh(READ_SETTINGS, newest, incoming=False)
+    assert after.replies == fresh.replies
+    params = [r["return"] for r in after.replies or () if r["execute"] == "query-migrate-parameters"]
+    assert params[0]["max-bandwidth"] != 12345  # type: ignore[index, call-overload]
+
+
+def test_an_accepted_step_that_cannot_be_set_back_retires(newest: QemuBuild) -> None:
+    with PersistentRunner(spares=0) as runner:
+        obs = runner.run_transcript([step("migrate-set-parameters", {"max-bandwidth": 1}),
+                                     step("migrate", {"uri": "exec:cat > {tmpdir}/out"})],
+                                    newest, incoming=False)
+        assert obs.result == "accept", obs.summary()
+        assert runner.stats.retired == {"accepted": 1} and runner.stats.restored == 0
 
 
 def test_what_cannot_be_persistent_runs_fresh(newest: QemuBuild) -> None:

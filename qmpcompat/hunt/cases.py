@@ -23,7 +23,7 @@ from typing import TypedDict
 
 from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.types import JSONObject
-from qmpcompat.vectors.model import Expectation, Vector
+from qmpcompat.vectors.model import COMMANDS, Expectation, Vector
 from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.transcript import Step, main_step
 from qmpcompat.vectors.versions import VersionRange
@@ -106,13 +106,13 @@ def failure_kind(steps: Sequence[Step], observed: JSONObject) -> tuple[str, str,
             int(found.group(1)) if found else None)
 
 
-def shape_key(steps: Sequence[Step]) -> tuple[str, ...]:
-    """The commands of a transcript and the transports its main step asks for: the
-    uri's scheme and each channel's transport and socket type. Transcripts of one
-    shape take about as long to run."""
-    main = main_step(steps)
-    arguments = main["arguments"]
-    parts = [s["execute"] for s in steps]
+def step_shape(step: Step) -> str:
+    """A step's command and the transports it asks for (the uri's scheme, each
+    channel's transport and socket type): what decides how long QEMU takes over
+    an accepted migrate or migrate-incoming (a vsock connect timing out takes
+    seconds, whatever the other values and whatever was set before it)."""
+    arguments = step["arguments"]
+    parts = []
     uri = arguments.get("uri")
     if isinstance(uri, str):
         parts.append("uri:" + uri.partition(":")[0])
@@ -121,7 +121,22 @@ def shape_key(steps: Sequence[Step]) -> tuple[str, ...]:
         addr = channel.get("addr") if isinstance(channel, dict) else None
         if isinstance(addr, dict):
             parts.append(f"{addr.get('transport')}/{addr.get('type', '')}")
-    return tuple(sorted(set(parts)))
+    return f"{step['execute']} {','.join(sorted(set(parts)))}"
+
+
+def shapes(steps: Sequence[Step]) -> set[str]:
+    """The shape of each migrate and migrate-incoming step of a transcript."""
+    return {step_shape(s) for s in steps if s["execute"] in COMMANDS}
+
+
+def slow_shapes(steps: Sequence[Step], obs: Observation) -> set[str]:
+    """The shapes to blame when a case took seconds: those of its accepted migrate
+    and migrate-incoming steps (of all of them when none was accepted)."""
+    if obs.replies is not None:
+        accepted = [s for s, r in zip(steps, obs.replies, strict=False) if "return" in r]
+    else:
+        accepted = [main_step(steps)] if obs.result == "accept" else []
+    return shapes(accepted) or shapes(steps)
 
 
 def enum_defaults(walker: TypeWalker, commands: Sequence[str]) -> dict[str, str]:

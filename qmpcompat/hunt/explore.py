@@ -44,7 +44,8 @@ from qmpcompat.hunt.cases import (
     incoming_exit,
     is_failure,
     pairs,
-    shape_key,
+    shapes,
+    slow_shapes,
 )
 from qmpcompat.hunt.floor import start_once
 from qmpcompat.hunt.reduce import reduce_tree
@@ -128,7 +129,7 @@ class Explorer:
         self.stats = WorkerStats()
         self.enum_defaults = enum_defaults(walker, [*self.commands, *STEP_COMMANDS])
         self.known: list[tuple[str, set[tuple[str, str]], set[str]]] = []
-        self.slow: set[tuple[str, ...]] = set()  # shapes seen to take over SLOW_CASE seconds
+        self.slow: set[str] = set()  # step shapes seen to take over SLOW_CASE seconds
         self.passed: set[str] = set()  # cases this worker ran that did not fail
         self.max_cases: int | None = None  # the current hunt's case bound
         self.seed = 0  # ... its seed
@@ -174,7 +175,7 @@ class Explorer:
         else:
             obs = run_fresh(steps, self.build, incoming, self.runner.timeout)
         if obs.seconds > SLOW_CASE:
-            self.slow.add(shape_key(steps))
+            self.slow |= slow_shapes(steps, obs)
         self.stats.cases += 1
         self.stats.case_seconds += obs.seconds
         self.stats.case_times.append(obs.seconds)
@@ -268,7 +269,7 @@ class Explorer:
                     return
                 if steps_problems(steps, Policy.template()):
                     reject()  # the safety gate refuses it: draw another
-                if shape_key(steps) in self.slow:
+                if shapes(steps) & self.slow:
                     # QEMU itself takes seconds over this shape (a vsock connect timing
                     # out, say): once is evidence enough; spend the budget elsewhere.
                     self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
@@ -347,7 +348,7 @@ class Explorer:
                 return
             if steps_problems(steps, Policy.template()):
                 continue  # the safety gate refuses it: never sent
-            if shape_key(steps) in self.slow:
+            if shapes(steps) & self.slow:
                 self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
                 continue
             obs = self.run_case(steps)

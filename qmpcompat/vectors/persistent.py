@@ -9,6 +9,15 @@ answers) is compared with what the same QEMU said when it was fresh:
 - the command was rejected and the probe is unchanged: the QEMU serves the
   next case (QEMU's input checks run before any command code, and a rejected
   ``migrate``/``migrate-incoming`` keeps no state);
+- a transcript whose main command was rejected, and whose only accepted steps
+  set capabilities or parameters (``migrate-set-capabilities``,
+  ``migrate-set-parameters``), only read (``query-*``), or cancel a
+  migration that never started (``migrate_cancel`` with every ``migrate`` and
+  ``migrate-incoming`` of the transcript rejected: QEMU's cancel acts only on a
+  running migration, and the probe checks the status did not move): what they set is
+  set back to what the fresh QEMU reported, and the QEMU serves on when
+  ``query-migrate-capabilities`` and ``query-migrate-parameters`` then answer
+  exactly as they did when it was fresh, and the probe is unchanged;
 - the command was accepted (a migration is followed to its end as on a fresh
   QEMU), the probe changed, or QEMU died or hung: the QEMU is retired (killed at
   once, its teardown finished in the background) and the next case gets a fresh
@@ -17,12 +26,15 @@ answers) is compared with what the same QEMU said when it was fresh:
   again alone on a fresh QEMU, and that run is the observation: a finding never
   depends on what ran before it.
 
-Every case gets its own fresh ``{tmpdir}`` and ``{port}``, as on a fresh QEMU.
+Every case gets its own fresh ``{tmpdir}`` and ``{port}``, as on a fresh QEMU
+(a case that left its dir empty hands the same empty dir to the next case on
+that QEMU, which is as fresh, and saves making and removing one per case).
 Any other vector runs on a fresh QEMU through the ordinary ``Runner``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +47,7 @@ from qmpcompat.harness.pool import QemuPool
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
-from qmpcompat.types import json_object
+from qmpcompat.types import JSON, JSONObject, json_list, json_object
 from qmpcompat.vectors.match import NEVER_OK
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.run import (
@@ -50,6 +62,20 @@ from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.transcript import Step, fill_steps, play, run_fresh, steps_problems
 
 Probe = tuple[object, object]
+Settings = tuple[JSONObject, JSONObject]  # capability -> state, parameter -> value
+
+# Steps that, accepted, leave nothing behind once what they set is set back;
+# and a cancel, which with no migration started has nothing to cancel.
+RESTORABLE = frozenset({"migrate-set-capabilities", "migrate-set-parameters"})
+IDLE_CANCEL = frozenset({"migrate_cancel"})
+
+
+def leaves_state(command: str) -> bool:
+    """Whether ``command``, accepted in a transcript whose migrations were all
+    rejected, may leave state that cannot be set back: anything but the
+    restorable settings, the idle cancel and the ``query-*`` commands (which only
+    read, as the safety gate holds them to)."""
+    return not (command in RESTORABLE or command in IDLE_CANCEL or command.startswith("query-"))
 
 
 def persistable(vec: Vector) -> bool:
@@ -67,6 +93,44 @@ def probe(q: Qemu) -> Probe:
     return json_object(status).get("status"), json_object(migration).get("status")
 
 
+def settings(q: Qemu) -> Settings:
+    """Every migration capability's state and every parameter's value, asked in one
+    round trip."""
+    caps, params = q.commands([("query-migrate-capabilities", None),
+                               ("query-migrate-parameters", None)])
+    states = {}
+    for entry in json_list(caps):
+        cap = json_object(entry)
+        states[str(cap.get("capability"))] = cap.get("state")
+    return states, json_object(params)
+
+
+def restore(q: Qemu, base: Settings) -> bool:
+    """Set back every capability and parameter whose value differs from ``base``
+    (capabilities first, then parameters, in one round trip); whether QEMU then
+    reports exactly ``base``. CommandFailed when QEMU refuses to set one back."""
+    caps, params = settings(q)
+    if caps.keys() != base[0].keys() or params.keys() != base[1].keys():
+        return False  # a parameter that appeared or went: nothing to set it back with
+    back_caps: list[JSON] = [{"capability": k, "state": base[0][k]}
+                             for k in caps if caps[k] != base[0][k]]
+    back_params = {k: base[1][k] for k in params if params[k] != base[1][k]}
+    steps: list[tuple[str, JSONObject | None]] = []
+    if back_caps:
+        steps.append(("migrate-set-capabilities", {"capabilities": back_caps}))
+    if back_params:
+        steps.append(("migrate-set-parameters", back_params))
+    if not steps:
+        return True
+    q.commands(steps)
+    return settings(q) == base
+
+
+def _empty(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
+
+
 @dataclass
 class PersistentStats:
     """How the cases were served."""
@@ -77,6 +141,7 @@ class PersistentStats:
     retired: dict[str, int] = field(default_factory=dict)  # why a QEMU was given up
     rerun: int = 0  # failures on a reused QEMU run again alone on a fresh one
     rerun_differs: int = 0  # ... where the fresh run did not fail the same way
+    restored: int = 0  # transcripts whose capabilities and parameters were set back
 
     def retire(self, why: str) -> None:
         self.retired[why] = self.retired.get(why, 0) + 1
@@ -86,7 +151,14 @@ class PersistentStats:
 class _Live:
     qemu: Qemu
     baseline: Probe
+    settings: Settings  # what the QEMU reported when fresh
     served: int = 0
+    spare_dir: Path | None = None  # an empty case dir the next case may use
+
+    def drop_dir(self) -> None:
+        if self.spare_dir is not None:
+            shutil.rmtree(self.spare_dir, ignore_errors=True)
+            self.spare_dir = None
 
 
 class PersistentRunner(Runner):
@@ -102,12 +174,13 @@ class PersistentRunner(Runner):
         # What a fresh QEMU of each build and option set answers to the probe: the
         # first one's answer (every fresh one answers the same; a QEMU that did not
         # would be retired at its first probe, never kept by mistake).
-        self._baseline: dict[tuple[str, bool], Probe] = {}
+        self._baseline: dict[tuple[str, bool], tuple[Probe, Settings]] = {}
 
     def close(self) -> None:
         """Kill every QEMU still held (live or spare)."""
         for live in self._live.values():
             live.qemu.close()
+            live.drop_dir()
         self._live.clear()
         for pool in self._pools.values():
             pool.close()
@@ -129,11 +202,11 @@ class PersistentRunner(Runner):
             qemu = pool.take()
             try:
                 if key not in self._baseline:
-                    self._baseline[key] = probe(qemu)
+                    self._baseline[key] = probe(qemu), settings(qemu)
             except BaseException:
                 qemu.close()
                 raise
-            live = self._live[key] = _Live(qemu, self._baseline[key])
+            live = self._live[key] = _Live(qemu, *self._baseline[key])
         return live
 
     def _retire(self, build: QemuBuild, incoming: bool, why: str) -> None:
@@ -141,6 +214,7 @@ class PersistentRunner(Runner):
         live = self._live.pop(key, None)
         if live is not None:
             self._pools[key].discard(live.qemu)  # torn down in the background
+            live.drop_dir()
             self.stats.retire(why)
 
     def run(self, vec: Vector, build: QemuBuild, peer_build: QemuBuild | None = None) -> Observation:
@@ -163,9 +237,14 @@ class PersistentRunner(Runner):
             obs = play(live.qemu, fill_steps(steps, tmp))
             if obs.result in NEVER_OK:
                 return obs, obs.result
-            if any("return" in r for r in obs.replies or ()):
+            accepted = {str(r.get("execute")) for r in obs.replies or () if "return" in r}
+            if any(leaves_state(c) for c in accepted):
                 return obs, "accepted"
             try:
+                if accepted & RESTORABLE:
+                    if not restore(live.qemu, live.settings):
+                        return obs, "state changed"
+                    self.stats.restored += 1
                 return obs, "" if probe(live.qemu) == live.baseline else "state changed"
             except (QemuDied, QemuHung, QemuError, OSError):
                 return obs, "error"
@@ -191,13 +270,15 @@ class PersistentRunner(Runner):
         reused = live.served > 0
         self.stats.reused += reused
         live.served += 1
-        tmp = private_dir("qmpv-")
-        live.qemu.policy = Policy.for_case(tmp, self.allow_exec)  # this case's own dir
+        tmp, live.spare_dir = live.spare_dir, None
+        if tmp is None:
+            tmp = private_dir("qmpv-")
+            live.qemu.policy = Policy.for_case(tmp, self.allow_exec)  # this case's own dir
         why = "error"
         try:
             obs, why = on(live, str(tmp))
         finally:
-            self._after_case(build, incoming, why, tmp)
+            self._after_case(build, incoming, why, tmp, live)
         if reused and obs.result in NEVER_OK:
             self.stats.rerun += 1
             again = fresh()
@@ -206,10 +287,14 @@ class PersistentRunner(Runner):
         obs.seconds = round(time.monotonic() - start, 4)
         return obs
 
-    def _after_case(self, build: QemuBuild, incoming: bool, why: str, tmp: Path) -> None:
-        """Remove the case dir, and retire the case's QEMU when ``why`` says to."""
+    def _after_case(self, build: QemuBuild, incoming: bool, why: str, tmp: Path,
+                    live: _Live) -> None:
+        """Keep the case dir for the next case when it is empty and the QEMU serves on,
+        else remove it (unless dirs are kept); retire the QEMU when ``why`` says to."""
         try:
-            if not self.keep_dirs:
+            if not why and not self.keep_dirs and _empty(tmp):
+                live.spare_dir = tmp
+            elif not self.keep_dirs:
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
             if why:
