@@ -6,6 +6,7 @@ the release and the fact), and runs count and refuse them like any claim."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,11 @@ def test_observe_records_pairs_and_defects(tmp_path: Path) -> None:
         "KD-0003 (>=10.0): observed on 11.1.3",
         "KD-0013 (==10.0.13): observed on 10.0.13->11.1.3",
         "XV-0001 (sources *, destinations *): observed on 7.2.22->11.1.3"]  # not 11.1.3->10.0.13
+    parsed = load_yaml(root / "known-defects.yaml")  # the parse every reader of the file shares
+    as_parsed = copy.deepcopy(parsed)
     changed = record(vs, seen)
     assert sorted(p.name for p in changed) == ["known-defects.yaml", "pairs.yaml"]
+    assert parsed == as_parsed  # the files changed, not what was read of them
     again = load(root)
     assert next(d for d in again.defects if d.id == "KD-0003").observed_on == ("11.1.3",)
     assert next(d for d in again.defects if d.id == "KD-0013").observed_on == ("10.0.13->11.1.3",)

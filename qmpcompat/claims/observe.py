@@ -19,6 +19,7 @@ very vector set (the same ``vector_revision``), so no claim has changed since.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
         wanted.setdefault((obs.vector, obs.index), set()).add(obs.version)
     changed = []
     for path in vector_files(vs.root):
-        data = load_yaml(path)
+        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
         touched = False
         for raw in [*(data.get("vectors") or []), *(data.get("pairs") or [])]:
             for i, exp in enumerate(raw.get("expect") or []):
@@ -145,7 +146,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
             changed.append(path)
     path = vs.root / DEFECTS_FILE
     if any(i == -1 for _v, i in wanted) and path.exists():
-        data = load_yaml(path)
+        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
         for raw in data.get("defects") or []:
             if new := wanted.get((raw.get("id"), -1)):
                 _add(raw, new)

@@ -8,7 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Protocol, TypedDict
 
 import pytest
 
@@ -31,6 +31,13 @@ from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
 
 
+class WorkerNode(Protocol):
+    """What the controller sees of an xdist worker before it starts: the input
+    the worker receives."""
+
+    workerinput: dict[str, object]
+
+
 class Recorder:
     """Collects the case records of a run (on the xdist controller, from the
     workers' reports), shows progress, and writes the reports when the session ends."""
@@ -51,7 +58,7 @@ class Recorder:
         if tr is not None and not self.config.getoption("qmpcompat_quiet") and self.progress is None:
             self.progress = Progress(total, lambda line: say(tr, line))
 
-    def pytest_configure_node(self, node: Any) -> None:
+    def pytest_configure_node(self, node: WorkerNode) -> None:
         node.workerinput[SHIPPED] = ship(self.state)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
