@@ -21,6 +21,7 @@ from qmpcompat.derive.shapes import TypeWalker
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.hunt.cases import (
     Finding,
+    bug_key,
     incoming_exit,
     is_failure,
     shapes,
@@ -249,7 +250,8 @@ def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
     assert 20 <= row["seconds"] < 200
     assert len(row["workers"]) == 2 and all(w["cases"] for w in row["workers"])
     assert row["floor_ms"] > 0 and row["per_case_ms"] > 0
-    assert proc.returncode == (1 if summary["findings"] else 0)
+    new = [r for r in summary["reports"] if not r["recorded"]]
+    assert proc.returncode == (1 if new else 0), proc.stdout
     assert len(summary["reports"]) == summary["findings"]
     for report in summary["reports"]:  # a bug report and the evidence for each
         assert (out / report["report"]).read_text().startswith("# ")
@@ -351,3 +353,19 @@ def test_a_slow_case_blames_its_accepted_migration_steps() -> None:
     assert slow_shapes([incoming, vsock], Observation("reject", replies=[
         {"execute": "migrate-incoming", "error": {}}, {"execute": "migrate", "error": {}}])) \
         == {"migrate socket/vsock", "migrate-incoming "}
+
+
+def test_the_bug_names_the_command_qemu_failed_on() -> None:
+    """A crash on the second step of a transcript whose main step (the first) was
+    rejected is the second step's bug, the same as that step alone; without
+    replies (a vector whose set-up the runner did) it is the main step's."""
+    cpr = step("migrate", {"channels": [{"channel-type": "cpr", "addr": {
+        "transport": "socket", "type": "inet", "host": "127.0.0.1", "port": "1"}}]})
+    crash = "the QEMU under test: QEMU killed by signal 11 after migrate"
+    first = {"execute": "migrate-incoming", "error": {"class": "GenericError", "desc": "x"}}
+    two = bug_key([step("migrate-incoming", {}), cpr],
+                  {"result": "crash", "detail": crash, "replies": [first]})
+    assert two == bug_key([cpr], {"result": "crash", "detail": crash}) == \
+        "crash | signal 11 | - | migrate"
+    setup = [step("migrate-set-parameters", {"mode": "cpr-transfer"}), cpr]
+    assert bug_key(setup, {"result": "crash", "detail": crash}).endswith("| migrate")

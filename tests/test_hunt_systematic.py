@@ -67,20 +67,26 @@ def test_worker_shares_add_up() -> None:
     assert share(None, 2, 0) is None
 
 
+def short_hunt(newest: QemuBuild, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "5m",
+           "--max-cases", "80", "--workers", "1", "--command", "migrate", "--seed", "0",
+           "--out", str(out), "--no-backtrace", "--floor-every", "0", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out.parent,
+                          env={**os.environ, "TMPDIR": str(out.parent)})
+
+
 def test_a_short_seeded_hunt_finds_a_recorded_crash_and_names_it(newest: QemuBuild,
                                                                  tmp_path: Path) -> None:
     """One worker, 80 cases of migrate: the systematic pass sends a lone cpr
     channel early, every build from 10.0 dies on it (KD-0003, KD-0010), and the
-    run says which recorded defect it found again, after how many cases."""
+    run says which recorded defect it found again, after how many cases; a
+    finding that is a recorded defect fails the run only with --fail-on-known."""
     assert newest.version >= (10, 0)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "5m",
-           "--max-cases", "80", "--workers", "1", "--command", "migrate", "--seed", "0",
-           "--out", str(out), "--no-backtrace", "--floor-every", "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "TMPDIR": str(tmp_path)})
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    proc = short_hunt(newest, out)
     summary = json.loads((out / "hunt.json").read_text())
+    new = [r["signature"] for r in summary["reports"] if not r["recorded"]]
+    assert proc.returncode == (1 if new else 0), proc.stdout + proc.stderr
     (row,) = summary["builds"]
     assert summary["max_cases"] == 80 and 80 <= row["cases"] < 200, row["cases"]
     found = {k["defect"]: k for k in summary["known_defects"]["found"]}
@@ -90,3 +96,6 @@ def test_a_short_seeded_hunt_finds_a_recorded_crash_and_names_it(newest: QemuBui
     assert "found again: KD-0003 (M-0050)" in proc.stdout
     lone = [r for r in summary["reports"] if r["signature"].startswith("crash | signal 11 | - |")]
     assert lone and lone[0]["affected"] == [newest.version_str], summary["reports"]
+    assert "KD-0003" in lone[0]["recorded"], lone[0]
+    again = short_hunt(newest, tmp_path / "again", "--fail-on-known")
+    assert again.returncode == 1, again.stdout + again.stderr

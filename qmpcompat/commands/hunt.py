@@ -50,6 +50,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     h.add_argument("--no-systematic", action="store_true",
                    help="skip the systematic pass (every edge value at every place, and short "
                         "state sequences) that comes before the random draws")
+    h.add_argument("--fail-on-known", action="store_true",
+                   help="exit 1 on any finding (default: only on one that is no recorded "
+                        "known defect)")
     h.add_argument("--no-backtrace", action="store_true",
                    help="do not run a crash under gdb for the bug report")
     h.add_argument("--replay", type=Path, metavar="FILE",

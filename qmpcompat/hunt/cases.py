@@ -83,14 +83,24 @@ def command_shape(steps: Sequence[Step]) -> str:
     return " > ".join(f"{s['execute']}({','.join(sorted(s['arguments']))})" for s in steps)
 
 
+def failed_on(steps: Sequence[Step], observed: JSONObject) -> str:
+    """The command QEMU failed on: the first step it did not answer; the main step
+    when it answered every one (the migration it started failed) or when the
+    observation keeps no replies (a vector, whose set-up the runner did)."""
+    replies = observed.get("replies")
+    if isinstance(replies, list) and len(replies) < len(steps):
+        return steps[len(replies)]["execute"]
+    return main_step(steps)["execute"]
+
+
 def bug_key(steps: Sequence[Step], observed: JSONObject) -> str:
     """The bug without the command shape: crash or hang, signal or exit status,
-    the first stderr line, the main command."""
+    the first stderr line, the command QEMU failed on (``failed_on``)."""
     detail = str(observed.get("detail", ""))
     sig, status = _SIGNAL.search(detail), _STATUS.search(detail)
     how = f"signal {sig.group(1)}" if sig else f"status {status.group(1)}" if status else ""
     return " | ".join((str(observed.get("result")), how or "-", stderr_line(detail) or "-",
-                       main_step(steps)["execute"]))
+                       failed_on(steps, observed)))
 
 
 def signature(steps: Sequence[Step], observed: JSONObject) -> str:

@@ -3,7 +3,9 @@
 fresh QEMU, and its bug (``cases.bug_key``) is compared with the findings'.
 
 So a run says, per build, which recorded crashes it found again by itself and
-which it missed.
+which it missed, and which of its findings are recorded already: a finding is
+a recorded defect when one that applies to an affected build fails there with
+the same signature (``cases.signature``: the bug and the command shape).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qmpcompat.hunt.cases import bug_key, is_failure
+from qmpcompat.hunt.cases import bug_key, is_failure, signature
 from qmpcompat.provision import QemuBuild
 from qmpcompat.vectors.load import VectorSet
 from qmpcompat.vectors.model import Vector
@@ -40,6 +42,7 @@ class KnownBug:
     vector: str
     qemu: str
     key: str  # its bug_key on that build
+    signature: str  # ... and its signature
 
 
 def known_bugs(vectors: VectorSet, builds: Sequence[QemuBuild], runner: Runner,
@@ -57,5 +60,13 @@ def known_bugs(vectors: VectorSet, builds: Sequence[QemuBuild], runner: Runner,
             obs = runner.run_fresh(vec, build)
             steps = steps_of(vec)
             if is_failure(steps, obs):
-                out.append(KnownBug(defect.id, vec.id, build.label, bug_key(steps, obs.to_json())))
+                observed = obs.to_json()
+                out.append(KnownBug(defect.id, vec.id, build.label, bug_key(steps, observed),
+                                    signature(steps, observed)))
     return out
+
+
+def recorded(bugs: Sequence[KnownBug], sig: str, builds: Sequence[str]) -> list[str]:
+    """The recorded defects a finding of signature ``sig`` is, on the builds (labels)
+    it affects: those failing with that signature on one of them."""
+    return sorted({b.defect for b in bugs if b.signature == sig and b.qemu in builds})

@@ -24,7 +24,7 @@ from qmpcompat.hunt.backtrace import NO_SYMBOLS, backtrace, symbols
 from qmpcompat.hunt.cases import Finding, OtherTranscript, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
-from qmpcompat.hunt.known import KnownBug, known_bugs
+from qmpcompat.hunt.known import KnownBug, known_bugs, recorded
 from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
@@ -99,6 +99,7 @@ class ReportRow(TypedDict):
     after_cases: int
     after_seconds: float
     affected: list[str]
+    recorded: list[str]  # the recorded defects it is (known-defects.yaml); [] when new
     report: str
     steps: list[Step]
 
@@ -273,13 +274,11 @@ def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
     return 1 if failed else 0
 
 
-def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespace,
-           ) -> KnownDefects:
+def _known(bugs: list[KnownBug], found: list[Finding]) -> KnownDefects:
     """Which recorded crashes the run found again by itself, per build, and which
     not. A found one says how: ``explored`` (a worker hunting on that build met it:
     after how many of its cases and seconds, the earliest) or ``re-run`` (a
     finding from another build, run on this one, fails the same way)."""
-    bugs: list[KnownBug] = known_bugs(load(), builds, Runner(args.timeout))
     explored: dict[tuple[str, str], Finding] = {}
     for f in sorted(found, key=lambda f: f.found_after_seconds):
         explored.setdefault((f.qemu, f.bug_key), f)
@@ -301,7 +300,8 @@ def _known(builds: list[QemuBuild], found: list[Finding], args: argparse.Namespa
 
 def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
     """Hunt on the builds ``select()`` gives (called once the options are checked)
-    as the ``hunt`` options in ``args`` say; 1 when it found something, else 0."""
+    as the ``hunt`` options in ``args`` say; 1 when it found something not recorded
+    in known-defects.yaml (with ``--fail-on-known``: anything at all), else 0."""
     if args.state_every is None:
         args.state_every = STATE_EVERY
     if args.replay is not None:
@@ -335,6 +335,7 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         for f in found:
             findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
     number, defect_number = next_number(args.out), next_number(args.out, "KD")
+    bugs = known_bugs(load(), builds, Runner(args.timeout))
     reports: list[ReportRow] = []
     for i, finding in enumerate(by_signature(list(findings.values()))):
         answers = _answers(finding, builds, args.timeout)
@@ -356,11 +357,14 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
                         "systematic": finding.batch < 0,
                         "after_cases": finding.found_after_cases,
                         "after_seconds": finding.found_after_seconds,
-                        "affected": [a.qemu_version for a in hit], "report": md.name,
-                        "steps": finding.steps})
-        print(f"qmpcompat hunt: {finding.signature}\n    affected {versions}; "
+                        "affected": [a.qemu_version for a in hit],
+                        "recorded": recorded(bugs, finding.signature,
+                                             [finding.qemu, *(a.qemu for a in hit)]),
+                        "report": md.name, "steps": finding.steps})
+        known_as = ", ".join(reports[-1]["recorded"]) or "new"
+        print(f"qmpcompat hunt: {finding.signature} ({known_as})\n    affected {versions}; "
               f"{json.dumps(finding.steps)[:300]}\n    -> {md}", flush=True)
-    known = _known(builds, list(findings.values()), args)
+    known = _known(bugs, list(findings.values()))
     for again in known["found"]:
         how = (f"explored on it, after {again['after_cases']} cases and {again['after_seconds']}s "
                f"of worker {again['worker']}"
@@ -377,7 +381,9 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
          "mode": "fresh" if args.fresh else "persistent", "builds": summary,
          "findings": len(reports), "reports": reports, "known_defects": known},
         indent=2) + "\n")
-    print(f"qmpcompat hunt: {len(reports)} findings (one per signature); known defects found "
+    new = sum(not r["recorded"] for r in reports)
+    print(f"qmpcompat hunt: {len(reports)} findings (one per signature), {new} new, "
+          f"{len(reports) - new} recorded known defects; known defects found "
           f"again: {len(known['found'])}, missed: {len(known['missed'])}; summary in "
           f"{args.out / 'hunt.json'}")
-    return 1 if reports else 0
+    return 1 if new or (args.fail_on_known and reports) else 0
