@@ -39,7 +39,7 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.lint import DEFECTS_SCHEMA, VECTOR_SCHEMA, schema_problems
 from qmpcompat.vectors.load import default_root
 from qmpcompat.vectors.model import parse_defect, parse_vector
-from qmpcompat.vectors.persistent import PersistentRunner
+from qmpcompat.vectors.persistent import Confirm, PersistentRunner
 from qmpcompat.vectors.run import Observation
 from qmpcompat.vectors.transcript import steps_problems
 from qmpcompat.vectors.yamlfile import load_yaml
@@ -102,8 +102,9 @@ class _FileIsFatal(Explorer):
         return self.model.single(command).filter(  # channels with a file channel only
             lambda s: "uri" not in s[0]["arguments"] and '"file"' in json.dumps(s))
 
-    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False) -> Observation:
-        obs = super().run_case(steps, fresh)
+    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False,
+                 confirm: Confirm | None = None) -> Observation:
+        obs = super().run_case(steps, fresh, confirm)
         if obs.result in ("crash", "hang"):  # QEMU's own crashes are not this test's
             return Observation("reject", "GenericError", "a real crash, set aside")
         if obs.result == "accept" and '"transport": "file"' in json.dumps(steps):
@@ -136,7 +137,8 @@ class _Recording(Explorer):
         super().__init__(*args)
         self.trees: list[str] = []
 
-    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False) -> Observation:
+    def run_case(self, steps: list[dict[str, Any]], fresh: bool = False,
+                 confirm: Confirm | None = None) -> Observation:
         self.trees.append(json.dumps(steps, sort_keys=True))
         self.stats.cases += 1
         return Observation("reject", "GenericError", "not run")  # what is drawn is the point

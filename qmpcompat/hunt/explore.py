@@ -26,6 +26,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
 from hypothesis import seed as fix_seed
@@ -55,7 +56,7 @@ from qmpcompat.hunt.systematic import plan
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
 from qmpcompat.schema.model.query import Entry, SchemaIndex
-from qmpcompat.vectors.persistent import PersistentRunner
+from qmpcompat.vectors.persistent import Confirm, PersistentRunner
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems
 
@@ -151,6 +152,11 @@ class Explorer:
         return any(k == kind and choices <= have and sent <= commands
                    for k, choices, sent in self.known)
 
+    def is_new(self, steps: Sequence[Step], obs: Observation) -> bool:
+        """Whether a failure on a reused QEMU is worth running again on a fresh one:
+        no finding of this worker explains it yet (``is_known``)."""
+        return not self.is_known(steps, obs)
+
     def sync_stats(self) -> None:
         """Copy the persistent runner's counts into the worker's stats."""
         if isinstance(self.runner, PersistentRunner):
@@ -160,18 +166,22 @@ class Explorer:
         else:
             self.stats.qemu_starts = self.stats.cases
 
-    def run_case(self, steps: list[Step], fresh: bool = False) -> Observation:
+    def run_case(self, steps: list[Step], fresh: bool = False,
+                 confirm: Confirm | None = None) -> Observation:
         """One case on the runner's QEMU (alone on a fresh one with ``fresh``; the
-        runner fills {tmpdir} and {port}); every ``floor_every``-th case also times
-        one bare QEMU start for the floor."""
+        runner fills {tmpdir} and {port}; in persistent mode ``confirm`` says which
+        failures on a reused QEMU to run again on a fresh one, default all); every
+        ``floor_every``-th case also times one bare QEMU start for the floor."""
         main = main_step(steps)
         incoming = main["execute"] == "migrate-incoming"
         if fresh:  # alone on a fresh QEMU, every reply kept for the report
             obs = run_fresh(steps, self.build, incoming, self.runner.timeout)
         elif len(steps) == 1:
-            obs = self.runner.run(case_vector(main["execute"], main["arguments"]), self.build)
+            vec = case_vector(main["execute"], main["arguments"])
+            obs = (self.runner.run(vec, self.build, confirm=confirm)
+                   if isinstance(self.runner, PersistentRunner) else self.runner.run(vec, self.build))
         elif isinstance(self.runner, PersistentRunner):
-            obs = self.runner.run_transcript(steps, self.build, incoming)
+            obs = self.runner.run_transcript(steps, self.build, incoming, confirm)
         else:
             obs = run_fresh(steps, self.build, incoming, self.runner.timeout)
         if obs.seconds > SLOW_CASE:
@@ -274,7 +284,7 @@ class Explorer:
                     # out, say): once is evidence enough; spend the budget elsewhere.
                     self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
                     reject()
-                obs = self.run_case(steps)
+                obs = self.run_case(steps, confirm=lambda o: bool(first) or self.is_new(steps, o))
                 if not is_failure(steps, obs):
                     if len(self.passed) < MAX_PASSED:
                         self.passed.add(key)
@@ -351,7 +361,7 @@ class Explorer:
             if shapes(steps) & self.slow:
                 self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
                 continue
-            obs = self.run_case(steps)
+            obs = self.run_case(steps, confirm=partial(self.is_new, steps))
             self.stats.systematic += 1
             if not is_failure(steps, obs):
                 if len(self.passed) < MAX_PASSED:

@@ -24,7 +24,8 @@ answers) is compared with what the same QEMU said when it was fresh:
   one, from a pool that starts a spare ahead;
 - a crash, hang or set-up error on a QEMU that had served earlier cases is run
   again alone on a fresh QEMU, and that run is the observation: a finding never
-  depends on what ran before it.
+  depends on what ran before it (a caller may pass over failures it has no use
+  for confirming: the hunt, those an earlier finding already explains).
 
 Every case gets its own fresh ``{tmpdir}`` and ``{port}``, as on a fresh QEMU
 (a case that left its dir empty hands the same empty dir to the next case on
@@ -62,6 +63,7 @@ from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.transcript import Step, fill_steps, play, run_fresh, steps_problems
 
 Probe = tuple[object, object]
+Confirm = Callable[[Observation], bool]  # whether a failure on a reused QEMU is run again
 Settings = tuple[JSONObject, JSONObject]  # capability -> state, parameter -> value
 
 # Steps that, accepted, leave nothing behind once what they set is set back;
@@ -217,21 +219,24 @@ class PersistentRunner(Runner):
             live.drop_dir()
             self.stats.retire(why)
 
-    def run(self, vec: Vector, build: QemuBuild, peer_build: QemuBuild | None = None) -> Observation:
+    def run(self, vec: Vector, build: QemuBuild, peer_build: QemuBuild | None = None,
+            confirm: Confirm | None = None) -> Observation:
         """What ``Runner.run`` would observe; on a reused QEMU where possible (never
-        for a cross-version cell, whose peer runs another build)."""
+        for a cross-version cell, whose peer runs another build). ``confirm``: see
+        ``_serve``."""
         if (not persistable(vec) or check_vector(vec, self.allow_exec)
                 or (peer_build is not None and peer_build != build)):
             self.stats.fresh += 1
             return self.run_fresh(vec, build, peer_build)  # (which also reports a refusal)
         return self._serve(build, vec.incoming == "defer",
                            lambda live, tmp: self._one(vec, live, tmp),
-                           lambda: self.run_fresh(vec, build))
+                           lambda: self.run_fresh(vec, build), confirm)
 
     def run_transcript(self, steps: Sequence[Step], build: QemuBuild,
-                       incoming: bool) -> Observation:
+                       incoming: bool, confirm: Confirm | None = None) -> Observation:
         """What ``transcript.run_fresh`` would observe; on a reused QEMU where possible
-        (it serves on while every step is rejected and the probe is unchanged)."""
+        (it serves on while every step is rejected and the probe is unchanged).
+        ``confirm``: see ``_serve``."""
 
         def on(live: _Live, tmp: str) -> tuple[Observation, str]:
             obs = play(live.qemu, fill_steps(steps, tmp))
@@ -253,14 +258,16 @@ class PersistentRunner(Runner):
             return run_fresh(steps, build, incoming, self.timeout, self.allow_exec)  # refused
         return self._serve(build, incoming, on,
                            lambda: run_fresh(steps, build, incoming, self.timeout,
-                                             self.allow_exec))
+                                             self.allow_exec), confirm)
 
     def _serve(self, build: QemuBuild, incoming: bool,
                on: Callable[[_Live, str], tuple[Observation, str]],
-               fresh: Callable[[], Observation]) -> Observation:
+               fresh: Callable[[], Observation], confirm: Confirm | None) -> Observation:
         """Run one case with ``on`` (the live QEMU, the case's tmpdir: the observation
         and why to retire the QEMU, '' to keep it); a failure on a reused QEMU is
-        replaced by ``fresh``, the same case alone on a fresh QEMU."""
+        replaced by ``fresh``, the same case alone on a fresh QEMU, unless
+        ``confirm`` says it need not be (the hunt passes over a failure an earlier
+        finding already explains: run again or not, it is no new finding)."""
         start = time.monotonic()
         try:
             live = self._take(build, incoming)
@@ -279,7 +286,7 @@ class PersistentRunner(Runner):
             obs, why = on(live, str(tmp))
         finally:
             self._after_case(build, incoming, why, tmp, live)
-        if reused and obs.result in NEVER_OK:
+        if reused and obs.result in NEVER_OK and (confirm is None or confirm(obs)):
             self.stats.rerun += 1
             again = fresh()
             self.stats.rerun_differs += again.result != obs.result
