@@ -135,6 +135,8 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
     changed = []
     for path in vector_files(vs.root):
         data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+        if not isinstance(data, dict):
+            continue  # not a vector file (lint says so)
         touched = False
         for raw in [*(data.get("vectors") or []), *(data.get("pairs") or [])]:
             for i, exp in enumerate(raw.get("expect") or []):
@@ -147,7 +149,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
     path = vs.root / DEFECTS_FILE
     if any(i == -1 for _v, i in wanted) and path.exists():
         data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
-        for raw in data.get("defects") or []:
+        for raw in (data.get("defects") or []) if isinstance(data, dict) else []:
             if new := wanted.get((raw.get("id"), -1)):
                 _add(raw, new)
         path.write_text(canonical_text(path, data))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
@@ -81,7 +80,7 @@ def schema_problems(data: object, schema: JSONObject, rel: str,
     """``data`` against ``schema``; ``also``: schemas it refers to by their ``$id``
     (known-defects.schema.json takes the observed/inferred rule from the vector
     file's)."""
-    registry: Registry[Any] = Registry().with_resources(
+    registry: Registry[bool | Mapping[str, object]] = Registry().with_resources(
         (str(s["$id"]), Resource.from_contents(s)) for s in also if "$id" in s)
     validator = jsonschema.Draft202012Validator(schema, registry=registry)
     out = []

@@ -10,16 +10,16 @@ file, line and vector id.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from qmpcompat.errors import VectorError
 
 
-class LineDict(dict[str, Any]):
+class LineDict(dict[str, object]):
     """A mapping that remembers the line it started on (1-based)."""
 
     line: int = 0
@@ -43,7 +43,7 @@ class NonJson:
 
 
 class _Loader(_Base):  # type: ignore[misc]
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> object:
         if node in self.constructed_objects:  # a second use of one node: an alias
             raise yaml.constructor.ConstructorError(
                 None, None, "YAML aliases (*name) are not allowed: write the value out",
@@ -51,14 +51,14 @@ class _Loader(_Base):  # type: ignore[misc]
         return super().construct_object(node, deep)
 
 
-def _non_json(kind: str) -> Any:
-    def construct(loader: Any, node: yaml.Node) -> NonJson:
+def _non_json(kind: str) -> Callable[[_Loader, yaml.Node], NonJson]:
+    def construct(loader: _Loader, node: yaml.Node) -> NonJson:
         text = node.value if isinstance(node, yaml.ScalarNode) else kind
         return NonJson(kind, str(text)[:40], node.start_mark.line + 1)
     return construct
 
 
-def _construct_float(loader: Any, node: yaml.ScalarNode) -> float | NonJson:
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float | NonJson:
     value = float(loader.construct_yaml_float(node))
     return value if math.isfinite(value) else _non_json("float")(loader, node)
 
@@ -68,7 +68,7 @@ for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
-def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key, _value in node.value:
         if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
             raise yaml.constructor.ConstructorError(
@@ -87,13 +87,14 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-_CACHE: dict[tuple[str, int, int], Any] = {}
+_CACHE: dict[tuple[str, int, int], object] = {}
 
 
-def load_yaml(path: Path, shown: str | None = None) -> Any:
-    """Parse ``path``; a syntax error becomes a VectorError naming ``shown``
-    (default: the path) and the line. A file is parsed once per process while
-    it is unchanged: callers must not modify what this returns."""
+def load_yaml(path: Path, shown: str | None = None) -> object:
+    """Parse ``path`` (a document of any shape: callers check it, most through
+    the vector format's JSON Schema); a syntax error becomes a VectorError naming
+    ``shown`` (default: the path) and the line. A file is parsed once per process
+    while it is unchanged: callers must not modify what this returns."""
     shown = shown or str(path)
     try:
         st = path.stat()
@@ -108,7 +109,7 @@ def load_yaml(path: Path, shown: str | None = None) -> Any:
     return data
 
 
-def _parse(path: Path, shown: str) -> Any:
+def _parse(path: Path, shown: str) -> object:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -152,7 +153,7 @@ def line_of(obj: object) -> int | None:
     return getattr(obj, "line", None) or None
 
 
-def dump_canonical(data: Any) -> str:
+def dump_canonical(data: object) -> str:
     """The canonical text of a vector file: block style, keys in the order given,
     two-space indents, unicode kept, no line wrapping."""
 
@@ -160,7 +161,7 @@ def dump_canonical(data: Any) -> str:
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
             super().increase_indent(flow, False)
 
-    def represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    def represent_list(dumper: yaml.SafeDumper, data: list[object]) -> yaml.Node:
         flow = bool(data) and all(not isinstance(x, (dict, list)) for x in data)
         return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
@@ -168,7 +169,7 @@ def dump_canonical(data: Any) -> str:
     Dumper.add_representer(NonJson, lambda dumper, obj: dumper.represent_scalar(
         f"tag:yaml.org,2002:{obj.kind}", obj.text))
 
-    def plain(obj: Any) -> Any:
+    def plain(obj: object) -> object:
         if isinstance(obj, dict):
             return {k: plain(v) for k, v in obj.items()}
         if isinstance(obj, list):
