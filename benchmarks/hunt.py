@@ -67,6 +67,9 @@ def baseline_once(env: dict[str, str], label: str, budget: str, seed: int) -> di
                 raise SystemExit(f"baseline {' '.join(cmd[:1])} failed: {proc.stderr[-2000:]}")
         data = json.loads((Path(out) / "hunt.json").read_text())
     (row,) = data["builds"]
+    if row["results"].get("error", 0) > row["cases"] / 10:
+        raise SystemExit(f"the baseline hunt could not run its QEMU ({row['results']}): remove "
+                         f"{env['XDG_CACHE_HOME']}/qmpcompat to provision it again")
     return {"mode": "baseline", "cases": row["cases"], "seconds": row["seconds"],
             "cases_per_minute": round(row["cases"] / row["seconds"] * 60),
             "floor_ms": row.get("floor_ms"), "results": row["results"],
