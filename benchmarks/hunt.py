@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +38,26 @@ BASELINE = "da78055"  # the main line when the 3x target was set
 
 
 @contextmanager
-def baseline_tree(ref: str) -> Iterator[dict[str, str]]:
-    """A temporary git worktree of ``ref``; the environment that runs its qmpcompat
-    (its package first on the path, its builds in ~/.cache/qmpcompat-baseline)."""
+def baseline_tree(ref: str) -> Iterator[str]:
+    """A temporary git worktree of ``ref``, removed afterwards."""
     tree = tempfile.mkdtemp(prefix="qmpcompat-baseline-")
     made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", tree, ref],
                           capture_output=True, text=True)
     if made.returncode:
         raise SystemExit(f"cannot check out the baseline {ref}: {made.stderr.strip()}")
     try:
-        yield {**os.environ, "PYTHONPATH": tree, "QMPCOMPAT_BASELINE_TREE": tree,
-               "XDG_CACHE_HOME": str(Path.home() / ".cache" / "qmpcompat-baseline")}
+        yield tree
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", tree],
                        capture_output=True)
 
 
-def baseline_once(env: dict[str, str], label: str, budget: str, seed: int) -> dict[str, Any]:
-    """The baseline's hunt on ``label`` (provisioned first into its own cache): its
-    cases, seconds, cases per minute and number of findings."""
-    tree = env["QMPCOMPAT_BASELINE_TREE"]
+def baseline_once(tree: str, label: str, budget: str, seed: int) -> dict[str, Any]:
+    """The hunt of the worktree ``tree`` on ``label``, its package first on the path
+    and its builds provisioned first into their own cache (~/.cache/qmpcompat-baseline):
+    its cases, seconds, cases per minute and number of findings."""
+    env = {**os.environ, "PYTHONPATH": tree,
+           "XDG_CACHE_HOME": str(Path.home() / ".cache" / "qmpcompat-baseline")}
     with tempfile.TemporaryDirectory() as out:
         for cmd in (["provision"], ["hunt", "--only", label, "--budget", budget,
                                     "--seed", str(seed), "--out", out]):
@@ -104,10 +104,10 @@ def compare(label: str, budget: str, seed: int, rounds: int,
     """Both modes, ``rounds`` times, alternating the order; the totals and ratio
     (with ``baseline``, that commit's hunt too, before both modes in each round)."""
     runs = []
-    with baseline_tree(baseline) if baseline else _no_tree() as env:
+    with baseline_tree(baseline) if baseline else nullcontext() as tree:
         for r in range(rounds):
-            if env is not None:
-                runs.append(baseline_once(env, label, budget, seed))
+            if tree is not None:
+                runs.append(baseline_once(tree, label, budget, seed))
             order = (True, False) if r % 2 == 0 else (False, True)
             runs += [hunt_once(label, budget, seed, fresh, extra) for fresh in order]
     out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "options": list(extra),
@@ -132,11 +132,6 @@ def compare(label: str, budget: str, seed: int, rounds: int,
         out["speedup_vs_baseline"] = round(out["persistent"]["cases_per_minute"]
                                            / max(out["baseline"]["cases_per_minute"], 1), 2)
     return out
-
-
-@contextmanager
-def _no_tree() -> Iterator[None]:
-    yield None
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
-from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.transcript import run_fresh
 from qmpcompat.vectors.versions import VersionRange
 
@@ -97,6 +97,25 @@ def test_an_accepted_step_that_cannot_be_set_back_retires(newest: QemuBuild) -> 
                                     newest, incoming=False)
         assert obs.result == "accept", obs.summary()
         assert runner.stats.retired == {"accepted": 1} and runner.stats.restored == 0
+
+
+def test_a_failure_the_caller_need_not_confirm_is_not_run_again(newest: QemuBuild) -> None:
+    """A crash on a reused QEMU is run again on a fresh one only when ``confirm``
+    says so (the hunt passes over crashes an earlier finding explains)."""
+    if newest.version < (10, 0):
+        pytest.skip("channels need QEMU 10.0")
+    for wanted in (False, True):
+        asked: list[str] = []
+
+        def confirm(obs: Observation, wanted: bool = wanted, asked: list[str] = asked) -> bool:
+            asked.append(obs.result)
+            return wanted
+
+        with PersistentRunner(spares=0) as runner:
+            assert runner.run(case("migrate", {"uri": "bogus:x"}), newest).result == "reject"
+            crash = runner.run(case("migrate", EMPTY_EXEC), newest, confirm=confirm)
+            assert crash.result == "crash" and asked == ["crash"], crash.summary()
+            assert runner.stats.rerun == int(wanted) and runner.stats.retired == {"crash": 1}
 
 
 def test_what_cannot_be_persistent_runs_fresh(newest: QemuBuild) -> None:
