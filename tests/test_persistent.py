@@ -1,6 +1,7 @@
 """Persistent mode on real binaries: a QEMU serves rejected cases one after
 another, an accepted case or a crash retires it, a crash on a reused QEMU is
-confirmed alone on a fresh one, and a sample of derived cases gives the same
+confirmed alone on a fresh one, a build whose settings cannot be read still
+serves, and a sample of derived cases gives the same
 outcomes fresh and persistent."""
 
 from __future__ import annotations
@@ -88,6 +89,32 @@ def test_settings_a_transcript_made_are_set_back(newest: QemuBuild) -> None:
     assert after.replies == fresh.replies
     params = [r["return"] for r in after.replies or () if r["execute"] == "query-migrate-parameters"]
     assert params[0]["max-bandwidth"] != 12345  # type: ignore[index, call-overload]
+
+
+def test_a_build_that_refuses_the_settings_queries_still_serves(newest: QemuBuild) -> None:
+    """A build too old to answer a settings query (QEMU before 2.4 has no
+    ``query-migrate-parameters``; here the runner reads with a query no build has,
+    which the real QEMU refuses): single commands, and transcripts that only read
+    or cancel idly, still share its QEMU; a transcript that set a capability
+    retires it ("settings unknown"), and the next case reads fresh settings."""
+    reading = [step("migrate", {"uri": "bogus:x"}), step("query-migrate-capabilities"),
+               step("migrate_cancel")]
+    setting = [step("migrate-set-capabilities",
+                    {"capabilities": [{"capability": "events", "state": True}]}),
+               step("migrate", {"uri": "bogus:x"})]
+    with PersistentRunner(spares=0) as runner:
+        runner.settings_queries = ("query-migrate-capabilities", "query-migrate-parameterz")
+        for _ in range(3):
+            assert runner.run(case("migrate", {"uri": "bogus:x"}), newest).result == "reject"
+        obs = runner.run_transcript(reading, newest, incoming=False)
+        assert [("return" in r) for r in obs.replies or ()] == [False, True, True], obs.summary()
+        assert runner.started == 1 and runner.stats.reused == 3 and not runner.stats.retired
+        obs = runner.run_transcript(setting, newest, incoming=False)
+        assert [("return" in r) for r in obs.replies or ()] == [True, False], obs.summary()
+        assert runner.stats.retired == {"settings unknown": 1} and runner.stats.restored == 0
+        after = runner.run_transcript(READ_SETTINGS, newest, incoming=False)
+        assert runner.started == 2 and runner.stats.cases == 6
+    assert after.replies == run_fresh(READ_SETTINGS, newest, incoming=False).replies
 
 
 def test_an_accepted_step_that_cannot_be_set_back_retires(newest: QemuBuild) -> None:

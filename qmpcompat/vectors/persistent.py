@@ -17,7 +17,10 @@ answers) is compared with what the same QEMU said when it was fresh:
   running migration, and the probe checks the status did not move): what they set is
   set back to what the fresh QEMU reported, and the QEMU serves on when
   ``query-migrate-capabilities`` and ``query-migrate-parameters`` then answer
-  exactly as they did when it was fresh, and the probe is unchanged;
+  exactly as they did when it was fresh, and the probe is unchanged (on a build
+  that refuses either query, a very old one, the settings are unknown: a
+  transcript that set one retires the QEMU, "settings unknown", and every other
+  case is served as above);
 - the command was accepted (a migration is followed to its end as on a fresh
   QEMU), the probe changed, or QEMU died or hung: the QEMU is retired (killed at
   once, its teardown finished in the background) and the next case gets a fresh
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
-from qmpcompat.harness import Qemu, QemuOptions
+from qmpcompat.harness import CommandFailed, Qemu, QemuOptions
 from qmpcompat.harness.pool import QemuPool
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
@@ -70,6 +73,8 @@ Settings = tuple[JSONObject, JSONObject]  # capability -> state, parameter -> va
 # and a cancel, which with no migration started has nothing to cancel.
 RESTORABLE = frozenset({"migrate-set-capabilities", "migrate-set-parameters"})
 IDLE_CANCEL = frozenset({"migrate_cancel"})
+# What reads the settings: every capability's state, then every parameter's value.
+SETTINGS_QUERIES = ("query-migrate-capabilities", "query-migrate-parameters")
 
 
 def leaves_state(command: str) -> bool:
@@ -95,11 +100,10 @@ def probe(q: Qemu) -> Probe:
     return json_object(status).get("status"), json_object(migration).get("status")
 
 
-def settings(q: Qemu) -> Settings:
+def settings(q: Qemu, queries: tuple[str, str] = SETTINGS_QUERIES) -> Settings:
     """Every migration capability's state and every parameter's value, asked in one
-    round trip."""
-    caps, params = q.commands([("query-migrate-capabilities", None),
-                               ("query-migrate-parameters", None)])
+    round trip with ``queries`` (CommandFailed when QEMU refuses either)."""
+    caps, params = q.commands([(queries[0], None), (queries[1], None)])
     states = {}
     for entry in json_list(caps):
         cap = json_object(entry)
@@ -107,11 +111,12 @@ def settings(q: Qemu) -> Settings:
     return states, json_object(params)
 
 
-def restore(q: Qemu, base: Settings) -> bool:
+def restore(q: Qemu, base: Settings, queries: tuple[str, str] = SETTINGS_QUERIES) -> bool:
     """Set back every capability and parameter whose value differs from ``base``
     (capabilities first, then parameters, in one round trip); whether QEMU then
-    reports exactly ``base``. CommandFailed when QEMU refuses to set one back."""
-    caps, params = settings(q)
+    reports exactly ``base`` (read with ``queries``). CommandFailed when QEMU
+    refuses to set one back."""
+    caps, params = settings(q, queries)
     if caps.keys() != base[0].keys() or params.keys() != base[1].keys():
         return False  # a parameter that appeared or went: nothing to set it back with
     back_caps: list[JSON] = [{"capability": k, "state": base[0][k]}
@@ -125,7 +130,7 @@ def restore(q: Qemu, base: Settings) -> bool:
     if not steps:
         return True
     q.commands(steps)
-    return settings(q) == base
+    return settings(q, queries) == base
 
 
 def _empty(path: Path) -> bool:
@@ -140,7 +145,8 @@ class PersistentStats:
     cases: int = 0  # cases run in persistent mode
     reused: int = 0  # ... on a QEMU that had served an earlier case
     fresh: int = 0  # vectors that cannot be persistent, run by the ordinary runner
-    retired: dict[str, int] = field(default_factory=dict)  # why a QEMU was given up
+    # why a QEMU was given up: accepted, state changed, settings unknown, crash, hang, error
+    retired: dict[str, int] = field(default_factory=dict)
     rerun: int = 0  # failures on a reused QEMU run again alone on a fresh one
     rerun_differs: int = 0  # ... where the fresh run did not fail the same way
     restored: int = 0  # transcripts whose capabilities and parameters were set back
@@ -153,7 +159,7 @@ class PersistentStats:
 class _Live:
     qemu: Qemu
     baseline: Probe
-    settings: Settings  # what the QEMU reported when fresh
+    settings: Settings | None  # what the QEMU reported when fresh (None: it refused)
     served: int = 0
     spare_dir: Path | None = None  # an empty case dir the next case may use
 
@@ -164,19 +170,24 @@ class _Live:
 
 
 class PersistentRunner(Runner):
-    """Runs vectors like ``Runner``, reusing a QEMU while cases leave it unchanged."""
+    """Runs vectors like ``Runner``, reusing a QEMU while cases leave it unchanged.
+
+    ``settings_queries`` are the commands a fresh QEMU's settings are read with
+    (``SETTINGS_QUERIES``); a build that refuses one serves with its settings
+    unknown."""
 
     def __init__(self, timeout: float = 10.0, spares: int = 1, keep_dirs: bool = False,
                  allow_exec: bool = False) -> None:
         super().__init__(timeout, keep_dirs, allow_exec)
         self.spares = spares
         self.stats = PersistentStats()
+        self.settings_queries = SETTINGS_QUERIES
         self._pools: dict[tuple[str, bool], QemuPool] = {}
         self._live: dict[tuple[str, bool], _Live] = {}
         # What a fresh QEMU of each build and option set answers to the probe: the
         # first one's answer (every fresh one answers the same; a QEMU that did not
         # would be retired at its first probe, never kept by mistake).
-        self._baseline: dict[tuple[str, bool], tuple[Probe, Settings]] = {}
+        self._baseline: dict[tuple[str, bool], tuple[Probe, Settings | None]] = {}
 
     def close(self) -> None:
         """Kill every QEMU still held (live or spare)."""
@@ -204,12 +215,20 @@ class PersistentRunner(Runner):
             qemu = pool.take()
             try:
                 if key not in self._baseline:
-                    self._baseline[key] = probe(qemu), settings(qemu)
+                    self._baseline[key] = probe(qemu), self._settings(qemu)
             except BaseException:
                 qemu.close()
                 raise
             live = self._live[key] = _Live(qemu, *self._baseline[key])
         return live
+
+    def _settings(self, qemu: Qemu) -> Settings | None:
+        """A fresh QEMU's settings; None when it refuses a settings query (a build
+        too old to have it): a transcript that sets any then retires its QEMU."""
+        try:
+            return settings(qemu, self.settings_queries)
+        except CommandFailed:
+            return None
 
     def _retire(self, build: QemuBuild, incoming: bool, why: str) -> None:
         key = (build.binary, incoming)
@@ -247,7 +266,9 @@ class PersistentRunner(Runner):
                 return obs, "accepted"
             try:
                 if accepted & RESTORABLE:
-                    if not restore(live.qemu, live.settings):
+                    if live.settings is None:
+                        return obs, "settings unknown"  # nothing to set them back to
+                    if not restore(live.qemu, live.settings, self.settings_queries):
                         return obs, "state changed"
                     self.stats.restored += 1
                 return obs, "" if probe(live.qemu) == live.baseline else "state changed"
