@@ -1,11 +1,12 @@
 """Persistent mode on real binaries: a QEMU serves rejected cases one after
 another, an accepted case or a crash retires it, a crash on a reused QEMU is
-confirmed alone on a fresh one, a build whose settings cannot be read still
-serves, and a sample of derived cases gives the same
-outcomes fresh and persistent."""
+confirmed alone on a fresh one, an empty case dir is handed to the next case,
+a build whose settings cannot be read still serves, and a sample of derived
+cases gives the same outcomes fresh and persistent."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,6 +49,35 @@ def test_accepted_case_retires_its_qemu(newest: QemuBuild) -> None:
         assert reject.result == "reject"
         assert runner.stats.retired == {"accepted": 1} and runner.stats.reused == 0
         assert runner.started == 3  # the first, its spare (now serving), the next spare
+
+
+def test_an_empty_case_dir_is_reused_and_a_used_one_removed(newest: QemuBuild) -> None:
+    """Two rejected cases in a row on one QEMU get the same empty case dir; a case
+    that left a file in it (a ``dump-guest-memory`` that creates its file before it
+    finds no guest memory) does not hand it on: the dir is removed and the next
+    case gets a new one, on the same QEMU; nothing is left after close. (QEMU names
+    the dir in its rejection of ``bogus:{tmpdir}``.)"""
+
+    def case_dir(obs: Observation) -> Path:
+        desc = str(obs.desc)
+        assert obs.result == "reject" and "bogus:" in desc, obs.summary()
+        return Path(desc.split("bogus:", 1)[1])
+
+    naming = case("migrate", {"uri": "bogus:{tmpdir}"})
+    dumping = [step("dump-guest-memory", {"paging": False, "protocol": "file:{tmpdir}/dump"}),
+               step("migrate", {"uri": "bogus:{tmpdir}"})]
+    with PersistentRunner(spares=0) as runner:
+        first = case_dir(runner.run(naming, newest))
+        assert first.is_dir() and not any(first.iterdir())  # kept for the next case
+        assert case_dir(runner.run(naming, newest)) == first
+        dumped = runner.run_transcript(dumping, newest, incoming=False)
+        assert [("error" in r) for r in dumped.replies or ()] == [True, True]
+        assert case_dir(dumped) == first
+        assert not first.exists(), "a dir that held the dump was handed on (or no dump made)"
+        last = case_dir(runner.run(naming, newest))
+        assert last != first and last.is_dir() and not any(last.iterdir())
+        assert runner.started == 1 and not runner.stats.retired and runner.stats.reused == 3
+    assert not last.exists()
 
 
 def test_crash_on_a_reused_qemu_is_confirmed_on_a_fresh_one(newest: QemuBuild) -> None:
