@@ -88,6 +88,16 @@ class QemuHung(QemuError):
         super().__init__(f"QEMU did not answer within {timeout:g}s {what}; it was killed", stderr_tail)
 
 
+class ForkServerUnavailable(QemuError):
+    """QEMUs of a build cannot be forked from a fork server (``reason`` says why:
+    no C compiler, a binary the preloaded library cannot join, a server that
+    stopped answering); the caller starts them by exec instead."""
+
+    def __init__(self, reason: str, stderr_tail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"no fork server: {reason}", stderr_tail)
+
+
 class UnsafeInput(QmpCompatError):
     """The safety gate refused what a case would make QEMU do; ``problems`` says why."""
 

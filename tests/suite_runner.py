@@ -87,7 +87,9 @@ def run_suite(tmp_path: Path, *args: str, vectors: Path | None = None, suites: s
 
 
 def processes_under(path: Path) -> list[str]:
-    """Live processes whose command line names ``path`` (the run's reapers included)."""
+    """Live processes whose command line names ``path`` (the run's reapers included)
+    or that work inside it (a QEMU forked from a fork server names its QMP socket
+    relative to its own dir)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -96,7 +98,12 @@ def processes_under(path: Path) -> list[str]:
                 state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
                 continue
-            if str(path).encode() in cmdline and state != "Z":
+            try:
+                cwd = os.readlink(entry / "cwd") + "/"
+            except OSError:
+                cwd = ""
+            inside = str(path).encode() in cmdline or cwd.startswith(f"{path}/")
+            if inside and state != "Z":
                 found.append(cmdline.replace(b"\0", b" ").decode(errors="replace")[:120])
     return found
 

@@ -44,6 +44,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "serves cases while they leave it unchanged)")
     h.add_argument("--spares", type=int, default=1, metavar="N",
                    help="persistent mode: QEMUs each worker starts ahead (default 1)")
+    h.add_argument("--no-fork-server", action="store_true",
+                   help="persistent mode: start each QEMU by exec, not by a fork of a QEMU "
+                        "process already loaded (see docs/hunt.md#speed)")
     h.add_argument("--state-every", type=int, default=None, metavar="N",
                    help="every Nth round of batches draws transcripts from the state model "
                         "(0: never; default: the hunt's own, see docs/hunt.md)")

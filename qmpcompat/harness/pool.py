@@ -8,6 +8,11 @@ needs a fresh QEMU often waits less than a whole start for it. ``discard``
 gives a QEMU back to be killed: SIGKILL at once, and the rest of its teardown
 (waiting for it to go, what it left behind, its private dir) on the pool's own
 closing thread, so the caller goes on at once; ``close`` waits for all of it.
+
+With ``fork`` (the default), the pool's QEMUs are forked from a fork server
+(``qmpcompat.harness.forkserver``) started with the first; when there can be
+none, or it stops serving, the pool starts them by exec and ``exec_reason``
+says why.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from qmpcompat.errors import ForkServerUnavailable
+from qmpcompat.harness.forkserver import ForkServer
 from qmpcompat.harness.qemu import EventLoop, Qemu, QemuOptions
 from qmpcompat.provision.build import QemuBuild
 
@@ -24,17 +31,39 @@ class QemuPool:
     """Fresh QEMUs of one build and option set; ``spares`` launched ahead."""
 
     def __init__(self, build: QemuBuild, options: QemuOptions, spares: int = 1,
-                 name: str = "subject") -> None:
+                 name: str = "subject", fork: bool = True) -> None:
         self.build, self.options, self.spares, self.name = build, options, spares, name
         self._launched: deque[Qemu] = deque()
         self.started = 0  # QEMUs launched, spares included
+        self.forked = 0  # ... of them forked from the fork server
+        self.exec_reason = "" if fork else "the fork server is off"  # why QEMUs are exec'd
+        self._server: ForkServer | None = None
         self.loop = EventLoop()  # every QEMU of the pool runs on it
         self.loop.acquire()
         self._closer = ThreadPoolExecutor(1, thread_name_prefix="qmpcompat-close")
 
     def _launch(self) -> None:
-        self._launched.append(Qemu(self.build, self.options, self.name, loop=self.loop).launch())
+        qemu = Qemu(self.build, self.options, self.name, loop=self.loop)
+        if not self.exec_reason and self._server is None:
+            try:
+                self._server = qemu.fork_server().start()
+            except ForkServerUnavailable as exc:
+                self.exec_reason = exc.reason
+        qemu.spawner = self._server
+        try:
+            qemu.launch()
+        except ForkServerUnavailable as exc:  # it stopped serving: exec from now on
+            self._stop_server(exc.reason)
+            qemu = Qemu(self.build, self.options, self.name, loop=self.loop).launch()
+        self.forked += qemu.spawner is not None
+        self._launched.append(qemu)
         self.started += 1
+
+    def _stop_server(self, reason: str) -> None:
+        self.exec_reason = reason
+        server, self._server = self._server, None
+        if server is not None:
+            self.later(lambda: server.close(forked=False))  # the QEMUs it forked live on
 
     def take(self) -> Qemu:
         """A fresh QEMU that has finished its handshake (the caller closes it);
@@ -63,4 +92,7 @@ class QemuPool:
         while self._launched:
             self._launched.popleft().close()
         self._closer.shutdown(wait=True)
+        if self._server is not None:  # last: closing it kills what it forked
+            self._server.close()
+            self._server = None
         self.loop.release()  # closed once the QEMUs handed out are closed too

@@ -14,6 +14,10 @@ and each carries its Child's token in its environment (``QMPCOMPAT_CHILD``);
 names the case dir (``QMPCOMPAT_CASE``), by which the reaper finds what a
 killed run left. (A process that both leaves the group and clears its
 environment is not found.)
+
+A QEMU a fork server made (``qmpcompat.harness.forkserver``) is adopted by
+this subreaper the moment it exists; ``Child.adopt`` wraps it, and waits for
+it with ``waitpid`` like a child started here.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from qmpcompat.reaper import PRIVATE_PREFIXES, make_dir
 
@@ -39,7 +46,7 @@ _subreaper: list[int] = []  # the pid that made itself a subreaper (forks inheri
 SETPRIV = shutil.which("setpriv")
 
 
-def _become_subreaper() -> None:
+def become_subreaper() -> None:
     if _subreaper != [os.getpid()]:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         _subreaper[:] = [os.getpid()]
@@ -88,16 +95,82 @@ def private_dir(prefix: str = "qmpc-") -> Path:
     return make_dir(Path(base), prefix)
 
 
+def marks(token: str, case: Path) -> dict[str, str]:
+    """What a Child adds to its process's environment: its token (``kill_escaped``
+    finds what it started by it) and its case dir (the reaper's)."""
+    return {CHILD_ENV: token, CASE_ENV: str(case)}
+
+
+class _Process(Protocol):
+    """What ``Child`` needs of a process: ``subprocess.Popen``'s ``poll`` and ``wait``."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Adopted:
+    """``poll`` and ``wait`` for a child of ours that ``subprocess`` did not start
+    (one a fork server made, adopted by this subreaper): its exit status as
+    ``Popen.returncode`` gives it (minus the signal that killed it). Safe from
+    several threads."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> int | None:
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere: as Popen, say 0
+                    self.returncode = 0
+                else:
+                    if pid == self.pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit status once it exits; ``subprocess.TimeoutExpired`` if it does
+        not within ``timeout`` seconds (None: no limit)."""
+        status = self.poll()
+        if status is not None:
+            return status
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:  # gone between the two calls: it is a zombie now
+            fd = -1
+        try:
+            if fd >= 0 and not select.select([fd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        status = self.poll()
+        if status is None:  # readable: it has exited, and is ours to reap
+            with self._lock:
+                if self.returncode is None:
+                    self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+                status = self.returncode
+        return status
+
+
 class Child:
     """A process whose stderr goes to a file; killed with SIGKILL if we die."""
+
+    proc: _Process
 
     def __init__(self, argv: list[str], env: dict[str, str], stderr_path: Path,
                  pass_fds: tuple[int, ...] = ()) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
         self.token = uuid.uuid4().hex
-        env = {**env, CHILD_ENV: self.token, CASE_ENV: str(stderr_path.parent)}
-        _become_subreaper()
+        env = {**env, **marks(self.token, stderr_path.parent)}
+        become_subreaper()
         with open(stderr_path, "wb") as err:
             if SETPRIV is not None:  # vfork and exec: no copy of this process
                 self.proc = subprocess.Popen([SETPRIV, "--pdeathsig", "KILL", "--", *argv],
@@ -108,6 +181,16 @@ class Child:
                                              stdout=err, stderr=err, pass_fds=pass_fds,
                                              preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
+
+    @classmethod
+    def adopt(cls, pid: int, argv: list[str], stderr_path: Path, token: str) -> Child:
+        """A Child for ``pid``, a child of ours started elsewhere (by a fork server)
+        in its own process group, with PR_SET_PDEATHSIG set, ``token`` in its
+        environment and its output in ``stderr_path``."""
+        child = cls.__new__(cls)
+        child.argv, child.stderr_path, child.token = argv, stderr_path, token
+        child.proc, child.pid = Adopted(pid), pid
+        return child
 
     def poll(self) -> int | None:
         return self.proc.poll()

@@ -33,6 +33,7 @@ from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteE
 from qemu.qmp.protocol import StateError
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung
+from qmpcompat.harness.forkserver import ForkServer
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.harness.reply import CommandFailed, Reply, wire
 from qmpcompat.provision.build import QemuBuild
@@ -129,6 +130,10 @@ class Qemu:
     Every QEMU passes the safety gate: its command line before it starts, every
     command before it is sent (``UnsafeInput`` if refused). ``policy`` says what
     the case may touch; by default its own ``workdir``, no exec beyond the sinks.
+
+    With a ``spawner`` (a ``ForkServer`` of the same build and options), the
+    process is forked from it rather than started by exec
+    (``ForkServerUnavailable`` when it no longer serves: the caller decides).
     """
 
     build: QemuBuild
@@ -136,6 +141,7 @@ class Qemu:
     name: str = "qemu"
     policy: Policy | None = None
     loop: EventLoop | None = None  # shared with other QEMUs; by default one of its own
+    spawner: ForkServer | None = None
     workdir: Path = field(init=False)
     child: Child | None = field(init=False, default=None)
     events: list[JSONObject] = field(init=False, default_factory=list)
@@ -160,6 +166,12 @@ class Qemu:
     def argv(self, qmp_path: Path) -> list[str]:
         return [*self.build.command(), *self.qemu_options(qmp_path)]
 
+    def fork_server(self) -> ForkServer:
+        """A fork server (not started) for QEMUs of this build and options, named
+        like this one: each forked QEMU finds its QMP socket in its own dir."""
+        return ForkServer(self.build, self.qemu_options(Path(f"{self.name}.qmp")),
+                          self.options.timeout)
+
     def start(self, workdir: Path | None = None) -> Qemu:
         """Start QEMU and negotiate QMP; raise QemuDied / QemuHung if it fails to."""
         return self.launch(workdir).ready()
@@ -179,8 +191,13 @@ class Qemu:
             session = self._session = _Session(events, QMPClient(self.name), EventListener())
             session.qmp.register_listener(session.listener)
             session.run(session.qmp.start_server(str(sock)))
-            self.child = Child(self.argv(sock), self.build.environ(),
-                               self.workdir / f"{self.name}.stderr")
+            stderr = self.workdir / f"{self.name}.stderr"
+            if self.spawner is None:
+                self.child = Child(self.argv(sock), self.build.environ(), stderr)
+            elif self.spawner.options == self.qemu_options(Path(sock.name)):
+                self.child = self.spawner.spawn(self.workdir, stderr)  # (cwd: the workdir)
+            else:
+                raise QemuError(f"QEMU {self.name}: its fork server has other options")
             self._accepting = session.loop.create_task(session.qmp.accept())
         except BaseException:
             self.close()

@@ -86,6 +86,8 @@ class WorkerStats:
     reused: int = 0  # cases served by a QEMU that had served an earlier case
     retired: dict[str, int] = field(default_factory=dict)  # why a persistent QEMU was given up
     rerun: int = 0  # failures on a reused QEMU, run again alone on a fresh one
+    forked: int = 0  # QEMUs for cases forked from a fork server (not exec'd)
+    exec_reason: str = ""  # why persistent mode exec'd QEMUs instead ('' if it did not)
     systematic: int = 0  # cases of the systematic pass
 
 
@@ -160,9 +162,10 @@ class Explorer:
     def sync_stats(self) -> None:
         """Copy the persistent runner's counts into the worker's stats."""
         if isinstance(self.runner, PersistentRunner):
-            p = self.runner.stats
+            p = self.runner.sync_stats()
             self.stats.qemu_starts = self.runner.started + self.stats.cases - p.cases + p.rerun
             self.stats.reused, self.stats.retired, self.stats.rerun = p.reused, p.retired, p.rerun
+            self.stats.forked, self.stats.exec_reason = p.forked, p.exec_reason
         else:
             self.stats.qemu_starts = self.stats.cases
 

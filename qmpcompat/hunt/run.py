@@ -51,6 +51,7 @@ class Job(TypedDict):
     floor_every: int
     fresh: bool
     spares: int
+    fork: bool
     state_every: int
     max_cases: int | None
     workers: int
@@ -74,6 +75,8 @@ class BuildRow(TypedDict):
     cases: int
     cases_per_minute: int | None
     qemu_starts: int
+    forked: int
+    exec_reason: NotRequired[str]
     reused: int
     results: dict[str, int]
     findings: int
@@ -143,7 +146,7 @@ def share(cases: int | None, workers: int, worker: int) -> int | None:
 def _work(job: Job) -> WorkDone:
     """One worker process: hunt on one build for the budget."""
     runner = (Runner(job["timeout"]) if job["fresh"]
-              else PersistentRunner(job["timeout"], spares=job["spares"]))
+              else PersistentRunner(job["timeout"], spares=job["spares"], fork=job["fork"]))
     explorer = Explorer(job["build"], job["entries"], job["commands"], runner,
                         job["floor_every"], job["state_every"])
     with runner:
@@ -164,6 +167,7 @@ def _hunt_build(build: QemuBuild, entries: list[Entry], args: argparse.Namespace
         {"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
          "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
          "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
+         "fork": not args.no_fork_server,
          "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w),
          "workers": args.workers, "systematic": not args.no_systematic}
         for w in range(args.workers)]
@@ -225,13 +229,17 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     row: BuildRow = {
         "qemu": build.label, "binary": build.binary, "seconds": round(wall, 1), "cases": cases,
         "cases_per_minute": round(cases / wall * 60) if wall else None,
-        "qemu_starts": starts, "reused": sum(s.reused for s in stats),
+        "qemu_starts": starts, "forked": sum(s.forked for s in stats),
+        "reused": sum(s.reused for s in stats),
         "results": results, "findings": findings,
         "workers": [{k: v for k, v in asdict(s).items() if k not in ("case_times", "floor_samples")}
                     for s in stats],
         "per_case_ms": round(per_case * 1000, 1) if per_case else None,
         "floor_ms": round(floor * 1000, 1) if floor else None,
         "ratio": round(per_case / floor, 2) if per_case and floor else None}
+    reasons = sorted({s.exec_reason for s in stats if s.exec_reason})
+    if reasons:
+        row["exec_reason"] = "; ".join(reasons)
     times = [t for s in stats for t in s.case_times]
     if times and floor:  # the typical case: a few slow QEMU answers (e.g. vsock) left out
         row["median_case_ms"] = round(statistics.median(times) * 1000, 1)
@@ -327,11 +335,15 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
         summary.append(row)
         print(f"qmpcompat hunt: QEMU {build.label}: {row['cases']} cases in {wall:.0f}s "
               f"({row['cases_per_minute']}/min, {row['qemu_starts']} QEMU starts, "
+              f"{row['forked']} of them forked, "
               f"{row['reused']} cases on a reused QEMU) "
               f"({', '.join(f'{v} {k}' for k, v in sorted(row['results'].items()))}); "
               f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
               f"(x{row['ratio']}; median case {row.get('median_case_ms')} ms, "
               f"x{row.get('median_ratio')}); {len(found)} findings", flush=True)
+        if row.get("exec_reason") and not args.fresh:
+            print(f"qmpcompat hunt: QEMU {build.label}: QEMUs exec'd, not forked: "
+                  f"{row.get('exec_reason')}", flush=True)
         for f in found:
             findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
     number, defect_number = next_number(args.out), next_number(args.out, "KD")

@@ -24,7 +24,8 @@ answers) is compared with what the same QEMU said when it was fresh:
 - the command was accepted (a migration is followed to its end as on a fresh
   QEMU), the probe changed, or QEMU died or hung: the QEMU is retired (killed at
   once, its teardown finished in the background) and the next case gets a fresh
-  one, from a pool that starts a spare ahead;
+  one, from a pool that starts a spare ahead (forked from a fork server,
+  ``qmpcompat.harness.forkserver``, unless ``fork`` is off or there can be none);
 - a crash, hang or set-up error on a QEMU that had served earlier cases is run
   again alone on a fresh QEMU, and that run is the observation: a finding never
   depends on what ran before it (a caller may pass over failures it has no use
@@ -150,6 +151,8 @@ class PersistentStats:
     rerun: int = 0  # failures on a reused QEMU run again alone on a fresh one
     rerun_differs: int = 0  # ... where the fresh run did not fail the same way
     restored: int = 0  # transcripts whose capabilities and parameters were set back
+    forked: int = 0  # QEMUs the pools forked from a fork server (the rest were exec'd)
+    exec_reason: str = ""  # why a pool exec'd its QEMUs ('' when every pool forked them)
 
     def retire(self, why: str) -> None:
         self.retired[why] = self.retired.get(why, 0) + 1
@@ -177,9 +180,9 @@ class PersistentRunner(Runner):
     unknown."""
 
     def __init__(self, timeout: float = 10.0, spares: int = 1, keep_dirs: bool = False,
-                 allow_exec: bool = False) -> None:
+                 allow_exec: bool = False, fork: bool = True) -> None:
         super().__init__(timeout, keep_dirs, allow_exec)
-        self.spares = spares
+        self.spares, self.fork = spares, fork
         self.stats = PersistentStats()
         self.settings_queries = SETTINGS_QUERIES
         self._pools: dict[tuple[str, bool], QemuPool] = {}
@@ -204,6 +207,13 @@ class PersistentRunner(Runner):
         """QEMUs the pools launched (spares included), not counting fresh runs."""
         return sum(p.started for p in self._pools.values())
 
+    def sync_stats(self) -> PersistentStats:
+        """The stats, with how the pools started their QEMUs brought up to date."""
+        self.stats.forked = sum(p.forked for p in self._pools.values())
+        self.stats.exec_reason = "; ".join(sorted({p.exec_reason for p in self._pools.values()
+                                                   if p.exec_reason}))
+        return self.stats
+
     def _take(self, build: QemuBuild, incoming: bool) -> _Live:
         key = (build.binary, incoming)
         live = self._live.get(key)
@@ -211,7 +221,8 @@ class PersistentRunner(Runner):
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = QemuPool(
-                    build, QemuOptions(incoming_defer=incoming, timeout=self.timeout), self.spares)
+                    build, QemuOptions(incoming_defer=incoming, timeout=self.timeout), self.spares,
+                    fork=self.fork)
             qemu = pool.take()
             try:
                 if key not in self._baseline:
