@@ -6,6 +6,10 @@ which goes first from round to round, so neither always meets the other's
 leftovers on a shared machine), and reports cases per minute, QEMU starts,
 findings by signature and the recorded crashes each mode found again.
 
+With ``--exec-starts`` each round also runs persistent mode with its QEMUs
+started by exec (``hunt --no-fork-server``), the mode's own share of the gain
+beside the fork server's.
+
 With ``--baseline REF`` each round also runs the hunt as it was at git commit
 REF (default ``da78055``, the main line when the persistent-mode target was
 set: a fresh QEMU per case, one command per case, values from a safe list),
@@ -15,7 +19,7 @@ the same build label, seed and budget; its cases per minute are the "today's
 hunt" the target is measured against.
 
     python benchmarks/hunt.py [--budget 60s] [--rounds 1] [--only VERSION] [--no-systematic]
-                              [--baseline [REF]]
+                              [--baseline [REF]] [--exec-starts]
 """
 
 from __future__ import annotations
@@ -77,9 +81,10 @@ def baseline_once(tree: str, label: str, budget: str, seed: int) -> dict[str, An
 
 
 def hunt_once(label: str, budget: str, seed: int, fresh: bool,
-              extra: Sequence[str] = ()) -> dict[str, Any]:
-    """One ``qmpcompat hunt`` run (``extra``: more of its options); its numbers,
-    findings and known defects."""
+              extra: Sequence[str] = (), mode: str = "") -> dict[str, Any]:
+    """One ``qmpcompat hunt`` run (``extra``: more of its options; ``mode``: what
+    to call it, by default fresh or persistent); its numbers, findings and known
+    defects."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", label, "--budget", budget,
                "--seed", str(seed), "--out", out, "--no-backtrace", *extra] + (
@@ -89,9 +94,10 @@ def hunt_once(label: str, budget: str, seed: int, fresh: bool,
             raise SystemExit(f"hunt failed: {proc.stderr[-2000:]}")
         data = json.loads((Path(out) / "hunt.json").read_text())
     (row,) = data["builds"]
-    return {"mode": "fresh" if fresh else "persistent", "cases": row["cases"],
+    return {"mode": mode or ("fresh" if fresh else "persistent"), "cases": row["cases"],
             "seconds": row["seconds"], "cases_per_minute": row["cases_per_minute"],
-            "qemu_starts": row["qemu_starts"], "reused": row["reused"],
+            "qemu_starts": row["qemu_starts"], "forked": row.get("forked", 0),
+            "reused": row["reused"],
             "systematic": sum(w.get("systematic", 0) for w in row["workers"]),
             "floor_ms": row["floor_ms"], "results": row["results"],
             "signatures": sorted(r["signature"] for r in data["reports"]),
@@ -99,10 +105,11 @@ def hunt_once(label: str, budget: str, seed: int, fresh: bool,
             "known_missed": sorted({k["defect"] for k in data["known_defects"]["missed"]})}
 
 
-def compare(label: str, budget: str, seed: int, rounds: int,
-            extra: Sequence[str] = (), baseline: str | None = None) -> dict[str, Any]:
+def compare(label: str, budget: str, seed: int, rounds: int, extra: Sequence[str] = (),
+            baseline: str | None = None, exec_starts: bool = False) -> dict[str, Any]:
     """Both modes, ``rounds`` times, alternating the order; the totals and ratio
-    (with ``baseline``, that commit's hunt too, before both modes in each round)."""
+    (with ``baseline``, that commit's hunt too, before both modes in each round;
+    with ``exec_starts``, persistent mode without the fork server too, after them)."""
     runs = []
     with baseline_tree(baseline) if baseline else nullcontext() as tree:
         for r in range(rounds):
@@ -110,10 +117,15 @@ def compare(label: str, budget: str, seed: int, rounds: int,
                 runs.append(baseline_once(tree, label, budget, seed))
             order = (True, False) if r % 2 == 0 else (False, True)
             runs += [hunt_once(label, budget, seed, fresh, extra) for fresh in order]
+            if exec_starts:
+                runs.append(hunt_once(label, budget, seed, False, [*extra, "--no-fork-server"],
+                                      "persistent-exec"))
     out: dict[str, Any] = {"qemu": label, "budget": budget, "seed": seed, "options": list(extra),
                            "runs": runs}
-    for mode in ("fresh", "persistent"):
+    for mode in ("fresh", "persistent", "persistent-exec"):
         mine = [r for r in runs if r["mode"] == mode]
+        if not mine:
+            continue
         out[mode] = {"cases": sum(r["cases"] for r in mine),
                      "cases_per_minute": round(sum(r["cases"] for r in mine)
                                                / sum(r["seconds"] for r in mine) * 60),
@@ -142,13 +154,16 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="build label (default: the newest)")
     parser.add_argument("--no-systematic", action="store_true",
                         help="both modes without the systematic pass (random draws only)")
+    parser.add_argument("--exec-starts", action="store_true",
+                        help="also run persistent mode with QEMUs started by exec, not forked")
     parser.add_argument("--baseline", nargs="?", const=BASELINE, default=None, metavar="REF",
                         help=f"also run the hunt of git commit REF (default {BASELINE}, where "
                              "the target was set) in each round")
     args = parser.parse_args()
     label = args.only or select().builds[-1].label
     result = compare(label, args.budget, args.seed, args.rounds,
-                     ["--no-systematic"] if args.no_systematic else [], args.baseline)
+                     ["--no-systematic"] if args.no_systematic else [], args.baseline,
+                     args.exec_starts)
     print(json.dumps(result, indent=2))
     return 0
 

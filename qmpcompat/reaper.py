@@ -37,7 +37,8 @@ from pathlib import Path
 PRIVATE_PREFIXES = ("qmpc-", "qmpv-", "qmpf-", "qmph-")
 # In the cache and the reports dir: a download of a build (``.dl-``), of a
 # source package (``.src-``; ``.fetch-`` for a tree to build), a source build
-# being stored (``.store-``), a report file being written (``.qmpw-``).
+# or the fork server's library being stored (``.store-``), a report file being
+# written (``.qmpw-``).
 CACHE_PREFIXES = (".dl-", ".src-", ".fetch-", ".store-", ".qmpw-")
 PREFIXES = PRIVATE_PREFIXES + CACHE_PREFIXES
 

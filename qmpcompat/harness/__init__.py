@@ -1,8 +1,9 @@
 """Driving QEMU: processes that never outlive the run (``process``; the temp dirs
 they work in are made and reaped by ``qmpcompat.reaper``), QMP through qemu.qmp
 (``qemu``: a ``Qemu`` and its typed session and waits; ``reply``: what it
-answers; ``pool``: fresh QEMUs with spares started ahead), and probes of what a
-build can do (``features``)."""
+answers; ``pool``: fresh QEMUs with spares started ahead; ``forkserver``: QEMUs
+forked from one already loaded), and probes of what a build can do
+(``features``)."""
 
 from qmpcompat.harness.qemu import Qemu, QemuOptions, check_starts, timeout_arg
 from qmpcompat.harness.reply import CommandFailed, Reply

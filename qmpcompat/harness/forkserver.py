@@ -119,7 +119,7 @@ class ForkServer:
         try:
             with theirs:
                 self._server = Child(self.argv, env, self._dir / "server.stderr",
-                                     pass_fds=(theirs.fileno(),))
+                                     pass_fds=(theirs.fileno(),), cwd=self._dir)
             ready = self._answer(1, "starting")
         except BaseException:
             self.close()
@@ -131,6 +131,11 @@ class ForkServer:
                    else "the preloaded library did not start in it")
             raise ForkServerUnavailable(f"{self.build.binary}: {why}", tail)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return self._server.pid if self._server is not None else None
 
     def _answer(self, size: int, what: str) -> bytes:
         assert self._ctl is not None

@@ -59,6 +59,11 @@ class QemuPool:
         self._launched.append(qemu)
         self.started += 1
 
+    @property
+    def fork_server(self) -> ForkServer | None:
+        """The fork server the pool's QEMUs come from, once one is serving."""
+        return self._server
+
     def _stop_server(self, reason: str) -> None:
         self.exec_reason = reason
         server, self._server = self._server, None

@@ -165,7 +165,7 @@ class Child:
     proc: _Process
 
     def __init__(self, argv: list[str], env: dict[str, str], stderr_path: Path,
-                 pass_fds: tuple[int, ...] = ()) -> None:
+                 pass_fds: tuple[int, ...] = (), cwd: Path | None = None) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
         self.token = uuid.uuid4().hex
@@ -175,11 +175,12 @@ class Child:
             if SETPRIV is not None:  # vfork and exec: no copy of this process
                 self.proc = subprocess.Popen([SETPRIV, "--pdeathsig", "KILL", "--", *argv],
                                              env=env, stdin=subprocess.DEVNULL, stdout=err,
-                                             stderr=err, pass_fds=pass_fds, process_group=0)
+                                             stderr=err, pass_fds=pass_fds, process_group=0,
+                                             cwd=cwd)
             else:
                 self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                              stdout=err, stderr=err, pass_fds=pass_fds,
-                                             preexec_fn=_die_with_parent)
+                                             preexec_fn=_die_with_parent, cwd=cwd)
         self.pid = self.proc.pid
 
     @classmethod

@@ -98,6 +98,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qmpcompat-fresh", action="store_true",
                     help="run every case on a fresh QEMU (default: a QEMU serves the cases "
                          "that leave it unchanged, see docs/hunt.md)")
+    group.addoption("--qmpcompat-no-fork-server", action="store_true",
+                    help="persistent mode: start each QEMU by exec, not by a fork of a QEMU "
+                         "process already loaded (see docs/hunt.md#persistent-mode)")
     group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
                     help="how long QEMU may take to start or answer a command (default 10)")
 
@@ -176,13 +179,15 @@ def qmpcompat_run(pytestconfig: pytest.Config) -> RunState:
 @pytest.fixture(scope="session")
 def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     """The runner of vectors and derived cases, with the run's timeout: persistent
-    mode (a QEMU serves case after case while they leave it unchanged) unless
-    --qmpcompat-fresh asks for a fresh QEMU per case."""
+    mode (a QEMU serves case after case while they leave it unchanged; the QEMUs
+    it needs are forked from a fork server unless --qmpcompat-no-fork-server)
+    unless --qmpcompat-fresh asks for a fresh QEMU per case, each by exec."""
     timeout = pytestconfig.getoption("qmpcompat_timeout")
     allow_exec = pytestconfig.getoption("qmpcompat_allow_exec")
     fresh = pytestconfig.getoption("qmpcompat_fresh")
+    fork = not pytestconfig.getoption("qmpcompat_no_fork_server")
     with (Runner(timeout, allow_exec=allow_exec) if fresh
-          else PersistentRunner(timeout, allow_exec=allow_exec)) as runner:
+          else PersistentRunner(timeout, allow_exec=allow_exec, fork=fork)) as runner:
         yield runner
 
 
