@@ -213,11 +213,15 @@ def main() -> int:
         serial = conformance_run(paths, 1)
         parallel = conformance_run(paths, 2)
         fresh = conformance_run(paths, 2, ["--qmpcompat-fresh"])
+        exec_d = conformance_run(paths, 2, ["--qmpcompat-no-fork-server"])
         data["runs"] = {"serial": serial, "parallel": parallel, "parallel_fresh": fresh,
+                        "parallel_exec": exec_d,
                         "speedup": serial["seconds"] / parallel["seconds"],
-                        "persistent_speedup": fresh["seconds"] / parallel["seconds"]}
+                        "persistent_speedup": fresh["seconds"] / parallel["seconds"],
+                        "fork_server_speedup": exec_d["seconds"] / parallel["seconds"]}
         for name, run in (("serial", serial), ("parallel -n 2", parallel),
-                          ("parallel -n 2, every case on a fresh QEMU", fresh)):
+                          ("parallel -n 2, every case on a fresh QEMU", fresh),
+                          ("parallel -n 2, persistent QEMUs started by exec", exec_d)):
             rows.append((f"whole run {name}: {run['cases']} cases, peak {run['peak_rss_mib']:.0f} MiB"
                          f" with at most {run['peak_qemus']} QEMUs", run["seconds"],
                          run["seconds"] / run["cases"] / mean_floor))
