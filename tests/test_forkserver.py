@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from qmpcompat.errors import ForkServerUnavailable, QemuDied, QemuHung
+from qmpcompat.errors import ForkServerUnavailable, QemuDied, QemuHung, UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.harness import forkserver as forkserver_module
+from qmpcompat.harness.forkserver import ForkServer
 from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
@@ -188,3 +189,14 @@ def _exec_reason(build: QemuBuild) -> str:
     finally:
         p.close()
     return p.exec_reason
+
+
+def test_the_servers_command_line_passes_the_safety_gate(newest: QemuBuild, tmp_path: Path) -> None:
+    """The server is started with the command line its QEMUs get: the gate checks
+    it first, as QEMU would resolve it in the server's own dir."""
+    outside = tmp_path / "elsewhere.qmp"
+    server = ForkServer(newest, lambda _qmp: ["-M", "none", "-qmp", f"unix:{outside}"], "s.qmp")
+    with pytest.raises(UnsafeInput):
+        server.start()
+    assert server.pid is None
+    ForkServer(newest, lambda qmp: ["-M", "none", "-qmp", f"unix:{qmp}"], "s.qmp").start().close()

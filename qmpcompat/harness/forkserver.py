@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from qmpcompat.harness.process import Child, marks, private_dir
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.debian import cache_dir
 from qmpcompat.reaper import temp_dir
+from qmpcompat.safety import Policy, check_options
 
 CTL_ENV = "QMPCOMPAT_FORKSERVER"
 PROGRAM_ENV = "QMPCOMPAT_FORKSERVER_PROGRAM"  # the argv[0] the server runs as (the binary)
@@ -93,39 +95,52 @@ def library() -> Path:
 
 
 class ForkServer:
-    """Forks QEMUs of one build and command line (``options``: QEMU's arguments
-    after the build's own prefix, the QMP socket path relative to the QEMU's
-    working dir). Use ``start`` first and ``close`` at the end; ``close`` kills
-    every QEMU it forked that still runs."""
+    """Forks QEMUs of one build and command line: ``options_for(path)`` gives
+    QEMU's arguments after the build's own prefix for a QMP socket at ``path``;
+    every QEMU gets them with ``qmp_name``, which it resolves in its own working
+    dir (``options``). Use ``start`` first and ``close`` at the end; ``close``
+    kills every QEMU it forked that still runs."""
 
-    def __init__(self, build: QemuBuild, options: list[str], timeout: float = 10.0) -> None:
-        self.build, self.options, self.timeout = build, options, timeout
-        self.argv = [*build.command(), *options]
+    def __init__(self, build: QemuBuild, options_for: Callable[[Path], list[str]],
+                 qmp_name: str, timeout: float = 10.0) -> None:
+        self.build, self.timeout = build, timeout
+        self._options_for, self._qmp_name = options_for, qmp_name
+        self.options = options_for(Path(qmp_name))
+        self.argv = [*build.command(), *self.options]
         self.forked = 0
         self._server: Child | None = None
         self._ctl: socket.socket | None = None
         self._dir: Path | None = None
 
     def start(self) -> ForkServer:
-        """Start the server and wait until it is ready; ForkServerUnavailable (and
-        nothing left running) when it does not get there within the timeout."""
+        """Start the server (its command line passes the safety gate first, as
+        QEMU would resolve it in the server's own dir: UnsafeInput if not) and
+        wait until it is ready; ForkServerUnavailable (and nothing left running)
+        when it does not get there within the timeout."""
         lib = library()
         if os.environ.get("LD_PRELOAD"):
             raise ForkServerUnavailable("LD_PRELOAD is set already (the server would clear it)")
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._ctl, self._dir = ours, private_dir("qmpc-")
-        env = {**self.build.environ(), "LD_PRELOAD": str(lib), CTL_ENV: str(theirs.fileno()),
-               PROGRAM_ENV: self.build.binary}
+        self._dir = private_dir("qmpc-")
         try:
+            check_options(self._options_for(self._dir / self._qmp_name),
+                          Policy.for_case(self._dir))
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self._ctl = ours
+            env = {**self.build.environ(), "LD_PRELOAD": str(lib),
+                   CTL_ENV: str(theirs.fileno()), PROGRAM_ENV: self.build.binary}
             with theirs:
-                self._server = Child(self.argv, env, self._dir / "server.stderr",
-                                     pass_fds=(theirs.fileno(),), cwd=self._dir)
+                try:
+                    self._server = Child(self.argv, env, self._dir / "server.stderr",
+                                         pass_fds=(theirs.fileno(),), cwd=self._dir)
+                except OSError as exc:
+                    raise ForkServerUnavailable(f"{self.build.binary} does not start: {exc}") \
+                        from None
             ready = self._answer(1, "starting")
         except BaseException:
             self.close()
             raise
         if ready != b"R":
-            tail = self._server.stderr_tail()
+            tail = self._server.stderr_tail() if self._server is not None else ""
             self.close()
             why = ("it had more than one thread before QEMU's main" if ready == b"T"
                    else "the preloaded library did not start in it")

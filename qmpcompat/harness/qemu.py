@@ -192,8 +192,7 @@ class Qemu:
     def fork_server(self) -> ForkServer:
         """A fork server (not started) for QEMUs of this build and options, named
         like this one: each forked QEMU finds its QMP socket in its own dir."""
-        return ForkServer(self.build, self.qemu_options(Path(f"{self.name}.qmp")),
-                          self.options.timeout)
+        return ForkServer(self.build, self.qemu_options, f"{self.name}.qmp", self.options.timeout)
 
     def start(self, workdir: Path | None = None) -> Qemu:
         """Start QEMU and negotiate QMP; raise QemuDied / QemuHung if it fails to."""
