@@ -144,7 +144,9 @@ class ForkServer:
             self.close()
             why = ("it had more than one thread before QEMU's main" if ready == b"T"
                    else "the preloaded library did not start in it")
-            raise ForkServerUnavailable(f"{self.build.binary}: {why}", tail)
+            said = tail.strip().splitlines()[-1:] if tail.strip() else []
+            raise ForkServerUnavailable(f"{self.build.binary}: {why}"
+                                        + "".join(f" (it said: {line})" for line in said), tail)
         return self
 
     @property
