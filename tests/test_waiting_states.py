@@ -1,6 +1,7 @@
 """A migration that waits for the client by design is not a hang: paused before
-the switchover (capability pause-before-switchover) or in a paused postcopy
-(migrate-pause), on real QEMU builds, fresh and in persistent mode."""
+the switchover (capability pause-before-switchover), in a paused postcopy
+(migrate-pause) or in COLO (capability x-colo), on real QEMU builds, fresh and in
+persistent mode."""
 
 from __future__ import annotations
 
@@ -42,6 +43,26 @@ def test_pause_before_switchover_is_a_waiting_state_not_a_hang(builds: list[Qemu
             build.label, obs.summary())
         assert time.monotonic() - start < 20, "waited for the migration timeout"
         assert not is_failure(PAUSED, obs)
+
+
+COLO = [step("migrate-set-capabilities", caps("x-colo")),
+        step("migrate", {"uri": "exec:cat > {tmpdir}/h.out"})]
+
+
+def test_colo_is_a_waiting_state_not_a_hang(builds: list[QemuBuild]) -> None:
+    """With x-colo the source stays in colo after its first checkpoint, waiting for
+    a secondary or a failover (observed on 7.2.22 and 10.0.13; 10.0.2 completes,
+    11.1 wants return-path first and completes): a case ends there at once."""
+    seen = []
+    for build in builds:
+        start = time.monotonic()
+        obs = run_fresh(COLO, build, False)
+        assert obs.result == "accept" and obs.migration in ("colo", "completed"), (
+            build.label, obs.summary())
+        assert time.monotonic() - start < 20, "waited for the migration timeout"
+        assert not is_failure(COLO, obs)
+        seen.append(obs.migration)
+    assert "colo" in seen, "no build of the default set went into colo"
 
 
 def test_migrate_continue_ends_a_paused_migration(newest: QemuBuild, case_dir: Path) -> None:

@@ -5,7 +5,7 @@ command under test with a generated argument tree, or a few steps drawn from
 the state model around it. A case fails when QEMU dies, stops answering, no
 longer answers ``query-status``, or an accepted ``migrate`` reaches neither a
 final state nor one where it waits for the client by design (``pre-switchover``,
-``postcopy-paused``), except an incoming migration that exits as it was told to.
+``postcopy-paused``, ``colo``), except an incoming migration that exits as it was told to.
 
 A failure's *signature* is what a QEMU developer would call one bug: crash or
 hang, the signal (or exit status), the first line QEMU wrote to stderr with

@@ -19,9 +19,11 @@ COMMANDS = ("migrate", "migrate-incoming")
 PEER_OF = {"migrate": "migrate-incoming", "migrate-incoming": "migrate"}
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 # Where a migration waits for the client by design, not a hang: paused before the
-# switchover (capability pause-before-switchover, until migrate-continue) and a
-# paused postcopy (migrate-pause or a broken connection, until migrate-recover).
-WAITING_STATUSES = ("pre-switchover", "postcopy-paused")
+# switchover (capability pause-before-switchover, until migrate-continue), a
+# paused postcopy (migrate-pause or a broken connection, until migrate-recover),
+# and COLO (capability x-colo: after the first checkpoint the source stays in
+# colo, checkpointing with its secondary, until a failover, x-colo-lost-heartbeat).
+WAITING_STATUSES = ("pre-switchover", "postcopy-paused", "colo")
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ class FdMaker:
 def migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
     """The status and error of ``q``'s migration once it is final, or waits for
     the client by design (``WAITING_STATUSES``: a migration paused before the
-    switchover or in postcopy is not a hang); QemuHung if neither in ``timeout``."""
+    switchover or in postcopy, or in COLO, is not a hang); QemuHung if neither in ``timeout``."""
     info = q.wait_migration(FINAL_STATUSES + WAITING_STATUSES, timeout=timeout)
     return json_text(info.get("status")), json_text(info.get("error-desc"))
 

@@ -7,7 +7,7 @@ the story, not a set-up failure). The observation is that of the transcript's
 main step (its first ``migrate`` or ``migrate-incoming``): accepted or rejected
 with which error, and for an accepted ``migrate`` how the migration ended, which
 is waited for once every step has run (a migration that waits for the client by
-design, in ``pre-switchover`` or ``postcopy-paused``, has ended as far as the
+design, in ``pre-switchover``, ``postcopy-paused`` or ``colo``, has ended as far as the
 transcript goes: that is its status, not a hang); QEMU dying or hanging at any
 step is a crash or hang of the whole transcript. ``replies`` keeps every step's answer.
 """
