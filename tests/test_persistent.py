@@ -15,6 +15,7 @@ from qmpcompat.derive.run import derive_for, run_case
 from qmpcompat.harness import QemuOptions
 from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.build import build_from_path
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
@@ -39,6 +40,22 @@ def test_rejected_cases_share_one_qemu(newest: QemuBuild) -> None:
             assert obs.result == "reject", obs.summary()
         assert runner.stats.cases == 5 and runner.stats.reused == 4
         assert runner.started == 1 and not runner.stats.retired
+
+
+def test_a_build_that_does_not_start_runs_fresh_and_says_so(newest: QemuBuild,
+                                                           tmp_path: Path) -> None:
+    """No live QEMU to be had (a build that exits at start): each case runs on a
+    fresh QEMU, which reports the failure, and the stats count every one."""
+    script = tmp_path / "qemu-system-x86_64"
+    real = " ".join(f"'{a}'" for a in newest.command())
+    script.write_text(f'#!/bin/sh\ncase "$*" in *-qmp*) exit 3;; esac\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    broken = build_from_path(str(script))
+    with PersistentRunner(spares=0) as runner:
+        for _ in range(2):
+            obs = runner.run(case("migrate", {"uri": "bogus:x"}), broken)
+            assert obs.result == "crash" and "status 3" in obs.detail, obs.summary()
+        assert runner.stats.retired == {"no live QEMU": 2} and runner.stats.cases == 0
 
 
 def test_accepted_case_retires_its_qemu(newest: QemuBuild) -> None:

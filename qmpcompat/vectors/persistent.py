@@ -304,6 +304,7 @@ class PersistentRunner(Runner):
         try:
             live = self._take(build, incoming)
         except (QemuDied, QemuHung, QemuError, OSError):
+            self.stats.retire("no live QEMU")  # counted: every such case runs fresh
             return fresh()  # the fresh run reports the start failure
         self.stats.cases += 1
         reused = live.served > 0
