@@ -43,7 +43,17 @@ def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
 
 
 @pytest.fixture
-def pool(newest: QemuBuild) -> Iterator[QemuPool]:
+def compiler() -> None:
+    """The fork server's library, built (skip, saying why, on a host with no C
+    compiler: ``tools/host-packages`` installs one when run as root)."""
+    try:
+        forkserver_module.library()
+    except ForkServerUnavailable as exc:
+        pytest.skip(f"no fork server on this host: {exc.reason}")
+
+
+@pytest.fixture
+def pool(compiler: None, newest: QemuBuild) -> Iterator[QemuPool]:
     p = QemuPool(newest, QemuOptions(timeout=5.0), spares=0)
     yield p
     p.close()
@@ -95,6 +105,7 @@ def test_a_crash_and_a_hang_of_a_forked_qemu(pool: QemuPool, newest: QemuBuild) 
     pool.discard(q)
 
 
+@pytest.mark.usefixtures("compiler")
 def test_forked_qemus_die_with_the_process_that_asked_for_them(newest: QemuBuild) -> None:
     code = (
         "import json, time\n"
@@ -152,6 +163,7 @@ def test_a_server_that_stops_serving_hands_over_to_exec(pool: QemuPool) -> None:
     pool.discard(second)
 
 
+@pytest.mark.usefixtures("compiler")
 def test_a_binary_the_library_cannot_join_is_exec_d(script: Callable[[str, str], Path],
                                                    newest: QemuBuild) -> None:
     """A wrapper script (a ``--qemu`` binary may be one): the library is loaded
@@ -191,6 +203,7 @@ def _exec_reason(build: QemuBuild) -> str:
     return p.exec_reason
 
 
+@pytest.mark.usefixtures("compiler")
 def test_the_servers_command_line_passes_the_safety_gate(newest: QemuBuild, tmp_path: Path) -> None:
     """The server is started with the command line its QEMUs get: the gate checks
     it first, as QEMU would resolve it in the server's own dir."""

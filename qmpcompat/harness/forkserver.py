@@ -107,7 +107,6 @@ class ForkServer:
         self._options_for, self._qmp_name = options_for, qmp_name
         self.options = options_for(Path(qmp_name))
         self.argv = [*build.command(), *self.options]
-        self.forked = 0
         self._server: Child | None = None
         self._ctl: socket.socket | None = None
         self._dir: Path | None = None
@@ -195,7 +194,6 @@ class ForkServer:
         if pid <= 0:
             raise ForkServerUnavailable("the server could not fork" if reply else
                                         "the server exited")
-        self.forked += 1
         return Child.adopt(pid, self.argv, stderr_path, token)
 
     def close(self, forked: bool = True) -> None:

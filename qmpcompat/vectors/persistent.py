@@ -146,7 +146,8 @@ class PersistentStats:
     cases: int = 0  # cases run in persistent mode
     reused: int = 0  # ... on a QEMU that had served an earlier case
     fresh: int = 0  # vectors that cannot be persistent, run by the ordinary runner
-    # why a QEMU was given up: accepted, state changed, settings unknown, crash, hang, error
+    # why a QEMU was given up: accepted, state changed, settings unknown, crash, hang,
+    # error; and no live QEMU (none could be started: the case ran fresh)
     retired: dict[str, int] = field(default_factory=dict)
     rerun: int = 0  # failures on a reused QEMU run again alone on a fresh one
     rerun_differs: int = 0  # ... where the fresh run did not fail the same way
