@@ -1,6 +1,6 @@
-"""The real test guest: its image, its pattern, and the checks that a migrated
-guest arrived intact (including a migration damaged on purpose, which the
-checks must catch)."""
+"""The real test guest: its firmware, its pattern, and the checks that a
+migrated guest arrived intact (including a migration damaged on purpose, which
+the checks must catch)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from qmpcompat.guest import GuestSpec, GuestSpecError, options, parse_guest, settle_source
-from qmpcompat.guest.image import IMAGE, MARKER, PATTERN_START, Layout, build_image, pattern
-from qmpcompat.guest.live import write_kernel
+from qmpcompat.guest import GuestSpec, GuestSpecError, options, parse_guest, settle_source, write_files
+from qmpcompat.guest.image import HOT_BYTES, PATTERN_BYTES, READY, STATUS_ADDR, Layout, firmware
+from qmpcompat.guest.live import read
 from qmpcompat.harness import Qemu
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
@@ -36,11 +36,29 @@ def vector(guest: dict[str, Any] | None = None, **raw: Any) -> Vector:
 
 
 @pytest.mark.skipif(not (shutil.which("as") and shutil.which("ld")), reason="binutils not installed")
-def test_image_is_what_the_source_assembles_to(tmp_path: Path) -> None:
+def test_firmware_is_what_the_source_assembles_to(tmp_path: Path) -> None:
     subprocess.run(["as", "--32", "-o", tmp_path / "g.o", SOURCE], check=True)
-    subprocess.run(["ld", "-m", "elf_i386", "-Ttext=0x100000", "--oformat", "binary", "-o",
+    subprocess.run(["ld", "-m", "elf_i386", "-Ttext=0xFFFF0000", "--oformat", "binary", "-o",
                     tmp_path / "g.bin", tmp_path / "g.o"], check=True)
-    assert (tmp_path / "g.bin").read_bytes() == IMAGE
+    layout = Layout(64 << 20, 1, "running")  # the parameters guest.S assembles with
+    assert (tmp_path / "g.bin").read_bytes() == firmware(layout)
+
+
+def test_layout_keeps_its_regions_apart() -> None:
+    """Pattern, dirtied pages and samples never overlap, lie in RAM outside the
+    legacy hole, and follow from the seed alone."""
+    for seed in range(1, 200):
+        for memory in (64 << 20, 256 << 20):
+            lay = Layout(memory, seed, "running" if seed % 2 else "paused")
+            assert lay.hot_end <= lay.pattern_addr
+            assert lay.pattern_addr + PATTERN_BYTES <= memory
+            assert len(set(lay.samples)) == len(lay.samples) == 8
+            for page in lay.samples:
+                assert page < 0xA0000 or lay.hot_end <= page < lay.pattern_addr or \
+                    page >= lay.pattern_addr + PATTERN_BYTES
+                assert not STATUS_ADDR <= page < lay.hot_end
+    assert Layout(64 << 20, 7).pattern == Layout(64 << 20, 7).pattern != Layout(64 << 20, 8).pattern
+    assert Layout(64 << 20, 7).samples == Layout(64 << 20, 7).samples
 
 
 def test_spec_is_a_closed_list() -> None:
@@ -57,25 +75,30 @@ def test_spec_is_a_closed_list() -> None:
         with pytest.raises(GuestSpecError, match=why):
             parse_guest(bad)
     with pytest.raises(ValueError, match="non-zero"):
-        build_image(Layout(64 << 20, 0))
+        Layout(64 << 20, 0)
 
 
-def test_guest_writes_the_pattern_the_harness_expects(oldest: QemuBuild) -> None:
-    """Boot the guest on a real build: its memory holds the marker, then the
-    sequence ``pattern`` computes from the seed (but for the word a running
-    guest keeps incrementing)."""
-    spec = GuestSpec(devices=())
-    layout = Layout(spec.memory, 0xC0FFEE)
+@pytest.mark.parametrize("state", ["paused", "running"])
+def test_guest_runs_its_firmware_over_its_pattern(oldest: QemuBuild, state: str) -> None:
+    """Start the guest on a real build: its RAM holds the pattern where the layout
+    says, before and after it runs; it says it runs and dirties every hot page; a
+    paused guest is stopped, a running one runs on."""
+    spec = GuestSpec(state=state, devices=())
+    layout = Layout(spec.memory, 0xC0FFEE, state)
     tmp = private_dir("qmpv-")
     try:
-        kernel = write_kernel(tmp, layout)
-        with Qemu(oldest, options(spec, oldest.version, kernel, source=True, incoming=False,
+        files = write_files(tmp, layout)
+        with Qemu(oldest, options(spec, oldest.version, files, source=True, incoming=False,
                                   timeout=10), "src").start(tmp) as q:
-            assert settle_source(q, spec, tmp) == "paused"
-            q.cmd("pmemsave", {"val": PATTERN_START, "size": 4096, "filename": str(tmp / "p")})
-        got = (tmp / "p").read_bytes()
-        assert got[:16] == MARKER
-        assert got[20:] == pattern(layout.seed, 1024)[20:]  # the word at 16 is the one dirtied
+            assert settle_source(q, spec, tmp) == state
+            hot, pattern = read(q, tmp, [(STATUS_ADDR, HOT_BYTES[state]),
+                                         (layout.pattern_addr, PATTERN_BYTES)])
+        assert pattern == layout.pattern
+        assert int.from_bytes(hot[:4], "little") == READY
+        beat = int.from_bytes(hot[4:8], "little")
+        assert beat >= 1
+        counts = {int.from_bytes(hot[i + 16:i + 20], "little") for i in range(0, len(hot), 4096)}
+        assert min(counts) >= beat  # every page was dirtied on each pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -88,37 +111,48 @@ def test_intact_guest_passes_every_check(newest: QemuBuild, state: str) -> None:
                                                                "completed"), obs.summary()
     assert obs.guest is not None
     assert obs.guest["source_sha256"] == obs.guest["destination_sha256"]
+    assert obs.guest["compared_bytes"] == PATTERN_BYTES + HOT_BYTES[state] + 8 * 4096
     assert obs.guest["run_state"] == f"{state} -> {state}"
-    assert obs.guest["ram_transferred"] >= (64 - 2) << 20
+    assert obs.guest["ram_transferred"] >= PATTERN_BYTES
     assert judge(vec, newest.version, obs, []).outcome == "passed"
 
 
 def _damage(tmp: Path) -> None:
-    """Change the guest's marker inside the migration stream: the stream stays
-    well-formed, so only the memory check can tell."""
+    """Change two bytes of the guest's pattern inside the migration stream: the
+    stream stays well-formed, so only the memory check can tell."""
     stream = tmp / "stream"
     data = bytearray(stream.read_bytes())
-    assert data.count(MARKER) == 2  # in the kernel's page, then at the start of the pattern
-    at = data.rfind(MARKER)
-    data[at + len(MARKER) - 2:at + len(MARKER)] = b"??"
+    pattern = (tmp / "guest.pattern").read_bytes()
+    at = data.find(pattern[4096:4096 + 64])  # the pattern's second page, sent whole
+    assert at > 0 and data.count(pattern[4096:4096 + 64]) == 1
+    data[at + 10:at + 12] = bytes(b ^ 0xFF for b in data[at + 10:at + 12])
     stream.write_bytes(data)
 
 
 def test_damaged_migration_is_caught(newest: QemuBuild) -> None:
     vec = vector()
-    obs = Runner(between=_damage).run(vec, newest)
+    seen: list[int] = []
+
+    def damage(tmp: Path) -> None:
+        _damage(tmp)
+        seen.append(int.from_bytes((tmp / "guest.bios").read_bytes()[0x10:0x14], "little"))
+
+    obs = Runner(between=damage).run(vec, newest)
+    assert seen, "the stream was never damaged"
     assert obs.result == "corrupt", obs.summary()
     assert (obs.migration, obs.peer_migration) == ("completed", "completed")
     assert "guest memory differs after migration" in obs.detail
-    assert f"first difference at guest address {PATTERN_START + len(MARKER) - 2:#x}" in obs.detail
+    assert obs.guest is not None and obs.guest["source_sha256"] != obs.guest["destination_sha256"]
+    assert "first difference at guest address 0x" in obs.detail
     verdict = judge(vec, newest.version, obs, [])
     assert verdict.outcome == "failed" and verdict.message.startswith("migration completed, guest damaged:")
 
 
-def test_kernel_path_with_comma_and_space(oldest: QemuBuild,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel reaches QEMU as one argv element that QEMU does not parse as an
-    option list: a case dir with ',' and ' ' in its name still boots the guest."""
+def test_guest_files_in_a_dir_with_comma_and_space(oldest: QemuBuild,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The firmware reaches QEMU as one argv element that QEMU does not parse as an
+    option list, the pattern's path with its commas doubled: a case dir with ','
+    and ' ' in its name still starts the guest and loads its pattern."""
     hostile = Path(tempfile.mkdtemp(prefix="q,b c", dir="/tmp"))  # short: socket paths
     monkeypatch.setattr(tempfile, "tempdir", str(hostile))
     try:

@@ -119,10 +119,24 @@ def test_options() -> None:
     assert option_problems(ok, CASE) == []
     assert option_problems(["-qmp", "unix:/tmp/other/q.qmp"], CASE)
     assert option_problems(["-qmp", "unix:/tmp/qmpv-abc/q.qmp,server=on"], CASE)
-    assert option_problems(["-kernel", "/etc/hostname"], CASE) == [
-        "-kernel /etc/hostname: kernel '/etc/hostname' is not under /tmp/qmpv-abc/"]
-    assert option_problems(["-kernel", "/tmp/qmpv-abc/guest.kernel", "-device", "virtio-rng-pci",
-                            "-chardev", "null,id=qmpc-serial0"], CASE) == []
+    assert option_problems(["-bios", "/etc/hostname"], CASE) == [
+        "-bios /etc/hostname: firmware '/etc/hostname' is not under /tmp/qmpv-abc/"]
+    assert option_problems(["-kernel", "/tmp/qmpv-abc/guest.kernel"], CASE) == [
+        "option '-kernel' is not on the safety allow-list"]
+    assert option_problems(["-bios", "/tmp/qmpv-abc/guest.bios", "-device", "virtio-rng-pci",
+                            "-chardev", "null,id=qmpc-serial0", "-device",
+                            "loader,file=/tmp/qmpv-abc/p,addr=0x800000,force-raw=on"], CASE) == []
+    for loader, why in [
+            ("loader,file=/etc/shadow,addr=0,force-raw=on", "loader file '/etc/shadow' is not under"),
+            ("loader,file=/tmp/qmpv-abc/p,,x,addr=0,force-raw=on", None),  # a comma in the name
+            ("loader,file=/tmp/qmpv-abc/p,addr=0x10,cpu-num=0,force-raw=on", "a loader takes"),
+            ("loader,file=/tmp/qmpv-abc/p,addr=0x10", "a loader takes"),
+            ("loader,file=/tmp/qmpv-abc/p,addr=-1,force-raw=on", "a loader takes"),
+            ("loader,file=/tmp/qmpv-abc/p,addr=1,force-raw=off", "a loader takes"),
+            ("loader,data=1,data-len=4,addr=1,force-raw=on", "a loader takes"),
+            ("driver=loader,file=/tmp/qmpv-abc/p,addr=1,force-raw=on", "is not allowed")]:
+        got = option_problems(["-device", loader], CASE)
+        assert (got == []) if why is None else (len(got) == 1 and why in got[0]), (loader, got)
     assert option_problems(["-device", "virtio-rng-pci,rng=r0"], CASE) == [
         "-device virtio-rng-pci,rng=r0: value 'virtio-rng-pci,rng=r0' is not allowed"]
     assert option_problems(["-chardev", "file,id=c,path=/etc/passwd"], CASE)

@@ -1,9 +1,17 @@
-"""A real guest for end-to-end migrations: a tiny kernel that writes a known
-pattern into guest RAM (and keeps dirtying it while it runs), the QEMU
-options that start it, and the checks that it arrived intact."""
+"""A real guest for end-to-end migrations: its own tiny firmware, a memory
+pattern loaded before its CPU starts (and pages it keeps dirtying while it
+runs), the QEMU options that start it, and the checks that it arrived intact."""
 
-from qmpcompat.guest.live import Arrival, new_layout, options, settle_source, verify, write_kernel
+from qmpcompat.guest.live import (
+    Arrival,
+    GuestFiles,
+    new_layout,
+    options,
+    settle_source,
+    verify,
+    write_files,
+)
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 
-__all__ = ["Arrival", "GuestSpec", "GuestSpecError", "new_layout", "options", "parse_guest",
-           "settle_source", "verify", "write_kernel"]
+__all__ = ["Arrival", "GuestFiles", "GuestSpec", "GuestSpecError", "new_layout", "options",
+           "parse_guest", "settle_source", "verify", "write_files"]

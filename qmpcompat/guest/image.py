@@ -1,66 +1,101 @@
-"""The test guest's kernel image: fixed bytes with five parameters patched in.
+"""The test guest's two files and where it keeps what in guest RAM.
 
-The bytes are what ``qmpcompat/data/guest.S`` assembles to (a test re-assembles
-it when binutils is installed). QEMU's ``-kernel`` loader recognises the
-multiboot header and starts the code in 32-bit flat mode; no firmware image,
-disk or network is involved beyond the build's own SeaBIOS.
+The firmware is a 64 KiB BIOS image (``qmpcompat/data/guest.S``; a test
+re-assembles it when binutils is installed and compares the bytes): fixed code
+with three parameters patched in. The memory pattern is 1 MiB of bytes drawn
+from the case's seed, loaded into RAM at a seed-chosen address before the CPU
+starts (``-device loader``). ``Layout`` says where everything is for one case:
+the status word and pass counter, the pages the running guest dirties, the
+pattern, and the pages sampled from the rest of RAM.
 """
 
 from __future__ import annotations
 
+import random
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
-LOAD = 0x100000  # where the kernel lands in guest memory
-SEED, FILL_START, FILL_END, HOT_START, HOT_END, STATUS, BEAT = range(0x20, 0x3C, 4)
-MARKER_OFFSET = 0x3C
-MARKER = b"QMPCOMPAT-MARK!!"
-READY = 0x51415244  # 'DRAQ': the pattern is in memory
-STATUS_ADDR = LOAD + STATUS  # status then beat: 8 bytes the harness reads back
-PATTERN_START = 0x200000  # 2 MiB: the pattern covers guest RAM from here to its end
-HOT_BYTES = 4 << 20  # the pages a running guest keeps dirtying
-WEYL = 0x9E3779B9  # the step of the guest's pattern (odd: no repeat within 2**32 words)
+FIRMWARE_BYTES = 64 << 10
+# The assembled pieces: (offset in the image, bytes); everything else is zero.
+_PIECES = (
+    (0x0000, bytes.fromhex(
+        "514d50434f4d5041542d47554553542100001000000010000000500000000000"
+        "0000000000000000000000000000000000000000000000000000000000000000"
+        "66b810008ed88ec08ed08b1d1000ffffc7430400000000c703445241518b3d14"
+        "00ffff8b0d1800ffffff471081c70010000039cf72f3ff4304ebe28db4000090"
+        "0000000000000000ffff0000009acf00ffff00000092cf0017008000ffff")),
+    (0xFF00, bytes.fromhex("fa2e660f011698000f20c06683c8010f22c066ea4000ffff08000000")),
+    (0xFFF0, bytes.fromhex("e90dff")),
+)
+STATUS, HOT_START, HOT_END = 0x10, 0x14, 0x18  # the patched parameters' offsets
+READY = 0x51415244  # 'DRAQ': the guest runs
 
-IMAGE = bytes.fromhex(
-    "02b0ad1b00000100fe4f51e4000010000000100000000000000000004c001000"
-    "78563412000020000000000400002000000060000000000000000000514d5043"
-    "4f4d5041542d4d41524b2121faa1200010008b3d240010008b0d2800100005b9"
-    "79379e890783c70439cf72f28b3d24001000be3c001000b904000000f3a5c705"
-    "34001000445241518b3d2c0010008b0d30001000ff471081c70010000039cf72"
-    "f3ff0538001000ebdf")
+PAGE = 4096
+STATUS_ADDR = 0x100000  # status, then the pass counter: the first 8 bytes of the hot pages
+HOT_BYTES = {"running": 4 << 20, "paused": 256 << 10}  # the pages the guest dirties
+PATTERN_BYTES = 1 << 20
+PATTERN_LOW = 8 << 20  # the pattern lies above the hot pages
+SAMPLES = 8  # pages of the rest of RAM compared on both sides
+_HOLE = (0xA0000, 0x100000)  # legacy VGA and ROM shadows: no plain RAM
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the guest writes what, for a guest of ``memory`` bytes."""
+    """Where the guest keeps what, for a guest of ``memory`` bytes in run state
+    ``state``; ``seed`` draws the pattern, its address and the sampled pages."""
 
     memory: int
     seed: int
+    state: str = "paused"
 
-    @property
-    def pattern_bytes(self) -> int:
-        return self.memory - PATTERN_START
+    def __post_init__(self) -> None:
+        if not 0 < self.seed < 1 << 32:
+            raise ValueError("the seed must be a non-zero 32-bit number")
+        if self.memory < PATTERN_LOW + PATTERN_BYTES or self.memory > 1 << 31:
+            raise ValueError("guest memory must be at least 9 MiB and at most 2 GiB")
 
     @property
     def hot_end(self) -> int:
-        return min(PATTERN_START + HOT_BYTES, self.memory)
+        return STATUS_ADDR + HOT_BYTES[self.state]
+
+    @cached_property
+    def pattern_addr(self) -> int:
+        """The page-aligned guest address of the pattern."""
+        pages = (self.memory - PATTERN_LOW - PATTERN_BYTES) // PAGE
+        return PATTERN_LOW + random.Random(self.seed).randrange(pages + 1) * PAGE
+
+    @cached_property
+    def pattern(self) -> bytes:
+        """The pattern's bytes (the same for the same seed)."""
+        return random.Random(self.seed ^ 0x5EED).randbytes(PATTERN_BYTES)
+
+    @property
+    def pattern_bytes(self) -> int:
+        return PATTERN_BYTES
+
+    @cached_property
+    def samples(self) -> tuple[int, ...]:
+        """``SAMPLES`` distinct page addresses of the rest of RAM (neither status, hot
+        pages, pattern nor the legacy hole), in address order."""
+        taken = (_HOLE, (STATUS_ADDR, self.hot_end),
+                 (self.pattern_addr, self.pattern_addr + PATTERN_BYTES))
+        draw = random.Random(self.seed ^ 0x5A3B)
+        chosen: set[int] = set()
+        while len(chosen) < SAMPLES:
+            page = draw.randrange(self.memory // PAGE) * PAGE
+            if not any(lo <= page < hi for lo, hi in taken):
+                chosen.add(page)
+        return tuple(sorted(chosen))
 
 
-def build_image(layout: Layout) -> bytes:
-    """The kernel image for ``layout``: the fixed code with its parameters set."""
-    if not 0 < layout.seed < 1 << 32:
-        raise ValueError("the seed must be a non-zero 32-bit number")
-    if layout.memory <= PATTERN_START + HOT_BYTES or layout.memory > 1 << 31:
-        raise ValueError("guest memory must be more than 6 MiB and at most 2 GiB")
-    image = bytearray(IMAGE)
-    for offset, value in ((SEED, layout.seed), (FILL_START, PATTERN_START),
-                          (FILL_END, layout.memory), (HOT_START, PATTERN_START),
+def firmware(layout: Layout) -> bytes:
+    """The firmware image for ``layout``: the fixed code with its parameters set."""
+    image = bytearray(FIRMWARE_BYTES)
+    for offset, piece in _PIECES:
+        image[offset:offset + len(piece)] = piece
+    for offset, value in ((STATUS, STATUS_ADDR), (HOT_START, STATUS_ADDR),
                           (HOT_END, layout.hot_end)):
         struct.pack_into("<I", image, offset, value)
     return bytes(image)
 
-
-def pattern(seed: int, words: int) -> bytes:
-    """The first ``words`` 32-bit words the guest writes at PATTERN_START (before
-    the marker replaces the first four), computed here as the guest does."""
-    return b"".join(struct.pack("<I", (seed + WEYL * (i + 1)) & 0xFFFFFFFF) for i in range(words))

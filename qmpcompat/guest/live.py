@@ -1,13 +1,19 @@
-"""A real guest on both sides of a migration: boot it, hold it still, check it arrived.
+"""A real guest on both sides of a migration: start it, hold it still, check it arrived.
 
-The source boots the test kernel and waits until the guest says its pattern
-is in memory; a ``paused`` guest is then stopped. The destination of a
-``running`` guest starts with ``-S`` so that its memory holds still at the
-moment of switchover; the destination of a paused guest starts without it and
-must come up in the source's run state by itself. After a migration that
-completed on both sides, ``verify`` compares digests of ``pmemsave`` dumps of
-all guest RAM on both sides (files in the case dir), the run state, and that
-``query-migrate`` counted at least the guest's pattern as transferred.
+Both sides run the test guest's firmware (``-bios``); the source also gets the
+case's memory pattern, loaded into RAM before its CPU starts (``-device
+loader``), so no firmware, boot loader or fill loop runs before a migration.
+The source's guest says it runs, then a ``paused`` guest is stopped. The
+destination of a ``running`` guest starts with ``-S`` so that its memory holds
+still at the moment of switchover; the destination of a paused guest starts
+without it and must come up in the source's run state by itself.
+
+After a migration that completed on both sides, ``verify`` reads, with one
+pipelined round of ``pmemsave`` per side: the pattern on the destination
+(compared with the bytes the harness loaded), the pages the guest dirties with
+its status word on both sides, and a few pages sampled from the rest of RAM on
+both sides (compared with each other); it checks the run state and that
+``query-migrate`` counted at least the pattern as transferred.
 """
 
 from __future__ import annotations
@@ -20,60 +26,81 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import QemuError
-from qmpcompat.guest.image import MARKER, PATTERN_START, READY, STATUS_ADDR, Layout, build_image
+from qmpcompat.guest.image import PAGE, READY, STATUS_ADDR, Layout, firmware
 from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness import Qemu, QemuOptions
+from qmpcompat.safety import qemu_opt
 from qmpcompat.types import JSONObject, Version, json_object
 
-KERNEL_NAME = "guest.kernel"
-BOOT_TIMEOUT = 20.0  # firmware, kernel load and the pattern fill under TCG
+FIRMWARE_NAME = "guest.bios"
+PATTERN_NAME = "guest.pattern"
+START_TIMEOUT = 5.0  # from QMP up to the guest saying it runs
 BEAT_TIMEOUT = 5.0
-_CHUNK = 1 << 20
 
 
 def new_layout(spec: GuestSpec) -> Layout:
-    """A layout with a fresh random seed: no two cases write the same pattern."""
-    return Layout(spec.memory, secrets.randbelow((1 << 32) - 1) + 1)
+    """A layout with a fresh random seed: no two cases load the same pattern."""
+    return Layout(spec.memory, secrets.randbelow((1 << 32) - 1) + 1, spec.state)
 
 
-def write_kernel(workdir: Path, layout: Layout) -> Path:
-    path = workdir / KERNEL_NAME
-    path.write_bytes(build_image(layout))
-    return path
+@dataclass(frozen=True)
+class GuestFiles:
+    """The guest's files in a case dir and the layout they were made for."""
+
+    firmware: Path
+    pattern: Path
+    layout: Layout
 
 
-def options(spec: GuestSpec, version: Version, kernel: Path, *, source: bool,
+def write_files(workdir: Path, layout: Layout) -> GuestFiles:
+    """Write the firmware and the pattern of ``layout`` into ``workdir``."""
+    files = GuestFiles(workdir / FIRMWARE_NAME, workdir / PATTERN_NAME, layout)
+    files.firmware.write_bytes(firmware(layout))
+    files.pattern.write_bytes(layout.pattern)
+    return files
+
+
+def options(spec: GuestSpec, version: Version, files: GuestFiles, *, source: bool,
             incoming: bool, timeout: float) -> QemuOptions:
     """QEMU options of one side. ``version`` picks the versioned machine type (the
-    older side's, when two builds meet). ``-kernel`` takes its path as one argv
-    element that QEMU does not parse as an option list."""
+    older side's, when two builds meet). The firmware's path is one argv element
+    that QEMU does not parse as an option list; the pattern's reaches ``-device``
+    with its commas doubled."""
     hold = not source and spec.state == "running"
-    extra = ["-kernel", str(kernel), *spec.device_args(), *(["-S"] if hold else [])]
+    loader = ["-device", f"loader,file={qemu_opt(str(files.pattern))},"
+                         f"addr={files.layout.pattern_addr:#x},force-raw=on"] if source else []
+    extra = ["-bios", str(files.firmware), *spec.device_args(), *loader, *(["-S"] if hold else [])]
     return QemuOptions(machine=spec.machine_type(version), incoming_defer=incoming,
                        timeout=timeout, memory=f"{spec.memory_mib}M", extra_args=tuple(extra))
 
 
-def _read(q: Qemu, workdir: Path, addr: int, size: int, name: str) -> bytes:
-    path = workdir / f"{q.name}.{name}"
-    q.cmd("pmemsave", {"val": addr, "size": size, "filename": str(path)})
-    return path.read_bytes()
+def read(q: Qemu, workdir: Path, regions: list[tuple[int, int]]) -> list[bytes]:
+    """The guest memory of each ``(address, size)`` region of ``q``, dumped with one
+    pipelined round of ``pmemsave`` into files of the case dir."""
+    paths = [workdir / f"{q.name}.mem{i}" for i in range(len(regions))]
+    q.commands([("pmemsave", {"val": addr, "size": size, "filename": str(path)})
+                for (addr, size), path in zip(regions, paths, strict=True)])
+    out = [path.read_bytes() for path in paths]
+    for path in paths:
+        path.unlink()
+    return out
 
 
 def status_and_beat(q: Qemu, workdir: Path) -> tuple[int, int]:
     """The guest's status word and its count of dirtying passes."""
-    status, beat = struct.unpack("<II", _read(q, workdir, STATUS_ADDR, 8, "status"))
+    status, beat = struct.unpack("<II", read(q, workdir, [(STATUS_ADDR, 8)])[0])
     return int(status), int(beat)
 
 
 def settle_source(q: Qemu, spec: GuestSpec, workdir: Path) -> str:
-    """Wait until the guest's pattern is in memory, stop a paused guest; return the
-    run status the migration starts from."""
-    deadline = time.monotonic() + BOOT_TIMEOUT
+    """Wait until the guest says it runs, stop a paused guest; return the run
+    status the migration starts from."""
+    deadline = time.monotonic() + START_TIMEOUT
     while status_and_beat(q, workdir)[0] != READY:
         if time.monotonic() > deadline:
-            raise QemuError(f"the test guest did not write its pattern within {BOOT_TIMEOUT:g}s",
+            raise QemuError(f"the test guest did not start within {START_TIMEOUT:g}s",
                             q.stderr_tail())
-        time.sleep(0.01)
+        time.sleep(0.002)
     if spec.state == "paused":
         q.cmd("stop")
     return str(json_object(q.cmd("query-status"))["status"])
@@ -83,43 +110,42 @@ def settle_source(q: Qemu, spec: GuestSpec, workdir: Path) -> str:
 class Arrival:
     """What the checks after a completed migration found."""
 
-    source_digest: str = ""
-    destination_digest: str = ""
+    source_digest: str = ""  # sha256 of what was compared, as the source holds it
+    destination_digest: str = ""  # ... and as the destination does
+    compared: int = 0  # bytes compared
     run_state: str = ""  # "SOURCE -> DESTINATION"
     ram_transferred: int = 0
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> JSONObject:
         return {"source_sha256": self.source_digest, "destination_sha256": self.destination_digest,
-                "run_state": self.run_state, "ram_transferred": self.ram_transferred}
+                "compared_bytes": self.compared, "run_state": self.run_state,
+                "ram_transferred": self.ram_transferred}
 
 
-def _dump(q: Qemu, workdir: Path, size: int) -> tuple[Path, str]:
-    path = workdir / f"{q.name}.mem"
-    q.cmd("pmemsave", {"val": 0, "size": size, "filename": str(path)})
-    with path.open("rb") as f:
-        return path, hashlib.file_digest(f, "sha256").hexdigest()
+def _digest(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
-def first_difference(a: Path, b: Path) -> int | None:
-    """The offset of the first differing byte of two files (None if equal)."""
-    with a.open("rb") as fa, b.open("rb") as fb:
-        offset = 0
-        while True:
-            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
-            if ca != cb:
-                n = min(len(ca), len(cb))
-                return offset + next((i for i in range(n) if ca[i] != cb[i]), n)
-            if not ca:
-                return None
-            offset += len(ca)
+def first_difference(regions: list[tuple[int, int]], ours: list[bytes],
+                     theirs: list[bytes]) -> int | None:
+    """The guest address of the first byte that differs between two reads of the
+    same ``regions`` (None if they agree)."""
+    for (addr, _size), a, b in zip(regions, ours, theirs, strict=True):
+        if a != b:
+            n = min(len(a), len(b))
+            return addr + next((i for i in range(n) if a[i] != b[i]), n)
+    return None
 
 
 def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
            source_state: str, source_info: JSONObject) -> Arrival:
-    """Check that the guest arrived: same memory on both sides, the source's run
-    state, and at least the guest's pattern counted as transferred. Dumps stay in
-    ``workdir`` (removed with it)."""
+    """Check that the guest arrived: the pattern in place, the same dirtied and
+    sampled pages on both sides, the source's run state, and at least the pattern
+    counted as transferred."""
     out = Arrival()
     ram = json_object(source_info.get("ram") or {})
     out.ram_transferred = sum(n for n in (ram.get("transferred"), ram.get("multifd-bytes"))
@@ -127,15 +153,16 @@ def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
     if out.ram_transferred < layout.pattern_bytes:
         out.problems.append(f"query-migrate counts {out.ram_transferred} bytes of RAM transferred, "
                             f"less than the guest's {layout.pattern_bytes}-byte pattern")
-    src_path, out.source_digest = _dump(src, workdir, layout.memory)
-    dst_path, out.destination_digest = _dump(dst, workdir, layout.memory)
-    with src_path.open("rb") as f:
-        f.seek(PATTERN_START)
-        if f.read(len(MARKER)) != MARKER:
-            out.problems.append("the source's memory lacks the guest's marker: the guest never "
-                                "wrote its pattern")
-    if out.source_digest != out.destination_digest:
-        at = first_difference(src_path, dst_path)
+    regions = [(layout.pattern_addr, layout.pattern_bytes),
+               (STATUS_ADDR, layout.hot_end - STATUS_ADDR),
+               *((page, PAGE) for page in layout.samples)]
+    theirs = read(dst, workdir, regions)
+    ours = [layout.pattern, *read(src, workdir, regions[1:])]
+    out.source_digest, out.destination_digest = _digest(ours), _digest(theirs)
+    out.compared = sum(size for _addr, size in regions)
+    if struct.unpack_from("<I", ours[1])[0] != READY:
+        out.problems.append("the source's guest never said it runs")
+    if (at := first_difference(regions, ours, theirs)) is not None:
         out.problems.append(f"guest memory differs after migration: sha256 {out.source_digest[:16]} "
                             f"on the source, {out.destination_digest[:16]} on the destination, "
                             f"first difference at guest address {at:#x}")
@@ -160,5 +187,6 @@ def _resume(dst: Qemu, workdir: Path, out: Arrival) -> str:
             out.problems.append(f"the guest does not run on the destination: its pass counter "
                                 f"stayed at {before} for {BEAT_TIMEOUT:g}s after cont")
             break
-        time.sleep(0.01)
+        time.sleep(0.002)
     return str(json_object(dst.cmd("query-status"))["status"])
+

@@ -7,9 +7,10 @@ properties that read or write host files (``kernel=``, ``firmware=``,
 ``dumpdtb=``, ``memory-backend=`` ...): only the properties in
 ``MACHINE_PROPERTIES`` are allowed. Values are parsed by QEMU's option rules
 (``,,`` is an escaped comma), as QEMU will read them. A real guest adds
-``-kernel`` (a file in the case dir, which QEMU takes as one value) and the
-fixed options of the devices in ``DEVICES``: ``-device`` and ``-chardev``
-accept those exact values and nothing else.
+``-bios`` (its firmware, a file in the case dir, which QEMU takes as one
+value), the fixed options of the devices in ``DEVICES`` (``-device`` and
+``-chardev`` accept those exact values) and one ``-device loader`` for its
+memory pattern (a file in the case dir, a plain address, raw): nothing else.
 """
 
 from __future__ import annotations
@@ -88,14 +89,38 @@ def _fixed(option: str) -> OptionCheck:
     return lambda text, policy: None if text in allowed else f"value {text!r} is not allowed"
 
 
-def _kernel(text: str, policy: Policy) -> str | None:
-    """The test guest's kernel: a file the harness wrote into the case dir."""
-    return policy.path_problem(text, "kernel")
+_ADDRESS = re.compile(r"0x[0-9a-f]{1,8}|\d{1,10}")
+
+
+def _loader(text: str, policy: Policy) -> str | None:
+    """The test guest's memory pattern: ``loader,file=F,addr=A,force-raw=on`` with F a
+    file the harness wrote into the case dir and A a plain guest address."""
+    _kind, *props = split_qemu_opts(text)
+    named = dict(p.partition("=")[::2] for p in props)
+    if len(named) != len(props) or set(named) != {"file", "addr", "force-raw"} \
+            or not _ADDRESS.fullmatch(named["addr"]) or named["force-raw"] != "on":
+        return f"value {text!r} is not allowed: a loader takes file=, a plain addr= and force-raw=on"
+    return policy.path_problem(named["file"], "loader file")
+
+
+_DEVICE = _fixed("-device")
+
+
+def _device(text: str, policy: Policy) -> str | None:
+    """One of the fixed devices of ``DEVICES``, or the guest pattern's loader."""
+    if split_qemu_opts(text)[0] == "loader":
+        return _loader(text, policy)
+    return _DEVICE(text, policy)
+
+
+def _bios(text: str, policy: Policy) -> str | None:
+    """The test guest's firmware: a file the harness wrote into the case dir."""
+    return policy.path_problem(text, "firmware")
 
 
 _FLAGS = ("-nodefaults", "-S", "-no-shutdown", "-no-reboot")
 OPTIONS: dict[str, OptionCheck] = {
-    "-kernel": _kernel, "-device": _fixed("-device"), "-chardev": _fixed("-chardev"),
+    "-bios": _bios, "-device": _device, "-chardev": _fixed("-chardev"),
     "-M": machine_problem, "-machine": machine_problem,
     "-m": _size, "-display": _one_of("none"), "-qmp": _qmp, "-incoming": _incoming,
     "-accel": _one_of("tcg"), "-smp": lambda t, p: None if t.isdigit() and 0 < int(t) <= 8

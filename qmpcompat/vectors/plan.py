@@ -4,8 +4,7 @@ safety gate checks exactly this (``vectors.safety``), so neither can drift."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from qmpcompat.guest import GuestFiles
 from qmpcompat.guest import options as guest_options
 from qmpcompat.harness import QemuOptions
 from qmpcompat.types import JSONObject, Version
@@ -14,13 +13,14 @@ from qmpcompat.vectors.model import Vector
 Command = tuple[str, JSONObject, str]  # command, arguments, where in the vector
 
 
-def qemu_options(vec: Vector, incoming: bool, timeout: float, kernel: Path | None = None,
+def qemu_options(vec: Vector, incoming: bool, timeout: float, files: GuestFiles | None = None,
                  version: Version | None = None, source: bool = False) -> QemuOptions:
-    """A side's options: with a guest (and its ``kernel``), the guest's machine type
-    of ``version`` (the older side's), memory, devices and kernel, ``source`` telling
-    the side that boots it; else the vector's machine (a real one gets 64 MiB and -S)."""
-    if vec.guest is not None and kernel is not None:
-        return guest_options(vec.guest, version or Version(0, 0, 0), kernel, source=source,
+    """A side's options: with a guest (and its ``files``), the guest's machine type
+    of ``version`` (the older side's), memory, devices and firmware, ``source``
+    telling the side that gets its memory pattern; else the vector's machine (a
+    real one gets 64 MiB and -S)."""
+    if vec.guest is not None and files is not None:
+        return guest_options(vec.guest, version or Version(0, 0, 0), files, source=source,
                              incoming=incoming, timeout=timeout)
     real = vec.machine != "none"
     return QemuOptions(machine=vec.machine, incoming_defer=incoming, timeout=timeout,

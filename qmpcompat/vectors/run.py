@@ -91,13 +91,14 @@ def _prepare(q: Qemu, vec: Vector, values: dict[str, str]) -> None:
 
 
 class GuestSide:
-    """The real guest of a vector that migrates one (both sides get the same kernel)."""
+    """The real guest of a vector that migrates one (both sides get the same
+    firmware; the source its memory pattern)."""
 
     def __init__(self, spec: guest.GuestSpec, tmp: Path, version: Version) -> None:
         self.spec = spec
         self.version = version  # whose machine type both sides use: the older side's
         self.layout: Layout = guest.new_layout(spec)
-        self.kernel = guest.write_kernel(tmp, self.layout)
+        self.files = guest.write_files(tmp, self.layout)
         self.source_state = ""
 
 
@@ -160,8 +161,8 @@ class Runner:
     def qemu(self, vec: Vector, build: QemuBuild, incoming: bool, name: str, tmp: Path,
              side: GuestSide | None = None, source: bool = False) -> Qemu:
         """A QEMU for one side of ``vec``, gated by the case's policy; with a guest,
-        its kernel, devices and the (older side's) versioned machine type."""
-        options = qemu_options(vec, incoming, self.timeout, side.kernel if side else None,
+        its firmware, devices and the (older side's) versioned machine type."""
+        options = qemu_options(vec, incoming, self.timeout, side.files if side else None,
                                side.version if side else None, source)
         return Qemu(build, options, name, Policy.for_case(tmp, self.allow_exec))
 
@@ -209,13 +210,18 @@ class Runner:
             sides = _Sides(self, vec, peer_build, tmp, values, fds, stack, side)
             stage = "starting the QEMU under test"
             try:
-                stack.enter_context(subject.start(tmp))
+                stack.enter_context(subject.launch(tmp))
+                if vec.peer:
+                    stage = "setting up the other side"
+                    sides.launch_peer()  # both QEMUs start up at once
+                stage = "starting the QEMU under test"
+                subject.ready()
                 _prepare(subject, vec, values)
                 if vec.peer and vec.peer.when == "before":
                     stage = "setting up the other side"
-                    sides.start_peer()  # while the subject's guest boots
+                    sides.start_peer()
                 if side is not None and vec.command == "migrate":
-                    stage = "booting the test guest"
+                    stage = "starting the test guest"
                     side.source_state = guest.settle_source(subject, side.spec, tmp)
                 stage = "passing fds"
                 fds.pass_to(subject, vec.fds)
@@ -299,14 +305,23 @@ class _Sides:
         self.args = fill(own, values)
         self.peer: Qemu | None = None
 
-    def start_peer(self) -> Qemu:
+    def launch_peer(self) -> Qemu:
+        """Start the other side's process, without waiting for it (``start_peer``
+        finishes its start-up when the peer's turn comes)."""
         vec = self.vec
         assert vec.peer is not None
         incoming = vec.peer.command == "migrate-incoming"
         source = vec.peer.command == "migrate"
         peer = self.runner.qemu(vec, self.build, incoming, "peer", self.tmp, self.side, source)
         self.peer = peer
-        self.stack.enter_context(peer.start(self.tmp))
+        self.stack.enter_context(peer.launch(self.tmp))
+        return peer
+
+    def start_peer(self) -> Qemu:
+        vec = self.vec
+        assert vec.peer is not None
+        source = vec.peer.command == "migrate"
+        peer = (self.peer or self.launch_peer()).ready()
         _prepare(peer, vec, self.values)
         if self.side is not None and source:
             self.side.source_state = guest.settle_source(peer, self.side.spec, self.tmp)
