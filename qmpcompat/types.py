@@ -95,6 +95,15 @@ OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 """The outcome names in report order."""
 
 
+class RunMode(StrEnum):
+    """How the QEMU a case ran on was had: started for it (exec'd), forked for it
+    from a fork server, or reused after it served earlier cases (persistent mode)."""
+
+    FRESH = "fresh"
+    FORKED = "forked"
+    REUSED = "reused"
+
+
 class Version(NamedTuple):
     """A QEMU version, major.minor.micro as QEMU reports it (a development build
     such as 10.2.50 is that number too). A tuple: it orders, slices and compares
@@ -310,9 +319,10 @@ class EnvironmentJSON(TypedDict):
 
 
 class RunJSON(EnvironmentJSON):
-    """One run a merged file merges: its file and its environment."""
+    """One run a merged file merges: its file, its environment and how its cases ran."""
 
     file: str
+    modes: NotRequired[RunModesJSON]
 
 
 class KnownDefectJSON(TypedDict):
@@ -419,6 +429,28 @@ class PairDisagreementJSON(TypedDict):
     runs: list[RunOutcomeJSON]
 
 
+class UnsteadyJSON(TypedDict):
+    """A case whose reused QEMU and the fresh QEMU it was run again on did otherwise."""
+
+    vector: str
+    qemu: str
+    reused: str  # what the reused QEMU did (a result), and its words
+    reused_detail: str
+    fresh: str  # what the fresh QEMU did
+    outcome: str  # the case's outcome (fresh QEMU's, failed under strict mode)
+
+
+class RunModesJSON(TypedDict):
+    """How a run's cases were run (results.json's ``run``)."""
+
+    persistent: bool  # persistent mode (a QEMU serves the cases that leave it unchanged)
+    fork_server: bool  # ... its QEMUs forked from a fork server
+    qemus: dict[str, int]  # cases per kind of QEMU: fresh, forked, reused
+    rerun: int  # failures on a reused QEMU run again on a fresh one
+    unsteady: list[UnsteadyJSON]
+    fork_unavailable: NotRequired[dict[str, str]]  # per label: why its QEMUs were exec'd
+
+
 class ResultsMembers(TypedDict, total=False):
     """The members of a results document beyond its core (see ``ResultsJSON``)."""
 
@@ -433,6 +465,7 @@ class ResultsMembers(TypedDict, total=False):
     disagreements: list[DisagreementJSON]
     pair_matrix: MatrixJSON
     pair_disagreements: list[PairDisagreementJSON]
+    run: RunModesJSON
 
 
 class ResultsJSON(ResultsMembers):

@@ -14,7 +14,8 @@ from qmpcompat.vectors.run import Runner
 def test_derived(derived: tuple[QemuBuild, DerivedCase], qmpcompat_run: RunState,
                  vector_runner: Runner, record_case: RecordCase) -> None:
     build, case = derived
-    result = run_case(case, build, vector_runner, qmpcompat_run.vectors.defects_for(case.id))
+    result = run_case(case, build, vector_runner, qmpcompat_run.vectors.defects_for(case.id),
+                      qmpcompat_run.rules)
     record_case(result)
     verdict = result.verdict
     observed = result.observation.summary() if result.observation else "(not run)"

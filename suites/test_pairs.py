@@ -13,7 +13,7 @@ def test_pair(pair_case: PairCase, qmpcompat_run: RunState, vector_runner: Runne
     pv = pair_case.vector
     result = check_pair(pair_case, vector_runner, qmpcompat_run.vectors.defects_for(pv.id),
                         schema_cache, allow_exec=qmpcompat_run.allow_exec,
-                        lint=qmpcompat_run.lint_of(pv), strict=qmpcompat_run.strict)
+                        lint=qmpcompat_run.lint_of(pv), rules=qmpcompat_run.rules)
     record_pair(result)
     obs = result.observation
     observed = obs.summary() if obs else "(not run)"

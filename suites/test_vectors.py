@@ -14,9 +14,8 @@ from qmpcompat.vectors.run import Runner
 def test_vector(vector: Vector, qemu_build: QemuBuild, qmpcompat_run: RunState,
                 vector_runner: Runner, schema_cache: SchemaCache, record_case: RecordCase) -> None:
     result = check(vector, qemu_build, vector_runner, qmpcompat_run.vectors.defects_for(vector.id),
-                   schema_cache, strict=qmpcompat_run.strict, allow_exec=qmpcompat_run.allow_exec,
-                   lint=qmpcompat_run.lint_of(vector), fail_on_known=qmpcompat_run.fail_on_known,
-                   decides=SchemaDecider(schema_cache))
+                   schema_cache, qmpcompat_run.rules, allow_exec=qmpcompat_run.allow_exec,
+                   lint=qmpcompat_run.lint_of(vector), decides=SchemaDecider(schema_cache))
     record_case(result)
     observed = result.observation.summary() if result.observation else "(not run)"
     conclude(result.verdict, lambda: (

@@ -88,9 +88,13 @@ def test_junit_from_results(runs: dict[str, Path], tmp_path: Path) -> None:
     assert main(["report", "render", str(bad), "-o", str(tmp_path / "out")]) == 1
     cases = ET.parse(tmp_path / "out" / "junit.xml").findall(".//testcase")
     assert len(cases) == len(doc["results"])
-    for case in cases:
-        props = {p.get("name") for p in case.iter("property")}
-        assert props == {"vector", "qemu_version", "binary", "outcome"}
+    for case, rec in zip(cases, sorted(doc["results"], key=lambda r: (r["qemu"], r["vector"])),
+                         strict=True):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        ran = {"qemu_run"} if rec.get("observed") else set()
+        assert set(props) == {"vector", "qemu_version", "binary", "outcome"} | ran
+        if ran:
+            assert props["qemu_run"] in ("fresh", "forked", "reused")
     failure = cases[0].find("failure")
     assert failure is not None and "expected:" in (failure.text or "") and "observed:" in (failure.text or "")
     assert (tmp_path / "out" / "summary.md").read_text().startswith("## qmpcompat: FAIL")

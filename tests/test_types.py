@@ -28,7 +28,9 @@ from qmpcompat.types import (
     PairJSON,
     ProblemJSON,
     ResultsJSON,
+    RunModesJSON,
     RunningJSON,
+    UnsteadyJSON,
     Version,
     at_least,
     case_id,
@@ -99,6 +101,7 @@ _SHAPES = [
     (KnownDefectJSON, _TOP["known_defects"]["items"]), (GateFindingJSON, _TOP["schema_gate"]["items"]),
     (HistoryStepJSON, _TOP["schema_history"]["items"]), (InterruptedJSON, _TOP["interrupted"]),
     (RunningJSON, _TOP["running"]), (MatrixJSON, _TOP["pair_matrix"]),
+    (RunModesJSON, _TOP["run"]), (UnsteadyJSON, _TOP["run"]["properties"]["unsteady"]["items"]),
 ]
 
 

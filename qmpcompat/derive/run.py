@@ -14,18 +14,20 @@ from qmpcompat.vectors.check import CaseResult, case_record
 from qmpcompat.vectors.match import judge
 from qmpcompat.vectors.model import COMMANDS, KnownDefect
 from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 
 DEFAULT_COMMANDS = COMMANDS
 DERIVED_BASIS = Basis("schema", "derived from the binary's own schema")
 
 
 def run_case(case: DerivedCase, build: QemuBuild, runner: Runner,
-             defects: Sequence[KnownDefect] = ()) -> CaseResult:
-    """Run one derived case on a fresh QEMU of ``build`` and judge it; the record
-    is a vector's record with the case's id, ``derived`` flags and source."""
+             defects: Sequence[KnownDefect] = (), rules: VerdictRules = NO_RULES) -> CaseResult:
+    """Run one derived case on ``build`` with ``runner`` and judge it under the run's
+    ``rules``; the record is a vector's record with the case's id, ``derived``
+    flags and source."""
     vec = case.vector()
     obs = runner.run(vec, build)
-    verdict = judge(vec, build.version, obs, list(defects))
+    verdict = rules.apply(judge(vec, build.version, obs, list(defects)), obs, DERIVED_BASIS)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, DERIVED_BASIS))
 
 

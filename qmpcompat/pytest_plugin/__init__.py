@@ -39,7 +39,7 @@ from qmpcompat.pytest_plugin.cases import (
     record_on,
     record_pair_on,
 )
-from qmpcompat.pytest_plugin.recorder import Recorder, start_reports
+from qmpcompat.pytest_plugin.recorder import Recorder, record_runner, start_reports
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.differ.rules import Finding
@@ -53,6 +53,7 @@ __all__ = ["RecordCase", "RecordPair", "RunState", "conclude"]
 
 SUITE_MARK = "QMPCOMPAT_SUITE"
 PLUGIN_NAME = "qmpcompat"
+POOLS = 4  # persistent mode: pools (build, -incoming form) alive at once, per worker
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,9 +99,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qmpcompat-fresh", action="store_true",
                     help="run every case on a fresh QEMU (default: a QEMU serves the cases "
                          "that leave it unchanged, see docs/hunt.md)")
-    group.addoption("--qmpcompat-no-fork-server", action="store_true",
-                    help="persistent mode: start each QEMU by exec, not by a fork of a QEMU "
-                         "process already loaded (see docs/hunt.md#persistent-mode)")
+    group.addoption("--qmpcompat-fork-server", action="store_true",
+                    help="persistent mode: fork its QEMUs from a QEMU process already loaded "
+                         "instead of starting each by exec (off by default: the benchmark "
+                         "measures what it buys the suite, see benchmarks/README.md)")
     group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
                     help="how long QEMU may take to start or answer a command (default 10)")
 
@@ -151,19 +153,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         parametrize(metafunc, st)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the placeholder items of empty parameter sets (no unusable binary, no
-    broken vector file): they are not skips worth reporting. Record the QEMU
-    version and binary of every case in the JUnit XML."""
+    broken vector file): they are not skips worth reporting. Order the cases of one
+    build together (a persistent runner keeps the pools of a few builds at once),
+    the same way on every worker. Record the QEMU version and binary of every case
+    in the JUnit XML."""
     items[:] = [i for i in items
                 if not any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
                            for m in i.iter_markers("skip"))]
+    st = config.stash.get(STATE, None)
+    if st is not None:
+        order = {b.binary: n for n, b in enumerate(st.builds)}
+        items.sort(key=lambda i: (_build_of(i) is not None,
+                                  order.get(getattr(_build_of(i), "binary", ""), 0)))
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        build = callspec.params.get("qemu_build") if callspec is not None else None
-        if isinstance(build, QemuBuild):
+        build = _build_of(item)
+        if build is not None:
             item.user_properties += [("qemu_version", build.version_str),
                                      ("binary", build.binary)]
+
+
+def _build_of(item: pytest.Item) -> QemuBuild | None:
+    """The build a case runs on (a vector's or a derived case's), if it has one."""
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    build = params.get("qemu_build") or (params["derived"][0] if "derived" in params else None)
+    return build if isinstance(build, QemuBuild) else None
 
 
 @pytest.fixture(scope="session")
@@ -180,15 +196,21 @@ def qmpcompat_run(pytestconfig: pytest.Config) -> RunState:
 def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     """The runner of vectors and derived cases, with the run's timeout: persistent
     mode (a QEMU serves case after case while they leave it unchanged; the QEMUs
-    it needs are forked from a fork server unless --qmpcompat-no-fork-server)
-    unless --qmpcompat-fresh asks for a fresh QEMU per case, each by exec."""
+    it needs started by exec, or forked from a fork server with
+    --qmpcompat-fork-server; the pools of at most ``POOLS`` builds and option sets
+    alive at once) unless --qmpcompat-fresh asks for a fresh QEMU per case. What
+    persistent mode did goes to the reports."""
     timeout = pytestconfig.getoption("qmpcompat_timeout")
     allow_exec = pytestconfig.getoption("qmpcompat_allow_exec")
-    fresh = pytestconfig.getoption("qmpcompat_fresh")
-    fork = not pytestconfig.getoption("qmpcompat_no_fork_server")
-    with (Runner(timeout, allow_exec=allow_exec) if fresh
-          else PersistentRunner(timeout, allow_exec=allow_exec, fork=fork)) as runner:
-        yield runner
+    if pytestconfig.getoption("qmpcompat_fresh"):
+        with Runner(timeout, allow_exec=allow_exec) as runner:
+            yield runner
+        return
+    fork = pytestconfig.getoption("qmpcompat_fork_server")
+    persistent = PersistentRunner(timeout, allow_exec=allow_exec, fork=fork, max_pools=POOLS)
+    with persistent:
+        yield persistent
+    record_runner(pytestconfig, persistent.sync_stats().to_json())
 
 
 @pytest.fixture(scope="session")

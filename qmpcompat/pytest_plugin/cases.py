@@ -19,6 +19,7 @@ from qmpcompat.derive.run import derive_for
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.state import RunState
+from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome, case_id, qemu_id
 from qmpcompat.vectors.check import CaseResult
@@ -80,6 +81,7 @@ def record_on(item: pytest.Item, result: CaseResult) -> None:
         item.user_properties.append((key, str(rec.get(key))))
     if result.observation is not None:
         item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((RECORD, json.dumps(rec)))
 
 
@@ -90,6 +92,7 @@ def record_pair_on(item: pytest.Item, result: PairResult) -> None:
         item.user_properties.append((key, str(rec.get(key))))
     if result.observation is not None:
         item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
 
 

@@ -22,10 +22,19 @@ from qmpcompat.report.junit import render_junit
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
+from qmpcompat.report.runmodes import run_facts
 from qmpcompat.report.summary import verdict
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import CaseJSON, KnownDefectJSON, Outcome, ResultsJSON, ResultsMembers, split_case_id
+from qmpcompat.types import (
+    CaseJSON,
+    JSONObject,
+    KnownDefectJSON,
+    Outcome,
+    ResultsJSON,
+    ResultsMembers,
+    split_case_id,
+)
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
@@ -60,6 +69,12 @@ class Recorder:
 
     def pytest_configure_node(self, node: WorkerNode) -> None:
         node.workerinput[SHIPPED] = ship(self.state)
+
+    def pytest_testnodedown(self, node: WorkerNode, error: object) -> None:
+        """A worker is done: keep what its persistent runner did."""
+        counts = getattr(node, "workeroutput", {}).get(RUNNER_COUNTS)
+        if isinstance(counts, dict):
+            self.state.runners.append(counts)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._start_progress(len(session.items))
@@ -163,6 +178,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                                                if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+    extra["run"] = run_facts([*st.records, *st.pair_records], st.persistent, st.fork_server,
+                             st.runners)
     doc = results_document(env, st.records, st.started, extra)
     write_reports(doc, st.reports, st.fail_on, junit=False)
     tr = config.pluginmanager.get_plugin("terminalreporter")
@@ -171,6 +188,19 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
         if st.allow_exec:
             say(tr, ALLOW_EXEC_WARNING)
     return doc
+
+
+RUNNER_COUNTS = "qmpcompat_runner"  # the workeroutput key of a worker's persistent-mode counts
+
+
+def record_runner(config: pytest.Config, counts: JSONObject) -> None:
+    """Keep what a persistent runner did for the reports: on an xdist worker, for
+    the controller (``pytest_testnodedown``); in a run without workers, in the run."""
+    workeroutput = getattr(config, "workeroutput", None)
+    if isinstance(workeroutput, dict):
+        workeroutput[RUNNER_COUNTS] = counts
+    elif (st := config.stash.get(STATE, None)) is not None:
+        st.runners.append(counts)
 
 
 class _Destination(TypedDict, total=False):

@@ -22,13 +22,14 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.selection import Problem, Selection, named_binaries, select
-from qmpcompat.types import BinaryJSON, CaseJSON, GateFindingJSON, IndexJSON, PairJSON
+from qmpcompat.types import BinaryJSON, CaseJSON, GateFindingJSON, IndexJSON, JSONObject, PairJSON
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.paircheck import PairCase, pair_cases
 from qmpcompat.vectors.pairs import PairVector
+from qmpcompat.vectors.verdict import VerdictRules
 
 
 @dataclass
@@ -45,11 +46,14 @@ class RunState:
     timeout: float = 10.0
     fail_on: str = "breaking"
     fail_on_known: frozenset[str] = frozenset()
+    persistent: bool = True  # persistent mode (not --qmpcompat-fresh)
+    fork_server: bool = False  # ... with its QEMUs forked (--qmpcompat-fork-server)
     started: float = field(default_factory=time.time)
     lint: list[LintProblem] = field(default_factory=list)
     records: list[CaseJSON] = field(default_factory=list)
     pair_records: list[PairJSON] = field(default_factory=list)
     schema_gate: list[GateFindingJSON] = field(default_factory=list)
+    runners: list[JSONObject] = field(default_factory=list)  # each worker's persistent-mode counts
 
     def lint_of(self, vec: Vector | PairVector) -> list[str]:
         """The lint problems of one vector or pair vector (they keep it from running)."""
@@ -63,6 +67,11 @@ class RunState:
     def build(self, label: str) -> QemuBuild | None:
         """The selected build with this run label, if any."""
         return next((b for b in self.builds if b.label == label), None)
+
+    @property
+    def rules(self) -> VerdictRules:
+        """The release-gate rules every case's verdict passes through."""
+        return VerdictRules(self.strict, self.fail_on_known)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -116,7 +125,9 @@ def make_state(config: pytest.Config) -> RunState:
         allow_exec=config.getoption("qmpcompat_allow_exec"),
         timeout=config.getoption("qmpcompat_timeout"),
         fail_on=config.getoption("qmpcompat_fail_on"),
-        fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")))
+        fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")),
+        persistent=not config.getoption("qmpcompat_fresh"),
+        fork_server=config.getoption("qmpcompat_fork_server"))
     try:
         st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     except VectorError as exc:

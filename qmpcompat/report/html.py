@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import to_json
 from qmpcompat.report.crashes import crash_rows, defect_rows
@@ -19,8 +20,10 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "report.html"
 
 def render_html(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
+    run = doc.get("run")
     data = {**doc, "verdict": {**asdict(v), "headline": v.headline, "crash_rows": crash_rows(doc),
-                               "defect_rows": defect_rows(doc)},
+                               "defect_rows": defect_rows(doc),
+                               "run_line": runmodes.describe(run) if run else ""},
             "behaviour_changes": to_json(run_steps(doc))["steps"],
             "pair_matrix": matrix(doc.get("pairs") or [])}
     # Inside <script>, "</" would end the element: escape it (and "<!--").

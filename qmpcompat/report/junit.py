@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from qmpcompat.report.matrix import junit_suite
+from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
 
 # Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
@@ -55,6 +56,8 @@ def render_junit(doc: ResultsJSON) -> str:
             props = ET.SubElement(case, "properties")
             for key in ("vector", "qemu_version", "binary", "outcome"):
                 ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
+            for key, value in junit_properties(rec.get("observed")):
+                ET.SubElement(props, "property", name=key, value=value)
             if Outcome(rec["outcome"]).bad:
                 fail = ET.SubElement(case, "failure", message=rec.get("message") or "failed")
                 fail.text = f"expected: {rec.get('expected')}\nobserved: {_observed(rec)}"

@@ -11,12 +11,12 @@ from pathlib import Path
 from qmpcompat.errors import ReportError
 from qmpcompat.report.matrix import SEVERITY, merge_pairs
 from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
+from qmpcompat.report.runmodes import run_facts
 from qmpcompat.types import (
     BinaryJSON,
     CaseJSON,
     DisagreementJSON,
     EmptyJSON,
-    EnvironmentJSON,
     InterruptedJSON,
     PairJSON,
     ResultsJSON,
@@ -113,7 +113,7 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
     env["host"] = ", ".join(sorted({d["environment"]["host"] for _p, d in docs}))
     env["binaries"] = sorted(binaries.values(), key=lambda b: Version.parse(b["version"]))
     env["problems"] = [json.loads(p) for p in sorted(problems)]
-    env["runs"] = [_run(p, d["environment"]) for p, d in docs]
+    env["runs"] = [_run(p, d) for p, d in docs]
     no_timeline: EmptyJSON = {}
     out: ResultsJSON = {
         "format": FORMAT,
@@ -135,13 +135,21 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
     stopped = unfinished(docs)
     if stopped:
         out["interrupted"] = stopped
+    modes = [d["run"] for _p, d in docs if "run" in d]
+    if modes:
+        out["run"] = run_facts([*records, *pairs], any(m["persistent"] for m in modes),
+                               any(m["fork_server"] for m in modes),
+                               [{"exec_reasons": {**m.get("fork_unavailable", {})}} for m in modes])
     return out
 
 
-def _run(path: Path, env: EnvironmentJSON) -> RunJSON:
-    """A merged run as the merged file lists it: its file and its environment."""
-    run: RunJSON = {"file": str(path), **env}
+def _run(path: Path, doc: ResultsJSON) -> RunJSON:
+    """A merged run as the merged file lists it: its file, its environment and how
+    its cases ran."""
+    run: RunJSON = {"file": str(path), **doc["environment"]}  # type: ignore[typeddict-item]  # modes: below
     run.pop("runs", None)
+    if "run" in doc:
+        run["modes"] = doc["run"]
     return run
 
 

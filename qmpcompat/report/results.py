@@ -101,9 +101,10 @@ def claim_totals(records: list[CaseJSON],
             for label in sorted(out, key=label_order)}
 
 
-# What differs between two runs of the same case by design: its time, and a real
-# guest's per-case pattern (memory digests, bytes transferred).
-RUN_SPECIFIC = ("seconds", "guest")
+# What differs between two runs of the same case by design: its time, a real
+# guest's per-case pattern (memory digests, bytes transferred), and the kind of
+# QEMU it ran on.
+RUN_SPECIFIC = ("seconds", "guest", "qemu", "rerun")
 
 
 def observed_key(rec: CaseJSON | PairJSON) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
@@ -232,6 +233,7 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
         lines += [f"| {_cell(f.get('qemu'))} | {_cell(f.get('baseline'))} | {f['level']} | "
                   f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
                   for f in gate]
+    lines += runmodes.markdown_lines(doc.get("run"), _cell)
     lines += _changes(doc)
     lines += timeline_markdown(doc.get("schema_timeline"))
     if doc.get("disagreements"):

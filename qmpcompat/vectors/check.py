@@ -10,12 +10,13 @@ from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import CaseRecord, Outcome
-from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, defect_basis, refuse_inferred
+from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, defect_basis
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,13 @@ class CaseResult:
 
 
 def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefect],
-          schemas: SchemaCache, strict: bool = False, allow_exec: bool = False,
-          lint: Sequence[str] = (), fail_on_known: frozenset[str] = frozenset(),
-          decides: SchemaDecides | None = None) -> CaseResult:
+          schemas: SchemaCache, rules: VerdictRules = NO_RULES, allow_exec: bool = False,
+          lint: Sequence[str] = (), decides: SchemaDecides | None = None) -> CaseResult:
     """Run ``vec`` on ``build`` unless it is unsafe, fails ``lint`` (the lint
-    problems of this vector), or needs what the build lacks. A known defect
-    whose observed result is in ``fail_on_known`` (crash, hang) fails the case.
-    The record says what the expectation rests on (``decides`` tells a claim the
-    build's schema decides); strict mode refuses a pass on an inferred claim."""
+    problems of this vector), or needs what the build lacks (a failure under
+    strict ``rules``, else a skip), and judge it under ``rules``. The record says
+    what the expectation rests on (``decides`` tells a claim the build's schema
+    decides)."""
     refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
                                   *check_limits(vec)]))
     obs: Observation | None = None
@@ -44,22 +44,17 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     if refused:
         verdict = Verdict(Outcome.FAILED, "refused, the vector fails lint: " + "; ".join(refused))
     elif why := unmet(vec, build, schemas):
-        verdict = Verdict(Outcome.FAILED if strict else Outcome.SKIPPED,
-                          ("strict mode: " if strict else "") + why)
+        verdict = Verdict(Outcome.FAILED if rules.strict else Outcome.SKIPPED,
+                          ("strict mode: " if rules.strict else "") + why)
     else:
         obs = runner.run(vec, build)
         verdict = judge(vec, build.version, obs, defects)
-        if verdict.outcome == Outcome.XFAILED and obs.result in fail_on_known:
-            verdict = Verdict(Outcome.FAILED, f"{verdict.message} (a known {obs.result} fails the release "
-                              f"gate under --qmpcompat-fail-on-known {','.join(sorted(fail_on_known))})",
-                              verdict.expected, verdict.defect)
         exp = vec.expectation_for(build.version)
         basis = basis_of(vec, exp, build, decides) if exp is not None else None
         shown = next((d for d in defects if d.id == verdict.defect), None)
         if verdict.outcome == Outcome.XFAILED and shown is not None:
             basis = defect_basis(shown, build.version)  # judged on the defect's claim
-        if strict:
-            verdict = refuse_inferred(verdict, basis)
+        verdict = rules.apply(verdict, obs, basis)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, basis))
 
 

@@ -10,13 +10,14 @@ from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome, PairJSON
-from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis, refuse_inferred
+from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
 from qmpcompat.vectors.model import Expectation, KnownDefect
 from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 from qmpcompat.vectors.versions import VersionRange
 
 EVERY = VersionRange.parse(None)
@@ -57,12 +58,12 @@ def pair_cases(pairs: Sequence[PairVector], builds: Sequence[QemuBuild]) -> list
 
 def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
                schemas: SchemaCache, allow_exec: bool = False,
-               lint: Sequence[str] = (), strict: bool = False) -> PairResult:
+               lint: Sequence[str] = (), rules: VerdictRules = NO_RULES) -> PairResult:
     """Run one cell unless it fails lint or the safety gate, or a side lacks what the
     form needs (then it is skipped: the matrix covers the forms both sides support).
     The record says what the claim rests on (``basis``): the pair in the expectation's
-    (or the known defect's) ``observed-on``, or inferred; ``strict`` refuses a pass or
-    a known defect on an inferred claim."""
+    (or the known defect's) ``observed-on``, or inferred; the run's ``rules`` apply
+    (strict mode refuses a pass or a known defect on an inferred claim)."""
     pv, src, dst = case.vector, case.source, case.destination
     vec = case_vector(pv, case.form)
     refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
@@ -93,8 +94,7 @@ def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
             shown = next((d for d in known if d.id == verdict.defect), None)
             basis = (defect_basis(shown, src.version, dst.version) if shown is not None
                      else pair_basis(exp, src.version, dst.version))
-            if strict:
-                verdict = refuse_inferred(verdict, basis)
+            verdict = rules.apply(verdict, obs, basis)
     return PairResult(verdict, obs, pair_record(case, verdict, obs, expected, basis))
 
 

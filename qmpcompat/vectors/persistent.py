@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
@@ -52,7 +52,7 @@ from qmpcompat.harness.pool import QemuPool
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
-from qmpcompat.types import JSON, JSONObject, json_list, json_object
+from qmpcompat.types import JSON, JSONObject, RunMode, json_list, json_object
 from qmpcompat.vectors.match import NEVER_OK
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.run import (
@@ -154,9 +154,27 @@ class PersistentStats:
     restored: int = 0  # transcripts whose capabilities and parameters were set back
     forked: int = 0  # QEMUs the pools forked from a fork server (the rest were exec'd)
     exec_reason: str = ""  # why a pool exec'd its QEMUs ('' when every pool forked them)
+    # per build label: why its pools exec'd their QEMUs ("the fork server is off", or
+    # why none could serve it); a build whose pools forked them is not named
+    exec_reasons: dict[str, str] = field(default_factory=dict)
+    closed: int = 0  # pools closed to make room for another build's
 
     def retire(self, why: str) -> None:
         self.retired[why] = self.retired.get(why, 0) + 1
+
+    def count_pool(self, pool: QemuPool) -> None:
+        """Add what a pool did to the stats (when it is closed, or at the end)."""
+        self.forked += pool.forked
+        if pool.exec_reason:
+            self.exec_reasons.setdefault(pool.build.label, pool.exec_reason)
+        self.exec_reason = "; ".join(sorted(set(self.exec_reasons.values())))
+
+    def to_json(self) -> JSONObject:
+        return {"cases": self.cases, "reused": self.reused, "fresh": self.fresh,
+                "retired": dict(self.retired), "rerun": self.rerun,
+                "rerun_differs": self.rerun_differs, "restored": self.restored,
+                "forked": self.forked, "exec_reasons": dict(self.exec_reasons),
+                "pools_closed": self.closed}
 
 
 @dataclass
@@ -181,11 +199,12 @@ class PersistentRunner(Runner):
     unknown."""
 
     def __init__(self, timeout: float = 10.0, spares: int = 1, keep_dirs: bool = False,
-                 allow_exec: bool = False, fork: bool = True) -> None:
+                 allow_exec: bool = False, fork: bool = True, max_pools: int | None = None) -> None:
         super().__init__(timeout, keep_dirs, allow_exec)
-        self.spares, self.fork = spares, fork
+        self.spares, self.fork, self.max_pools = spares, fork, max_pools
         self.stats = PersistentStats()
         self.settings_queries = SETTINGS_QUERIES
+        # in the order of their last use, the most recent last (a dict keeps it)
         self._pools: dict[tuple[str, bool], QemuPool] = {}
         self._live: dict[tuple[str, bool], _Live] = {}
         # What a fresh QEMU of each build and option set answers to the probe: the
@@ -195,13 +214,19 @@ class PersistentRunner(Runner):
 
     def close(self) -> None:
         """Kill every QEMU still held (live or spare)."""
-        for live in self._live.values():
+        for key in list(self._pools):
+            self._close_pool(key)
+
+    def _close_pool(self, key: tuple[str, bool]) -> None:
+        """Kill the live QEMU and the spares of one build and option set, and count
+        what its pool did."""
+        live = self._live.pop(key, None)
+        if live is not None:
             live.qemu.close()
             live.drop_dir()
-        self._live.clear()
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        pool = self._pools.pop(key)
+        pool.close()
+        self.stats.count_pool(pool)
 
     @property
     def started(self) -> int:
@@ -209,18 +234,25 @@ class PersistentRunner(Runner):
         return sum(p.started for p in self._pools.values())
 
     def sync_stats(self) -> PersistentStats:
-        """The stats, with how the pools started their QEMUs brought up to date."""
-        self.stats.forked = sum(p.forked for p in self._pools.values())
-        self.stats.exec_reason = "; ".join(sorted({p.exec_reason for p in self._pools.values()
-                                                   if p.exec_reason}))
-        return self.stats
+        """The stats, with how the open pools started their QEMUs counted in (a copy:
+        the closed pools' counts are the runner's own)."""
+        stats = replace(self.stats, retired=dict(self.stats.retired),
+                        exec_reasons=dict(self.stats.exec_reasons))
+        for pool in self._pools.values():
+            stats.count_pool(pool)
+        return stats
 
     def _take(self, build: QemuBuild, incoming: bool) -> _Live:
         key = (build.binary, incoming)
         live = self._live.get(key)
+        if key in self._pools:
+            self._pools[key] = self._pools.pop(key)  # the most recently used now
         if live is None:
             pool = self._pools.get(key)
             if pool is None:
+                while self.max_pools is not None and len(self._pools) >= self.max_pools:
+                    self._close_pool(next(iter(self._pools)))  # the least recently used
+                    self.stats.closed += 1
                 pool = self._pools[key] = QemuPool(
                     build, QemuOptions(incoming_defer=incoming, timeout=self.timeout), self.spares,
                     fork=self.fork)
@@ -311,6 +343,8 @@ class PersistentRunner(Runner):
         reused = live.served > 0
         self.stats.reused += reused
         live.served += 1
+        mode = RunMode.REUSED if reused else \
+            RunMode.FORKED if live.qemu.spawner is not None else RunMode.FRESH
         tmp, live.spare_dir = live.spare_dir, None
         if tmp is None:
             tmp = private_dir("qmpv-")
@@ -320,10 +354,12 @@ class PersistentRunner(Runner):
             obs, why = on(live, str(tmp))
         finally:
             self._after_case(build, incoming, why, tmp, live)
+        obs.qemu = mode.value
         if reused and obs.result in NEVER_OK and (confirm is None or confirm(obs)):
             self.stats.rerun += 1
             again = fresh()
-            self.stats.rerun_differs += again.result != obs.result
+            again.rerun = {"qemu": mode.value, "result": obs.result, "detail": obs.detail}
+            self.stats.rerun_differs += again.disagrees
             return again
         obs.seconds = round(time.monotonic() - start, 4)
         return obs

@@ -23,7 +23,7 @@ from qmpcompat.harness import CommandFailed, Qemu, Reply
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
-from qmpcompat.types import JSONObject, Version, json_list, json_object, json_text
+from qmpcompat.types import JSONObject, RunMode, Version, json_list, json_object, json_text
 from qmpcompat.vectors.model import FINAL_STATUSES, WAITING_STATUSES, FdSpec, Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
 from qmpcompat.vectors.safety import check_vector
@@ -51,22 +51,35 @@ class Observation:
     guest: JSONObject | None = None  # what the checks of a real guest's arrival saw
     seconds: float = 0.0
     replies: list[JSONObject] | None = None  # a transcript: every step's answer
+    qemu: str = RunMode.FRESH.value  # how the QEMU under test was had (a RunMode)
+    # A failure on a reused QEMU run again alone on a fresh one (this observation):
+    # what the reused QEMU did first ({"result", "detail"}).
+    rerun: JSONObject | None = None
 
     def to_json(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+    @property
+    def disagrees(self) -> bool:
+        """True when this case was run again on a fresh QEMU and the fresh QEMU did
+        otherwise than the reused one."""
+        return self.rerun is not None and self.rerun.get("result") != self.result
 
     @classmethod
     def from_json(cls, data: JSONObject) -> Observation:
         """The observation ``data`` is the ``to_json`` of (TypeError when a member is
         of another shape)."""
         guest, replies, seconds = data.get("guest"), data.get("replies"), data.get("seconds", 0.0)
+        rerun = data.get("rerun")
         if not isinstance(seconds, int | float):
             raise TypeError(f"an observation's seconds is not a number: {seconds!r}")
         return cls(str(data["result"]), json_text(data.get("error_class")),
                    json_text(data.get("desc")), json_text(data.get("migration")),
                    json_text(data.get("peer_migration")), json_text(data.get("migration_error")),
                    str(data.get("detail", "")), None if guest is None else json_object(guest),
-                   seconds, None if replies is None else [json_object(r) for r in json_list(replies)])
+                   seconds, None if replies is None else [json_object(r) for r in json_list(replies)],
+                   RunMode(str(data.get("qemu", RunMode.FRESH.value))).value,
+                   None if rerun is None else json_object(rerun))
 
     def summary(self) -> str:
         if self.result == "reject":
