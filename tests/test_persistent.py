@@ -1,11 +1,15 @@
 """Persistent mode on real binaries: a QEMU serves rejected cases one after
 another, an accepted case or a crash retires it, a crash on a reused QEMU is
 confirmed alone on a fresh one, an empty case dir is handed to the next case,
-a build whose settings cannot be read still serves, and a sample of derived
-cases gives the same outcomes fresh and persistent."""
+a build whose settings cannot be read still serves, a sample of derived cases
+and of golden vectors gives the same outcomes fresh and persistent, a reused
+QEMU that did otherwise than a fresh one is reported (and fails strict mode),
+and the pools of only a few builds stay open."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +21,15 @@ from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
 from qmpcompat.schema.sources.live import SchemaCache
+from qmpcompat.types import Outcome
+from qmpcompat.report.runmodes import unsteady_rows
+from qmpcompat.vectors.check import unmet
+from qmpcompat.vectors.load import load
+from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
 from qmpcompat.vectors.run import Observation, Runner
+from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 from qmpcompat.vectors.transcript import run_fresh
 from qmpcompat.vectors.versions import VersionRange
 
@@ -230,3 +240,73 @@ def test_derived_sample_same_outcomes_fresh_and_persistent(builds: list[QemuBuil
                 compared += 1
         assert persistent.stats.reused > compared // 2
     assert compared >= 20
+
+
+def test_vector_sample_same_outcomes_fresh_and_persistent(builds: list[QemuBuild]) -> None:
+    """Every other golden vector that persistent mode serves on a reused QEMU, on
+    the oldest and the newest build, run fresh and persistent in turn: the same
+    verdict and the same observation (whatever differs by design left out); the
+    persistent runs were mostly on a reused QEMU, and each says so."""
+    vectors = [v for v in load().vectors if persistable(v)][::2]
+    fresh = Runner()
+    compared = 0
+    with PersistentRunner() as persistent:
+        for build in (builds[0], builds[-1]):
+            for vec in vectors:
+                if unmet(vec, build, SCHEMAS):
+                    continue
+                a, b = fresh.run(vec, build), persistent.run(vec, build)
+                assert a.qemu == "fresh" and b.qemu in ("fresh", "forked", "reused")
+                assert _steady(a) == _steady(b), (vec.id, build.label, a.summary(), b.summary())
+                assert judge(vec, build.version, a, []).outcome == \
+                    judge(vec, build.version, b, []).outcome, (vec.id, build.label)
+                compared += 1
+        assert persistent.stats.reused > compared // 2
+    assert compared >= 60
+
+
+def _steady(obs: Observation) -> str:
+    """The observation without what differs between two runs by design: the time,
+    the kind of QEMU, a guest's digests, the case's own port and dir."""
+    text = json.dumps({k: v for k, v in obs.to_json().items()
+                       if k not in ("seconds", "qemu", "rerun", "guest")}, sort_keys=True)
+    return re.sub(r"/tmp/qmpv-[^/'\" ]+", "TMPDIR", re.sub(r"(127\.0\.0\.1|localhost|::1\]?):\d+",
+                                                          r"\1:PORT", text))
+
+
+def test_a_reused_qemu_that_does_otherwise_is_reported_and_fails_strict(newest: QemuBuild) -> None:
+    """A live QEMU killed between two cases: the next case crashes on the reused
+    QEMU, is run again on a fresh one, which rejects; the observation is the fresh
+    one's, says what the reused QEMU did, and strict mode fails the case."""
+    bogus = case("migrate", {"uri": "bogus:x"})
+    with PersistentRunner(spares=0) as runner:
+        first = runner.run(bogus, newest)
+        assert first.result == "reject" and first.qemu == "forked" and first.rerun is None
+        live = next(iter(runner._live.values())).qemu
+        assert live.child is not None
+        live.child.signal_kill()
+        live.child.wait(10)
+        obs = runner.run(bogus, newest)
+    assert obs.result == "reject" and obs.qemu == "fresh", obs.summary()
+    assert obs.rerun is not None and obs.rerun["qemu"] == "reused" and obs.rerun["result"] != "reject"
+    assert obs.disagrees and runner.stats.rerun_differs == 1
+    verdict = Verdict(Outcome.PASSED, "did what the vector says")
+    assert NO_RULES.apply(verdict, obs, None).outcome == "passed"
+    strict = VerdictRules(strict=True).apply(verdict, obs, None)
+    assert strict.outcome == "failed" and "depended on the QEMU it ran on" in strict.message
+    assert VerdictRules(strict=True).apply(verdict, first, None).outcome == "passed"
+    assert unsteady_rows([{"vector": "P", "qemu": newest.label, "outcome": "failed",
+                           "observed": obs.to_json()}])[0]["reused"] == obs.rerun["result"]
+
+
+def test_pools_beyond_the_cap_are_closed(builds: list[QemuBuild]) -> None:
+    """With at most two pools, a third build closes the least recently used one
+    (its QEMUs killed); each case still gets its answer."""
+    three = builds[:3]
+    with PersistentRunner(spares=1, max_pools=2) as runner:
+        for build in [*three, three[0]]:
+            assert runner.run(case("migrate", {"uri": "bogus:x"}), build).result == "reject"
+            assert len(runner._pools) <= 2
+        assert runner.stats.closed == 2
+        assert set(runner._pools) == {(three[2].binary, False), (three[0].binary, False)}
+    assert not runner._pools and not runner._live

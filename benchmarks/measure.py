@@ -1,0 +1,116 @@
+"""What the benchmark measures with: the floor of a build, the median time of a
+callable, a sampler of a process tree's memory and QEMUs, and a whole
+conformance run in a subprocess (its wall time, cases, peak memory, most QEMUs
+alive, and how its cases ran)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qmpcompat.harness import Qemu
+from qmpcompat.provision import QemuBuild
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def median_seconds(func: Callable[[], object], rounds: int) -> float:
+    """The median wall time of ``rounds`` calls of ``func``."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def floor(build: QemuBuild, rounds: int) -> dict[str, float]:
+    """The floor of ``build``: start ``-M none``, finish the QMP handshake, quit
+    (median seconds), and that QEMU's peak RSS."""
+    def once() -> None:
+        with Qemu(build):
+            pass
+
+    once()  # warm the page cache
+    with Qemu(build) as q:
+        assert q.child is not None
+        status = Path(f"/proc/{q.child.pid}/status").read_text()
+        rss = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM")))
+    return {"seconds": median_seconds(once, rounds), "peak_rss_mib": rss / 1024}
+
+
+class Sampler:
+    """Samples a process tree every 20 ms: the peak total RSS and the most QEMUs alive."""
+
+    def __init__(self, root: int) -> None:
+        self.root, self.peak_rss, self.peak_qemus = root, 0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo += children.get(pid, [])
+        return out
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            rss, qemus = 0, 0
+            for pid in self.tree():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                rss += int(next((ln.split()[1] for ln in status.splitlines()
+                                 if ln.startswith("VmRSS")), "0"))
+                qemus += b"qemu-system" in cmd
+            self.peak_rss, self.peak_qemus = max(self.peak_rss, rss), max(self.peak_qemus, qemus)
+            time.sleep(0.02)
+
+    def done(self) -> dict[str, float]:
+        self.stop.set()
+        self.thread.join()
+        return {"peak_rss_mib": self.peak_rss / 1024, "peak_qemus": self.peak_qemus}
+
+
+def conformance_run(paths: Sequence[str], workers: int, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One whole run of the main job's command over ``paths`` (pytest with the
+    plugin, reports in a temporary dir): wall time, cases (records and pair
+    cells), exit status, peak memory and QEMUs of the whole process tree, and
+    results.json's ``run`` (how the cases ran)."""
+    with tempfile.TemporaryDirectory() as reports:
+        cmd = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider",
+               "--qmpcompat-quiet", "--qmpcompat-reports", reports, *extra]
+        if workers > 1:
+            cmd += ["-n", str(workers)]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        sampler = Sampler(proc.pid)
+        out, _ = proc.communicate()
+        seconds = time.perf_counter() - start
+        mem = sampler.done()
+        doc = json.loads((Path(reports) / "results.json").read_text())
+        cases = len(doc["results"]) + len(doc.get("pairs", []))
+    return {"seconds": seconds, "cases": cases, "workers": workers, "exit": proc.returncode, **mem,
+            "run": doc.get("run"), "summary": out.strip().splitlines()[-1] if out.strip() else ""}
