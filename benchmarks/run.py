@@ -42,9 +42,9 @@ from qmpcompat.vectors.paircheck import PairCase, check_pair
 from qmpcompat.vectors.run import Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hunt import BASELINE, compare  # noqa: E402
-from measure import REPO, conformance_run, floor, median_seconds  # noqa: E402
-from schema_diff import one_round  # noqa: E402
+from hunt import BASELINE, compare
+from measure import REPO, conformance_run, floor, median_seconds
+from schema_diff import one_round
 
 # (figure, vector, target as a ratio to the build's floor)
 CASES = (("reject vector", "MI-0002", 1.5),  # neither uri nor channels

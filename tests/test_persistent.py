@@ -20,17 +20,17 @@ from qmpcompat.harness import QemuOptions
 from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
+from qmpcompat.report.runmodes import unsteady_rows
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome
-from qmpcompat.report.runmodes import unsteady_rows
 from qmpcompat.vectors.check import unmet
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import Expectation, Vector
 from qmpcompat.vectors.persistent import PersistentRunner, persistable
 from qmpcompat.vectors.run import Observation, Runner
-from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 from qmpcompat.vectors.transcript import run_fresh
+from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 from qmpcompat.vectors.versions import VersionRange
 
 SCHEMAS = SchemaCache()
