@@ -51,6 +51,7 @@ class Observation:
     guest: JSONObject | None = None  # what the checks of a real guest's arrival saw
     seconds: float = 0.0
     replies: list[JSONObject] | None = None  # a transcript: every step's answer
+    step: str | None = None  # a consumer profile's: the step QEMU refused (or died or hung at)
 
     def to_json(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -66,11 +67,13 @@ class Observation:
                    json_text(data.get("desc")), json_text(data.get("migration")),
                    json_text(data.get("peer_migration")), json_text(data.get("migration_error")),
                    str(data.get("detail", "")), None if guest is None else json_object(guest),
-                   seconds, None if replies is None else [json_object(r) for r in json_list(replies)])
+                   seconds, None if replies is None else [json_object(r) for r in json_list(replies)],
+                   json_text(data.get("step")))
 
     def summary(self) -> str:
         if self.result == "reject":
-            return f"reject {self.error_class}: {self.desc}"
+            at = f" at step {self.step}" if self.step else ""
+            return f"reject{at} {self.error_class}: {self.desc}"
         if self.result == "accept":
             mig = f", migration {self.migration}" if self.migration else ""
             peer = f" (other side {self.peer_migration})" if self.peer_migration else ""
