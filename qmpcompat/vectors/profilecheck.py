@@ -5,7 +5,7 @@ record the reports keep (``consumers`` in results.json)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
@@ -73,6 +73,8 @@ def check_profile(case: ProfileCase, defects: Sequence[KnownDefect], schemas: Sc
         else:
             known = [d for d in defects if d.applies(src.version, dst.version)]
             verdict = judge_expectation(exp.claim, obs, known, max(src.version, dst.version))
+            if verdict.outcome == Outcome.FAILED and obs.summary() not in verdict.message:
+                verdict = replace(verdict, message=f"{verdict.message} ({obs.summary()})")
             shown = next((d for d in known if d.id == verdict.defect), None)
             basis = (defect_basis(shown, src.version, dst.version) if shown is not None
                      else pair_basis(exp, src.version, dst.version))
