@@ -75,7 +75,8 @@ def register_changes(rsubs: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Compare what two builds did with every vector and derived case: newly rejected, "
                     "newly accepted, other error class or text, a migration that ends otherwise, a new "
                     "crash or hang, a crash gone; and which consumer profiles (libvirt, Proxmox) no longer "
-                    "migrate a guest (CONSUMER_BROKEN, pointing at the profile step). Each change has a rule id and a level. BASE and NEW are "
+                    "migrate a guest (CONSUMER_BROKEN, pointing at the profile step). Each change has "
+                    "a rule id and a level. BASE and NEW are "
                     "a QEMU label or version of the run in --results, FILE:LABEL, or a results file of one "
                     "build. Exit 0 clean, 1 changes at or above --fail-on, 2 bad usage or input.")
     c.add_argument("base", metavar="BASE")

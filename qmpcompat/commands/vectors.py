@@ -10,8 +10,8 @@ from pathlib import Path
 
 from qmpcompat.commands.selection import selection, selection_parser
 from qmpcompat.errors import UnsafeInput
-from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.profilegate import gate_problems

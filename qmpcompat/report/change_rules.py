@@ -36,8 +36,8 @@ BEHAVIOUR_RULES: dict[str, tuple[str, str]] = {
                                     " does not with NEW, or from BASE to NEW: QEMU refuses one of its"
                                     " steps, the migration fails, or QEMU crashes or hangs"),
     "CONSUMER_FIXED": ("info", "a consumer profile that did not migrate a guest with BASE does with NEW"),
-    "CONSUMER_CHANGED": ("warning", "a consumer profile fails with BASE and with NEW, but otherwise (another"
-                                    " step, answer or end)"),
+    "CONSUMER_CHANGED": ("warning", "a consumer profile fails with BASE and with NEW, but otherwise"
+                                    " (another step, answer or end)"),
     "SETUP_CHANGED": ("warning", "the harness could set the case up on one build and not on the"
                                  " other"),
 }

@@ -39,7 +39,8 @@ def _conditions_in(tree: JSON) -> None:
         if isinstance(node, dict):
             if "$when" in node:
                 holds(node["$when"], {}, _never)
-            for item in node.get("enable", []) if "in" in node and isinstance(node.get("enable"), list) else []:
+            enable = node.get("enable") if "in" in node else None
+            for item in enable if isinstance(enable, list) else []:
                 if isinstance(item, dict) and item.get("when") is not None:
                     holds(item["when"], {}, _never)
             todo += node.values()

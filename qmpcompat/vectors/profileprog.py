@@ -100,10 +100,11 @@ def _on(spec: JSONObject) -> list[tuple[str, JSON]]:
     for item in items:
         if isinstance(item, str):
             out.append((item, None))
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            out.append((item["name"], item.get("when")))
+        elif isinstance(item, dict) and isinstance(name := item.get("name"), str):
+            out.append((name, item.get("when")))
         else:
-            raise ProgramError(f"$capabilities enable: {item!r} is neither a name nor {{name, when}}")
+            raise ProgramError(f"$capabilities enable: {item!r} is neither a name nor "
+                               "{name, when}")
     return out
 
 
@@ -181,8 +182,8 @@ def references(tree: JSON) -> list[str]:
     while todo:
         node = todo.pop()
         if isinstance(node, dict):
-            if isinstance(node.get("in"), str):
-                out.append(node["in"])
+            if isinstance(name := node.get("in"), str):
+                out.append(name)
             todo += node.values()
         elif isinstance(node, list):
             todo += node

@@ -153,7 +153,7 @@ def parse_step(raw: JSON, file: str, pid: str) -> Step:
     if len(kinds) != 1:
         raise _err(f"step {sid}: needs exactly one of execute, wait, pass-fd", file, raw, pid)
     wait = _object(raw.get("wait"), "wait", file, raw, pid) or {}
-    until = wait.get("until", [])
+    until = wait.get("until") or []
     if "wait" in raw and (not isinstance(until, list) or not until
                           or not all(isinstance(u, str) for u in until)
                           or wait.get("by") not in WAIT_BY):
@@ -165,7 +165,8 @@ def parse_step(raw: JSON, file: str, pid: str) -> Step:
     return Step(id=sid, side=str(side), cite=_str(raw, "cite", file, pid), line=line_of(raw),
                 execute=_str(raw, "execute", file, pid) if "execute" in raw else None,
                 arguments=_object(raw.get("arguments"), "arguments", file, raw, pid),
-                wait_until=tuple(str(u) for u in until), wait_by=str(wait.get("by", "events")),
+                wait_until=tuple(str(u) for u in until) if isinstance(until, list) else (),
+                wait_by=str(wait.get("by", "events")),
                 fd_name=str(fd.get("name", "")), fd_connect=str(fd.get("connect", "")),
                 when=_object(raw.get("when"), "when", file, raw, pid),
                 save=_str(raw, "save", file, pid, required=False),
@@ -194,10 +195,11 @@ def parse_profile_expectation(raw: JSON, file: str, pid: str) -> ProfileExpectat
     inferred = raw.get("inferred-from")
     if inferred is not None and not isinstance(inferred, str):
         raise _err("inferred-from must be a string", file, raw, pid)
-    return ProfileExpectation(src, dst, str(outcome), claim, tuple(seen), inferred, line_of(raw))
+    return ProfileExpectation(src, dst, str(outcome), claim, tuple(str(s) for s in seen), inferred,
+                              line_of(raw))
 
 
-def parse_profile(raw: JSON, file: str) -> Profile:
+def parse_profile(raw: object, file: str) -> Profile:
     """A Profile from its YAML mapping (one per file); VectorError names file, line and id."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
         raise _err("a consumer profile is a mapping with an id", file, raw, None)
