@@ -32,8 +32,8 @@ BEHAVIOUR_RULES: dict[str, tuple[str, str]] = {
     "CASE_ADDED": ("info", "a case only NEW runs (its schema gained what the case needs)"),
     "CASE_REMOVED": ("warning", "a case only BASE runs (NEW's schema lost what the case needs;"
                                 " the schema differ says what)"),
-    "CONSUMER_BROKEN": ("breaking", "a consumer profile (libvirt, Proxmox, ...) migrated a guest with BASE and"
-                                    " does not with NEW, or from BASE to NEW: QEMU refuses one of its"
+    "CONSUMER_BROKEN": ("breaking", "a consumer profile (libvirt, Proxmox, ...) migrated a guest with BASE"
+                                    " and does not with NEW, or from BASE to NEW: QEMU refuses one of its"
                                     " steps, the migration fails, or QEMU crashes or hangs"),
     "CONSUMER_FIXED": ("info", "a consumer profile that did not migrate a guest with BASE does with NEW"),
     "CONSUMER_CHANGED": ("warning", "a consumer profile fails with BASE and with NEW, but otherwise"
