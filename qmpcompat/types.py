@@ -267,6 +267,47 @@ class PairJSON(JudgedJSON):
     destination_package: NotRequired[str]
 
 
+@final
+class ConsumerJSON(JudgedJSON):
+    """The record of one consumer-profile cell (``consumers``): a profile from a
+    source build to a destination build (the same build on both sides too)."""
+
+    profile: str  # CP-NNNN
+    consumer: str
+    consumer_version: str
+    description: NotRequired[str]
+    file: NotRequired[str]
+    step: NotRequired[str | None]  # the step QEMU refused, or crashed or hung at
+    location: NotRequired[str]  # FILE:LINE of that step
+    guest: NotRequired[JSONObject]
+    machine: str
+    source: str
+    source_version: str
+    source_package: NotRequired[str]
+    destination: str
+    destination_version: str
+    destination_package: NotRequired[str]
+
+
+class ConsumerCellJSON(TypedDict):
+    """One cell of the consumer matrices: a profile from a source to a destination."""
+
+    profile: str
+    consumer: str
+    source: str
+    destination: str
+    mark: str  # migrated, refused at STEP, failed, crash, hang, known KD-NNNN, FAIL, n/a
+    outcome: str
+
+
+class ConsumerMatrixJSON(TypedDict):
+    """The consumer x build and consumer x pair matrices (``consumer_matrix``)."""
+
+    profiles: list[dict[str, str]]  # id, consumer, version
+    versions: list[str]
+    cells: list[ConsumerCellJSON]
+
+
 class BinaryJSON(TypedDict):
     """A build of the run (``environment.binaries``), as ``QemuBuild.to_json`` gives it."""
 
@@ -466,6 +507,8 @@ class ResultsMembers(TypedDict, total=False):
     pair_matrix: MatrixJSON
     pair_disagreements: list[PairDisagreementJSON]
     run: RunModesJSON
+    consumers: list[ConsumerJSON]
+    consumer_matrix: ConsumerMatrixJSON
 
 
 class ResultsJSON(ResultsMembers):

@@ -10,7 +10,7 @@ from pathlib import Path
 from qmpcompat import __version__
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.errors import ReportError
-from qmpcompat.report.changes import Step, by_label, compare
+from qmpcompat.report.changes import Step, by_label, compare, consumer_changes
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.results import read_results
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     new, new_records, new_src = pick(args.new, args.results)
     if (base, base_src) == (new, new_src):
         raise ReportError(f"BASE and NEW are the same build ({base} of {base_src})")
-    changes = [c for c in compare(base, base_records, new, new_records)
+    consumers = consumer_changes(base, read_results(Path(base_src)).get("consumers") or [], new,
+                                 read_results(Path(new_src)).get("consumers") or [])
+    changes = [c for c in compare(base, base_records, new, new_records) + consumers
                if Level(c.level).rank >= Level(args.min_level).rank]
     step = Step(base, new, changes, {base: base_src, new: new_src})
     sys.stdout.write(render_any([step], args.format, __version__, new_src))
@@ -72,7 +74,9 @@ def register_changes(rsubs: argparse._SubParsersAction[argparse.ArgumentParser])
         "changes", help="behaviour changes between two builds, case by case",
         description="Compare what two builds did with every vector and derived case: newly rejected, "
                     "newly accepted, other error class or text, a migration that ends otherwise, a new "
-                    "crash or hang, a crash gone. Each change has a rule id and a level. BASE and NEW are "
+                    "crash or hang, a crash gone; and which consumer profiles (libvirt, Proxmox) no longer "
+                    "migrate a guest (CONSUMER_BROKEN, pointing at the profile step). Each change has "
+                    "a rule id and a level. BASE and NEW are "
                     "a QEMU label or version of the run in --results, FILE:LABEL, or a results file of one "
                     "build. Exit 0 clean, 1 changes at or above --fail-on, 2 bad usage or input.")
     c.add_argument("base", metavar="BASE")

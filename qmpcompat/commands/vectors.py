@@ -10,9 +10,14 @@ from pathlib import Path
 
 from qmpcompat.commands.selection import selection, selection_parser
 from qmpcompat.errors import UnsafeInput
+from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import ALLOW_EXEC_WARNING
+from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
-from qmpcompat.vectors.run import Runner
+from qmpcompat.vectors.profilegate import gate_problems
+from qmpcompat.vectors.profilerun import run_profile
+from qmpcompat.vectors.profiles import Profile
+from qmpcompat.vectors.run import Observation, Runner
 from qmpcompat.vectors.safety import check_vector
 
 
@@ -21,7 +26,10 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="run vectors (or one argument tree) and print what QEMU did",
                         description="Run vectors by id on binaries and print the observation, "
                         "to write or review a vector's expectation.")
-    t.add_argument("ids", nargs="+", help="vector ids")
+    t.add_argument("ids", nargs="+", help="vector ids, or consumer profile ids (CP-NNNN)")
+    t.add_argument("--to", metavar="LABEL",
+                   help="consumer profiles: migrate from each selected build to the selected build "
+                        "with this label or version (default: each build to itself)")
     t.add_argument("--vectors", type=Path, default=None)
     t.add_argument("--json", action="store_true")
     t.add_argument("--allow-exec", action="store_true",
@@ -34,7 +42,7 @@ def run_try(args: argparse.Namespace) -> int:
     hung or a case could not be set up, 2 for an unknown id or a vector the
     safety gate refuses."""
     vs = load(args.vectors)
-    known = {v.id for v in vs.vectors}
+    known = {v.id for v in vs.vectors} | {p.id for p in vs.profiles}
     unknown = [i for i in args.ids if i not in known]
     if unknown:
         broken = [str(e) for e in vs.errors if e.vector_id in unknown]
@@ -44,6 +52,7 @@ def run_try(args: argparse.Namespace) -> int:
     if args.allow_exec:
         print(ALLOW_EXEC_WARNING, file=sys.stderr)
     wanted = [v for v in vs.vectors if v.id in set(args.ids)]
+    profiles = [p for p in vs.profiles if p.id in set(args.ids)]
     sel = selection(args)
     for problem in sel.problems:
         print(f"qmpcompat try: unusable: {problem}", file=sys.stderr)
@@ -56,10 +65,38 @@ def run_try(args: argparse.Namespace) -> int:
             continue
         for build in sel.builds:
             obs = runner.run(vec, build)
-            if args.json:
-                print(json.dumps({"vector": vec.id, "qemu": build.label, **obs.to_json()}))
-            else:
-                print(f"{vec.id} {build.label:<8} {obs.summary()}")
+            _print(args, vec.id, build.label, obs)
             if obs.result in ("crash", "hang", "error"):
                 status = max(status, 1)
+    for profile in profiles:
+        status = max(status, _try_profile(profile, sel.builds, args))
+    return status
+
+
+def _print(args: argparse.Namespace, what: str, cell: str, obs: Observation) -> None:
+    if args.json:
+        print(json.dumps({"vector": what, "qemu": cell, **obs.to_json()}))
+    else:
+        detail = f" ({obs.detail})" if obs.detail and what.startswith("CP-") else ""
+        print(f"{what} {cell:<8} {obs.summary()}{detail}")
+
+
+def _try_profile(profile: Profile, builds: list[QemuBuild], args: argparse.Namespace) -> int:
+    """Play one consumer profile from each build to itself, or to ``--to``; the exit
+    status as for vectors."""
+    if problems := gate_problems(profile, args.allow_exec):
+        print(f"qmpcompat try: error: {UnsafeInput(profile.id, problems)}", file=sys.stderr)
+        return 2
+    target = [b for b in builds if args.to in (b.label, b.version_str)] if args.to else []
+    if args.to and not target:
+        print(f"qmpcompat try: error: --to {args.to}: no selected build has that label or version "
+              f"({', '.join(b.label for b in builds)})", file=sys.stderr)
+        return 2
+    status, schemas = 0, SchemaCache()
+    for src in builds:
+        dst = target[0] if target else src
+        obs = run_profile(profile, src, dst, schemas, allow_exec=args.allow_exec)
+        _print(args, profile.id, f"{src.label}->{dst.label}", obs)
+        if obs.result in ("crash", "hang", "error"):
+            status = 1
     return status

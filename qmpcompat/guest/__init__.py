@@ -8,10 +8,11 @@ from qmpcompat.guest.live import (
     new_layout,
     options,
     settle_source,
+    template_files,
     verify,
     write_files,
 )
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 
 __all__ = ["Arrival", "GuestFiles", "GuestSpec", "GuestSpecError", "new_layout", "options",
-           "parse_guest", "settle_source", "verify", "write_files"]
+           "parse_guest", "settle_source", "template_files", "verify", "write_files"]

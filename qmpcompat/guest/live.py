@@ -29,7 +29,7 @@ from qmpcompat.errors import QemuError
 from qmpcompat.guest.image import PAGE, READY, STATUS_ADDR, Layout, firmware
 from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness import Qemu, QemuOptions
-from qmpcompat.safety import qemu_opt
+from qmpcompat.safety import TMPDIR, qemu_opt
 from qmpcompat.types import JSONObject, Version, json_object
 
 FIRMWARE_NAME = "guest.bios"
@@ -50,6 +50,14 @@ class GuestFiles:
     firmware: Path
     pattern: Path
     layout: Layout
+
+
+def template_files(spec: GuestSpec) -> GuestFiles:
+    """The guest's files as a case's command line names them before the case has a
+    dir (the safety gate's placeholder for it), for checking the options a vector
+    or profile will start QEMU with."""
+    return GuestFiles(Path(f"{TMPDIR}/{FIRMWARE_NAME}"), Path(f"{TMPDIR}/{PATTERN_NAME}"),
+                      Layout(spec.memory, 1, spec.state))
 
 
 def write_files(workdir: Path, layout: Layout) -> GuestFiles:

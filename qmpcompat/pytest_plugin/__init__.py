@@ -11,9 +11,10 @@ What suites use (and nothing else):
 
 - fixtures ``qmpcompat_run`` (the ``RunState``), ``vector_runner``,
   ``schema_cache``, ``record_case`` (attach a ``CaseResult`` to the test),
-  ``record_pair`` (a cross-version cell's ``PairResult``) and
+  ``record_pair`` (a cross-version cell's ``PairResult``), ``record_consumer``
+  (a consumer-profile cell's ``ProfileResult``) and
   ``record_schema_findings``;
-- parameters ``qemu_build``, ``vector``, ``derived``, ``pair_case``,
+- parameters ``qemu_build``, ``vector``, ``derived``, ``pair_case``, ``consumer_case``,
   ``qemu_problem`` and ``vector_file_error``, filled from the run;
 - ``conclude(verdict, failure)``: the verdict as a pytest outcome.
 
@@ -35,6 +36,7 @@ from qmpcompat.pytest_plugin.cases import (
     RecordCase,
     conclude,
     parametrize,
+    record_consumer_on,
     record_gate_on,
     record_on,
     record_pair_on,
@@ -47,9 +49,10 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import LEVELS, Level
 from qmpcompat.vectors.paircheck import PairResult
 from qmpcompat.vectors.persistent import PersistentRunner
+from qmpcompat.vectors.profilecheck import ProfileResult
 from qmpcompat.vectors.run import Runner
 
-__all__ = ["RecordCase", "RecordPair", "RunState", "conclude"]
+__all__ = ["RecordCase", "RecordConsumer", "RecordPair", "RunState", "conclude"]
 
 SUITE_MARK = "QMPCOMPAT_SUITE"
 PLUGIN_NAME = "qmpcompat"
@@ -232,6 +235,15 @@ RecordPair = Callable[[PairResult], None]
 def record_pair(request: pytest.FixtureRequest) -> RecordPair:
     """``record_pair(result)``: this cross-version cell's record goes into every report."""
     return lambda result: record_pair_on(request.node, result)
+
+
+RecordConsumer = Callable[[ProfileResult], None]
+
+
+@pytest.fixture
+def record_consumer(request: pytest.FixtureRequest) -> RecordConsumer:
+    """``record_consumer(result)``: this consumer-profile cell's record goes into every report."""
+    return lambda result: record_consumer_on(request.node, result)
 
 
 RecordFindings = Callable[[QemuBuild, str, str, list[Finding]], None]

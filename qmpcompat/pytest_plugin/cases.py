@@ -25,10 +25,12 @@ from qmpcompat.types import Outcome, case_id, qemu_id
 from qmpcompat.vectors.check import CaseResult
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.paircheck import PairResult
+from qmpcompat.vectors.profilecheck import ProfileResult
 
 RECORD = "qmpcompat"  # user property carrying a case's record (JSON)
 PAIR_RECORD = "qmpcompat-pair"  # ... a cross-version cell's record
 GATE_RECORD = "qmpcompat-schema-gate"  # ... and a schema gate's findings
+CONSUMER_RECORD = "qmpcompat-consumer"  # ... a consumer-profile cell's record
 
 
 def derived_cases(st: RunState, schemas: SchemaCache,
@@ -50,7 +52,8 @@ def derived_cases(st: RunState, schemas: SchemaCache,
 def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     """Parametrize the plugin's case arguments a test function asks for:
     ``qemu_problem``, ``vector_file_error``, ``vector``, ``derived``, ``qemu_build``,
-    ``pair_case`` (a cross-version cell: ``XV-NNNN-FORM-SOURCE-to-DESTINATION``)."""
+    ``pair_case`` (a cross-version cell: ``XV-NNNN-FORM-SOURCE-to-DESTINATION``),
+    ``consumer_case`` (a consumer profile's cell: ``CP-NNNN-SOURCE-to-DESTINATION``)."""
     names = metafunc.fixturenames
     if "qemu_problem" in names:
         metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
@@ -63,6 +66,9 @@ def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     if "pair_case" in names:
         cells = st.pair_cases
         metafunc.parametrize("pair_case", cells, ids=[c.id for c in cells])
+    if "consumer_case" in names:
+        cases = st.consumer_cases
+        metafunc.parametrize("consumer_case", cases, ids=[c.id for c in cases])
     if "vector" in names:
         metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
     if "qemu_build" in names:
@@ -94,6 +100,17 @@ def record_pair_on(item: pytest.Item, result: PairResult) -> None:
         item.user_properties.append(("observed", result.observation.summary()))
     item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
+
+
+def record_consumer_on(item: pytest.Item, result: ProfileResult) -> None:
+    """Attach a consumer-profile cell's record to the test report and the JUnit XML."""
+    rec = result.record
+    for key in ("profile", "consumer", "consumer_version", "source_version", "destination_version",
+                "outcome", "expected", "location"):
+        item.user_properties.append((key, str(rec.get(key))))
+    if result.observation is not None:
+        item.user_properties.append(("observed", result.observation.summary()))
+    item.user_properties.append((CONSUMER_RECORD, json.dumps(rec)))
 
 
 def record_gate_on(item: pytest.Item, rows: list[dict[str, object]]) -> None:

@@ -13,7 +13,13 @@ from typing import Protocol, TypedDict
 import pytest
 
 from qmpcompat.provision.build import QemuBuild
-from qmpcompat.pytest_plugin.cases import GATE_RECORD, PAIR_RECORD, RECORD, derived_cases
+from qmpcompat.pytest_plugin.cases import (
+    CONSUMER_RECORD,
+    GATE_RECORD,
+    PAIR_RECORD,
+    RECORD,
+    derived_cases,
+)
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
@@ -90,10 +96,12 @@ class Recorder:
         records = [json.loads(str(v)) for k, v in report.user_properties if k == RECORD]
         pairs = [json.loads(str(v)) for k, v in report.user_properties if k == PAIR_RECORD]
         st.pair_records += pairs
+        consumers = [json.loads(str(v)) for k, v in report.user_properties if k == CONSUMER_RECORD]
+        st.consumer_records += consumers
         for k, v in report.user_properties:
             if k == GATE_RECORD:
                 st.schema_gate += json.loads(str(v))
-        if not records and not pairs and report.failed:
+        if not records and not pairs and not consumers and report.failed:
             records = lost_case(st, report)
         st.records += records
         if self.progress is not None:
@@ -170,15 +178,18 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
                       + [i.warning() for i in st.indexes if i.stale] or None,
                       [i.to_json() for i in st.indexes])
-    seen = {defect for r in [*st.records, *st.pair_records] if (defect := r.get("defect"))}
+    seen = {defect for r in [*st.records, *st.pair_records, *st.consumer_records]
+            if (defect := r.get("defect"))}
     extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
+                             "consumers": st.consumer_records,
                              "schema_history": schema_history(st.builds),
                              "schema_timeline": schema_timeline(st.builds),
                              "known_defects": [defect_facts(d) for d in st.vectors.defects
                                                if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
-    extra["run"] = run_facts([*st.records, *st.pair_records], st.persistent, st.fork_server,
+    extra["run"] = run_facts([*st.records, *st.pair_records, *st.consumer_records], st.persistent,
+                             st.fork_server,
                              st.runners)
     doc = results_document(env, st.records, st.started, extra)
     write_reports(doc, st.reports, st.fail_on, junit=False)

@@ -22,13 +22,23 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.selection import Problem, Selection, named_binaries, select
-from qmpcompat.types import BinaryJSON, CaseJSON, GateFindingJSON, IndexJSON, JSONObject, PairJSON
+from qmpcompat.types import (
+    BinaryJSON,
+    CaseJSON,
+    ConsumerJSON,
+    GateFindingJSON,
+    IndexJSON,
+    JSONObject,
+    PairJSON,
+)
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.paircheck import PairCase, pair_cases
 from qmpcompat.vectors.pairs import PairVector
+from qmpcompat.vectors.profilecheck import ProfileCase, profile_cases
+from qmpcompat.vectors.profiles import Profile
 from qmpcompat.vectors.verdict import VerdictRules
 
 
@@ -52,17 +62,25 @@ class RunState:
     lint: list[LintProblem] = field(default_factory=list)
     records: list[CaseJSON] = field(default_factory=list)
     pair_records: list[PairJSON] = field(default_factory=list)
+    consumer_records: list[ConsumerJSON] = field(default_factory=list)
     schema_gate: list[GateFindingJSON] = field(default_factory=list)
     runners: list[JSONObject] = field(default_factory=list)  # each worker's persistent-mode counts
 
-    def lint_of(self, vec: Vector | PairVector) -> list[str]:
-        """The lint problems of one vector or pair vector (they keep it from running)."""
+    def lint_of(self, vec: Vector | PairVector | Profile) -> list[str]:
+        """The lint problems of one vector, pair vector or consumer profile (they keep
+        it from running)."""
         return [p.message for p in self.lint if p.vector_id == vec.id and p.file == vec.file]
 
     @property
     def pair_cases(self) -> list[PairCase]:
         """Every cross-version cell of the run, in the same order on every worker."""
         return pair_cases(self.vectors.pairs, self.builds)
+
+    @property
+    def consumer_cases(self) -> list[ProfileCase]:
+        """Every consumer-profile cell of the run (each profile from each build to each
+        build, itself too), in the same order on every worker."""
+        return profile_cases(self.vectors.profiles, self.builds)
 
     def build(self, label: str) -> QemuBuild | None:
         """The selected build with this run label, if any."""

@@ -7,6 +7,8 @@ gives it a level. ``breaking``: a client that worked with BASE fails with NEW
 longer completes, a new crash or hang). ``warning``: a client may notice
 (other error text, a case gone, a crash that changed its signature).
 ``info``: compatible (something newly accepted, a crash gone, a new case).
+The consumer rules compare what a consumer profile's migration did on each
+build (and from BASE to NEW, when the run has that cell).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ BEHAVIOUR_RULES: dict[str, tuple[str, str]] = {
     "CASE_ADDED": ("info", "a case only NEW runs (its schema gained what the case needs)"),
     "CASE_REMOVED": ("warning", "a case only BASE runs (NEW's schema lost what the case needs;"
                                 " the schema differ says what)"),
+    "CONSUMER_BROKEN": ("breaking", "a consumer profile (libvirt, Proxmox, ...) migrated a guest with BASE"
+                                    " and does not with NEW, or from BASE to NEW: QEMU refuses one of its"
+                                    " steps, the migration fails, or QEMU crashes or hangs"),
+    "CONSUMER_FIXED": ("info", "a consumer profile that did not migrate a guest with BASE does with NEW"),
+    "CONSUMER_CHANGED": ("warning", "a consumer profile fails with BASE and with NEW, but otherwise"
+                                    " (another step, answer or end)"),
     "SETUP_CHANGED": ("warning", "the harness could set the case up on one build and not on the"
                                  " other"),
 }

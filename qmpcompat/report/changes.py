@@ -13,7 +13,17 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
-from qmpcompat.types import LEVELS, CaseJSON, JSONObject, Level, ResultsJSON, json_text, label_order
+from qmpcompat.report.consumers import what_happened
+from qmpcompat.types import (
+    LEVELS,
+    CaseJSON,
+    ConsumerJSON,
+    JSONObject,
+    Level,
+    ResultsJSON,
+    json_text,
+    label_order,
+)
 
 CRASHES = ("crash", "hang")
 # What differs between two runs of one build, and so is no change.
@@ -160,6 +170,38 @@ def compare(base: str, base_records: list[CaseJSON], new: str,
     return out
 
 
+def _consumer_change(base: str, new: str, case: str, was: ConsumerJSON, now: ConsumerJSON) -> Change | None:
+    before, after = what_happened(was), what_happened(now)
+    if before == after or "not run" in (before, after):
+        return None
+    rule = ("CONSUMER_BROKEN" if before == "migrated" else "CONSUMER_FIXED" if after == "migrated"
+            else "CONSUMER_CHANGED")
+    level, explanation = BEHAVIOUR_RULES[rule]
+    at = now if after != "migrated" else was
+    return Change(base, new, case, "consumer", "consumer profile",
+                  f"{now['consumer']} {now['consumer_version']}",
+                  str(at.get("location") or at.get("file") or ""), rule, level, before, after,
+                  explanation, now.get("defect") or was.get("defect") or "")
+
+
+def consumer_changes(base: str, base_records: list[ConsumerJSON], new: str,
+                     new_records: list[ConsumerJSON]) -> list[Change]:
+    """Per consumer profile: its migration with BASE on both sides against NEW on
+    both sides, and (when ``new_records`` has the cell) from BASE to NEW against
+    BASE on both sides: the consumers a change breaks, names them."""
+    def cell(records: list[ConsumerJSON], src: str, dst: str) -> dict[str, ConsumerJSON]:
+        return {r["profile"]: r for r in records if (r["source"], r["destination"]) == (src, dst)}
+
+    old, cur, upgrade = (cell(base_records, base, base), cell(new_records, new, new),
+                         cell(new_records, base, new))
+    out = []
+    for pid in sorted(old):
+        for case, now in ((pid, cur.get(pid)), (f"{pid} {base}->{new}", upgrade.get(pid))):
+            if now is not None and (found := _consumer_change(base, new, case, old[pid], now)):
+                out.append(found)
+    return out
+
+
 def worst(changes: list[Change]) -> int:
     """Rank of the worst change (-1 when there is none)."""
     return max((Level(c.level).rank for c in changes), default=-1)
@@ -197,4 +239,6 @@ def run_steps(doc: ResultsJSON) -> list[Step]:
     """The changes between each build of a run and the one before it (version order)."""
     groups = by_label(doc)
     labels = list(groups)
-    return [Step(a, b, compare(a, groups[a], b, groups[b])) for a, b in pairwise(labels)]
+    consumers = doc.get("consumers") or []
+    return [Step(a, b, compare(a, groups[a], b, groups[b]) + consumer_changes(a, consumers, b, consumers))
+            for a, b in pairwise(labels)]

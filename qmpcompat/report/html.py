@@ -10,6 +10,7 @@ from pathlib import Path
 from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import to_json
+from qmpcompat.report.consumers import consumer_matrix
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.matrix import matrix
 from qmpcompat.report.summary import verdict
@@ -25,7 +26,8 @@ def render_html(doc: ResultsJSON, fail_on: str = "breaking") -> str:
                                "defect_rows": defect_rows(doc),
                                "run_line": runmodes.describe(run) if run else ""},
             "behaviour_changes": to_json(run_steps(doc))["steps"],
-            "pair_matrix": matrix(doc.get("pairs") or [])}
+            "pair_matrix": matrix(doc.get("pairs") or []),
+            "consumer_matrix": consumer_matrix(doc.get("consumers") or [])}
     # Inside <script>, "</" would end the element: escape it (and "<!--").
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
     return TEMPLATE.read_text().replace("__DATA__", payload)

@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
+from qmpcompat.report.consumers import junit_suite as consumers_suite
 from qmpcompat.report.matrix import junit_suite
 from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
@@ -66,6 +67,7 @@ def render_junit(doc: ResultsJSON) -> str:
             elif rec["outcome"] == "xfailed":
                 ET.SubElement(case, "skipped", type="pytest.xfail", message=rec.get("message") or "")
     junit_suite(root, doc)
+    consumers_suite(root, doc)
     if doc.get("running") or doc.get("interrupted"):
         suite = ET.SubElement(root, "testsuite", name="qmpcompat-run", tests="1", failures="1")
         case = ET.SubElement(suite, "testcase", classname="qmpcompat", name="run-finished")

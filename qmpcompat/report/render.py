@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qmpcompat.report.consumers import consumer_matrix
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.html import render_html
 from qmpcompat.report.junit import render_junit
@@ -21,6 +22,8 @@ def write_reports(doc: ResultsJSON, outdir: Path, fail_on: str = "breaking",
     rendering writes nothing."""
     if doc.get("pairs"):
         doc = {**doc, "pair_matrix": matrix(doc["pairs"])}
+    if doc.get("consumers"):
+        doc = {**doc, "consumer_matrix": consumer_matrix(doc["consumers"])}
     texts = {"summary.md": render_summary(doc, fail_on), "index.html": render_html(doc, fail_on)}
     if junit:
         texts["junit.xml"] = render_junit(doc)

@@ -23,6 +23,7 @@ from qmpcompat.types import (
     OUTCOMES,
     BinaryJSON,
     CaseJSON,
+    ConsumerJSON,
     EnvironmentJSON,
     IndexJSON,
     JSONObject,
@@ -76,22 +77,22 @@ def totals(records: list[CaseJSON]) -> dict[str, dict[str, int]]:
 BASIS_KINDS = ("observed", "schema", "inferred")
 
 
-def claim_labels(rec: CaseJSON | PairJSON) -> list[str]:
-    """The QEMU labels a record counts for: a case's build; a cross-version cell's
-    source and destination (once when they are the same build)."""
+def claim_labels(rec: CaseJSON | PairJSON | ConsumerJSON) -> list[str]:
+    """The QEMU labels a record counts for: a case's build; a cross-version (or
+    consumer-profile) cell's source and destination (once when they are the same build)."""
     if "qemu" in rec:
         return [rec["qemu"]]
     return list(dict.fromkeys([rec["source"], rec["destination"]]))
 
 
-def claim_totals(records: list[CaseJSON],
-                 pairs: list[PairJSON] | None = None) -> dict[str, dict[str, int]]:
+def claim_totals(records: list[CaseJSON], pairs: list[PairJSON] | None = None,
+                 consumers: list[ConsumerJSON] | None = None) -> dict[str, dict[str, int]]:
     """Per QEMU label: how many cases were judged on an observed, a schema-decided
     and an inferred claim (cases judged on no claim, e.g. skipped, are left out).
     A case judged on a known defect counts by the defect's claim; a cross-version
     cell counts for both its builds (``claim_labels``)."""
     out: dict[str, Counter[str]] = {}
-    for rec in [*records, *(pairs or ())]:
+    for rec in [*records, *(pairs or ()), *(consumers or ())]:
         basis = rec.get("basis")
         kind = basis["kind"] if basis else None
         if kind in BASIS_KINDS:
@@ -126,7 +127,7 @@ def results_document(env: EnvironmentJSON, records: list[CaseJSON], started: flo
         "seconds": round(time.time() - started, 3),
         "environment": env,
         "totals": totals(records),
-        "claims": claim_totals(records, extra.get("pairs")),
+        "claims": claim_totals(records, extra.get("pairs"), extra.get("consumers")),
         "results": records,
         **extra,
     }

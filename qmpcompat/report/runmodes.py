@@ -15,16 +15,27 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from qmpcompat.types import CaseJSON, JSONObject, PairJSON, RunMode, RunModesJSON, UnsteadyJSON, json_object
+from qmpcompat.types import (
+    CaseJSON,
+    ConsumerJSON,
+    JSONObject,
+    PairJSON,
+    RunMode,
+    RunModesJSON,
+    UnsteadyJSON,
+    json_object,
+)
+
+Record = CaseJSON | PairJSON | ConsumerJSON  # a case, a matrix cell or a consumer cell
 
 
-def _mode(rec: CaseJSON | PairJSON) -> str | None:
+def _mode(rec: Record) -> str | None:
     obs = rec.get("observed") or {}
     mode = obs.get("qemu")
     return str(mode) if mode is not None else None
 
 
-def unsteady_rows(records: Sequence[CaseJSON | PairJSON]) -> list[UnsteadyJSON]:
+def unsteady_rows(records: Sequence[Record]) -> list[UnsteadyJSON]:
     """The cases whose reused QEMU and the fresh QEMU they were run again on did
     otherwise: what each did."""
     rows: list[UnsteadyJSON] = []
@@ -33,13 +44,14 @@ def unsteady_rows(records: Sequence[CaseJSON | PairJSON]) -> list[UnsteadyJSON]:
         first = obs.get("rerun")
         if not isinstance(first, dict) or first.get("result") == obs.get("result"):
             continue
-        rows.append({"vector": rec["vector"], "qemu": str(rec.get("qemu") or rec.get("source")),
+        case = rec["profile"] if "profile" in rec else rec["vector"]
+        rows.append({"vector": case, "qemu": str(rec.get("qemu") or rec.get("source")),
                      "reused": str(first.get("result")), "reused_detail": str(first.get("detail", "")),
                      "fresh": str(obs.get("result")), "outcome": rec["outcome"]})
     return rows
 
 
-def run_facts(records: Sequence[CaseJSON | PairJSON], persistent: bool, fork_server: bool,
+def run_facts(records: Sequence[Record], persistent: bool, fork_server: bool,
               counts: Sequence[JSONObject]) -> RunModesJSON:
     """results.json's ``run``: the mode asked for, how many cases ran on each kind
     of QEMU, how many were run again on a fresh one, and, per build, why its

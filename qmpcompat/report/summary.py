@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
+from qmpcompat.report.consumers import failed_consumers
+from qmpcompat.report.consumers import render_markdown as render_consumers
 from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_result, tally
 from qmpcompat.report.history import timeline_markdown
 from qmpcompat.report.matrix import failed_pairs
@@ -68,6 +70,10 @@ def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
     if pair_failed:
         reasons.append(f"{len(pair_failed)} cross-version matrix cell"
                        f"{'s' * (len(pair_failed) != 1)} failed")
+    consumer_failed = failed_consumers(doc)
+    if consumer_failed:
+        reasons.append(f"{len(consumer_failed)} consumer profile cell"
+                       f"{'s' * (len(consumer_failed) != 1)} failed")
     problems = doc["environment"].get("problems", [])
     if problems:
         reasons.append(f"{len(problems)} unusable binar{'ies' if len(problems) != 1 else 'y'} or suite")
@@ -141,7 +147,8 @@ def _claims(doc: ResultsJSON) -> list[str]:
     claims = doc.get("claims") or {}
     if not claims:
         return []
-    passed = Counter(label for r in [*doc["results"], *(doc.get("pairs") or ())]
+    passed = Counter(label for r in [*doc["results"], *(doc.get("pairs") or ()),
+                                     *(doc.get("consumers") or ())]
                      if r["outcome"] == "passed" and (r.get("basis") or {}).get("kind") == "inferred"
                      for label in claim_labels(r))
     lines = ["", "### What the expectations rest on", "",
@@ -206,6 +213,7 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     lines += _features(env["binaries"])
     lines += _claims(doc)
     lines += render_matrix(doc)
+    lines += render_consumers(doc)
     failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
     if failed:
         lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",

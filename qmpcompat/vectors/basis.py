@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.types import BasisJSON, Outcome, Version
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
-from qmpcompat.vectors.pairs import PairExpectation
 from qmpcompat.vectors.versions import pair_label
 
 KINDS = ("observed", "schema", "inferred")
@@ -79,8 +79,19 @@ def defect_basis(defect: KnownDefect, version: Version,
     return _inferred(f"known defect {defect.id}", where, defect.observed_on, defect.inferred_from)
 
 
-def pair_basis(exp: PairExpectation, source: Version, destination: Version) -> Basis:
-    """The basis of a cross-version cell judged on ``exp``."""
+class PairClaim(Protocol):
+    """A claim on source->destination pairs: a pair vector's expectation or a
+    consumer profile's."""
+
+    @property
+    def observed_on(self) -> tuple[str, ...]: ...
+    @property
+    def inferred_from(self) -> str | None: ...
+    def observed(self, src: Version, dst: Version) -> bool: ...
+
+
+def pair_basis(exp: PairClaim, source: Version, destination: Version) -> Basis:
+    """The basis of a cross-version cell (or a consumer profile's cell) judged on ``exp``."""
     where = pair_label(source, destination)
     if exp.observed(source, destination):
         return Basis("observed", f"observed on {where}")

@@ -25,16 +25,20 @@ from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
     DEFECTS_FILE,
     FLAGS_FILE,
+    PROFILE_SCHEMA,
     VECTOR_SCHEMA,
     VectorSet,
     is_pair_file,
     load,
     load_pair_file,
+    load_profile_file,
     load_vector_file,
+    profile_files,
     vector_files,
 )
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.pairs import PairVector, case_vector
+from qmpcompat.vectors.profilelint import profile_problems
 from qmpcompat.vectors.safety import check_vector
 from qmpcompat.vectors.versions import VersionRange, parse_pair_label
 from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
@@ -263,6 +267,31 @@ def _file_problems(path: Path, shown: str, flags: dict[str, str], retired: set[s
             for msg in vector_problems(vec, flags, retired, allow_exec)]
 
 
+def _profiles_problems(root: Path, rel: Callable[[Path], str], vector_schema: JSONObject,
+                       retired: set[str], allow_exec: bool, fix: bool) -> list[Problem]:
+    """The problems of every consumer profile file: its schema (which takes the
+    observed/inferred rule from the vector file's), canonical form and rules."""
+    paths = profile_files(root)
+    if not paths:
+        return []
+    schema = _json_file(root / PROFILE_SCHEMA)
+    out: list[Problem] = []
+    for path in paths:
+        try:
+            data = load_yaml(path)
+        except VectorError:
+            continue  # already reported by load()
+        out += schema_problems(data, schema, rel(path), (vector_schema,))
+        out += _canonical(path, data, rel(path), fix)
+        try:
+            profile = load_profile_file(path, rel(path))
+        except VectorError:
+            continue
+        out += [Problem(profile.file, profile.line, profile.id, msg)
+                for msg in profile_problems(profile, retired, allow_exec)]
+    return out
+
+
 def lint(root: Path, fix: bool = False, allow_exec: bool = False,
          loaded: VectorSet | None = None) -> list[Problem]:
     """Every problem of the vector set under ``root`` (with ``fix``, rewrite files
@@ -288,6 +317,7 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
             problems += _file_problems(path, rel(path), vs.flags, retired, allow_exec)
         except VectorError:
             continue
+    problems += _profiles_problems(root, rel, schema, retired, allow_exec, fix)
     defects = root / DEFECTS_FILE
     if defects.exists():
         try:
@@ -296,7 +326,7 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
                                         (schema,))
         except VectorError as exc:
             problems.append(_from_error(exc))
-        ids = ({v.id for v in vs.vectors} | {p.id for p in vs.pairs}
+        ids = ({v.id for v in vs.vectors} | {p.id for p in vs.pairs} | {p.id for p in vs.profiles}
                | {e.vector_id for e in vs.errors if e.vector_id})
         seen: set[str] = set()
         for d in vs.defects:

@@ -16,6 +16,7 @@ from qmpcompat.errors import VectorError
 from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
 from qmpcompat.vectors.pairs import PairVector, parse_pair
+from qmpcompat.vectors.profiles import Profile, parse_profile
 from qmpcompat.vectors.yamlfile import load_yaml
 
 FLAGS_FILE = "flags.yaml"
@@ -23,6 +24,8 @@ DEFECTS_FILE = "known-defects.yaml"
 VECTOR_SCHEMA = "vector-file.schema.json"
 VECTOR_DIRS = ("migrate", "migrate-incoming")
 PAIR_DIR = "cross-version"
+PROFILE_DIR = "consumers"  # consumer profiles, one per file
+PROFILE_SCHEMA = "consumer-profile.schema.json"
 _V = TypeVar("_V", Vector, PairVector)
 
 
@@ -40,6 +43,7 @@ class VectorSet:
     errors: list[VectorError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     pairs: list[PairVector] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
 
     def defects_for(self, vector_id: str) -> list[KnownDefect]:
         return [d for d in self.defects if d.vector == vector_id]
@@ -55,11 +59,22 @@ class VectorSet:
 
 
 def vector_files(root: Path) -> list[Path]:
-    """Every vector file: the two commands' directories, then the cross-version pairs."""
+    """Every vector file: the two commands' directories, then the cross-version pairs
+    (consumer profiles have their own schema: ``profile_files``)."""
     files: list[Path] = []
     for sub in (*VECTOR_DIRS, PAIR_DIR):
         files += sorted((root / sub).glob("*.yaml"))
     return files
+
+
+def profile_files(root: Path) -> list[Path]:
+    """Every consumer profile file (``consumers/*.yaml``)."""
+    return sorted((root / PROFILE_DIR).glob("*.yaml"))
+
+
+def load_profile_file(path: Path, rel: str) -> Profile:
+    """The consumer profile of one file (VectorError if it does not parse)."""
+    return parse_profile(load_yaml(path, rel), rel)
 
 
 def is_pair_file(path: Path) -> bool:
@@ -130,8 +145,8 @@ def _defects(vs: VectorSet, path: Path, shown: str) -> None:
 def _without_duplicates(vs: VectorSet) -> None:
     """An id used twice names no call: every copy is refused, each naming the others
     (vectors and pair vectors share one id space)."""
-    where: dict[str, list[Vector | PairVector]] = {}
-    items: list[Vector | PairVector] = [*vs.vectors, *vs.pairs]
+    where: dict[str, list[Vector | PairVector | Profile]] = {}
+    items: list[Vector | PairVector | Profile] = [*vs.vectors, *vs.pairs, *vs.profiles]
     for item in items:
         where.setdefault(item.id, []).append(item)
     for vid, copies in sorted(where.items()):
@@ -141,6 +156,7 @@ def _without_duplicates(vs: VectorSet) -> None:
                                          item.file, item.line, vid))
     vs.vectors = sorted((v for v in vs.vectors if len(where[v.id]) == 1), key=lambda v: v.id)
     vs.pairs = sorted((p for p in vs.pairs if len(where[p.id]) == 1), key=lambda p: p.id)
+    vs.profiles = sorted((p for p in vs.profiles if len(where[p.id]) == 1), key=lambda p: p.id)
 
 
 def load(root: Path | None = None) -> VectorSet:
@@ -174,6 +190,12 @@ def load(root: Path | None = None) -> VectorSet:
             vs.errors.append(exc)
             continue
         vs.errors += errors
+    for path in profile_files(root):
+        vs.files.append(path)
+        try:
+            vs.profiles.append(load_profile_file(path, rel(path)))
+        except VectorError as exc:
+            vs.errors.append(exc)
     defects_path = root / DEFECTS_FILE
     if defects_path.exists():
         vs.files.append(defects_path)

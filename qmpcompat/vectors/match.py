@@ -27,7 +27,8 @@ class Verdict:
 def describe(exp: Expectation) -> str:
     if exp.result == "reject":
         text = exp.desc if exp.desc is not None else f"/{exp.desc_pattern}/"
-        return f"reject {exp.error_class}: {text}"
+        at = f" at step {exp.step}" if exp.step else ""
+        return f"reject{at} {exp.error_class}: {text}"
     if exp.result == "accept":
         return "accept" + (f", migration {exp.migration}" if exp.migration else "")
     return exp.result
@@ -45,6 +46,8 @@ def differences(exp: Expectation, obs: Observation) -> list[str]:
             out.append(f"desc: expected {exp.desc!r}, got {obs.desc!r}")
         if exp.desc_pattern and not re.fullmatch(exp.desc_pattern, obs.desc or ""):
             out.append(f"desc: expected /{exp.desc_pattern}/, got {obs.desc!r}")
+        if exp.step is not None and obs.step != exp.step:
+            out.append(f"refused at step {obs.step}, expected at step {exp.step}")
     elif exp.result == "accept" and exp.migration:
         sides = [obs.migration] + ([obs.peer_migration] if obs.peer_migration else [])
         if any(s != exp.migration for s in sides):

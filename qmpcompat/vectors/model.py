@@ -40,6 +40,7 @@ class Expectation:
     migration_error: str | None = None  # accept + failed: regex the error-desc must match
     observed_on: tuple[str, ...] = ()  # the QEMU versions real binaries were seen doing this
     inferred_from: str | None = None  # what a claim on any other version rests on
+    step: str | None = None  # a consumer profile's refusal: the step QEMU refused
 
     def observed(self, version: Version) -> bool:
         """True when a real binary of ``version`` was seen doing what this says."""
@@ -193,7 +194,8 @@ def parse_expectation(raw: object, file: str, vid: str | None,
                       why=_text(raw, "why", file, vid), migration=_text(raw, "migration", file, vid),
                       migration_error=_text(raw, "migration-error", file, vid, regex=True),
                       observed_on=_words(raw.get("observed-on"), "observed-on", file, raw, vid),
-                      inferred_from=_text(raw, "inferred-from", file, vid))
+                      inferred_from=_text(raw, "inferred-from", file, vid),
+                      step=_text(raw, "step", file, vid))
     if result == "reject" and (not exp.error_class or not (exp.desc or exp.desc_pattern)):
         raise _err("a reject needs error-class and desc (or desc-pattern with why)", file, raw,
                    vid)

@@ -55,6 +55,7 @@ class Observation:
     # A failure on a reused QEMU run again alone on a fresh one (this observation):
     # what the reused QEMU did first ({"result", "detail"}).
     rerun: JSONObject | None = None
+    step: str | None = None  # a consumer profile's: the step QEMU refused (or died or hung at)
 
     def to_json(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -78,12 +79,14 @@ class Observation:
                    json_text(data.get("peer_migration")), json_text(data.get("migration_error")),
                    str(data.get("detail", "")), None if guest is None else json_object(guest),
                    seconds, None if replies is None else [json_object(r) for r in json_list(replies)],
-                   RunMode(str(data.get("qemu", RunMode.FRESH.value))).value,
-                   None if rerun is None else json_object(rerun))
+                   qemu=RunMode(str(data.get("qemu", RunMode.FRESH.value))).value,
+                   rerun=None if rerun is None else json_object(rerun),
+                   step=json_text(data.get("step")))
 
     def summary(self) -> str:
         if self.result == "reject":
-            return f"reject {self.error_class}: {self.desc}"
+            at = f" at step {self.step}" if self.step else ""
+            return f"reject{at} {self.error_class}: {self.desc}"
         if self.result == "accept":
             mig = f", migration {self.migration}" if self.migration else ""
             peer = f" (other side {self.peer_migration})" if self.peer_migration else ""

@@ -9,12 +9,8 @@ values, inside the harness.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from qmpcompat.guest import GuestFiles
-from qmpcompat.guest.image import Layout
-from qmpcompat.guest.live import FIRMWARE_NAME, PATTERN_NAME
-from qmpcompat.safety import TMPDIR, Policy, command_problems, machine_problem, option_problems
+from qmpcompat.guest import template_files
+from qmpcompat.safety import Policy, command_problems, machine_problem, option_problems
 from qmpcompat.types import Version
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
@@ -28,8 +24,7 @@ def check_vector(vec: Vector, allow_exec: bool = False) -> list[str]:
     if why := machine_problem(vec.machine):
         problems.append(f"requires/machine: {why}")
     if vec.guest is not None:
-        files = GuestFiles(Path(f"{TMPDIR}/{FIRMWARE_NAME}"), Path(f"{TMPDIR}/{PATTERN_NAME}"),
-                           Layout(vec.guest.memory, 1, vec.guest.state))
+        files = template_files(vec.guest)
         for source in (True, False):
             opts = qemu_options(vec, not source, 1.0, files, Version(1, 0, 0), source)
             argv = ["-M", opts.machine, "-m", opts.memory or "", *opts.extra_args]

@@ -1,0 +1,134 @@
+"""The consumer matrices of a run (``consumers`` in results.json): per consumer
+profile, what became of its migration on every build (the same build on both
+sides) and across every ordered pair of builds. summary.md, index.html, the
+JSON summary (``consumer_matrix``) and JUnit XML are all fed from here.
+
+A cell's mark says what happened: ``migrated``, ``refused at STEP``,
+``failed``, ``crash``, ``hang``, ``corrupt``; ``known KD-NNNN: ...`` when a
+recorded known break showed, ``FAIL: ...`` when it was not what the profile
+expects, ``n/a`` when the cell did not run (a side lacks the guest's machine).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from qmpcompat.types import (
+    ConsumerCellJSON,
+    ConsumerJSON,
+    ConsumerMatrixJSON,
+    ResultsJSON,
+    json_text,
+    label_order,
+)
+
+
+def what_happened(rec: ConsumerJSON) -> str:
+    """The consumer's migration in a few words, from the record's observation."""
+    obs = rec.get("observed") or {}
+    result = json_text(obs.get("result"))
+    if result == "accept":
+        ends = (json_text(obs.get("migration")), json_text(obs.get("peer_migration")))
+        return "migrated" if ends == ("completed", "completed") else \
+            f"failed (source {ends[0]}, destination {ends[1]})"
+    if result == "reject":
+        return f"refused at {json_text(obs.get('step'))}"
+    return result or "not run"
+
+
+def mark(rec: ConsumerJSON) -> str:
+    """A cell's mark (see the module's description)."""
+    outcome, what = rec["outcome"], what_happened(rec)
+    if outcome == "passed":
+        return what
+    if outcome == "xfailed":
+        return f"known {rec.get('defect')}: {what}"
+    if outcome == "skipped":
+        return "n/a"
+    return f"FAIL: {what}"
+
+
+def consumer_matrix(records: list[ConsumerJSON]) -> ConsumerMatrixJSON:
+    """The profiles (id, consumer, version), the builds in version order, and one
+    cell per profile, source and destination."""
+    profiles: dict[str, dict[str, str]] = {}
+    cells: list[ConsumerCellJSON] = []
+    for rec in sorted(records, key=lambda r: (r["profile"], label_order(r["source"]),
+                                              label_order(r["destination"]))):
+        profiles.setdefault(rec["profile"], {"id": rec["profile"], "consumer": rec["consumer"],
+                                             "version": rec["consumer_version"]})
+        cells.append({"profile": rec["profile"], "consumer": rec["consumer"], "source": rec["source"],
+                      "destination": rec["destination"], "mark": mark(rec), "outcome": rec["outcome"]})
+    versions = sorted({v for r in records for v in (r["source"], r["destination"])}, key=label_order)
+    return {"profiles": list(profiles.values()), "versions": versions, "cells": cells}
+
+
+def failed_consumers(doc: ResultsJSON) -> list[ConsumerJSON]:
+    return [r for r in doc.get("consumers") or [] if r["outcome"] in ("failed", "error")]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(doc: ResultsJSON) -> list[str]:
+    """The consumer sections of summary.md (empty when no profile ran)."""
+    records = doc.get("consumers") or []
+    if not records:
+        return []
+    m = consumer_matrix(records)
+    at = {(c["profile"], c["source"], c["destination"]): c["mark"] for c in m["cells"]}
+    names = {p["id"]: f"{p['consumer']} {p['version']}" for p in m["profiles"]}
+    lines = ["", "### Consumers x builds (the same build on both sides)", "",
+             "Each consumer profile (vectors/consumers/) replayed with a real guest: each side's "
+             "QEMU gets the consumer's own commands.", "",
+             "| consumer | " + " | ".join(m["versions"]) + " |",
+             "| --- |" + " --- |" * len(m["versions"])]
+    for pid, name in names.items():
+        lines.append(f"| {pid} {_cell(name)} | "
+                     + " | ".join(_cell(at.get((pid, v, v), "")) for v in m["versions"]) + " |")
+    for pid, name in names.items():
+        lines += ["", f"#### {pid} {_cell(name)} across builds (rows: source, columns: destination)", "",
+                  "| source \\ destination | " + " | ".join(m["versions"]) + " |",
+                  "| --- |" + " --- |" * len(m["versions"])]
+        lines += [f"| **{src}** | " + " | ".join(_cell(at.get((pid, src, dst), ""))
+                                                  for dst in m["versions"]) + " |"
+                  for src in m["versions"]]
+    failed = failed_consumers(doc)
+    if failed:
+        lines += ["", "#### Consumer cells that failed", "",
+                  "| profile | source | destination | step | why |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['profile']} | {r['source']} | {r['destination']} | "
+                  f"{_cell(str(r.get('location') or ''))} | "
+                  f"{_cell((r.get('message') or '').splitlines()[0] if r.get('message') else '')} |"
+                  for r in failed]
+    return lines
+
+
+def junit_suite(root: ET.Element, doc: ResultsJSON) -> None:
+    """A ``consumers`` testsuite: one testcase per cell, named like the live run's
+    test id (``test_consumer[CP-0002-10.0.13-to-11.1.3]``)."""
+    records = doc.get("consumers") or []
+    if not records:
+        return
+    suite = ET.SubElement(root, "testsuite", name="consumers", tests=str(len(records)),
+                          failures=str(len(failed_consumers(doc))),
+                          skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in records)))
+    for rec in sorted(records, key=lambda r: (r["profile"], r["source"], r["destination"])):
+        cid = f"{rec['profile']}-{rec['source']}-to-{rec['destination']}"
+        case = ET.SubElement(suite, "testcase", classname="qmpcompat.consumers",
+                             name=f"test_consumer[{cid}]", time=str(rec.get("seconds", 0)))
+        props = ET.SubElement(case, "properties")
+        for key in ("profile", "consumer", "consumer_version", "source_version",
+                    "destination_version", "machine", "location", "outcome"):
+            ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
+        ET.SubElement(props, "property", name="mark", value=mark(rec))
+        message = rec.get("message") or ""
+        if rec["outcome"] in ("failed", "error"):
+            fail = ET.SubElement(case, "failure", message=message or "failed")
+            fail.text = f"expected: {rec.get('expected')}\nobserved: {json.dumps(rec.get('observed'))}"
+        elif rec["outcome"] == "skipped":
+            ET.SubElement(case, "skipped", message=message)
+        elif rec["outcome"] == "xfailed":
+            ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
