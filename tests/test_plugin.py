@@ -24,6 +24,16 @@ def _spy(*args, **kwargs):
     return _load(*args, **kwargs)
 
 state.load = _spy
+
+from qmpcompat.schema.sources import live
+
+class _Introspecting(live.Qemu):
+    def start(self, *args, **kwargs):
+        with open(os.environ["QMPCOMPAT_TEST_INTROSPECTS"], "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
+        return super().start(*args, **kwargs)
+
+live.Qemu = _Introspecting
 '''
 
 
@@ -57,13 +67,19 @@ def test_plugin_stays_dormant_unless_asked(tmp_path: Path) -> None:
     assert not (tmp_path / "reports").exists()
 
 
-def test_workers_do_not_load_the_vectors_again(tmp_path: Path) -> None:
+def test_workers_do_not_load_the_vectors_or_read_schemas_again(tmp_path: Path) -> None:
+    """The controller loads the vectors and reads each build's schema once; the
+    workers parametrize the derived cases from the schema they were handed."""
     (tmp_path / "load_spy.py").write_text(LOAD_SPY)
-    loads = tmp_path / "loads"
+    loads, introspects = tmp_path / "loads", tmp_path / "introspects"
     proc = _pytest(REPO, "-p", "load_spy", "-n", "2", "--qmpcompat-suites", SUITES,
                    "--qmpcompat-vectors", str(basic_vectors(tmp_path)), "-k", "MI-0003",
                    "--qmpcompat-reports", str(tmp_path / "reports"), "suites/test_vectors.py",
-                   env={"PYTHONPATH": str(tmp_path), "QMPCOMPAT_TEST_LOADS": str(loads)})
+                   "suites/test_derived.py",
+                   env={"PYTHONPATH": str(tmp_path), "QMPCOMPAT_TEST_LOADS": str(loads),
+                        "QMPCOMPAT_TEST_INTROSPECTS": str(introspects)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
     assert len(loads.read_text().split()) == 1  # the controller only
+    pids = introspects.read_text().split()
+    assert set(pids) == set(loads.read_text().split()) and len(pids) == len(SUITES.split(","))

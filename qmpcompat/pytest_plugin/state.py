@@ -1,13 +1,16 @@
 """What a run selected and has seen (``RunState``), how the controller makes it,
 and how it travels to the xdist workers.
 
-The controller selects the binaries, loads the vector set and lints it once;
-every worker receives all of it (``workerinput``), so no worker selects,
-loads or lints again and every worker tests exactly what the controller chose.
+The controller selects the binaries, reads each one's schema, loads the vector
+set and lints it once; every worker receives all of it (``workerinput``), so no
+worker selects, introspects, loads or lints again and every worker tests
+exactly what the controller chose.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import pickle
 import sys
 import time
@@ -21,6 +24,7 @@ from qmpcompat.errors import QmpCompatError, VectorError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
+from qmpcompat.schema.sources.live import adopt, introspect, known
 from qmpcompat.selection import Problem, Selection, named_binaries, select
 from qmpcompat.types import (
     BinaryJSON,
@@ -150,6 +154,9 @@ def make_state(config: pytest.Config) -> RunState:
         st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     except VectorError as exc:
         raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
+    for build in st.builds:  # read once here, handed to every worker (``ship``)
+        with contextlib.suppress(QmpCompatError):
+            introspect(build)
     return st
 
 
@@ -160,6 +167,7 @@ class Shipped(TypedDict):
     problems: list[list[str]]
     indexes: NotRequired[list[IndexJSON]]
     loaded: bytes  # the pickled vector set and its lint problems
+    schemas: str  # each build's query-qmp-schema, by binary (JSON)
     started: float
 
 
@@ -169,12 +177,14 @@ def ship(st: RunState) -> Shipped:
             "problems": [[p.name, str(p.error)] for p in st.problems],
             "indexes": [i.to_json() for i in st.indexes],
             "loaded": pickle.dumps((st.vectors, st.lint)),
+            "schemas": json.dumps(known(st.builds), separators=(",", ":")),
             "started": st.started}
 
 
 def unship(config: pytest.Config, data: Shipped) -> RunState:
     """The controller's run, on a worker."""
     vectors, lint_problems = pickle.loads(data["loaded"])
+    adopt(json.loads(data["schemas"]))
     return RunState(
         builds=[QemuBuild.from_json(b) for b in data["builds"]],
         problems=[Problem(name, QmpCompatError(text)) for name, text in data["problems"]],

@@ -1,5 +1,6 @@
 """A build's own schema: its ``query-qmp-schema`` reply, read once per binary and
-process, and the query index over it. This is the one place that answers
+run (a run's controller reads it and hands it to its workers: ``known`` and
+``adopt``), and the query index over it. This is the one place that answers
 "this build's schema" for the suite, the differ, the hunt and the benchmark."""
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ def introspect(build: QemuBuild) -> list[Entry]:
     entries = [as_entry(e, build.binary) for e in reply]
     _INTROSPECTED[build.binary] = entries
     return entries
+
+
+def known(builds: list[QemuBuild]) -> dict[str, list[Entry]]:
+    """The schemas of ``builds`` read so far in this process, by binary (a build whose
+    schema cannot be read is left out): what a run hands its other processes."""
+    return {b.binary: _INTROSPECTED[b.binary] for b in builds if b.binary in _INTROSPECTED}
+
+
+def adopt(schemas: dict[str, list[Entry]]) -> None:
+    """Take the schemas another process of the run read (``known``), so that this
+    one starts no QEMU to read them again."""
+    for binary, entries in schemas.items():
+        _INTROSPECTED.setdefault(binary, [as_entry(e, binary) for e in entries])
 
 
 def from_build(build: QemuBuild, spec: str = "") -> SchemaInput:
