@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -11,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from qemu.qmp import Message
 
 from qmpcompat.errors import QemuDied, QemuHung, UnsafeInput
 from qmpcompat.harness import CommandFailed, Qemu, QemuOptions
 from qmpcompat.harness.process import private_dir
+from qmpcompat.harness.qemu import _Client
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
 
@@ -149,3 +152,34 @@ def _sleepers(marker: str) -> list[int]:
             except OSError:
                 continue
     return out
+
+
+def test_message_hooks_are_used_and_stay_quiet(newest: QemuBuild,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """qemu.qmp (0.0.x, pinned below 0.1) calls its documented message hooks
+    (``_cb_outbound``, ``_cb_inbound``) for every message, and our client's hooks
+    leave a message unformatted unless debug logging is on."""
+    formatted: list[str] = []
+    real_str = Message.__str__
+
+    def counting_str(msg: Message) -> str:
+        formatted.append("x")
+        return real_str(msg)
+
+    monkeypatch.setattr(Message, "__str__", counting_str)
+    seen: list[str] = []
+    out, inbound = _Client._cb_outbound, _Client._cb_inbound
+    monkeypatch.setattr(_Client, "_cb_outbound", lambda self, m: seen.append("out") or out(self, m))
+    monkeypatch.setattr(_Client, "_cb_inbound", lambda self, m: seen.append("in") or inbound(self, m))
+    with Qemu(newest) as q:
+        q.cmd("query-status")
+        assert "out" in seen and "in" in seen
+        assert not formatted  # nothing pretty-printed for a log that is off
+        logger = logging.getLogger("qemu.qmp")
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            q.cmd("query-status")
+        finally:
+            logger.setLevel(level)
+        assert formatted  # with debug logging on, the base hooks log each message

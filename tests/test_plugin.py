@@ -12,6 +12,8 @@ from pathlib import Path
 
 from suite_runner import REPO, SUITES, basic_vectors
 
+from qmpcompat.provision import QemuBuild
+
 LOAD_SPY = '''
 import os
 from qmpcompat.pytest_plugin import state
@@ -83,3 +85,31 @@ def test_workers_do_not_load_the_vectors_or_read_schemas_again(tmp_path: Path) -
     assert len(loads.read_text().split()) == 1  # the controller only
     pids = introspects.read_text().split()
     assert set(pids) == set(loads.read_text().split()) and len(pids) == len(SUITES.split(","))
+
+
+SIGTERM_CHECK = '''
+import signal, sys
+import pytest
+
+def mine(signum, frame):
+    pass
+
+signal.signal(signal.SIGTERM, mine)
+code = pytest.main(sys.argv[1:])
+assert signal.getsignal(signal.SIGTERM) is mine, signal.getsignal(signal.SIGTERM)
+print("handler restored")
+raise SystemExit(code)
+'''
+
+
+def test_a_run_gives_back_the_sigterm_handler_it_found(tmp_path: Path, newest: QemuBuild) -> None:
+    """The plugin stops a run on SIGTERM like Ctrl-C while it runs, and puts back the
+    handler it found when the run ends (pytest.main in a process that goes on)."""
+    (tmp_path / "check.py").write_text(SIGTERM_CHECK)
+    proc = subprocess.run([sys.executable, str(tmp_path / "check.py"), "-p", "no:cacheprovider",
+                           "-p", "qmpcompat", "--qemu", newest.binary, "--qmpcompat-no-provision",
+                           "--qmpcompat-reports", str(tmp_path / "reports"),
+                           "--qmpcompat-vectors", str(basic_vectors(tmp_path)), "-k", "MI-0003",
+                           str(REPO / "suites" / "test_vectors.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "handler restored" in proc.stdout, proc.stdout + proc.stderr

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 import pytest
 
 from qmpcompat.harness import timeout_arg
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
+    NONE_MARK,
     RecordCase,
     conclude,
     parametrize,
@@ -119,12 +122,15 @@ def _requested(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{NONE_MARK}: the placeholder of an empty parameter "
+                                       "list of the qmpcompat plugin (deselected)")
     if config.option.help or config.option.version:
         return
     shipped = getattr(config, "workerinput", {}).get(SHIPPED)
     if shipped is None and not _requested(config):
         return
-    signal.signal(signal.SIGTERM, _interrupt)  # a CI cancel stops the run like Ctrl-C
+    # a CI cancel stops the run like Ctrl-C; the handler before it comes back at the end
+    config.stash[SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _interrupt)
     if shipped is not None:
         config.stash[STATE] = unship(config, shipped)
     else:
@@ -133,8 +139,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(SIGTERM_BEFORE, None)
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+SigHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+SIGTERM_BEFORE = pytest.StashKey[SigHandler]()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -157,14 +173,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the placeholder items of empty parameter sets (no unusable binary, no
+    """Deselect the placeholder items of empty parameter sets (no unusable binary, no
     broken vector file): they are not skips worth reporting. Order the cases of one
     build together (a persistent runner keeps the pools of a few builds at once),
     the same way on every worker. Record the QEMU version and binary of every case
     in the JUnit XML."""
-    items[:] = [i for i in items
-                if not any(str(m.kwargs.get("reason", "")).startswith("got empty parameter set")
-                           for m in i.iter_markers("skip"))]
+    placeholders = [i for i in items if i.get_closest_marker(NONE_MARK) is not None]
+    if placeholders:
+        config.hook.pytest_deselected(items=placeholders)
+        items[:] = [i for i in items if i.get_closest_marker(NONE_MARK) is None]
     st = config.stash.get(STATE, None)
     if st is not None:
         order = {b.binary: n for n, b in enumerate(st.builds)}

@@ -10,7 +10,7 @@ rebuild the record of a case whose worker died.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -49,6 +49,20 @@ def derived_cases(st: RunState, schemas: SchemaCache,
     return params
 
 
+NONE_MARK = "qmpcompat_none"  # the placeholder of an empty parameter list (deselected)
+
+
+def _parametrize(metafunc: pytest.Metafunc, name: str, values: Sequence[object], ids: list[str],
+                 **options: str) -> None:
+    """Parametrize ``name``; an empty list gets one placeholder marked ``NONE_MARK``,
+    which the plugin deselects (an empty set is no skip worth reporting)."""
+    if values:
+        metafunc.parametrize(name, values, ids=ids, **options)  # type: ignore[arg-type]
+    else:
+        metafunc.parametrize(name, [pytest.param(None, marks=getattr(pytest.mark, NONE_MARK))],
+                             ids=["none"], **options)  # type: ignore[arg-type]
+
+
 def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     """Parametrize the plugin's case arguments a test function asks for:
     ``qemu_problem``, ``vector_file_error``, ``vector``, ``derived``, ``qemu_build``,
@@ -56,24 +70,24 @@ def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
     ``consumer_case`` (a consumer profile's cell: ``CP-NNNN-SOURCE-to-DESTINATION``)."""
     names = metafunc.fixturenames
     if "qemu_problem" in names:
-        metafunc.parametrize("qemu_problem", st.problems, ids=[p.name for p in st.problems])
+        _parametrize(metafunc, "qemu_problem", st.problems, [p.name for p in st.problems])
     if "vector_file_error" in names:
-        metafunc.parametrize("vector_file_error", st.lint,
-                             ids=[f"{p.file}:{p.line or 0}:{p.vector_id or ''}" for p in st.lint])
+        _parametrize(metafunc, "vector_file_error", st.lint,
+                     [f"{p.file}:{p.line or 0}:{p.vector_id or ''}" for p in st.lint])
     if "derived" in names:
         params = derived_cases(st, SchemaCache())
-        metafunc.parametrize("derived", params, ids=[case_id(c.id, b.label) for b, c in params])
+        _parametrize(metafunc, "derived", params, [case_id(c.id, b.label) for b, c in params])
     if "pair_case" in names:
         cells = st.pair_cases
-        metafunc.parametrize("pair_case", cells, ids=[c.id for c in cells])
+        _parametrize(metafunc, "pair_case", cells, [c.id for c in cells])
     if "consumer_case" in names:
         cases = st.consumer_cases
-        metafunc.parametrize("consumer_case", cases, ids=[c.id for c in cases])
+        _parametrize(metafunc, "consumer_case", cases, [c.id for c in cases])
     if "vector" in names:
-        metafunc.parametrize("vector", st.vectors.vectors, ids=[v.id for v in st.vectors.vectors])
+        _parametrize(metafunc, "vector", st.vectors.vectors, [v.id for v in st.vectors.vectors])
     if "qemu_build" in names:
-        metafunc.parametrize("qemu_build", st.builds, ids=[qemu_id(b.label) for b in st.builds],
-                             scope="session" if "vector" not in names else "function")
+        _parametrize(metafunc, "qemu_build", st.builds, [qemu_id(b.label) for b in st.builds],
+                     scope="session" if "vector" not in names else "function")
 
 
 RecordCase = Callable[[CaseResult], None]

@@ -227,7 +227,6 @@ def defect_facts(defect: KnownDefect) -> KnownDefectJSON:
 
 
 def say(tr: pytest.TerminalReporter, line: str) -> None:
-    """Print ``line`` on a line of its own, between pytest's progress dots."""
-    if tr._tw.width_of_current_line:
-        tr._tw.line()
+    """Print ``line`` on a line of its own, between pytest's progress dots
+    (``write_line`` starts a new line first when the current one has dots)."""
     tr.write_line(line)
