@@ -17,7 +17,7 @@ from qemu.qmp import Message
 from qmpcompat.errors import QemuDied, QemuHung, UnsafeInput
 from qmpcompat.harness import CommandFailed, Qemu, QemuOptions
 from qmpcompat.harness.process import private_dir
-from qmpcompat.harness.qemu import _Client
+from qmpcompat.harness.session import Client
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import build_from_path
 
@@ -168,9 +168,9 @@ def test_message_hooks_are_used_and_stay_quiet(newest: QemuBuild,
 
     monkeypatch.setattr(Message, "__str__", counting_str)
     seen: list[str] = []
-    out, inbound = _Client._cb_outbound, _Client._cb_inbound
-    monkeypatch.setattr(_Client, "_cb_outbound", lambda self, m: seen.append("out") or out(self, m))
-    monkeypatch.setattr(_Client, "_cb_inbound", lambda self, m: seen.append("in") or inbound(self, m))
+    out, inbound = Client._cb_outbound, Client._cb_inbound
+    monkeypatch.setattr(Client, "_cb_outbound", lambda self, m: seen.append("out") or out(self, m))
+    monkeypatch.setattr(Client, "_cb_inbound", lambda self, m: seen.append("in") or inbound(self, m))
     with Qemu(newest) as q:
         q.cmd("query-status")
         assert "out" in seen and "in" in seen

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
-from qmpcompat.harness import timeout_arg
+from qmpcompat.runconfig import timeout_arg
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import JSONObject, Outcome
 from qmpcompat.vectors.run import Runner

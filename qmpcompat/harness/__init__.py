@@ -5,7 +5,7 @@ answers; ``pool``: fresh QEMUs with spares started ahead; ``forkserver``: QEMUs
 forked from one already loaded), and probes of what a build can do
 (``features``)."""
 
-from qmpcompat.harness.qemu import Qemu, QemuOptions, check_starts, timeout_arg
+from qmpcompat.harness.qemu import MAX_TIMEOUT, Qemu, QemuOptions, check_starts
 from qmpcompat.harness.reply import CommandFailed, Reply
 
-__all__ = ["CommandFailed", "Qemu", "QemuOptions", "Reply", "check_starts", "timeout_arg"]
+__all__ = ["MAX_TIMEOUT", "CommandFailed", "Qemu", "QemuOptions", "Reply", "check_starts"]

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from qmpcompat.errors import ForkServerUnavailable
 from qmpcompat.harness.forkserver import ForkServer
-from qmpcompat.harness.qemu import EventLoop, Qemu, QemuOptions
+from qmpcompat.harness.qemu import Qemu, QemuOptions
+from qmpcompat.harness.session import EventLoop
 from qmpcompat.provision.build import QemuBuild
 
 

@@ -1,7 +1,7 @@
 """Drive one QEMU over QMP: start it, run commands, read events, stop it.
 
 A ``Qemu`` is synchronous to its caller; underneath it uses qemu.qmp's
-asyncio client. A started QEMU holds a ``_Session`` (its event loop, client
+asyncio client. A started QEMU holds a ``Session`` (its event loop, client
 and event listener), which exists exactly while QEMU runs. Each QEMU
 has an ``EventLoop`` of its own unless it is given one to share (a
 ``QemuPool`` shares one, so that its spares' handshakes go on while another
@@ -9,7 +9,8 @@ QEMU answers); there is no module-global loop. QMP always goes over a unix
 socket in a private 0700 directory; QEMU connects to us, so there is no
 start-up race.
 
-Every wait for QEMU (``_await``) is named steps: ``_started`` (the session, or
+The asynchronous parts are in ``qmpcompat.harness.session``. Every wait for
+QEMU (``_await``) is named steps: ``_started`` (the session, or
 QemuError), ``_watch`` (run the coroutine while watching the process; say how
 the wait ended, a ``WaitEnd``), then the result, or ``_failure`` (QemuDied,
 QemuHung or QemuError with QEMU's stderr tail).
@@ -17,120 +18,28 @@ QemuHung or QemuError with QEMU's stderr tail).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from qemu.qmp import (
-    ConnectError,
-    EventListener,
-    ExecInterruptedError,
-    ExecuteError,
-    Message,
-    QMPClient,
-)
-from qemu.qmp.protocol import StateError
+from qemu.qmp import EventListener, ExecuteError
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung
 from qmpcompat.harness.forkserver import ForkServer
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.harness.reply import CommandFailed, Reply, wire
+from qmpcompat.harness.session import CONNECTION_LOST, Client, EventLoop, Session, WaitEnd
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.safety import Policy, check_command, check_options, qemu_opt
 from qmpcompat.types import JSON, JSONObject, json_object
 
-logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 T = TypeVar("T")
-# The errors qemu.qmp raises when the connection goes away under a command.
-_CONNECTION_LOST = (ExecInterruptedError, ConnectError, StateError, EOFError, OSError)
-
-
-class _Client(QMPClient):
-    """qemu.qmp's client, its message hooks logging only when debug logging is on:
-    the base hooks pretty-print every message for the log first, whatever the
-    level (about a tenth of a hunt worker's CPU)."""
-
-    def _cb_outbound(self, msg: Message) -> Message:
-        if self.logger.isEnabledFor(logging.DEBUG):
-            return super()._cb_outbound(msg)
-        return msg
-
-    def _cb_inbound(self, msg: Message) -> Message:
-        if self.logger.isEnabledFor(logging.DEBUG):
-            return super()._cb_inbound(msg)
-        return msg
-
-
-class WaitEnd(Enum):
-    """How one wait for QEMU ended."""
-
-    FINISHED = "finished"  # the coroutine finished: a result or an exception
-    EXITED = "exited"      # QEMU's process exited first
-    TIMED_OUT = "timed out"  # neither happened within the timeout
-
-
-class EventLoop:
-    """An asyncio event loop shared by its users (QEMUs, a pool): each ``acquire``
-    counts one, each ``release`` lets one go, and the last release closes it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._users = 0
-
-    def acquire(self) -> asyncio.AbstractEventLoop:
-        self._users += 1
-        return self.loop
-
-    def release(self) -> None:
-        self._users -= 1
-        if self._users <= 0 and not self.loop.is_closed():
-            self.loop.close()
-
-
-@dataclass
-class _Session:
-    """A launched QEMU's QMP side: its event loop, client and event listener. It
-    exists from the moment the QMP server listens until ``close``."""
-
-    events: EventLoop
-    qmp: QMPClient
-    listener: EventListener
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self.events.loop
-
-    def run(self, coro: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run(asyncio.wait_for(self.qmp.disconnect(), 2))
-        self.events.release()
-
-
-MAX_TIMEOUT = 3600.0
-
-
-def timeout_arg(text: str) -> float:
-    """A timeout option's value in seconds: a finite number above 0 and at most an
-    hour (``nan``, ``inf`` and ``0`` would make a hung QEMU hang the run)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (0 < value <= MAX_TIMEOUT):  # also false for nan
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: a timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
-    return value
+MAX_TIMEOUT = 3600.0  # seconds: the longest start-up or command timeout a run may set
 
 
 @dataclass
@@ -169,7 +78,7 @@ class Qemu:
     child: Child | None = field(init=False, default=None)
     events: list[JSONObject] = field(init=False, default_factory=list)
     greeting: JSONObject = field(init=False, default_factory=dict)
-    _session: _Session | None = field(init=False, default=None)
+    _session: Session | None = field(init=False, default=None)
     _owns_dir: bool = field(init=False, default=True)
     _accepting: asyncio.Task[None] | None = field(init=False, default=None)
 
@@ -210,7 +119,7 @@ class Qemu:
             check_options(self.qemu_options(sock), policy)
             events = self.loop or EventLoop()
             events.acquire()
-            session = self._session = _Session(events, _Client(self.name), EventListener())
+            session = self._session = Session(events, Client(self.name), EventListener())
             session.qmp.register_listener(session.listener)
             session.run(session.qmp.start_server(str(sock)))
             stderr = self.workdir / f"{self.name}.stderr"
@@ -322,7 +231,7 @@ class Qemu:
 
     # -- the event loop bridge ---------------------------------------------------
 
-    def _started(self) -> _Session:
+    def _started(self) -> Session:
         """The session of a launched QEMU; QemuError when it is not (or is closed)."""
         if self._session is None:
             raise QemuError(f"QEMU {self.name} is not started")
@@ -348,7 +257,7 @@ class Qemu:
                 session.run(task)
         raise self._failure(task, what, timeout)
 
-    def _watch(self, session: _Session, task: asyncio.Future[T], deadline: float) -> WaitEnd:
+    def _watch(self, session: Session, task: asyncio.Future[T], deadline: float) -> WaitEnd:
         """Run the loop until ``task`` finishes, QEMU exits or ``deadline`` passes."""
         ended: list[WaitEnd] = []
 
@@ -382,7 +291,7 @@ class Qemu:
         if status is not None:
             return QemuDied(what, status, self.stderr_tail())
         lost = task.exception() if task.done() and not task.cancelled() else None
-        if lost is not None and not isinstance(lost, _CONNECTION_LOST):
+        if lost is not None and not isinstance(lost, CONNECTION_LOST):
             return lost
         if lost is not None and self.child is not None:
             status = self.child.wait(2.0)

@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 
-from qmpcompat.harness import timeout_arg
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
     NONE_MARK,
@@ -46,6 +45,7 @@ from qmpcompat.pytest_plugin.cases import (
 )
 from qmpcompat.pytest_plugin.recorder import Recorder, record_runner, start_reports
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
+from qmpcompat.runconfig import timeout_arg
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.differ.rules import Finding
 from qmpcompat.schema.sources.live import SchemaCache
