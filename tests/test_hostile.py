@@ -16,6 +16,10 @@ import pytest
 import yaml
 from suite_runner import REPO, basic_vectors
 
+from qmpcompat.errors import UnsafeInput
+from qmpcompat.harness import Qemu, QemuOptions
+from qmpcompat.provision import QemuBuild
+from qmpcompat.safety import Policy, policy
 from qmpcompat.vectors.pattern import check
 
 BAD = Path(__file__).resolve().parent / "bad-inputs"
@@ -64,3 +68,48 @@ def test_patterns_outside_the_linear_subset_are_refused() -> None:
     assert check("x(?=y)") == "invalid perl operator: (?="
     assert check("a" * 3000) == "too long (3000 characters; at most 2000)"
     assert check("Failed to connect to '127\\.0\\.0\\.1:[0-9]+': Connection refused") is None
+
+
+# --- names that need DNS ----------------------------------------------------
+
+
+def _resolver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, hosts: str,
+              nsswitch: str = "hosts: files dns\n") -> None:
+    (tmp_path / "hosts").write_text(hosts)
+    (tmp_path / "nsswitch.conf").write_text(nsswitch)
+    monkeypatch.setattr(policy, "HOSTS_FILE", tmp_path / "hosts")
+    monkeypatch.setattr(policy, "NSSWITCH_FILE", tmp_path / "nsswitch.conf")
+
+
+@pytest.mark.parametrize(("hosts", "nsswitch", "why"), [
+    ("127.0.0.1 localhost\n::1 localhost ip6-localhost\n", "hosts: files dns\n", None),
+    ("127.0.0.1 runsc\n", "hosts: files dns\n", "host 'localhost' is not in "),
+    ("10.1.2.3 localhost\n", "hosts: files dns\n", "host 'localhost' is not loopback in "),
+    ("127.0.0.1 localhost\n", "hosts: dns files\n", "does not ask /etc/hosts first"),
+])
+def test_localhost_only_where_etc_hosts_answers_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   hosts: str, nsswitch: str, why: str | None) -> None:
+    _resolver(monkeypatch, tmp_path, hosts, nsswitch)
+    case = Policy.for_case(tmp_path)
+    got = case.host_problem("localhost")
+    assert (got is None) if why is None else (why in str(got)), got
+    assert Policy.template().host_problem("localhost") is None  # decided when a case runs
+    for literal in ("127.0.0.1", "127.3.2.1", "::1", "[::1]"):
+        assert case.host_problem(literal) is None
+
+
+@pytest.mark.parametrize("name", ["ip6-loopback", "ip6-localhost", "LOCALHOST.", "localhost.localdomain",
+                                  "127.0.0.1.nip.io", "0x7f000001", ""])
+def test_other_names_never_reach_qemu(name: str) -> None:
+    for p in (Policy.template(), Policy.for_case("/tmp/case")):
+        assert p.host_problem(name) == f"host {name!r} is not loopback (127.0.0.0/8, ::1, localhost)"
+        assert p.uri_problem(f"tcp:{name}:4444") is not None
+
+
+def test_the_harness_refuses_localhost_without_etc_hosts(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path, newest: QemuBuild) -> None:
+    _resolver(monkeypatch, tmp_path, "127.0.0.1 vm\n")
+    with Qemu(newest, QemuOptions(incoming_defer=True)) as q:
+        with pytest.raises(UnsafeInput, match="host 'localhost' is not in .*QEMU would ask DNS"):
+            q.execute("migrate-incoming", {"uri": "tcp:localhost:0"})
+        assert q.execute("query-migrate").result.get("status") is None  # nothing was sent

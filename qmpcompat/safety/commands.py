@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from qmpcompat.safety.policy import Policy, is_loopback
+from qmpcompat.safety.policy import Policy
 from qmpcompat.types import JSON
 
 T = TypeVar("T")
@@ -70,8 +70,7 @@ def _typed(kind: type[T], check: Callable[[T, Policy], str | None]) -> Check:
 
 uri = _typed(str, lambda v, p: p.uri_problem(v))
 path = _typed(str, lambda v, p: p.path_problem(v))
-host = _typed(str, lambda v, p: None if is_loopback(v) else
-              f"host {v!r} is not loopback (127.0.0.0/8, ::1, localhost)")
+host = _typed(str, lambda v, p: p.host_problem(v))
 cid = _typed(str, lambda v, p: None if v == "1" else f"vsock cid {v!r} is not the local cid 1")
 argv = _typed(list, lambda v, p: p.argv_problem(v))
 
