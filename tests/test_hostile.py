@@ -113,3 +113,77 @@ def test_the_harness_refuses_localhost_without_etc_hosts(monkeypatch: pytest.Mon
         with pytest.raises(UnsafeInput, match="host 'localhost' is not in .*QEMU would ask DNS"):
             q.execute("migrate-incoming", {"uri": "tcp:localhost:0"})
         assert q.execute("query-migrate").result.get("status") is None  # nothing was sent
+
+
+# --- options smuggled into external commands --------------------------------
+
+# Every place qmpcompat runs an external command, and why an operand can never
+# be taken for an option there: "--" (or git's --end-of-options) before the
+# operands; operands that are absolute paths the harness made; no operand at
+# all. A new call site fails this test until it is added here.
+CALL_SITES = {
+    ("qmpcompat/schema/sources/qapi.py", "from_git"): "end-of-options",  # git show REF:VERSION
+    ("qmpcompat/schema/sources/qapi_source.py", "read"): "end-of-options",  # git show REF:PATH
+    ("qmpcompat/provision/source_tree.py", "debian_tree"): "--",  # dpkg-source -x -- DSC DIR
+    ("qmpcompat/provision/source_tree.py", "_git"): "fixed",  # git -C TREE rev-parse/status/diff/ls-files
+    ("qmpcompat/provision/debian.py", "fetch"): "--",  # dpkg-deb -x -- DEB DIR
+    ("qmpcompat/provision/apt.py", "run"): "args",  # apt-get/apt-cache: callers put "--" in args
+    ("qmpcompat/provision/apt.py", "run_src"): "args",
+    ("qmpcompat/provision/apt.py", "host_proxy_settings"): "fixed",  # apt-config dump
+    ("qmpcompat/provision/apt.py", "host_arch"): "fixed",  # dpkg --print-architecture
+    ("qmpcompat/provision/source_build.py", "missing_packages"): "--",  # dpkg-query -W -f=.. -- PKGS
+    ("qmpcompat/provision/source_build.py", "_dependencies"): "--",  # apt-get install ... -- PKGS
+    ("qmpcompat/provision/source_build.py", "_run_logged"): "fixed",  # configure, ninja, make: paths
+    ("qmpcompat/provision/build.py", "probe_version"): "fixed",  # QEMU --version (argv[0] is the program)
+    ("qmpcompat/harness/process.py", "__init__"): "--",  # setpriv --pdeathsig KILL -- QEMU ...
+    ("qmpcompat/harness/forkserver.py", "_built"): "fixed",  # cc --version; cc FLAGS -o ABS ABS
+    ("qmpcompat/hunt/backtrace.py", "backtrace"): "fixed",  # gdb -p PID
+    ("qmpcompat/reaper.py", "__init__"): "fixed",  # python -m qmpcompat.reaper PID DIR
+}
+
+
+def _call_sites() -> dict[tuple[str, str], str]:
+    """(file, innermost function) -> the source of its subprocess calls in qmpcompat/."""
+    import ast
+    found: dict[tuple[str, str], str] = {}
+
+    def visit(node: ast.AST, path: str, func: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
+            if isinstance(child, ast.Call) and ast.unparse(child.func) in (
+                    "subprocess.run", "subprocess.Popen", "subprocess.check_output"):
+                found[(path, func)] = found.get((path, func), "") + ast.unparse(child) + "\n"
+            visit(child, path, name)
+
+    for path in sorted((REPO / "qmpcompat").rglob("*.py")):
+        visit(ast.parse(path.read_text()), str(path.relative_to(REPO)), "")
+    return found
+
+
+def test_every_external_command_is_classified() -> None:
+    sites = _call_sites()
+    assert set(sites) == set(CALL_SITES), "classify the new or gone call sites in CALL_SITES"
+    for site, rule in CALL_SITES.items():
+        if rule in ("--", "end-of-options"):
+            assert f"'{'--' if rule == '--' else '--end-of-options'}'" in sites[site], site
+    apt = (REPO / "qmpcompat/provision/apt.py").read_text()
+    for operand in ("package]", "f'{package}={version}']"):  # every apt operand follows "--"
+        assert apt.replace('"', "'").count(operand) == apt.replace('"', "'").count("'--', " + operand)
+
+
+def test_a_git_ref_is_never_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``REPO@--output=FILE`` made ``git show`` write FILE."""
+    from qmpcompat.cli import main
+    repo = tmp_path / "qemu"
+    (repo / "qapi").mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "qapi" / "qapi-schema.json").write_text("{ 'command': 'x' }\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    out = tmp_path / "written-by-git"
+    for ref in (f"--output={out}", "-p"):
+        assert main(["history", f"{repo}@{ref}"]) == 2
+        err = capsys.readouterr().err
+        assert f"git ref {ref!r} begins with '-': git would take it for an option" in err
+    assert not out.exists()
