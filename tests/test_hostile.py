@@ -110,7 +110,7 @@ def test_the_harness_refuses_localhost_without_etc_hosts(monkeypatch: pytest.Mon
                                                          tmp_path: Path, newest: QemuBuild) -> None:
     _resolver(monkeypatch, tmp_path, "127.0.0.1 vm\n")
     with Qemu(newest, QemuOptions(incoming_defer=True)) as q:
-        with pytest.raises(UnsafeInput, match="host 'localhost' is not in .*QEMU would ask DNS"):
+        with pytest.raises(UnsafeInput, match=r"host 'localhost' is not in .*QEMU would ask DNS"):
             q.execute("migrate-incoming", {"uri": "tcp:localhost:0"})
         assert q.execute("query-migrate").result.get("status") is None  # nothing was sent
 

@@ -34,7 +34,7 @@ class Expectation:
     result: str  # accept | reject
     error_class: str | None = None
     desc: str | None = None  # exact text
-    desc_pattern: str | None = None  # a regular expression (RE2, whole text; vectors/pattern.py); ``why`` says why
+    desc_pattern: str | None = None  # RE2 regex of the whole text (pattern.py); ``why`` says why
     why: str | None = None
     migration: str | None = None  # accept: final status of the migration (both sides)
     migration_error: str | None = None  # accept + failed: regex the error-desc must match
