@@ -7,6 +7,7 @@ tests/bad-inputs/ (cases.yaml says what it must get)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,8 +21,9 @@ from qmpcompat.errors import UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, policy
-from qmpcompat.vectors.pattern import check
 
+# (A module new on this branch is imported inside the test that needs it, so
+# that the other tests run against an older qmpcompat on PYTHONPATH.)
 BAD = Path(__file__).resolve().parent / "bad-inputs"
 CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
 
@@ -64,6 +66,7 @@ def test_patterns_match_in_linear_time() -> None:
 
 
 def test_patterns_outside_the_linear_subset_are_refused() -> None:
+    from qmpcompat.vectors.pattern import check  # new with RE2 (imported here: see OLD)
     assert check("(a)\\1") == "invalid escape sequence: \\1"
     assert check("x(?=y)") == "invalid perl operator: (?="
     assert check("a" * 3000) == "too long (3000 characters; at most 2000)"
@@ -187,3 +190,55 @@ def test_a_git_ref_is_never_an_option(tmp_path: Path, capsys: pytest.CaptureFixt
         err = capsys.readouterr().err
         assert f"git ref {ref!r} begins with '-': git would take it for an option" in err
     assert not out.exists()
+
+
+# --- data files that are links or special files -----------------------------
+
+SECRET = "qmpcompat-secret-token-7f3a"  # what a link points at: never to be printed
+
+
+def _not_regular(kind: str, path: Path, target: Path) -> None:
+    """Make ``path`` a link to ``target`` (which holds the secret) or a FIFO."""
+    if kind == "link":
+        target.write_text(f'{{"format": "{SECRET}"}}\n# {SECRET}\n')
+        path.symlink_to(target)
+    else:
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("kind", sorted(CORPUS["not-regular"]))
+@pytest.mark.parametrize("place", ["migrate/x.yaml", "flags.yaml", "known-defects.yaml",
+                                   "cross-version/x.yaml", "vector-file.schema.json"])
+def test_lint_refuses_data_files_that_are_not_regular(tmp_path: Path, kind: str, place: str) -> None:
+    root = basic_vectors(tmp_path / "run")
+    path = root / place
+    path.parent.mkdir(exist_ok=True)
+    path.unlink(missing_ok=True)
+    _not_regular(kind, path, tmp_path / "secret")
+    proc = _qmpcompat("lint", "--vectors", str(root), "--no-history", timeout=60)  # a FIFO: for ever
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (1, 2) and CORPUS["not-regular"][kind] in out, out
+    assert SECRET not in out
+
+
+@pytest.mark.parametrize("kind", sorted(CORPUS["not-regular"]))
+@pytest.mark.parametrize("command", [
+    ["report", "render", "{path}", "-o", "{out}"],
+    ["report", "merge", "{path}", "-o", "{out}"],
+    ["report", "changes", "{path}", "{path}"],
+    ["diff", "{path}", "vectors/schema/qemu-11.1.3.json", "--no-files"],
+    ["diff", "vectors/schema/qemu-10.0.13.json", "vectors/schema/qemu-11.1.3.json", "--no-files",
+     "--ignore", "{path}"],
+    ["history", "{path}", "--no-files"],
+    ["hunt", "--replay", "{path}", "--qemu", "/bin/false"],
+])
+def test_commands_refuse_data_files_that_are_not_regular(tmp_path: Path, kind: str,
+                                                         command: list[str]) -> None:
+    path = tmp_path / "input.json"
+    _not_regular(kind, path, tmp_path / "secret")
+    args = [a.format(path=path, out=tmp_path / "out") for a in command]
+    proc = _qmpcompat(*args, timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert CORPUS["not-regular"][kind] in out and SECRET not in out, out
+    assert "Traceback" not in out

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from qmpcompat import __version__
+from qmpcompat import __version__, datafile
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.errors import ReportError
 from qmpcompat.report.changes import Step, by_label, compare
@@ -27,9 +27,9 @@ def pick(spec: str, default: Path) -> tuple[str, list[CaseJSON], str]:
     run in ``default``, or a version prefix such as ``10.0``: the newest of that
     line); ReportError names what is available."""
     path, label = Path(spec), ""
-    if not path.is_file():
+    if not datafile.given(path):
         head, sep, tail = spec.rpartition(":")
-        path, label = (Path(head), tail) if sep and Path(head).is_file() else (default, spec)
+        path, label = (Path(head), tail) if sep and datafile.given(Path(head)) else (default, spec)
     doc = read_results(path)
     if doc.get("interrupted") or doc.get("running"):
         raise ReportError(f"{path}: the run {'never finished' if doc.get('running') else 'was interrupted'}"

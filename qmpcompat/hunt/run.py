@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from typing import NotRequired, TypedDict
 
+from qmpcompat import datafile
 from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness.process import die_with_parent
@@ -249,11 +250,11 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     return row
 
 
-def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
-    """``--replay FILE``: one transcript on every selected build; exit 1 if it fails
-    on one."""
+def replay(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
+    """``--replay FILE``: one transcript on every build ``select()`` gives (once the
+    transcript is read and checked); exit 1 if it fails on one."""
     try:
-        steps = json.loads(args.replay.read_text())
+        steps = datafile.load_json(args.replay)
     except (OSError, ValueError) as exc:
         raise QmpCompatError(f"{args.replay}: cannot read a transcript: {exc}") from exc
     if not well_formed(steps):
@@ -264,7 +265,7 @@ def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
         raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
     failed = 0
     incoming = main_step(steps)["execute"] == "migrate-incoming"
-    for build in builds:
+    for build in select():
         obs = run_fresh(steps, build, incoming, args.timeout)
         bad = is_failure(steps, obs)
         failed += bad
@@ -313,7 +314,7 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
     if args.state_every is None:
         args.state_every = STATE_EVERY
     if args.replay is not None:
-        return replay(args, select())
+        return replay(args, select)
     budget = parse_budget(args.budget)
     if args.workers < 1:
         raise QmpCompatError("--workers must be at least 1")

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from qmpcompat import datafile
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
 from qmpcompat.schema.model.query import Entry, Member, SchemaIndex
@@ -194,7 +195,7 @@ def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
 def from_snapshot(path: Path) -> SchemaInput:
     """The entries stored in a snapshot file (or a bare query-qmp-schema reply)."""
     try:
-        data = json.loads(path.read_text())
+        data = datafile.load_json(path)
     except OSError as exc:
         raise SchemaError(f"cannot read: {exc.strerror}", str(path)) from exc
     except ValueError as exc:
