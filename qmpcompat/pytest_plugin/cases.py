@@ -17,6 +17,7 @@ import pytest
 from qmpcompat.derive.cases import DerivedCase
 from qmpcompat.derive.run import derive_for
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.state import RunState
 from qmpcompat.schema.sources.live import SchemaCache
@@ -102,8 +103,8 @@ def conclude(verdict: Verdict, failure: Callable[[], str]) -> None:
     """End the test as ``verdict`` says: skip, xfail, fail with ``failure()``'s
     text, or return (passed). The one verdict-to-pytest mapping of the suites."""
     if verdict.outcome == Outcome.SKIPPED:
-        pytest.skip(verdict.message)
+        pytest.skip(terminal(verdict.message))
     if verdict.outcome == Outcome.XFAILED:
-        pytest.xfail(verdict.message)
+        pytest.xfail(terminal(verdict.message))
     if verdict.outcome in (Outcome.FAILED, Outcome.ERROR):
-        pytest.fail(failure(), pytrace=False)
+        pytest.fail(terminal(failure()), pytrace=False)

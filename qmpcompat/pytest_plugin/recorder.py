@@ -12,6 +12,7 @@ from typing import Protocol, TypedDict
 
 import pytest
 
+from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import GATE_RECORD, PAIR_RECORD, RECORD, derived_cases
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
@@ -94,16 +95,17 @@ class Recorder:
         if doc is None:
             return
         v = verdict(doc, self.state.fail_on)
-        terminalreporter.write_sep("=", f"qmpcompat: {v.headline}")
+        terminalreporter.write_sep("=", terminal(f"qmpcompat: {v.headline}"))
         for reason in v.reasons:
-            terminalreporter.write_line(f"  {reason}")
+            terminalreporter.write_line(terminal(f"  {reason}"))
         for row in crash_rows(doc):
             if not row["defect"]:
-                terminalreporter.write_line(f"  {row['vector']}: QEMU {row['result']} on "
-                                            f"{', '.join(row['qemu'])}, no known defect: {row['detail']}")
+                terminalreporter.write_line(terminal(
+                    f"  {row['vector']}: QEMU {row['result']} on {', '.join(row['qemu'])}, "
+                    f"no known defect: {row['detail']}"))
         for defect in defect_rows(doc):
-            terminalreporter.write_line(f"  {defect['id']} ({defect['observed']} on "
-                                        f"{', '.join(defect['qemu'])}): {defect['summary']}")
+            terminalreporter.write_line(terminal(f"  {defect['id']} ({defect['observed']} on "
+                                                 f"{', '.join(defect['qemu'])}): {defect['summary']}"))
 
 
 def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
@@ -189,4 +191,4 @@ def say(tr: pytest.TerminalReporter, line: str) -> None:
     """Print ``line`` on a line of its own, between pytest's progress dots."""
     if tr._tw.width_of_current_line:
         tr._tw.line()
-    tr.write_line(line)
+    tr.write_line(terminal(line))
