@@ -8,10 +8,12 @@ tests/bad-inputs/ (cases.yaml says what it must get)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -242,3 +244,149 @@ def test_commands_refuse_data_files_that_are_not_regular(tmp_path: Path, kind: s
     assert proc.returncode == 2, out
     assert CORPUS["not-regular"][kind] in out and SECRET not in out, out
     assert "Traceback" not in out
+
+
+# --- text that reaches reports and logs -------------------------------------
+
+HOSTILE: list[str] = yaml.safe_load((BAD / "hostile-strings.yaml").read_text())["strings"]
+# Characters that must never reach any output as themselves (tab and newline may,
+# where the format keeps lines).
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]")
+
+
+def _hostile_results(text: str) -> dict[str, Any]:
+    from qmpcompat.report.results import environment, results_document
+    label = f"11.1.3{text}"
+    binary = {"binary": f"/q/{text}", "version": "11.1.3", "version_line": "11.1", "run_label": label,
+              "package": text, "features": [f"machine:{text}"], "features_probed": True}
+    case = {"vector": "M-0001", "command": "migrate", "description": text, "file": f"{text}:1",
+            "qemu": label, "qemu_version": "11.1.3", "binary": f"/q/{text}", "package": text,
+            "outcome": "failed", "message": f"desc: expected {text!r}, got {text}", "expected": text,
+            "observed": {"result": "crash", "error_class": text, "desc": text,
+                         "detail": f"QEMU killed by signal 11 {text}\n  stderr: {text}"}}
+    defect = dict(case, vector="M-0002", outcome="xfailed", defect="KD-0001",
+                  message=f"known defect KD-0001: {text}")
+    env = environment([binary], text, [{"name": text, "error": text}], [text],
+                      [{"suite": text, "date": text}])
+    doc = results_document(env, [case, defect], 0.0, {
+        "schema_gate": [{"qemu": label, "baseline": text, "gate": "release", "level": "breaking",
+                         "rule": text, "path": text, "change": text}],
+        "known_defects": [{"id": "KD-0001", "summary": text, "versions": text, "vector": "M-0002"}]})
+    return dict(doc)
+
+
+def _no_raw(output: str, where: str) -> None:
+    found = RAW.search(output)
+    assert found is None, f"{where}: raw {found.group()!r} in {output[found.start() - 40:found.end()]!r}"
+
+
+def _markdown_safe(output: str, where: str) -> None:
+    _no_raw(output, where)
+    for line in output.splitlines():
+        assert not line.lstrip().startswith(("::", "##[", "##vso", "<", "```")) or "FORGED" not in line, \
+            f"{where}: {line!r}"
+        if "FORGED" in line:
+            assert not line.startswith("#"), f"{where}: forged heading {line!r}"
+            assert not re.search(r"(?<!\\)<(?=[A-Za-z/!?])", line), f"{where}: HTML in {line!r}"
+        if line.startswith("|"):  # a table row: its cells are the ones it was written with
+            cells = re.split(r"(?<!\\)\|", line)
+            header = "| " + " | ".join(["x"] * (len(cells) - 2)) + " |"
+            assert len(re.split(r"(?<!\\)\|", header)) == len(cells)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_in_every_report_format(text: str, tmp_path: Path) -> None:
+    import json
+    import xml.etree.ElementTree as ET
+
+    from qmpcompat import escape
+    from qmpcompat.report.html import render_html
+    from qmpcompat.report.junit import render_junit
+    from qmpcompat.report.summary import render_summary
+    doc = _hostile_results(text)
+    summary = render_summary(doc)  # type: ignore[arg-type]
+    _markdown_safe(summary, "summary.md")
+    assert summary.splitlines()[0].startswith("## qmpcompat: FAIL")
+    assert sum(line.startswith("## ") for line in summary.splitlines()) == 1
+    page = render_html(doc)  # type: ignore[arg-type]
+    start = page.index('<script type="application/json" id="qmpcompat-data">') + 52
+    block = page[start:page.index("</script>", start)]  # the first </script> ends the block
+    data = json.loads(block)
+    assert "<" not in block and data["results"][0]["description"] == escape.visible_lines(text)
+    _no_raw(block, "index.html")
+    junit = render_junit(doc)  # type: ignore[arg-type]
+    root = ET.fromstring(junit.encode())
+    _no_raw(junit.replace("\n", " "), "junit.xml")
+    assert any(escape.visible(text) in (p.get("value") or "") for p in root.iter("property"))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_in_ci_formats(text: str) -> None:
+    import json
+
+    from qmpcompat import escape
+    from qmpcompat.ciformats import CiFinding, github, gitlab, sarif
+    findings = [CiFinding("RULE", level, f"{text} title", f"{text} message", text, f"{text}.yaml", 3)
+                for level in ("breaking", "warning", "info")]
+    lines = github(findings).splitlines()
+    assert len(lines) == 3 and all(line.startswith(("::error ", "::warning ", "::notice ")) for line in lines)
+    _no_raw("\n".join(lines), "github")  # one line per finding: the message cannot start another
+    said = escape.visible_lines(f"{text} title: {text} message")
+    issues = json.loads(gitlab(findings, "x"))
+    assert [i["description"] for i in issues] == [said] * 3
+    log = json.loads(sarif(findings, {"RULE": ("breaking", "why")}, "1", "x"))
+    assert [r["message"]["text"] for r in log["runs"][0]["results"]] == [said] * 3
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_on_the_terminal(text: str, tmp_path: Path) -> None:
+    """What ``qmpcompat report render`` and ``report changes`` print of a results
+    file (the verdict, QEMU's words before and after), and escape.terminal."""
+    import json
+
+    from qmpcompat import escape
+    doc = _hostile_results(text)
+    older = {"binary": "/q/old", "version": "11.1.2", "version_line": "11.1", "run_label": "11.1.2"}
+    doc["environment"]["binaries"].insert(0, older)
+    doc["results"] += [dict(r, qemu="11.1.2", qemu_version="11.1.2", outcome="passed", defect=None,
+                            observed={"result": "reject", "error_class": "GenericError", "desc": "plain"})
+                       for r in doc["results"]]
+    for r in doc["results"]:
+        if r.get("defect") is None:
+            r.pop("defect", None)
+    results = tmp_path / "reports" / "results.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps(doc))
+    render = _qmpcompat("report", "render", str(results), "-o", str(tmp_path / "out"))
+    assert render.returncode == 1, render.stderr
+    changes = _qmpcompat("report", "changes", "11.1.2", "11.1.3", cwd=tmp_path)  # reports/results.json
+    assert changes.returncode in (0, 1) and "FORGED" in changes.stdout, changes.stdout + changes.stderr
+    for output in (render.stdout, render.stderr, changes.stdout, changes.stderr, escape.terminal(text)):
+        _no_raw(output.replace("\t", " "), "terminal")
+        assert not any(line.lstrip().startswith(("::", "##")) for line in output.splitlines()), output
+    for name in ("summary.md", "index.html", "junit.xml"):
+        _no_raw((tmp_path / "out" / name).read_text().replace("\n", " "), name)
+
+
+# --- verdicts: malformed input ----------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "render", "{path}", "-o", "{out}"],
+    ["report", "merge", "{path}", "{path}", "-o", "{out}"],
+    ["report", "changes", "{path}", "{path}"],
+    ["diff", "{path}", "vectors/schema/qemu-11.1.3.json", "--no-files"],
+    ["history", "{path}", "--no-files"],
+    ["hunt", "--replay", "{path}", "--qemu", "/bin/false"],
+])
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_deeply_nested_json_is_an_input_error(tmp_path: Path, command: list[str], shape: str) -> None:
+    depth = CORPUS["malformed-json"]["depth"]
+    path = tmp_path / "nested.json"
+    inner = "[" * depth + "]" * depth
+    path.write_text(inner if shape == "list" else '{"format": "qmpcompat-results/1", "a": ' + inner + "}")
+    proc = _qmpcompat(*[a.format(path=path, out=tmp_path / "out") for a in command])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert str(path) in proc.stderr and CORPUS["malformed-json"]["message"] in proc.stderr
+    assert not (tmp_path / "out").exists()
