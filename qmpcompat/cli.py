@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QmpCompatError as exc:
         print(f"qmpcompat {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:  # data nested past what any reader here walks: input, not a bug
+        print(f"qmpcompat {args.command}: error: input nested too deeply to read", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"qmpcompat {args.command}: interrupted", file=sys.stderr)
         return 130

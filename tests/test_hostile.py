@@ -390,3 +390,27 @@ def test_deeply_nested_json_is_an_input_error(tmp_path: Path, command: list[str]
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert str(path) in proc.stderr and CORPUS["malformed-json"]["message"] in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# --- verdicts: a step after a quit ------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS["replays"]))
+def test_replays_judge_what_qemu_was_asked(name: str) -> None:
+    """A quit QEMU accepts ends the transcript: the steps after it are not sent
+    (they were reported as a crash of QEMU)."""
+    want = CORPUS["replays"][name]
+    proc = _qmpcompat("hunt", "--replay", str(BAD / name), "--suites", "sid", "--no-backtrace")
+    assert proc.returncode == want["status"], proc.stdout + proc.stderr
+    assert want["says"] in proc.stdout + proc.stderr
+    assert "crash" not in proc.stdout
+
+
+def test_a_quit_before_the_main_step_is_no_crash(newest: QemuBuild) -> None:
+    from qmpcompat.vectors.transcript import run_fresh
+    steps = [{"execute": "quit", "arguments": {}},
+             {"execute": "migrate", "arguments": {"uri": "unix:{tmpdir}/x.sock"}}]
+    obs = run_fresh(steps, newest, incoming=False)  # type: ignore[arg-type]
+    assert obs.result == "error", obs
+    assert obs.detail == "QEMU quit as step 1 asked; the 1 step after it was not sent: the " \
+        "transcript's main step never ran"

@@ -34,7 +34,14 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
-from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems, well_formed
+from qmpcompat.vectors.transcript import (
+    Step,
+    main_step,
+    quits_early,
+    run_fresh,
+    steps_problems,
+    well_formed,
+)
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -260,6 +267,9 @@ def replay(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> i
     if not well_formed(steps):
         raise QmpCompatError(f"{args.replay}: a transcript is a JSON list of "
                              "{execute, arguments} steps with a migrate or migrate-incoming")
+    if quits_early(steps):
+        raise QmpCompatError(f"{args.replay}: a quit comes before the main step (migrate or "
+                             "migrate-incoming), which would never run")
     problems = steps_problems(steps, Policy.template())
     if problems:
         raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
