@@ -414,3 +414,44 @@ def test_a_quit_before_the_main_step_is_no_crash(newest: QemuBuild) -> None:
     assert obs.result == "error", obs
     assert obs.detail == "QEMU quit as step 1 asked; the 1 step after it was not sent: the " \
         "transcript's main step never ran"
+
+
+# --- verdicts: one run per reports directory ---------------------------------
+
+
+def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path) -> None:
+    """While a run (with xdist workers) writes into a reports directory, another
+    run and the report commands are refused there, saying who holds it; the first
+    run's verdict stands. A killed holder leaves no lock behind."""
+    import json
+    import signal
+    import time
+
+    from suite_runner import SuiteRun, outcomes
+    first = SuiteRun(tmp_path / "first", "-n", "2", vectors=basic_vectors(tmp_path / "v"), suites="sid")
+    lock = first.reports / ".qmpcompat-lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text().startswith("pid ")):
+        assert time.monotonic() < deadline and first.proc.poll() is None, first.output
+        time.sleep(0.1)
+    said = CORPUS["reports-in-use"].format(pid=lock.read_text().split()[1].rstrip(":"))
+    results = tmp_path / "other.json"
+    results.write_text(json.dumps(_hostile_results("plain")))
+    render = _qmpcompat("report", "render", str(results), "-o", str(first.reports))
+    assert render.returncode == 2 and said in render.stderr, render.stderr
+    second = SuiteRun(tmp_path / "second", f"--qmpcompat-reports={first.reports}", suites="sid")
+    assert second.wait(120) == 4 and said in second.output, second.output
+    assert first.wait() == 0, first.output
+    first.assert_clean()
+    got = first.results()
+    assert set(outcomes(got).values()) == {"passed"} and len(got["results"]) == 5
+    # a holder killed with SIGKILL: the kernel drops the lock with it
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from qmpcompat.report.lock import own; own(Path(sys.argv[1]), 'x'); "
+                               "print('held', flush=True); time.sleep(600)", str(tmp_path / "r")],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    assert _qmpcompat("report", "render", str(results), "-o", str(tmp_path / "r")).returncode == 2
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    assert _qmpcompat("report", "render", str(results), "-o", str(tmp_path / "r")).returncode == 1  # FAIL

@@ -13,6 +13,7 @@ from qmpcompat.errors import ReportError
 from qmpcompat.report.changes import Step, by_label, compare
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
+from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
 from qmpcompat.types import LEVELS, CaseJSON, Level, label_order, version_prefix
 
@@ -60,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
     step = Step(base, new, changes, {base: base_src, new: new_src})
     sys.stdout.write(render_any([step], args.format, __version__, new_src))
     if args.output:
-        for fmt, name in OUTPUTS.items():
-            write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
-            print(f"wrote {args.output / name}", file=sys.stderr)
+        with owned(args.output, "qmpcompat report changes"):
+            for fmt, name in OUTPUTS.items():
+                write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
+                print(f"wrote {args.output / name}", file=sys.stderr)
     return 1 if any(Level(c.level).rank >= Level(args.fail_on).rank for c in step.changes) else 0
 
 

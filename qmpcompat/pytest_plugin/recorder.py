@@ -12,6 +12,7 @@ from typing import Protocol, TypedDict
 
 import pytest
 
+from qmpcompat.errors import ReportError
 from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import GATE_RECORD, PAIR_RECORD, RECORD, derived_cases
@@ -20,6 +21,7 @@ from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
 from qmpcompat.report.history import schema_history, schema_timeline
 from qmpcompat.report.junit import render_junit
+from qmpcompat.report.lock import own
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
@@ -140,6 +142,10 @@ def start_reports(config: pytest.Config) -> None:
     if problem:
         raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "
                                 f"({problem}); choose a writable directory")
+    try:
+        own(reports, "pytest, the conformance suite")
+    except ReportError as exc:
+        raise pytest.UsageError(f"--qmpcompat-reports: {exc}") from exc
     doc = results_document(environment([], "(not loaded yet)", []), [], time.time(),
                            {"running": {"pid": os.getpid()}})
     write_reports(doc, reports, junit=False)
