@@ -455,3 +455,34 @@ def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path) -> None:
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     assert _qmpcompat("report", "render", str(results), "-o", str(tmp_path / "r")).returncode == 1  # FAIL
+
+
+# --- resource limits of transcripts ------------------------------------------
+
+
+def test_a_transcript_that_fills_its_case_dir_fails(monkeypatch: pytest.MonkeyPatch,
+                                                      newest: QemuBuild) -> None:
+    """Each pmemsave is within the gate's limit; together they pass the case's."""
+    from qmpcompat.vectors import limits
+    from qmpcompat.vectors.transcript import run_fresh
+    monkeypatch.setattr(limits, "MAX_CASE_BYTES", 6 * 1024 * 1024)
+    dump = {"execute": "pmemsave", "arguments": {"val": 0, "size": 4 * 1024 * 1024,
+                                                   "filename": "{tmpdir}/dump"}}
+    steps = [dump, {**dump, "arguments": {**dump["arguments"], "filename": "{tmpdir}/dump2"}},
+             {"execute": "migrate", "arguments": {"uri": "bogus:x"}}]
+    obs = run_fresh(steps, newest, incoming=False)  # type: ignore[arg-type]
+    assert obs.result == "error"
+    assert obs.detail == "over a resource limit: after step 2 the case's directory holds 8 MiB (at most 6 MiB)"
+    assert len(obs.replies or []) == 2  # the migrate was never sent
+
+
+def test_transcripts_have_a_step_and_time_limit(monkeypatch: pytest.MonkeyPatch, newest: QemuBuild) -> None:
+    from qmpcompat.vectors import limits
+    from qmpcompat.vectors.transcript import run_fresh, steps_problems
+    status = {"execute": "query-status", "arguments": {}}
+    many = [status] * 101 + [{"execute": "migrate", "arguments": {"uri": "bogus:x"}}]
+    assert steps_problems(many, Policy.template()) == ["steps: 102 steps (at most 100)"]
+    monkeypatch.setattr(limits, "MAX_STEPS_SECONDS", 0.0)
+    obs = run_fresh([status, *many[-1:]], newest, incoming=False)  # type: ignore[list-item]
+    assert obs.result == "error" and obs.detail.startswith(
+        "over a resource limit: after step 1 the transcript has run 0s (at most 0s)"), obs.detail

@@ -193,6 +193,19 @@ _DUMP_FORMATS = ("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "kdump-raw-zl
                  "kdump-raw-lzo", "kdump-raw-snappy", "win-dmp")
 
 
+MAX_WRITE_BYTES = 256 * 1024 * 1024  # the most one command may have QEMU write (the largest guest's RAM)
+
+
+def written_bytes(value: object, at: str, policy: Policy) -> list[str]:
+    """A number of bytes QEMU writes into the case's directory (``pmemsave``'s
+    ``size``, ``dump-guest-memory``'s ``length``): at most MAX_WRITE_BYTES, so a
+    transcript cannot fill the disk; another type is QEMU's to refuse."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_WRITE_BYTES:
+        return [f"{at}: {value} bytes is over the {MAX_WRITE_BYTES // (1024 * 1024)} MiB one "
+                "command may write into a case's directory"]
+    return scalar(value, at, policy)
+
+
 def _dump_protocol(value: object, at: str, policy: Policy) -> list[str]:
     if isinstance(value, str) and value.startswith("file:"):
         why = policy.path_problem(value[5:], "file path")
@@ -214,10 +227,10 @@ COMMANDS: dict[str, Check] = {
     "migrate_cancel": nothing, "migrate-pause": nothing, "migrate-start-postcopy": nothing,
     "getfd": obj({"fdname": scalar}), "closefd": obj({"fdname": scalar}),
     "stop": nothing, "cont": nothing, "system_reset": nothing, "quit": nothing,
-    "pmemsave": obj({"val": scalar, "size": scalar, "filename": path}),
-    "memsave": obj({"val": scalar, "size": scalar, "filename": path, "cpu-index": scalar}),
+    "pmemsave": obj({"val": scalar, "size": written_bytes, "filename": path}),
+    "memsave": obj({"val": scalar, "size": written_bytes, "filename": path, "cpu-index": scalar}),
     "dump-guest-memory": obj({"paging": scalar, "protocol": _dump_protocol, "detach": scalar,
-                              "begin": scalar, "length": scalar,
+                              "begin": scalar, "length": written_bytes,
                               "format": enum(*_DUMP_FORMATS)}),
 }
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypedDict, TypeGuard
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
@@ -29,6 +30,7 @@ from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems, fill
 from qmpcompat.types import JSONObject
+from qmpcompat.vectors.limits import MAX_STEPS, over_limits
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import (
     MIGRATION_TIMEOUT,
@@ -62,6 +64,8 @@ def steps_problems(steps: object, policy: Policy) -> list[str]:
     every step may be sent."""
     if not isinstance(steps, list):
         return ["steps: not a list of steps"]
+    if len(steps) > MAX_STEPS:
+        return [f"steps: {len(steps)} steps (at most {MAX_STEPS})"]
     problems = []
     for i, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("execute"), str):
@@ -112,6 +116,7 @@ def play(q: Qemu, steps: Sequence[Step]) -> Observation:
     obs = Observation("error", detail="the main step did not run")
     migrating = ran_main = False
     stage = "running the transcript"
+    case_dir, started = Path(q.policy.case_dir) if q.policy else q.workdir, time.monotonic()
     try:
         for i, step in enumerate(steps):
             stage = f"running step {i + 1}, {step['execute']}"
@@ -127,11 +132,15 @@ def play(q: Qemu, steps: Sequence[Step]) -> Observation:
                 obs = _quit(q, i, steps, obs, ran_main)
                 obs.replies = replies
                 return obs
+            if over := over_limits(case_dir, started, i + 1):
+                return Observation("error", detail=over, replies=replies)
         if migrating:
             stage = "following the migration"
             status, error = migration_state(q, MIGRATION_TIMEOUT)
             if main["execute"] == "migrate" and obs.result == "accept":
                 obs.migration, obs.migration_error = status, error
+        if over := over_limits(case_dir, started, len(steps)):
+            return Observation("error", detail=f"{over} (migration followed)", replies=replies)
         stage = "checking QEMU still answers after the transcript"
         q.cmd("query-status")
     except (QemuDied, QemuHung) as exc:
