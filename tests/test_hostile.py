@@ -472,7 +472,8 @@ def test_a_transcript_that_fills_its_case_dir_fails(monkeypatch: pytest.MonkeyPa
              {"execute": "migrate", "arguments": {"uri": "bogus:x"}}]
     obs = run_fresh(steps, newest, incoming=False)  # type: ignore[arg-type]
     assert obs.result == "error"
-    assert obs.detail == "over a resource limit: after step 2 the case's directory holds 8 MiB (at most 6 MiB)"
+    assert obs.detail == ("over a resource limit: after step 2 the case's directory holds 8 MiB "
+                          "(at most 6 MiB)")
     assert len(obs.replies or []) == 2  # the migrate was never sent
 
 
