@@ -487,3 +487,40 @@ def test_transcripts_have_a_step_and_time_limit(monkeypatch: pytest.MonkeyPatch,
     obs = run_fresh([status, *many[-1:]], newest, incoming=False)  # type: ignore[list-item]
     assert obs.result == "error" and obs.detail.startswith(
         "over a resource limit: after step 1 the transcript has run 0s (at most 0s)"), obs.detail
+
+
+# --- what killed runs left ----------------------------------------------------
+
+
+def test_a_run_removes_what_killed_runs_left(tmp_path: Path) -> None:
+    """A run killed with its reaper leaves case dirs (guest memory dumps) and
+    processes using them; the next run's start reaps them. Entries of live
+    owners stay; an entry whose pid now belongs to a younger process is reaped."""
+    import shutil
+    import tempfile
+    import time
+    base = Path(tempfile.mkdtemp(prefix="qs-"))  # short: QEMU's socket paths live under it
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now (and not reused within this test)
+    left = base / f"qmpv-{dead.pid}-x1y2z3"
+    left.mkdir()
+    (left / "dump-source").write_bytes(b"\0" * (1 << 20))
+    user = subprocess.Popen(["sleep", "987651"], env={**os.environ, "QMPCOMPAT_CASE": str(left)})
+    live = subprocess.Popen(["sleep", "987652"])  # started now: owns its entry
+    kept = base / f"qmpc-{live.pid}-a1b2c3"
+    kept.mkdir()
+    reused = base / f"qmph-{live.pid}-d4e5f6"  # older than the process that now has the pid
+    reused.mkdir()
+    os.utime(reused, (time.time() - 3600, time.time() - 3600))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "qmpcompat", "try", "M-0001", "--suites", "sid"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "TMPDIR": str(base)})
+        assert proc.returncode == 0, proc.stderr
+        assert not left.exists() and not reused.exists() and kept.exists()
+        assert user.wait(10) == -9  # it used the dead run's case dir
+    finally:
+        for p in (user, live):
+            p.kill()
+            p.wait()
+        shutil.rmtree(base, ignore_errors=True)
