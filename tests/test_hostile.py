@@ -187,10 +187,9 @@ def test_a_git_ref_is_never_an_option(tmp_path: Path, capsys: pytest.CaptureFixt
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
     out = tmp_path / "written-by-git"
-    for ref in (f"--output={out}", "-p"):
-        assert main(["history", f"{repo}@{ref}"]) == 2
-        err = capsys.readouterr().err
-        assert f"git ref {ref!r} begins with '-': git would take it for an option" in err
+    for ref, said in CORPUS["git-refs"].items():
+        assert main(["history", f"{repo}@{ref.format(out=out)}"]) == 2
+        assert said.format(out=out) in capsys.readouterr().err
     assert not out.exists()
 
 
