@@ -17,7 +17,7 @@ import pytest
 from qmpcompat.derive.cases import DerivedCase
 from qmpcompat.derive.run import derive_for
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.escape import terminal
+from qmpcompat.escape import terminal, visible
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.state import RunState
 from qmpcompat.schema.sources.live import SchemaCache
@@ -78,9 +78,9 @@ def record_on(item: pytest.Item, result: CaseResult) -> None:
     and to the JUnit XML."""
     rec = result.record.to_json()
     for key in ("vector", "outcome", "expected"):
-        item.user_properties.append((key, str(rec.get(key))))
+        item.user_properties.append((key, visible(rec.get(key))))
     if result.observation is not None:
-        item.user_properties.append(("observed", result.observation.summary()))
+        item.user_properties.append(("observed", visible(result.observation.summary())))
     item.user_properties.append((RECORD, json.dumps(rec)))
 
 
@@ -88,9 +88,9 @@ def record_pair_on(item: pytest.Item, result: PairResult) -> None:
     """Attach a cross-version cell's record to the test report and the JUnit XML."""
     rec = result.record
     for key in ("vector", "form", "source_version", "destination_version", "outcome", "expected"):
-        item.user_properties.append((key, str(rec.get(key))))
+        item.user_properties.append((key, visible(rec.get(key))))
     if result.observation is not None:
-        item.user_properties.append(("observed", result.observation.summary()))
+        item.user_properties.append(("observed", visible(result.observation.summary())))
     item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
 
 

@@ -166,9 +166,11 @@ def dumps(data: Mapping[str, object]) -> str:
 
 def check_canonical(path: Path) -> list[str]:
     """Problems that keep the snapshot file ``path`` from being canonical (none: [])."""
-    text = path.read_text()
     try:
-        data = json.loads(text)
+        text = datafile.read_text(path)
+        data = datafile.parse_json(text)
+    except OSError as exc:
+        return [f"{path}: cannot read: {exc.strerror}"]
     except ValueError as exc:
         return [f"{path}: not JSON: {exc}"]
     if not isinstance(data, dict) or data.get("format") != FORMAT:
