@@ -428,16 +428,18 @@ def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path) -> None:
 
     from suite_runner import SuiteRun, outcomes
     first = SuiteRun(tmp_path / "first", "-n", "2", vectors=basic_vectors(tmp_path / "v"), suites="sid")
-    lock = first.reports / ".qmpcompat-lock"
+    placeholder = first.reports / "results.json"  # written once the run holds the directory
     deadline = time.monotonic() + 120
-    while not (lock.exists() and lock.read_text().startswith("pid ")):
+    while not placeholder.exists():
         assert time.monotonic() < deadline and first.proc.poll() is None, first.output
         time.sleep(0.1)
-    said = CORPUS["reports-in-use"].format(pid=lock.read_text().split()[1].rstrip(":"))
+    said = CORPUS["reports-in-use"].format(pid=first.proc.pid, python=sys.executable)
     results = tmp_path / "other.json"
     results.write_text(json.dumps(_hostile_results("plain")))
     render = _qmpcompat("report", "render", str(results), "-o", str(first.reports))
     assert render.returncode == 2 and said in render.stderr, render.stderr
+    assert {p.name for p in first.reports.iterdir()} <= {"results.json", "summary.md", "index.html",
+                                                         "junit.xml"}  # no lock file among them
     second = SuiteRun(tmp_path / "second", f"--qmpcompat-reports={first.reports}", suites="sid")
     assert second.wait(120) == 4 and said in second.output, second.output
     assert first.wait() == 0, first.output

@@ -143,7 +143,7 @@ def start_reports(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "
                                 f"({problem}); choose a writable directory")
     try:
-        own(reports, "pytest, the conformance suite")
+        own(reports, "the conformance suite")
     except ReportError as exc:
         raise pytest.UsageError(f"--qmpcompat-reports: {exc}") from exc
     doc = results_document(environment([], "(not loaded yet)", []), [], time.time(),
