@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from qmpcompat.escape import visible, visible_lines, workflow_data, workflow_property
 from qmpcompat.types import JSONObject
 
 FORMATS = ("github", "gitlab", "sarif")
@@ -33,24 +34,16 @@ class CiFinding:
     line: int | None = None
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def github(findings: Iterable[CiFinding]) -> str:
     """GitHub Actions workflow commands, one per finding:
     ``::error file=F,line=L,title=T::message`` (``notice`` for info)."""
     lines = []
     for f in findings:
-        props = [f"file={_escape_property(f.path)}"] if f.path else []
+        props = [f"file={workflow_property(f.path)}"] if f.path else []
         if f.path and f.line:
             props.append(f"line={f.line}")
-        props.append(f"title={_escape_property(f.title)}")
-        lines.append(f"::{_GITHUB[f.level]} {','.join(props)}::{_escape_data(f.message)}")
+        props.append(f"title={workflow_property(f.title)}")
+        lines.append(f"::{_GITHUB[f.level]} {','.join(props)}::{workflow_data(f.message)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -58,9 +51,9 @@ def gitlab(findings: Iterable[CiFinding], default_path: str) -> str:
     """A GitLab code quality report: a JSON list of issues with description,
     check_name, fingerprint, severity and location (path, lines.begin);
     ``default_path`` stands where a finding has no file."""
-    issues = [{"description": f"{f.title}: {f.message}", "check_name": f.rule,
+    issues = [{"description": visible_lines(f"{f.title}: {f.message}"), "check_name": visible(f.rule),
                "fingerprint": f.fingerprint, "severity": _GITLAB[f.level],
-               "location": {"path": f.path or default_path, "lines": {"begin": f.line or 1}}}
+               "location": {"path": visible(f.path or default_path), "lines": {"begin": f.line or 1}}}
               for f in findings]
     return json.dumps(issues, indent=1) + "\n"
 
@@ -82,8 +75,8 @@ def sarif(findings: Iterable[CiFinding], rules: Mapping[str, tuple[str, str]], v
         region = {"region": {"startLine": f.line}} if f.line else {}
         results.append({
             "ruleId": f.rule, "ruleIndex": index[f.rule], "level": _SARIF[f.level],
-            "message": {"text": f"{f.title}: {f.message}"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path or default_path},
+            "message": {"text": visible_lines(f"{f.title}: {f.message}")},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": visible(f.path or default_path)},
                                                 **region}}],
             "partialFingerprints": {"qmpcompatFingerprint/v1": f.fingerprint}})
     log = {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from qmpcompat import __version__
 from qmpcompat.commands import claims, history, hunt, provision, query, report, schema, vectors
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.escape import TerminalStream
 
 # Each adds its subcommands and sets ``func`` (args -> exit status) on each, in
 # this order in ``qmpcompat --help``.
@@ -40,17 +41,39 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# Formats with an escaping layer of their own, printed as they are (escape.py)
+MACHINE_FORMATS = ("json", "markdown", "html", "github", "gitlab", "sarif")
+
+
+def _machine_output(args: argparse.Namespace) -> bool:
+    return (getattr(args, "format", None) in MACHINE_FORMATS or getattr(args, "json", False) is True
+            or args.command == "snapshot")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    # What reaches the terminal (or a CI log) passes escape.terminal: no text from a
+    # vector, a results file or QEMU can forge a line or a workflow command there.
+    streams = sys.stdout, sys.stderr
+    sys.stderr = TerminalStream(sys.stderr)
+    if not _machine_output(args):
+        sys.stdout = TerminalStream(sys.stdout)
     try:
         return func(args)
     except QmpCompatError as exc:
         print(f"qmpcompat {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:  # data nested past what any reader here walks: input, not a bug
+        print(f"qmpcompat {args.command}: error: input nested too deeply to read", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"qmpcompat {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

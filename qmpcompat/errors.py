@@ -17,6 +17,13 @@ class QmpCompatError(Exception):
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
 
+class DataFileRefused(OSError):
+    """A data file qmpcompat was given is a symbolic link, a special file (FIFO,
+    device, socket, directory) or too large; ``filename`` names it and
+    ``strerror`` says which. An ``OSError``, so every loader reports it where it
+    reports a file it cannot read (``qmpcompat.datafile``)."""
+
+
 # --- provisioning -----------------------------------------------------------
 
 

@@ -14,6 +14,14 @@ PR_SET_PDEATHSIG.)
 Run as ``python -m qmpcompat.reaper PID BASE``; more directories arrive on its
 standard input, each path ended by a NUL byte.
 
+When every process of a run is killed at once, its reaper included (a CI job's
+whole cgroup, the OOM killer), its entries stay: guest memory dumps and
+migration streams in case dirs, half-written downloads. So the first time a
+process watches a directory it also sweeps it: every entry of this user whose
+owner is gone (no process has its pid, or the one that has it started after
+the entry was last changed: the pid was reused) is reaped as its reaper would
+have, what still uses it killed.
+
 A limit: the owner is named by its pid, so processes in different pid
 namespaces (containers) that share one cache directory could take each other's
 entries for their own.
@@ -29,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,19 +71,65 @@ class _Reaper:
 
 
 _REAPERS: dict[int, _Reaper] = {}  # by pid: a forked child starts its own
+_SWEPT: set[str] = set()  # directories this process has swept
 _LOCK = threading.Lock()
 
 
 def watch(base: Path) -> None:
     """Make sure this process's reaper will clean ``base`` (an absolute path) when
-    this process ends; call it before making an entry there."""
+    this process ends; call it before making an entry there. The first call for
+    a directory sweeps what killed processes left there (``sweep``)."""
     key = str(base)
     with _LOCK:
+        if key not in _SWEPT:
+            _SWEPT.add(key)
+            sweep(base)
         reaper = _REAPERS.get(os.getpid())
         if reaper is None:
             _REAPERS[os.getpid()] = _Reaper(key)
         else:
             reaper.tell(key)
+
+
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), or None when there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return time.time() - uptime + int(fields[19]) / ticks  # field 22: starttime
+
+
+def _gone(pid: int, entry: os.stat_result) -> bool:
+    """Whether the owner ``pid`` of an entry last changed at ``entry`` is gone."""
+    started = _started(pid)
+    return started is None or started > entry.st_mtime + 1.0  # 1 s: the clocks' rounding
+
+
+def sweep(base: Path) -> list[Path]:
+    """Reap the entries of ``base`` this user's processes left when they died
+    with their reapers; the entries removed."""
+    removed = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    owners: dict[int, list[Path]] = {}
+    for name in names:
+        prefix = next((p for p in PREFIXES if name.startswith(p)), None)
+        pid = name[len(prefix):].split("-", 1)[0] if prefix else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(base / name)
+            if st.st_uid == os.geteuid() and _gone(int(pid), st):
+                owners.setdefault(int(pid), []).append(base / name)
+    for owner, entries in owners.items():
+        reap(owner, base, entries)
+        removed += entries
+    return removed
 
 
 def _owned_prefix(prefix: str) -> str:
@@ -148,9 +203,10 @@ def _kill_users(paths: list[Path]) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
-def reap(pid: int, base: Path) -> None:
-    """Kill what uses the entries process ``pid`` left in ``base``, and remove them."""
-    found = owned_entries(pid, base)
+def reap(pid: int, base: Path, entries: list[Path] | None = None) -> None:
+    """Kill what uses the entries process ``pid`` left in ``base`` (or only
+    ``entries`` of them), and remove them."""
+    found = owned_entries(pid, base) if entries is None else entries
     if found:
         _kill_users(found)
         for path in found:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from qmpcompat.escape import terminal
 from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
 from qmpcompat.selection import Problem
@@ -19,4 +20,4 @@ def test_qemu_starts(qemu_build: QemuBuild) -> None:
 
 
 def test_qemu_usable(qemu_problem: Problem) -> None:
-    pytest.fail(str(qemu_problem), pytrace=False)
+    pytest.fail(terminal(qemu_problem), pytrace=False)

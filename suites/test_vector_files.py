@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from qmpcompat.escape import terminal
 from qmpcompat.vectors.lint import Problem
 
 
 def test_vector_file(vector_file_error: Problem) -> None:
-    pytest.fail(str(vector_file_error), pytrace=False)
+    pytest.fail(terminal(vector_file_error), pytrace=False)

@@ -23,7 +23,9 @@ from qmpcompat.vectors.load import load_vector_file
 from qmpcompat.vectors.run import Runner
 
 BAD = Path(__file__).resolve().parent / "bad-inputs"
-CASES: dict[str, str] = yaml.safe_load((BAD / "cases.yaml").read_text())["vectors"]
+CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
+CASES: dict[str, str] = CORPUS["vectors"]
+RUNS: dict[str, dict[str, str]] = CORPUS["runs"]  # lint takes them; they are hostile when run
 
 
 def _with(tmp_path: Path, *names: str) -> Path:
@@ -56,7 +58,7 @@ def _escaped() -> list[str]:
 
 def test_the_run_goes_on(tmp_path: Path) -> None:
     assert not _escaped(), "left over from an earlier run: remove it first"
-    root = _with(tmp_path, *CASES)
+    root = _with(tmp_path, *CASES, *RUNS)
     good = {"M-0002", "MI-0001", "MI-0002", "MI-0003"}  # M-0001 is duplicated: neither copy runs
     rc, out, results = run_suite(tmp_path, "-n", "2", vectors=root)
     assert rc == 1
@@ -65,8 +67,12 @@ def test_the_run_goes_on(tmp_path: Path) -> None:
     got = outcomes(results)
     assert {o for (v, _q), o in got.items() if v in good} == {"passed"}
     formatting = {"M-9028"}  # a file-level problem (comments): its vector still runs
-    refused = {v for (v, _q), o in got.items() if v not in good | formatting}
-    assert refused == {f"M-90{n:02}" for n in [*range(3, 11), *range(12, 21), 30]}
+    for name, said in RUNS.items():
+        assert said["suite"] in out, name
+    hostile = {"M-9031"}  # valid, and fails when run (quickly)
+    assert {o for (v, _q), o in got.items() if v in hostile} == {"failed"}
+    refused = {v for (v, _q), o in got.items() if v not in good | formatting | hostile}
+    assert refused == {f"M-90{n:02}" for n in [*range(3, 11), *range(12, 21), 30, 32]}
     assert all(r["observed"] is None and r["message"].startswith("refused, the vector fails lint")
                for r in results["results"] if r["vector"] in refused), "a refused vector ran"
     # nothing happened outside the case dirs: no file, no process (run_suite also

@@ -23,7 +23,6 @@ and the fact.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from qmpcompat.derive.visit import Answer, visit
 from qmpcompat.schema.model.query import SchemaIndex, schema_has
 from qmpcompat.schema.sources.releases import KnownSchema, known_schemas
 from qmpcompat.types import JSONObject, Version
+from qmpcompat.vectors import pattern
 from qmpcompat.vectors.lint import Problem
 from qmpcompat.vectors.match import describe
 from qmpcompat.vectors.model import Expectation, Vector
@@ -40,10 +40,10 @@ from qmpcompat.vectors.model import Expectation, Vector
 # arguments through is contradicted. A bare ``Parameter 'uri' is missing`` is left
 # out: command code says it too (QEMU's QERR_MISSING_PARAMETER).
 VISITOR_ONLY = (
-    re.compile(r"Parameter '[^']+' is unexpected"),
-    re.compile(r"Invalid parameter type for '[^']+', expected: .+"),
-    re.compile(r"Parameter '[^']+' does not accept value '.*'"),
-    re.compile(r"Parameter '[^']*[.\[][^']*' is missing"),
+    r"Parameter '[^']+' is unexpected",
+    r"Invalid parameter type for '[^']+', expected: .+",
+    r"Parameter '[^']+' does not accept value '.*'",
+    r"Parameter '[^']*[.\[][^']*' is missing",
 )
 
 
@@ -96,14 +96,14 @@ def agrees(exp: Expectation, pred: Prediction) -> bool:
     if exp.desc is not None:
         return pred.matches(exp.error_class, exp.desc)
     if pred.desc is not None:
-        return re.fullmatch(exp.desc_pattern or "", pred.desc) is not None
+        return pattern.fullmatch(exp.desc_pattern or "", pred.desc)
     return True
 
 
 def visitor_only(exp: Expectation) -> bool:
     """True when the claimed error is one that only QEMU's input visitor gives."""
     return exp.result == "reject" and exp.desc is not None and \
-        any(p.fullmatch(exp.desc) for p in VISITOR_ONLY)
+        any(pattern.fullmatch(p, exp.desc) for p in VISITOR_ONLY)
 
 
 def decided(exp: Expectation, answer: Answer) -> bool:

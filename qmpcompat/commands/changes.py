@@ -7,12 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from qmpcompat import __version__
+from qmpcompat import __version__, datafile
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.errors import ReportError
 from qmpcompat.report.changes import Step, by_label, compare, consumer_changes
 from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
+from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
 from qmpcompat.types import LEVELS, CaseJSON, Level, label_order, version_prefix
 
@@ -27,9 +28,9 @@ def pick(spec: str, default: Path) -> tuple[str, list[CaseJSON], str]:
     run in ``default``, or a version prefix such as ``10.0``: the newest of that
     line); ReportError names what is available."""
     path, label = Path(spec), ""
-    if not path.is_file():
+    if not datafile.given(path):
         head, sep, tail = spec.rpartition(":")
-        path, label = (Path(head), tail) if sep and Path(head).is_file() else (default, spec)
+        path, label = (Path(head), tail) if sep and datafile.given(Path(head)) else (default, spec)
     doc = read_results(path)
     if doc.get("interrupted") or doc.get("running"):
         raise ReportError(f"{path}: the run {'never finished' if doc.get('running') else 'was interrupted'}"
@@ -62,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
     step = Step(base, new, changes, {base: base_src, new: new_src})
     sys.stdout.write(render_any([step], args.format, __version__, new_src))
     if args.output:
-        for fmt, name in OUTPUTS.items():
-            write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
-            print(f"wrote {args.output / name}", file=sys.stderr)
+        with owned(args.output, "qmpcompat report changes"):
+            for fmt, name in OUTPUTS.items():
+                write_atomic(args.output / name, render_any([step], fmt, __version__, new_src))
+                print(f"wrote {args.output / name}", file=sys.stderr)
     return 1 if any(Level(c.level).rank >= Level(args.fail_on).rank for c in step.changes) else 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from qmpcompat.commands.changes import register_changes
+from qmpcompat.report.lock import owned
 from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
@@ -35,8 +36,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     docs = [(path, read_results(path)) for path in args.files]  # all validated before writing
     doc = merge(docs) if args.report_command == "merge" else docs[0][1]
-    for path in write_reports(doc, args.output, args.fail_on):
-        print(f"wrote {path}")
+    with owned(args.output, f"qmpcompat report {args.report_command}"):
+        for path in write_reports(doc, args.output, args.fail_on):
+            print(f"wrote {path}")
     v = verdict(doc, args.fail_on)
     print(v.headline + "".join(f"\n  {r}" for r in v.reasons)
           + (f"\n  {v.crashes}" if v.crashes else ""))

@@ -14,6 +14,7 @@ import json
 import shlex
 from collections.abc import Sequence
 
+from qmpcompat import escape
 from qmpcompat.hunt.backtrace import NO_SYMBOLS, Trace
 from qmpcompat.hunt.cases import Finding, command_shape
 from qmpcompat.hunt.findings import Answer, summary_of
@@ -28,9 +29,10 @@ def affected(answers: Sequence[Answer], finding: Finding) -> list[Answer]:
 
 
 def whole_answer(steps: Sequence[Step], observed: JSONObject) -> str:
-    """What a build did with the whole transcript, in one line: each step before
-    the last one it answered, accepted or rejected with QEMU's words, then how
-    the transcript ended ('accept' after a rejected step says so)."""
+    """What a build did with the whole transcript, in one line of Markdown (QEMU's
+    words escaped): each step before the last one it answered, accepted or
+    rejected with QEMU's words, then how the transcript ended ('accept' after a
+    rejected step says so)."""
     replies = json_list(observed.get("replies") or [])
     parts = []
     if len(steps) > 1:
@@ -38,12 +40,13 @@ def whole_answer(steps: Sequence[Step], observed: JSONObject) -> str:
             if step is main_step(steps):
                 continue
             error = json_object(reply).get("error")
-            parts.append(f"`{step['execute']}` " + (f"rejected ({json_object(error).get('desc')})"
-                                                    if error else "accepted"))
+            parts.append(escape.code_span(step["execute"]) + " " + (
+                f"rejected ({escape.markdown(json_object(error).get('desc'))})" if error else "accepted"))
     obs = observed
     what = (str(obs.get("detail")).splitlines()[0] if obs.get("detail")
             else Answer("", "0", obs).observation.summary())
-    main = f"`{main_step(steps)['execute']}` {what}" if len(steps) > 1 else what
+    what = escape.markdown(what[:400])
+    main = f"{escape.code_span(main_step(steps)['execute'])} {what}" if len(steps) > 1 else what
     return "; ".join([*parts, main])
 
 
@@ -72,40 +75,41 @@ def bug_report(finding: Finding, answers: Sequence[Answer], builds: Sequence[Qem
             "-qmp", "unix:/tmp/qmp.sock,server=on,wait=off"] + (["-incoming", "defer"]
                                                                if incoming else [])
     first, last = (hit[0].qemu_version, hit[-1].qemu_version) if hit else ("-", "-")
-    out = [f"# {summary_of(finding)} on `{finding.command}`: {command_shape(finding.steps)}", "",
-           f"Signature: `{finding.signature}`", "",
-           f"**Affected** (of the builds tried): first {first}, last {last}.", "",
+    md = escape.markdown
+    code = escape.code_span
+    out = [f"# {md(summary_of(finding))} on {code(finding.command)}: {md(command_shape(finding.steps))}",
+           "", f"Signature: {code(finding.signature)}", "",
+           f"**Affected** (of the builds tried): first {md(first)}, last {md(last)}.", "",
            "| QEMU | package | result |", "| --- | --- | --- |"]
     for a in sorted(answers, key=lambda a: a.version):
         pkg = by_label[a.qemu].package if a.qemu in by_label else ""
         mark = "**affected**" if a.same_bug(finding) else "not affected"
         what = whole_answer(finding.steps, a.observed)
-        out.append(f"| {a.qemu_version} | {pkg or '-'} | {mark}: "
-                   f"{what[:400].replace('|', '/')} |")
+        out.append(f"| {md(a.qemu_version)} | {md(pkg or '-')} | {mark}: {what} |")
     out += ["", "## How to reproduce", "",
-            f"Found on QEMU {finding.qemu_version}"
-            + (f" ({build.package})" if build and build.package else "")
+            f"Found on QEMU {md(finding.qemu_version)}"
+            + (f" ({md(build.package)})" if build and build.package else "")
             + f" by `qmpcompat hunt --seed {finding.seed}` (worker {finding.worker}, "
             + ("systematic pass" if finding.batch < 0 else f"batch {finding.batch}")
             + f", after {finding.found_after_cases} cases); the transcript below is the "
             "smallest the hunt found that still fails the same way, and it fails alone on a fresh QEMU.", "",
             "```sh", shlex.join(argv), "```", "",
-            f"(`qemu-system-x86_64` here: `{finding.binary}`"
+            f"(`qemu-system-x86_64` here: {code(finding.binary)}"
             + (", run through the build's own loader as qmpcompat does)" if build and
                build.command()[0] != finding.binary else ")"), "",
             "Then, on the QMP socket (`{tmpdir}` is any empty directory, `{port}` a free "
-            "loopback port):", "", "```json",
-            _transcript(finding, json_list(finding.reproduced.get("replies")
-                                           or finding.observed.get("replies") or [])), "```", "",
+            "loopback port):", "", *escape.code_block(
+                _transcript(finding, json_list(finding.reproduced.get("replies")
+                                               or finding.observed.get("replies") or [])), "json"), "",
             "Or with qmpcompat: save the transcript's steps as a JSON list (the `steps` of "
             "the finding's `.json`) and run `qmpcompat hunt --replay FILE --only "
-            f"{finding.qemu}` (or `--qemu BINARY` for a build of your own).", "",
-            "## What QEMU did", "", "```",
-            str(finding.reproduced.get("detail") or finding.observed.get("detail", "")).strip(),
-            "```", ""]
+            f"{escape.visible(finding.qemu).replace('`', '')}` (or `--qemu BINARY` for a build of your own).",
+            "", "## What QEMU did", "",
+            *escape.code_block(str(finding.reproduced.get("detail")
+                                   or finding.observed.get("detail", "")).strip()), ""]
     if trace is not None:
-        out += [f"## Backtrace (gdb, attached to the crashing QEMU {trace.build.label})", "",
-                "```", trace.text, "```", ""]
+        out += [f"## Backtrace (gdb, attached to the crashing QEMU {md(trace.build.label)})", "",
+                *escape.code_block(trace.text), ""]
     if trace is None or not trace.symbols:
         out += [NO_SYMBOLS if trace is not None else
                 "No backtrace: gdb is not on this host, or QEMU did not take a signal.", ""]

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from typing import NotRequired, TypedDict
 
+from qmpcompat import datafile
 from qmpcompat.derive.run import DEFAULT_COMMANDS
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.harness.process import die_with_parent
@@ -33,7 +34,14 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.run import Runner
-from qmpcompat.vectors.transcript import Step, main_step, run_fresh, steps_problems, well_formed
+from qmpcompat.vectors.transcript import (
+    Step,
+    main_step,
+    quits_early,
+    run_fresh,
+    steps_problems,
+    well_formed,
+)
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -249,22 +257,25 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     return row
 
 
-def replay(args: argparse.Namespace, builds: list[QemuBuild]) -> int:
-    """``--replay FILE``: one transcript on every selected build; exit 1 if it fails
-    on one."""
+def replay(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
+    """``--replay FILE``: one transcript on every build ``select()`` gives (once the
+    transcript is read and checked); exit 1 if it fails on one."""
     try:
-        steps = json.loads(args.replay.read_text())
+        steps = datafile.load_json(args.replay)
     except (OSError, ValueError) as exc:
         raise QmpCompatError(f"{args.replay}: cannot read a transcript: {exc}") from exc
     if not well_formed(steps):
         raise QmpCompatError(f"{args.replay}: a transcript is a JSON list of "
                              "{execute, arguments} steps with a migrate or migrate-incoming")
+    if quits_early(steps):
+        raise QmpCompatError(f"{args.replay}: a quit comes before the main step (migrate or "
+                             "migrate-incoming), which would never run")
     problems = steps_problems(steps, Policy.template())
     if problems:
         raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
     failed = 0
     incoming = main_step(steps)["execute"] == "migrate-incoming"
-    for build in builds:
+    for build in select():
         obs = run_fresh(steps, build, incoming, args.timeout)
         bad = is_failure(steps, obs)
         failed += bad
@@ -313,7 +324,7 @@ def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) ->
     if args.state_every is None:
         args.state_every = STATE_EVERY
     if args.replay is not None:
-        return replay(args, select())
+        return replay(args, select)
     budget = parse_budget(args.budget)
     if args.workers < 1:
         raise QmpCompatError("--workers must be at least 1")

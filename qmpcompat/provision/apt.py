@@ -191,7 +191,7 @@ class PrivateApt:
 
     def candidate(self, suite: str, package: str) -> str | None:
         """The version of ``package`` that ``suite`` serves, or None."""
-        out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", package],
+        out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", "--", package],
                        suite_sources(suite))
         match = re.search(r"Candidate:\s*(\S+)", out)
         if not match or match.group(1) == "(none)":
@@ -201,7 +201,7 @@ class PrivateApt:
     def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
         """Download ``package=version`` and its whole dependency closure into ``dest``."""
         self.run("apt-get", ["-oAPT::Default-Release=" + suite, "install", "--download-only",
-                             "--no-install-recommends", "-y", f"{package}={version}"],
+                             "--no-install-recommends", "-y", "--", f"{package}={version}"],
                  suite_sources(suite), archives=dest)
         debs = sorted(dest.glob("*.deb"))
         if not debs:
@@ -254,12 +254,12 @@ class PrivateSourceApt(PrivateApt):
 
     def source_versions(self, package: str, suites: Sequence[str]) -> list[str]:
         """Every version of source package ``package`` that ``suites`` serve."""
-        out = self.run_src("apt-cache", ["showsrc", "--only-source", package], suites)
+        out = self.run_src("apt-cache", ["showsrc", "--only-source", "--", package], suites)
         return sorted(set(re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)))
 
     def source_suites(self, package: str, suites: Sequence[str]) -> dict[str, list[str]]:
         """Each version of source package ``package`` with the suites that list it."""
-        out = self.run_src("apt-cache", ["madison", package], suites)
+        out = self.run_src("apt-cache", ["madison", "--", package], suites)
         found: dict[str, list[str]] = {}
         for version, suite in re.findall(r"^\s*\S+\s*\|\s*(\S+)\s*\|\s*\S+\s+([^/\s]+)/\S+\s+Sources",
                                          out, re.MULTILINE):
@@ -271,10 +271,10 @@ class PrivateSourceApt(PrivateApt):
         """Download (and verify) the files of source package ``package=version``
         into ``dest`` without unpacking them; return the files."""
         dest.mkdir(parents=True, exist_ok=True)
-        uris = self.run_src("apt-get", ["source", "--print-uris", f"{package}={version}"], suites)
+        uris = self.run_src("apt-get", ["source", "--print-uris", "--", f"{package}={version}"], suites)
         hashes = dict(re.findall(r"^'\S+' (\S+) \d+ SHA256:([0-9a-f]{64})", uris, re.MULTILINE))
         try:
-            self.run_src("apt-get", ["source", "--download-only", "-y", f"{package}={version}"],
+            self.run_src("apt-get", ["source", "--download-only", "-y", "--", f"{package}={version}"],
                          suites, cwd=dest)
         except AptError:
             # The archive may lack a backport's .dsc while serving its orig tarball,

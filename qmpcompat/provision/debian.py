@@ -222,7 +222,7 @@ class DebianProvisioner:
                 staging = Path(tmp) / "root"
                 _say(self.progress, f"unpacking {len(debs)} packages")
                 for deb in debs:
-                    subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True,
+                    subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
                                    capture_output=True)
                 _relink_absolute_symlinks(staging)
                 build = _describe(staging, prefix, suite, version, self.apt.arch, target)

@@ -104,7 +104,7 @@ def missing_packages(profile: str = DEFAULT_PROFILE) -> list[str]:
         return []
     wanted = build_packages(profile)
     out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n",
-                          *wanted], capture_output=True, text=True, check=False).stdout
+                          "--", *wanted], capture_output=True, text=True, check=False).stdout
     have = {line.split()[0].split(":")[0] for line in out.splitlines()
             if line.endswith(" installed")}
     return [p for p in wanted if p not in have]
@@ -147,7 +147,7 @@ def _dependencies(log: Path, progress: Progress | None, profile: str) -> Path:
             _say(progress, f"dependencies: apt-get install {' '.join(missing)}")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                                   *missing], capture_output=True, text=True, env=env,
+                                   "--", *missing], capture_output=True, text=True, env=env,
                                   check=False, stdin=subprocess.DEVNULL)
             with log.open("a") as fh:
                 fh.write(proc.stdout + proc.stderr)

@@ -149,7 +149,7 @@ def debian_tree(version_spec: str, progress: Progress | None = None) -> SourceTr
                 raise ProvisionError(f"the archive serves no .dsc for {PACKAGE} {version}")
             _say(progress, f"unpack: {dsc.name} with Debian's patches")
             # The files' SHA256 were checked against the signed Sources index.
-            proc = subprocess.run(["dpkg-source", "--no-check", "-x", str(dsc),
+            proc = subprocess.run(["dpkg-source", "--no-check", "-x", "--", str(dsc),
                                    str(Path(tmp) / "tree")], capture_output=True, text=True,
                                   check=False, stdin=subprocess.DEVNULL)
             if proc.returncode != 0:

@@ -17,6 +17,7 @@ import pytest
 from qmpcompat.derive.cases import DerivedCase
 from qmpcompat.derive.run import derive_for
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.escape import terminal, visible
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.state import RunState
 from qmpcompat.report.runmodes import junit_properties
@@ -98,9 +99,9 @@ def record_on(item: pytest.Item, result: CaseResult) -> None:
     and to the JUnit XML."""
     rec = result.record.to_json()
     for key in ("vector", "outcome", "expected"):
-        item.user_properties.append((key, str(rec.get(key))))
+        item.user_properties.append((key, visible(rec.get(key))))
     if result.observation is not None:
-        item.user_properties.append(("observed", result.observation.summary()))
+        item.user_properties.append(("observed", visible(result.observation.summary())))
     item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((RECORD, json.dumps(rec)))
 
@@ -109,9 +110,9 @@ def record_pair_on(item: pytest.Item, result: PairResult) -> None:
     """Attach a cross-version cell's record to the test report and the JUnit XML."""
     rec = result.record
     for key in ("vector", "form", "source_version", "destination_version", "outcome", "expected"):
-        item.user_properties.append((key, str(rec.get(key))))
+        item.user_properties.append((key, visible(rec.get(key))))
     if result.observation is not None:
-        item.user_properties.append(("observed", result.observation.summary()))
+        item.user_properties.append(("observed", visible(result.observation.summary())))
     item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
 
@@ -136,8 +137,8 @@ def conclude(verdict: Verdict, failure: Callable[[], str]) -> None:
     """End the test as ``verdict`` says: skip, xfail, fail with ``failure()``'s
     text, or return (passed). The one verdict-to-pytest mapping of the suites."""
     if verdict.outcome == Outcome.SKIPPED:
-        pytest.skip(verdict.message)
+        pytest.skip(terminal(verdict.message))
     if verdict.outcome == Outcome.XFAILED:
-        pytest.xfail(verdict.message)
+        pytest.xfail(terminal(verdict.message))
     if verdict.outcome in (Outcome.FAILED, Outcome.ERROR):
-        pytest.fail(failure(), pytrace=False)
+        pytest.fail(terminal(failure()), pytrace=False)

@@ -12,6 +12,8 @@ from typing import Protocol, TypedDict
 
 import pytest
 
+from qmpcompat.errors import ReportError
+from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
     CONSUMER_RECORD,
@@ -25,6 +27,7 @@ from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
 from qmpcompat.report.history import schema_history, schema_timeline
 from qmpcompat.report.junit import render_junit
+from qmpcompat.report.lock import own
 from qmpcompat.report.progress import Progress
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
@@ -117,16 +120,17 @@ class Recorder:
         if doc is None:
             return
         v = verdict(doc, self.state.fail_on)
-        terminalreporter.write_sep("=", f"qmpcompat: {v.headline}")
+        terminalreporter.write_sep("=", terminal(f"qmpcompat: {v.headline}"))
         for reason in v.reasons:
-            terminalreporter.write_line(f"  {reason}")
+            terminalreporter.write_line(terminal(f"  {reason}"))
         for row in crash_rows(doc):
             if not row["defect"]:
-                terminalreporter.write_line(f"  {row['vector']}: QEMU {row['result']} on "
-                                            f"{', '.join(row['qemu'])}, no known defect: {row['detail']}")
+                terminalreporter.write_line(terminal(
+                    f"  {row['vector']}: QEMU {row['result']} on {', '.join(row['qemu'])}, "
+                    f"no known defect: {row['detail']}"))
         for defect in defect_rows(doc):
-            terminalreporter.write_line(f"  {defect['id']} ({defect['observed']} on "
-                                        f"{', '.join(defect['qemu'])}): {defect['summary']}")
+            terminalreporter.write_line(terminal(f"  {defect['id']} ({defect['observed']} on "
+                                                 f"{', '.join(defect['qemu'])}): {defect['summary']}"))
 
 
 def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
@@ -161,6 +165,10 @@ def start_reports(config: pytest.Config) -> None:
     if problem:
         raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "
                                 f"({problem}); choose a writable directory")
+    try:
+        own(reports, "the conformance suite")
+    except ReportError as exc:
+        raise pytest.UsageError(f"--qmpcompat-reports: {exc}") from exc
     doc = results_document(environment([], "(not loaded yet)", []), [], time.time(),
                            {"running": {"pid": os.getpid()}})
     write_reports(doc, reports, junit=False)
@@ -229,4 +237,4 @@ def defect_facts(defect: KnownDefect) -> KnownDefectJSON:
 def say(tr: pytest.TerminalReporter, line: str) -> None:
     """Print ``line`` on a line of its own, between pytest's progress dots
     (``write_line`` starts a new line first when the current one has dots)."""
-    tr.write_line(line)
+    tr.write_line(terminal(line))

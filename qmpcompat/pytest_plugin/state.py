@@ -21,6 +21,7 @@ from typing import NotRequired, TypedDict
 import pytest
 
 from qmpcompat.errors import QmpCompatError, VectorError
+from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
@@ -101,7 +102,7 @@ SHIPPED = "qmpcompat_run"  # the workerinput key the controller's selection trav
 
 
 def _progress(text: str) -> None:
-    print(f"qmpcompat: {text}", file=sys.stderr, flush=True)
+    print(terminal(f"qmpcompat: {text}"), file=sys.stderr, flush=True)
 
 
 def _select(config: pytest.Config) -> Selection:

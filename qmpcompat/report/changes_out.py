@@ -5,10 +5,10 @@ of steps and their changes."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
+from qmpcompat import escape
 from qmpcompat.ciformats import FORMATS, CiFinding
 from qmpcompat.ciformats import render as render_ci
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
@@ -46,29 +46,29 @@ def text(steps: list[Step]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
+_cell = escape.markdown
 
 
 def markdown_rows(changes: list[Change]) -> list[str]:
     """A Markdown table of ``changes`` (also used by summary.md)."""
     out = ["| level | rule | case | before | after |", "| --- | --- | --- | --- | --- |"]
     for c in sorted(changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
-        out.append(f"| {c.level} | {c.rule} | {c.case}{_defect(c)} | {_cell(c.before)} | {_cell(c.after)} |")
+        out.append(f"| {_cell(c.level)} | {_cell(c.rule)} | {_cell(c.case + _defect(c))} | "
+                   f"{_cell(c.before)} | {_cell(c.after)} |")
     return out
 
 
 def markdown(steps: list[Step]) -> str:
     out = ["# Behaviour changes", ""]
     for step in steps:
-        out += [f"## {step.heading()}", ""]
+        out += [f"## {_cell(step.heading())}", ""]
         out += markdown_rows(step.changes) if step.changes else ["No behaviour changes."]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def html_page(steps: list[Step]) -> str:
-    esc = html.escape
+    esc = escape.html_text
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>Behaviour changes</title><style>",
              "body{font-family:sans-serif}table{border-collapse:collapse}"
              "td,th{border:1px solid #bbb;padding:2px 6px;text-align:left;vertical-align:top}"
@@ -83,7 +83,7 @@ def html_page(steps: list[Step]) -> str:
         for c in sorted(step.changes, key=lambda c: (-Level(c.level).rank, c.rule, c.case)):
             cells = "".join(f"<td>{esc(str(getattr(c, k)) + (_defect(c) if k == 'case' else ''))}</td>"
                             for k in COLUMNS)
-            parts.append(f"<tr class='{c.level}'>{cells}<td>{esc(c.explanation)}</td></tr>")
+            parts.append(f"<tr class='{esc(c.level)}'>{cells}<td>{esc(c.explanation)}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

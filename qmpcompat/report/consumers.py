@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+from qmpcompat.escape import markdown
 from qmpcompat.types import (
     ConsumerCellJSON,
     ConsumerJSON,
@@ -68,8 +69,9 @@ def failed_consumers(doc: ResultsJSON) -> list[ConsumerJSON]:
     return [r for r in doc.get("consumers") or [] if r["outcome"] in ("failed", "error")]
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    """Text from a profile or a run as a Markdown table cell (escape.markdown)."""
+    return markdown(text if text is not None else "")
 
 
 def render_markdown(doc: ResultsJSON) -> list[str]:
@@ -83,23 +85,24 @@ def render_markdown(doc: ResultsJSON) -> list[str]:
     lines = ["", "### Consumers x builds (the same build on both sides)", "",
              "Each consumer profile (vectors/consumers/) replayed with a real guest: each side's "
              "QEMU gets the consumer's own commands.", "",
-             "| consumer | " + " | ".join(m["versions"]) + " |",
+             "| consumer | " + " | ".join(map(_cell, m["versions"])) + " |",
              "| --- |" + " --- |" * len(m["versions"])]
     for pid, name in names.items():
-        lines.append(f"| {pid} {_cell(name)} | "
+        lines.append(f"| {_cell(pid)} {_cell(name)} | "
                      + " | ".join(_cell(at.get((pid, v, v), "")) for v in m["versions"]) + " |")
     for pid, name in names.items():
-        lines += ["", f"#### {pid} {_cell(name)} across builds (rows: source, columns: destination)", "",
-                  "| source \\ destination | " + " | ".join(m["versions"]) + " |",
+        lines += ["", f"#### {_cell(pid)} across builds (rows: source, columns: destination)", "",
+                  _cell(name), "",
+                  "| source \\ destination | " + " | ".join(map(_cell, m["versions"])) + " |",
                   "| --- |" + " --- |" * len(m["versions"])]
-        lines += [f"| **{src}** | " + " | ".join(_cell(at.get((pid, src, dst), ""))
+        lines += [f"| **{_cell(src)}** | " + " | ".join(_cell(at.get((pid, src, dst), ""))
                                                   for dst in m["versions"]) + " |"
                   for src in m["versions"]]
     failed = failed_consumers(doc)
     if failed:
         lines += ["", "#### Consumer cells that failed", "",
                   "| profile | source | destination | step | why |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['profile']} | {r['source']} | {r['destination']} | "
+        lines += [f"| {_cell(r['profile'])} | {_cell(r['source'])} | {_cell(r['destination'])} | "
                   f"{_cell(str(r.get('location') or ''))} | "
                   f"{_cell((r.get('message') or '').splitlines()[0] if r.get('message') else '')} |"
                   for r in failed]

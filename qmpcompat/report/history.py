@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.escape import code_span, markdown
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.timeline import build, point
@@ -50,18 +51,19 @@ def timeline_markdown(timeline: TimelineJSON | EmptyJSON | None) -> list[str]:
         return []
     releases = timeline["releases"]
     lines = ["", "### Schema history", "",
-             f"{', '.join(timeline['roots'])} over {len(releases)} schemas,"
-             f" {releases[0]['version']} to {releases[-1]['version']}"
+             f"{markdown(', '.join(timeline['roots']))} over {len(releases)} schemas,"
+             f" {markdown(releases[0]['version'])} to {markdown(releases[-1]['version'])}"
              " (`qmpcompat history` for every path).", ""]
     if timeline["unrecorded"]:
-        lines += [f"No schema is known of QEMU {', '.join(timeline['unrecorded'])}: a change"
+        lines += [f"No schema is known of QEMU {markdown(', '.join(timeline['unrecorded']))}: a change"
                   " first seen after such a gap may have happened in it.", ""]
     lines += ["| release | evidence | changes |", "| --- | --- | --- |"]
     for release in releases:
         events = [e for e in timeline["events"] if e["version"] == release["version"]]
         if events:
-            text = "; ".join(f"`{e['path']}` {e['change']}" for e in events)
-            lines.append(f"| {release['version']} | {release['evidence']} | {text} |")
+            text = "; ".join(f"{code_span(e['path'])} {markdown(e['change'])}" for e in events)
+            lines.append(f"| {markdown(release['version'])} | {markdown(release['evidence'])} | {text} |")
     for note in timeline.get("inferred", []):
-        lines.append(f"| {note['version']} | inferred | `{note['path']}` {note['change']} |")
+        lines.append(f"| {markdown(note['version'])} | inferred | {code_span(note['path'])} "
+                     f"{markdown(note['change'])} |")
     return lines

@@ -3,10 +3,10 @@ matrix of vectors against QEMU versions and the schema history beside it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
+from qmpcompat.escape import script_json
 from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import to_json
@@ -28,6 +28,4 @@ def render_html(doc: ResultsJSON, fail_on: str = "breaking") -> str:
             "behaviour_changes": to_json(run_steps(doc))["steps"],
             "pair_matrix": matrix(doc.get("pairs") or []),
             "consumer_matrix": consumer_matrix(doc.get("consumers") or [])}
-    # Inside <script>, "</" would end the element: escape it (and "<!--").
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
-    return TEMPLATE.read_text().replace("__DATA__", payload)
+    return TEMPLATE.read_text().replace("__DATA__", script_json(data))

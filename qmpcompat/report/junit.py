@@ -3,31 +3,21 @@ pytest run writes its own with ``--junitxml``)."""
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
+from qmpcompat.escape import xml_attribute, xml_text
 from qmpcompat.report.consumers import junit_suite as consumers_suite
 from qmpcompat.report.matrix import junit_suite
 from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
 
-# Characters XML 1.0 does not allow at all, even escaped (QEMU echoes what it is
-# sent, so an error text may hold any of them).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def xml_safe(text: object) -> str:
-    """``text`` as a string XML 1.0 can carry: each forbidden character is shown
-    as its Python escape (``\\x01``)."""
-    return _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
-
 
 def _sanitize(root: ET.Element) -> None:
     for el in root.iter():
-        el.attrib = {k: xml_safe(v) for k, v in el.attrib.items()}
+        el.attrib = {k: xml_attribute(v) for k, v in el.attrib.items()}
         if el.text is not None:
-            el.text = xml_safe(el.text)
+            el.text = xml_text(el.text)
 
 
 def _observed(rec: CaseJSON) -> str:

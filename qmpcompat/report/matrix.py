@@ -9,6 +9,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 
+from qmpcompat.escape import markdown
 from qmpcompat.report.results import observed_key
 from qmpcompat.types import (
     CellJSON,
@@ -71,13 +72,13 @@ def _cell_text(cell: CellJSON) -> str:
     ran = cell["passed"] + cell["failed"] + cell["error"] + cell["xfailed"]
     if cell["mark"] == "n/a":
         return "n/a"
-    text = f"{cell['mark']} {cell['passed']}/{ran}"
-    return text + (f" ({', '.join(cell['defects'])})" if cell["defects"] else "")
+    text = f"{markdown(cell['mark'])} {cell['passed']}/{ran}"
+    return text + (f" ({markdown(', '.join(cell['defects']))})" if cell["defects"] else "")
 
 
 def _first_line(text: object) -> str:
     lines = str(text or "").splitlines()
-    return lines[0].replace("|", "\\|") if lines else ""
+    return markdown(lines[0]) if lines else ""
 
 
 def render_markdown(doc: ResultsJSON) -> list[str]:
@@ -90,16 +91,17 @@ def render_markdown(doc: ResultsJSON) -> list[str]:
     lines = ["", "### Cross-version matrix (rows: source, columns: destination)", "",
              "Each cell: passed / cases run over every pair vector and form both sides support; "
              "`known` marks a recorded known defect, `n/a` a pair with no form both support.", "",
-             "| source \\ destination | " + " | ".join(m["versions"]) + " |",
+             "| source \\ destination | " + " | ".join(map(markdown, m["versions"])) + " |",
              "| --- |" + " ---: |" * len(m["versions"])]
     for src in m["versions"]:
-        lines.append(f"| **{src}** | " + " | ".join(_cell_text(cells[(src, dst)])
+        lines.append(f"| **{markdown(src)}** | " + " | ".join(_cell_text(cells[(src, dst)])
                                                    for dst in m["versions"]) + " |")
     failed = failed_pairs(doc)
     if failed:
         lines += ["", "#### Matrix cells that failed", "", "| vector | form | source | destination | why |",
                   "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['vector']} | {r['form']} | {r['source']} | {r['destination']} | "
+        lines += [f"| {markdown(r['vector'])} | {markdown(r['form'])} | {markdown(r['source'])} | "
+                  f"{markdown(r['destination'])} | "
                   f"{_first_line(r.get('message'))} |" for r in failed]
     return lines
 

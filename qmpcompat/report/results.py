@@ -16,7 +16,7 @@ from typing import cast
 
 import jsonschema
 
-from qmpcompat import __version__
+from qmpcompat import __version__, datafile
 from qmpcompat.errors import ReportError
 from qmpcompat.report.files import write_atomic
 from qmpcompat.types import (
@@ -147,11 +147,13 @@ def _schema() -> JSONObject:
 def read_results(path: Path) -> ResultsJSON:
     """Load and validate a results file; ReportError names the file and what is wrong."""
     try:
-        text = path.read_text()
+        text = datafile.read_text(path)
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not JSON (not UTF-8 at byte {exc.start})") from exc
     try:
-        doc = json.loads(text)
+        doc = datafile.parse_json(text)
     except ValueError as exc:
         what = "truncated" if text.strip() and not text.rstrip().endswith("}") else "not JSON"
         raise ReportError(f"{path}: {what} ({exc})") from exc

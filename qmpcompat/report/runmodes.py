@@ -90,14 +90,15 @@ def markdown_lines(run: RunModesJSON | None, cell: Callable[[object], str]) -> l
     fork = run.get("fork_unavailable") or {}
     if fork:
         lines += ["", "| QEMU | persistent QEMUs exec'd, not forked, because |", "| --- | --- |"]
-        lines += [f"| {label} | {cell(why)} |" for label, why in sorted(fork.items())]
+        lines += [f"| {cell(label)} | {cell(why)} |" for label, why in sorted(fork.items())]
     if run["unsteady"]:
         lines += ["", "Cases whose reused and fresh QEMUs did otherwise (their outcome depended on "
                   "what ran before them; `--qmpcompat-strict` fails them):", "",
                   "| case | QEMU | reused QEMU did | fresh QEMU did | outcome |",
                   "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['vector']} | {r['qemu']} | {r['reused']}: {cell(r['reused_detail'])} | "
-                  f"{r['fresh']} | {r['outcome']} |" for r in run["unsteady"]]
+        lines += [f"| {cell(r['vector'])} | {cell(r['qemu'])} | {cell(r['reused'])}: "
+                  f"{cell(r['reused_detail'])} | {cell(r['fresh'])} | {cell(r['outcome'])} |"
+                  for r in run["unsteady"]]
     return lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from qmpcompat.escape import markdown
 from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
@@ -99,7 +100,12 @@ def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
 
 
 def _cell(text: object) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+    """Text from the run (or a results file) as Markdown: escape.markdown, once."""
+    return markdown(text if text is not None else "")
+
+
+def _cells(items: list[str]) -> str:
+    return ", ".join(_cell(i) for i in items)
 
 
 def _crash_tables(doc: ResultsJSON) -> list[str]:
@@ -108,15 +114,17 @@ def _crash_tables(doc: ResultsJSON) -> list[str]:
     if crashes:
         lines += ["", "### Crashes and hangs", "", "| vector | QEMU did | on QEMU | known defect | detail |",
                   "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {c['vector']} | {c['result']} | {', '.join(c['qemu'])} | {c['defect'] or '**none**'} | "
-                  f"{_cell(c['detail'])} |" for c in crashes]
+        lines += [f"| {_cell(c['vector'])} | {_cell(c['result'])} | {_cells(c['qemu'])} | "
+                  f"{_cell(c['defect']) if c['defect'] else '**none**'} | {_cell(c['detail'])} |"
+                  for c in crashes]
     defects = defect_rows(doc)
     if defects:
         lines += ["", "### Known defects seen", "",
                   "| defect | summary | QEMU did | seen on | recorded for | vectors | cases |",
                   "| --- | --- | --- | --- | --- | --- | ---: |"]
-        lines += [f"| {d['id']} | {_cell(d['summary'])} | {d['observed']} | {', '.join(d['qemu'])} | "
-                  f"{_cell(d['recorded_for'])} | {', '.join(d['vectors'])} | {d['cases']} |" for d in defects]
+        lines += [f"| {_cell(d['id'])} | {_cell(d['summary'])} | {_cell(d['observed'])} | "
+                  f"{_cells(d['qemu'])} | {_cell(d['recorded_for'])} | {_cells(d['vectors'])} | "
+                  f"{d['cases']} |" for d in defects]
     return lines
 
 
@@ -129,7 +137,7 @@ def _changes(doc: ResultsJSON) -> list[str]:
     lines = ["", "### Behaviour changes between builds", "",
              "Each build against the one before it (`qmpcompat report changes` gives every change)."]
     for step in steps:
-        lines += ["", f"#### {step.heading()}", ""]
+        lines += ["", f"#### {_cell(step.heading())}", ""]
         shown = step.at_least("breaking")
         warnings = [c for c in step.changes if c.level == "warning"]
         if len(warnings) <= WARNINGS_LISTED:
@@ -137,7 +145,7 @@ def _changes(doc: ResultsJSON) -> list[str]:
         lines += markdown_rows(shown) if shown else ["No breaking or warning changes."]
         if len(warnings) > WARNINGS_LISTED:
             lines += ["", f"{len(warnings)} warnings (other error texts, cases gone): see index.html or "
-                      f"`qmpcompat report changes {step.base} {step.new}`."]
+                      f"qmpcompat report changes {_cell(step.base)} {_cell(step.new)}."]
     return lines
 
 
@@ -160,8 +168,8 @@ def _claims(doc: ResultsJSON) -> list[str]:
              "defect on an inferred claim.", "",
              "| QEMU | observed | schema | inferred | inferred and passed |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {label} | {c.get('observed', 0)} | {c.get('schema', 0)} | "
-              f"{c.get('inferred', 0)} | {passed.get(label, 0)} |" for label, c in claims.items()]
+    lines += [f"| {_cell(label)} | {_cell(c.get('observed', 0))} | {_cell(c.get('schema', 0))} | "
+              f"{_cell(c.get('inferred', 0))} | {passed.get(label, 0)} |" for label, c in claims.items()]
     return lines
 
 
@@ -187,7 +195,7 @@ def _features(binaries: list[BinaryJSON]) -> list[str]:
     if not binaries:
         return []
     lines = ["", "| QEMU | build features (probed) |", "| --- | --- |"]
-    lines += [f"| {b.get('run_label') or b['version']} | {_cell(feature_text(b, binaries))} |"
+    lines += [f"| {_cell(b.get('run_label') or b['version'])} | {_cell(feature_text(b, binaries))} |"
               for b in binaries]
     return lines
 
@@ -195,20 +203,21 @@ def _features(binaries: list[BinaryJSON]) -> list[str]:
 def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
-    lines = [f"## qmpcompat: {v.headline}", ""]
-    lines += [f"> **{w}**\n" for w in env.get("warnings") or ()]
-    lines += [f"- {r}" for r in v.reasons] or ["- every vector behaved as expected on every binary"
+    lines = [f"## qmpcompat: {_cell(v.headline)}", ""]
+    lines += [f"> **{_cell(w)}**\n" for w in env.get("warnings") or ()]
+    lines += [f"- {_cell(r)}" for r in v.reasons] or ["- every vector behaved as expected on every binary"
                                                + (" (known defects included)" if v.crashes else "")]
     if v.crashes:
         lines.append(f"- {v.crashes}")
     lines += ["", f"{len(doc['results'])} cases, {len(env['binaries'])} QEMU binaries, vector set "
-              f"{env['vector_revision']}, qmpcompat {env['qmpcompat']}, {doc['seconds']:.0f}s", ""]
+              f"{_cell(env['vector_revision'])}, qmpcompat {_cell(env['qmpcompat'])}, "
+              f"{doc['seconds']:.0f}s", ""]
     lines += ["| QEMU | passed | failed | known defects | skipped | package |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
     for label, t in doc["totals"].items():
         pkg = by_label[label].get("package", "") if label in by_label else ""
-        lines.append(f"| {label} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
+        lines.append(f"| {_cell(label)} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
     lines += _features(env["binaries"])
     lines += _claims(doc)
@@ -218,27 +227,27 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     if failed:
         lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",
                   "| --- | --- | --- | --- |"]
-        lines += [f"| {r['vector']} | {r['qemu']} | {_cell(r.get('expected'))} | "
+        lines += [f"| {_cell(r['vector'])} | {_cell(r['qemu'])} | {_cell(r.get('expected'))} | "
                   f"{_cell(r.get('message'))} |" for r in failed]
     for p in env.get("problems", []):
-        lines.append(f"- unusable: `{_cell(p['name'])}`: {_cell(p['error'].splitlines()[0])}")
+        lines.append(f"- unusable: {_cell(p['name'])}: {_cell((p['error'].splitlines() or [''])[0])}")
     dated = [i for i in env.get("indexes", []) if not i.get("error")]
     if dated:
         lines += ["", "Debian archive indexes: " + ", ".join(
-            f"{i['suite']} {i.get('date', '?')}" + (
-                f" (STALE: expired {i.get('valid_until', '?')})" if i.get("stale") else "")
+            f"{_cell(i['suite'])} {_cell(i.get('date', '?'))}" + (
+                f" (STALE: expired {_cell(i.get('valid_until', '?'))})" if i.get("stale") else "")
             for i in dated)]
     lines += _crash_tables(doc)
     skips = Counter((r.get("message") or "", r["qemu"]) for r in doc["results"] if r["outcome"] == "skipped")
     if skips:
         lines += ["", "### Skipped", "", "| reason | QEMU | cases |", "| --- | --- | ---: |"]
-        lines += [f"| {_cell(m)} | {q} | {n} |" for (m, q), n in sorted(skips.items())]
+        lines += [f"| {_cell(m)} | {_cell(q)} | {n} |" for (m, q), n in sorted(skips.items())]
     gate = gate_findings(doc, "warning")
     if gate:
         lines += ["", "### Schema changes (warning and breaking)", "",
                   "| QEMU | compared with | level | rule | path | change |",
                   "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {_cell(f.get('qemu'))} | {_cell(f.get('baseline'))} | {f['level']} | "
+        lines += [f"| {_cell(f.get('qemu'))} | {_cell(f.get('baseline'))} | {_cell(f['level'])} | "
                   f"{_cell(f.get('rule'))} | {_cell(f.get('path'))} | {_cell(f.get('change'))} |"
                   for f in gate]
     lines += runmodes.markdown_lines(doc.get("run"), _cell)
@@ -246,7 +255,7 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     lines += timeline_markdown(doc.get("schema_timeline"))
     if doc.get("disagreements"):
         lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
-        lines += [f"| {d['vector']} | {d['qemu']} | "
-                  + ", ".join(f"{r['outcome']} ({_cell(r['file'])})" for r in d["runs"]) + " |"
+        lines += [f"| {_cell(d['vector'])} | {_cell(d['qemu'])} | "
+                  + ", ".join(f"{_cell(r['outcome'])} ({_cell(r['file'])})" for r in d["runs"]) + " |"
                   for d in doc["disagreements"]]
     return "\n".join(lines) + "\n"

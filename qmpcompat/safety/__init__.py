@@ -13,7 +13,9 @@ What is allowed (everything else is refused):
 - commands, members and enum values listed in ``commands.COMMANDS`` (and
   read-only ``query-*`` commands without arguments); a member or value QEMU adds
   later is refused until it is added there;
-- network: loopback only (127.0.0.0/8, ::1, ``localhost``), vsock cid 1;
+- network: literal loopback addresses only (127.0.0.0/8, ::1), and ``localhost``
+  where this host answers it from /etc/hosts with loopback alone (no resolver
+  is asked: ``policy.resolves_locally``); vsock cid 1;
 - files and sockets: only inside the case's own directory (``Policy.case_dir``);
 - processes: only the harness's sink commands, ``cat > DIR/NAME`` and
   ``cat DIR/NAME`` (DIR shell-quoted), as an ``exec:`` uri or as the argv

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from qmpcompat.safety.policy import Policy, is_loopback
+from qmpcompat.safety.policy import Policy
 from qmpcompat.types import JSON
 
 T = TypeVar("T")
@@ -70,8 +70,7 @@ def _typed(kind: type[T], check: Callable[[T, Policy], str | None]) -> Check:
 
 uri = _typed(str, lambda v, p: p.uri_problem(v))
 path = _typed(str, lambda v, p: p.path_problem(v))
-host = _typed(str, lambda v, p: None if is_loopback(v) else
-              f"host {v!r} is not loopback (127.0.0.0/8, ::1, localhost)")
+host = _typed(str, lambda v, p: p.host_problem(v))
 cid = _typed(str, lambda v, p: None if v == "1" else f"vsock cid {v!r} is not the local cid 1")
 argv = _typed(list, lambda v, p: p.argv_problem(v))
 
@@ -194,6 +193,19 @@ _DUMP_FORMATS = ("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "kdump-raw-zl
                  "kdump-raw-lzo", "kdump-raw-snappy", "win-dmp")
 
 
+MAX_WRITE_BYTES = 256 * 1024 * 1024  # the most one command may have QEMU write (the largest guest's RAM)
+
+
+def written_bytes(value: object, at: str, policy: Policy) -> list[str]:
+    """A number of bytes QEMU writes into the case's directory (``pmemsave``'s
+    ``size``, ``dump-guest-memory``'s ``length``): at most MAX_WRITE_BYTES, so a
+    transcript cannot fill the disk; another type is QEMU's to refuse."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_WRITE_BYTES:
+        return [f"{at}: {value} bytes is over the {MAX_WRITE_BYTES // (1024 * 1024)} MiB one "
+                "command may write into a case's directory"]
+    return scalar(value, at, policy)
+
+
 def _dump_protocol(value: object, at: str, policy: Policy) -> list[str]:
     if isinstance(value, str) and value.startswith("file:"):
         why = policy.path_problem(value[5:], "file path")
@@ -215,10 +227,10 @@ COMMANDS: dict[str, Check] = {
     "migrate_cancel": nothing, "migrate-pause": nothing, "migrate-start-postcopy": nothing,
     "getfd": obj({"fdname": scalar}), "closefd": obj({"fdname": scalar}),
     "stop": nothing, "cont": nothing, "system_reset": nothing, "quit": nothing,
-    "pmemsave": obj({"val": scalar, "size": scalar, "filename": path}),
-    "memsave": obj({"val": scalar, "size": scalar, "filename": path, "cpu-index": scalar}),
+    "pmemsave": obj({"val": scalar, "size": written_bytes, "filename": path}),
+    "memsave": obj({"val": scalar, "size": written_bytes, "filename": path, "cpu-index": scalar}),
     "dump-guest-memory": obj({"paging": scalar, "protocol": _dump_protocol, "detach": scalar,
-                              "begin": scalar, "length": scalar,
+                              "begin": scalar, "length": written_bytes,
                               "format": enum(*_DUMP_FORMATS)}),
 }
 

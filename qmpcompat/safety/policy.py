@@ -18,7 +18,14 @@ from qmpcompat.types import JSON, JSONObject
 
 TMPDIR = "{tmpdir}"  # the placeholder of a case's directory in vectors and generated trees
 PORT = "{port}"
-LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
+# The one host name the gate lets reach QEMU, which resolves it with getaddrinfo()
+# (util/qemu-sockets.c): only where this host answers it from /etc/hosts, with
+# loopback addresses only, before any other source (see ``resolves_locally``).
+# Other names (``ip6-loopback``, ``ip6-localhost``: not in every /etc/hosts)
+# would reach DNS, and QEMU would listen wherever the answer says.
+LOOPBACK_NAME = "localhost"
+HOSTS_FILE = Path("/etc/hosts")
+NSSWITCH_FILE = Path("/etc/nsswitch.conf")
 VSOCK_LOCAL_CID = "1"
 SHELL = "/bin/sh"
 _SINK_NAME = re.compile(r"[\w.-]+")
@@ -102,8 +109,8 @@ class Policy:
         if not colon or not rest:
             return None
         if scheme in ("tcp", "rdma"):
-            host = _inet_host(rest)
-            return None if is_loopback(host) else f"{scheme} host {host!r} is not loopback"
+            problem = self.host_problem(_inet_host(rest))
+            return f"{scheme} {problem}" if problem else None
         if scheme == "vsock":
             cid = rest.split(":", 1)[0]
             return None if cid == VSOCK_LOCAL_CID else f"vsock cid {cid!r} is not the local cid 1"
@@ -118,6 +125,60 @@ class Policy:
         return f"uri scheme {scheme!r} is not on the safety allow-list"
 
 
+    def host_problem(self, host: str) -> str | None:
+        """Why QEMU may not be given ``host``, or None: a literal loopback address
+        always may; ``localhost`` only where this host resolves it from /etc/hosts
+        to loopback addresses alone (checked for a case about to run)."""
+        if is_loopback(host):
+            return None
+        if host != LOOPBACK_NAME:
+            return f"host {host!r} is not loopback (127.0.0.0/8, ::1, localhost)"
+        if self.case_dir == TMPDIR:
+            return None
+        return resolves_locally(host)
+
+
+def _hosts_source_first(nsswitch: str) -> bool:
+    """True when the ``hosts:`` line of nsswitch.conf text asks ``files`` first."""
+    for line in nsswitch.splitlines():
+        key, colon, sources = line.split("#", 1)[0].partition(":")
+        if colon and key.strip() == "hosts":
+            return sources.split()[:1] == ["files"]
+    return True  # no hosts line: glibc's default is "files dns"
+
+
+def local_addresses(name: str, hosts: str) -> list[str]:
+    """The addresses /etc/hosts text ``hosts`` gives ``name`` (its canonical name or an alias)."""
+    found = []
+    for line in hosts.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) > 1 and name.lower() in (w.lower() for w in words[1:]):
+            found.append(words[0])
+    return found
+
+
+def resolves_locally(name: str) -> str | None:
+    """Why QEMU's getaddrinfo() of ``name`` could reach beyond this host, or None
+    when /etc/hosts answers it first, with loopback addresses only. The gate
+    reads the files itself (``HOSTS_FILE``, ``NSSWITCH_FILE``): it never asks a resolver."""
+    hosts_file, nsswitch_file = HOSTS_FILE, NSSWITCH_FILE
+    try:
+        hosts = hosts_file.read_text(errors="replace")
+        nsswitch = nsswitch_file.read_text(errors="replace") if nsswitch_file.exists() else ""
+    except OSError as exc:
+        return f"host {name!r}: cannot read {exc.filename}: {exc.strerror}"
+    addresses = local_addresses(name, hosts)
+    if not addresses:
+        return (f"host {name!r} is not in {hosts_file}: QEMU would ask DNS for it "
+                "(use 127.0.0.1 or ::1)")
+    if not all(is_loopback(a) for a in addresses):
+        return f"host {name!r} is not loopback in {hosts_file} ({', '.join(addresses)})"
+    if not _hosts_source_first(nsswitch):
+        return (f"host {name!r}: {nsswitch_file} does not ask /etc/hosts first, so QEMU's "
+                "resolver may ask another source (use 127.0.0.1 or ::1)")
+    return None
+
+
 def _inet_host(address: str) -> str:
     """The host of a ``HOST:PORT[,OPTS]`` address as QEMU's inet_parse reads it:
     ``[...]`` for IPv6, else everything up to the first ``:`` (empty: any host)."""
@@ -127,9 +188,7 @@ def _inet_host(address: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 (bracketed or not) and the loopback names."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
+    """A literal loopback address: 127.0.0.0/8, ::1 (bracketed or not). No name."""
     try:
         return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
     except ValueError:

@@ -1,16 +1,51 @@
 """Size limits of a vector's argument trees: QMP arguments worth testing are
 small, and a huge or deeply nested tree in a vector file is a mistake (or an
-attempt to make the runner itself slow)."""
+attempt to make the runner itself slow). And the limits of a transcript (a
+hunt case, a ``--replay``): how many steps, how long they may run, how much
+its case directory may hold; over one, the case fails saying which. (One
+command's own writes are bounded by the safety gate: ``MAX_WRITE_BYTES``.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import time
+from pathlib import Path
 
 from qmpcompat.types import JSON
 from qmpcompat.vectors.model import Vector
 
 MAX_DEPTH = 32
 MAX_BYTES = 64 * 1024
+MAX_STEPS = 100  # steps of one transcript
+MAX_STEPS_SECONDS = 300.0  # wall time of one transcript's steps
+MAX_CASE_BYTES = 1024 * 1024 * 1024  # what one case's directory may hold
+
+
+def dir_bytes(path: Path) -> int:
+    """The bytes of the regular files under ``path`` (links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(root, name))
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
+def over_limits(case_dir: Path, started: float, step: int) -> str | None:
+    """Why a transcript must stop after its step ``step`` (1-based), or None."""
+    held = dir_bytes(case_dir)
+    if held > MAX_CASE_BYTES:
+        return (f"over a resource limit: after step {step} the case's directory holds "
+                f"{held // (1024 * 1024)} MiB (at most {MAX_CASE_BYTES // (1024 * 1024)} MiB)")
+    took = time.monotonic() - started
+    if took > MAX_STEPS_SECONDS:
+        return (f"over a resource limit: after step {step} the transcript has run {took:.0f}s "
+                f"(at most {MAX_STEPS_SECONDS:.0f}s)")
+    return None
 
 
 def depth(tree: JSON) -> int:

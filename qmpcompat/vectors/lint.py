@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 from referencing import Registry, Resource
 
+from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 from qmpcompat.harness.features import SETTING_PROBES
 from qmpcompat.types import JSONObject, Version
@@ -97,7 +98,7 @@ def schema_problems(data: object, schema: JSONObject, rel: str,
 
 def canonical_text(path: Path, data: object) -> str:
     header = []
-    for line in path.read_text().splitlines():
+    for line in datafile.read_text(path).splitlines():
         if not line.startswith("#"):
             break
         header.append(line)
@@ -140,7 +141,7 @@ def undeclared_features(vec: Vector) -> list[str]:
 def _json_file(path: Path) -> JSONObject:
     """A JSON Schema file of the vector set; VectorError if it is missing or broken."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(datafile.read_text(path))
     except OSError as exc:
         raise VectorError(f"cannot read: {exc.strerror}", str(path)) from exc
     except ValueError as exc:
@@ -168,7 +169,7 @@ def _retired(root: Path, rel: Callable[[Path], str]) -> tuple[set[str], list[Pro
 def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]:
     """The canonical-form problem of one file; with ``fix`` the file is rewritten,
     unless it holds comments the canonical form would lose (they are never dropped)."""
-    text = path.read_text()
+    text = datafile.read_text(path)
     canonical = canonical_text(path, data)
     if text == canonical:
         return []

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
@@ -54,7 +55,10 @@ class VectorSet:
         digest = hashlib.sha256()
         for path in sorted(self.files):
             digest.update(str(path.relative_to(self.root)).encode() + b"\0")
-            digest.update(path.read_bytes())
+            try:
+                digest.update(datafile.read_bytes(path))
+            except OSError as exc:  # a refused file (a link, a FIFO): its name and why
+                digest.update(f"({exc.strerror})".encode())
         return digest.hexdigest()[:16]
 
 
@@ -114,6 +118,8 @@ def check_root(root: Path) -> None:
     exists, has the vector file schema and at least one vector file."""
     if not root.is_dir():
         raise VectorError(f"vector directory {root} does not exist")
+    if refused := datafile.refusal(root / VECTOR_SCHEMA):
+        raise VectorError(f"{root / VECTOR_SCHEMA}: {refused}")
     if not (root / VECTOR_SCHEMA).is_file():
         raise VectorError(f"vector directory {root} has no {VECTOR_SCHEMA} (copy it from "
                           "qmpcompat's vectors/)")

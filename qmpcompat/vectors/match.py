@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from qmpcompat.schema.differ.ignore import past_review
 from qmpcompat.types import Outcome, Version
+from qmpcompat.vectors import pattern
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.run import Observation
 
@@ -44,7 +44,7 @@ def differences(exp: Expectation, obs: Observation) -> list[str]:
             out.append(f"error class: expected {exp.error_class}, got {obs.error_class}")
         if exp.desc is not None and obs.desc != exp.desc:
             out.append(f"desc: expected {exp.desc!r}, got {obs.desc!r}")
-        if exp.desc_pattern and not re.fullmatch(exp.desc_pattern, obs.desc or ""):
+        if exp.desc_pattern and not pattern.fullmatch(exp.desc_pattern, obs.desc or ""):
             out.append(f"desc: expected /{exp.desc_pattern}/, got {obs.desc!r}")
         if exp.step is not None and obs.step != exp.step:
             out.append(f"refused at step {obs.step}, expected at step {exp.step}")
@@ -53,7 +53,7 @@ def differences(exp: Expectation, obs: Observation) -> list[str]:
         if any(s != exp.migration for s in sides):
             out.append(f"migration: expected {exp.migration} on both sides, got "
                        + " / ".join(str(s) for s in sides))
-        if exp.migration_error and not re.search(exp.migration_error, obs.migration_error or ""):
+        if exp.migration_error and not pattern.search(exp.migration_error, obs.migration_error or ""):
             out.append(f"migration error: expected /{exp.migration_error}/, "
                        f"got {obs.migration_error!r}")
     return out

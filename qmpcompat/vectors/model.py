@@ -6,12 +6,12 @@ vectors/vector-file.schema.json; this module is the small reader of it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 from qmpcompat.types import JSONObject, Version
+from qmpcompat.vectors import pattern
 from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import NonJson, line_of
 
@@ -34,7 +34,7 @@ class Expectation:
     result: str  # accept | reject
     error_class: str | None = None
     desc: str | None = None  # exact text
-    desc_pattern: str | None = None  # a regular expression (re.fullmatch); ``why`` says why
+    desc_pattern: str | None = None  # RE2 regex of the whole text (pattern.py); ``why`` says why
     why: str | None = None
     migration: str | None = None  # accept: final status of the migration (both sides)
     migration_error: str | None = None  # accept + failed: regex the error-desc must match
@@ -149,10 +149,9 @@ def _text(raw: JSONObject, key: str, file: str, vid: str | None, regex: bool = F
     if value is not None and not isinstance(value, str):
         raise _err(f"{key} must be a string, not {type(value).__name__}", file, raw, vid)
     if regex and value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise _err(f"{key} is not a regular expression: {exc}", file, raw, vid) from exc
+        problem = pattern.check(value)
+        if problem:
+            raise _err(f"{key} is not a regular expression RE2 takes: {problem}", file, raw, vid)
     return None if value is None else str(value)
 
 

@@ -10,6 +10,10 @@ is waited for once every step has run (a migration that waits for the client by
 design, in ``pre-switchover``, ``postcopy-paused`` or ``colo``, has ended as far as the
 transcript goes: that is its status, not a hang); QEMU dying or hanging at any
 step is a crash or hang of the whole transcript. ``replies`` keeps every step's answer.
+A ``quit`` that QEMU accepts ends the transcript: QEMU exits as asked (status 0
+within the timeout, else a crash or hang of ``quit``), the steps after it are
+not sent, and a transcript that quits before its main step ran is an ``error``
+saying so (``qmpcompat hunt --replay`` refuses one as input).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypedDict, TypeGuard
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
@@ -25,6 +30,7 @@ from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, command_problems, fill
 from qmpcompat.types import JSONObject
+from qmpcompat.vectors.limits import MAX_STEPS, over_limits
 from qmpcompat.vectors.model import COMMANDS
 from qmpcompat.vectors.run import (
     MIGRATION_TIMEOUT,
@@ -58,6 +64,8 @@ def steps_problems(steps: object, policy: Policy) -> list[str]:
     every step may be sent."""
     if not isinstance(steps, list):
         return ["steps: not a list of steps"]
+    if len(steps) > MAX_STEPS:
+        return [f"steps: {len(steps)} steps (at most {MAX_STEPS})"]
     problems = []
     for i, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("execute"), str):
@@ -73,13 +81,42 @@ def main_step(steps: Sequence[Step]) -> Step:
     return next(s for s in steps if s["execute"] in COMMANDS)
 
 
+QUIT = "quit"
+
+
+def quits_early(steps: Sequence[Step]) -> bool:
+    """Whether a ``quit`` comes before the transcript's main step (which then never runs)."""
+    main = main_step(steps)
+    return any(s["execute"] == QUIT for s in steps[:list(steps).index(main)])
+
+
+def _quit(q: Qemu, at: int, steps: Sequence[Step], obs: Observation, ran_main: bool) -> Observation:
+    """QEMU accepted step ``at``, a quit: it must exit with status 0 (QemuDied or
+    QemuHung otherwise); the observation, saying the later steps were not sent."""
+    what = f"after step {at + 1}, quit"
+    status = q.child.wait(q.options.timeout) if q.child is not None else 0
+    if status is None:
+        raise QemuHung(f"exiting {what}", q.options.timeout, q.stderr_tail())
+    if status != 0:
+        raise QemuDied(what, status, q.stderr_tail())
+    left = len(steps) - at - 1
+    said = f"QEMU quit as step {at + 1} asked" + (
+        f"; the {left} step{'s' * (left != 1)} after it {'were' if left != 1 else 'was'} not sent"
+        if left else "")
+    if not ran_main:
+        return Observation("error", detail=f"{said}: the transcript's main step never ran")
+    obs.detail = said
+    return obs
+
+
 def play(q: Qemu, steps: Sequence[Step]) -> Observation:
     """Run every step on ``q`` (arguments already filled); what happened."""
     replies: list[JSONObject] = []
     main = main_step(steps)
     obs = Observation("error", detail="the main step did not run")
-    migrating = False
+    migrating = ran_main = False
     stage = "running the transcript"
+    case_dir, started = Path(q.policy.case_dir) if q.policy else q.workdir, time.monotonic()
     try:
         for i, step in enumerate(steps):
             stage = f"running step {i + 1}, {step['execute']}"
@@ -88,13 +125,22 @@ def play(q: Qemu, steps: Sequence[Step]) -> Observation:
                            else {"execute": step["execute"], "error": {
                                "class": reply.error_class, "desc": reply.desc}})
             if step is main:
-                obs = observe(reply)
+                obs, ran_main = observe(reply), True
             migrating |= reply.ok and step["execute"] == "migrate"
+            if reply.ok and step["execute"] == QUIT:
+                stage = f"waiting for QEMU to quit (step {i + 1})"
+                obs = _quit(q, i, steps, obs, ran_main)
+                obs.replies = replies
+                return obs
+            if over := over_limits(case_dir, started, i + 1):
+                return Observation("error", detail=over, replies=replies)
         if migrating:
             stage = "following the migration"
             status, error = migration_state(q, MIGRATION_TIMEOUT)
             if main["execute"] == "migrate" and obs.result == "accept":
                 obs.migration, obs.migration_error = status, error
+        if over := over_limits(case_dir, started, len(steps)):
+            return Observation("error", detail=f"{over} (migration followed)", replies=replies)
         stage = "checking QEMU still answers after the transcript"
         q.cmd("query-status")
     except (QemuDied, QemuHung) as exc:

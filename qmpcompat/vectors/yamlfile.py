@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 
 
@@ -97,8 +98,8 @@ def load_yaml(path: Path, shown: str | None = None) -> object:
     while it is unchanged: callers must not modify what this returns."""
     shown = shown or str(path)
     try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        st = path.lstat()  # a link is refused by _parse, never served from the cache
+        key = (str(path.absolute()), st.st_mtime_ns, st.st_size)
     except OSError:
         key = None
     if key in _CACHE:
@@ -111,9 +112,11 @@ def load_yaml(path: Path, shown: str | None = None) -> object:
 
 def _parse(path: Path, shown: str) -> object:
     try:
-        text = path.read_text()
+        text = datafile.read_text(path)
     except OSError as exc:
         raise VectorError(f"cannot read: {exc.strerror}", shown) from exc
+    except UnicodeDecodeError as exc:
+        raise VectorError(f"not UTF-8 text (byte {exc.start})", shown) from exc
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from qmpcompat import datafile
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.rules import RULES, Finding
 from qmpcompat.types import Level
@@ -90,9 +91,10 @@ def load_ignore(path: Path) -> list[IgnoreEntry]:
     """The entries of ignore file ``path``; SchemaError (with the line) for a
     malformed one, an unknown rule, or an entry without a reason."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SchemaError(f"cannot read ignore file: {exc.strerror}", str(path)) from exc
+        text = datafile.read_text(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read ignore file: {getattr(exc, 'strerror', None) or exc}",
+                          str(path)) from exc
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:

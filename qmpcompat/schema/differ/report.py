@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qmpcompat import __version__
+from qmpcompat import __version__, escape
 from qmpcompat.ciformats import CiFinding
 from qmpcompat.ciformats import render as render_ci
 from qmpcompat.schema.differ.compare import Comparison
@@ -98,34 +97,36 @@ def text(report: DiffReport) -> str:
 
 
 def markdown(report: DiffReport) -> str:
+    md = escape.markdown
     out = ["# QAPI schema differences", "",
-           "Inputs: " + ", ".join(f"`{i['label']}` ({i['spec']})" for i in report.inputs), "",
-           "Roots: " + ", ".join(f"`{r}`" for r in report.roots), ""]
+           "Inputs: " + ", ".join(f"{md(i['label'])} ({md(i['spec'])})" for i in report.inputs), "",
+           "Roots: " + ", ".join(escape.code_span(r) for r in report.roots), ""]
     if report.notes:
-        out += [f"- Note: {note}" for note in report.notes] + [""]
+        out += [f"- Note: {md(note)}" for note in report.notes] + [""]
     for comparison in report.comparisons:
-        out += [f"## {_heading(report, comparison)}", ""]
+        out += [f"## {md(_heading(report, comparison))}", ""]
         if not comparison.findings:
             out += ["No changes."]
         else:
             out += ["| " + " | ".join(TITLES.get(c, c).capitalize() for c in COLUMNS)
                     + " | Why |", "|" + "---|" * (len(COLUMNS) + 1)]
         for f in comparison.findings:
-            cells = [str(getattr(f, c)).replace("|", "\\|") for c in COLUMNS]
-            cells[3] = f"`{cells[3]}`"
-            out.append("| " + " | ".join(cells) + f" | {f.explanation} |")
+            cells = [md(getattr(f, c)) for c in COLUMNS]
+            cells[3] = escape.code_span(getattr(f, COLUMNS[3]))
+            out.append("| " + " | ".join(cells) + f" | {md(f.explanation)} |")
         out.append("")
         ignored = report.ignored_in(comparison)
         if ignored:
-            out += ["Ignored:", ""] + [f"- `{f.path}` {f.rule}: {e.reason}" for f, e in ignored]
+            out += ["Ignored:", ""] + [f"- {escape.code_span(f.path)} {md(f.rule)}: {md(e.reason)}"
+                                       for f, e in ignored]
             out.append("")
     if report.stale:
-        out += ["## Stale ignore entries", ""] + [f"- {e.describe()}" for e in report.stale]
+        out += ["## Stale ignore entries", ""] + [f"- {md(e.describe())}" for e in report.stale]
     return "\n".join(out).rstrip() + "\n"
 
 
 def _html_table(findings: list[Finding]) -> str:
-    esc = html.escape
+    esc = escape.html_text
     rows = ["<table><tr>" + "".join(f"<th>{TITLES.get(c, c)}</th>" for c in COLUMNS)
             + "<th>why</th></tr>"]
     for f in findings:
@@ -135,7 +136,7 @@ def _html_table(findings: list[Finding]) -> str:
 
 
 def html_page(report: DiffReport) -> str:
-    esc = html.escape
+    esc = escape.html_text
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
              "<title>QAPI schema differences</title><style>",
              "body{font-family:sans-serif}table{border-collapse:collapse}"

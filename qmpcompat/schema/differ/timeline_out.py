@@ -7,11 +7,11 @@ inferred notes from QEMU's documents, and the lifecycle of every path.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from qmpcompat import escape
 from qmpcompat.schema.differ.timeline import Timeline
 from qmpcompat.types import EventJSON, ReleaseJSON, TimelineJSON
 
@@ -64,20 +64,19 @@ def text(timeline: Timeline) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+_md = escape.markdown
 
 
 def markdown(timeline: Timeline) -> str:
     """The Markdown view: the releases, the events, the lifecycle table."""
     data = timeline.to_json()
-    out = [f"# Schema history of {', '.join(data['roots'])}", ""]
+    out = [f"# Schema history of {_md(', '.join(data['roots']))}", ""]
     if data["unrecorded"]:
-        out += [f"No schema is known of QEMU {', '.join(data['unrecorded'])}: a change first"
+        out += [f"No schema is known of QEMU {_md(', '.join(data['unrecorded']))}: a change first"
                 " seen after such a gap may have come in any release of it.", ""]
     out += ["| release | evidence | seen as | changes |", "| --- | --- | --- | --- |"]
     for release, events in _by_release(data):
-        out.append(f"| {release['version']} | {release['evidence']} | {_md(release['where'])} |"
+        out.append(f"| {_md(release['version'])} | {_md(release['evidence'])} | {_md(release['where'])} |"
                    f" {len(events)} |")
     out += ["", "## Changes", "", "| release | path | change | evidence | note |",
             "| --- | --- | --- | --- | --- |"]
@@ -85,8 +84,8 @@ def markdown(timeline: Timeline) -> str:
         change = event["change"] + (f" ({event.get('old', '')} -> {event.get('new', '')})"
                                     if event.get("old") or event.get("new") else "")
         note = "; ".join(x for x in (_gap_text(event), event.get("note", "")) if x)
-        out.append(f"| {event['version']} | `{_md(event['path'])}` | {_md(change)} |"
-                   f" {event['evidence']} | {_md(note)} |")
+        out.append(f"| {_md(event['version'])} | {escape.code_span(event['path'])} | {_md(change)} |"
+                   f" {_md(event['evidence'])} | {_md(note)} |")
     out += ["", "## Every path", "", "| path | what | first seen | last seen | optional |"
             " features | changes |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in data["lifecycle"]:
@@ -94,8 +93,8 @@ def markdown(timeline: Timeline) -> str:
         last = "current" if row["current"] else row["last"]
         optional = {True: "yes", False: "no", None: ""}[row["optional"]]
         changes = ", ".join(f"{c['change']} {c['version']}" for c in row["changes"])
-        out.append(f"| `{_md(row['path'])}` | {row['what']} | {first} | {last} | {optional} |"
-                   f" {', '.join(row['features'])} | {_md(changes)} |")
+        out.append(f"| {escape.code_span(row['path'])} | {_md(row['what'])} | {_md(first)} | {_md(last)} |"
+                   f" {optional} | {_md(', '.join(row['features']))} | {_md(changes)} |")
     return "\n".join(out) + "\n"
 
 
@@ -110,7 +109,7 @@ def html_page(timeline: Timeline) -> str:
 def html_section(timeline: Timeline) -> str:
     """The history as an HTML fragment (for the conformance report too)."""
     data = timeline.to_json()
-    esc = html.escape
+    esc = escape.html_text
     parts = [f"<h2>Schema history of {esc(', '.join(data['roots']))}</h2>"]
     if data["unrecorded"]:
         parts.append(f"<p>No schema is known of QEMU {esc(', '.join(data['unrecorded']))}: a"
@@ -123,7 +122,7 @@ def html_section(timeline: Timeline) -> str:
                         + (f" <em>{esc(_gap_text(e))}</em>" if e["unrecorded"] else "") + "</li>"
                         for e in events)
         cell = f"<ul>{items}</ul>" if items else "no change"
-        rows.append(f"<tr class={release['evidence']}><td>{esc(release['version'])}</td>"
+        rows.append(f"<tr class='{esc(release['evidence'])}'><td>{esc(release['version'])}</td>"
                     f"<td>{esc(release['evidence'])}</td><td>{esc(release['where'])}</td>"
                     f"<td>{cell}</td></tr>")
     parts.append("<table><tr><th>release</th><th>evidence</th><th>seen as</th><th>changes</th>"

@@ -62,8 +62,8 @@ def from_git(repo: str, ref: str, conditions: Conditions | None = None) -> Schem
     if not Path(repo, ".git").exists() and not Path(repo, "HEAD").exists():
         raise SchemaError("not a git checkout", repo)
     exprs = parse_schema(ROOT_FILE, git_reader(repo, ref, "qapi"))
-    version = subprocess.run(["git", "-C", repo, "show", f"{ref}:VERSION"], capture_output=True,
-                             text=True, check=False).stdout.strip()
+    version = subprocess.run(["git", "-C", repo, "show", "--end-of-options", f"{ref}:VERSION"],
+                             capture_output=True, text=True, check=False).stdout.strip()
     return _as_input(exprs, f"{repo}@{ref}", ref, version, {"repo": repo, "ref": ref},
                      conditions)
 

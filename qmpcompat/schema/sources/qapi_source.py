@@ -229,12 +229,16 @@ def dir_reader(base: Path) -> Reader:
 
 
 def git_reader(repo: str, ref: str, prefix: str) -> Reader:
-    """Read schema files of ``ref`` in the git checkout ``repo`` under ``prefix``."""
+    """Read schema files of ``ref`` in the git checkout ``repo`` under ``prefix``
+    (SchemaError for a ref that begins with ``-``: git would read it as an option)."""
+    if ref.startswith("-"):
+        raise SchemaError(f"git ref {ref!r} begins with '-': git would take it for an option",
+                          f"{repo}@{ref}")
 
     def read(name: str) -> str:
         path = str(PurePosixPath(prefix) / name)
-        proc = subprocess.run(["git", "-C", repo, "show", f"{ref}:{path}"], capture_output=True,
-                              text=True, check=False)
+        proc = subprocess.run(["git", "-C", repo, "show", "--end-of-options", f"{ref}:{path}"],
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SchemaError(proc.stderr.strip() or "git show failed", f"{repo}@{ref}:{path}")
         return proc.stdout

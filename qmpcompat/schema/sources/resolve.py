@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 
+from qmpcompat import datafile
 from qmpcompat.errors import SchemaError
 from qmpcompat.provision import build_from_path, cache_dir, provision
 from qmpcompat.provision.build import QemuBuild, manifest_of
@@ -101,6 +102,8 @@ def load_input(spec: str, builds: list[QemuBuild] | None = None,
         if _is_json_file(path):
             return from_snapshot(path)
         return from_source(path, conditions)
+    if datafile.given(path):  # a FIFO, a device, a dangling link: refused as a data file
+        return from_snapshot(path)
     if VERSION_RE.match(spec):
         return from_build(pick_build(spec, builds if builds is not None
                                      else provisioned_builds()), spec)

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from qmpcompat import datafile
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots, resolve_roots
 from qmpcompat.schema.model.query import Entry, Member, SchemaIndex
@@ -165,9 +166,11 @@ def dumps(data: Mapping[str, object]) -> str:
 
 def check_canonical(path: Path) -> list[str]:
     """Problems that keep the snapshot file ``path`` from being canonical (none: [])."""
-    text = path.read_text()
     try:
-        data = json.loads(text)
+        text = datafile.read_text(path)
+        data = datafile.parse_json(text)
+    except OSError as exc:
+        return [f"{path}: cannot read: {exc.strerror}"]
     except ValueError as exc:
         return [f"{path}: not JSON: {exc}"]
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -194,7 +197,7 @@ def baseline_path(version: str, directory: Path = BASELINE_DIR) -> Path:
 def from_snapshot(path: Path) -> SchemaInput:
     """The entries stored in a snapshot file (or a bare query-qmp-schema reply)."""
     try:
-        data = json.loads(path.read_text())
+        data = datafile.load_json(path)
     except OSError as exc:
         raise SchemaError(f"cannot read: {exc.strerror}", str(path)) from exc
     except ValueError as exc:
