@@ -59,6 +59,8 @@ def test_no_release_line_is_unknown_between_8_2_and_11_1(timeline: Timeline) -> 
     deprecated = next(e for e in timeline.events if e.path == "migrate/arg-type/detach"
                       and e.change == "deprecated")
     assert (deprecated.version, deprecated.evidence) == ("10.1.0", "patch")
+    # each event of a derived release names the commit of its change
+    assert (removed.note, deprecated.note) == ("commit fc37c122", "commit c2fb6eaeb9")
     assert "no schema known of" not in text(timeline)
 
 

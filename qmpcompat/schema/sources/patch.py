@@ -213,6 +213,20 @@ def _differing(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
     return sorted(n for n in left.keys() | right.keys() if left.get(n) != right.get(n))
 
 
+def change_note(source: Mapping[str, object], path: str) -> str:
+    """Which listed change of a derived release made the change at ``path`` (a
+    query; matched by its last part, since a shared type shows under several
+    paths): ``commit 1bd4237cb1`` or ``patch ...``; '' when none names it."""
+    name = path.rsplit("/", 1)[-1].lstrip("^")
+    for change in (json_object(r) for r in json_list(source.get("changes") or [])):
+        kind = kind_of(change)
+        target = str(change.get("on") if kind == "feature" else change.get(kind) or "")
+        if kind != "none" and target.rsplit("/", 1)[-1].lstrip("^") == name:
+            commit = str(change.get("commit") or "")[:10]
+            return f"commit {commit}" if commit else f"patch {change.get('patch')}"
+    return ""
+
+
 def commits(source: Mapping[str, object]) -> list[str]:
     """The commits (10 characters) or patch mails a derived release's changes name,
     each once, in order."""
