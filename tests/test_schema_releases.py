@@ -11,8 +11,8 @@ import pytest
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
-from qmpcompat.schema.sources.patch import check_next, derive, kind_of
 from qmpcompat.schema.sources.libvirt import catalogue, parse_replies, reduce_replies
+from qmpcompat.schema.sources.patch import check_next, derive, kind_of
 from qmpcompat.schema.sources.releases import (
     build_baselines,
     known_schemas,

@@ -20,9 +20,9 @@ from qmpcompat.schema.sources.conditions import attach, note_without_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.patch import check_next, derive
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.qapi_source import git_reader
-from qmpcompat.schema.sources.patch import check_next, derive
 from qmpcompat.schema.sources.releases import known_schemas, patch_releases, source_releases
 from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 from qmpcompat.schema.sources.snapshot import (

@@ -48,25 +48,26 @@ source; 11.0.0 plus 11.1's is each 11.1.x build). ``qmpcompat snapshot
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping, Sequence
 
 from qmpcompat.errors import SchemaError
-from qmpcompat.schema.model.query import SchemaIndex, schema_get
+from qmpcompat.schema.model.query import SchemaIndex, as_entry, schema_get
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.snapshot import dumps, snapshot
-from qmpcompat.types import JSONObject, json_list, json_object
+from qmpcompat.types import JSON, JSONObject, json_list, json_object
 
 KINDS = ("add", "remove", "made-optional", "feature", "none")
 _COMMIT = re.compile(r"[0-9a-f]{8,40}")
 
 
-def _problem(change: Mapping[str, object], text: str) -> SchemaError:
+def _problem(change: JSONObject, text: str) -> SchemaError:
     return SchemaError(f"the change {dict(change)!r:.160} {text}", str(change.get("commit") or
                                                                        change.get("patch") or ""))
 
 
-def kind_of(change: Mapping[str, object]) -> str:
+def kind_of(change: JSONObject) -> str:
     """The kind of ``change`` (a key of ``KINDS``); SchemaError when it has none,
     several, or names neither its commit nor its patch."""
     kinds = [k for k in KINDS if k in change]
@@ -107,7 +108,7 @@ def _find(entry: JSONObject, name: str, path: str) -> JSONObject:
     raise SchemaError(f"the base schema has no {path!r}", path)
 
 
-def _add(entries: dict[str, JSONObject], change: Mapping[str, object]) -> None:
+def _add(entries: dict[str, JSONObject], change: JSONObject) -> None:
     path = str(change["add"])
     entry = _target(entries, path)
     name = _split(path)[1]
@@ -117,7 +118,9 @@ def _add(entries: dict[str, JSONObject], change: Mapping[str, object]) -> None:
     if name.startswith("^"):
         members.append({"name": name[1:], **({"features": list(json_list(change["features"]))}
                                               if change.get("features") else {})})
-        entry["values"] = sorted([*json_list(entry.get("values") or []), name[1:]])
+        values: list[JSON] = [*sorted([*(str(v) for v in json_list(entry.get("values") or [])),
+                                       name[1:]])]
+        entry["values"] = values
         return
     if str(change.get("type")) not in entries:
         raise _problem(change, f"adds a member of type {change.get('type')!r}, which the base "
@@ -133,7 +136,7 @@ def _add(entries: dict[str, JSONObject], change: Mapping[str, object]) -> None:
     members.insert(where, member)
 
 
-def _remove(entries: dict[str, JSONObject], change: Mapping[str, object]) -> None:
+def _remove(entries: dict[str, JSONObject], change: JSONObject) -> None:
     path = str(change["remove"])
     entry = _target(entries, path)
     name = _split(path)[1].lstrip("^")
@@ -142,7 +145,7 @@ def _remove(entries: dict[str, JSONObject], change: Mapping[str, object]) -> Non
         json_list(entry["values"]).remove(name)
 
 
-def _modify(entries: dict[str, JSONObject], change: Mapping[str, object], kind: str) -> None:
+def _modify(entries: dict[str, JSONObject], change: JSONObject, kind: str) -> None:
     path = str(change["made-optional"] if kind == "made-optional" else change["on"])
     member = _find(_target(entries, path), _split(path)[1].lstrip("^"), path)
     if kind == "made-optional":
@@ -156,11 +159,11 @@ def _modify(entries: dict[str, JSONObject], change: Mapping[str, object], kind: 
     features.append(change["feature"])
 
 
-def apply(slice_: Mapping[str, object], changes: Sequence[Mapping[str, object]]) -> JSONObject:
+def apply(slice_: JSONObject, changes: Sequence[JSONObject]) -> JSONObject:
     """A copy of snapshot ``slice_`` with ``changes`` applied, in canonical form.
     SchemaError when a change does not fit the slice (a path it lacks, a member it
     already has): the change would not be the one its commit made."""
-    out = json_object(copy.deepcopy(dict(slice_)))
+    out = copy.deepcopy(slice_)
     entries = {str(e["name"]): e for e in (json_object(r) for r in json_list(out["entries"]))}
     for change in changes:
         kind = kind_of(change)
@@ -171,14 +174,14 @@ def apply(slice_: Mapping[str, object], changes: Sequence[Mapping[str, object]])
         elif kind in ("made-optional", "feature"):
             _modify(entries, change, kind)
     roots = out.get("roots")
-    schema = SchemaInput("derived", str(out.get("label", "")), "snapshot", list(entries.values()),
-                         str(out.get("qemu", "")))
+    schema = SchemaInput("derived", str(out.get("label", "")), "snapshot",
+                         [as_entry(e) for e in entries.values()], str(out.get("qemu", "")))
     again = snapshot(schema, None if roots == "all" else [str(r) for r in json_list(roots or [])])
-    out["entries"] = again["entries"]
+    out["entries"] = json_list(json.loads(dumps({"e": again["entries"]}))["e"])
     return out
 
 
-def derive(base: Mapping[str, object], version: str, source: JSONObject) -> JSONObject:
+def derive(base: JSONObject, version: str, source: JSONObject) -> JSONObject:
     """The snapshot of ``version``: ``base`` (a snapshot's JSON) with
     ``source['changes']`` applied, and ``source`` as its record."""
     out = apply(base, [json_object(c) for c in json_list(source.get("changes") or [])])
@@ -186,7 +189,7 @@ def derive(base: Mapping[str, object], version: str, source: JSONObject) -> JSON
     return out
 
 
-def check_next(derived: Mapping[str, object], known: Mapping[str, Mapping[str, object]]) -> list[str]:
+def check_next(derived: JSONObject, known: Mapping[str, JSONObject]) -> list[str]:
     """Where a derived release meets known schemas: its slice with ``next.changes``
     applied must be each ``next.releases`` slice (``known``: version -> snapshot
     JSON). The problems, one per release that differs or is not known."""
@@ -206,14 +209,14 @@ def check_next(derived: Mapping[str, object], known: Mapping[str, Mapping[str, o
     return out
 
 
-def _differing(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
+def _differing(a: JSONObject, b: JSONObject) -> list[str]:
     """The names of the entries two snapshots hold differently."""
     left = {str(e["name"]): dumps(e) for e in (json_object(r) for r in json_list(a["entries"]))}
     right = {str(e["name"]): dumps(e) for e in (json_object(r) for r in json_list(b["entries"]))}
     return sorted(n for n in left.keys() | right.keys() if left.get(n) != right.get(n))
 
 
-def change_note(source: Mapping[str, object], path: str) -> str:
+def change_note(source: JSONObject, path: str) -> str:
     """Which listed change of a derived release made the change at ``path`` (a
     query; matched by its last part, since a shared type shows under several
     paths): ``commit 1bd4237cb1`` or ``patch ...``; '' when none names it."""
@@ -227,7 +230,7 @@ def change_note(source: Mapping[str, object], path: str) -> str:
     return ""
 
 
-def commits(source: Mapping[str, object]) -> list[str]:
+def commits(source: JSONObject) -> list[str]:
     """The commits (10 characters) or patch mails a derived release's changes name,
     each once, in order."""
     named = [str(c.get("commit") or "")[:10] or "a patch" for c in
