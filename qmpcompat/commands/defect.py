@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qmpcompat.commands.output import write_out
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.reproduce.plan import make_plan
 from qmpcompat.reproduce.report import TARGETS, Run, pick, report, run
@@ -39,12 +40,7 @@ def register_defect(rsubs: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def cmd_defect(args: argparse.Namespace) -> int:
     plan = make_plan(load(args.vectors), args.defect)
     if args.script:
-        text = render_script(plan)
-        if args.script == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.script).write_text(text)
-            print(f"wrote {args.script}", file=sys.stderr)
+        write_out(args.script, render_script(plan))
         return 0
     runs: list[Run] = []
     if args.run:

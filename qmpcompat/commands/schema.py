@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from qmpcompat.ciformats import FORMATS
+from qmpcompat.commands.output import write_out
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
@@ -218,12 +219,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         print("qmpcompat snapshot: error: give QEMU and -o FILE, --baselines, or --check",
               file=sys.stderr)
         return 2
-    data = dumps(snapshot(InputLoader(conditions(args)).load(args.qemu), roots))
-    if args.output == "-":
-        sys.stdout.write(data)
-    else:
-        Path(args.output).write_text(data)
-        print(f"wrote {args.output}", file=sys.stderr)
+    write_out(args.output, dumps(snapshot(InputLoader(conditions(args)).load(args.qemu), roots)))
     return 0
 
 
