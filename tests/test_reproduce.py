@@ -56,7 +56,11 @@ def test_every_known_defect_gets_a_standalone_reproducer() -> None:
                      "Steps to reproduce", "Expected (what QEMU documents):", "Actual:",
                      "QEMU's last words", f"known defect {defect.id}", "qemu-system-x86_64 -M "):
             assert part in text, (defect.id, part)
-    debian = report(make_plan(VECTORS, "KD-0013"), "debian")
+    pair = make_plan(VECTORS, "KD-0013")
+    unaffected = [s.label for s in pair.unaffected]
+    assert unaffected[:2] == ["10.0.2->11.1.2", "10.0.2->11.1.3"]  # the same line, another package
+    assert "11.1.2->11.1.2" not in unaffected and "10.0.13->10.0.2" in unaffected
+    debian = report(pair, "debian")
     assert debian.startswith("Package: qemu-system-x86\nVersion: 1:10.0.13+ds-0+deb13u1\n")
     with pytest.raises(ReproducerError, match="no such known defect"):
         make_plan(VECTORS, "KD-9999")

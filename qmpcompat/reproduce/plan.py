@@ -212,11 +212,21 @@ def _pair_claims(plan: Plan, pv: PairVector, packages: dict[str, str]) -> None:
     exp = pv.expectation_for(plan.source, plan.destination, FORM)
     plan.expected = Expectation(defect.versions, "accept", migration=exp.migration) if exp else None
     plan.affected = _seen(list(defect.observed_on), packages)
-    near = [p for e in pv.expect for p in e.observed_on
-            if p not in defect.observed_on and (p.split("->")[1] in {
-                a.split("->")[1] for a in defect.observed_on} or p.split("->")[0] in {
-                a.split("->")[0] for a in defect.observed_on})]
-    plan.unaffected = _seen(near, packages, "migration completed")
+    sources = {a.split("->")[0] for a in defect.observed_on}
+    destinations = {a.split("->")[1] for a in defect.observed_on}
+
+    def near(pair: str) -> bool:  # another source to the same destination, or the reverse
+        src, dst = pair.split("->")
+        return ((dst in destinations and src not in sources | destinations)
+                or (src in sources and dst not in destinations))
+
+    line = plan.source.line  # first the pairs from a build of the affected source's line
+
+    def first(pair: str) -> bool:
+        return Version.parse(pair.split("->")[0]).line != line
+
+    near_pairs = sorted((p for e in pv.expect for p in e.observed_on if near(p)), key=first)
+    plan.unaffected = _seen(near_pairs, packages, "migration completed")
 
 
 def make_plan(vs: VectorSet, defect_id: str) -> Plan:
