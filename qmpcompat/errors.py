@@ -153,3 +153,12 @@ class SourceUnavailable(SchemaError):
 
 class ReportError(QmpCompatError):
     """A results file cannot be read or merged."""
+
+
+class ReproducerError(QmpCompatError):
+    """A known defect's standalone reproducer cannot be made; ``defect`` names it."""
+
+    def __init__(self, defect: str, message: str, hint: str = "") -> None:
+        self.defect = defect
+        super().__init__(f"{defect}: {message}")
+        self.hint = hint

@@ -11,8 +11,8 @@ import pytest
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
-from qmpcompat.schema.sources.backport import derive
 from qmpcompat.schema.sources.libvirt import catalogue, parse_replies, reduce_replies
+from qmpcompat.schema.sources.patch import check_next, derive, kind_of
 from qmpcompat.schema.sources.releases import (
     build_baselines,
     known_schemas,
@@ -89,8 +89,8 @@ def test_known_schemas_merge_builds_and_recordings_in_version_order() -> None:
     assert {k.origin for k in known} == {"recorded", "source", "patch", "binary"}
     assert {k.version for k in build_baselines()} <= {k.version for k in known}
     assert release("7.2").version == "7.2.22" and release("7.2.0").origin == "recorded"
-    with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.1' \(known: 4.2.0"):
-        release("10.1")
+    with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.3' \(known: 4.2.0"):
+        release("10.3")
     assert release("10.2").origin == "source"
 
 
@@ -106,24 +106,62 @@ def test_a_release_read_from_qapi_source_says_so() -> None:
     assert src.holds("migrate/arg-type/detach/$deprecated")
 
 
+def _json(version: str) -> dict[str, Any]:
+    return {k.version: json.loads(k.path.read_text()) for k in known_schemas()}[version]
+
+
 def test_a_release_derived_from_a_backport_says_so() -> None:
     """8.2.2: the recorded 8.2.0 slice plus the stable back-port of upstream
     57fd4b4e10 (migrate's uri optional), derived, not observed; the committed
     file is exactly that derivation."""
-    [der] = patch_releases()
-    assert der.version == "8.2.2" and der.source["base"] == "8.2.0"
-    assert der.source["backport"]["commit"].startswith("57fd4b4e10")
-    assert "Stable-8.2.2 04/60" in der.source["backport"]["mail"]
+    der = next(k for k in patch_releases() if k.version == "8.2.2")
+    [change] = der.source["changes"]
+    assert der.source["base"] == "8.2.0" and change["commit"].startswith("57fd4b4e10")
+    assert change["made-optional"] == "migrate/arg-type/uri"
+    assert "Stable-8.2.2 04/60" in change["mail"]
     assert "not observed" in der.source["note"] and "not observed" in der.describe()
     assert der.holds("migrate/arg-type/*uri") and not release("8.2.0").holds("migrate/arg-type/*uri")
     assert release("8.2").version == "8.2.2" and release("8.2.0").origin == "recorded"
     base = json.loads(baseline_path("8.2.0", RELEASE_DIR).read_text())
     assert dumps(derive(base, "8.2.2", der.source)) == der.path.read_text()
     assert check_canonical(der.path) == []
-    with pytest.raises(SchemaError, match="already optional"):
+    with pytest.raises(SchemaError, match="already"):
         derive(json.loads(der.path.read_text()), "8.2.3", der.source)
-    with pytest.raises(SchemaError, match="no member"):
-        derive(base, "8.2.3", {"kind": "patch", "optional": ["migrate/arg-type/nosuch"]})
+    with pytest.raises(SchemaError, match="has no 'migrate/arg-type/nosuch'"):
+        derive(base, "8.2.3", {"kind": "patch", "changes": [
+            {"made-optional": "migrate/arg-type/nosuch", "commit": "57fd4b4e10"}]})
+
+
+@pytest.mark.parametrize(("version", "base", "later"), [
+    ("10.1.0", "10.0.0", ["10.2.2"]), ("11.0.0", "10.2.2", ["11.1.2", "11.1.3"])])
+def test_10_1_and_11_0_are_derived_from_their_qapi_changes(version: str, base: str,
+                                                           later: list[str]) -> None:
+    """No schema of 10.1 or 11.0 can be had here: each is its neighbour's slice plus
+    the QAPI changes of its release, each naming its commit (or patch mail); with
+    the next release's changes it is exactly that release's committed slice."""
+    der = release(version)
+    assert der.origin == "patch" and der.source["base"] == base and der.version == version
+    assert dumps(derive(_json(base), version, der.source)) == der.path.read_text()
+    assert all(kind_of(c) for c in der.source["changes"])  # each names a commit or patch
+    assert all("since" not in c for c in der.source["changes"])
+    assert der.source["next"]["releases"] == later
+    known = {k.version: _json(k.version) for k in known_schemas()}
+    assert check_next(known[version], known) == []
+    assert "derived from" in der.describe() and "not observed" in der.describe()
+
+
+def test_a_derivation_that_misses_a_change_fails_its_check() -> None:
+    """10.1.0 without the keep-alive members of 1bd4237cb1 (a change the list of
+    10.1's migration changes lacked, found by this check against 10.2.2)."""
+    der = release("10.1.0")
+    source = {**der.source, "changes": [c for c in der.source["changes"]
+                                        if "keep-alive" not in c.get("add", "")]}
+    known = {k.version: _json(k.version) for k in known_schemas()}
+    [problem] = check_next(derive(_json("10.0.0"), "10.1.0", source), known)
+    assert "is not 10.2.2's committed schema" in problem and "MigrationChannel/addr/+rdma" in problem
+    with pytest.raises(SchemaError, match="names neither its commit"):
+        kind_of({"remove": "migrate/arg-type/detach"})
+    assert main(["snapshot", "--check"]) == 0
 
 
 @pytest.mark.parametrize(("query", "first_true"), [

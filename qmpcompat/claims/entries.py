@@ -60,7 +60,7 @@ def _side(vec: Vector, rel: Release, side: str) -> str | None:
     else:
         return None
     answer = visit(rel.index, command, args, rel.ordered)
-    if answer.decided and answer.prediction is not None:
+    if answer.refused:
         return f"the {side}'s {command} is rejected there ({rel.source}): {answer.prediction} " \
                f"({answer.fact})"
     return None

@@ -7,6 +7,11 @@ schema (``qmpcompat.derive.visit``) is compared with the claim:
 
 - the visitor rejects the arguments: the claim must be that reject, in the
   visitor's words (an accept, or another error, is contradicted);
+- the visitor rejects them whatever the values it cannot judge (a member the
+  release does not know, anywhere in the arguments, beside an integer whose
+  range introspection does not show): an accept, or an error that cannot be
+  among those it may name first, is contradicted; a claim of one of those
+  errors is not decided by the schema;
 - the visitor lets them through: a claimed error that only the input visitor
   gives (``is unexpected``, ``Invalid parameter type``, ``does not accept
   value``, ``is missing`` for a nested path) is contradicted; the command's
@@ -158,7 +163,7 @@ def check_claim(vec: Vector, exp: Expectation, rel: Release, claim: str = "") ->
     src = f"({rel.source})"
     for command, args in _setup(vec):
         setup = visit(rel.index, command, args, rel.ordered)
-        if setup.decided and setup.prediction is not None:
+        if setup.refused:
             return [found("contradiction", f"{said}, but its set-up {command} is rejected "
                           f"there {src}: {setup.prediction} ({setup.fact})")]
     answer = visit(rel.index, vec.command, vec.arguments, rel.ordered)
@@ -168,13 +173,17 @@ def check_claim(vec: Vector, exp: Expectation, rel: Release, claim: str = "") ->
             return [found("contradiction", f"{said}, but the input visitor of that "
                           f"release {src} answers first: {pred} ({answer.fact})")]
         return []
+    if answer.rejects and pred is not None and (exp.result == "accept" or not agrees(exp, pred)):
+        return [found("contradiction", f"{said}, but the input visitor of that release {src} "
+                      f"rejects these arguments whatever the values it cannot judge: {pred} "
+                      f"({answer.fact})")]
     if answer.accepted and visitor_only(exp):
         return [found("contradiction", f"{said}, but that release's schema {src} lets "
                       f"these arguments through ({answer.fact}), so no input error can arise")]
     if exp.result == "accept" and vec.peer is not None:
         peer_args = vec.peer.arguments if vec.peer.arguments is not None else vec.arguments
         peer = visit(rel.index, vec.peer.command, peer_args, rel.ordered)
-        if peer.decided and peer.prediction is not None:
+        if peer.refused:
             return [found("contradiction", f"{said}, but the peer's {vec.peer.command} is "
                           f"rejected there {src}: {peer.prediction} ({peer.fact})")]
     if not exp.observed(rel.version) and not exp.inferred_from:

@@ -1,4 +1,5 @@
-"""``qmpcompat report merge`` and ``qmpcompat report render``: reports from results files."""
+"""``qmpcompat report merge`` and ``qmpcompat report render``: reports from results files
+(``report changes`` and ``report defect`` register beside them)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from qmpcompat.commands.changes import register_changes
+from qmpcompat.commands.defect import register_defect
 from qmpcompat.report.lock import owned
 from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
@@ -15,10 +17,12 @@ from qmpcompat.types import LEVELS, Level
 
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subs.add_parser("report", help="merge runs, render reports, compare builds",
+    p = subs.add_parser("report", help="merge runs, render reports, compare builds, report a "
+                        "known defect upstream",
                         description="Merge results files of several runs into one matrix, or "
                         "rebuild every report (results.json, summary.md, index.html, junit.xml) "
-                        "from a results file. Exit status 1 when the verdict is FAIL.")
+                        "from a results file (exit status 1 when the verdict is FAIL); compare "
+                        "two builds; print a known defect as a bug report with its reproducer.")
     rsubs = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
     m = rsubs.add_parser("merge", help="combine results files from several jobs or machines")
     m.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json")
@@ -31,6 +35,7 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          help="schema changes at this level or above fail the verdict")
         sub.set_defaults(func=run)
     register_changes(rsubs)
+    register_defect(rsubs)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from qmpcompat.ciformats import FORMATS
+from qmpcompat.commands.output import write_out
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
@@ -16,14 +17,14 @@ from qmpcompat.schema.differ.report import DiffReport, render_ci_report, text, w
 from qmpcompat.schema.differ.since import since_audits
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS, all_roots
 from qmpcompat.schema.model.query import SchemaIndex
-from qmpcompat.schema.sources.backport import derive
 from qmpcompat.schema.sources.conditions import attach, note_without_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import catalogue, recorded_schema
 from qmpcompat.schema.sources.live import from_build
+from qmpcompat.schema.sources.patch import check_next, derive
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.qapi_source import git_reader
-from qmpcompat.schema.sources.releases import patch_releases, source_releases
+from qmpcompat.schema.sources.releases import known_schemas, patch_releases, source_releases
 from qmpcompat.schema.sources.resolve import load_input, provisioned_builds
 from qmpcompat.schema.sources.snapshot import (
     BASELINE_DIR,
@@ -158,7 +159,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _write_releases(directory: Path, roots: list[str] | None) -> int:
     """Regenerate the recorded releases' snapshots from libvirt's replies, the
     committed releases read from QAPI source from the input each names, and the
-    releases derived from a back-port from their regenerated base."""
+    derived releases from their regenerated base and their QAPI changes."""
     directory.mkdir(parents=True, exist_ok=True)
     known = catalogue()
     for rec in known.releases():
@@ -173,13 +174,20 @@ def _write_releases(directory: Path, roots: list[str] | None) -> int:
         path = baseline_path(src.version, directory)
         path.write_text(dumps(snapshot(load_input(spec, None, Conditions()), roots)))
         print(f"wrote {path} from QAPI source {spec}")
-    for der in patch_releases():  # the committed ones, after their base: the base plus its change
+    for der in patch_releases():  # the committed ones, after their base: the base plus its changes
         base_path = baseline_path(str(der.source.get("base") or ""), directory)
         base = json_object(json.loads(base_path.read_text()))
         path = baseline_path(der.version, directory)
         path.write_text(dumps(derive(base, der.version, der.source)))
-        print(f"wrote {path} from {base_path.name} and its back-port")
+        print(f"wrote {path} from {base_path.name} and its QAPI changes")
     return 0
+
+
+def derived_problems() -> list[str]:
+    """Where a committed derived release fails its check against the known schemas
+    its ``next`` names (``patch.check_next``)."""
+    known = {k.version: json_object(json.loads(k.path.read_text())) for k in known_schemas()}
+    return [p for der in patch_releases() for p in check_next(known[der.version], known)]
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -191,11 +199,13 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         files = [Path(f) for f in args.check] or sorted(
             [*directory.glob("*.json"), *(RELEASE_DIR.glob("*.json") if not args.dir else ())])
         problems = [p for f in files for p in check_canonical(f)]
-        for problem in problems:
+        derived = derived_problems() if not args.check else []
+        for problem in problems + derived:
             print(problem)
         print(f"{len(files) - len({p.split(':')[0] for p in problems})} of {len(files)}"
-              " snapshots canonical")
-        return 1 if problems or not files else 0
+              " snapshots canonical" + ("" if args.check else
+                                        f"; {len(derived)} derived release checks failed"))
+        return 1 if problems or derived or not files else 0
     if args.releases:
         return _write_releases(directory, roots)
     if args.baselines:
@@ -209,12 +219,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         print("qmpcompat snapshot: error: give QEMU and -o FILE, --baselines, or --check",
               file=sys.stderr)
         return 2
-    data = dumps(snapshot(InputLoader(conditions(args)).load(args.qemu), roots))
-    if args.output == "-":
-        sys.stdout.write(data)
-    else:
-        Path(args.output).write_text(data)
-        print(f"wrote {args.output}", file=sys.stderr)
+    write_out(args.output, dumps(snapshot(InputLoader(conditions(args)).load(args.qemu), roots)))
     return 0
 
 

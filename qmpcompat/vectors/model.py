@@ -24,6 +24,7 @@ FINAL_STATUSES = ("completed", "failed", "cancelled")
 # and COLO (capability x-colo: after the first checkpoint the source stays in
 # colo, checkpointing with its secondary, until a failover, x-colo-lost-heartbeat).
 WAITING_STATUSES = ("pre-switchover", "postcopy-paused", "colo")
+MAX_CANCEL_AFTER = 30.0  # requires.cancel-after: seconds, the runner's migration timeout at most
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class Vector:
 
     guest: GuestSpec | None = None  # the real guest it migrates (every vector with a peer)
     postcopy: bool = False  # switch the migration to postcopy once it is active
+    # migrate_cancel a migration still running this many seconds after the command;
+    # the cancel then has as long again to end it
+    cancel_after: float | None = None
 
     def needs(self) -> tuple[str, ...]:
         """The build features this vector needs: its declared ones, its machine
@@ -267,6 +271,12 @@ def parse_vector(raw: object, file: str, default_command: object) -> Vector:
         guest = parse_guest(guest_raw) if peer or "guest" in req else None
     except GuestSpecError as exc:
         raise _err(str(exc), file, req, vid) from exc
+    cancel_after = req.get("cancel-after")
+    if cancel_after is not None and (
+            isinstance(cancel_after, bool) or not isinstance(cancel_after, int | float)
+            or not 0 < cancel_after <= MAX_CANCEL_AFTER or command != "migrate"):
+        raise _err(f"requires/cancel-after must be a number of seconds above 0 and at most "
+                   f"{MAX_CANCEL_AFTER:g}, on a migrate vector", file, req, vid)
     return Vector(
         id=vid, description=description, command=command, arguments=args,
         flags=_words(raw.get("flags"), "flags", file, raw, vid),
@@ -276,7 +286,8 @@ def parse_vector(raw: object, file: str, default_command: object) -> Vector:
         peer=peer, capabilities={k: v is True for k, v in caps.items()},
         parameters=dict(_mapping(req.get("parameters"), "requires/parameters", file, req, vid)),
         features=_words(req.get("features"), "requires/features", file, req, vid), guest=guest,
-        postcopy=req.get("postcopy") is True)
+        postcopy=req.get("postcopy") is True,
+        cancel_after=None if cancel_after is None else float(cancel_after))
 
 
 @dataclass(frozen=True)

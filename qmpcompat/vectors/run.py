@@ -145,5 +145,3 @@ class Runner:
                 return Observation(kind, detail=f"{who}, {stage}: {exc}")
             except (QemuError, UnsafeInput, OSError) as exc:
                 return Observation("error", detail=f"{stage}: {exc}")
-
-

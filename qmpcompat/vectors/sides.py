@@ -122,6 +122,17 @@ def _start_postcopy(source: Qemu) -> None:
                         "without entering postcopy-active")
 
 
+def _cancel_if_running(q: Qemu, after: float) -> None:
+    """``requires.cancel-after``: send ``migrate_cancel`` to a migration that has
+    neither ended nor reached a waiting state ``after`` seconds from now."""
+    deadline = time.monotonic() + after
+    while q.query_migrate().get("status") not in FINAL_STATUSES + WAITING_STATUSES:
+        if time.monotonic() > deadline:
+            q.cmd("migrate_cancel")
+            return
+        time.sleep(0.02)
+
+
 def _both(mine: str | None, other: str | None) -> str | None:
     """The errors of both sides, the side under test's first (a source that saw its
     connection reset and a destination that could not load the stream both say why)."""
@@ -183,12 +194,12 @@ class Sides:
                 self.runner.between(self.tmp)
         return peer
 
-    def _final(self, q: Qemu) -> tuple[str | None, str | None]:
+    def _final(self, q: Qemu, timeout: float = MIGRATION_TIMEOUT) -> tuple[str | None, str | None]:
         """Wait for ``q``'s migration to end; keep a source's last query-migrate. A
         destination peer that exits with status 1 saying it could not load the stream
         did what QEMU documents for exit-on-error (the default): its migration failed."""
         try:
-            info = q.wait_migration(timeout=MIGRATION_TIMEOUT)
+            info = q.wait_migration(timeout=timeout)
         except QemuDied as exc:
             said = _load_failure(exc)
             if q is not self.peer or self.vec.peer is None or \
@@ -226,7 +237,10 @@ class Sides:
         if vec.command == "migrate":
             if vec.postcopy:
                 _start_postcopy(subject)
-            obs.migration, obs.migration_error = self._final(subject)
+            if vec.cancel_after:
+                _cancel_if_running(subject, vec.cancel_after)
+            obs.migration, obs.migration_error = self._final(
+                subject, vec.cancel_after or MIGRATION_TIMEOUT)
             if after and obs.migration == "completed":
                 if self.runner.between is not None:
                     self.runner.between(self.tmp)

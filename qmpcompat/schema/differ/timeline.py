@@ -12,7 +12,9 @@ consecutive points gives the *events*; a gap of release lines between two points
 Evidence: ``observed`` (a real QEMU answered ``query-qmp-schema``: a build, a
 binary, libvirt's recorded replies, or a snapshot of one of them), ``source``
 (the release's QAPI source), ``inferred`` (QEMU's deprecation documents),
-``unknown`` (a snapshot that does not say where it came from).
+``unknown`` (a snapshot that does not say where it came from); and ``patch``
+(derived from a neighbour and QAPI changes), whose events name the commit of
+the change that made them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.sources.input import SchemaInput
+from qmpcompat.schema.sources.patch import change_note
 from qmpcompat.schema.sources.releases import ORIGINS
 from qmpcompat.types import (
     JSON,
@@ -251,8 +254,13 @@ def _step_events(prev: Point, cur: Point, old: Facts, new: Facts,
     evidence = next((e for e in ("unknown", "patch", "source") if e in (prev.evidence, cur.evidence)),
                     "observed")
 
+    found = cur.schema.meta.get("source") if cur.origin == "patch" else None
+    source = json_object(found) if isinstance(found, dict) else {}
+
     def event(path: str, what: str, change: str, before: str = "", after: str = "") -> Event:
-        return Event(cur.version, prev.version, path, what, change, before, after, evidence, gap)
+        note = change_note(source, path) if source else ""
+        return Event(cur.version, prev.version, path, what, change, before, after, evidence, gap,
+                     note)
 
     for path in sorted(old.keys() | new.keys()):
         a, b = old.get(path), new.get(path)

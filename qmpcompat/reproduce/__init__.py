@@ -1,0 +1,5 @@
+"""Findings people can send upstream: for every known defect, a standalone
+reproducer generated from its evidence (``plan``: the QEMU command lines the
+harness itself would use and the QMP exchange of its vector; ``script``: a
+short Python script that needs nothing of qmpcompat) and a report ready for
+qemu-devel or the Debian bug tracker (``report``)."""
