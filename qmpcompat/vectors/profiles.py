@@ -51,7 +51,7 @@ class Step:
     when: JSONObject | None = None  # a condition (profileprog.holds)
     save: str = ""
     stop_on_error: bool = True  # False: the consumer ignores a refusal and goes on
-    observed: str = ""  # where the real consumer was seen sending it
+    observed: tuple[str, ...] = ()  # the recordings (wire/PROFILE/NAME.json) it was seen in
 
     @property
     def what(self) -> str:
@@ -142,6 +142,14 @@ def _object(value: JSON, what: str, file: str, node: object, pid: str) -> JSONOb
     return value
 
 
+def _names(value: JSON, what: str, file: str, node: object, pid: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _err(f"{what} must be a list of names", file, node, pid)
+    return tuple(str(v) for v in value)
+
+
 def parse_step(raw: JSON, file: str, pid: str) -> Step:
     """One step; VectorError names what is wrong (the schema says it too, in more words)."""
     if not isinstance(raw, dict):
@@ -171,7 +179,7 @@ def parse_step(raw: JSON, file: str, pid: str) -> Step:
                 when=_object(raw.get("when"), "when", file, raw, pid),
                 save=_str(raw, "save", file, pid, required=False),
                 stop_on_error=on_error == "stop",
-                observed=_str(raw, "observed", file, pid, required=False))
+                observed=_names(raw.get("observed"), f"step {sid}: observed", file, raw, pid))
 
 
 def parse_profile_expectation(raw: JSON, file: str, pid: str) -> ProfileExpectation:
