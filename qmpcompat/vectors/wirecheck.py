@@ -7,7 +7,8 @@ condition evaluated on the replies QEMU really gave libvirt (a ``schema``
 condition on the committed schema baseline of that side's QEMU version), each
 step's arguments built from them. A step whose condition holds must find its
 command next on its side (commands outside the profile's vocabulary, such as
-libvirt's ``qom-get`` or ``query-block``, are passed over); a ``wait`` finds the
+libvirt's ``qom-get`` or ``query-block``, are passed over, but never the one
+the side's next command step sends: then the step is missing); a ``wait`` finds the
 MIGRATION event it waits for; a ``pass-fd`` is a ``getfd`` of its name. When
 QEMU refused a step the consumer stops at, or a wait saw the migration fail,
 the ``cancel`` steps follow, as in the runner.
@@ -82,6 +83,7 @@ SchemaHas = Callable[[str, str], bool]
 # when QEMU's migration is already active). They race the migration, so a profile
 # has no step for them; the check lists them apart.
 CLIENT_CALLS = ("virDomainGetJobInfo", "virDomainGetJobStats")
+LOOKAHEAD = 1  # a step's command found only past what its side's next step sends is missing
 
 
 def baseline_schemas(rec: Recording, dirs: tuple[Path, ...] = (BASELINE_DIR, RELEASE_DIR)) -> SchemaHas:
@@ -159,7 +161,15 @@ class _Paper:
             self.last[step.side] = (step.id, t)
         return msg
 
-    def play(self, step: Step, in_cancel: bool) -> bool:
+    def passes_over(self, step: Step, index: int, later: tuple[Step, ...]) -> bool:
+        """Whether matching ``index`` would pass over the command of the side's
+        next command step (``LOOKAHEAD``): then the step is missing there."""
+        ahead = {s.execute or "getfd" for s in [s for s in later if s.side == step.side
+                                                 and (s.execute or s.fd_name)][:LOOKAHEAD]}
+        messages = self.sides[step.side][self.cursor[step.side]:index]
+        return any(m.get("execute") in ahead for m in messages)
+
+    def play(self, step: Step, in_cancel: bool, later: tuple[Step, ...] = ()) -> bool:
         """One step; False when the consumer stops there (the cancel path follows)."""
         taken = self.holds(step)
         if not taken:
@@ -171,6 +181,8 @@ class _Paper:
         name = step.execute or "getfd"
         index = self.find(step.side, lambda m: m.get("execute") == name and (
             not step.fd_name or _arguments(m).get("fdname") == step.fd_name))
+        if index is not None and self.passes_over(step, index, later):
+            index = None  # libvirt went on to what comes later: this step is missing
         if index is None:
             self.check.differences.append(Difference(
                 "missing", f"libvirt did not send {name} on the {step.side} here", step.id))
@@ -224,12 +236,12 @@ def hold(profile: Profile, rec: Recording, schema: SchemaHas | None = None) -> W
     if rec.profile != profile.id:
         check.differences.append(Difference("recording", f"recorded for {rec.profile}, not {profile.id}"))
     stopped = False
-    for step in profile.steps:
-        if not paper.play(step, in_cancel=False):
+    for i, step in enumerate(profile.steps):
+        if not paper.play(step, False, profile.steps[i + 1:]):
             stopped = True
             break
-    for step in profile.cancel if stopped else ():
-        paper.play(step, in_cancel=True)
+    for i, step in enumerate(profile.cancel if stopped else ()):
+        paper.play(step, True, profile.cancel[i + 1:])
     words = vocabulary(profile)
     for m in messages:
         n = int(str(m.get("n")))
