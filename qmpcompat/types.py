@@ -470,6 +470,15 @@ class PairDisagreementJSON(TypedDict):
     runs: list[RunOutcomeJSON]
 
 
+class ConsumerDisagreementJSON(TypedDict):
+    """A consumer cell two runs of the same builds disagree about (``consumer_disagreements``)."""
+
+    profile: str
+    source: str
+    destination: str
+    runs: list[RunOutcomeJSON]
+
+
 class UnsteadyJSON(TypedDict):
     """A case whose reused QEMU and the fresh QEMU it was run again on did otherwise."""
 
@@ -509,6 +518,7 @@ class ResultsMembers(TypedDict, total=False):
     run: RunModesJSON
     consumers: list[ConsumerJSON]
     consumer_matrix: ConsumerMatrixJSON
+    consumer_disagreements: list[ConsumerDisagreementJSON]
 
 
 class ResultsJSON(ResultsMembers):

@@ -66,8 +66,10 @@ def test_conditions_and_templates_build_what_the_consumer_sends() -> None:
 
 def _copy_set(tmp_path: Path, edit: tuple[str, str] | None = None) -> Path:
     vectors = basic_vectors(tmp_path)
-    shutil.copy(REPO / "vectors" / "consumer-profile.schema.json", vectors)
+    for schema in ("consumer-profile.schema.json", "consumer-wire.schema.json"):
+        shutil.copy(REPO / "vectors" / schema, vectors)
     (vectors / "consumers").mkdir()
+    shutil.copytree(REPO / "vectors/consumers/wire/CP-0002", vectors / "consumers/wire/CP-0002")
     text = (REPO / "vectors" / "consumers" / "libvirt-11.3.0.yaml").read_text()
     if edit:
         assert edit[0] in text

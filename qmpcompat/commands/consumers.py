@@ -42,7 +42,9 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the test guest from each selected build to itself, or to --to; write "
                         "each recording to vectors/consumers/wire/PROFILE/SRC-to-DST.json.")
     o.add_argument("profile", help="a consumer profile id (a libvirt one), e.g. CP-0001")
-    o.add_argument("--to", metavar="LABEL", help="migrate to the selected build with this label")
+    o.add_argument("--to", metavar="LABEL",
+                   help="migrate to the build with this label (of the --qemu/--suites selection, "
+                        "whatever --only says)")
     o.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
     o.set_defaults(func=run_observe)
     c = cmds.add_parser("compare", help="hold profiles against their recordings; every difference",
@@ -74,8 +76,10 @@ def run_observe(args: argparse.Namespace) -> int:
     if profile.consumer != "libvirt":
         raise QmpCompatError(f"{profile.id} is {profile.name}: only libvirt can be observed here")
     tree = fetch_libvirt(suite_of(profile.version), progress=print_progress)
-    builds = selected_builds(args).builds
-    target = [b for b in builds if args.to in (b.label, b.version_str)] if args.to else []
+    only, args.only = args.only, []
+    every = selected_builds(args).builds  # --to may name a build --only leaves out
+    builds = [b for b in every if not only or b.label in only]
+    target = [b for b in every if args.to in (b.label, b.version_str)] if args.to else []
     if args.to and not target:
         raise QmpCompatError(f"--to {args.to}: no selected build has that label")
     for src in builds:

@@ -1,7 +1,8 @@
 """The consumer matrices of a run (``consumers`` in results.json): per consumer
 profile, what became of its migration on every build (the same build on both
 sides) and across every ordered pair of builds. summary.md, index.html, the
-JSON summary (``consumer_matrix``) and JUnit XML are all fed from here.
+JSON summary (``consumer_matrix``) and JUnit XML are all fed from here;
+``merge_consumers`` combines the cells of several runs.
 
 A cell's mark says what happened: ``migrated``, ``refused at STEP``,
 ``failed``, ``crash``, ``hang``, ``corrupt``; ``known KD-NNNN: ...`` when a
@@ -14,8 +15,10 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+from qmpcompat.report.matrix import merge_cells
 from qmpcompat.types import (
     ConsumerCellJSON,
+    ConsumerDisagreementJSON,
     ConsumerJSON,
     ConsumerMatrixJSON,
     ResultsJSON,
@@ -62,6 +65,20 @@ def consumer_matrix(records: list[ConsumerJSON]) -> ConsumerMatrixJSON:
                       "destination": rec["destination"], "mark": mark(rec), "outcome": rec["outcome"]})
     versions = sorted({v for r in records for v in (r["source"], r["destination"])}, key=label_order)
     return {"profiles": list(profiles.values()), "versions": versions, "cells": cells}
+
+
+def consumer_key(rec: ConsumerJSON) -> tuple[str, str, str]:
+    return rec["profile"], rec["source"], rec["destination"]
+
+
+def merge_consumers(runs: list[tuple[str, ConsumerJSON]], label_of: dict[tuple[str, str], str]
+                    ) -> tuple[list[ConsumerJSON], list[ConsumerDisagreementJSON]]:
+    """The consumer records of several runs merged (``merge_cells``: the worse
+    outcome stands), keyed by profile and both builds; the cells two runs observed
+    otherwise."""
+    merged, found = merge_cells(runs, label_of, consumer_key)
+    return merged, [{"profile": k[0], "source": k[1], "destination": k[2], "runs": r}
+                    for k, r in found]
 
 
 def failed_consumers(doc: ResultsJSON) -> list[ConsumerJSON]:
