@@ -246,47 +246,44 @@ class CaseJSON(JudgedJSON):
     binary: str
 
 
+class BuildPairJSON(JudgedJSON):
+    """What a record of something run from a source build to a destination build
+    (a cross-version cell, a consumer-profile cell) says of the two builds and
+    the guest that moved between them."""
+
+    description: NotRequired[str]
+    file: NotRequired[str]
+    guest: NotRequired[JSONObject]  # machine family, run state, memory, devices
+    machine: str  # the versioned machine type both sides ran (the older build's)
+    source: str
+    source_version: str
+    source_package: NotRequired[str]
+    destination: str
+    destination_version: str
+    destination_package: NotRequired[str]
+
+
 @final
-class PairJSON(JudgedJSON):
+class PairJSON(BuildPairJSON):
     """The record of one cross-version cell (``pairs``): a pair vector in one form
     from a source build to a destination build."""
 
     vector: str
     form: str  # uri/uri, channels/uri, uri/channels or channels/channels
     transport: str
-    description: NotRequired[str]
-    file: NotRequired[str]
     flags: NotRequired[list[str]]
-    guest: NotRequired[JSONObject]  # machine family, run state, memory, devices
-    machine: str
-    source: str
-    source_version: str
-    source_package: NotRequired[str]
-    destination: str
-    destination_version: str
-    destination_package: NotRequired[str]
 
 
 @final
-class ConsumerJSON(JudgedJSON):
+class ConsumerJSON(BuildPairJSON):
     """The record of one consumer-profile cell (``consumers``): a profile from a
     source build to a destination build (the same build on both sides too)."""
 
     profile: str  # CP-NNNN
     consumer: str
     consumer_version: str
-    description: NotRequired[str]
-    file: NotRequired[str]
     step: NotRequired[str | None]  # the step QEMU refused, or crashed or hung at
     location: NotRequired[str]  # FILE:LINE of that step
-    guest: NotRequired[JSONObject]
-    machine: str
-    source: str
-    source_version: str
-    source_package: NotRequired[str]
-    destination: str
-    destination_version: str
-    destination_package: NotRequired[str]
 
 
 class ConsumerCellJSON(TypedDict):

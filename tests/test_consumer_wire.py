@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors
+from test_consumers import _copy_set
 
+from qmpcompat.errors import VectorError
 from qmpcompat.libvirt.monitorlog import parse_lines
 from qmpcompat.libvirt.observe import recorded_messages
 from qmpcompat.types import JSONObject
@@ -23,8 +23,6 @@ from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.profiles import Profile
 from qmpcompat.vectors.wire import Recording, load_recording, recordings
 from qmpcompat.vectors.wirecheck import hold
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _profile(pid: str) -> Profile:
@@ -114,17 +112,7 @@ def test_a_client_progress_query_is_listed_apart() -> None:
 
 
 def _copy_with_wire(tmp_path: Path, edit: tuple[str, str] | None = None) -> Path:
-    vectors = basic_vectors(tmp_path)
-    for name in ("consumer-profile.schema.json", "consumer-wire.schema.json"):
-        shutil.copy(REPO / "vectors" / name, vectors)
-    (vectors / "consumers").mkdir()
-    shutil.copytree(REPO / "vectors/consumers/wire/CP-0001", vectors / "consumers/wire/CP-0001")
-    text = (REPO / "vectors/consumers/libvirt-9.0.0.yaml").read_text()
-    if edit:
-        assert edit[0] in text
-        text = text.replace(edit[0], edit[1], 1)
-    (vectors / "consumers/libvirt-9.0.0.yaml").write_text(text)
-    return vectors
+    return _copy_set(tmp_path, edit, "libvirt-9.0.0.yaml", "CP-0001")
 
 
 @pytest.mark.parametrize(("edit", "said"), [
@@ -152,34 +140,51 @@ def test_a_recording_that_breaks_its_schema_is_named(tmp_path: Path) -> None:
     doc = json.loads(path.read_text())
     del doc["messages"][0]["side"]
     path.write_text(json.dumps(doc))
-    with pytest.raises(Exception, match="7.2.22-to-7.2.22.json.*schema: messages/0"):
+    with pytest.raises(VectorError, match=r"7\.2\.22-to-7\.2\.22\.json.*schema: messages/0"):
         load_recording(vectors, path)
 
 
-LOG = """\
-2026-12-06 09:51:27.100+0000: 30354: debug : virDomainMigratePerform3Params:4960 : dom=0x1, (VM: name=g)
-2026-12-06 09:51:27.194+0000: 30354: info : qemuMonitorOpenInternal:647 : QEMU_MONITOR_NEW: mon=0x7f7c fd=26
-2026-12-06 09:51:27.200+0000: 30354: debug : qemuMonitorMigrateToFd:2240 : fd=33 flags=0x0
-2026-12-06 09:51:27.201+0000: 30354: debug : qemuMonitorSendFileHandle:2450 : fdname=migrate fd=33
-2026-12-06 09:51:27.202+0000: 30354: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={"execute":"getfd","arguments":{"fdname":"migrate"},"id":"libvirt-7"}
- fd=33
-2026-12-06 09:51:27.203+0000: 4077: info : qemuMonitorJSONIOProcessLine:208 : QEMU_MONITOR_RECV_REPLY: mon=0x7f7c reply={"return": {}, "id": "libvirt-7"}
-2026-12-06 09:51:27.204+0000: 30354: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={"execute":"migrate","arguments":{"detach":true,"resume":false,"uri":"fd:migrate"},"id":"libvirt-8"}
- fd=-1
-2026-12-06 09:51:27.205+0000: 4077: info : qemuMonitorJSONIOProcessLine:208 : QEMU_MONITOR_RECV_REPLY: mon=0x7f7c reply={"id": "libvirt-8", "error": {"class": "GenericError", "desc": "Parameter 'detach' is unexpected"}}
-2026-12-06 09:51:27.206+0000: 4077: info : qemuMonitorJSONIOProcessLine:203 : QEMU_MONITOR_RECV_EVENT: mon=0x7f7c event={"timestamp": {"seconds": 1, "microseconds": 2}, "event": "MIGRATION", "data": {"status": "failed"}}
-2026-12-06 09:51:27.207+0000: 30399: debug : qemuMonitorArbitraryCommand:3020 : mon:0x7f7c cmd=x
-2026-12-06 09:51:27.208+0000: 30399: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={"execute":"pmemsave","arguments":{"val":1,"size":4,"filename":"/x"},"id":"libvirt-9"}
- fd=-1
-2026-12-06 09:51:27.300+0000: 30354: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={"execute":"qom-get","arguments":{"path":"/m","property":"a"},"id":"libvirt-10"}
-2026-12-06 09:51:27.301+0000: 4077: info : qemuMonitorJSONIOProcessLine:208 : QEMU_MONITOR_RECV_REPLY: mon=0x7f7c reply={"return": 1, "id": "libvirt-10"}
-2026-12-06 09:51:27.302+0000: 30354: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={"execute":"qom-get","arguments":{"path":"/m","property":"b"},"id":"libvirt-11"}
-2026-12-06 09:51:27.303+0000: 4077: info : qemuMonitorJSONIOProcessLine:208 : QEMU_MONITOR_RECV_REPLY: mon=0x7f7c reply={"return": 2, "id": "libvirt-11"}
-"""
+def _line(ms: int, thread: int, func: str, text: str) -> str:
+    """A line of libvirt's log (its format: time, thread, level, function:line, text)."""
+    level = "info" if text.startswith("QEMU_MONITOR") else "debug"
+    return f"2026-12-06 09:51:27.{ms:03d}+0000: {thread}: {level} : {func}:1 : {text}"
+
+
+def _send(ms: int, thread: int, cmd: str, cid: int, args: str = "") -> list[str]:
+    body = f'{{"execute":"{cmd}",{args + "," if args else ""}"id":"libvirt-{cid}"}}'
+    return [_line(ms, thread, "qemuMonitorSend", f"QEMU_MONITOR_SEND_MSG: mon=0x7f7c msg={body}"),
+            " fd=-1"]  # libvirt's message ends with its own newline
+
+
+def _reply(ms: int, body: str) -> str:
+    return _line(ms, 4077, "qemuMonitorJSONIOProcessLine",
+                 f"QEMU_MONITOR_RECV_REPLY: mon=0x7f7c reply={body}")
+
+
+LOG = [
+    _line(100, 30354, "virDomainMigratePerform3Params", "dom=0x1, (VM: name=g)"),
+    _line(194, 30354, "qemuMonitorOpenInternal", "QEMU_MONITOR_NEW: mon=0x7f7c fd=26"),
+    _line(200, 30354, "qemuMonitorMigrateToFd", "fd=33 flags=0x0"),
+    _line(201, 30354, "qemuMonitorSendFileHandle", "fdname=migrate fd=33"),
+    *_send(202, 30354, "getfd", 7, '"arguments":{"fdname":"migrate"}'),
+    _reply(203, '{"return": {}, "id": "libvirt-7"}'),
+    *_send(204, 30354, "migrate", 8, '"arguments":{"detach":true,"resume":false,"uri":"fd:migrate"}'),
+    _reply(205, '{"id": "libvirt-8", "error": {"class": "GenericError", '
+                '"desc": "Parameter \'detach\' is unexpected"}}'),
+    _line(206, 4077, "qemuMonitorJSONIOProcessLine", 'QEMU_MONITOR_RECV_EVENT: mon=0x7f7c event='
+          '{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "MIGRATION", "data": '
+          '{"status": "failed"}}'),
+    _line(207, 30399, "qemuMonitorArbitraryCommand", "mon:0x7f7c cmd=x"),
+    *_send(208, 30399, "pmemsave", 9, '"arguments":{"val":1,"size":4,"filename":"/x"}'),
+    *_send(300, 30354, "qom-get", 10, '"arguments":{"path":"/m","property":"a"}'),
+    _reply(301, '{"return": 1, "id": "libvirt-10"}'),
+    *_send(302, 30354, "qom-get", 11, '"arguments":{"path":"/m","property":"b"}'),
+    _reply(303, '{"return": 2, "id": "libvirt-11"}'),
+]
 
 
 def test_libvirts_monitor_log_reads_back_into_a_recording() -> None:
-    messages = parse_lines(LOG.splitlines())
+    messages = parse_lines(LOG)
     assert [(m.kind, m.via) for m in messages if m.kind == "command"][:2] == [
         ("command", "qemuMonitorSendFileHandle"), ("command", "qemuMonitorMigrateToFd")]
     assert {m.api for m in messages if m.kind == "command" and m.via != "qemuMonitorArbitraryCommand"} \
@@ -192,4 +197,4 @@ def test_libvirts_monitor_log_reads_back_into_a_recording() -> None:
     assert recorded[1]["arguments"] == {"detach": True, "resume": False, "uri": "fd:migrate"}
     assert recorded[3]["repeated"] == 2 and "return" not in recorded[3]  # not a migration command
     assert recorded[0]["return"] == {} and recorded[0]["t"] == 0.0 and recorded[2]["t"] == 0.004
-    assert parse_lines(LOG.splitlines(), since=messages[3].time)[0].body.get("id") == "libvirt-8"
+    assert parse_lines(LOG, since=messages[3].time)[0].body.get("id") == "libvirt-8"

@@ -17,12 +17,13 @@ commands (``qemuMonitorArbitraryCommand``) are left out.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qmpcompat.guest import GuestFiles, new_layout, write_files
@@ -194,11 +195,12 @@ def _observe(session: Session, profile: Profile, source: QemuBuild, destination:
         outcome.update(_arrival(session, files))
     traffic = {side: _monitor_traffic(d.log, since, side) for side, d in session.daemons.items()}
     messages, ours = recorded_messages(traffic)
+    recorded: list[JSON] = [*messages]
     shown = {str(session.workdir): "{tmpdir}", str(port): "{port}"}
     return {
         "format": FORMAT, "profile": profile.id, "consumer": profile.consumer,
         "consumer-version": session.tree.version, "consumer-suite": session.tree.suite,
-        "recorded": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "recorded": datetime.now(UTC).strftime("%Y-%m-%d"),
         "host": _host(),
         "command": " ".join(_shown(a, shown) for a in ["virsh", "-c", "{source-uri}", *args]),
         "values": {"port": str(port)},
@@ -207,14 +209,14 @@ def _observe(session: Session, profile: Profile, source: QemuBuild, destination:
         "domain": _shown(xml.read_text(), shown),
         "outcome": outcome,
         "left-out": ours,
-        "messages": messages,
+        "messages": recorded,
     }
 
 
 def _shown(text: str, values: dict[str, str]) -> str:
     for value, name in values.items():
         text = text.replace(value, name)
-    return text.replace(f"qemu+unix:///session?socket={{tmpdir}}/destination/run/libvirt/"
+    return text.replace("qemu+unix:///session?socket={tmpdir}/destination/run/libvirt/"
                         "libvirt-sock", "{destination-uri}")
 
 
@@ -224,9 +226,7 @@ def _side(build: QemuBuild) -> JSONObject:
 
 def _host() -> str:
     release = ""
-    try:
+    with contextlib.suppress(OSError):
         release = Path("/etc/debian_version").read_text().strip()
-    except OSError:
-        pass
     return (f"Debian {release or '?'}, Linux {platform.release()}, glibc "
             f"{platform.libc_ver()[1] or '?'}; libvirt's daemons in session mode as uid nobody")

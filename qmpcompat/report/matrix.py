@@ -5,12 +5,12 @@ JUnit XML are all fed from it; ``merge_pairs`` combines the cells of several run
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar, cast
 
+from qmpcompat.report.junitcells import cell_suite
 from qmpcompat.report.results import observed_key
 from qmpcompat.types import (
     CellJSON,
@@ -112,35 +112,20 @@ def junit_suite(root: ET.Element, doc: ResultsJSON) -> None:
     """A ``cross-version`` testsuite: one testcase per cell, named like the live
     run's test id (``test_pair[XV-0001-uri-uri-7.2.22-to-11.1.3]``), with both
     versions as properties."""
-    pairs = doc.get("pairs") or []
-    if not pairs:
-        return
-    suite = ET.SubElement(root, "testsuite", name="cross-version", tests=str(len(pairs)),
-                          failures=str(len(failed_pairs(doc))),
-                          skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in pairs)))
-    for rec in sorted(pairs, key=pair_key):
-        cid = f"{rec['vector']}-{rec['form'].replace('/', '-')}-{rec['source']}-to-{rec['destination']}"
-        case = ET.SubElement(suite, "testcase", classname="qmpcompat.cross-version",
-                             name=f"test_pair[{cid}]", time=str(rec.get("seconds", 0)))
-        props = ET.SubElement(case, "properties")
-        for key in ("vector", "form", "source_version", "destination_version", "machine", "outcome"):
-            ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
-        message = rec.get("message") or ""
-        if rec["outcome"] in ("failed", "error"):
-            fail = ET.SubElement(case, "failure", message=message or "failed")
-            fail.text = f"expected: {rec.get('expected')}\nobserved: {json.dumps(rec.get('observed'))}"
-        elif rec["outcome"] == "skipped":
-            ET.SubElement(case, "skipped", message=message)
-        elif rec["outcome"] == "xfailed":
-            ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
+    cell_suite(root, "cross-version", sorted(doc.get("pairs") or [], key=pair_key),
+               lambda r: f"test_pair[{r['vector']}-{r['form'].replace('/', '-')}-{r['source']}-to-"
+                         f"{r['destination']}]",
+               ("vector", "form", "source_version", "destination_version", "machine", "outcome"))
 
 
 Cell = TypeVar("Cell", PairJSON, ConsumerJSON)
 
 
+Disagreement = tuple[tuple[str, ...], list[RunOutcomeJSON]]  # a cell's key, each run's outcome
+
+
 def merge_cells(runs: list[tuple[str, Cell]], label_of: dict[tuple[str, str], str],
-                key: Callable[[Cell], tuple[str, ...]]) -> tuple[list[Cell],
-                                                             list[tuple[tuple[str, ...], list[RunOutcomeJSON]]]]:
+                key: Callable[[Cell], tuple[str, ...]]) -> tuple[list[Cell], list[Disagreement]]:
     """Combine the cells (pair or consumer records) of several runs: ``runs`` holds
     (file, record), ``label_of`` maps (file, label in that run) to the merged label
     and ``key`` names a cell. Where two runs have the same cell, the worse outcome
@@ -153,7 +138,7 @@ def merge_cells(runs: list[tuple[str, Cell]], label_of: dict[tuple[str, str], st
                                                         rec["destination"])})
         seen.setdefault(key(moved), []).append((path, moved))
     merged: list[Cell] = []
-    disagreements: list[tuple[tuple[str, ...], list[RunOutcomeJSON]]] = []
+    disagreements: list[Disagreement] = []
     for cell, found in sorted(seen.items()):
         merged.append(max(found, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1])
         if len({observed_key(r) for _p, r in found}) > 1:

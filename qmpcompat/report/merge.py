@@ -18,6 +18,7 @@ from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
 from qmpcompat.report.runmodes import run_facts
 from qmpcompat.types import (
     BinaryJSON,
+    BuildPairJSON,
     CaseJSON,
     ConsumerJSON,
     DisagreementJSON,
@@ -147,7 +148,7 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
     return out
 
 
-def _cell_builds(path: str, cell: PairJSON | ConsumerJSON, by_label: dict[str, BinaryJSON],
+def _cell_builds(path: str, cell: BuildPairJSON, by_label: dict[str, BinaryJSON],
                  binaries: dict[str, BinaryJSON], idents: dict[tuple[str, str], str]) -> None:
     """Note the two builds of a cross-version or consumer cell of the run in ``path``:
     their identity by (file, label), and each build the merge has not seen yet."""

@@ -27,6 +27,7 @@ from qmpcompat.types import (
     EnvironmentJSON,
     IndexJSON,
     JSONObject,
+    JudgedJSON,
     PairJSON,
     ProblemJSON,
     ResultsJSON,
@@ -108,7 +109,7 @@ def claim_totals(records: list[CaseJSON], pairs: list[PairJSON] | None = None,
 RUN_SPECIFIC = ("seconds", "guest", "qemu", "rerun")
 
 
-def observed_key(rec: CaseJSON | PairJSON) -> str:
+def observed_key(rec: JudgedJSON) -> str:
     """A case's outcome and observation without what differs between runs: two runs
     of one case agree when their keys are equal."""
     obs = {k: v for k, v in (rec.get("observed") or {}).items() if k not in RUN_SPECIFIC}

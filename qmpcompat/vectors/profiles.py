@@ -20,7 +20,8 @@ from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 from qmpcompat.types import JSON, JSONObject, Version
 from qmpcompat.vectors.model import Expectation, parse_expectation
-from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
+from qmpcompat.vectors.pairs import parse_pair_claim
+from qmpcompat.vectors.versions import VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import line_of
 
 SIDES = ("source", "destination")
@@ -188,23 +189,13 @@ def parse_profile_expectation(raw: JSON, file: str, pid: str) -> ProfileExpectat
     outcome = raw.get("outcome")
     if outcome not in OUTCOMES:
         raise _err(f"outcome must be one of {', '.join(OUTCOMES)}", file, raw, pid)
-    try:
-        src, dst = (VersionRange.parse(raw.get(k)) for k in ("source", "destination"))  # type: ignore[arg-type]
-    except RangeError as exc:
-        raise _err(str(exc), file, raw, pid) from exc
+    src, dst, seen, inferred = parse_pair_claim(raw, file, pid)
     result, migration = _AS_RESULT[str(outcome)]
     claim_raw: JSONObject = {"result": result, **({"migration": migration} if migration else {}),
                              **{k: raw[k] for k in ("error-class", "desc", "desc-pattern", "why",
                                                     "migration-error", "step") if k in raw}}
     claim = parse_expectation(claim_raw, file, pid, ("accept", "reject", "crash", "hang"))
-    seen = raw.get("observed-on") or []
-    if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
-        raise _err("observed-on must be a list of SRC->DST version pairs", file, raw, pid)
-    inferred = raw.get("inferred-from")
-    if inferred is not None and not isinstance(inferred, str):
-        raise _err("inferred-from must be a string", file, raw, pid)
-    return ProfileExpectation(src, dst, str(outcome), claim, tuple(str(s) for s in seen), inferred,
-                              line_of(raw))
+    return ProfileExpectation(src, dst, str(outcome), claim, seen, inferred, line_of(raw))
 
 
 def parse_profile(raw: object, file: str) -> Profile:

@@ -188,8 +188,8 @@ class _Paper:
                 "missing", f"libvirt did not send {name} on the {step.side} here", step.id))
             return True
         msg = self.take(step, index)
-        want = ({"fdname": step.fd_name} if step.fd_name else
-                expand(fill(step.arguments or {}, self.values), self.saved, self.schema))
+        want: JSONObject = ({"fdname": step.fd_name} if step.fd_name else
+                            expand(fill(step.arguments or {}, self.values), self.saved, self.schema))
         self.check.differences += [Difference("arguments", d, step.id, int(str(msg["n"])))
                                    for d in _diff("", want, _arguments(msg))]
         refused = "error" in msg
