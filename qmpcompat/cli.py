@@ -14,7 +14,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from qmpcompat import __version__
-from qmpcompat.commands import claims, history, hunt, provision, query, report, schema, vectors
+from qmpcompat.commands import (
+    claims,
+    consumers,
+    history,
+    hunt,
+    provision,
+    query,
+    report,
+    schema,
+    vectors,
+)
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.escape import TerminalStream
 
@@ -29,6 +39,7 @@ REGISTER: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     history.register,     # history
     report.register,      # report merge, report render
     hunt.register,        # hunt, derive
+    consumers.register,   # consumers observe, consumers compare
 )
 
 

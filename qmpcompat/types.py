@@ -246,47 +246,44 @@ class CaseJSON(JudgedJSON):
     binary: str
 
 
+class BuildPairJSON(JudgedJSON):
+    """What a record of something run from a source build to a destination build
+    (a cross-version cell, a consumer-profile cell) says of the two builds and
+    the guest that moved between them."""
+
+    description: NotRequired[str]
+    file: NotRequired[str]
+    guest: NotRequired[JSONObject]  # machine family, run state, memory, devices
+    machine: str  # the versioned machine type both sides ran (the older build's)
+    source: str
+    source_version: str
+    source_package: NotRequired[str]
+    destination: str
+    destination_version: str
+    destination_package: NotRequired[str]
+
+
 @final
-class PairJSON(JudgedJSON):
+class PairJSON(BuildPairJSON):
     """The record of one cross-version cell (``pairs``): a pair vector in one form
     from a source build to a destination build."""
 
     vector: str
     form: str  # uri/uri, channels/uri, uri/channels or channels/channels
     transport: str
-    description: NotRequired[str]
-    file: NotRequired[str]
     flags: NotRequired[list[str]]
-    guest: NotRequired[JSONObject]  # machine family, run state, memory, devices
-    machine: str
-    source: str
-    source_version: str
-    source_package: NotRequired[str]
-    destination: str
-    destination_version: str
-    destination_package: NotRequired[str]
 
 
 @final
-class ConsumerJSON(JudgedJSON):
+class ConsumerJSON(BuildPairJSON):
     """The record of one consumer-profile cell (``consumers``): a profile from a
     source build to a destination build (the same build on both sides too)."""
 
     profile: str  # CP-NNNN
     consumer: str
     consumer_version: str
-    description: NotRequired[str]
-    file: NotRequired[str]
     step: NotRequired[str | None]  # the step QEMU refused, or crashed or hung at
     location: NotRequired[str]  # FILE:LINE of that step
-    guest: NotRequired[JSONObject]
-    machine: str
-    source: str
-    source_version: str
-    source_package: NotRequired[str]
-    destination: str
-    destination_version: str
-    destination_package: NotRequired[str]
 
 
 class ConsumerCellJSON(TypedDict):
@@ -470,6 +467,15 @@ class PairDisagreementJSON(TypedDict):
     runs: list[RunOutcomeJSON]
 
 
+class ConsumerDisagreementJSON(TypedDict):
+    """A consumer cell two runs of the same builds disagree about (``consumer_disagreements``)."""
+
+    profile: str
+    source: str
+    destination: str
+    runs: list[RunOutcomeJSON]
+
+
 class UnsteadyJSON(TypedDict):
     """A case whose reused QEMU and the fresh QEMU it was run again on did otherwise."""
 
@@ -509,6 +515,7 @@ class ResultsMembers(TypedDict, total=False):
     run: RunModesJSON
     consumers: list[ConsumerJSON]
     consumer_matrix: ConsumerMatrixJSON
+    consumer_disagreements: list[ConsumerDisagreementJSON]
 
 
 class ResultsJSON(ResultsMembers):

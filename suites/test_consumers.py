@@ -4,7 +4,7 @@ both sides included: each side's QEMU gets the consumer's own commands."""
 
 from __future__ import annotations
 
-from qmpcompat.pytest_plugin import RecordConsumer, RunState, conclude
+from qmpcompat.pytest_plugin import RecordConsumer, RunState, conclude_cell
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.profilecheck import ProfileCase, check_profile
 
@@ -15,11 +15,5 @@ def test_consumer(consumer_case: ProfileCase, qmpcompat_run: RunState, schema_ca
     result = check_profile(consumer_case, st.vectors.defects_for(profile.id), schema_cache,
                            st.timeout, st.allow_exec, st.lint_of(profile), st.rules)
     record_consumer(result)
-    obs = result.observation
-    observed = obs.summary() if obs else "(not run)"
-    detail = f" ({obs.detail})" if obs and obs.detail and obs.result != "corrupt" else ""
-    conclude(result.verdict, lambda: (
-        f"{profile.id} {profile.name} ({result.record.get('location')}), QEMU "
-        f"{consumer_case.source.label} -> {consumer_case.destination.label}: "
-        f"{result.verdict.message}\n  expected: {result.verdict.expected}\n"
-        f"  observed: {observed}{detail}"))
+    conclude_cell(result, f"{profile.id} {profile.name} ({result.record.get('location')}), QEMU "
+                          f"{consumer_case.source.label} -> {consumer_case.destination.label}")

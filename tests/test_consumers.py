@@ -64,15 +64,20 @@ def test_conditions_and_templates_build_what_the_consumer_sends() -> None:
     assert widest(echo) == {"tls-creds": None, "max-bandwidth": None, "direct-io": None}
 
 
-def _copy_set(tmp_path: Path, edit: tuple[str, str] | None = None) -> Path:
+def _copy_set(tmp_path: Path, edit: tuple[str, str] | None = None,
+              profile: str = "libvirt-11.3.0.yaml", pid: str = "CP-0002") -> Path:
+    """The basic vector set with one consumer profile (``edit`` applied: old, new)
+    and the recordings of the real consumer it names."""
     vectors = basic_vectors(tmp_path)
-    shutil.copy(REPO / "vectors" / "consumer-profile.schema.json", vectors)
+    for schema in ("consumer-profile.schema.json", "consumer-wire.schema.json"):
+        shutil.copy(REPO / "vectors" / schema, vectors)
     (vectors / "consumers").mkdir()
-    text = (REPO / "vectors" / "consumers" / "libvirt-11.3.0.yaml").read_text()
+    shutil.copytree(REPO / "vectors/consumers/wire" / pid, vectors / "consumers/wire" / pid)
+    text = (REPO / "vectors" / "consumers" / profile).read_text()
     if edit:
         assert edit[0] in text
         text = text.replace(edit[0], edit[1], 1)
-    (vectors / "consumers" / "libvirt-11.3.0.yaml").write_text(text)
+    (vectors / "consumers" / profile).write_text(text)
     return vectors
 
 

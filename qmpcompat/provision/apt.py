@@ -200,12 +200,18 @@ class PrivateApt:
 
     def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
         """Download ``package=version`` and its whole dependency closure into ``dest``."""
+        pin = f"{package}={version}"
+        return self.download_packages(suite, [pin], dest)
+
+    def download_packages(self, suite: str, pins: Sequence[str], dest: Path) -> list[Path]:
+        """Download the ``package=version`` of ``pins`` and their whole dependency
+        closure (recommends left out) into ``dest``."""
         self.run("apt-get", ["-oAPT::Default-Release=" + suite, "install", "--download-only",
-                             "--no-install-recommends", "-y", "--", f"{package}={version}"],
+                             "--no-install-recommends", "-y", "--", *pins],
                  suite_sources(suite), archives=dest)
         debs = sorted(dest.glob("*.deb"))
         if not debs:
-            raise ProvisionError(f"apt downloaded nothing for {package}={version} from {suite}")
+            raise ProvisionError(f"apt downloaded nothing for {' '.join(pins)} from {suite}")
         return debs
 
 

@@ -16,7 +16,8 @@ What suites use (and nothing else):
   ``record_schema_findings``;
 - parameters ``qemu_build``, ``vector``, ``derived``, ``pair_case``, ``consumer_case``,
   ``qemu_problem`` and ``vector_file_error``, filled from the run;
-- ``conclude(verdict, failure)``: the verdict as a pytest outcome.
+- ``conclude(verdict, failure)``: the verdict as a pytest outcome; ``conclude_cell(result,
+  title)`` for a cross-version or consumer cell.
 
 The modules: ``state`` (the run and its travel to workers), ``cases``
 (parametrizing, recording, concluding), ``recorder`` (the controller's records
@@ -37,6 +38,7 @@ from qmpcompat.pytest_plugin.cases import (
     NONE_MARK,
     RecordCase,
     conclude,
+    conclude_cell,
     parametrize,
     record_consumer_on,
     record_gate_on,
@@ -55,7 +57,7 @@ from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.profilecheck import ProfileResult
 from qmpcompat.vectors.run import Runner
 
-__all__ = ["RecordCase", "RecordConsumer", "RecordPair", "RunState", "conclude"]
+__all__ = ["RecordCase", "RecordConsumer", "RecordPair", "RunState", "conclude", "conclude_cell"]
 
 SUITE_MARK = "QMPCOMPAT_SUITE"
 PLUGIN_NAME = "qmpcompat"

@@ -142,3 +142,14 @@ def conclude(verdict: Verdict, failure: Callable[[], str]) -> None:
         pytest.xfail(terminal(verdict.message))
     if verdict.outcome in (Outcome.FAILED, Outcome.ERROR):
         pytest.fail(terminal(failure()), pytrace=False)
+
+
+def conclude_cell(result: PairResult | ProfileResult, title: str) -> None:
+    """End a cross-version or consumer cell's test as its verdict says; a failure
+    says ``title`` (the cell and where it is written), the verdict's words, what
+    was expected and what QEMU did."""
+    verdict, obs = result.verdict, result.observation
+    observed = obs.summary() if obs else "(not run)"
+    detail = f" ({obs.detail})" if obs and obs.detail and obs.result != "corrupt" else ""
+    conclude(verdict, lambda: f"{title}: {verdict.message}\n  expected: {verdict.expected}\n"
+                              f"  observed: {observed}{detail}")

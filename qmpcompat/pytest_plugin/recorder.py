@@ -37,6 +37,7 @@ from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import (
     CaseJSON,
+    ConsumerJSON,
     JSONObject,
     KnownDefectJSON,
     Outcome,
@@ -47,6 +48,7 @@ from qmpcompat.types import (
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
+from qmpcompat.vectors.profilecheck import profile_record
 
 
 class WorkerNode(Protocol):
@@ -105,7 +107,9 @@ class Recorder:
             if k == GATE_RECORD:
                 st.schema_gate += json.loads(str(v))
         if not records and not pairs and not consumers and report.failed:
-            records = lost_case(st, report)
+            lost = lost_consumer(st, report)
+            st.consumer_records += lost
+            records = [] if lost else lost_case(st, report)
         st.records += records
         if self.progress is not None:
             self.progress.update(report.nodeid, records[0] if records else None)
@@ -142,18 +146,34 @@ def _case_of(st: RunState, case: str, build: QemuBuild) -> Vector | None:
     return next((c.vector() for _b, c in derived if c.id == case), None)
 
 
+def _lost(report: pytest.TestReport) -> tuple[str, Verdict]:
+    """The test id's parameter of a test that died without a record, and its
+    verdict: an error saying what pytest saw (the worker crashed, say)."""
+    param = report.nodeid.rpartition("[")[2].removesuffix("]") if report.nodeid.endswith("]") else ""
+    lines = [ln.strip() for ln in (report.longreprtext or "").splitlines() if ln.strip()]
+    said = next((ln for ln in lines if "crashed" in ln), lines[-1] if lines else "failed")
+    return param, Verdict(Outcome.ERROR, said)
+
+
 def lost_case(st: RunState, report: pytest.TestReport) -> list[CaseJSON]:
     """The record of a case (a vector's or a derived one) that died without a
     record (its worker was killed, say); empty when the test was no case."""
-    param = report.nodeid.rpartition("[")[2].removesuffix("]") if report.nodeid.endswith("]") else ""
+    param, verdict = _lost(report)
     parsed = split_case_id(param)
     build = st.build(parsed[1]) if parsed else None
     vec = _case_of(st, parsed[0], build) if parsed and build else None
     if vec is None or build is None:
         return []
-    lines = [ln.strip() for ln in (report.longreprtext or "").splitlines() if ln.strip()]
-    said = next((ln for ln in lines if "crashed" in ln), lines[-1] if lines else "failed")
-    return [case_record(vec, build, Verdict(Outcome.ERROR, said), None).to_json()]
+    return [case_record(vec, build, verdict, None).to_json()]
+
+
+def lost_consumer(st: RunState, report: pytest.TestReport) -> list[ConsumerJSON]:
+    """The record of a consumer-profile cell (``CP-NNNN-SOURCE-to-DESTINATION``)
+    that died without a record; empty when the test was no such cell."""
+    param, verdict = _lost(report)
+    case = next((c for c in st.consumer_cases if c.id == param), None) if param.startswith("CP-") \
+        else None
+    return [profile_record(case, verdict, None)] if case is not None else []
 
 
 def start_reports(config: pytest.Config) -> None:

@@ -1,7 +1,8 @@
 """The consumer matrices of a run (``consumers`` in results.json): per consumer
 profile, what became of its migration on every build (the same build on both
 sides) and across every ordered pair of builds. summary.md, index.html, the
-JSON summary (``consumer_matrix``) and JUnit XML are all fed from here.
+JSON summary (``consumer_matrix``) and JUnit XML are all fed from here;
+``merge_consumers`` combines the cells of several runs.
 
 A cell's mark says what happened: ``migrated``, ``refused at STEP``,
 ``failed``, ``crash``, ``hang``, ``corrupt``; ``known KD-NNNN: ...`` when a
@@ -11,12 +12,14 @@ expects, ``n/a`` when the cell did not run (a side lacks the guest's machine).
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 
 from qmpcompat.escape import markdown
+from qmpcompat.report.junitcells import cell_suite
+from qmpcompat.report.matrix import merge_cells
 from qmpcompat.types import (
     ConsumerCellJSON,
+    ConsumerDisagreementJSON,
     ConsumerJSON,
     ConsumerMatrixJSON,
     ResultsJSON,
@@ -65,6 +68,20 @@ def consumer_matrix(records: list[ConsumerJSON]) -> ConsumerMatrixJSON:
     return {"profiles": list(profiles.values()), "versions": versions, "cells": cells}
 
 
+def consumer_key(rec: ConsumerJSON) -> tuple[str, str, str]:
+    return rec["profile"], rec["source"], rec["destination"]
+
+
+def merge_consumers(runs: list[tuple[str, ConsumerJSON]], label_of: dict[tuple[str, str], str]
+                    ) -> tuple[list[ConsumerJSON], list[ConsumerDisagreementJSON]]:
+    """The consumer records of several runs merged (``merge_cells``: the worse
+    outcome stands), keyed by profile and both builds; the cells two runs observed
+    otherwise."""
+    merged, found = merge_cells(runs, label_of, consumer_key)
+    return merged, [{"profile": k[0], "source": k[1], "destination": k[2], "runs": r}
+                    for k, r in found]
+
+
 def failed_consumers(doc: ResultsJSON) -> list[ConsumerJSON]:
     return [r for r in doc.get("consumers") or [] if r["outcome"] in ("failed", "error")]
 
@@ -111,27 +128,8 @@ def render_markdown(doc: ResultsJSON) -> list[str]:
 
 def junit_suite(root: ET.Element, doc: ResultsJSON) -> None:
     """A ``consumers`` testsuite: one testcase per cell, named like the live run's
-    test id (``test_consumer[CP-0002-10.0.13-to-11.1.3]``)."""
-    records = doc.get("consumers") or []
-    if not records:
-        return
-    suite = ET.SubElement(root, "testsuite", name="consumers", tests=str(len(records)),
-                          failures=str(len(failed_consumers(doc))),
-                          skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in records)))
-    for rec in sorted(records, key=lambda r: (r["profile"], r["source"], r["destination"])):
-        cid = f"{rec['profile']}-{rec['source']}-to-{rec['destination']}"
-        case = ET.SubElement(suite, "testcase", classname="qmpcompat.consumers",
-                             name=f"test_consumer[{cid}]", time=str(rec.get("seconds", 0)))
-        props = ET.SubElement(case, "properties")
-        for key in ("profile", "consumer", "consumer_version", "source_version",
-                    "destination_version", "machine", "location", "outcome"):
-            ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
-        ET.SubElement(props, "property", name="mark", value=mark(rec))
-        message = rec.get("message") or ""
-        if rec["outcome"] in ("failed", "error"):
-            fail = ET.SubElement(case, "failure", message=message or "failed")
-            fail.text = f"expected: {rec.get('expected')}\nobserved: {json.dumps(rec.get('observed'))}"
-        elif rec["outcome"] == "skipped":
-            ET.SubElement(case, "skipped", message=message)
-        elif rec["outcome"] == "xfailed":
-            ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
+    test id (``test_consumer[CP-0002-10.0.13-to-11.1.3]``), with its mark."""
+    cell_suite(root, "consumers", sorted(doc.get("consumers") or [], key=consumer_key),
+               lambda r: f"test_consumer[{r['profile']}-{r['source']}-to-{r['destination']}]",
+               ("profile", "consumer", "consumer_version", "source_version", "destination_version",
+                "machine", "location", "outcome"), lambda r: [("mark", mark(r))])

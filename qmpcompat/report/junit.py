@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from qmpcompat.escape import xml_attribute, xml_text
 from qmpcompat.report.consumers import junit_suite as consumers_suite
+from qmpcompat.report.junitcells import outcome_element
 from qmpcompat.report.matrix import junit_suite
 from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
@@ -49,13 +50,7 @@ def render_junit(doc: ResultsJSON) -> str:
                 ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
             for key, value in junit_properties(rec.get("observed")):
                 ET.SubElement(props, "property", name=key, value=value)
-            if Outcome(rec["outcome"]).bad:
-                fail = ET.SubElement(case, "failure", message=rec.get("message") or "failed")
-                fail.text = f"expected: {rec.get('expected')}\nobserved: {_observed(rec)}"
-            elif rec["outcome"] == "skipped":
-                ET.SubElement(case, "skipped", message=rec.get("message") or "")
-            elif rec["outcome"] == "xfailed":
-                ET.SubElement(case, "skipped", type="pytest.xfail", message=rec.get("message") or "")
+            outcome_element(case, rec, _observed(rec))
     junit_suite(root, doc)
     consumers_suite(root, doc)
     if doc.get("running") or doc.get("interrupted"):

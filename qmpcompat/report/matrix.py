@@ -5,19 +5,23 @@ JUnit XML are all fed from it; ``merge_pairs`` combines the cells of several run
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from qmpcompat.escape import markdown
+from qmpcompat.report.junitcells import cell_suite
 from qmpcompat.report.results import observed_key
 from qmpcompat.types import (
     CellJSON,
+    ConsumerJSON,
     MatrixJSON,
     Outcome,
     PairDisagreementJSON,
     PairJSON,
     ResultsJSON,
+    RunOutcomeJSON,
     label_order,
 )
 
@@ -110,46 +114,45 @@ def junit_suite(root: ET.Element, doc: ResultsJSON) -> None:
     """A ``cross-version`` testsuite: one testcase per cell, named like the live
     run's test id (``test_pair[XV-0001-uri-uri-7.2.22-to-11.1.3]``), with both
     versions as properties."""
-    pairs = doc.get("pairs") or []
-    if not pairs:
-        return
-    suite = ET.SubElement(root, "testsuite", name="cross-version", tests=str(len(pairs)),
-                          failures=str(len(failed_pairs(doc))),
-                          skipped=str(sum(r["outcome"] in ("skipped", "xfailed") for r in pairs)))
-    for rec in sorted(pairs, key=pair_key):
-        cid = f"{rec['vector']}-{rec['form'].replace('/', '-')}-{rec['source']}-to-{rec['destination']}"
-        case = ET.SubElement(suite, "testcase", classname="qmpcompat.cross-version",
-                             name=f"test_pair[{cid}]", time=str(rec.get("seconds", 0)))
-        props = ET.SubElement(case, "properties")
-        for key in ("vector", "form", "source_version", "destination_version", "machine", "outcome"):
-            ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
-        message = rec.get("message") or ""
-        if rec["outcome"] in ("failed", "error"):
-            fail = ET.SubElement(case, "failure", message=message or "failed")
-            fail.text = f"expected: {rec.get('expected')}\nobserved: {json.dumps(rec.get('observed'))}"
-        elif rec["outcome"] == "skipped":
-            ET.SubElement(case, "skipped", message=message)
-        elif rec["outcome"] == "xfailed":
-            ET.SubElement(case, "skipped", type="pytest.xfail", message=message)
+    cell_suite(root, "cross-version", sorted(doc.get("pairs") or [], key=pair_key),
+               lambda r: f"test_pair[{r['vector']}-{r['form'].replace('/', '-')}-{r['source']}-to-"
+                         f"{r['destination']}]",
+               ("vector", "form", "source_version", "destination_version", "machine", "outcome"))
+
+
+Cell = TypeVar("Cell", PairJSON, ConsumerJSON)
+
+
+Disagreement = tuple[tuple[str, ...], list[RunOutcomeJSON]]  # a cell's key, each run's outcome
+
+
+def merge_cells(runs: list[tuple[str, Cell]], label_of: dict[tuple[str, str], str],
+                key: Callable[[Cell], tuple[str, ...]]) -> tuple[list[Cell], list[Disagreement]]:
+    """Combine the cells (pair or consumer records) of several runs: ``runs`` holds
+    (file, record), ``label_of`` maps (file, label in that run) to the merged label
+    and ``key`` names a cell. Where two runs have the same cell, the worse outcome
+    stands, and when they observed otherwise the cell is a disagreement (its key
+    and each run's file and outcome)."""
+    seen: dict[tuple[str, ...], list[tuple[str, Cell]]] = {}
+    for path, rec in runs:
+        moved = cast(Cell, {**rec, "source": label_of.get((path, rec["source"]), rec["source"]),
+                            "destination": label_of.get((path, rec["destination"]),
+                                                        rec["destination"])})
+        seen.setdefault(key(moved), []).append((path, moved))
+    merged: list[Cell] = []
+    disagreements: list[Disagreement] = []
+    for cell, found in sorted(seen.items()):
+        merged.append(max(found, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1])
+        if len({observed_key(r) for _p, r in found}) > 1:
+            disagreements.append((cell, [{"file": p, "outcome": r["outcome"]} for p, r in found]))
+    return merged, disagreements
 
 
 def merge_pairs(runs: list[tuple[str, PairJSON]],
                 label_of: dict[tuple[str, str], str]) -> tuple[list[PairJSON],
                                                                list[PairDisagreementJSON]]:
-    """Combine the pair records of several runs: ``runs`` holds (file, record) and
-    ``label_of`` maps (file, label in that run) to the merged label. Where two runs
-    have the same cell, the worse outcome stands and the cell is a disagreement."""
-    seen: dict[tuple[str, str, str, str], list[tuple[str, PairJSON]]] = {}
-    for path, rec in runs:
-        rec = {**rec, "source": label_of.get((path, rec["source"]), rec["source"]),
-               "destination": label_of.get((path, rec["destination"]), rec["destination"])}
-        seen.setdefault(pair_key(rec), []).append((path, rec))
-    merged: list[PairJSON] = []
-    disagreements: list[PairDisagreementJSON] = []
-    for key, found in sorted(seen.items()):
-        merged.append(max(found, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1])
-        if len({observed_key(r) for _p, r in found}) > 1:
-            disagreements.append({"vector": key[0], "form": key[1], "source": key[2],
-                                  "destination": key[3],
-                                  "runs": [{"file": p, "outcome": r["outcome"]} for p, r in found]})
-    return merged, disagreements
+    """The pair records of several runs merged (``merge_cells``), keyed by vector,
+    form and both builds."""
+    merged, found = merge_cells(runs, label_of, pair_key)
+    return merged, [{"vector": k[0], "form": k[1], "source": k[2], "destination": k[3], "runs": r}
+                    for k, r in found]

@@ -1,7 +1,10 @@
 """Merging the results of several runs (one per CI job, machine or QEMU build)
 into one matrix, and finding where two runs of the same build disagree.
 Cross-version cells (``pairs``) merge the same way, keyed by vector, form and
-both builds: a cell is only ever made by a job that had both builds."""
+both builds, and consumer cells (``consumers``, with ``consumer_matrix`` rebuilt)
+keyed by profile and both builds: a cell is only ever made by a job that had
+both builds; two runs that observed a cell otherwise are a disagreement
+(``pair_disagreements``, ``consumer_disagreements``)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import json
 from pathlib import Path
 
 from qmpcompat.errors import ReportError
+from qmpcompat.report.consumers import consumer_matrix, merge_consumers
 from qmpcompat.report.matrix import SEVERITY, merge_pairs
 from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
 from qmpcompat.report.runmodes import run_facts
 from qmpcompat.types import (
     BinaryJSON,
+    BuildPairJSON,
     CaseJSON,
+    ConsumerJSON,
     DisagreementJSON,
     EmptyJSON,
     InterruptedJSON,
@@ -58,7 +64,8 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
     merged: dict[tuple[str, str], CaseJSON] = {}
     seen: dict[tuple[str, str], list[tuple[str, CaseJSON]]] = {}
     pair_runs: list[tuple[str, PairJSON]] = []
-    pair_idents: dict[tuple[str, str], str] = {}
+    consumer_runs: list[tuple[str, ConsumerJSON]] = []
+    cell_idents: dict[tuple[str, str], str] = {}  # (file, label in that run) -> build identity
     for path, doc in docs:
         by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
         for rec in doc["results"]:
@@ -70,16 +77,10 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
                                                                 "version_line": ""}
             key = (rec["vector"], ident)
             seen.setdefault(key, []).append((str(path), rec))
-        for cell in doc.get("pairs", []):
-            pair_runs.append((str(path), cell))
-            for label, version, package in (
-                    (cell["source"], cell["source_version"], cell.get("source_package", "")),
-                    (cell["destination"], cell["destination_version"], cell.get("destination_package", ""))):
-                binary = by_label.get(label)
-                ident = build_identity(binary, version, package)
-                binaries.setdefault(ident, binary.copy() if binary else {"binary": "", "version_line": "",
-                                                                         "version": version})
-                pair_idents[(str(path), label)] = ident
+        pair_runs += [(str(path), cell) for cell in doc.get("pairs", [])]
+        consumer_runs += [(str(path), cell) for cell in doc.get("consumers") or []]
+        for cell in [*doc.get("pairs", []), *(doc.get("consumers") or [])]:
+            _cell_builds(str(path), cell, by_label, binaries, cell_idents)
     # Labels: the version, made unique in version order.
     for ident in sorted(binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
         base = binaries[ident]["version"]
@@ -99,8 +100,9 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
                 "runs": [{"file": p, "outcome": r["outcome"], "observed": r.get("observed"),
                           "binary": r["binary"]} for p, r in runs]})
     records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
-    pairs, pair_disagreements = merge_pairs(
-        pair_runs, {key: labels[ident] for key, ident in pair_idents.items()})
+    label_of = {key: labels[ident] for key, ident in cell_idents.items()}
+    pairs, pair_disagreements = merge_pairs(pair_runs, label_of)
+    consumers, consumer_disagreements = merge_consumers(consumer_runs, label_of)
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
     gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
     defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
@@ -121,7 +123,7 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
         "environment": env,
         "totals": totals(records),
-        "claims": claim_totals(records, pairs),
+        "claims": claim_totals(records, pairs, consumers),
         "results": records,
         "schema_gate": [json.loads(g) for g in sorted(gate)],
         "known_defects": [defects[k] for k in sorted(defects)],
@@ -132,15 +134,32 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
         "pairs": pairs,
         "pair_disagreements": pair_disagreements,
     }
+    if consumers:
+        out.update({"consumers": consumers, "consumer_matrix": consumer_matrix(consumers),
+                    "consumer_disagreements": consumer_disagreements})
     stopped = unfinished(docs)
     if stopped:
         out["interrupted"] = stopped
     modes = [d["run"] for _p, d in docs if "run" in d]
     if modes:
-        out["run"] = run_facts([*records, *pairs], any(m["persistent"] for m in modes),
+        out["run"] = run_facts([*records, *pairs, *consumers], any(m["persistent"] for m in modes),
                                any(m["fork_server"] for m in modes),
                                [{"exec_reasons": {**m.get("fork_unavailable", {})}} for m in modes])
     return out
+
+
+def _cell_builds(path: str, cell: BuildPairJSON, by_label: dict[str, BinaryJSON],
+                 binaries: dict[str, BinaryJSON], idents: dict[tuple[str, str], str]) -> None:
+    """Note the two builds of a cross-version or consumer cell of the run in ``path``:
+    their identity by (file, label), and each build the merge has not seen yet."""
+    for label, version, package in (
+            (cell["source"], cell["source_version"], cell.get("source_package", "")),
+            (cell["destination"], cell["destination_version"], cell.get("destination_package", ""))):
+        binary = by_label.get(label)
+        ident = build_identity(binary, version, package)
+        binaries.setdefault(ident, binary.copy() if binary else {"binary": "", "version_line": "",
+                                                                 "version": version})
+        idents[(path, label)] = ident
 
 
 def _run(path: Path, doc: ResultsJSON) -> RunJSON:

@@ -27,6 +27,7 @@ from qmpcompat.types import (
     EnvironmentJSON,
     IndexJSON,
     JSONObject,
+    JudgedJSON,
     PairJSON,
     ProblemJSON,
     ResultsJSON,
@@ -108,7 +109,7 @@ def claim_totals(records: list[CaseJSON], pairs: list[PairJSON] | None = None,
 RUN_SPECIFIC = ("seconds", "guest", "qemu", "rerun")
 
 
-def observed_key(rec: CaseJSON | PairJSON) -> str:
+def observed_key(rec: JudgedJSON) -> str:
     """A case's outcome and observation without what differs between runs: two runs
     of one case agree when their keys are equal."""
     obs = {k: v for k, v in (rec.get("observed") or {}).items() if k not in RUN_SPECIFIC}
@@ -155,7 +156,10 @@ def read_results(path: Path) -> ResultsJSON:
     try:
         doc = datafile.parse_json(text)
     except ValueError as exc:
-        what = "truncated" if text.strip() and not text.rstrip().endswith("}") else "not JSON"
+        # a parse that ran out of text was cut short; one that met a wrong character was not JSON
+        ended = isinstance(exc, json.JSONDecodeError) and exc.pos >= len(text.rstrip())
+        what = "truncated" if text.strip() and (ended or not text.rstrip().endswith("}")) \
+            else "not JSON"
         raise ReportError(f"{path}: {what} ({exc})") from exc
     if not isinstance(doc, dict):
         raise ReportError(f"{path}: not a qmpcompat results file")

@@ -95,6 +95,9 @@ def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
     if doc.get("pair_disagreements"):
         reasons.append(f"{len(doc['pair_disagreements'])} cross-version cells differ between runs "
                        "of the same builds")
+    if doc.get("consumer_disagreements"):
+        reasons.append(f"{len(doc['consumer_disagreements'])} consumer cells differ between runs "
+                       "of the same builds")
     t = tally(doc)
     return Verdict(not reasons, reasons, t.line(), t.total, t.unknown)
 

@@ -289,7 +289,7 @@ def _profiles_problems(root: Path, rel: Callable[[Path], str], vector_schema: JS
         except VectorError:
             continue
         out += [Problem(profile.file, profile.line, profile.id, msg)
-                for msg in profile_problems(profile, retired, allow_exec)]
+                for msg in profile_problems(profile, retired, allow_exec, root)]
     return out
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import Outcome, PairJSON
+from qmpcompat.types import BuildPairJSON, Outcome, PairJSON
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
@@ -106,16 +107,14 @@ def pair_end(obs: Observation) -> Observation:
     return replace(obs, migration="failed", peer_migration="failed")
 
 
-def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
-                expected: str = "", basis: Basis | None = None) -> PairJSON:
-    """The record of one cell, as results.json keeps it (under ``pairs``), with what
-    its claim rests on (``basis``; None when the cell did not run)."""
-    pv, src, dst = case.vector, case.source, case.destination
+def cell_fields(guest: GuestSpec, src: QemuBuild, dst: QemuBuild, verdict: Verdict,
+                obs: Observation | None, expected: str = "",
+                basis: Basis | None = None) -> BuildPairJSON:
+    """What the record of a cell run from ``src`` to ``dst`` (a cross-version cell,
+    a consumer cell) says of the guest, both builds and the verdict, with what its
+    claim rests on (``basis``; None when the cell did not run)."""
     return {
-        "vector": pv.id, "form": case.form, "transport": pv.transport,
-        "description": pv.description, "file": pv.where, "flags": list(pv.flags),
-        "guest": pv.guest.to_json(),
-        "machine": pv.guest.machine_type(min(src.version, dst.version)),
+        "guest": guest.to_json(), "machine": guest.machine_type(min(src.version, dst.version)),
         "source": src.label, "source_version": src.version_str, "source_package": src.package,
         "destination": dst.label, "destination_version": dst.version_str,
         "destination_package": dst.package,
@@ -124,3 +123,12 @@ def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
         "observed": obs.to_json() if obs else None, "seconds": obs.seconds if obs else 0.0,
         "basis": basis.to_json() if basis else None,
     }
+
+
+def pair_record(case: PairCase, verdict: Verdict, obs: Observation | None,
+                expected: str = "", basis: Basis | None = None) -> PairJSON:
+    """The record of one cell, as results.json keeps it (under ``pairs``)."""
+    pv = case.vector
+    return {"vector": pv.id, "form": case.form, "transport": pv.transport,
+            "description": pv.description, "file": pv.where, "flags": list(pv.flags),
+            **cell_fields(pv.guest, case.source, case.destination, verdict, obs, expected, basis)}

@@ -114,6 +114,24 @@ def _err(msg: str, file: str, node: object, vid: str | None) -> VectorError:
     return VectorError(msg, file, line_of(node), vid)
 
 
+def parse_pair_claim(item: JSONObject, file: str, vid: str) -> tuple[
+        VersionRange, VersionRange, tuple[str, ...], str | None]:
+    """A claim over pairs of versions (a pair vector's or a consumer profile's
+    expectation): its ``source`` and ``destination`` ranges, its ``observed-on``
+    pairs and its ``inferred-from``; VectorError names what is wrong."""
+    try:
+        src, dst = (VersionRange.parse(item.get(k)) for k in ("source", "destination"))  # type: ignore[arg-type]
+    except RangeError as exc:
+        raise _err(str(exc), file, item, vid) from exc
+    seen = item.get("observed-on") or []
+    if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
+        raise _err("observed-on must be a list of SRC->DST version pairs", file, item, vid)
+    inferred = item.get("inferred-from")
+    if inferred is not None and not isinstance(inferred, str):
+        raise _err("inferred-from must be a string", file, item, vid)
+    return src, dst, tuple(str(s) for s in seen), inferred
+
+
 def _forms(raw: object, file: str, node: object, vid: str) -> tuple[str, ...]:
     forms = FORMS if raw is None else tuple(raw) if isinstance(raw, list) else ()
     bad = [f for f in forms if f not in FORMS]
@@ -143,19 +161,10 @@ def parse_pair(raw: object, file: str) -> PairVector:
         if not isinstance(item, dict) or item.get("migration") not in PAIR_RESULTS:
             raise _err(f"each expectation needs migration: {' or '.join(PAIR_RESULTS)}", file,
                        item, vid)
-        try:
-            src, dst = (VersionRange.parse(item.get(k)) for k in ("source", "destination"))
-        except RangeError as exc:
-            raise _err(str(exc), file, item, vid) from exc
+        src, dst, seen, inferred = parse_pair_claim(item, file, vid)
         item_forms = _forms(item.get("forms"), file, item, vid) if "forms" in item else forms
-        seen = item.get("observed-on") or []
-        if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
-            raise _err("observed-on must be a list of SRC->DST version pairs", file, item, vid)
-        inferred = item.get("inferred-from")
-        if inferred is not None and not isinstance(inferred, str):
-            raise _err("inferred-from must be a string", file, item, vid)
         out.append(PairExpectation(src, dst, item_forms, item["migration"],
-                                   item.get("migration-error"), tuple(seen), inferred))
+                                   item.get("migration-error"), seen, inferred))
     return PairVector(vid, str(raw.get("description", "")), tuple(raw.get("flags") or ()),
                       transport, forms, spec, tuple(out), file, line_of(raw))
 

@@ -14,6 +14,7 @@ from qmpcompat.types import ConsumerJSON, Outcome
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
 from qmpcompat.vectors.match import Verdict, describe, judge_expectation
 from qmpcompat.vectors.model import KnownDefect
+from qmpcompat.vectors.paircheck import cell_fields
 from qmpcompat.vectors.profilegate import gate_problems
 from qmpcompat.vectors.profilerun import run_profile
 from qmpcompat.vectors.profiles import Profile
@@ -94,19 +95,10 @@ def step_location(profile: Profile, step_id: str | None) -> str:
 def profile_record(case: ProfileCase, verdict: Verdict, obs: Observation | None,
                    expected: str = "", basis: Basis | None = None) -> ConsumerJSON:
     """The record of one cell, as results.json keeps it (under ``consumers``)."""
-    profile, src, dst = case.profile, case.source, case.destination
+    profile = case.profile
     step = obs.step if obs is not None else None
-    return {
-        "profile": profile.id, "consumer": profile.consumer,
-        "consumer_version": profile.version, "description": profile.description,
-        "file": profile.where, "step": step, "location": step_location(profile, step),
-        "guest": profile.guest.to_json(),
-        "machine": profile.guest.machine_type(min(src.version, dst.version)),
-        "source": src.label, "source_version": src.version_str, "source_package": src.package,
-        "destination": dst.label, "destination_version": dst.version_str,
-        "destination_package": dst.package,
-        "outcome": verdict.outcome, "expected": verdict.expected or expected,
-        "message": verdict.message, "defect": verdict.defect,
-        "observed": obs.to_json() if obs else None, "seconds": obs.seconds if obs else 0.0,
-        "basis": basis.to_json() if basis else None,
-    }
+    return {"profile": profile.id, "consumer": profile.consumer,
+            "consumer_version": profile.version, "description": profile.description,
+            "file": profile.where, "step": step, "location": step_location(profile, step),
+            **cell_fields(profile.guest, case.source, case.destination, verdict, obs, expected,
+                          basis)}

@@ -3,15 +3,20 @@ lint`` reports them with file, line and profile id): its id is well-formed and
 not retired; every saved reply a condition or template reads is saved by an
 earlier step (a cancel step may read any step's); every condition and template
 is one of the language's forms; expectations do not overlap, say what they
-rest on and observe pairs inside their ranges; the safety gate passes."""
+rest on and observe pairs inside their ranges; a step's ``observed`` claims
+hold against the recordings of the real consumer (``qmpcompat.vectors.wirecheck``);
+the safety gate passes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from qmpcompat.types import JSON
 from qmpcompat.vectors.profilegate import gate_problems
 from qmpcompat.vectors.profileprog import ProgramError, holds, references, widest
 from qmpcompat.vectors.profiles import Profile, Step
 from qmpcompat.vectors.versions import parse_pair_label
+from qmpcompat.vectors.wirecheck import observed_problems
 
 
 def _never(_side: str, _query: str) -> bool:
@@ -84,11 +89,14 @@ def _expectation_problems(profile: Profile) -> list[str]:
     return out
 
 
-def profile_problems(profile: Profile, retired: set[str], allow_exec: bool) -> list[str]:
-    """What is wrong with one parsed profile (beyond its schema)."""
+def profile_problems(profile: Profile, retired: set[str], allow_exec: bool,
+                     root: Path | None = None) -> list[str]:
+    """What is wrong with one parsed profile (beyond its schema); with the vectors'
+    ``root``, its ``observed`` claims too (held against the recordings there)."""
     out = ["id is retired (ids are never reused): pick a new one"] if profile.id in retired else []
     for step in (*profile.steps, *profile.cancel):
         out += _form_problems(step)
     out += _reference_problems(profile)
     out += _expectation_problems(profile)
+    out += observed_problems(profile, root) if root is not None else []
     return out + [f"unsafe: {p}" for p in gate_problems(profile, allow_exec)]

@@ -20,7 +20,8 @@ from qmpcompat.errors import VectorError
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 from qmpcompat.types import JSON, JSONObject, Version
 from qmpcompat.vectors.model import Expectation, parse_expectation
-from qmpcompat.vectors.versions import RangeError, VersionRange, pair_label
+from qmpcompat.vectors.pairs import parse_pair_claim
+from qmpcompat.vectors.versions import VersionRange, pair_label
 from qmpcompat.vectors.yamlfile import line_of
 
 SIDES = ("source", "destination")
@@ -51,7 +52,7 @@ class Step:
     when: JSONObject | None = None  # a condition (profileprog.holds)
     save: str = ""
     stop_on_error: bool = True  # False: the consumer ignores a refusal and goes on
-    observed: str = ""  # where the real consumer was seen sending it
+    observed: tuple[str, ...] = ()  # the recordings (wire/PROFILE/NAME.json) it was seen in
 
     @property
     def what(self) -> str:
@@ -142,6 +143,14 @@ def _object(value: JSON, what: str, file: str, node: object, pid: str) -> JSONOb
     return value
 
 
+def _names(value: JSON, what: str, file: str, node: object, pid: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _err(f"{what} must be a list of names", file, node, pid)
+    return tuple(str(v) for v in value)
+
+
 def parse_step(raw: JSON, file: str, pid: str) -> Step:
     """One step; VectorError names what is wrong (the schema says it too, in more words)."""
     if not isinstance(raw, dict):
@@ -171,7 +180,7 @@ def parse_step(raw: JSON, file: str, pid: str) -> Step:
                 when=_object(raw.get("when"), "when", file, raw, pid),
                 save=_str(raw, "save", file, pid, required=False),
                 stop_on_error=on_error == "stop",
-                observed=_str(raw, "observed", file, pid, required=False))
+                observed=_names(raw.get("observed"), f"step {sid}: observed", file, raw, pid))
 
 
 def parse_profile_expectation(raw: JSON, file: str, pid: str) -> ProfileExpectation:
@@ -180,23 +189,13 @@ def parse_profile_expectation(raw: JSON, file: str, pid: str) -> ProfileExpectat
     outcome = raw.get("outcome")
     if outcome not in OUTCOMES:
         raise _err(f"outcome must be one of {', '.join(OUTCOMES)}", file, raw, pid)
-    try:
-        src, dst = (VersionRange.parse(raw.get(k)) for k in ("source", "destination"))  # type: ignore[arg-type]
-    except RangeError as exc:
-        raise _err(str(exc), file, raw, pid) from exc
+    src, dst, seen, inferred = parse_pair_claim(raw, file, pid)
     result, migration = _AS_RESULT[str(outcome)]
     claim_raw: JSONObject = {"result": result, **({"migration": migration} if migration else {}),
                              **{k: raw[k] for k in ("error-class", "desc", "desc-pattern", "why",
                                                     "migration-error", "step") if k in raw}}
     claim = parse_expectation(claim_raw, file, pid, ("accept", "reject", "crash", "hang"))
-    seen = raw.get("observed-on") or []
-    if not isinstance(seen, list) or not all(isinstance(s, str) for s in seen):
-        raise _err("observed-on must be a list of SRC->DST version pairs", file, raw, pid)
-    inferred = raw.get("inferred-from")
-    if inferred is not None and not isinstance(inferred, str):
-        raise _err("inferred-from must be a string", file, raw, pid)
-    return ProfileExpectation(src, dst, str(outcome), claim, tuple(str(s) for s in seen), inferred,
-                              line_of(raw))
+    return ProfileExpectation(src, dst, str(outcome), claim, seen, inferred, line_of(raw))
 
 
 def parse_profile(raw: object, file: str) -> Profile:
