@@ -20,6 +20,7 @@ from qmpcompat.pytest_plugin.cases import (
     RECORD,
     derived_cases,
 )
+from qmpcompat.pytest_plugin.shard import facts as shard_facts
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
@@ -188,6 +189,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                                                if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+    if st.shard is not None:
+        extra["shard"] = shard_facts(st.shard, st.builds)
     extra["run"] = run_facts([*st.records, *st.pair_records, *st.consumer_records], st.persistent,
                              st.fork_server,
                              st.runners)
