@@ -144,7 +144,10 @@ def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None
     its order, known before any is provisioned, built or started (a Debian
     suite's builds from the archive's package lists, which this reads as
     ``select`` does). Every kind of build ``select`` makes has its key here:
-    a shard plan (qmpcompat.shard) is made of them."""
+    a shard plan (qmpcompat.shard) is made of them. The archive's warnings are
+    left to ``select``, which reads the same lists and says them."""
+    quiet = None if progress is None else (
+        lambda text: None if text.startswith("warning: ") else progress(text))
     try:
         chosen = source_profile(profile)
     except QmpCompatError:
@@ -153,7 +156,7 @@ def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None
     keys += [source_request(spec, chosen) for spec in sources] if chosen else []
     suites = _default_suites(binaries, sources, suites)
     if suites:
-        keys += planned(suites, cache, refresh, progress, strict,
+        keys += planned(suites, cache, refresh, quiet, strict,
                         targets or default_targets())[0]
     return list(dict.fromkeys(keys))
 

@@ -42,7 +42,7 @@ from qmpcompat.pytest_plugin.cases import (
     record_pair_on,
 )
 from qmpcompat.pytest_plugin.recorder import Recorder, record_runner, start_reports
-from qmpcompat.pytest_plugin.shard import describe, keep
+from qmpcompat.pytest_plugin.shard import keep
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.differ.rules import Finding
@@ -155,7 +155,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              f"(vector set {st.vectors.revision()})"]
     lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
     lines += [f"  unusable   {p}" for p in st.problems]
-    lines += [f"  {describe(st.shard)}"] if st.shard else []
+    lines += [f"  {st.shard.describe()}"] if st.shard else []
     lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
               + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
     return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])

@@ -21,8 +21,9 @@ from qmpcompat.errors import QmpCompatError, VectorError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
-from qmpcompat.pytest_plugin.shard import Shard, describe, plan_shard, shard_spec
+from qmpcompat.pytest_plugin.shard import plan_of, spec_of
 from qmpcompat.selection import Problem, Selection, candidates, named_binaries, select
+from qmpcompat.shard.run import Shard
 from qmpcompat.types import (
     BinaryJSON,
     CaseJSON,
@@ -119,10 +120,10 @@ def _select(config: pytest.Config, vectors: VectorSet) -> tuple[Selection, Shard
     """The run's builds; of a shard (--qmpcompat-shard), only those its part of
     the plan needs, the plan made before any build is provisioned."""
     args = _selection(config)
-    spec = shard_spec(config)
-    shard = None if spec is None else plan_shard(config, spec, candidates(**args), vectors)
+    spec = spec_of(config)
+    shard = None if spec is None else plan_of(config, spec, candidates(**args), vectors)
     if shard is not None and args["progress"]:
-        args["progress"](describe(shard))
+        args["progress"](shard.describe())
     sel = select(**args, start_timeout=config.getoption("qmpcompat_timeout"),
                  want=shard.wants if shard else None)
     return sel, shard
