@@ -29,6 +29,7 @@ from qmpcompat.types import (
     BinaryJSON,
     ConsumerJSON,
     EmptyJSON,
+    EnvironmentJSON,
     HistoryStepJSON,
     IndexJSON,
     ResultsJSON,
@@ -155,6 +156,24 @@ def _unique(items: Iterable[T]) -> list[T]:
     return [json.loads(t) for t in sorted({json.dumps(i, sort_keys=True) for i in items})]
 
 
+def _environment(group: list[Doc], binaries: list[BinaryJSON]) -> EnvironmentJSON:
+    """The first shard's environment, with every shard's hosts, builds, problems,
+    warnings and indexes, and each shard's own in ``runs``."""
+    env = group[0][1]["environment"].copy()
+    env["host"] = ", ".join(dict.fromkeys(d["environment"]["host"] for _p, d in group))
+    env["binaries"] = binaries
+    env["problems"] = _unique(p for _p, d in group for p in d["environment"].get("problems", []))
+    warnings = list(dict.fromkeys(w for _p, d in group for w in d["environment"].get("warnings", [])))
+    env.pop("warnings", None)
+    if warnings:
+        env["warnings"] = warnings
+    indexes: dict[str, IndexJSON] = {i["suite"]: i for _p, d in group
+                                     for i in d["environment"].get("indexes", [])}
+    env["indexes"] = [indexes[k] for k in sorted(indexes)]
+    env["runs"] = [_run(p, d) for p, d in group]
+    return env
+
+
 def fold(group: list[Doc]) -> ResultsJSON:
     """The whole run the shards of one plan make; ``shards`` says which reported."""
     shards = _shards(group)
@@ -172,18 +191,7 @@ def fold(group: list[Doc]) -> ResultsJSON:
         key=lambda c: (c["profile"], c["source"], c["destination"]))
     binaries = _binaries(group)
     steps, timeline = _history(group, binaries)
-    env = group[0][1]["environment"].copy()
-    env["host"] = ", ".join(dict.fromkeys(d["environment"]["host"] for _p, d in group))
-    env["binaries"] = binaries
-    env["problems"] = _unique(p for _p, d in group for p in d["environment"].get("problems", []))
-    warnings = list(dict.fromkeys(w for _p, d in group for w in d["environment"].get("warnings", [])))
-    env.pop("warnings", None)
-    if warnings:
-        env["warnings"] = warnings
-    indexes: dict[str, IndexJSON] = {i["suite"]: i for _p, d in group
-                                     for i in d["environment"].get("indexes", [])}
-    env["indexes"] = [indexes[k] for k in sorted(indexes)]
-    env["runs"] = [_run(p, d) for p, d in group]
+    env = _environment(group, binaries)
     modes = [d["run"] for _p, d in group if "run" in d]
     out: ResultsJSON = {
         "format": group[0][1]["format"],

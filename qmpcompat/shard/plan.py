@@ -29,12 +29,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
 
 from qmpcompat.types import JSONObject
 
 Unit = tuple[str, ...]  # one build key (its own cases) or two (the cells between them)
-SPLIT = 0.5  # a unit above this share of one shard's load is cut into chunks
+CASES = 1.25  # a plan keeps every shard under this many times its share of cases, if it can
+SPLITS = (0.5, 1.0)  # a piece above this share of one shard's load is cut into chunks (tried each)
 _SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
@@ -197,17 +199,20 @@ class _Deal:
         self.held[best] |= builds
         return best + 1
 
-    @property
-    def worst(self) -> float:
-        return max(self.weight(c) for c in self.load)
+    def rank(self) -> tuple[bool, float, int]:
+        """How good the deal is, best least: no shard with more than ``CASES``
+        times its share of cases first, then the busiest shard's seconds (start-up
+        included), then the fewest builds started over all shards."""
+        crowded = max(c.cases for c in self.load) > CASES * self.share.cases
+        return crowded, round(max(c.seconds for c in self.load), 1), sum(map(len, self.held))
 
 
-def _deal(keys: Sequence[str], count: int, costs: Mapping[Unit, Cost], total: int, share: Cost,
-          start: float) -> tuple[_Deal, dict[Unit, tuple[int, ...]]]:
+def _deal(keys: Sequence[str], count: int, split: float, costs: Mapping[Unit, Cost], total: int,
+          share: Cost, start: float) -> tuple[_Deal, dict[Unit, tuple[int, ...]]]:
     deal = _Deal(total, share, start)
     pieces = _pieces(_groups(keys, costs, count), costs, {k: n for n, k in enumerate(keys)})
     for piece in pieces:
-        piece.parts = max(1, min(total, math.ceil(deal.weight(piece.cost) / SPLIT),
+        piece.parts = max(1, min(total, math.ceil(deal.weight(piece.cost) / split),
                                  max(1, int(min((costs.get(u, Cost()).cases for u in piece.units),
                                                 default=1)))))
     chunks = [(piece, c) for piece in pieces for c in range(piece.parts)]
@@ -228,11 +233,7 @@ def make_plan(keys: Sequence[str], costs: Mapping[Unit, Cost], total: int,
     keys = list(dict.fromkeys(keys))
     whole = sum((costs.get(u, Cost()) for u in units(keys)), Cost())
     share = Cost(max(whole.seconds, 1e-9) / total, max(whole.cases, 1e-9) / total)
-    best: tuple[float, int, _Deal, dict[Unit, tuple[int, ...]]] | None = None
-    for count in range(1, max(1, len(keys)) + 1):
-        deal, chunks = _deal(keys, count, costs, total, share, start)
-        held = sum(len(h) for h in deal.held)
-        if best is None or (round(deal.worst, 3), held) < (round(best[0], 3), best[1]):
-            best = (deal.worst, held, deal, chunks)
-    assert best is not None
-    return Plan(total, tuple(keys), best[3], tuple(best[2].load), basis, revision)
+    deals = [_deal(keys, count, split, costs, total, share, start)
+             for count, split in product(range(1, max(1, len(keys)) + 1), SPLITS)]
+    deal, chunks = min(deals, key=lambda dc: dc[0].rank())
+    return Plan(total, tuple(keys), chunks, tuple(deal.load), basis, revision)
