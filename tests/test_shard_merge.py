@@ -128,3 +128,21 @@ def test_shards_merge_with_a_separate_run() -> None:
     assert len(merged["results"]) == 9 and merged["shards"][0]["reported"] == [1, 2, 3]
     assert not verdict(merged).ok  # the other run's failure stands
     assert json.dumps(merged)  # plain JSON
+
+
+def test_a_shard_that_never_finished_is_missing() -> None:
+    """A shard killed mid-run leaves the results.json it wrote as it started (with
+    its shard, no results): missing, and never finished, in the merged verdict; a
+    retry of it that finished stands."""
+    one, two, three = _whole_run_in_three()
+    started = _shard(2, 3, BUILDS, [], [])
+    started["running"] = {"pid": 4242}
+    merged = combine([(Path("1.json"), one), (Path("2.json"), started), (Path("3.json"), three)])
+    assert merged["shards"][0]["missing"] == [2]
+    assert merged["interrupted"]["runs"] == ["2.json (never finished)"]
+    reasons = verdict(merged).reasons
+    assert any("never reported" in r for r in reasons) and any("interrupted" in r for r in reasons)
+    retried = combine([(Path("1.json"), one), (Path("2.json"), started), (Path("2b.json"), two),
+                       (Path("3.json"), three)])
+    assert retried["shards"][0]["missing"] == [] and "interrupted" not in retried
+    assert verdict(retried).ok

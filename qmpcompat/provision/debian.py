@@ -296,6 +296,13 @@ def request_of(version: str, target: str) -> str:
     return f"debian {version} {target}"
 
 
+def requested_version(key: str) -> str | None:
+    """The upstream version of the Debian build a key (``request_of``) names; None
+    for a key of another kind."""
+    kind, _sep, rest = key.partition(" ")
+    return upstream_version(rest.split(" ")[0]) if kind == "debian" and rest else None
+
+
 def _chosen(result: ProvisionResult, suites: Sequence[str]) -> list[tuple[str, str]]:
     """(suite, Debian version) of each distinct upstream version the resolved
     suites serve: where two serve the same, the first non-backports suite."""

@@ -41,7 +41,7 @@ from qmpcompat.pytest_plugin.cases import (
     record_on,
     record_pair_on,
 )
-from qmpcompat.pytest_plugin.recorder import Recorder, record_runner, start_reports
+from qmpcompat.pytest_plugin.recorder import Recorder, mark_started, record_runner, start_reports
 from qmpcompat.pytest_plugin.shard import keep
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.safety import ALLOW_EXEC_WARNING
@@ -140,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         start_reports(config)
         config.stash[STATE] = make_state(config)
+        mark_started(config.stash[STATE])
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
 

@@ -35,6 +35,7 @@ from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import (
     CaseJSON,
+    EnvironmentJSON,
     JSONObject,
     KnownDefectJSON,
     Outcome,
@@ -170,15 +171,30 @@ def start_reports(config: pytest.Config) -> None:
         write_atomic(Path(xmlpath), render_junit(doc))
 
 
+def mark_started(st: RunState) -> None:
+    """Once the run has its builds, vector set and shard: the not-finished
+    results.json again, with them (a merge of shards tells by it which shard
+    started and never finished)."""
+    extra: ResultsMembers = {"running": {"pid": os.getpid()}}
+    if st.shard is not None:
+        extra["shard"] = shard_facts(st.shard, [])
+    write_reports(results_document(_environment(st), [], st.started, extra), st.reports,
+                  junit=False)
+
+
+def _environment(st: RunState) -> EnvironmentJSON:
+    return environment([b.to_json() for b in st.builds], st.vectors.revision(),
+                       [{"name": p.name, "error": str(p.error)} for p in st.problems],
+                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+                       + [i.warning() for i in st.indexes if i.stale] or None,
+                       [i.to_json() for i in st.indexes])
+
+
 def finish_reports(config: pytest.Config, interrupted: bool = False,
                    expected: int = 0) -> ResultsJSON:
     """Write results.json, summary.md and index.html of the run; returns its results document."""
     st = config.stash[STATE]
-    env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
-                      [{"name": p.name, "error": str(p.error)} for p in st.problems],
-                      ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
-                      + [i.warning() for i in st.indexes if i.stale] or None,
-                      [i.to_json() for i in st.indexes])
+    env = _environment(st)
     seen = {defect for r in [*st.records, *st.pair_records, *st.consumer_records]
             if (defect := r.get("defect"))}
     extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,

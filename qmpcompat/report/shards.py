@@ -64,7 +64,9 @@ def combine(docs: list[Doc]) -> ResultsJSON:
 
 
 def _shards(group: list[Doc]) -> ShardsJSON:
-    """Which shards of the group's plan reported; ReportError for two files of one."""
+    """Which shards of the group's plan reported (a file written as a shard
+    started and never replaced by its results is no report); ReportError for two
+    results files of one shard."""
     first = group[0][1]["shard"]
     seen: dict[int, Path] = {}
     for path, doc in group:
@@ -72,6 +74,8 @@ def _shards(group: list[Doc]) -> ShardsJSON:
         if shard["total"] != first["total"]:  # the plan's identity covers N: never here
             raise ReportError(f"{path} is shard {shard['index']}/{shard['total']} of plan "
                               f"{shard['plan']}, {group[0][0]} of {first['total']} shards")
+        if doc.get("running"):
+            continue
         if shard["index"] in seen:
             raise ReportError(
                 f"{seen[shard['index']]} and {path} are both shard {shard['index']}/{shard['total']} "
@@ -175,8 +179,12 @@ def _environment(group: list[Doc], binaries: list[BinaryJSON]) -> EnvironmentJSO
 
 
 def fold(group: list[Doc]) -> ResultsJSON:
-    """The whole run the shards of one plan make; ``shards`` says which reported."""
+    """The whole run the shards of one plan make; ``shards`` says which reported,
+    ``interrupted`` which were stopped or never finished."""
     shards = _shards(group)
+    unfinished = [(p, d) for p, d in group
+                  if d.get("running") and d["shard"]["index"] not in shards["reported"]]
+    group = [(p, d) for p, d in group if not d.get("running")] or unfinished or group
     revisions = {d["environment"]["vector_revision"] for _p, d in group}
     if len(revisions) > 1:  # the plan's identity covers the vector set: never here
         raise ReportError(f"the shards ran different vector sets ({', '.join(sorted(revisions))})")
@@ -211,10 +219,11 @@ def fold(group: list[Doc]) -> ResultsJSON:
         "shards": [shards],
     }
     stopped = [d["interrupted"] for _p, d in group if "interrupted" in d]
-    if stopped:
+    if stopped or unfinished:
         out["interrupted"] = {"cases_expected": sum(i.get("cases_expected", 0) for i in stopped),
                               "cases_recorded": sum(i.get("cases_recorded", 0) for i in stopped),
-                              "runs": [f"{p} (interrupted)" for p, d in group if "interrupted" in d]}
+                              "runs": [f"{p} (interrupted)" for p, d in group if "interrupted" in d]
+                              + [f"{p} (never finished)" for p, _d in unfinished]}
     if modes:
         out["run"] = run_facts([*records, *pairs, *consumers], any(m["persistent"] for m in modes),
                                any(m["fork_server"] for m in modes),

@@ -4,20 +4,23 @@ From recorded durations when there are some: a previous run's results.json
 (whole, a shard's, or merged), each record's ``seconds`` summed per unit, its
 builds known by their keys (``environment.binaries[].request``). A unit the
 file does not cover is estimated: its cases counted from the vector set (a
-build's vectors, its derived cases, its schema gate; a pair's cells and
-consumer cells in both directions), each at the cost of its kind, the kinds'
-costs taken from the file when it has cases of that kind, else from
+build's vectors, its derived cases, counted on the committed schema of its
+release line when its key tells its version, its schema gate; a pair's cells
+and consumer cells in both directions), each at the cost of its kind, the
+kinds' costs taken from the file when it has cases of that kind, else from
 ``SECONDS``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qmpcompat.derive.run import derive_for
+from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.shard.plan import Cost, Unit, units
-from qmpcompat.types import CaseJSON, ConsumerJSON, PairJSON, ResultsJSON
+from qmpcompat.types import CaseJSON, ConsumerJSON, PairJSON, ResultsJSON, Version
 from qmpcompat.vectors.load import VectorSet
 
 # Seconds per case of each kind, measured on this project's reference host (2
@@ -103,9 +106,25 @@ def recorded(doc: ResultsJSON, keys: Sequence[str]) -> Recorded:
     return out
 
 
-def estimate(keys: Sequence[str], vectors: VectorSet, known: Recorded | None = None) -> dict[Unit, Cost]:
-    """Every unit's cost: recorded where ``known`` covers it, else estimated."""
+def schema_derived(version: str) -> int | None:
+    """How many derived cases a build of QEMU ``version`` has, counted on the
+    committed schema of its release line nearest it (a build's baseline or a
+    recorded release; None when its line has none)."""
+    wanted = Version.parse(version)
+    line = [k for k in known_schemas() if k.key[:2] == wanted[:2]]
+    if not line:
+        return None
+    nearest = min(line, key=lambda k: (abs(k.key[2] - wanted[2]), k.key))
+    return len(derive_for(nearest.schema.entries))
+
+
+def estimate(keys: Sequence[str], vectors: VectorSet, known: Recorded | None = None,
+             versions: Mapping[str, str] | None = None) -> dict[Unit, Cost]:
+    """Every unit's cost: recorded where ``known`` covers it, else estimated;
+    ``versions`` gives the QEMU version of the builds whose key tells it (their
+    derived cases counted on the committed schemas)."""
     known = known or Recorded()
+    by_schema = {k: n for k, v in (versions or {}).items() if (n := schema_derived(v)) is not None}
     each = {**SECONDS, **known.kinds}
 
     def cost(kind: str, n: float) -> Cost:
@@ -120,8 +139,19 @@ def estimate(keys: Sequence[str], vectors: VectorSet, known: Recorded | None = N
         if unit in known.units:
             out[unit] = known.units[unit]
         elif len(unit) == 1:
-            derived = known.derived.get(unit[0], known.derived_mean)
+            derived = known.derived.get(unit[0], by_schema.get(unit[0], known.derived_mean))
             out[unit] = per_build + cost("derived", derived) + one_way
         else:
             out[unit] = one_way + one_way
     return out
+
+
+def pace(known: Recorded, estimated: Mapping[Unit, Cost], keys: Sequence[str], vectors: VectorSet,
+         versions: Mapping[str, str] | None = None) -> float:
+    """How much dearer the recorded run's cases were than ``SECONDS`` says (the
+    recorded seconds of the units it covers over their estimate by ``SECONDS``):
+    a build's start-up (``START``, measured with them) is as much dearer there."""
+    covered = [u for u in known.units if u in estimated]
+    plain = estimate(keys, vectors, Recorded(derived=known.derived), versions)
+    base = sum(plain[u].seconds for u in covered)
+    return sum(known.units[u].seconds for u in covered) / base if base > 0 else 1.0

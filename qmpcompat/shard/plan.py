@@ -8,13 +8,18 @@ from the builds' keys (``QemuBuild.request``, known from the suites and named
 binaries alone) and an estimated cost per unit (``qmpcompat.shard.costs``), so a
 shard provisions and starts only the builds its units need.
 
-Units go to shards largest first, each to the shard it leaves least loaded,
+The builds are cut into groups of like cost; a group's own units, and the
+units between two groups, make one piece (it needs the builds of its groups).
+Pieces go to shards largest first, each to the shard it leaves least loaded,
 load counting seconds, cases, and the start-up cost of a build the shard does
-not have yet (longest-processing-time scheduling with an affinity for builds a
-shard already starts). A unit larger than half a shard's share is cut into
-chunks first: its cases, in collection order, are dealt out round-robin, so
-each chunk has a like mix of cheap and dear cases. Every shard computes the
-same plan from the same inputs; its ``identity`` tells plans apart.
+not start yet (longest-processing-time scheduling with an affinity for builds a
+shard already starts). A piece larger than a part of a shard's share is cut
+into chunks first: the cases of each of its units, in collection order, are
+dealt round-robin over the chunks, so each chunk has a like mix of cheap and
+dear cases. Of the deals for every group count (one group: every shard starts
+every build; one per build: the finest cut), the plan keeps the best
+(``_Deal.rank``). Every shard computes the same plan from the same inputs; its
+``identity`` tells plans apart.
 
 A build no plan key names (a kind of build ``selection.candidates`` does not
 list) is provisioned by every shard; its own cases go to one shard chosen by a

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from qmpcompat.provision.debian import requested_version
 from qmpcompat.report.results import read_results
-from qmpcompat.shard.costs import START, Recorded, estimate, recorded
+from qmpcompat.shard.costs import START, Recorded, estimate, pace, recorded
 from qmpcompat.shard.plan import Plan, ShardSpec, make_plan, parse_shard
 from qmpcompat.types import JSONObject, json_object
 from qmpcompat.vectors.load import VectorSet
@@ -77,6 +78,8 @@ def plan_shard(spec: ShardSpec, keys: Sequence[str], vectors: VectorSet,
                durations_file: str | None = None) -> Shard:
     """The plan of the whole run (every shard makes the same) and ``spec`` in it."""
     known, basis = durations(durations_file, keys)
-    plan = make_plan(keys, estimate(keys, vectors, known), spec.total, START,
-                     vectors.revision(), basis)
+    versions = {k: v for k in keys if (v := requested_version(k))}
+    costs = estimate(keys, vectors, known, versions)
+    start = START * (pace(known, costs, keys, vectors, versions) if known else 1.0)
+    plan = make_plan(keys, costs, spec.total, start, vectors.revision(), basis)
     return Shard(spec, plan)
