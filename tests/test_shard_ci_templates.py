@@ -39,7 +39,13 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
+VENV = "python3 -m venv .venv && .venv/bin/pip install -q -e ."  # every job's first step
+
+
 def _run(script: str, cwd: Path, env: dict[str, str]) -> str:
+    assert VENV in script  # the job makes its venv ...
+    if (cwd / ".venv" / "bin" / "qmpcompat").exists():  # ... as an earlier job here did
+        script = script.replace(VENV, "true")
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("QMPCOMPAT_", "PYTEST", "VIRTUAL_ENV", "CI_", "GITHUB_"))}
     done = subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={**clean, **env}, text=True,

@@ -4,7 +4,9 @@ and a durations file read by build key. No QEMU runs here."""
 
 from __future__ import annotations
 
+import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -58,6 +60,9 @@ def test_every_case_once_on_builds_its_shard_starts(builds: int, total: int) -> 
         started = set(plan.builds(shard))
         assert all(set(unit) <= started for unit, _p in mine), shard
     assert set(plan.chunks) == set(units(keys))
+    for unit, owners in plan.chunks.items():  # a unit's cases dealt round-robin over its chunks
+        got = Counter(plan.owner(unit, position) for position in range(25))
+        assert all(n <= math.ceil(25 * owners.count(s) / len(owners)) for s, n in got.items())
 
 
 def test_same_inputs_same_plan() -> None:
@@ -79,6 +84,17 @@ def test_default_run_balanced() -> None:
     for what in ("cases", "seconds"):
         loads = [getattr(c, what) for c in plan.load]
         assert max(loads) <= 1.5 * sum(loads) / len(loads), (what, loads)
+
+
+def test_cases_balanced_where_seconds_would_crowd_them() -> None:
+    """Builds of many cheap cases and builds of few dear ones: balanced by seconds
+    alone, one shard would take both cheap builds' cases."""
+    keys = ["cheap1", "cheap2", "dear1", "dear2"]
+    costs = {u: Cost(1, 10) for u in units(keys)}
+    costs |= {("cheap1",): Cost(2, 1000), ("cheap2",): Cost(2, 1000), ("dear1",): Cost(30, 100),
+              ("dear2",): Cost(30, 100)}
+    loads = [c.cases for c in make_plan(keys, costs, 3, START).load]
+    assert max(loads) <= 1.25 * sum(loads) / 3, loads
 
 
 def test_a_shard_starts_fewer_builds_than_the_run() -> None:
