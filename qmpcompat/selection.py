@@ -18,6 +18,7 @@ from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
     DEFAULT_TARGETS,
     Progress,
+    planned,
     provision,
     reprovision,
 )
@@ -117,11 +118,104 @@ def _source_again(spec: str, profile: str, build: QemuBuild, timeout: float,
                        f"{Path(again.binary).parent} and run `qmpcompat provision --source` again"))
 
 
+Want = Callable[[str], bool]  # given a build's key (QemuBuild.request): provision and use it?
+
+
+def named_request(path: str) -> str:
+    """The key of a named binary (``QemuBuild.request``): its resolved path."""
+    return f"qemu {Path(path).expanduser().resolve()}"
+
+
+def source_request(spec: str, profile: str) -> str:
+    """The key of a build from source: its spec and profile."""
+    return f"source {spec} {profile}"
+
+
+def _default_suites(binaries: Sequence[str], sources: Sequence[str],
+                    suites: Sequence[str] | None) -> Sequence[str]:
+    return suites if suites is not None else () if binaries or sources else DEFAULT_SUITES
+
+
+def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
+               cache: Path | None = None, progress: Progress | None = None,
+               strict: bool = False, refresh: bool = False, sources: Sequence[str] = (),
+               targets: Sequence[str] | None = None, profile: str | None = None) -> list[str]:
+    """The key of every build ``select`` would give for the same arguments, in
+    its order, known before any is provisioned, built or started (a Debian
+    suite's builds from the archive's package lists, which this reads as
+    ``select`` does). Every kind of build ``select`` makes has its key here:
+    a shard plan (qmpcompat.shard) is made of them. The archive's warnings are
+    left to ``select``, which reads the same lists and says them."""
+    quiet = None if progress is None else (
+        lambda text: None if text.startswith("warning: ") else progress(text))
+    try:
+        chosen = source_profile(profile)
+    except QmpCompatError:
+        chosen = ""
+    keys = [named_request(p) for p in binaries]
+    keys += [source_request(spec, chosen) for spec in sources] if chosen else []
+    suites = _default_suites(binaries, sources, suites)
+    if suites:
+        keys += planned(suites, cache, refresh, quiet, strict,
+                        targets or default_targets())[0]
+    return list(dict.fromkeys(keys))
+
+
+def _named(sel: Selection, path: str, start_timeout: float | None, want: Want) -> None:
+    if not want(named_request(path)):
+        return
+    try:
+        # A binary of a cache entry runs as the entry says (its loader, its -L firmware).
+        build = manifest_of(Path(path).expanduser()) or build_from_path(
+            path, timeout=start_timeout or 20.0)
+        if start_timeout is not None:
+            check_starts(build, start_timeout)
+        sel.builds.append(replace(build, request=named_request(path)))
+    except QmpCompatError as exc:
+        sel.problems.append(Problem(path, exc))
+
+
+def _source(sel: Selection, spec: str, profile: str | None, start_timeout: float | None,
+            progress: Progress | None, want: Want) -> None:
+    try:
+        chosen = source_profile(profile)
+        if not want(source_request(spec, chosen)):
+            return
+        build = build_source(spec, chosen, progress=progress)
+        if start_timeout is not None:
+            build = _source_again(spec, chosen, build, start_timeout, progress)
+        sel.builds.append(replace(build, request=source_request(spec, chosen)))
+    except QmpCompatError as exc:
+        sel.problems.append(Problem(f"source:{spec}", exc))
+
+
+def _debian(sel: Selection, suites: Sequence[str], cache: Path | None, progress: Progress | None,
+            start_timeout: float | None, strict: bool, refresh: bool,
+            targets: Sequence[str] | None, want: Want) -> None:
+    try:
+        result = provision(suites, cache=cache, progress=progress, strict=strict,
+                           refresh=refresh, targets=targets or default_targets(), wanted=want)
+    except QmpCompatError as exc:
+        sel.problems.append(Problem("debian:" + ",".join(suites), exc))
+        return
+    for build in result.builds:
+        try:
+            if start_timeout is not None:
+                again = _debian_again(build, start_timeout, cache, progress)
+                build = replace(again, request=build.request)
+            sel.builds.append(build)
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(build.origin, exc))
+    sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
+    sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+
+
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
            start_timeout: float | None = None, strict: bool = False,
            refresh: bool = False, sources: Sequence[str] = (),
-           targets: Sequence[str] | None = None, profile: str | None = None) -> Selection:
+           targets: Sequence[str] | None = None, profile: str | None = None,
+           want: Want | None = None) -> Selection:
     """Named binaries, plus the Debian builds of ``suites``.
 
     ``sources`` are built from source (``debian:VERSION`` or a QEMU tree;
@@ -135,46 +229,20 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     else x86_64 only; ``aarch64`` adds qemu-system-aarch64). Unusable binaries and suites
     become ``problems``; the rest are still selected. ``strict`` refuses
     suites whose archive index is past its Valid-Until; ``refresh`` re-reads
-    the archive's indexes even when the cached ones are fresh.
+    the archive's indexes even when the cached ones are fresh. ``want``, given
+    a build's key (``candidates``), says whether to provision and start it at
+    all (a shard of a run uses only its own builds); each build records its key
+    (``QemuBuild.request``).
     """
     sel = Selection()
+    wanted: Want = want or (lambda _key: True)
     for path in binaries:
-        try:
-            # A binary of a cache entry runs as the entry says (its loader, its -L firmware).
-            build = manifest_of(Path(path).expanduser()) or build_from_path(
-                path, timeout=start_timeout or 20.0)
-            if start_timeout is not None:
-                check_starts(build, start_timeout)
-            sel.builds.append(build)
-        except QmpCompatError as exc:
-            sel.problems.append(Problem(path, exc))
+        _named(sel, path, start_timeout, wanted)
     for spec in sources:
-        try:
-            chosen = source_profile(profile)
-            build = build_source(spec, chosen, progress=progress)
-            if start_timeout is not None:
-                build = _source_again(spec, chosen, build, start_timeout, progress)
-            sel.builds.append(build)
-        except QmpCompatError as exc:
-            sel.problems.append(Problem(f"source:{spec}", exc))
-    if suites is None:
-        suites = () if binaries or sources else DEFAULT_SUITES
+        _source(sel, spec, profile, start_timeout, progress, wanted)
+    suites = _default_suites(binaries, sources, suites)
     if suites:
-        try:
-            result = provision(suites, cache=cache, progress=progress, strict=strict,
-                               refresh=refresh, targets=targets or default_targets())
-        except QmpCompatError as exc:
-            sel.problems.append(Problem("debian:" + ",".join(suites), exc))
-        else:
-            for build in result.builds:
-                try:
-                    if start_timeout is not None:
-                        build = _debian_again(build, start_timeout, cache, progress)
-                    sel.builds.append(build)
-                except QmpCompatError as exc:
-                    sel.problems.append(Problem(build.origin, exc))
-            sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
-            sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+        _debian(sel, suites, cache, progress, start_timeout, strict, refresh, targets, wanted)
     if start_timeout is not None:
         usable = []
         for build in sel.builds:

@@ -320,6 +320,7 @@ class BinaryJSON(TypedDict):
     run_label: NotRequired[str]
     features: NotRequired[list[str]]
     features_probed: NotRequired[bool]
+    request: NotRequired[str]  # how the run asked for it: its key in a shard plan
 
 
 class ProblemJSON(TypedDict):
@@ -361,6 +362,8 @@ class RunJSON(EnvironmentJSON):
 
     file: str
     modes: NotRequired[RunModesJSON]
+    shard: NotRequired[int]  # a shard's index (K of K/N)
+    seconds: NotRequired[float]
 
 
 class KnownDefectJSON(TypedDict):
@@ -498,6 +501,28 @@ class RunModesJSON(TypedDict):
     fork_unavailable: NotRequired[dict[str, str]]  # per label: why its QEMUs were exec'd
 
 
+class ShardJSON(TypedDict):
+    """Which shard of a sharded run a results document is (``shard``)."""
+
+    index: int  # K of K/N, 1-based
+    total: int  # N
+    plan: str  # the plan's identity: shards of one run share it
+    keys: list[str]  # every build of the whole run (QemuBuild.request), in its order
+    basis: str  # where the plan's costs came from
+    estimate: NotRequired[dict[str, float]]  # the plan's estimate of this shard: seconds, cases
+    schemas: NotRequired[dict[str, JSONObject]]  # each of its builds' migration slice, by label
+
+
+class ShardsJSON(TypedDict):
+    """A sharded run a merged document holds (``shards``): which shards reported."""
+
+    plan: str
+    total: int
+    reported: list[int]
+    missing: list[int]  # shards that never reported: the merged verdict fails
+    files: list[str]
+
+
 class ResultsMembers(TypedDict, total=False):
     """The members of a results document beyond its core (see ``ResultsJSON``)."""
 
@@ -516,6 +541,8 @@ class ResultsMembers(TypedDict, total=False):
     consumers: list[ConsumerJSON]
     consumer_matrix: ConsumerMatrixJSON
     consumer_disagreements: list[ConsumerDisagreementJSON]
+    shard: ShardJSON
+    shards: list[ShardsJSON]
 
 
 class ResultsJSON(ResultsMembers):

@@ -9,9 +9,9 @@ from pathlib import Path
 from qmpcompat.commands.changes import register_changes
 from qmpcompat.commands.defect import register_defect
 from qmpcompat.report.lock import owned
-from qmpcompat.report.merge import merge
 from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
+from qmpcompat.report.shards import combine
 from qmpcompat.report.summary import verdict
 from qmpcompat.types import LEVELS, Level
 
@@ -24,7 +24,11 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "from a results file (exit status 1 when the verdict is FAIL); compare "
                         "two builds; print a known defect as a bug report with its reproducer.")
     rsubs = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
-    m = rsubs.add_parser("merge", help="combine results files from several jobs or machines")
+    m = rsubs.add_parser("merge", help="combine results files from several jobs or machines",
+                         description="Merge the results files of several runs into one: the "
+                         "shards of a sharded run (--qmpcompat-shard K/N) into the whole run's "
+                         "(a shard that never reported fails the verdict; two files of one "
+                         "shard are refused), separate runs into one matrix.")
     m.add_argument("files", nargs="+", type=Path, metavar="RESULTS.json")
     r = rsubs.add_parser("render", help="rebuild every report from one results file")
     r.add_argument("files", nargs=1, type=Path, metavar="RESULTS.json")
@@ -40,7 +44,7 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     docs = [(path, read_results(path)) for path in args.files]  # all validated before writing
-    doc = merge(docs) if args.report_command == "merge" else docs[0][1]
+    doc = combine(docs) if args.report_command == "merge" else docs[0][1]
     with owned(args.output, f"qmpcompat report {args.report_command}"):
         for path in write_reports(doc, args.output, args.fail_on):
             print(f"wrote {path}")

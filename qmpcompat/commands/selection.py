@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
-from qmpcompat.selection import Selection, named_binaries, select
+from qmpcompat.selection import Selection, Want, named_binaries, select
 
 
 def selection_parser() -> argparse.ArgumentParser:
@@ -36,12 +36,13 @@ def suites_of(args: argparse.Namespace) -> list[str] | None:
 
 def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
               progress: Progress | None = None, strict: bool = False, refresh: bool = False,
-              targets: Sequence[str] | None = None) -> Selection:
+              targets: Sequence[str] | None = None, want: Want | None = None) -> Selection:
     """The builds the options select (``suites`` when --suites is absent), narrowed
-    by ``--only``; ``strict``, ``refresh`` and ``targets`` as ``select`` takes them."""
+    by ``--only``; ``strict``, ``refresh``, ``targets`` and ``want`` as ``select``
+    takes them."""
     given = suites_of(args)
     sel = select(named_binaries(args.qemu), given if given is not None else suites,
-                 progress=progress, strict=strict, refresh=refresh, targets=targets)
+                 progress=progress, strict=strict, refresh=refresh, targets=targets, want=want)
     if args.only:
         sel.builds = [b for b in sel.builds if b.label in args.only]
     return sel

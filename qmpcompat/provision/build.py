@@ -41,6 +41,9 @@ class QemuBuild:
     # What the build can do, probed before a run (qmpcompat.harness.features).
     features: tuple[str, ...] = ()
     features_probed: bool = False
+    # How the run asked for it, before it had it (e.g. ``debian 1:10.0.13+ds-0+deb13u1 x86_64``):
+    # the build's key in a shard plan (qmpcompat.shard), the same on every machine.
+    request: str = ""
 
     @property
     def version_str(self) -> str:
@@ -81,7 +84,8 @@ class QemuBuild:
                 "package": self.package, "origin": self.origin, "loader": self.loader,
                 "library_path": self.library_path, "env": dict(self.env),
                 "data_dirs": list(self.data_dirs), "run_label": self.run_label,
-                "features": list(self.features), "features_probed": self.features_probed}
+                "features": list(self.features), "features_probed": self.features_probed,
+                "request": self.request}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> QemuBuild:

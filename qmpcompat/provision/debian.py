@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import ProvisionError, QmpCompatError, UnknownSuiteError
@@ -290,28 +290,69 @@ def reprovision(build: QemuBuild, cache: Path | None = None,
                                                     target=build.target)
 
 
+def request_of(version: str, target: str) -> str:
+    """The key of the Debian build of ``version`` (a Debian version) for
+    ``target``, known before it is downloaded: ``QemuBuild.request``."""
+    return f"debian {version} {target}"
+
+
+def requested_version(key: str) -> str | None:
+    """The upstream version of the Debian build a key (``request_of``) names; None
+    for a key of another kind."""
+    kind, _sep, rest = key.partition(" ")
+    return upstream_version(rest.split(" ")[0]) if kind == "debian" and rest else None
+
+
+def _chosen(result: ProvisionResult, suites: Sequence[str]) -> list[tuple[str, str]]:
+    """(suite, Debian version) of each distinct upstream version the resolved
+    suites serve: where two serve the same, the first non-backports suite."""
+    chosen: dict[str, tuple[str, str]] = {}
+    for suite in sorted(result.suites, key=lambda s: ("backports" in s, list(suites).index(s))):
+        version = result.suites[suite]
+        chosen.setdefault(upstream_version(version), (suite, version))
+    return list(chosen.values())
+
+
+def planned(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
+            refresh: bool = False, progress: Progress | None = None, strict: bool = False,
+            targets: Sequence[str] = DEFAULT_TARGETS) -> tuple[list[str], ProvisionResult]:
+    """The keys (``request_of``) of the builds ``provision`` would give, in its
+    order, without downloading any (the archive's package lists are read as
+    ``provision`` reads them); and what resolving the suites found."""
+    result = DebianProvisioner(cache, progress).resolve(suites, refresh, strict)
+    chosen = sorted(_chosen(result, suites), key=lambda sv: _upstream_key(sv[1]))
+    return [request_of(version, t) for _suite, version in chosen for t in targets], result
+
+
+def _upstream_key(debian_version: str) -> tuple[int, ...]:
+    """A Debian version's upstream version as numbers, for ordering."""
+    return tuple(int(p) for p in re.findall(r"\d+", upstream_version(debian_version)))
+
+
 def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
               refresh: bool = False, progress: Progress | None = None,
               strict: bool = False,
-              targets: Sequence[str] = DEFAULT_TARGETS) -> ProvisionResult:
+              targets: Sequence[str] = DEFAULT_TARGETS,
+              wanted: Callable[[str], bool] | None = None) -> ProvisionResult:
     """Provision one build per distinct QEMU version that ``suites`` serve, for
     each of ``targets`` (``x86_64``, ``aarch64``).
 
     Where two suites serve the same upstream version, the first non-backports
     suite wins. Errors are collected per suite; the other suites still provision.
-    ``strict`` refuses suites whose index is past its Valid-Until.
+    ``strict`` refuses suites whose index is past its Valid-Until. ``wanted``,
+    given a build's key (``request_of``), says whether to provision it at all
+    (a shard provisions only the builds it runs).
     """
     prov = DebianProvisioner(cache, progress)
     result = prov.resolve(suites, refresh, strict)
-    chosen: dict[str, tuple[str, str]] = {}
-    for suite in sorted(result.suites, key=lambda s: ("backports" in s, list(suites).index(s))):
-        version = result.suites[suite]
-        chosen.setdefault(upstream_version(version), (suite, version))
-    for suite, version in chosen.values():
+    for suite, version in _chosen(result, suites):
         for target in targets:
+            key = request_of(version, target)
+            if wanted is not None and not wanted(key):
+                continue
             name = suite if target == "x86_64" else f"{suite}:{target}"
             try:
-                result.builds.append(prov.fetch(suite, version, target=target))
+                result.builds.append(replace(prov.fetch(suite, version, target=target), request=key))
             except QmpCompatError as exc:
                 result.errors[name] = exc
             except subprocess.CalledProcessError as exc:

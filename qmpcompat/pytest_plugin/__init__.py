@@ -45,7 +45,8 @@ from qmpcompat.pytest_plugin.cases import (
     record_on,
     record_pair_on,
 )
-from qmpcompat.pytest_plugin.recorder import Recorder, record_runner, start_reports
+from qmpcompat.pytest_plugin.recorder import Recorder, mark_started, record_runner, start_reports
+from qmpcompat.pytest_plugin.shard import keep
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
 from qmpcompat.runconfig import timeout_arg
 from qmpcompat.safety import ALLOW_EXEC_WARNING
@@ -111,6 +112,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="persistent mode: fork its QEMUs from a QEMU process already loaded "
                          "instead of starting each by exec (off by default: the benchmark "
                          "measures what it buys the suite, see benchmarks/README.md)")
+    group.addoption("--qmpcompat-shard", metavar="K/N",
+                    help="run shard K of N (1-based, e.g. $CI_NODE_INDEX/$CI_NODE_TOTAL) of the "
+                         "run, provisioning and starting only the builds its part needs; also "
+                         "$QMPCOMPAT_SHARD. `qmpcompat report merge` of the N results files "
+                         "gives the whole run's (see docs/sharding.md)")
+    group.addoption("--qmpcompat-durations", metavar="RESULTS.json",
+                    help="balance the shards by the durations a previous run recorded (its "
+                         "results.json, whole, a shard's or merged; default: an estimate per "
+                         "kind of case); also $QMPCOMPAT_DURATIONS")
     group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
                     help="how long QEMU may take to start or answer a command (default 10)")
 
@@ -138,6 +148,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         start_reports(config)
         config.stash[STATE] = make_state(config)
+        mark_started(config.stash[STATE])
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
 
@@ -163,6 +174,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
              f"(vector set {st.vectors.revision()})"]
     lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
     lines += [f"  unusable   {p}" for p in st.problems]
+    lines += [f"  {st.shard.describe()}"] if st.shard else []
     lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
               + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
     return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
@@ -178,8 +190,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Deselect the placeholder items of empty parameter sets (no unusable binary, no
     broken vector file): they are not skips worth reporting. Order the cases of one
     build together (a persistent runner keeps the pools of a few builds at once),
-    the same way on every worker. Record the QEMU version and binary of every case
-    in the JUnit XML."""
+    the same way on every worker. Keep only this shard's cases (--qmpcompat-shard).
+    Record the QEMU version and binary of every case in the JUnit XML."""
     placeholders = [i for i in items if i.get_closest_marker(NONE_MARK) is not None]
     if placeholders:
         config.hook.pytest_deselected(items=placeholders)
@@ -189,6 +201,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         order = {b.binary: n for n, b in enumerate(st.builds)}
         items.sort(key=lambda i: (_build_of(i) is not None,
                                   order.get(getattr(_build_of(i), "binary", ""), 0)))
+    if st is not None and st.shard is not None:
+        kept, others = keep(items, st.shard)
+        items[:] = kept
+        if others:
+            config.hook.pytest_deselected(items=others)
     for item in items:
         build = _build_of(item)
         if build is not None:

@@ -22,6 +22,7 @@ from qmpcompat.pytest_plugin.cases import (
     RECORD,
     derived_cases,
 )
+from qmpcompat.pytest_plugin.shard import facts as shard_facts
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.files import check_writable, write_atomic
@@ -38,6 +39,7 @@ from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import (
     CaseJSON,
     ConsumerJSON,
+    EnvironmentJSON,
     JSONObject,
     KnownDefectJSON,
     Outcome,
@@ -197,15 +199,30 @@ def start_reports(config: pytest.Config) -> None:
         write_atomic(Path(xmlpath), render_junit(doc))
 
 
+def mark_started(st: RunState) -> None:
+    """Once the run has its builds, vector set and shard: the not-finished
+    results.json again, with them (a merge of shards tells by it which shard
+    started and never finished)."""
+    extra: ResultsMembers = {"running": {"pid": os.getpid()}}
+    if st.shard is not None:
+        extra["shard"] = shard_facts(st.shard, [])
+    write_reports(results_document(_environment(st), [], st.started, extra), st.reports,
+                  junit=False)
+
+
+def _environment(st: RunState) -> EnvironmentJSON:
+    return environment([b.to_json() for b in st.builds], st.vectors.revision(),
+                       [{"name": p.name, "error": str(p.error)} for p in st.problems],
+                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+                       + [i.warning() for i in st.indexes if i.stale] or None,
+                       [i.to_json() for i in st.indexes])
+
+
 def finish_reports(config: pytest.Config, interrupted: bool = False,
                    expected: int = 0) -> ResultsJSON:
     """Write results.json, summary.md and index.html of the run; returns its results document."""
     st = config.stash[STATE]
-    env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
-                      [{"name": p.name, "error": str(p.error)} for p in st.problems],
-                      ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
-                      + [i.warning() for i in st.indexes if i.stale] or None,
-                      [i.to_json() for i in st.indexes])
+    env = _environment(st)
     seen = {defect for r in [*st.records, *st.pair_records, *st.consumer_records]
             if (defect := r.get("defect"))}
     extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
@@ -216,6 +233,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                                                if d.id in seen]}
     if interrupted:
         extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+    if st.shard is not None:
+        extra["shard"] = shard_facts(st.shard, st.builds)
     extra["run"] = run_facts([*st.records, *st.pair_records, *st.consumer_records], st.persistent,
                              st.fork_server,
                              st.runners)

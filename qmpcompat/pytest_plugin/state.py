@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pytest
 
@@ -25,8 +25,10 @@ from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
+from qmpcompat.pytest_plugin.shard import plan_of, spec_of
 from qmpcompat.schema.sources.live import adopt, introspect, known
-from qmpcompat.selection import Problem, Selection, named_binaries, select
+from qmpcompat.selection import Problem, Selection, candidates, named_binaries, select
+from qmpcompat.shard.run import Shard
 from qmpcompat.types import (
     BinaryJSON,
     CaseJSON,
@@ -70,6 +72,7 @@ class RunState:
     consumer_records: list[ConsumerJSON] = field(default_factory=list)
     schema_gate: list[GateFindingJSON] = field(default_factory=list)
     runners: list[JSONObject] = field(default_factory=list)  # each worker's persistent-mode counts
+    shard: Shard | None = None  # --qmpcompat-shard: this shard and the whole run's plan
 
     def lint_of(self, vec: Vector | PairVector | Profile) -> list[str]:
         """The lint problems of one vector, pair vector or consumer profile (they keep
@@ -105,18 +108,30 @@ def _progress(text: str) -> None:
     print(terminal(f"qmpcompat: {text}"), file=sys.stderr, flush=True)
 
 
-def _select(config: pytest.Config) -> Selection:
+def _selection(config: pytest.Config) -> dict[str, Any]:
+    """The arguments ``select`` and ``candidates`` both take, from the options."""
     suites_opt = config.getoption("qmpcompat_suites")
     suites = None if suites_opt is None else [s for s in suites_opt.split(",") if s.strip()]
     if config.getoption("qmpcompat_no_provision"):
         suites = []
-    return select(named_binaries(config.getoption("qmpcompat_qemu") or ()), suites,
-                  progress=None if config.getoption("qmpcompat_quiet") else _progress,
-                  start_timeout=config.getoption("qmpcompat_timeout"),
-                  strict=config.getoption("qmpcompat_strict"),
-                  sources=named_sources(config.getoption("qmpcompat_source") or ()),
-                  targets=_targets(config),
-                  profile=config.getoption("qmpcompat_source_profile"))
+    return {"binaries": named_binaries(config.getoption("qmpcompat_qemu") or ()), "suites": suites,
+            "progress": None if config.getoption("qmpcompat_quiet") else _progress,
+            "strict": config.getoption("qmpcompat_strict"),
+            "sources": named_sources(config.getoption("qmpcompat_source") or ()),
+            "targets": _targets(config), "profile": config.getoption("qmpcompat_source_profile")}
+
+
+def _select(config: pytest.Config, vectors: VectorSet) -> tuple[Selection, Shard | None]:
+    """The run's builds; of a shard (--qmpcompat-shard), only those its part of
+    the plan needs, the plan made before any build is provisioned."""
+    args = _selection(config)
+    spec = spec_of(config)
+    shard = None if spec is None else plan_of(config, spec, candidates(**args), vectors)
+    if shard is not None and args["progress"]:
+        args["progress"](shard.describe())
+    sel = select(**args, start_timeout=config.getoption("qmpcompat_timeout"),
+                 want=shard.wants if shard else None)
+    return sel, shard
 
 
 def _targets(config: pytest.Config) -> tuple[str, ...] | None:
@@ -139,7 +154,7 @@ def make_state(config: pytest.Config) -> RunState:
         vectors = load(Path(vdir) if vdir else None)
     except VectorError as exc:
         raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
-    sel = _select(config)
+    sel, shard = _select(config, vectors)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
         vectors=vectors,
@@ -150,7 +165,7 @@ def make_state(config: pytest.Config) -> RunState:
         fail_on=config.getoption("qmpcompat_fail_on"),
         fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")),
         persistent=not config.getoption("qmpcompat_fresh"),
-        fork_server=config.getoption("qmpcompat_fork_server"))
+        fork_server=config.getoption("qmpcompat_fork_server"), shard=shard)
     try:
         st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     except VectorError as exc:
@@ -170,16 +185,20 @@ class Shipped(TypedDict):
     loaded: bytes  # the pickled vector set and its lint problems
     schemas: str  # each build's query-qmp-schema, by binary (JSON)
     started: float
+    shard: NotRequired[JSONObject]  # this shard and the run's plan
 
 
 def ship(st: RunState) -> Shipped:
     """The run as a worker receives it (execnet carries plain types and bytes)."""
-    return {"builds": [b.to_json() for b in st.builds],
-            "problems": [[p.name, str(p.error)] for p in st.problems],
-            "indexes": [i.to_json() for i in st.indexes],
-            "loaded": pickle.dumps((st.vectors, st.lint)),
-            "schemas": json.dumps(known(st.builds), separators=(",", ":")),
-            "started": st.started}
+    out: Shipped = {"builds": [b.to_json() for b in st.builds],
+                    "problems": [[p.name, str(p.error)] for p in st.problems],
+                    "indexes": [i.to_json() for i in st.indexes],
+                    "loaded": pickle.dumps((st.vectors, st.lint)),
+                    "schemas": json.dumps(known(st.builds), separators=(",", ":")),
+                    "started": st.started}
+    if st.shard is not None:
+        out["shard"] = st.shard.to_json()
+    return out
 
 
 def unship(config: pytest.Config, data: Shipped) -> RunState:
@@ -197,4 +216,5 @@ def unship(config: pytest.Config, data: Shipped) -> RunState:
         timeout=config.getoption("qmpcompat_timeout"),
         fail_on=config.getoption("qmpcompat_fail_on"),
         fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")),
-        started=data["started"])
+        started=data["started"],
+        shard=Shard.from_json(data["shard"]) if "shard" in data else None)

@@ -1,20 +1,25 @@
 """The schema history for the conformance report: the differ's steps between
 the run's binaries, and the timeline of the migration interface over every
 known release (the committed schemas, with the run's builds in place of their
-baselines)."""
+baselines); from the builds themselves, or from the snapshots a shard of a run
+records of its builds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.escape import code_span, markdown
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.timeline import build, point
+from qmpcompat.schema.model.query import Entry
+from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.releases import known_schemas
-from qmpcompat.types import EmptyJSON, HistoryStepJSON, TimelineJSON
+from qmpcompat.schema.sources.snapshot import snapshot
+from qmpcompat.types import BinaryJSON, EmptyJSON, HistoryStepJSON, JSONObject, TimelineJSON
 
 
 def schema_history(builds: Sequence[QemuBuild]) -> list[HistoryStepJSON]:
@@ -24,24 +29,50 @@ def schema_history(builds: Sequence[QemuBuild]) -> list[HistoryStepJSON]:
     if len(builds) < 2:
         return []
     try:
-        comparisons = history([load(from_build(b, b.label)) for b in builds])
+        return history_of([from_build(b, b.label) for b in builds])
     except QmpCompatError:
         return []
+
+
+def history_of(schemas: Sequence[SchemaInput]) -> list[HistoryStepJSON]:
+    """``schema_history`` of schemas already read (SchemaError if one cannot be loaded)."""
     return [{"old": c.old, "new": c.new,
              "findings": [{k: f.to_json()[k] for k in ("level", "rule", "path", "change", "explanation")}
                           for f in c.findings]}
-            for c in comparisons if c.step == "step"]
+            for c in history([load(s) for s in schemas]) if c.step == "step"]
 
 
 def schema_timeline(builds: Sequence[QemuBuild]) -> TimelineJSON | EmptyJSON:
     """The timeline (``qmpcompat history --format json``) over the committed
     schemas and the run's builds; empty when a schema cannot be read."""
     try:
-        points = [point(k.schema) for k in known_schemas()]
-        points += [point(from_build(b)) for b in builds]
-        return build(points).to_json()
+        return timeline_of([from_build(b) for b in builds])
     except QmpCompatError:
         return {}
+
+
+def timeline_of(schemas: Sequence[SchemaInput]) -> TimelineJSON:
+    """``schema_timeline`` of schemas already read (SchemaError if one cannot be loaded)."""
+    points = [point(k.schema) for k in known_schemas()] + [point(s) for s in schemas]
+    return build(points).to_json()
+
+
+def snapshots(builds: Sequence[QemuBuild]) -> dict[str, JSONObject]:
+    """Each build's migration slice (a snapshot, by run label): what a merge of
+    shards rebuilds the whole run's schema history from (empty when a schema
+    cannot be read)."""
+    try:
+        return {b.label: cast(JSONObject, snapshot(from_build(b))) for b in builds}
+    except QmpCompatError:
+        return {}
+
+
+def from_snapshot(binary: BinaryJSON, data: JSONObject, spec: str) -> SchemaInput:
+    """The schema a build's snapshot (``snapshots``) holds, as ``from_build`` reads it."""
+    entries: list[Entry] = data["entries"]  # type: ignore[assignment]  # a snapshot's entries
+    return SchemaInput(spec, str(data["label"]), "qemu", entries, str(data["qemu"]),
+                       {"binary": binary["binary"], "package": binary.get("package", ""),
+                        "source": data.get("source") or {}})
 
 
 def timeline_markdown(timeline: TimelineJSON | EmptyJSON | None) -> list[str]:

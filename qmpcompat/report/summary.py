@@ -90,6 +90,10 @@ def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
         got = doc["interrupted"]
         reasons.append(f"the run was interrupted: {got['cases_recorded']} of {got['cases_expected']} "
                        "tests recorded" + (f" ({', '.join(got['runs'])})" if got.get("runs") else ""))
+    missing = [f"{k}/{s['total']}" for s in doc.get("shards", []) for k in s["missing"]]
+    if missing:
+        reasons.append(f"shard{'s' * (len(missing) != 1)} {', '.join(missing)} of the sharded run "
+                       "never reported: the cases of its part are not in this report")
     if doc.get("disagreements"):
         reasons.append(f"{len(doc['disagreements'])} results differ between runs of the same build")
     if doc.get("pair_disagreements"):
@@ -100,6 +104,18 @@ def verdict(doc: ResultsJSON, fail_on: str = "breaking") -> Verdict:
                        "of the same builds")
     t = tally(doc)
     return Verdict(not reasons, reasons, t.line(), t.total, t.unknown)
+
+
+def _sharding(doc: ResultsJSON) -> list[str]:
+    """A line on a shard of a sharded run, or on the shards a merge joined."""
+    if "shard" in doc:
+        s = doc["shard"]
+        return ["", f"Shard {s['index']} of {s['total']} of a sharded run (plan {_cell(s['plan'])}): "
+                "`qmpcompat report merge` of every shard's results.json gives the whole run's."]
+    return ["", *(f"Shards {', '.join(map(str, s['reported']))} of {s['total']} of a sharded run "
+                  f"(plan {_cell(s['plan'])}) merged" + (f"; {', '.join(map(str, s['missing']))} never "
+                                                  "reported" if s["missing"] else "")
+                  for s in doc.get("shards", []))] if doc.get("shards") else []
 
 
 def _cell(text: object) -> str:
@@ -214,7 +230,8 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
         lines.append(f"- {v.crashes}")
     lines += ["", f"{len(doc['results'])} cases, {len(env['binaries'])} QEMU binaries, vector set "
               f"{_cell(env['vector_revision'])}, qmpcompat {_cell(env['qmpcompat'])}, "
-              f"{doc['seconds']:.0f}s", ""]
+              f"{doc['seconds']:.0f}s"]
+    lines += [*_sharding(doc), ""]
     lines += ["| QEMU | passed | failed | known defects | skipped | package |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
