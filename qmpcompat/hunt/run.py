@@ -1,21 +1,22 @@
 """A hunt over selected builds: explore schema-valid trees and transcripts for a
-time budget (or a number of cases) per build with several worker processes (persistent QEMUs unless
-``--fresh``), re-run each finding on every build, and write one candidate
-vector and bug report per crash signature with a summary (``hunt.json``). The
-command line is ``qmpcompat.commands.hunt``."""
+time budget (or a number of cases) per build with several worker processes
+(persistent QEMUs unless ``fresh``), re-run each finding on every build, and
+write one candidate vector and bug report per crash signature with a summary
+(``hunt.json``). Library code: it takes ``HuntSettings`` and the builds, says
+how it goes through a ``say`` callback, and returns what it found; the command
+line (options, printing, exit status) is ``qmpcompat.commands.hunt``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
-from typing import NotRequired, TypedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from qmpcompat import datafile
 from qmpcompat.derive.run import DEFAULT_COMMANDS
@@ -26,6 +27,7 @@ from qmpcompat.hunt.cases import Finding, OtherTranscript, is_failure, signature
 from qmpcompat.hunt.explore import SLOW_CASE, STATE_EVERY, Explorer, WorkerStats, distinct
 from qmpcompat.hunt.findings import Answer, next_number, write_candidate
 from qmpcompat.hunt.known import KnownBug, known_bugs, recorded
+from qmpcompat.hunt.records import BuildRow, Job, KnownDefect, KnownDefects, ReportRow, WorkDone
 from qmpcompat.hunt.report import affected, bug_report
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy
@@ -44,95 +46,52 @@ from qmpcompat.vectors.transcript import (
 )
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+__all__ = ["STATE_EVERY", "HuntResult", "HuntSettings", "hunt", "parse_budget", "read_transcript",
+           "replay", "share"]
+Say = Callable[[str], None]
 
 
-class Job(TypedDict):
-    """What one worker process is sent: its build, schema and share of the hunt."""
+@dataclass(frozen=True)
+class HuntSettings:
+    """What a hunt does (``qmpcompat hunt``'s options, checked)."""
 
-    build: QemuBuild
-    entries: list[Entry]
-    commands: list[str]
-    timeout: float
-    budget: float
-    seed: int
-    worker: int
-    floor_every: int
-    fresh: bool
-    spares: int
-    fork: bool
-    state_every: int
-    max_cases: int | None
-    workers: int
-    systematic: bool
+    budget: float  # seconds per build
+    out: Path
+    max_cases: int | None = None
+    seed: int = 0
+    workers: int = 2
+    commands: tuple[str, ...] = tuple(DEFAULT_COMMANDS)
+    timeout: float = 10.0
+    floor_every: int = 20
+    fresh: bool = False
+    spares: int = 1
+    fork: bool = True
+    state_every: int = STATE_EVERY
+    systematic: bool = True
+    backtraces: bool = True
 
-
-class WorkDone(TypedDict):
-    """What one worker process sends back."""
-
-    findings: list[Finding]
-    stats: WorkerStats
-    floor: float | None  # the median of its floor samples
-
-
-class BuildRow(TypedDict):
-    """One binary's line of hunt.json (``builds``)."""
-
-    qemu: str
-    binary: str
-    seconds: float
-    cases: int
-    cases_per_minute: int | None
-    qemu_starts: int
-    forked: int
-    exec_reason: NotRequired[str]
-    reused: int
-    results: dict[str, int]
-    findings: int
-    workers: list[dict[str, object]]  # each worker's WorkerStats, without its samples
-    per_case_ms: float | None
-    floor_ms: float | None
-    ratio: float | None
-    median_case_ms: NotRequired[float]
-    median_ratio: NotRequired[float]
-    slow_cases: NotRequired[int]
-    slow_seconds: NotRequired[float]
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise QmpCompatError("--workers must be at least 1")
+        if self.spares < 0:
+            raise QmpCompatError("--spares must be 0 or more")
+        if self.max_cases is not None and self.max_cases < self.workers:
+            raise QmpCompatError("--max-cases must be at least the number of workers")
 
 
-class ReportRow(TypedDict):
-    """One finding's line of hunt.json (``reports``)."""
+@dataclass
+class HuntResult:
+    """What a hunt found: a row per build, a report per finding (one per
+    signature), and the recorded crashes it found again or missed."""
 
-    id: str
-    signature: str
-    seen: int
-    qemu: str
-    worker: int
-    systematic: bool
-    after_cases: int
-    after_seconds: float
-    affected: list[str]
-    recorded: list[str]  # the recorded defects it is (known-defects.yaml); [] when new
-    report: str
-    steps: list[Step]
+    builds: list[BuildRow] = field(default_factory=list)
+    reports: list[ReportRow] = field(default_factory=list)
+    known: KnownDefects = field(default_factory=lambda: KnownDefects(found=[], missed=[]))
 
-
-class KnownDefect(TypedDict):
-    """A recorded crash on one build, and whether (``how``) the run found it again."""
-
-    defect: str
-    vector: str
-    qemu: str
-    how: NotRequired[str]  # "explored" (with the four below) or "re-run"
-    worker: NotRequired[int]
-    systematic: NotRequired[bool]
-    after_cases: NotRequired[int]
-    after_seconds: NotRequired[float]
-
-
-class KnownDefects(TypedDict):
-    """hunt.json's ``known_defects``."""
-
-    found: list[KnownDefect]
-    missed: list[KnownDefect]
+    @property
+    def new(self) -> int:
+        """Findings that are no recorded known defect."""
+        return sum(not r["recorded"] for r in self.reports)
 
 
 def parse_budget(text: str) -> float:
@@ -166,21 +125,21 @@ def _work(job: Job) -> WorkDone:
             "floor": statistics.median(samples) if samples else None}
 
 
-def _hunt_build(build: QemuBuild, entries: list[Entry], args: argparse.Namespace,
-                budget: float) -> tuple[list[Finding], list[WorkerStats], float, float | None]:
+def _hunt_build(build: QemuBuild, entries: list[Entry], settings: HuntSettings,
+                ) -> tuple[list[Finding], list[WorkerStats], float, float | None]:
     """Hunt on one build with every worker; the findings no simpler one explains,
     each worker's stats, the wall time, and the floor the workers measured
     between their cases (the median of their medians)."""
     jobs: list[Job] = [
-        {"build": build, "entries": entries, "commands": args.commands or list(DEFAULT_COMMANDS),
-         "timeout": args.timeout, "budget": budget, "seed": args.seed, "worker": w,
-         "floor_every": args.floor_every, "fresh": args.fresh, "spares": args.spares,
-         "fork": not args.no_fork_server,
-         "state_every": args.state_every, "max_cases": share(args.max_cases, args.workers, w),
-         "workers": args.workers, "systematic": not args.no_systematic}
-        for w in range(args.workers)]
+        {"build": build, "entries": entries, "commands": list(settings.commands),
+         "timeout": settings.timeout, "budget": settings.budget, "seed": settings.seed, "worker": w,
+         "floor_every": settings.floor_every, "fresh": settings.fresh, "spares": settings.spares,
+         "fork": settings.fork, "state_every": settings.state_every,
+         "max_cases": share(settings.max_cases, settings.workers, w),
+         "workers": settings.workers, "systematic": settings.systematic}
+        for w in range(settings.workers)]
     start = time.monotonic()
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+    with ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=die_with_parent) as pool:
         results = list(pool.map(_work, jobs))
     wall = time.monotonic() - start
@@ -257,40 +216,48 @@ def _summary_row(build: QemuBuild, stats: list[WorkerStats], wall: float, floor:
     return row
 
 
-def replay(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
-    """``--replay FILE``: one transcript on every build ``select()`` gives (once the
-    transcript is read and checked); exit 1 if it fails on one."""
+def read_transcript(path: Path) -> list[Step]:
+    """The transcript in ``path`` (``--replay``), read and checked: a JSON list of
+    steps with a main step, no quit before it, every step within the safety rules
+    (QmpCompatError saying what is wrong)."""
     try:
-        steps = datafile.load_json(args.replay)
+        steps = datafile.load_json(path)
     except (OSError, ValueError) as exc:
-        raise QmpCompatError(f"{args.replay}: cannot read a transcript: {exc}") from exc
+        raise QmpCompatError(f"{path}: cannot read a transcript: {exc}") from exc
     if not well_formed(steps):
-        raise QmpCompatError(f"{args.replay}: a transcript is a JSON list of "
+        raise QmpCompatError(f"{path}: a transcript is a JSON list of "
                              "{execute, arguments} steps with a migrate or migrate-incoming")
     if quits_early(steps):
-        raise QmpCompatError(f"{args.replay}: a quit comes before the main step (migrate or "
+        raise QmpCompatError(f"{path}: a quit comes before the main step (migrate or "
                              "migrate-incoming), which would never run")
     problems = steps_problems(steps, Policy.template())
     if problems:
-        raise QmpCompatError(f"{args.replay}: refused by the safety rules: " + "; ".join(problems))
+        raise QmpCompatError(f"{path}: refused by the safety rules: " + "; ".join(problems))
+    return steps
+
+
+def replay(steps: list[Step], builds: Sequence[QemuBuild], timeout: float, backtraces: bool,
+           say: Say) -> int:
+    """One transcript alone on a fresh QEMU of every build, each answer said; how
+    many builds it fails on."""
     failed = 0
     incoming = main_step(steps)["execute"] == "migrate-incoming"
-    for build in select():
-        obs = run_fresh(steps, build, incoming, args.timeout)
+    for build in builds:
+        obs = run_fresh(steps, build, incoming, timeout)
         bad = is_failure(steps, obs)
         failed += bad
-        print(f"{'FAILS' if bad else 'ok':<6}{build.label:<9}{obs.summary()}"
-              + (f"\n      signature: {signature(steps, obs.to_json())}" if bad else ""))
+        say(f"{'FAILS' if bad else 'ok':<6}{build.label:<9}{obs.summary()}"
+            + (f"\n      signature: {signature(steps, obs.to_json())}" if bad else ""))
         for reply in obs.replies or ():
-            print(f"      {json.dumps(reply)[:200]}")
-        if bad and not args.no_backtrace and "killed by signal" in obs.detail:
+            say(f"      {json.dumps(reply)[:200]}")
+        if bad and backtraces and "killed by signal" in obs.detail:
             trace = backtrace(build, steps, incoming)
             if trace is not None:
-                print("      backtrace (gdb):\n" + "\n".join(
+                say("      backtrace (gdb):\n" + "\n".join(
                     f"        {line}" for line in trace.text.splitlines()))
                 if not trace.symbols:
-                    print(f"      {NO_SYMBOLS}")
-    return 1 if failed else 0
+                    say(f"      {NO_SYMBOLS}")
+    return failed
 
 
 def _known(bugs: list[KnownBug], found: list[Finding]) -> KnownDefects:
@@ -317,96 +284,91 @@ def _known(bugs: list[KnownBug], found: list[Finding]) -> KnownDefects:
     return out
 
 
-def run_hunt(args: argparse.Namespace, select: Callable[[], list[QemuBuild]]) -> int:
-    """Hunt on the builds ``select()`` gives (called once the options are checked)
-    as the ``hunt`` options in ``args`` say; 1 when it found something not recorded
-    in known-defects.yaml (with ``--fail-on-known``: anything at all), else 0."""
-    if args.state_every is None:
-        args.state_every = STATE_EVERY
-    if args.replay is not None:
-        return replay(args, select)
-    budget = parse_budget(args.budget)
-    if args.workers < 1:
-        raise QmpCompatError("--workers must be at least 1")
-    if args.spares < 0:
-        raise QmpCompatError("--spares must be 0 or more")
-    if args.max_cases is not None and args.max_cases < args.workers:
-        raise QmpCompatError("--max-cases must be at least the number of workers")
-    builds = select()
-    args.out.mkdir(parents=True, exist_ok=True)
-    schemas = SchemaCache()
-    findings: dict[str, Finding] = {}
-    summary: list[BuildRow] = []
-    for build in builds:
-        print(f"qmpcompat hunt: QEMU {build.label}: {args.workers} workers, {budget:g}s"
-              + (f" or {args.max_cases} cases" if args.max_cases else "")
-              + f", seed {args.seed}", flush=True)
-        found, stats, wall, floor = _hunt_build(build, schemas.entries(build), args, budget)
-        row = _summary_row(build, stats, wall, floor, len(found))
-        summary.append(row)
-        print(f"qmpcompat hunt: QEMU {build.label}: {row['cases']} cases in {wall:.0f}s "
-              f"({row['cases_per_minute']}/min, {row['qemu_starts']} QEMU starts, "
-              f"{row['forked']} of them forked, "
-              f"{row['reused']} cases on a reused QEMU) "
-              f"({', '.join(f'{v} {k}' for k, v in sorted(row['results'].items()))}); "
-              f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
-              f"(x{row['ratio']}; median case {row.get('median_case_ms')} ms, "
-              f"x{row.get('median_ratio')}); {len(found)} findings", flush=True)
-        if row.get("exec_reason") and not args.fresh:
-            print(f"qmpcompat hunt: QEMU {build.label}: QEMUs exec'd, not forked: "
-                  f"{row.get('exec_reason')}", flush=True)
-        for f in found:
-            findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
-    number, defect_number = next_number(args.out), next_number(args.out, "KD")
-    bugs = known_bugs(load(), builds, Runner(args.timeout))
-    reports: list[ReportRow] = []
-    for i, finding in enumerate(by_signature(list(findings.values()))):
-        answers = _answers(finding, builds, args.timeout)
-        hit = affected(answers, finding)
-        finding.affected_keys = [{"qemu": a.qemu, "bug_key": finding.bug_key} for a in hit]
-        path, used = write_candidate(finding, answers, args.out, number + i, defect_number)
-        defect_number += used
-        trace = None
-        if not args.no_backtrace and hit and "signal" in finding.signature:
-            # the first affected build with symbols, else the first affected build
-            mine = [b for a in hit for b in builds if b.label == a.qemu]
-            first = next((b for b in mine if symbols(b.binary)), mine[0])
-            trace = backtrace(first, finding.steps, finding.command == "migrate-incoming")
-        md = path.with_suffix(".md")
-        md.write_text(bug_report(finding, answers, builds, trace))
-        versions = (f"{hit[0].qemu_version}..{hit[-1].qemu_version}" if hit else "none")
-        reports.append({"id": path.stem, "signature": finding.signature, "seen": finding.seen,
-                        "qemu": finding.qemu, "worker": finding.worker,
-                        "systematic": finding.batch < 0,
-                        "after_cases": finding.found_after_cases,
-                        "after_seconds": finding.found_after_seconds,
-                        "affected": [a.qemu_version for a in hit],
-                        "recorded": recorded(bugs, finding.signature,
-                                             [finding.qemu, *(a.qemu for a in hit)]),
-                        "report": md.name, "steps": finding.steps})
-        known_as = ", ".join(reports[-1]["recorded"]) or "new"
-        print(f"qmpcompat hunt: {finding.signature} ({known_as})\n    affected {versions}; "
-              f"{json.dumps(finding.steps)[:300]}\n    -> {md}", flush=True)
-    known = _known(bugs, list(findings.values()))
-    for again in known["found"]:
+def hunt(settings: HuntSettings, builds: Sequence[QemuBuild], say: Say) -> HuntResult:
+    """Hunt on ``builds`` as ``settings`` say, each step said as it goes; write the
+    candidates, bug reports and hunt.json into ``settings.out``."""
+    settings.out.mkdir(parents=True, exist_ok=True)
+    result = HuntResult()
+    findings = _explore(settings, builds, result, say)
+    bugs = known_bugs(load(), list(builds), Runner(settings.timeout))
+    number, defect_number = next_number(settings.out), next_number(settings.out, "KD")
+    for i, finding in enumerate(by_signature(list(findings))):
+        defect_number += _report(finding, settings, builds, bugs, number + i, defect_number,
+                                 result, say)
+    result.known = _known(bugs, findings)
+    for again in result.known["found"]:
         how = (f"explored on it, after {again['after_cases']} cases and {again['after_seconds']}s "
                f"of worker {again['worker']}"
                + (" (systematic pass)" if again["systematic"] else "")
                if again["how"] == "explored" else "a finding of another build, re-run on it")
-        print(f"qmpcompat hunt: found again: {again['defect']} ({again['vector']}) on QEMU "
-              f"{again['qemu']}: {how}")
-    for miss in known["missed"]:
-        print(f"qmpcompat hunt: not found again: {miss['defect']} ({miss['vector']}) on QEMU "
-              f"{miss['qemu']}")
-    (args.out / "hunt.json").write_text(json.dumps(
-        {"seed": args.seed, "budget": budget, "max_cases": args.max_cases,
-         "workers": args.workers,
-         "mode": "fresh" if args.fresh else "persistent", "builds": summary,
-         "findings": len(reports), "reports": reports, "known_defects": known},
-        indent=2) + "\n")
-    new = sum(not r["recorded"] for r in reports)
-    print(f"qmpcompat hunt: {len(reports)} findings (one per signature), {new} new, "
-          f"{len(reports) - new} recorded known defects; known defects found "
-          f"again: {len(known['found'])}, missed: {len(known['missed'])}; summary in "
-          f"{args.out / 'hunt.json'}")
-    return 1 if new or (args.fail_on_known and reports) else 0
+        say(f"found again: {again['defect']} ({again['vector']}) on QEMU {again['qemu']}: {how}")
+    for miss in result.known["missed"]:
+        say(f"not found again: {miss['defect']} ({miss['vector']}) on QEMU {miss['qemu']}")
+    (settings.out / "hunt.json").write_text(json.dumps(
+        {"seed": settings.seed, "budget": settings.budget, "max_cases": settings.max_cases,
+         "workers": settings.workers, "mode": "fresh" if settings.fresh else "persistent",
+         "builds": result.builds, "findings": len(result.reports), "reports": result.reports,
+         "known_defects": result.known}, indent=2) + "\n")
+    say(f"{len(result.reports)} findings (one per signature), {result.new} new, "
+        f"{len(result.reports) - result.new} recorded known defects; known defects found "
+        f"again: {len(result.known['found'])}, missed: {len(result.known['missed'])}; summary in "
+        f"{settings.out / 'hunt.json'}")
+    return result
+
+
+def _explore(settings: HuntSettings, builds: Sequence[QemuBuild], result: HuntResult,
+             say: Say) -> list[Finding]:
+    """Hunt on each build in turn; its row goes into ``result``; every distinct
+    finding (build and transcript) of the run."""
+    schemas = SchemaCache()
+    findings: dict[str, Finding] = {}
+    for build in builds:
+        say(f"QEMU {build.label}: {settings.workers} workers, {settings.budget:g}s"
+            + (f" or {settings.max_cases} cases" if settings.max_cases else "")
+            + f", seed {settings.seed}")
+        found, stats, wall, floor = _hunt_build(build, schemas.entries(build), settings)
+        row = _summary_row(build, stats, wall, floor, len(found))
+        result.builds.append(row)
+        say(f"QEMU {build.label}: {row['cases']} cases in {wall:.0f}s "
+            f"({row['cases_per_minute']}/min, {row['qemu_starts']} QEMU starts, "
+            f"{row['forked']} of them forked, {row['reused']} cases on a reused QEMU) "
+            f"({', '.join(f'{v} {k}' for k, v in sorted(row['results'].items()))}); "
+            f"{row['per_case_ms']} ms per case per worker, floor {row['floor_ms']} ms "
+            f"(x{row['ratio']}; median case {row.get('median_case_ms')} ms, "
+            f"x{row.get('median_ratio')}); {len(found)} findings")
+        if row.get("exec_reason") and not settings.fresh:
+            say(f"QEMU {build.label}: QEMUs exec'd, not forked: {row.get('exec_reason')}")
+        for f in found:
+            findings.setdefault(json.dumps([f.qemu, f.steps], sort_keys=True), f)
+    return list(findings.values())
+
+
+def _report(finding: Finding, settings: HuntSettings, builds: Sequence[QemuBuild],
+            bugs: list[KnownBug], number: int, defect_number: int, result: HuntResult,
+            say: Say) -> int:
+    """Run a finding on every build, write its candidate vector and bug report, and
+    add its row to ``result``; how many known-defect numbers its candidate used."""
+    answers = _answers(finding, list(builds), settings.timeout)
+    hit = affected(answers, finding)
+    finding.affected_keys = [{"qemu": a.qemu, "bug_key": finding.bug_key} for a in hit]
+    path, used = write_candidate(finding, answers, settings.out, number, defect_number)
+    trace = None
+    if settings.backtraces and hit and "signal" in finding.signature:
+        # the first affected build with symbols, else the first affected build
+        mine = [b for a in hit for b in builds if b.label == a.qemu]
+        first = next((b for b in mine if symbols(b.binary)), mine[0])
+        trace = backtrace(first, finding.steps, finding.command == "migrate-incoming")
+    md = path.with_suffix(".md")
+    md.write_text(bug_report(finding, answers, list(builds), trace))
+    versions = (f"{hit[0].qemu_version}..{hit[-1].qemu_version}" if hit else "none")
+    row: ReportRow = {
+        "id": path.stem, "signature": finding.signature, "seen": finding.seen,
+        "qemu": finding.qemu, "worker": finding.worker, "systematic": finding.batch < 0,
+        "after_cases": finding.found_after_cases, "after_seconds": finding.found_after_seconds,
+        "affected": [a.qemu_version for a in hit],
+        "recorded": recorded(bugs, finding.signature, [finding.qemu, *(a.qemu for a in hit)]),
+        "report": md.name, "steps": finding.steps}
+    result.reports.append(row)
+    say(f"{finding.signature} ({', '.join(row['recorded']) or 'new'})\n    affected {versions}; "
+        f"{json.dumps(finding.steps)[:300]}\n    -> {md}")
+    return used
