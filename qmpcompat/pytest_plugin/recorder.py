@@ -153,7 +153,7 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     env = environment([b.to_json() for b in st.builds], st.vectors.revision(),
                       [{"name": p.name, "error": str(p.error)} for p in st.problems],
                       ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
-                      + [i.warning() for i in st.indexes if i.stale] or None,
+                      + [i.warning() for i in st.indexes if i.stale] + st.warnings or None,
                       [i.to_json() for i in st.indexes])
     seen = {defect for r in [*st.records, *st.pair_records] if (defect := r.get("defect"))}
     extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,

@@ -50,6 +50,7 @@ class RunState:
     records: list[CaseJSON] = field(default_factory=list)
     pair_records: list[PairJSON] = field(default_factory=list)
     schema_gate: list[GateFindingJSON] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the selection's (selection.Selection)
 
     def lint_of(self, vec: Vector | PairVector) -> list[str]:
         """The lint problems of one vector or pair vector (they keep it from running)."""
@@ -110,7 +111,7 @@ def make_state(config: pytest.Config) -> RunState:
     sel = _select(config)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
-        vectors=vectors,
+        vectors=vectors, warnings=sel.warnings,
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),

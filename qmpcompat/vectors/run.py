@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qmpcompat import guest
-from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
+from qmpcompat.errors import ENVIRONMENT_ERROR, QemuDied, QemuError, QemuHung, UnsafeInput
 from qmpcompat.guest.image import Layout
 from qmpcompat.harness import CommandFailed, Qemu, Reply
 from qmpcompat.harness.process import private_dir
@@ -67,6 +67,12 @@ class Observation:
                    json_text(data.get("peer_migration")), json_text(data.get("migration_error")),
                    str(data.get("detail", "")), None if guest is None else json_object(guest),
                    seconds, None if replies is None else [json_object(r) for r in json_list(replies)])
+
+    @property
+    def environment(self) -> bool:
+        """True for an error whose cause is QEMU's environment (an
+        ``EnvironmentFault``: a module or firmware of another build), not QEMU."""
+        return self.result == "error" and ENVIRONMENT_ERROR in self.detail
 
     def summary(self) -> str:
         if self.result == "reject":
