@@ -18,7 +18,8 @@ build that took one from outside, or died of its environment on the way
 (``EnvironmentFault``), is refused (``BuildReachesOutside``); one whose host
 dirs could not be hidden, or that lacks a firmware file a guest machine asks
 for, runs flagged (``warnings``): every report says so. A binary used in place
-(``--qemu PATH``) owns its compiled-in dirs; its files are listed, not judged.
+(``--qemu PATH``) owns its compiled-in dirs, and a wrapper script decides
+itself where its QEMU's files are: their files are listed, not judged.
 The result is the build's ``provenance``, shown in every report.
 """
 
@@ -170,7 +171,8 @@ def provenance(build: QemuBuild, timeout: float = 10.0) -> QemuBuild:
     modules = list(dict.fromkeys(_MODULE.findall(text) + _TRIED.findall(text)))
     firmware = list(dict.fromkeys(f"{name}={path}" for name, path in _FILE.findall(text)))
     lacking = sorted({n for groups in _LACKING.findall(text) for n in groups if n})
-    outside = [] if mode == "in place" else [
+    judged = mode != "in place" and is_elf(Path(build.binary))  # a wrapper's tree is its own say
+    outside = [] if not judged else [
         p for p in modules + [f.split("=", 1)[1] for f in firmware]
         if not inside(p, found.own_dirs())]
     prov = Provenance(mode, host, note, tuple(modules), tuple(firmware), tuple(outside),

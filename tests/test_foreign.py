@@ -51,7 +51,7 @@ def test_its_glibc_comes_from_debian(ubuntu: QemuBuild) -> None:
     assert ubuntu.loader.startswith(glibc[0].path)
     # Without the loader it does not run on this host: the part added is what makes it run.
     bare = replace(ubuntu, loader="", library_path="")
-    with pytest.raises(BinaryError, match="GLIBC_2.38"):
+    with pytest.raises(BinaryError, match=r"GLIBC_2\.38"):
         probe_version(bare.command()[:1], bare.environ(), bare.binary)
 
 
