@@ -11,6 +11,8 @@ from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
 from qmpcompat.selection import Selection, named_binaries, select
 
+CHECK_TIMEOUT = 10.0  # seconds a QEMU may take to start or answer while a build is checked
+
 
 def selection_parser() -> argparse.ArgumentParser:
     """A parent parser with ``--qemu``, ``--suites`` and ``--only``."""
@@ -53,11 +55,14 @@ def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
 
 
 def selected_builds(args: argparse.Namespace) -> Selection:
-    """The selection, each unusable binary or suite said on stderr; QmpCompatError
-    when nothing usable is left."""
-    sel = selection(args)
+    """The selection, each build self-checked (``qmpcompat.selfcheck``, within
+    ``--timeout`` where the command has one), each unusable binary or suite and
+    each warning said on stderr; QmpCompatError when nothing usable is left."""
+    sel = selection(args, start_timeout=getattr(args, "timeout", None) or CHECK_TIMEOUT)
     for problem in sel.problems:
         print(f"qmpcompat: unusable: {problem}", file=sys.stderr)
+    for warning in sel.warnings:
+        print(f"qmpcompat: warning: {warning}", file=sys.stderr)
     if not sel.builds:
         raise QmpCompatError("no usable QEMU binary" + (f" labelled {', '.join(args.only)}"
                                                        if args.only else ""))
