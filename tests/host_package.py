@@ -36,6 +36,8 @@ def _layer(tmp: Path, name: str, files: list[Path]) -> tuple[Path, Path]:
 
 
 def _skip_without_namespaces(tmp: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("util-linux's unshare is not installed")
     lower, upper, work = tmp / "probe-lower", tmp / "probe-upper", tmp / "probe-work"
     for d in (lower, upper, work):
         d.mkdir()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from qmpcompat.errors import ProvisionError
@@ -47,6 +47,7 @@ _STAMP = re.compile(rb"qemu_stamp_[0-9a-f]{8,}")
 _MODULE = re.compile(r"^(accel|audio|block|chardev|hw|ui)-[\w-]+\.so$")
 _FIRMWARE = re.compile(r"\.(bin|rom|img|fd|dtb|lid)$|^(openbios|palcode|slof|u-boot|qboot)")
 FIRMWARE_PACKAGES = ("qemu-system-data", "seabios")
+_WALK_LIMIT = 2000  # directories looked at under a root (a binary in $HOME, say)
 FIRMWARE_DIRS = ("usr/share/qemu", "usr/share/seabios")
 # Where to look for a newer glibc: stable first, so the oldest one new enough is taken.
 LIBC_SUITES = ("bookworm", "trixie", "forky", "sid")
@@ -66,6 +67,18 @@ def stamp(binary: Path) -> bytes | None:
     return found.group(0) if found else None
 
 
+def _walk(root: Path, depth: int) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` of ``root``, sorted, ``depth`` levels deep, at most
+    ``_WALK_LIMIT`` directories."""
+    for seen, (dirpath, dirnames, filenames) in enumerate(os.walk(root)):
+        dirnames.sort()
+        if seen >= _WALK_LIMIT:
+            return
+        if len(Path(dirpath).relative_to(root).parts) >= depth:
+            dirnames[:] = []
+        yield dirpath, dirnames, filenames
+
+
 def module_dir(binary: Path, roots: Sequence[Path]) -> Path | None:
     """The directory under ``roots`` (depth 3) holding modules of ``binary``'s
     own build (their files carry its stamp); None when it has no modules or
@@ -74,9 +87,7 @@ def module_dir(binary: Path, roots: Sequence[Path]) -> Path | None:
     if mark is None:
         return None
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            if len(Path(dirpath).relative_to(root).parts) >= 3:
-                dirnames[:] = []
+        for dirpath, _dirnames, filenames in _walk(root, 3):
             mods = [f for f in filenames if _MODULE.match(f)]
             if mods and any(mark in (Path(dirpath) / f).read_bytes() for f in mods[:3]):
                 return Path(dirpath)
@@ -88,10 +99,7 @@ def firmware_dirs(roots: Sequence[Path]) -> list[Path]:
     (``bios-256k.bin``, option ROMs ...), in walk order."""
     out: list[Path] = []
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if len(Path(dirpath).relative_to(root).parts) >= 4:
-                dirnames[:] = []
+        for dirpath, _dirnames, filenames in _walk(root, 4):
             if sum(1 for f in filenames if _FIRMWARE.search(f)) >= 2 or "bios-256k.bin" in filenames:
                 out.append(Path(dirpath))
     return out
