@@ -225,6 +225,8 @@ def _outside(spec: str) -> tuple[str, ...]:
 
 
 def _cached(entry: Path, spec: str) -> QemuBuild | None:
+    """The build cached at ``entry`` if it still runs, named after ``spec`` (an
+    archive is cached by its content, whatever path names it now)."""
     build = load_manifest(entry, _outside(spec))
     if build is None:
         return None
@@ -233,7 +235,7 @@ def _cached(entry: Path, spec: str) -> QemuBuild | None:
                       spec, timeout=30)
     except QmpCompatError:
         return None
-    return build
+    return replace(build, origin=spec)
 
 
 def provision_foreign(spec: str, cache: Path | None = None,
