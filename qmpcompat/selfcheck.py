@@ -13,7 +13,9 @@ which name every module file it loads and every firmware file it finds:
    ``q35``, versioned as the guests use them), started as a guest starts:
    its BIOS and option ROMs.
 
-Every file named must lie in the build's own tree (``QemuBuild.own_dirs``). A
+Every file named must lie in the build's own tree (``QemuBuild.own_dirs``), and
+every module file of its own module dir, loaded or not, must carry the
+binary's build stamp (QEMU refuses a module of another build, or aborts). A
 build that took one from outside, or died of its environment on the way
 (``EnvironmentFault``), is refused (``BuildReachesOutside``); one whose host
 dirs could not be hidden, or that lacks a firmware file a guest machine asks
@@ -40,6 +42,7 @@ from qmpcompat.harness.process import private_dir
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.elf import is_elf
 from qmpcompat.provision.provenance import ISOLATION, Provenance, inside
+from qmpcompat.provision.supplement import stamp
 from qmpcompat.safety import Policy
 from qmpcompat.types import Version, json_list, json_object
 
@@ -115,6 +118,17 @@ def _program(pid: int, build: QemuBuild) -> tuple[str, str]:
     return (_after_loader(argv) if Path(exe).name.startswith("ld-") else argv[0]), ""
 
 
+def _module_files(build: QemuBuild) -> tuple[int, list[str]]:
+    """The module files of the build's own module dir, and those of them that do
+    not carry its binary's build stamp (modules of another build)."""
+    moddir = build.env.get("QEMU_MODULE_DIR")
+    if not moddir or not is_elf(Path(build.binary)):
+        return 0, []
+    mods = sorted(Path(moddir).glob("*.so"))
+    mark = stamp(Path(build.binary))
+    return len(mods), [str(m) for m in mods if mark is not None and mark not in m.read_bytes()]
+
+
 def _none_machine(build: QemuBuild, timeout: float) -> tuple[QemuBuild, str, int, set[str], str]:
     """Machine ``none``: the build with its own answers recorded (target, version,
     program), QEMU's stderr, the number of QOM types, its machine types, and why
@@ -172,11 +186,13 @@ def provenance(build: QemuBuild, timeout: float = 10.0) -> QemuBuild:
     firmware = list(dict.fromkeys(f"{name}={path}" for name, path in _FILE.findall(text)))
     lacking = sorted({n for groups in _LACKING.findall(text) for n in groups if n})
     judged = mode != "in place" and is_elf(Path(build.binary))  # a wrapper's tree is its own say
+    files, unstamped = _module_files(build)
     outside = [] if not judged else [
         p for p in modules + [f.split("=", 1)[1] for f in firmware]
-        if not inside(p, found.own_dirs())]
+        if not inside(p, found.own_dirs())] + unstamped
     prov = Provenance(mode, host, note, tuple(modules), tuple(firmware), tuple(outside),
-                      tuple(lacking), types, tuple(checked), bool(firmware) or not checked, fork)
+                      tuple(lacking), types, tuple(checked), bool(firmware) or not checked, fork,
+                      files)
     checked_build = replace(found, provenance=prov)
     if outside:
         raise BuildReachesOutside(checked_build, outside)

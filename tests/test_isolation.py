@@ -15,11 +15,13 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from host_package import LIBDIR, SHARE, run_on_host_with_qemu
 
 from qmpcompat.harness.isolation import environment_fault, present
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.provenance import COMMON_DIRS, compiled_dirs
+from qmpcompat.selfcheck import BuildReachesOutside, provenance
 
 _PRELUDE = """
 import json, os, sys, time
@@ -184,6 +186,23 @@ print(json.dumps(out))
 """)
     assert got["hidden"] == 2
     assert got["alive"] is False
+
+
+def test_a_module_of_another_build_in_its_own_dir_is_refused(oldest: QemuBuild, newest: QemuBuild,
+                                                             tmp_path: Path) -> None:
+    # Its own modules, and one of the oldest build's that no QMP command loads.
+    moddir = tmp_path / "modules"
+    moddir.mkdir()
+    for module in Path(newest.env["QEMU_MODULE_DIR"]).glob("*.so"):
+        (moddir / module.name).symlink_to(module)
+    (moddir / "audio-dbus.so").symlink_to(Path(oldest.env["QEMU_MODULE_DIR"]) / "audio-dbus.so")
+    build = replace(newest, env={**newest.env, "QEMU_MODULE_DIR": str(moddir)})
+    with pytest.raises(BuildReachesOutside) as info:
+        provenance(build)
+    assert info.value.files == [str(moddir / "audio-dbus.so")]
+    (moddir / "audio-dbus.so").unlink()
+    checked = provenance(build).provenance
+    assert checked is not None and checked.module_files == len(list(moddir.iterdir()))
 
 
 def test_compiled_dirs_come_from_the_binary(tmp_path: Path, newest: QemuBuild) -> None:

@@ -114,7 +114,10 @@ class Provenance:
     own tree, ``lacking`` the firmware names it did not find, ``types`` how many
     QOM types it listed (``qom-list-types``, which loads every module that has
     any), ``machines`` the guest machine types whose firmware was checked, and
-    ``traced`` whether the build has the trace events at all."""
+    ``traced`` whether the build has the trace events at all; ``module_files``
+    how many module files its own module dir holds, each checked to carry the
+    binary's build stamp (one that does not is ``outside``: it is of another
+    build, loaded or not)."""
 
     isolation: str
     host_dirs: tuple[str, ...] = ()
@@ -127,6 +130,7 @@ class Provenance:
     machines: tuple[str, ...] = ()
     traced: bool = True
     fork_server: str = ""  # why QEMUs of this build cannot come from a fork server
+    module_files: int = 0
 
     @property
     def reaches_outside(self) -> bool:
@@ -137,7 +141,7 @@ class Provenance:
                 "modules": list(self.modules), "firmware": list(self.firmware),
                 "outside": list(self.outside), "lacking": list(self.lacking),
                 "types": self.types, "machines": list(self.machines), "traced": self.traced,
-                "fork_server": self.fork_server}
+                "fork_server": self.fork_server, "module_files": self.module_files}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Provenance:
@@ -145,10 +149,11 @@ class Provenance:
             raw = data.get(key)
             return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
 
-        types = data.get("types")
+        types, files = data.get("types"), data.get("module_files")
         return cls(isolation=str(data.get("isolation", "")), host_dirs=strings("host_dirs"),
                    note=str(data.get("note", "")), modules=strings("modules"),
                    firmware=strings("firmware"), outside=strings("outside"),
                    lacking=strings("lacking"), types=types if isinstance(types, int) else 0,
                    machines=strings("machines"), traced=data.get("traced") is not False,
-                   fork_server=str(data.get("fork_server", "")))
+                   fork_server=str(data.get("fork_server", "")),
+                   module_files=files if isinstance(files, int) else 0)

@@ -50,8 +50,11 @@ def build_text(binary: BinaryJSON) -> str:
 
 
 def modules_text(prov: Mapping[str, object]) -> str:
+    """``11 from DIR`` (the modules QEMU loaded), and how many its dir holds."""
     mods = _strings(prov.get("modules"))
-    return _by_dir(mods) if mods else "none loaded"
+    files = prov.get("module_files")
+    held = f" ({files} in its module dir, each of this build)" if files else ""
+    return (_by_dir(mods) if mods else "none loaded") + held
 
 
 def firmware_text(prov: Mapping[str, object]) -> str:
