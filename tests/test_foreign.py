@@ -109,6 +109,14 @@ def test_a_tarball_and_a_directory(ubuntu: QemuBuild, tmp_path: Path) -> None:
         assert build.version_str == "8.2.2" and build.origin == spec
         assert {a.what for a in build.added} == {a.what for a in ubuntu.added}
         check_starts(build, 20)
+    # The binary itself: it does not run here as it is (its glibc), so it is
+    # provisioned like the others rather than refused.
+    if glibc_needed(Path(ubuntu.binary)) > host_glibc():
+        with pytest.raises(BinaryError):
+            probe_version([ubuntu.binary], dict(os.environ), ubuntu.binary)
+        build = named_build(ubuntu.binary, 20)
+        assert build.origin == ubuntu.binary and build.loader
+        check_starts(build, 20)
 
 
 def _wrapper(build: QemuBuild, script: Callable[[str, str], Path], name: str, run: str) -> Path:
