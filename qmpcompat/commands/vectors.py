@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from qmpcompat.commands.selection import selection, selection_parser
+from qmpcompat.commands.selection import CHECK_TIMEOUT, selection, selection_parser
 from qmpcompat.errors import UnsafeInput
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import ALLOW_EXEC_WARNING
@@ -53,9 +53,11 @@ def run_try(args: argparse.Namespace) -> int:
         print(ALLOW_EXEC_WARNING, file=sys.stderr)
     wanted = [v for v in vs.vectors if v.id in set(args.ids)]
     profiles = [p for p in vs.profiles if p.id in set(args.ids)]
-    sel = selection(args)
+    sel = selection(args, start_timeout=CHECK_TIMEOUT)  # each build self-checked
     for problem in sel.problems:
         print(f"qmpcompat try: unusable: {problem}", file=sys.stderr)
+    for warning in sel.warnings:
+        print(f"qmpcompat try: warning: {warning}", file=sys.stderr)
     runner = Runner(allow_exec=args.allow_exec)
     status = 1 if sel.problems else 0
     for vec in wanted:

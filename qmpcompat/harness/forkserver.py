@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 
 from qmpcompat.errors import ForkServerUnavailable
+from qmpcompat.harness.isolation import prefix
 from qmpcompat.harness.process import Child, marks, private_dir
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.debian import cache_dir
@@ -117,6 +118,9 @@ class ForkServer:
         wait until it is ready; ForkServerUnavailable (and nothing left running)
         when it does not get there within the timeout."""
         lib = library()
+        why_not = self.build.provenance.fork_server if self.build.provenance else ""
+        if why_not:
+            raise ForkServerUnavailable(why_not)
         if os.environ.get("LD_PRELOAD"):
             raise ForkServerUnavailable("LD_PRELOAD is set already (the server would clear it)")
         self._dir = private_dir("qmpc-")
@@ -126,10 +130,12 @@ class ForkServer:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             self._ctl = ours
             env = {**self.build.environ(), "LD_PRELOAD": str(lib),
-                   CTL_ENV: str(theirs.fileno()), PROGRAM_ENV: self.build.binary}
+                   CTL_ENV: str(theirs.fileno()),
+                   PROGRAM_ENV: self.build.program or self.build.binary}
             with theirs:
-                try:
-                    self._server = Child(self.argv, env, self._dir / "server.stderr",
+                try:  # its QEMUs share the server's namespace (isolation)
+                    self._server = Child([*prefix(self.build), *self.argv], env,
+                                         self._dir / "server.stderr",
                                          pass_fds=(theirs.fileno(),), cwd=self._dir)
                 except OSError as exc:
                     raise ForkServerUnavailable(f"{self.build.binary} does not start: {exc}") \

@@ -29,8 +29,9 @@ from typing import Any, TypeVar
 
 from qemu.qmp import EventListener, ExecuteError
 
-from qmpcompat.errors import QemuDied, QemuError, QemuHung
+from qmpcompat.errors import EnvironmentFault, QemuDied, QemuError, QemuHung
 from qmpcompat.harness.forkserver import ForkServer
+from qmpcompat.harness.isolation import environment_fault, prefix
 from qmpcompat.harness.process import Child, private_dir
 from qmpcompat.harness.reply import CommandFailed, Reply, wire
 from qmpcompat.harness.session import CONNECTION_LOST, Client, EventLoop, Session, WaitEnd
@@ -124,7 +125,8 @@ class Qemu:
             session.run(session.qmp.start_server(str(sock)))
             stderr = self.workdir / f"{self.name}.stderr"
             if self.spawner is None:
-                self.child = Child(self.argv(sock), self.build.environ(), stderr)
+                self.child = Child([*prefix(self.build), *self.argv(sock)], self.build.environ(),
+                                   stderr)
             elif self.spawner.options == self.qemu_options(Path(sock.name)):
                 self.child = self.spawner.spawn(self.workdir, stderr)  # (cwd: the workdir)
             else:
@@ -289,20 +291,30 @@ class Qemu:
         if status is None and self.child is not None:
             status = self.child.wait(0.5)
         if status is not None:
-            return QemuDied(what, status, self.stderr_tail())
+            return self._died(what, status)
         lost = task.exception() if task.done() and not task.cancelled() else None
         if lost is not None and not isinstance(lost, CONNECTION_LOST):
             return lost
         if lost is not None and self.child is not None:
             status = self.child.wait(2.0)
             if status is not None:
-                return QemuDied(what, status, self.stderr_tail())
+                return self._died(what, status)
         tail = self.stderr_tail()
         if self.child is not None:
             self.child.kill()
         if lost is None:
             return QemuHung(what, timeout, tail)
         return QemuError(f"QMP connection lost {what}: {lost}", tail)
+
+    def _died(self, what: str, status: int) -> QemuError:
+        """QemuDied, or EnvironmentFault when QEMU's stderr says its environment
+        (a module or firmware of another build, or none found) killed it."""
+        tail = self.stderr_tail()
+        whole = self.child.stderr_path.read_text(errors="replace") if self.child else ""
+        cause = environment_fault(self.build, whole[-20000:] if whole else tail)
+        if cause:
+            return EnvironmentFault(what, status, cause, tail)
+        return QemuDied(what, status, tail)
 
     # -- commands ------------------------------------------------------------
 

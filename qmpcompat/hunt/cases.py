@@ -58,8 +58,10 @@ def incoming_exit(steps: Sequence[Step], obs: Observation) -> bool:
 def is_failure(steps: Sequence[Step], obs: Observation) -> bool:
     """Whether an observation breaks the hunt's properties: QEMU answered, stayed
     alive (or exited as told, see ``incoming_exit``), still answered query-status,
-    and an accepted migrate reached a final state."""
-    return obs.result in NEVER_OK and not incoming_exit(steps, obs)
+    and an accepted migrate reached a final state. An environment error (a module
+    or firmware of another build, ``Observation.environment``) is no finding: it
+    says nothing of QEMU (the hunt counts it as ``environment``)."""
+    return obs.result in NEVER_OK and not incoming_exit(steps, obs) and not obs.environment
 
 
 def stderr_line(detail: str) -> str:

@@ -192,7 +192,8 @@ class Explorer:
         self.stats.cases += 1
         self.stats.case_seconds += obs.seconds
         self.stats.case_times.append(obs.seconds)
-        result = "incoming-exit" if incoming_exit(steps, obs) else obs.result
+        result = ("incoming-exit" if incoming_exit(steps, obs) else
+                  "environment" if obs.environment else obs.result)
         if len(steps) > 1:
             self.stats.results["transcripts"] = self.stats.results.get("transcripts", 0) + 1
         self.stats.results[result] = self.stats.results.get(result, 0) + 1

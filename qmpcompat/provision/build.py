@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import BinaryError
-from qmpcompat.types import BinaryJSON, Version
+from qmpcompat.provision.provenance import Provenance, Supplement, compiled_dirs, inside
+from qmpcompat.types import BinaryJSON, JSONObject, Version
 
 # "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)\S*(?: \((.*)\))?")
@@ -26,6 +27,15 @@ class QemuBuild:
     ``command()`` gives the argv prefix: for a provisioned build that is the
     build's own dynamic loader with its library path, so a newer Debian build
     runs on an older host; for a user's binary it is the binary itself.
+
+    ``host_dirs`` are the module and firmware dirs compiled into a provisioned
+    or foreign build that lie outside its own tree: the harness hides those
+    that exist on the host from it (``qmpcompat.harness.isolation``); a binary
+    used in place has none (its compiled-in dirs are its own). ``added`` is
+    what a foreign build was given to run here; ``provenance`` what its
+    self-check saw (``qmpcompat.selfcheck``); ``arch`` the target it says it
+    emulates (``query-target``); ``program`` the argv[0] QEMU runs as when
+    ``binary`` is a wrapper that executes it ("" when it is ``binary``).
     """
 
     binary: str
@@ -44,6 +54,12 @@ class QemuBuild:
     # How the run asked for it, before it had it (e.g. ``debian 1:10.0.13+ds-0+deb13u1 x86_64``):
     # the build's key in a shard plan (qmpcompat.shard), the same on every machine.
     request: str = ""
+    host_dirs: tuple[str, ...] = ()
+    distribution: str = ""  # e.g. "Ubuntu 24.04 LTS", for a build whose origin says so
+    added: tuple[Supplement, ...] = ()
+    arch: str = ""
+    program: str = ""
+    provenance: Provenance | None = None
 
     @property
     def version_str(self) -> str:
@@ -56,9 +72,22 @@ class QemuBuild:
 
     @property
     def target(self) -> str:
-        """The ``qemu-system-*`` target of the binary, e.g. ``x86_64``."""
+        """The target the binary emulates, e.g. ``x86_64``: what it answered to
+        ``query-target`` once asked, else read from a ``qemu-system-*`` name."""
+        if self.arch:
+            return self.arch
         name = Path(self.binary).name
         return name.removeprefix("qemu-system-") if name.startswith("qemu-system-") else name
+
+    def own_dirs(self) -> tuple[str, ...]:
+        """The directories of the build's own tree: its binary's, its loader's,
+        its library path, its module dir, its ``-L`` dirs and what it was given."""
+        dirs = [str(Path(self.binary).parent), *self.library_path.split(":"), *self.data_dirs,
+                *(p for k, p in self.env.items() if k == "QEMU_MODULE_DIR"),
+                *(a.path for a in self.added)]
+        if self.loader:
+            dirs.append(str(Path(self.loader).parent))
+        return tuple(dict.fromkeys(d for d in dirs if d))
 
     def command(self) -> list[str]:
         """argv prefix that runs this QEMU (add QEMU's own arguments after it)."""
@@ -74,26 +103,49 @@ class QemuBuild:
         env.update(self.env)
         return env
 
+    @property
+    def package_text(self) -> str:
+        """What it is, as a packager would say: ``Debian 1:10.0.13+ds-0+deb13u1``, or
+        with a known distribution ``Ubuntu 24.04 LTS 1:8.2.2+ds-0ubuntu1.16`` (an
+        Ubuntu build calls its package version "Debian ..." too)."""
+        if self.distribution:
+            return f"{self.distribution} {self.package.removeprefix('Debian ')}".strip()
+        return self.package or "unpackaged"
+
     def describe(self) -> str:
         extra = f", {self.origin}" if self.origin != "path" else ""
-        return f"QEMU {self.version_str} ({self.package or 'unpackaged'}{extra}): {self.binary}"
+        return f"QEMU {self.version_str} ({self.package_text}{extra}): {self.binary}"
 
     def to_json(self) -> BinaryJSON:
         """Every field, in field order (``from_json`` reads it back)."""
-        return {"binary": self.binary, "version": self.version_str, "version_line": self.version_line,
-                "package": self.package, "origin": self.origin, "loader": self.loader,
-                "library_path": self.library_path, "env": dict(self.env),
-                "data_dirs": list(self.data_dirs), "run_label": self.run_label,
-                "features": list(self.features), "features_probed": self.features_probed,
-                "request": self.request}
+        out: BinaryJSON = {
+            "binary": self.binary, "version": self.version_str, "version_line": self.version_line,
+            "package": self.package, "origin": self.origin, "loader": self.loader,
+            "library_path": self.library_path, "env": dict(self.env),
+            "data_dirs": list(self.data_dirs), "run_label": self.run_label,
+            "features": list(self.features), "features_probed": self.features_probed,
+            "host_dirs": list(self.host_dirs), "distribution": self.distribution,
+            "added": [a.to_json() for a in self.added], "arch": self.arch,
+            "program": self.program, "request": self.request}
+        if self.provenance is not None:
+            out["provenance"] = self.provenance.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> QemuBuild:
         raw = dict(data)
         raw["version"] = Version.parse(str(raw["version"]))
-        raw["data_dirs"] = tuple(raw.get("data_dirs") or ())  # type: ignore[arg-type]
-        raw["features"] = tuple(raw.get("features") or ())  # type: ignore[arg-type]
+        for key in ("data_dirs", "features", "host_dirs"):
+            value = raw.get(key)
+            raw[key] = tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+        raw["added"] = tuple(Supplement.from_json(a) for a in _objects(raw.get("added")))
+        prov = raw.get("provenance")
+        raw["provenance"] = Provenance.from_json(prov) if isinstance(prov, dict) else None
         return cls(**raw)  # type: ignore[arg-type]
+
+
+def _objects(value: object) -> list[JSONObject]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def probe_version(argv: list[str], env: dict[str, str], shown: str,
@@ -148,8 +200,9 @@ def _rebase(data: dict[str, object], old: str, new: str) -> dict[str, object]:
         return new + path[len(old):] if path == old or path.startswith(old + "/") else path
 
     out = dict(data)
-    for key in ("binary", "loader"):
+    for key in ("binary", "loader", "program"):
         out[key] = move(str(out.get(key) or "")) if out.get(key) else out.get(key, "")
+    out["added"] = [{**a, "path": move(str(a.get("path", "")))} for a in _objects(out.get("added"))]
     out["library_path"] = ":".join(move(p) for p in str(out.get("library_path") or "").split(":")
                                    if p)
     out["env"] = {k: move(str(v)) for k, v in dict(out.get("env") or {}).items()}  # type: ignore[call-overload]
@@ -157,19 +210,36 @@ def _rebase(data: dict[str, object], old: str, new: str) -> dict[str, object]:
     return out
 
 
+def moved(build: QemuBuild, old: Path, new: Path) -> QemuBuild:
+    """``build`` with every path under ``old`` moved under ``new`` (a staged
+    cache entry, described where it was made, as it will be)."""
+    return QemuBuild.from_json(_rebase(dict(build.to_json()), str(old), str(new)))
+
+
+def with_host_dirs(build: QemuBuild) -> QemuBuild:
+    """``build`` with ``host_dirs`` read from its binary when it has none yet."""
+    if build.host_dirs:
+        return build
+    return replace(build, host_dirs=compiled_dirs(Path(build.binary)))
+
+
 def write_manifest(prefix: Path, build: QemuBuild, final: Path | None = None) -> None:
-    """Record ``build`` in ``prefix/build.json``; ``final`` is where the tree will
-    live (its paths are recorded relative to it, so a copied cache stays whole)."""
-    data = {**build.to_json(), "prefix": str(final or prefix)}
+    """Record ``build`` in ``prefix/build.json`` (never what a run found out, its
+    ``provenance``);
+    ``final`` is where the tree will live (its paths are recorded relative to
+    it, so a copied cache stays whole)."""
+    data = {**replace(build, provenance=None).to_json(), "prefix": str(final or prefix)}
     (prefix / MANIFEST).write_text(json.dumps(data, indent=1))
 
 
-def load_manifest(prefix: Path) -> QemuBuild | None:
+def load_manifest(prefix: Path, outside: tuple[str, ...] = ()) -> QemuBuild | None:
     """The build recorded in ``prefix/build.json``, or None if there is none.
 
     Paths are taken relative to where the tree is now: a cache that was copied
     or moved runs its own files, never the original cache's. A manifest that
-    names files outside its own tree is not trusted (None).
+    names files outside its own tree (and the dirs of ``outside``: a foreign
+    binary used where it is) is not trusted (None). A manifest written before
+    builds recorded their ``host_dirs`` gets them from its binary.
     """
     try:
         data = json.loads((prefix / MANIFEST).read_text())
@@ -181,11 +251,11 @@ def load_manifest(prefix: Path) -> QemuBuild | None:
     recorded = str(data.pop("prefix", "") or Path(str(data["binary"])).parents[2])
     data = _rebase(data, recorded.rstrip("/"), here)
     build = QemuBuild.from_json(data)
-    inside = [build.binary, build.loader, *build.data_dirs, *build.library_path.split(":"),
-              *build.env.values()]
-    if any(p and not (p == here or p.startswith(here + "/")) for p in inside):
+    paths = [build.binary, build.loader, *build.data_dirs,
+             *build.library_path.split(":"), *build.env.values(), *(a.path for a in build.added)]
+    if any(p and not inside(p, (here, *outside)) for p in paths):
         return None
-    return build if Path(build.binary).exists() else None
+    return with_host_dirs(build) if Path(build.binary).exists() else None
 
 
 def manifest_of(binary: Path) -> QemuBuild | None:

@@ -25,6 +25,7 @@ from qmpcompat.provision.apt import PrivateApt, suite_sources
 from qmpcompat.provision.build import QemuBuild, load_manifest, probe_version, write_manifest
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.indexes import update as update_indexes
+from qmpcompat.provision.provenance import compiled_dirs
 from qmpcompat.reaper import temp_dir
 from qmpcompat.types import Version
 
@@ -267,7 +268,8 @@ def _describe(staging: Path, prefix: Path, suite: str, version: str, arch: str,
             package=f"Debian {version}", origin=f"debian:{suite}",
             loader=str(root / loader), library_path=":".join(str(root / d) for d in libdirs),
             env={"QEMU_MODULE_DIR": str(root / f"usr/lib/{triplet}/qemu")},
-            data_dirs=tuple(str(root / d) for d in data_dirs))
+            data_dirs=tuple(str(root / d) for d in data_dirs),
+            host_dirs=compiled_dirs(staging / "usr/bin" / binary))
 
     trial = build_at(staging)
     ver, line, _pkg = probe_version(trial.command()[:4], trial.environ(), trial.binary)

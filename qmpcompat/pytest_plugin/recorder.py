@@ -214,7 +214,7 @@ def _environment(st: RunState) -> EnvironmentJSON:
     return environment([b.to_json() for b in st.builds], st.vectors.revision(),
                        [{"name": p.name, "error": str(p.error)} for p in st.problems],
                        ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
-                       + [i.warning() for i in st.indexes if i.stale] or None,
+                       + [i.warning() for i in st.indexes if i.stale] + st.warnings or None,
                        [i.to_json() for i in st.indexes])
 
 

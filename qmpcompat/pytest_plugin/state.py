@@ -73,6 +73,7 @@ class RunState:
     schema_gate: list[GateFindingJSON] = field(default_factory=list)
     runners: list[JSONObject] = field(default_factory=list)  # each worker's persistent-mode counts
     shard: Shard | None = None  # --qmpcompat-shard: this shard and the whole run's plan
+    warnings: list[str] = field(default_factory=list)  # the selection's (selection.Selection)
 
     def lint_of(self, vec: Vector | PairVector | Profile) -> list[str]:
         """The lint problems of one vector, pair vector or consumer profile (they keep
@@ -157,7 +158,7 @@ def make_state(config: pytest.Config) -> RunState:
     sel, shard = _select(config, vectors)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
-        vectors=vectors,
+        vectors=vectors, warnings=sel.warnings,
         reports=Path(config.getoption("qmpcompat_reports")),
         strict=config.getoption("qmpcompat_strict"),
         allow_exec=config.getoption("qmpcompat_allow_exec"),

@@ -16,6 +16,7 @@ from qmpcompat.report.crashes import CRASHES, crash_rows, defect_rows, observed_
 from qmpcompat.report.history import timeline_markdown
 from qmpcompat.report.matrix import failed_pairs
 from qmpcompat.report.matrix import render_markdown as render_matrix
+from qmpcompat.report.origins import origin_table, package_text
 from qmpcompat.report.results import claim_labels
 from qmpcompat.types import BinaryJSON, GateFindingJSON, ResultsJSON, at_least
 
@@ -236,10 +237,11 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
     for label, t in doc["totals"].items():
-        pkg = by_label[label].get("package", "") if label in by_label else ""
+        pkg = package_text(by_label[label]) if label in by_label else ""
         lines.append(f"| {_cell(label)} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
                      f"{t['skipped']} | {_cell(pkg)} |")
     lines += _features(env["binaries"])
+    lines += origin_table(env["binaries"])
     lines += _claims(doc)
     lines += render_matrix(doc)
     lines += render_consumers(doc)

@@ -226,6 +226,7 @@ COMMANDS: dict[str, Check] = {
     "migrate-continue": obj({"state": enum(*_MIGRATION_STATES)}),
     "migrate_cancel": nothing, "migrate-pause": nothing, "migrate-start-postcopy": nothing,
     "getfd": obj({"fdname": scalar}), "closefd": obj({"fdname": scalar}),
+    "qom-list-types": obj({"implements": scalar, "abstract": scalar}),  # only lists
     "stop": nothing, "cont": nothing, "system_reset": nothing, "quit": nothing,
     "pmemsave": obj({"val": scalar, "size": written_bytes, "filename": path}),
     "memsave": obj({"val": scalar, "size": written_bytes, "filename": path, "cpu-index": scalar}),

@@ -125,6 +125,8 @@ OPTIONS: dict[str, OptionCheck] = {
     "-m": _size, "-display": _one_of("none"), "-qmp": _qmp, "-incoming": _incoming,
     "-accel": _one_of("tcg"), "-smp": lambda t, p: None if t.isdigit() and 0 < int(t) <= 8
     else f"cpu count {t!r} is not 1 to 8",
+    # the self-check's trace events, which name the module and firmware files QEMU loads
+    "-trace": _one_of("module_load_module", "load_file"),
 }
 
 

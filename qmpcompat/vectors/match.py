@@ -87,6 +87,8 @@ def judge_expectation(exp: Expectation, obs: Observation, known: list[KnownDefec
     diffs = differences(exp, obs)
     if obs.result == "corrupt":
         return Verdict(Outcome.FAILED, f"migration completed, guest damaged: {obs.detail}", expected)
+    if obs.environment:  # the case could not run as it should: no verdict on QEMU
+        return Verdict(Outcome.ERROR, obs.detail, expected)
     if obs.result in NEVER_OK:
         return Verdict(Outcome.FAILED, f"QEMU {obs.result}: {obs.detail}", expected)
     if not diffs and known:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from qmpcompat.errors import ENVIRONMENT_ERROR
 from qmpcompat.harness import Reply
 from qmpcompat.types import JSONObject, RunMode, json_list, json_object, json_text
 
@@ -61,6 +62,12 @@ class Observation:
                    qemu=RunMode(str(data.get("qemu", RunMode.FRESH.value))).value,
                    rerun=None if rerun is None else json_object(rerun),
                    step=json_text(data.get("step")))
+
+    @property
+    def environment(self) -> bool:
+        """True for an error whose cause is QEMU's environment (an
+        ``EnvironmentFault``: a module or firmware of another build), not QEMU."""
+        return self.result == "error" and ENVIRONMENT_ERROR in self.detail
 
     def summary(self) -> str:
         if self.result == "reject":

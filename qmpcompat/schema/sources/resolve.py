@@ -2,8 +2,9 @@
 
 An input is one of
 
-- a provisioned QEMU version (``7.2``, ``11.1``, ``10.0.13``): components are
-  matched as a prefix and the newest match wins;
+- a provisioned QEMU version (``7.2``, ``11.1``, ``10.0.13``, ``8.2.2``: a build
+  of the default set); components are matched as a prefix and the newest match
+  wins;
 - the path of a QEMU binary (its ``query-qmp-schema`` is read);
 - a snapshot JSON written by ``qmpcompat snapshot``;
 - a QAPI source directory or schema file (``qapi/``, ``qapi/qapi-schema.json``);
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from qmpcompat import datafile
 from qmpcompat.errors import SchemaError
-from qmpcompat.provision import build_from_path, cache_dir, provision
+from qmpcompat.provision import build_from_path, cache_dir
 from qmpcompat.provision.build import QemuBuild, manifest_of
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.libvirt import from_libvirt
@@ -32,6 +33,7 @@ from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi import from_debian, from_git, from_source
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.snapshot import from_snapshot
+from qmpcompat.selection import select
 from qmpcompat.types import version_prefix
 
 VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
@@ -49,8 +51,9 @@ def pick_build(spec: str, builds: list[QemuBuild]) -> QemuBuild:
 
 
 def provisioned_builds() -> list[QemuBuild]:
-    """The builds of the default Debian suites (from the cache when provisioned)."""
-    return provision().builds
+    """The builds of the default set (the default Debian suites' and the default
+    foreign ones; from the cache when provisioned), by version."""
+    return select().builds
 
 
 def _is_program(path: Path) -> bool:
