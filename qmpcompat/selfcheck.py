@@ -147,14 +147,23 @@ def _none_machine(build: QemuBuild, timeout: float) -> tuple[QemuBuild, str, int
     return found, text, types, machines, fork
 
 
-def _guest_machine(build: QemuBuild, family: str, timeout: float) -> str:
-    """One guest machine started as the test guests start it; QEMU's stderr."""
+def _guest_machine(build: QemuBuild, family: str, timeout: float, case_dirs: list[str],
+                   bare: bool = False) -> str:
+    """One machine of ``family`` started as the test guests start it (``bare``: as a
+    vector's own machine starts, ``requires.machine``: the build's BIOS, 64 MiB,
+    ``-S``); QEMU's stderr. Its case dir, which holds a guest's own firmware and
+    pattern, goes into ``case_dirs``: what QEMU loads from there is the test's,
+    not the build's."""
     spec = guest.GuestSpec(machine=family)
     tmp = private_dir("qmpv-")
+    case_dirs.append(str(tmp))
     try:
-        files = guest.write_files(tmp, guest.new_layout(spec))
-        opts = guest.options(spec, build.version, files, source=True, incoming=False,
-                             timeout=timeout)
+        if bare:
+            opts = QemuOptions(machine=spec.machine_type(build.version), timeout=timeout,
+                               memory="64M")
+        else:
+            opts = guest.options(spec, build.version, guest.write_files(tmp, guest.new_layout(spec)),
+                                 source=True, incoming=False, timeout=timeout)
         opts = replace(opts, extra_args=(*opts.extra_args, "-S", *TRACE))
         try:
             with Qemu(build, opts, "selfcheck", Policy.for_case(tmp)).start(tmp) as q:
@@ -180,10 +189,14 @@ def provenance(build: QemuBuild, timeout: float = 10.0) -> QemuBuild:
         raise BuildReachesOutside(refused, tried, str(exc).splitlines()[0]) from exc
     checked = [m for m in MACHINES
                if guest.GuestSpec(machine=m).machine_type(found.version) in machines]
+    case_dirs: list[str] = []
     for family in checked:
-        text += _guest_machine(found, family, timeout)
+        text += _guest_machine(found, family, timeout, case_dirs)
+    if checked:
+        text += _guest_machine(found, checked[0], timeout, case_dirs, bare=True)
     modules = list(dict.fromkeys(_MODULE.findall(text) + _TRIED.findall(text)))
-    firmware = list(dict.fromkeys(f"{name}={path}" for name, path in _FILE.findall(text)))
+    firmware = list(dict.fromkeys(f"{name}={path}" for name, path in _FILE.findall(text)
+                                  if not inside(path, tuple(case_dirs))))
     lacking = sorted({n for groups in _LACKING.findall(text) for n in groups if n})
     judged = mode != "in place" and is_elf(Path(build.binary))  # a wrapper's tree is its own say
     files, unstamped = _module_files(build)

@@ -1,9 +1,10 @@
 """The data files a source build needs at run time, gathered into its cache entry.
 
 A QEMU binary copied out of its build directory no longer finds the build's
-``pc-bios``: an x86 machine type (``pc``, ``q35``) needs a BIOS (``bios-256k.bin``)
-and, to start a ``-kernel`` guest, the option ROMs (``multiboot_dma.bin``,
-``linuxboot_dma.bin``, ...). A git checkout holds these blobs in ``pc-bios/``;
+``pc-bios``: an x86 machine type (``pc``, ``q35``) needs a BIOS (``bios-256k.bin``;
+the test guest brings its own, but a vector's bare ``pc`` machine does not) and
+the ROM its APIC loads (``kvmvapic.bin``), and other guests the option ROMs
+(``multiboot_dma.bin``, ``linuxboot_dma.bin``, ...). A git checkout holds these blobs in ``pc-bios/``;
 a Debian ``+ds`` tree holds none, so the option ROMs are built from the tree
 (``pc-bios/optionrom``, which needs a compiler that emits 32-bit code, Debian's
 ``gcc-multilib``) and the BIOS comes from the host's SeaBIOS (Debian's
@@ -20,8 +21,9 @@ SHARE = "share"
 SEABIOS_DIR = Path("/usr/share/seabios")
 # Files in pc-bios/ that are data QEMU loads (firmware, ROMs, device trees).
 _BLOB_SUFFIXES = (".bin", ".rom", ".img", ".dtb", ".lid", ".fd")
-# What an x86 machine with a -kernel guest cannot start without.
-X86_NEEDS = ("bios-256k.bin", "multiboot_dma.bin", "linuxboot_dma.bin", "kvmvapic.bin")
+# What the suite's x86 machines cannot start without: a bare pc or q35 machine
+# (SeaBIOS), and the test guest's (its own firmware, the APIC's ROM).
+X86_NEEDS = ("bios-256k.bin", "kvmvapic.bin")
 
 
 def optionrom_dir(work: Path) -> Path | None:
