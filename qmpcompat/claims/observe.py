@@ -11,7 +11,9 @@ Three kinds of claims are recorded:
 - a cross-version pair expectation: a pair of versions is observed when every
   cell of it the run made under that expectation (each form both sides
   support) passed; a known defect of the pair vector likewise when every such
-  cell showed it.
+  cell showed it;
+- a consumer profile's expectation: a ``SOURCE->DESTINATION`` pair whose cell
+  passed under it (a known defect of the profile: whose cell showed it).
 
 A failure or a skip observes nothing. The results must come from a run of this
 very vector set (the same ``vector_revision``), so no claim has changed since.
@@ -27,7 +29,7 @@ from pathlib import Path
 from qmpcompat.errors import ReportError
 from qmpcompat.types import Outcome, ResultsJSON, Version
 from qmpcompat.vectors.lint import canonical_text
-from qmpcompat.vectors.load import DEFECTS_FILE, VectorSet, vector_files
+from qmpcompat.vectors.load import DEFECTS_FILE, VectorSet, profile_files, vector_files
 from qmpcompat.vectors.versions import pair_label
 from qmpcompat.vectors.yamlfile import load_yaml
 
@@ -99,6 +101,27 @@ def _pair_cells(doc: ResultsJSON, vs: VectorSet) -> Iterable[Observed]:
             yield Observed(claim, versions, pair, index)
 
 
+def _consumer_cells(doc: ResultsJSON, vs: VectorSet) -> Iterable[Observed]:
+    """Consumer cells that passed under a profile's expectation (or showed its defect)."""
+    by_id = {p.id: p for p in vs.profiles}
+    defects = {d.id: d for d in vs.defects}
+    for rec in doc.get("consumers") or ():
+        profile = by_id.get(rec["profile"])
+        if profile is None:
+            continue
+        src, dst = Version.parse(rec["source_version"]), Version.parse(rec["destination_version"])
+        pair = pair_label(src, dst)
+        defect = defects.get(rec.get("defect") or "")
+        if rec["outcome"] == Outcome.XFAILED and defect is not None:
+            if pair not in defect.observed_on:
+                yield Observed(defect.id, str(defect.versions), pair, -1)
+            continue
+        exp = profile.expectation_for(src, dst)
+        if rec["outcome"] == Outcome.PASSED and exp is not None and pair not in exp.observed_on:
+            yield Observed(profile.id, f"sources {exp.source}, destinations {exp.destination}",
+                           pair, profile.expect.index(exp))
+
+
 def observations(doc: ResultsJSON, vs: VectorSet) -> list[Observed]:
     """What ``doc`` (a results document of a run of ``vs``) observed that the
     vectors, pair vectors and known defects do not record yet. ReportError if it
@@ -108,7 +131,7 @@ def observations(doc: ResultsJSON, vs: VectorSet) -> list[Observed]:
         raise ReportError(f"the results are of vector set {revision}, the vectors are "
                           f"{vs.revision()}: run the suite on these vectors first")
     found = {(o.vector, o.index, o.version): o
-             for o in [*_vector_cases(doc, vs), *_pair_cells(doc, vs)]}
+             for o in [*_vector_cases(doc, vs), *_pair_cells(doc, vs), *_consumer_cells(doc, vs)]}
     return sorted(found.values(), key=_sort_key)
 
 
@@ -143,6 +166,18 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
                 if new := wanted.get((raw.get("id"), i)):
                     _add(exp, new)
                     touched = True
+        if touched:
+            path.write_text(canonical_text(path, data))
+            changed.append(path)
+    for path in profile_files(vs.root):
+        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+        if not isinstance(data, dict):
+            continue
+        touched = False
+        for i, exp in enumerate(data.get("expect") or []):
+            if new := wanted.get((str(data.get("id")), i)):
+                _add(exp, new)
+                touched = True
         if touched:
             path.write_text(canonical_text(path, data))
             changed.append(path)
