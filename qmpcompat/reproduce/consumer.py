@@ -22,9 +22,14 @@ polls query-migrate where the consumer waits for MIGRATION events), or a
 pass-fd (getfd with the fd in the same message, SCM_RIGHTS, a socket the script
 connects to the step's address itself, as the consumer does: a build that takes
 the consumer's ``migrate`` needs the fd to migrate at all). After the defect's
-step, a ``migrate`` a build took is followed until the migration ends or waits
-for the consumer, and the script stops there; what the consumer did after a
-refusal (its clean-up) is left out, and named in the plan's ``Exchange``.
+step, a build that took it gets what the consumer sent next where QEMU took it:
+the profile's later steps resolved against a recording of an unaffected pair
+with the same destination (their conditions as they held there), so an
+unaffected build shows the consumer's migration to its end; without such a
+recording, the script follows the migration until it ends or waits for the
+consumer. What the consumer did after the refusal (its clean-up), and what it
+sent that no step of the profile has, are left out and named in the plan's
+``Exchange``.
 """
 
 from __future__ import annotations
