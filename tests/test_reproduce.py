@@ -24,6 +24,7 @@ from qmpcompat.errors import ReproducerError
 from qmpcompat.provision import QemuBuild
 from qmpcompat.reproduce import plan as plan_module
 from qmpcompat.reproduce.owner import whose
+from qmpcompat.reproduce.parts import in_case_dir
 from qmpcompat.reproduce.plan import make_plan
 from qmpcompat.reproduce.report import report
 from qmpcompat.reproduce.script import render_script
@@ -257,3 +258,22 @@ def test_the_consumer_report_carries_what_the_builds_did(capsys: pytest.CaptureF
     assert "Run here on QEMU 11.1.3->7.2.22: exit 1, shows the defect:" in out
     assert ("Run here on QEMU 10.0.13->7.2.22: exit 0, took libvirt 9.0.0-4+deb12u2's migrate "
             "(src-migrate), migration completed:") in out
+
+
+def test_the_gate_holds_everything_a_reproducer_makes_qemu_do() -> None:
+    """A command built from a recorded reply, an fd's address or a command line the
+    gate refuses: no plan (the consumer's and the vectors' plans all pass it)."""
+    start = next(e for e in make_plan(VECTORS, "KD-0014").events if e["do"] == "start")
+    for event, said in (
+            ({"do": "command", "side": "destination", "step": "dst-reset-params",
+              "execute": "migrate-set-parameters",
+              "arguments": {"cpr-exec-command": ["/bin/sh", "-c", "touch /x"]}},
+             "dst-reset-params/cpr-exec-command"),
+            ({"do": "getfd", "side": "source", "step": "src-fd", "fdname": "migrate",
+              "connect": "tcp:192.0.2.1:{port}"}, "src-fd: "),
+            ({**start, "argv": [*json.loads(json.dumps(start["argv"])), "-drive", "file=/etc/passwd"]},
+             "-drive")):
+        with pytest.raises(ReproducerError, match="safety gate refuses") as err:
+            in_case_dir("KD-0014", lambda _tmp, e=event: [e])  # type: ignore[misc]
+        assert said in str(err.value)
+    assert in_case_dir("KD-0014", lambda _tmp: [start]) == ([start], {})

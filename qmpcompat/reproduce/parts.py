@@ -1,7 +1,9 @@
 """The pieces every reproducer plan is made of, whatever the defect records: a
 stand-in build for the harness's option code, the case dir the harness's guest
 code writes its files into (embedded in the script), the guest's start as one
-event, and the safety gate on the command lines the plan starts."""
+event, and the safety gate on everything the plan makes QEMU do (its command
+lines, every command with its arguments as sent, every address it connects an
+fd to), with the case dir and port as placeholders (``Policy.template``)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from qmpcompat.errors import ReproducerError
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
-from qmpcompat.safety import Policy, option_problems
+from qmpcompat.safety import Policy, command_problems, option_problems
 from qmpcompat.types import JSONObject, Version
 
 SETTLE_SECONDS = 1.0  # the script's wait for the guest to start, instead of the harness's check
@@ -36,19 +38,33 @@ def settle(name: str, paused: bool) -> JSONObject:
 def in_case_dir(defect_id: str, make: Callable[[Path], list[JSONObject]]
                 ) -> tuple[list[JSONObject], dict[str, bytes]]:
     """The events ``make`` returns, given a new private case dir, and the files it
-    left there; ReproducerError when the safety gate refuses a command line."""
+    left there; ReproducerError when the safety gate refuses one (``gate``)."""
     tmp = private_dir("qmpv-")
     try:
         events = make(tmp)
         files = {p.name: p.read_bytes() for p in sorted(tmp.iterdir()) if p.is_file()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    refused = [p for e in events if e["do"] == "start"
-               for p in option_problems(argv_of(e), Policy.template())]
-    if refused:
-        raise ReproducerError(defect_id, "the safety gate refuses its command line: "
+    if refused := [p for e in events for p in gate(e)]:
+        raise ReproducerError(defect_id, "the safety gate refuses what it would make QEMU do: "
                               + "; ".join(refused))
     return events, files
+
+
+def gate(event: JSONObject) -> list[str]:
+    """Why the safety gate refuses an event (a start's command line, a command, the
+    address an fd is connected to), or nothing."""
+    policy = Policy.template()
+    if event["do"] == "start":
+        return option_problems(argv_of(event), policy)
+    if event["do"] == "command":
+        args = event.get("arguments")
+        return command_problems(str(event["execute"]), args if isinstance(args, dict) else None,
+                                policy, f"{event.get('step') or event['execute']}")
+    if event["do"] == "getfd":
+        why = policy.uri_problem(str(event["connect"]))
+        return [f"{event.get('step') or 'getfd'}: {why}"] if why else []
+    return []
 
 
 def argv_of(event: JSONObject) -> list[str]:
