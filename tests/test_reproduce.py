@@ -274,6 +274,6 @@ def test_the_gate_holds_everything_a_reproducer_makes_qemu_do() -> None:
             ({**start, "argv": [*json.loads(json.dumps(start["argv"])), "-drive", "file=/etc/passwd"]},
              "-drive")):
         with pytest.raises(ReproducerError, match="safety gate refuses") as err:
-            in_case_dir("KD-0014", lambda _tmp, e=event: [e])  # type: ignore[misc]
+            in_case_dir("KD-0014", lambda _tmp, e=event: [e])
         assert said in str(err.value)
     assert in_case_dir("KD-0014", lambda _tmp: [start]) == ([start], {})
