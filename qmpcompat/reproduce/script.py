@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qmpcompat.reproduce.plan import Plan
+from qmpcompat.reproduce.model import Plan
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "reproducer.py"
 SLOT = 'r"""__PLAN__"""'
@@ -23,7 +23,7 @@ def render_script(plan: Plan) -> str:
     JSON cut into string literals of ``WIDTH`` characters (a JSON string literal is a
     Python one, whatever it holds)."""
     text = TEMPLATE.read_text()
-    data = json.dumps(plan.to_json(), sort_keys=True)
+    data = json.dumps(plan.to_json())  # members in the order they are sent
     chunks = [data[i:i + WIDTH] for i in range(0, len(data), WIDTH)]
     literal = "(\n" + "\n".join(f"    {json.dumps(chunk)}" for chunk in chunks) + ")"
     if text.count(SLOT) != 1:

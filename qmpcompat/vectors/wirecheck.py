@@ -70,6 +70,9 @@ class WireCheck:
     skipped: list[str] = field(default_factory=list)  # steps whose condition did not hold
     client: list[int] = field(default_factory=list)  # the client's job-progress queries (n)
     differences: list[Difference] = field(default_factory=list)
+    # step id -> the arguments the profile builds from the recorded replies, with its
+    # placeholders ({port}, {tmpdir}) left in: what a replay sends (a reproducer's)
+    built: dict[str, JSONObject] = field(default_factory=dict)
 
     def seen(self, step_id: str) -> bool:
         """Whether the step was matched with no difference of its own."""
@@ -188,6 +191,8 @@ class _Paper:
                 "missing", f"libvirt did not send {name} on the {step.side} here", step.id))
             return True
         msg = self.take(step, index)
+        if not step.fd_name:
+            self.check.built[step.id] = expand(step.arguments or {}, self.saved, self.schema)
         want: JSONObject = ({"fdname": step.fd_name} if step.fd_name else
                             expand(fill(step.arguments or {}, self.values), self.saved, self.schema))
         self.check.differences += [Difference("arguments", d, step.id, int(str(msg["n"])))
