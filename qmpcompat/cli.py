@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -33,7 +34,7 @@ from qmpcompat.escape import TerminalStream
 REGISTER: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     provision.register,   # provision
     vectors.register,     # try
-    claims.register,      # lint, observe
+    claims.register,      # lint, observe, ledger
     query.register,       # query
     schema.register,      # snapshot, diff
     history.register,     # history
@@ -81,10 +82,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"qmpcompat {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, as a shell tool does
+        _drop_stdout()
+        return 141
     finally:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _drop_stdout()
         sys.stderr.flush()
         sys.stdout, sys.stderr = streams
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a reader that went
+    away is not written (nor a second error raised at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

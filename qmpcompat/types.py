@@ -529,6 +529,22 @@ class ShardsJSON(TypedDict):
     files: list[str]
 
 
+class WrongClaimJSON(TypedDict):
+    """A case whose inferred claim did not hold when its release was first run."""
+
+    case: str
+    claimed: str
+    did: str
+
+
+LedgerJSON = TypedDict("LedgerJSON", {
+    "release": str, "build": str, "date": str, "vector-revision": str, "inferred": int,
+    "held": int, "wrong": list[WrongClaimJSON]})
+"""An entry of the inference ledger (vectors/inference-ledger.yaml, results.json's
+``inference_ledger``): how far the inferred claims for a release held when a build
+of it was first run."""
+
+
 class ResultsMembers(TypedDict, total=False):
     """The members of a results document beyond its core (see ``ResultsJSON``)."""
 
@@ -544,6 +560,7 @@ class ResultsMembers(TypedDict, total=False):
     pair_matrix: MatrixJSON
     pair_disagreements: list[PairDisagreementJSON]
     run: RunModesJSON
+    inference_ledger: list[LedgerJSON]
     consumers: list[ConsumerJSON]
     consumer_matrix: ConsumerMatrixJSON
     consumer_disagreements: list[ConsumerDisagreementJSON]
@@ -594,6 +611,7 @@ class ReleaseJSON(TypedDict):
     origin: str
     evidence: str
     where: str
+    inference: NotRequired[str]  # how far its inferred claims held when first run (the ledger)
 
 
 class LifecycleChange(TypedDict):

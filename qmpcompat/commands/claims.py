@@ -1,7 +1,9 @@
 """``qmpcompat lint``: every rule a vector file must keep (qmpcompat.vectors.lint),
 and every claim held against the schema of every known QEMU release (the
 history lint, qmpcompat.claims.history); ``qmpcompat observe``: a run's passes
-recorded in ``observed-on``."""
+recorded in ``observed-on``, and how far the inferred claims held for each
+release the run saw first, in the inference ledger; ``qmpcompat ledger``: that
+ledger entry from any results file."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from qmpcompat.claims import ledger
 from qmpcompat.claims.entries import entry_problems
 from qmpcompat.claims.history import history_problems, known_releases
+from qmpcompat.claims.ledger import first_runs, measure
 from qmpcompat.claims.observe import observations, record
 from qmpcompat.report.results import read_results
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.vectors.lint import lint
-from qmpcompat.vectors.load import default_root, load
+from qmpcompat.vectors.load import LEDGER_FILE, default_root, load
 
 
 def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -41,6 +45,19 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     o.add_argument("--dry-run", action="store_true", help="print what would be recorded, write nothing")
     o.set_defaults(func=run_observe)
 
+    g = subs.add_parser("ledger", help="record how far the inferred claims for a release held",
+                        description="Add to vectors/inference-ledger.yaml how far the inferred "
+                        "claims for a release held in a run of a build of it (the results file "
+                        "may be of an earlier vector set: the entry names it). Without --release: "
+                        "every release of the run no claim records an observation of yet. "
+                        "qmpcompat observe does this by itself.")
+    g.add_argument("results", type=Path, help="a results.json")
+    g.add_argument("--release", action="append", default=[], metavar="VERSION",
+                   help="the release to measure (repeatable)")
+    g.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    g.add_argument("--dry-run", action="store_true", help="print the entries, write nothing")
+    g.set_defaults(func=run_ledger)
+
 
 def run_lint(args: argparse.Namespace) -> int:
     root = (args.vectors or default_root()).resolve()
@@ -65,12 +82,34 @@ def run_lint(args: argparse.Namespace) -> int:
 
 def run_observe(args: argparse.Namespace) -> int:
     vs = load((args.vectors or default_root()).resolve())
-    seen = observations(read_results(args.results), vs)
+    doc = read_results(args.results)
+    seen = observations(doc, vs)
+    entries = [measure(doc, release) for release in first_runs(doc, vs)]
     for obs in seen:
         print(obs)
+    for entry in entries:
+        print(f"first run of {entry.line()}")
     if args.dry_run:
         print(f"qmpcompat observe: {len(seen)} observations to record (dry run, nothing written)")
         return 0
+    added = ledger.add(vs.root, entries)
     changed = record(vs, seen)
-    print(f"qmpcompat observe: {len(seen)} observations recorded in {len(changed)} files")
+    print(f"qmpcompat observe: {len(seen)} observations recorded in {len(changed)} files"
+          + (f"; {len(added)} releases' first runs in {LEDGER_FILE}" if added else ""))
+    return 0
+
+
+def run_ledger(args: argparse.Namespace) -> int:
+    vs = load((args.vectors or default_root()).resolve())
+    doc = read_results(args.results)
+    entries = [measure(doc, release) for release in args.release or first_runs(doc, vs)]
+    for entry in entries:
+        print(entry.line())
+        for wrong in entry.wrong:
+            print(f"  {wrong.case}: claimed {wrong.claimed}; did: {wrong.did}")
+    if not args.dry_run:
+        added = ledger.add(vs.root, entries)
+        print(f"qmpcompat ledger: {len(added)} entries added to {LEDGER_FILE}"
+              + (f" ({len(entries) - len(added)} releases already there)"
+                 if len(added) < len(entries) else ""))
     return 0

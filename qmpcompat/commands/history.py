@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from pathlib import Path
 
+from qmpcompat.claims.ledger import by_release, load_ledger
 from qmpcompat.commands.schema import (
     INPUT_HELP,
     InputLoader,
@@ -32,6 +33,7 @@ from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi_convert import Conditions
 from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.schema.sources.resolve import provisioned_builds
+from qmpcompat.vectors.load import default_root
 
 
 def collect(inputs: Sequence[str], cond: Conditions, committed: bool = True,
@@ -95,6 +97,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     """Print the timeline; write its JSON, Markdown and HTML files."""
     points = collect(args.inputs, conditions(args), not args.no_committed, args.provisioned)
     timeline = build(points, args.type or DEFAULT_ROOTS)
+    timeline.inference = by_release(load_ledger(default_root()))
     for spec in args.docs or ():
         docs, source = docs_dir(spec)
         timeline.notes += inferred_events(docs, timeline, source)

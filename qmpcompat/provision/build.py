@@ -108,9 +108,7 @@ class QemuBuild:
         """What it is, as a packager would say: ``Debian 1:10.0.13+ds-0+deb13u1``, or
         with a known distribution ``Ubuntu 24.04 LTS 1:8.2.2+ds-0ubuntu1.16`` (an
         Ubuntu build calls its package version "Debian ..." too)."""
-        if self.distribution:
-            return f"{self.distribution} {self.package.removeprefix('Debian ')}".strip()
-        return self.package or "unpackaged"
+        return package_text(self.package, self.distribution)
 
     def describe(self) -> str:
         extra = f", {self.origin}" if self.origin != "path" else ""
@@ -146,6 +144,14 @@ class QemuBuild:
 
 def _objects(value: object) -> list[JSONObject]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def package_text(package: str, distribution: str = "") -> str:
+    """What a build is, as a packager would say (``QemuBuild.package_text``), from
+    its package string and distribution (a build's record has both)."""
+    if distribution:
+        return f"{distribution} {package.removeprefix('Debian ')}".strip()
+    return package or "unpackaged"
 
 
 def probe_version(argv: list[str], env: dict[str, str], shown: str,

@@ -12,7 +12,8 @@ from typing import Protocol, TypedDict
 
 import pytest
 
-from qmpcompat.errors import ReportError
+from qmpcompat.claims.ledger import by_release, load_ledger
+from qmpcompat.errors import ReportError, VectorError
 from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
@@ -223,12 +224,17 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
     """Write results.json, summary.md and index.html of the run; returns its results document."""
     st = config.stash[STATE]
     env = _environment(st)
+    try:
+        ledger = load_ledger(st.vectors.root)
+    except VectorError:  # a broken ledger is lint's to report; the run's reports go on
+        ledger = []
     seen = {defect for r in [*st.records, *st.pair_records, *st.consumer_records]
             if (defect := r.get("defect"))}
     extra: ResultsMembers = {"schema_gate": st.schema_gate, "pairs": st.pair_records,
                              "consumers": st.consumer_records,
                              "schema_history": schema_history(st.builds),
-                             "schema_timeline": schema_timeline(st.builds),
+                             "schema_timeline": schema_timeline(st.builds, by_release(ledger)),
+                             "inference_ledger": [e.to_json() for e in ledger],
                              "known_defects": [defect_facts(d) for d in st.vectors.defects
                                                if d.id in seen]}
     if interrupted:

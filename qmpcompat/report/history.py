@@ -6,7 +6,7 @@ records of its builds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from qmpcompat.errors import QmpCompatError
@@ -42,19 +42,25 @@ def history_of(schemas: Sequence[SchemaInput]) -> list[HistoryStepJSON]:
             for c in history([load(s) for s in schemas]) if c.step == "step"]
 
 
-def schema_timeline(builds: Sequence[QemuBuild]) -> TimelineJSON | EmptyJSON:
+def schema_timeline(builds: Sequence[QemuBuild],
+                    inference: Mapping[str, str] | None = None) -> TimelineJSON | EmptyJSON:
     """The timeline (``qmpcompat history --format json``) over the committed
-    schemas and the run's builds; empty when a schema cannot be read."""
+    schemas and the run's builds, each release with how far its inferred claims
+    held when first run (``inference``, from the ledger); empty when a schema
+    cannot be read."""
     try:
-        return timeline_of([from_build(b) for b in builds])
+        return timeline_of([from_build(b) for b in builds], inference)
     except QmpCompatError:
         return {}
 
 
-def timeline_of(schemas: Sequence[SchemaInput]) -> TimelineJSON:
+def timeline_of(schemas: Sequence[SchemaInput],
+                inference: Mapping[str, str] | None = None) -> TimelineJSON:
     """``schema_timeline`` of schemas already read (SchemaError if one cannot be loaded)."""
     points = [point(k.schema) for k in known_schemas()] + [point(s) for s in schemas]
-    return build(points).to_json()
+    timeline = build(points)
+    timeline.inference = dict(inference or {})
+    return timeline.to_json()
 
 
 def snapshots(builds: Sequence[QemuBuild]) -> dict[str, JSONObject]:

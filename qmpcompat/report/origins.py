@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from qmpcompat.provision.build import package_text as build_package_text
 from qmpcompat.provision.provenance import ISOLATION
 from qmpcompat.types import JSON, BinaryJSON
 
@@ -37,9 +38,7 @@ def package_text(binary: BinaryJSON) -> str:
     """What the build is: ``Debian 1:10.0.13+ds-0+deb13u1``; with its
     distribution ``Ubuntu 24.04 LTS 1:8.2.2+ds-0ubuntu1.16`` (as
     ``QemuBuild.package_text``)."""
-    package = str(binary.get("package") or "")
-    dist = str(binary.get("distribution") or "")
-    return f"{dist} {package.removeprefix('Debian ')}".strip() if dist else package or "unpackaged"
+    return build_package_text(str(binary.get("package") or ""), str(binary.get("distribution") or ""))
 
 
 def build_text(binary: BinaryJSON) -> str:

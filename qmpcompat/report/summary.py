@@ -190,6 +190,14 @@ def _claims(doc: ResultsJSON) -> list[str]:
              "| --- | ---: | ---: | ---: | ---: |"]
     lines += [f"| {_cell(label)} | {_cell(c.get('observed', 0))} | {_cell(c.get('schema', 0))} | "
               f"{_cell(c.get('inferred', 0))} | {passed.get(label, 0)} |" for label, c in claims.items()]
+    ledger = doc.get("inference_ledger") or []
+    if ledger:
+        lines += ["", "How far inferred claims held when a release was first run "
+                  "(`vectors/inference-ledger.yaml`), for judging what is still inferred:", ""]
+        lines += [f"- {_cell(e['release'])}: {_cell(e['held'])} of {_cell(e['inferred'])} held "
+                  f"when {_cell(e['build'])} was first run"
+                  + (f"; wrong: {_cells([w['case'] for w in e['wrong']])}" if e["wrong"] else "")
+                  for e in ledger]
     return lines
 
 

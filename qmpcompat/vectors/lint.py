@@ -26,6 +26,8 @@ from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
     DEFECTS_FILE,
     FLAGS_FILE,
+    LEDGER_FILE,
+    LEDGER_SCHEMA,
     PROFILE_SCHEMA,
     VECTOR_SCHEMA,
     VectorSet,
@@ -319,6 +321,14 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
         except VectorError:
             continue
     problems += _profiles_problems(root, rel, schema, retired, allow_exec, fix)
+    ledger = root / LEDGER_FILE
+    if ledger.exists():
+        try:
+            problems += schema_problems(load_yaml(ledger), _json_file(root / LEDGER_SCHEMA),
+                                        rel(ledger))
+            problems += _canonical(ledger, load_yaml(ledger), rel(ledger), fix)
+        except VectorError as exc:
+            problems.append(_from_error(exc))
     defects = root / DEFECTS_FILE
     if defects.exists():
         try:

@@ -27,6 +27,8 @@ VECTOR_DIRS = ("migrate", "migrate-incoming")
 PAIR_DIR = "cross-version"
 PROFILE_DIR = "consumers"  # consumer profiles, one per file
 PROFILE_SCHEMA = "consumer-profile.schema.json"
+LEDGER_FILE = "inference-ledger.yaml"  # how far inferred claims held (qmpcompat.claims.ledger)
+LEDGER_SCHEMA = "inference-ledger.schema.json"
 _V = TypeVar("_V", Vector, PairVector)
 
 

@@ -35,6 +35,7 @@ from qmpcompat.types import (
     EventJSON,
     JSONObject,
     LifecycleRow,
+    ReleaseJSON,
     TimelineJSON,
     Version,
     json_object,
@@ -304,6 +305,9 @@ class Timeline:
     events: list[Event]
     unrecorded: list[str]
     notes: list[Event] = field(default_factory=list)   # inferred, from documents
+    # per release: how far its inferred claims held when a build of it was first run
+    # (the inference ledger, vectors/inference-ledger.yaml)
+    inference: dict[str, str] = field(default_factory=dict)
 
     def lifecycle(self) -> list[LifecycleRow]:
         """Per path: what it is, when it was first and last seen, since when it is
@@ -328,12 +332,18 @@ class Timeline:
             })
         return rows
 
+    def _release(self, p: Point) -> ReleaseJSON:
+        out: ReleaseJSON = {"version": p.version, "label": p.label, "origin": p.origin,
+                            "evidence": p.evidence, "where": p.where}
+        if p.version in self.inference:
+            out["inference"] = self.inference[p.version]
+        return out
+
     def to_json(self) -> TimelineJSON:
         return {
             "format": FORMAT,
             "roots": self.roots,
-            "releases": [{"version": p.version, "label": p.label, "origin": p.origin,
-                          "evidence": p.evidence, "where": p.where} for p in self.points],
+            "releases": [self._release(p) for p in self.points],
             "unrecorded": self.unrecorded,
             "events": [e.to_json() for e in self.events],
             "inferred": [e.to_json() for e in self.notes],

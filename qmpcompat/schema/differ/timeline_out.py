@@ -50,13 +50,16 @@ def text(timeline: Timeline) -> str:
     first = releases[0]
     lines.append(f"{first['version']}: the oldest known ({first['where']})")
     for release, events in _by_release(data):
-        if not events:
+        if not events and "inference" not in release:
             continue
         lines.append(f"{release['version']} ({release['evidence']}: {release['where']}):")
+        if "inference" in release:
+            lines.append(f"  [first run: {release['inference']}]")
         gaps = {_gap_text(e) for e in events} - {""}
         lines += [f"  ({g})" for g in sorted(gaps)]
         lines += [f"  {_event_text(e)}" for e in events]
-    quiet = [r["version"] for r, ev in _by_release(data) if not ev and r is not first]
+    quiet = [r["version"] for r, ev in _by_release(data)
+             if not ev and r is not first and "inference" not in r]
     if quiet:
         lines.append(f"no change in: {', '.join(quiet)}")
     for note in data["inferred"]:
@@ -74,10 +77,11 @@ def markdown(timeline: Timeline) -> str:
     if data["unrecorded"]:
         out += [f"No schema is known of QEMU {_md(', '.join(data['unrecorded']))}: a change first"
                 " seen after such a gap may have come in any release of it.", ""]
-    out += ["| release | evidence | seen as | changes |", "| --- | --- | --- | --- |"]
+    out += ["| release | evidence | seen as | changes | inferred claims when first run |",
+            "| --- | --- | --- | --- | --- |"]
     for release, events in _by_release(data):
         out.append(f"| {_md(release['version'])} | {_md(release['evidence'])} | {_md(release['where'])} |"
-                   f" {len(events)} |")
+                   f" {len(events)} | {_md(release.get('inference', ''))} |")
     out += ["", "## Changes", "", "| release | path | change | evidence | note |",
             "| --- | --- | --- | --- | --- |"]
     for event in data["events"] + data["inferred"]:
@@ -122,6 +126,8 @@ def html_section(timeline: Timeline) -> str:
                         + (f" <em>{esc(_gap_text(e))}</em>" if e["unrecorded"] else "") + "</li>"
                         for e in events)
         cell = f"<ul>{items}</ul>" if items else "no change"
+        if "inference" in release:
+            cell += f"<p><em>first run: {esc(release['inference'])}</em></p>"
         rows.append(f"<tr class='{esc(release['evidence'])}'><td>{esc(release['version'])}</td>"
                     f"<td>{esc(release['evidence'])}</td><td>{esc(release['where'])}</td>"
                     f"<td>{cell}</td></tr>")
