@@ -16,7 +16,7 @@ from test_consumers import MIGRATED, REFUSED, _copy_set, _record
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.summary import verdict
-from qmpcompat.types import BinaryJSON, ConsumerJSON, ResultsJSON
+from qmpcompat.resultdoc import BinaryJSON, ConsumerJSON, ResultsJSON
 
 TESTS = str(Path(__file__).resolve().parent)
 

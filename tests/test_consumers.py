@@ -19,8 +19,9 @@ from qmpcompat.report.changes import consumer_changes
 from qmpcompat.report.changes_out import ci_findings
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.summary import render_summary
+from qmpcompat.resultdoc import ConsumerJSON
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import ConsumerJSON, Outcome
+from qmpcompat.types import Outcome
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.profilecheck import ProfileCase, check_profile

@@ -17,7 +17,7 @@ from qmpcompat.errors import ReportError
 from qmpcompat.report.results import environment, read_results, results_document, write_json
 from qmpcompat.report.shards import combine
 from qmpcompat.report.summary import verdict
-from qmpcompat.types import BinaryJSON, CaseJSON, PairJSON, ResultsJSON
+from qmpcompat.resultdoc import BinaryJSON, CaseJSON, PairJSON, ResultsJSON
 
 BUILDS = ("10.0.13", "11.1.3")
 KEYS = [f"debian 1:{v}+ds-1 x86_64" for v in BUILDS]

@@ -10,9 +10,9 @@ from collections import Counter
 
 import pytest
 
+from qmpcompat.resultdoc import ResultsJSON
 from qmpcompat.shard.costs import START, estimate, recorded
 from qmpcompat.shard.plan import Cost, Plan, Unit, make_plan, parse_shard, units
-from qmpcompat.types import ResultsJSON
 from qmpcompat.vectors.load import load
 
 

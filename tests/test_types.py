@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qmpcompat.types import (
-    LEVELS,
-    OUTCOMES,
+from qmpcompat.resultdoc import (
     BasisJSON,
     BinaryJSON,
     CaseJSON,
@@ -22,15 +20,19 @@ from qmpcompat.types import (
     IndexJSON,
     InterruptedJSON,
     KnownDefectJSON,
-    Level,
     MatrixJSON,
-    Outcome,
     PairJSON,
     ProblemJSON,
     ResultsJSON,
     RunModesJSON,
     RunningJSON,
     UnsteadyJSON,
+)
+from qmpcompat.types import (
+    LEVELS,
+    OUTCOMES,
+    Level,
+    Outcome,
     Version,
     at_least,
     case_id,

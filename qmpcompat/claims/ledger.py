@@ -22,18 +22,8 @@ import jsonschema
 from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 from qmpcompat.provision.build import package_text
-from qmpcompat.types import (
-    CaseJSON,
-    ConsumerJSON,
-    JSONObject,
-    LedgerJSON,
-    Outcome,
-    PairJSON,
-    ResultsJSON,
-    Version,
-    json_list,
-    json_object,
-)
+from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, LedgerJSON, PairJSON, ResultsJSON
+from qmpcompat.types import JSONObject, Outcome, Version, json_list, json_object
 from qmpcompat.vectors.load import LEDGER_FILE, LEDGER_SCHEMA, VectorSet
 from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qmpcompat.errors import ReportError
-from qmpcompat.types import Outcome, ResultsJSON, Version
+from qmpcompat.resultdoc import ResultsJSON
+from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.lint import canonical_text
 from qmpcompat.vectors.load import DEFECTS_FILE, VectorSet, profile_files, vector_files
 from qmpcompat.vectors.versions import pair_label

@@ -15,7 +15,8 @@ from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
-from qmpcompat.types import LEVELS, CaseJSON, Level, label_order, version_prefix
+from qmpcompat.resultdoc import CaseJSON
+from qmpcompat.types import LEVELS, Level, label_order, version_prefix
 
 OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
            "html": "behaviour-changes.html", "sarif": "behaviour-changes.sarif",

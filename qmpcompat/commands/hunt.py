@@ -106,7 +106,7 @@ def _hunt(args: argparse.Namespace) -> int:
     defect (``--fail-on-known``: on any), or on a replayed transcript that fails."""
     # Imported here for start-up: hypothesis costs about 0.45 s of the 0.8 s of
     # imports that every qmpcompat command would otherwise pay.
-    from qmpcompat.hunt import run as hunting
+    import qmpcompat.hunt.run as hunting
 
     def say(text: str) -> None:
         print(f"qmpcompat hunt: {text}", flush=True)

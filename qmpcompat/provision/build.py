@@ -12,7 +12,8 @@ from pathlib import Path
 
 from qmpcompat.errors import BinaryError
 from qmpcompat.provision.provenance import Provenance, Supplement, compiled_dirs, inside
-from qmpcompat.types import BinaryJSON, JSONObject, Version
+from qmpcompat.resultdoc import BinaryJSON
+from qmpcompat.types import JSONObject, Version
 
 # "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)"
 _VERSION_RE = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)\S*(?: \((.*)\))?")

@@ -21,7 +21,7 @@ from typing import Literal
 
 from qmpcompat.errors import ProvisionError
 from qmpcompat.provision.apt import PrivateApt
-from qmpcompat.types import IndexJSON
+from qmpcompat.resultdoc import IndexJSON
 
 # The members of an index's JSON left out when unset ("", False).
 _UNSET_LEFT_OUT: tuple[Literal["date", "valid_until", "stale", "error", "kind", "hint"], ...] = (

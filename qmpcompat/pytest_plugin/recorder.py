@@ -35,19 +35,17 @@ from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import environment, results_document
 from qmpcompat.report.runmodes import run_facts
 from qmpcompat.report.summary import verdict
-from qmpcompat.safety import ALLOW_EXEC_WARNING
-from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import (
+from qmpcompat.resultdoc import (
     CaseJSON,
     ConsumerJSON,
     EnvironmentJSON,
-    JSONObject,
     KnownDefectJSON,
-    Outcome,
     ResultsJSON,
     ResultsMembers,
-    split_case_id,
 )
+from qmpcompat.safety import ALLOW_EXEC_WARNING
+from qmpcompat.schema.sources.live import SchemaCache
+from qmpcompat.types import JSONObject, Outcome, split_case_id
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector

@@ -18,9 +18,9 @@ import pytest
 from qmpcompat.errors import ReportError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.report.history import snapshots
+from qmpcompat.resultdoc import ShardJSON
 from qmpcompat.shard.plan import ShardSpec
 from qmpcompat.shard.run import Shard, plan_shard, shard_spec
-from qmpcompat.types import ShardJSON
 from qmpcompat.vectors.load import VectorSet
 
 

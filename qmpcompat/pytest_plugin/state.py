@@ -26,18 +26,11 @@ from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.pytest_plugin.shard import plan_of, spec_of
+from qmpcompat.resultdoc import BinaryJSON, CaseJSON, ConsumerJSON, GateFindingJSON, IndexJSON, PairJSON
 from qmpcompat.schema.sources.live import adopt, introspect, known
 from qmpcompat.selection import Problem, Selection, candidates, named_binaries, select
 from qmpcompat.shard.run import Shard
-from qmpcompat.types import (
-    BinaryJSON,
-    CaseJSON,
-    ConsumerJSON,
-    GateFindingJSON,
-    IndexJSON,
-    JSONObject,
-    PairJSON,
-)
+from qmpcompat.types import JSONObject
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import VectorSet, load

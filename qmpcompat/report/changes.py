@@ -14,16 +14,8 @@ from itertools import pairwise
 
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
 from qmpcompat.report.consumers import what_happened
-from qmpcompat.types import (
-    LEVELS,
-    CaseJSON,
-    ConsumerJSON,
-    JSONObject,
-    Level,
-    ResultsJSON,
-    json_text,
-    label_order,
-)
+from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, ResultsJSON
+from qmpcompat.types import LEVELS, JSONObject, Level, json_text, label_order
 
 CRASHES = ("crash", "hang")
 # What differs between two runs of one build, and so is no change.

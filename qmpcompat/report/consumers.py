@@ -17,15 +17,14 @@ import xml.etree.ElementTree as ET
 from qmpcompat.escape import markdown
 from qmpcompat.report.junitcells import cell_suite
 from qmpcompat.report.matrix import merge_cells
-from qmpcompat.types import (
+from qmpcompat.resultdoc import (
     ConsumerCellJSON,
     ConsumerDisagreementJSON,
     ConsumerJSON,
     ConsumerMatrixJSON,
     ResultsJSON,
-    json_text,
-    label_order,
 )
+from qmpcompat.types import json_text, label_order
 
 
 def what_happened(rec: ConsumerJSON) -> str:

@@ -8,7 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from qmpcompat.types import CaseJSON, KnownDefectJSON, ResultsJSON, json_text, label_order
+from qmpcompat.resultdoc import CaseJSON, KnownDefectJSON, ResultsJSON
+from qmpcompat.types import json_text, label_order
 
 CRASHES = ("crash", "hang")
 

@@ -11,7 +11,9 @@ from typing import cast
 
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.escape import code_span, markdown
+from qmpcompat.historydoc import EmptyJSON, TimelineJSON
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.resultdoc import BinaryJSON, HistoryStepJSON
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.timeline import build, point
 from qmpcompat.schema.model.query import Entry
@@ -19,7 +21,7 @@ from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.schema.sources.snapshot import snapshot
-from qmpcompat.types import BinaryJSON, EmptyJSON, HistoryStepJSON, JSONObject, TimelineJSON
+from qmpcompat.types import JSONObject
 
 
 def schema_history(builds: Sequence[QemuBuild]) -> list[HistoryStepJSON]:

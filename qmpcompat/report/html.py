@@ -14,7 +14,7 @@ from qmpcompat.report.consumers import consumer_matrix
 from qmpcompat.report.crashes import crash_rows, defect_rows
 from qmpcompat.report.matrix import matrix
 from qmpcompat.report.summary import verdict
-from qmpcompat.types import ResultsJSON
+from qmpcompat.resultdoc import ResultsJSON
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "data" / "report.html"
 

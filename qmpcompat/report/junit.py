@@ -11,7 +11,8 @@ from qmpcompat.report.consumers import junit_suite as consumers_suite
 from qmpcompat.report.junitcells import outcome_element
 from qmpcompat.report.matrix import junit_suite
 from qmpcompat.report.runmodes import junit_properties
-from qmpcompat.types import CaseJSON, Outcome, ResultsJSON, qemu_id
+from qmpcompat.resultdoc import CaseJSON, ResultsJSON
+from qmpcompat.types import Outcome, qemu_id
 
 
 def _sanitize(root: ET.Element) -> None:

@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from qmpcompat.types import CaseJSON, ConsumerJSON, Outcome, PairJSON
+from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, PairJSON
+from qmpcompat.types import Outcome
 
 Rec = TypeVar("Rec", CaseJSON, PairJSON, ConsumerJSON)
 

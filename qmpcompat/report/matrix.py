@@ -13,17 +13,16 @@ from typing import TypeVar, cast
 from qmpcompat.escape import markdown
 from qmpcompat.report.junitcells import cell_suite
 from qmpcompat.report.results import observed_key
-from qmpcompat.types import (
+from qmpcompat.resultdoc import (
     CellJSON,
     ConsumerJSON,
     MatrixJSON,
-    Outcome,
     PairDisagreementJSON,
     PairJSON,
     ResultsJSON,
     RunOutcomeJSON,
-    label_order,
 )
+from qmpcompat.types import Outcome, label_order
 
 OUTCOMES = tuple(o.value for o in Outcome)
 # When two runs disagree about a case or cell, the merged one shows the worst.

@@ -12,24 +12,23 @@ import json
 from pathlib import Path
 
 from qmpcompat.errors import ReportError
+from qmpcompat.historydoc import EmptyJSON
 from qmpcompat.report.consumers import consumer_matrix, merge_consumers
 from qmpcompat.report.matrix import SEVERITY, merge_pairs
 from qmpcompat.report.results import FORMAT, claim_totals, observed_key, totals
 from qmpcompat.report.runmodes import run_facts
-from qmpcompat.types import (
+from qmpcompat.resultdoc import (
     BinaryJSON,
     BuildPairJSON,
     CaseJSON,
     ConsumerJSON,
     DisagreementJSON,
-    EmptyJSON,
     InterruptedJSON,
     PairJSON,
     ResultsJSON,
     RunJSON,
-    Version,
-    strip_qemu_id,
 )
+from qmpcompat.types import Version, strip_qemu_id
 
 
 def build_identity(binary: BinaryJSON | None, version: str, package: str = "",

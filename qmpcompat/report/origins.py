@@ -14,7 +14,8 @@ from pathlib import PurePosixPath
 
 from qmpcompat.provision.build import package_text as build_package_text
 from qmpcompat.provision.provenance import ISOLATION
-from qmpcompat.types import JSON, BinaryJSON
+from qmpcompat.resultdoc import BinaryJSON
+from qmpcompat.types import JSON
 
 
 def _cell(text: str) -> str:

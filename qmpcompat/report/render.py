@@ -11,7 +11,7 @@ from qmpcompat.report.junit import render_junit
 from qmpcompat.report.matrix import matrix
 from qmpcompat.report.results import write_json
 from qmpcompat.report.summary import render_summary
-from qmpcompat.types import ResultsJSON
+from qmpcompat.resultdoc import ResultsJSON
 
 OUTPUTS = ("results.json", "summary.md", "index.html", "junit.xml")
 

@@ -19,21 +19,19 @@ import jsonschema
 from qmpcompat import __version__, datafile
 from qmpcompat.errors import ReportError
 from qmpcompat.report.files import write_atomic
-from qmpcompat.types import (
-    OUTCOMES,
+from qmpcompat.resultdoc import (
     BinaryJSON,
     CaseJSON,
     ConsumerJSON,
     EnvironmentJSON,
     IndexJSON,
-    JSONObject,
     JudgedJSON,
     PairJSON,
     ProblemJSON,
     ResultsJSON,
     ResultsMembers,
-    label_order,
 )
+from qmpcompat.types import OUTCOMES, JSONObject, label_order
 
 FORMAT = 1
 

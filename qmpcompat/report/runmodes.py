@@ -15,16 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from qmpcompat.types import (
-    CaseJSON,
-    ConsumerJSON,
-    JSONObject,
-    PairJSON,
-    RunMode,
-    RunModesJSON,
-    UnsteadyJSON,
-    json_object,
-)
+from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, PairJSON, RunModesJSON, UnsteadyJSON
+from qmpcompat.types import JSONObject, RunMode, json_object
 
 Record = CaseJSON | PairJSON | ConsumerJSON  # a case, a matrix cell or a consumer cell
 

@@ -20,22 +20,21 @@ from pathlib import Path
 from typing import TypeVar
 
 from qmpcompat.errors import QmpCompatError, ReportError
+from qmpcompat.historydoc import EmptyJSON, TimelineJSON
 from qmpcompat.report.history import from_snapshot, history_of, timeline_of
 from qmpcompat.report.matrix import pair_key
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import claim_totals, totals
 from qmpcompat.report.runmodes import run_facts
-from qmpcompat.types import (
+from qmpcompat.resultdoc import (
     BinaryJSON,
     ConsumerJSON,
-    EmptyJSON,
     EnvironmentJSON,
     HistoryStepJSON,
     IndexJSON,
     ResultsJSON,
     RunJSON,
     ShardsJSON,
-    TimelineJSON,
 )
 
 Doc = tuple[Path, ResultsJSON]

@@ -18,7 +18,8 @@ from qmpcompat.report.matrix import failed_pairs
 from qmpcompat.report.matrix import render_markdown as render_matrix
 from qmpcompat.report.origins import origin_table, package_text
 from qmpcompat.report.results import claim_labels
-from qmpcompat.types import BinaryJSON, GateFindingJSON, ResultsJSON, at_least
+from qmpcompat.resultdoc import BinaryJSON, GateFindingJSON, ResultsJSON
+from qmpcompat.types import at_least
 
 WARNINGS_LISTED = 20  # summary.md lists a step's warning changes up to this many
 

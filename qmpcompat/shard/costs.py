@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from qmpcompat.derive.run import derive_for
+from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, PairJSON, ResultsJSON
 from qmpcompat.schema.sources.releases import known_schemas
 from qmpcompat.shard.plan import Cost, Unit, units
-from qmpcompat.types import CaseJSON, ConsumerJSON, PairJSON, ResultsJSON, Version
+from qmpcompat.types import Version
 from qmpcompat.vectors.load import VectorSet
 
 # Seconds per case of each kind, measured on this project's reference host (2

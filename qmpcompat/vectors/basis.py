@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from qmpcompat.provision import QemuBuild
-from qmpcompat.types import BasisJSON, Outcome, Version
+from qmpcompat.resultdoc import BasisJSON
+from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import Expectation, KnownDefect, Vector
 from qmpcompat.vectors.versions import pair_label

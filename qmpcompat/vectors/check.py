@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
+from qmpcompat.resultdoc import CaseRecord
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import CaseRecord, Outcome
+from qmpcompat.types import Outcome
 from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, defect_basis
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge

@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 from qmpcompat.guest.spec import GuestSpec
 from qmpcompat.harness.features import lacking as features_lacking
 from qmpcompat.provision import QemuBuild
+from qmpcompat.resultdoc import BuildPairJSON, PairJSON
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import BuildPairJSON, Outcome, PairJSON
+from qmpcompat.types import Outcome
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
 from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation

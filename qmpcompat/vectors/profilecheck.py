@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 
 from qmpcompat.harness.features import lacking
 from qmpcompat.provision import QemuBuild
+from qmpcompat.resultdoc import ConsumerJSON
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import ConsumerJSON, Outcome
+from qmpcompat.types import Outcome
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
 from qmpcompat.vectors.match import Verdict, describe, judge_expectation
 from qmpcompat.vectors.model import KnownDefect

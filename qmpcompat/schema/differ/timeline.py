@@ -25,21 +25,13 @@ from itertools import pairwise
 from typing import Required, TypedDict
 
 from qmpcompat.errors import SchemaError
+from qmpcompat.historydoc import EventJSON, LifecycleRow, ReleaseJSON, TimelineJSON
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.normalize import DEFAULT_ROOTS
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.patch import change_note
 from qmpcompat.schema.sources.releases import ORIGINS
-from qmpcompat.types import (
-    JSON,
-    EventJSON,
-    JSONObject,
-    LifecycleRow,
-    ReleaseJSON,
-    TimelineJSON,
-    Version,
-    json_object,
-)
+from qmpcompat.types import JSON, JSONObject, Version, json_object
 
 
 class Fact(TypedDict, total=False):

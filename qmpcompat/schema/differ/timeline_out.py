@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qmpcompat import escape
+from qmpcompat.historydoc import EventJSON, ReleaseJSON, TimelineJSON
 from qmpcompat.schema.differ.timeline import Timeline
-from qmpcompat.types import EventJSON, ReleaseJSON, TimelineJSON
 
 FILES = ("schema-history.json", "schema-history.md", "schema-history.html")
 
