@@ -18,6 +18,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from typing import Any
 
 PLAN: dict[str, Any] = json.loads(r"""__PLAN__""")
@@ -209,75 +211,97 @@ def load_failure(side: Side) -> str | None:
                  if "load of migration failed" in ln), None)
 
 
+def command(sides: dict[str, Side], event: dict[str, Any], values: dict[str, Any],
+            obs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A command (or an fd passed) on its side; the observation, and whether the
+    plan stops here (the main command refused)."""
+    side = sides[event["side"]]
+    reply = (side.pass_fd(event["fdname"], filled(event["connect"], values))
+             if event["do"] == "getfd" else
+             side.cmd(event["execute"], filled(event["arguments"], values)))
+    if event.get("main"):
+        obs = ({"result": "accept"} if "return" in reply else
+               {"result": "reject", "error-class": reply["error"]["class"],
+                "desc": reply["error"]["desc"]})
+        return obs, obs["result"] == "reject"
+    if "error" in reply and not event.get("may-fail"):
+        raise SetupFailed(f"{event.get('step') or 'set-up step'} "
+                          f"({event.get('execute', 'getfd')}) was refused: {reply['error']}")
+    return obs, False
+
+
+def wait(side: Side, event: dict[str, Any], obs: dict[str, Any]) -> bool:
+    """Follow a migration on its side into the observation; whether the plan stops
+    here (a needed status not reached, or the migration given up)."""
+    try:
+        status, error = wait_migration(side, event["seconds"], event.get("cancel-after"),
+                                       event.get("until"))
+    except Died:
+        if not event.get("peer") or not load_failure(side):
+            raise
+        status, error = "failed", load_failure(side)
+    obs["peer-migration" if event.get("peer") else "migration"] = status
+    obs["migration-error"] = "; ".join(e for e in (obs.get("migration-error"), error) if e)
+    print(f"{side.name}: migration {status}" + (f": {error}" if error else ""))
+    if event.get("need") and status != event["need"]:
+        return True
+    return bool(event.get("until")) and status in ("failed", "cancelled")  # a consumer gives up
+
+
+def run_events(args: argparse.Namespace, workdir: str, values: dict[str, Any],
+               sides: dict[str, Side]) -> dict[str, Any]:
+    """The plan's events in order, on ``sides`` (filled in as they start); the
+    observation so far. QEMU dying or hanging raises."""
+    qemu = {"source": args.qemu, "destination": args.dst_qemu or args.qemu}
+    obs: dict[str, Any] = {"result": "error"}
+    for event in PLAN["events"]:
+        name = event["side"]
+        if event.get("step"):
+            print(f"[step {event['step']}]")
+        if event["do"] == "start":
+            argv = shlex.split(qemu[event["role"]]) + filled(event["argv"], values)
+            sides[name] = Side(name, event["role"], argv, workdir, args.timeout)
+            sides[name].connect()
+        elif event["do"] == "settle":
+            time.sleep(event["seconds"])
+            if event["stop"]:
+                sides[name].cmd("stop", {})
+        elif event["do"] in ("command", "getfd"):
+            obs, stop = command(sides, event, values, obs)
+            if stop:
+                break
+        elif event["do"] == "wait" and wait(sides[name], event, obs):
+            break
+    for name in PLAN["alive"]:
+        if name in sides:
+            sides[name].cmd("query-status", {}, quiet=True)
+    return obs
+
+
 def play(args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     """Run the plan's events; the observation (what QEMU did)."""
     values = {"tmpdir": workdir, "port": free_port()}
     for name, data in PLAN["files"].items():
         with open(os.path.join(workdir, name), "wb") as f:
-            f.write(base64.b64decode(data))
-    qemu = {"source": args.qemu, "destination": args.dst_qemu or args.qemu}
+            f.write(zlib.decompress(base64.b64decode(data)))
+    for name, how in PLAN.get("made", {}).items():  # the guest's memory pattern
+        with open(os.path.join(workdir, name), "wb") as f:
+            f.write(random.Random(how["random-seed"]).randbytes(how["bytes"]))
     sides: dict[str, Side] = {}
-    obs: dict[str, Any] = {"result": "error"}
     try:
-        for event in PLAN["events"]:
-            name = event["side"]
-            if event.get("step"):
-                print(f"[step {event['step']}]")
-            if event["do"] == "start":
-                command = shlex.split(qemu[event["role"]])
-                sides[name] = Side(name, event["role"], command + filled(event["argv"], values),
-                                   workdir, args.timeout)
-                sides[name].connect()
-            elif event["do"] == "settle":
-                time.sleep(event["seconds"])
-                if event["stop"]:
-                    sides[name].cmd("stop", {})
-            elif event["do"] in ("command", "getfd"):
-                reply = (sides[name].pass_fd(event["fdname"], filled(event["connect"], values))
-                         if event["do"] == "getfd" else
-                         sides[name].cmd(event["execute"], filled(event["arguments"], values)))
-                if event.get("main"):
-                    obs = ({"result": "accept"} if "return" in reply else
-                           {"result": "reject", "error-class": reply["error"]["class"],
-                            "desc": reply["error"]["desc"]})
-                    if obs["result"] == "reject":
-                        break
-                elif "error" in reply and not event.get("may-fail"):
-                    raise SetupFailed(f"{event.get('step') or 'set-up step'} "
-                                      f"({event.get('execute', 'getfd')}) was refused: "
-                                      f"{reply['error']}")
-            elif event["do"] == "wait":
-                try:
-                    status, error = wait_migration(sides[name], event["seconds"],
-                                                   event.get("cancel-after"), event.get("until"))
-                except Died:
-                    if not event.get("peer") or not load_failure(sides[name]):
-                        raise
-                    status, error = "failed", load_failure(sides[name])
-                key = "peer-migration" if event.get("peer") else "migration"
-                obs[key] = status
-                obs["migration-error"] = "; ".join(e for e in (obs.get("migration-error"), error) if e)
-                print(f"{sides[name].name}: migration {status}" + (f": {error}" if error else ""))
-                if event.get("need") and status != event["need"]:
-                    break
-                if event.get("until") and status in ("failed", "cancelled"):
-                    break  # a consumer gives up there
-        for name in PLAN["alive"]:
-            if name in sides:
-                sides[name].cmd("query-status", {}, quiet=True)
+        return run_events(args, workdir, values, sides)
     except Died as exc:
-        obs = {"result": "crash", "detail": str(exc)}
+        return {"result": "crash", "detail": str(exc)}
     except Hung as exc:
-        obs = {"result": "hang", "detail": str(exc)}
+        return {"result": "hang", "detail": str(exc)}
     except (SetupFailed, OSError) as exc:
-        obs = {"result": "error", "detail": str(exc)}
+        return {"result": "error", "detail": str(exc)}
     finally:
         for side in sides.values():
             side.close()
             words = side.last_words()
             if words:
                 print(f"--- {side.name}'s stderr (QEMU's last words) ---\n{words}")
-    return obs
 
 
 def matches(exp: dict[str, Any], obs: dict[str, Any]) -> bool:

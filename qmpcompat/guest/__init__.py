@@ -7,6 +7,7 @@ from qmpcompat.guest.live import (
     GuestFiles,
     new_layout,
     options,
+    recipe,
     settle_source,
     template_files,
     verify,
@@ -15,4 +16,4 @@ from qmpcompat.guest.live import (
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 
 __all__ = ["Arrival", "GuestFiles", "GuestSpec", "GuestSpecError", "new_layout", "options",
-           "parse_guest", "settle_source", "template_files", "verify", "write_files"]
+           "parse_guest", "recipe", "settle_source", "template_files", "verify", "write_files"]

@@ -65,10 +65,18 @@ class Layout:
         pages = (self.memory - PATTERN_LOW - PATTERN_BYTES) // PAGE
         return PATTERN_LOW + random.Random(self.seed).randrange(pages + 1) * PAGE
 
+    @property
+    def pattern_recipe(self) -> tuple[int, int]:
+        """How the pattern is made: ``random.Random(SEED).randbytes(SIZE)`` (the same
+        in any Python from 3.9), as (SEED, SIZE): what a standalone script needs to
+        make it again."""
+        return self.seed ^ 0x5EED, PATTERN_BYTES
+
     @cached_property
     def pattern(self) -> bytes:
         """The pattern's bytes (the same for the same seed)."""
-        return random.Random(self.seed ^ 0x5EED).randbytes(PATTERN_BYTES)
+        seed, size = self.pattern_recipe
+        return random.Random(seed).randbytes(size)
 
     @property
     def pattern_bytes(self) -> int:

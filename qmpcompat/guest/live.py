@@ -19,6 +19,7 @@ both sides (compared with each other); it checks the run state and that
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 import struct
 import time
@@ -60,12 +61,28 @@ def template_files(spec: GuestSpec) -> GuestFiles:
                       Layout(spec.memory, 1, spec.state))
 
 
+# The pattern files this process wrote, by path, with how each is made (its
+# ``Layout.pattern_recipe``): a reproducer script makes them again instead of
+# carrying a megabyte of random bytes.
+_RECIPES: dict[str, tuple[int, int]] = {}
+
+
 def write_files(workdir: Path, layout: Layout) -> GuestFiles:
     """Write the firmware and the pattern of ``layout`` into ``workdir``."""
     files = GuestFiles(workdir / FIRMWARE_NAME, workdir / PATTERN_NAME, layout)
     files.firmware.write_bytes(firmware(layout))
     files.pattern.write_bytes(layout.pattern)
+    _RECIPES[str(files.pattern)] = layout.pattern_recipe
     return files
+
+
+def recipe(path: Path) -> tuple[int, int] | None:
+    """How the file at ``path`` was made, when it is a pattern this process wrote
+    there and has not changed since: ``random.Random(SEED).randbytes(SIZE)``."""
+    made = _RECIPES.get(str(path))
+    if made is None or not path.is_file() or path.read_bytes() != random.Random(made[0]).randbytes(made[1]):
+        return None
+    return made
 
 
 def options(spec: GuestSpec, version: Version, files: GuestFiles, *, source: bool,

@@ -273,21 +273,9 @@ class Explorer:
             obs = failures.get(key)  # seen failing: no need to start QEMU again
             if obs is None:
                 now = time.monotonic()
-                if now > (shrink_until[0] if shrink_until else deadline) or (
-                        not first and self.spent()):
-                    return  # budget spent: the rest of the batch passes without running
-                if key in self.passed and not first:
-                    # run before without failing (Hypothesis starts each batch near the
-                    # simplest cases): QEMU answers the same; spend the budget elsewhere
-                    self.stats.results["repeat"] = self.stats.results.get("repeat", 0) + 1
+                if not self._worth_running(key, steps, not first,
+                                           shrink_until[0] if shrink_until else deadline):
                     return
-                if steps_problems(steps, Policy.template()):
-                    reject()  # the safety gate refuses it: draw another
-                if shapes(steps) & self.slow:
-                    # QEMU itself takes seconds over this shape (a vsock connect timing
-                    # out, say): once is evidence enough; spend the budget elsewhere.
-                    self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
-                    reject()
                 obs = self.run_case(steps, confirm=lambda o: bool(first) or self.is_new(steps, o))
                 if not is_failure(steps, obs):
                     if len(self.passed) < MAX_PASSED:
@@ -319,6 +307,25 @@ class Explorer:
         key = min(cases, key=lambda k: (len(self.decisive(cases[k])), len(cases[k]), len(k), k))
         return self.settle(cases[key], failures, first[0], (seed, worker, batch),
                            shrink_until[0], flaky, found_after[0])
+
+    def _worth_running(self, key: str, steps: list[Step], exploring: bool, until: float) -> bool:
+        """Whether a drawn case is run: not when the budget is spent (the rest of the
+        batch passes without running), nor a case that ran before without failing
+        while exploring (Hypothesis starts each batch near the simplest cases: QEMU
+        answers the same); a case the safety gate refuses, or of a shape QEMU takes
+        seconds over (a vsock connect timing out: once is evidence enough), is
+        rejected, and Hypothesis draws another."""
+        if time.monotonic() > until or (exploring and self.spent()):
+            return False
+        if key in self.passed and exploring:
+            self.stats.results["repeat"] = self.stats.results.get("repeat", 0) + 1
+            return False
+        if steps_problems(steps, Policy.template()):
+            reject()
+        if shapes(steps) & self.slow:
+            self.stats.results["slow-shape"] = self.stats.results.get("slow-shape", 0) + 1
+            reject()
+        return True
 
     def settle(self, steps: list[Step], failures: dict[str, Observation], original: list[Step],
                origin: tuple[int, int, int], until: float, flaky: bool,

@@ -9,6 +9,7 @@ both builds; two runs that observed a cell otherwise are a disagreement
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qmpcompat.errors import ReportError
@@ -23,6 +24,7 @@ from qmpcompat.resultdoc import (
     CaseJSON,
     ConsumerJSON,
     DisagreementJSON,
+    EnvironmentJSON,
     InterruptedJSON,
     PairJSON,
     ResultsJSON,
@@ -47,8 +49,8 @@ def _version(name: str) -> Version:
     return Version.parse(strip_qemu_id(name))
 
 
-def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
-    """One results document from several; ReportError if they cannot be merged."""
+def _same_vectors(docs: list[tuple[Path, ResultsJSON]]) -> None:
+    """ReportError unless every run ran one vector set (and there is one at all)."""
     if not docs:
         raise ReportError("nothing to merge")
     first_path, first = docs[0]
@@ -58,81 +60,118 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
         if other != revision:
             raise ReportError(f"{path} ran vector set {other}, {first_path} ran {revision}: results of "
                               "different vector sets cannot be merged (re-run both on one revision)")
-    labels: dict[str, str] = {}
-    binaries: dict[str, BinaryJSON] = {}
-    merged: dict[tuple[str, str], CaseJSON] = {}
-    seen: dict[tuple[str, str], list[tuple[str, CaseJSON]]] = {}
-    pair_runs: list[tuple[str, PairJSON]] = []
-    consumer_runs: list[tuple[str, ConsumerJSON]] = []
-    cell_idents: dict[tuple[str, str], str] = {}  # (file, label in that run) -> build identity
-    for path, doc in docs:
+
+
+@dataclass
+class _Runs:
+    """What the runs hold, by build identity: the builds, each case's records in every
+    run, the matrix and consumer cells with the file they came from, and the builds'
+    identity by (file, label in that run)."""
+
+    binaries: dict[str, BinaryJSON] = field(default_factory=dict)
+    seen: dict[tuple[str, str], list[tuple[str, CaseJSON]]] = field(default_factory=dict)
+    pairs: list[tuple[str, PairJSON]] = field(default_factory=list)
+    consumers: list[tuple[str, ConsumerJSON]] = field(default_factory=list)
+    cell_idents: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add(self, path: str, doc: ResultsJSON) -> None:
         by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
         for rec in doc["results"]:
             binary = by_label.get(rec["qemu"])
             ident = build_identity(binary, rec["qemu_version"], rec.get("package", ""), rec["binary"])
-            if ident not in binaries:
-                binaries[ident] = binary.copy() if binary else {"binary": rec["binary"],
-                                                                "version": rec["qemu_version"],
-                                                                "version_line": ""}
-            key = (rec["vector"], ident)
-            seen.setdefault(key, []).append((str(path), rec))
-        pair_runs += [(str(path), cell) for cell in doc.get("pairs", [])]
-        consumer_runs += [(str(path), cell) for cell in doc.get("consumers") or []]
+            if ident not in self.binaries:
+                self.binaries[ident] = binary.copy() if binary else {
+                    "binary": rec["binary"], "version": rec["qemu_version"], "version_line": ""}
+            self.seen.setdefault((rec["vector"], ident), []).append((path, rec))
+        self.pairs += [(path, cell) for cell in doc.get("pairs", [])]
+        self.consumers += [(path, cell) for cell in doc.get("consumers") or []]
         for cell in [*doc.get("pairs", []), *(doc.get("consumers") or [])]:
-            _cell_builds(str(path), cell, by_label, binaries, cell_idents)
-    # Labels: the version, made unique in version order.
-    for ident in sorted(binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
-        base = binaries[ident]["version"]
-        label, n = base, 1
-        while label in labels.values():
-            n += 1
-            label = f"{base}-{n}"
-        labels[ident] = label
-        binaries[ident]["run_label"] = label if label != base else ""
-    disagreements: list[DisagreementJSON] = []
-    for (vector, ident), runs in seen.items():
-        worst = max(runs, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1]
-        merged[(vector, ident)] = {**worst, "qemu": labels[ident]}
-        if len({observed_key(r) for _p, r in runs}) > 1:
-            disagreements.append({
-                "vector": vector, "qemu": labels[ident],
-                "runs": [{"file": p, "outcome": r["outcome"], "observed": r.get("observed"),
-                          "binary": r["binary"]} for p, r in runs]})
-    records = sorted(merged.values(), key=lambda r: (r["vector"], r["qemu"]))
-    label_of = {key: labels[ident] for key, ident in cell_idents.items()}
-    pairs, pair_disagreements = merge_pairs(pair_runs, label_of)
-    consumers, consumer_disagreements = merge_consumers(consumer_runs, label_of)
+            _cell_builds(path, cell, by_label, self.binaries, self.cell_idents)
+
+    def labels(self) -> dict[str, str]:
+        """Each build's label: its version, made unique in version order (and set
+        as the build's run label)."""
+        labels: dict[str, str] = {}
+        for ident in sorted(self.binaries, key=lambda i: (Version.parse(i.split()[0]), i)):
+            base = self.binaries[ident]["version"]
+            label, n = base, 1
+            while label in labels.values():
+                n += 1
+                label = f"{base}-{n}"
+            labels[ident] = label
+            self.binaries[ident]["run_label"] = label if label != base else ""
+        return labels
+
+    def cases(self, labels: dict[str, str]) -> tuple[list[CaseJSON], list[DisagreementJSON]]:
+        """One record per case (the worst of its runs), and where the runs disagree."""
+        merged: list[CaseJSON] = []
+        disagreements: list[DisagreementJSON] = []
+        for (vector, ident), runs in self.seen.items():
+            worst = max(runs, key=lambda pr: SEVERITY.get(pr[1]["outcome"], 0))[1]
+            merged.append({**worst, "qemu": labels[ident]})
+            if len({observed_key(r) for _p, r in runs}) > 1:
+                disagreements.append({
+                    "vector": vector, "qemu": labels[ident],
+                    "runs": [{"file": p, "outcome": r["outcome"], "observed": r.get("observed"),
+                              "binary": r["binary"]} for p, r in runs]})
+        return (sorted(merged, key=lambda r: (r["vector"], r["qemu"])),
+                sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])))
+
+
+def _environment(docs: list[tuple[Path, ResultsJSON]], binaries: list[BinaryJSON]) -> EnvironmentJSON:
+    """The first run's environment, its hosts, builds, problems and warnings those
+    of every run, and each run listed."""
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
-    gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
-    defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
-    steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
     warnings = list(dict.fromkeys(w for _p, d in docs for w in d["environment"].get("warnings", [])))
-    env = first["environment"].copy()  # its members in its order, these set anew:
+    env = docs[0][1]["environment"].copy()  # its members in its order, these set anew:
     env.pop("warnings", None)
     if warnings:
         env["warnings"] = warnings
     env["host"] = ", ".join(sorted({d["environment"]["host"] for _p, d in docs}))
-    env["binaries"] = sorted(binaries.values(), key=lambda b: Version.parse(b["version"]))
+    env["binaries"] = sorted(binaries, key=lambda b: Version.parse(b["version"]))
     env["problems"] = [json.loads(p) for p in sorted(problems)]
     env["runs"] = [_run(p, d) for p, d in docs]
+    return env
+
+
+def _schema_members(out: ResultsJSON, docs: list[tuple[Path, ResultsJSON]]) -> None:
+    """Into ``out``: what the runs said of the schemas and the known defects, each once."""
+    gate = {json.dumps(g, sort_keys=True) for _p, d in docs for g in d.get("schema_gate", [])}
+    defects = {k["id"]: k for _p, d in docs for k in d.get("known_defects", [])}
+    steps = {(h["old"], h["new"]): h for _p, d in docs for h in d.get("schema_history", [])}
     no_timeline: EmptyJSON = {}
+    out["schema_gate"] = [json.loads(g) for g in sorted(gate)]
+    out["known_defects"] = [defects[k] for k in sorted(defects)]
+    out["schema_history"] = [steps[k] for k in sorted(steps, key=lambda k: (_version(k[0]),
+                                                                            _version(k[1])))]
+    out["schema_timeline"] = max((d.get("schema_timeline") or no_timeline for _p, d in docs),
+                                 key=lambda t: len(t["releases"]) if "releases" in t else 0)
+
+
+def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
+    """One results document from several; ReportError if they cannot be merged."""
+    _same_vectors(docs)
+    runs = _Runs()
+    for path, doc in docs:
+        runs.add(str(path), doc)
+    labels = runs.labels()
+    records, disagreements = runs.cases(labels)
+    label_of = {key: labels[ident] for key, ident in runs.cell_idents.items()}
+    pairs, pair_disagreements = merge_pairs(runs.pairs, label_of)
+    consumers, consumer_disagreements = merge_consumers(runs.consumers, label_of)
     out: ResultsJSON = {
         "format": FORMAT,
         "started": min(d["started"] for _p, d in docs),
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
-        "environment": env,
+        "environment": _environment(docs, list(runs.binaries.values())),
         "totals": totals(records),
         "claims": claim_totals(records, pairs, consumers),
         "results": records,
-        "schema_gate": [json.loads(g) for g in sorted(gate)],
-        "known_defects": [defects[k] for k in sorted(defects)],
-        "schema_history": [steps[k] for k in sorted(steps, key=lambda k: (_version(k[0]), _version(k[1])))],
-        "disagreements": sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])),
-        "schema_timeline": max((d.get("schema_timeline") or no_timeline for _p, d in docs),
-                               key=lambda t: len(t["releases"]) if "releases" in t else 0),
+        "disagreements": disagreements,
         "pairs": pairs,
         "pair_disagreements": pair_disagreements,
     }
+    _schema_members(out, docs)
     if consumers:
         out.update({"consumers": consumers, "consumer_matrix": consumer_matrix(consumers),
                     "consumer_disagreements": consumer_disagreements})

@@ -229,6 +229,29 @@ def _features(binaries: list[BinaryJSON]) -> list[str]:
     return lines
 
 
+def _totals(doc: ResultsJSON) -> list[str]:
+    """The outcomes per QEMU, with what each build is."""
+    lines = ["| QEMU | passed | failed | known defects | skipped | package |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    by_label = {b.get("run_label") or b["version"]: b for b in doc["environment"]["binaries"]}
+    for label, t in doc["totals"].items():
+        pkg = package_text(by_label[label]) if label in by_label else ""
+        lines.append(f"| {_cell(label)} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
+                     f"{t['skipped']} | {_cell(pkg)} |")
+    return lines
+
+
+def _unexpected(doc: ResultsJSON) -> list[str]:
+    """Every case that failed or could not be set up: what was expected, what happened."""
+    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
+    if not failed:
+        return []
+    return ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",
+            "| --- | --- | --- | --- |"] + [
+        f"| {_cell(r['vector'])} | {_cell(r['qemu'])} | {_cell(r.get('expected'))} | "
+        f"{_cell(r.get('message'))} |" for r in failed]
+
+
 def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     v = verdict(doc, fail_on)
     env = doc["environment"]
@@ -242,24 +265,13 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
               f"{_cell(env['vector_revision'])}, qmpcompat {_cell(env['qmpcompat'])}, "
               f"{doc['seconds']:.0f}s"]
     lines += [*_sharding(doc), ""]
-    lines += ["| QEMU | passed | failed | known defects | skipped | package |",
-              "| --- | ---: | ---: | ---: | ---: | --- |"]
-    by_label = {b.get("run_label") or b["version"]: b for b in env["binaries"]}
-    for label, t in doc["totals"].items():
-        pkg = package_text(by_label[label]) if label in by_label else ""
-        lines.append(f"| {_cell(label)} | {t['passed']} | {t['failed'] + t['error']} | {t['xfailed']} | "
-                     f"{t['skipped']} | {_cell(pkg)} |")
+    lines += _totals(doc)
     lines += _features(env["binaries"])
     lines += origin_table(env["binaries"])
     lines += _claims(doc)
     lines += render_matrix(doc)
     lines += render_consumers(doc)
-    failed = [r for r in doc["results"] if r["outcome"] in ("failed", "error")]
-    if failed:
-        lines += ["", "### Unexpected outcomes", "", "| vector | QEMU | expected | observed |",
-                  "| --- | --- | --- | --- |"]
-        lines += [f"| {_cell(r['vector'])} | {_cell(r['qemu'])} | {_cell(r.get('expected'))} | "
-                  f"{_cell(r.get('message'))} |" for r in failed]
+    lines += _unexpected(doc)
     for p in env.get("problems", []):
         lines.append(f"- unusable: {_cell(p['name'])}: {_cell((p['error'].splitlines() or [''])[0])}")
     dated = [i for i in env.get("indexes", []) if not i.get("error")]

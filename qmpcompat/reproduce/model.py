@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import zlib
 from dataclasses import dataclass, field
 
 from qmpcompat.schema.sources.releases import build_baselines
@@ -70,7 +71,8 @@ class Plan:
     source: Version  # the version the command lines are made for (the source, for a pair)
     destination: Version | None
     events: list[JSONObject] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)
+    # each file's bytes, or how to make it again: random.Random(SEED).randbytes(SIZE)
+    files: dict[str, bytes | tuple[int, int]] = field(default_factory=dict)
     expected: Expectation | None = None
     affected: list[Seen] = field(default_factory=list)
     unaffected: list[Seen] = field(default_factory=list)
@@ -103,7 +105,10 @@ class Plan:
             defect["either-side"] = True  # a pair's migration fails on either side
         return {"title": self.title, "summary": self.defect.summary,
                 "events": list(self.events), "alive": list(self.alive),
-                "files": {n: base64.b64encode(b).decode() for n, b in sorted(self.files.items())},
+                "files": {n: base64.b64encode(zlib.compress(b, 9)).decode()
+                          for n, b in sorted(self.files.items()) if isinstance(b, bytes)},
+                "made": {n: {"random-seed": m[0], "bytes": m[1]}
+                         for n, m in sorted(self.files.items()) if isinstance(m, tuple)},
                 "defect": defect, "fine": self.fine,
                 "expected": expectation_json(exp) if exp else {"result": "accept"},
                 "expected_text": describe(exp) if exp else "accept"}

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from qmpcompat import guest
 from qmpcompat.errors import ReproducerError
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
@@ -36,13 +37,16 @@ def settle(name: str, paused: bool) -> JSONObject:
 
 
 def in_case_dir(defect_id: str, make: Callable[[Path], list[JSONObject]]
-                ) -> tuple[list[JSONObject], dict[str, bytes]]:
+                ) -> tuple[list[JSONObject], dict[str, bytes | tuple[int, int]]]:
     """The events ``make`` returns, given a new private case dir, and the files it
-    left there; ReproducerError when the safety gate refuses one (``gate``)."""
+    left there: their bytes, or for a guest's pattern how to make it again
+    (``guest.recipe``: a seed and a size); ReproducerError when the safety gate
+    refuses one (``gate``)."""
     tmp = private_dir("qmpv-")
     try:
         events = make(tmp)
-        files = {p.name: p.read_bytes() for p in sorted(tmp.iterdir()) if p.is_file()}
+        files: dict[str, bytes | tuple[int, int]] = {
+            p.name: guest.recipe(p) or p.read_bytes() for p in sorted(tmp.iterdir()) if p.is_file()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if refused := [p for e in events for p in gate(e)]:
