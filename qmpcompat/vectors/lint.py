@@ -40,6 +40,7 @@ from qmpcompat.vectors.load import (
     vector_files,
 )
 from qmpcompat.vectors.model import KnownDefect, Vector
+from qmpcompat.vectors.notes import NOTES_FILE, NOTES_SCHEMA, notes_for, unknown_ids, used_ids
 from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.profilelint import profile_problems
 from qmpcompat.vectors.safety import check_vector
@@ -80,6 +81,30 @@ def _node_at(data: object, path: list[str | int]) -> tuple[object, str | None]:
             if isinstance(node.get("id"), str) and vid is None:
                 vid = node["id"]
     return best, vid
+
+
+def _notes_problems(root: Path, rel: Callable[[Path], str]) -> list[Problem]:
+    """The notes file against its schema, every note id a claim names defined, and
+    every note named by some claim."""
+    path = root / NOTES_FILE
+    try:
+        notes = notes_for(root / VECTOR_SCHEMA)
+        out = schema_problems(load_yaml(path), _json_file(root / NOTES_SCHEMA), rel(path)) \
+            if path.exists() else []
+    except VectorError as exc:
+        return [_from_error(exc)]
+    used: set[str] = set()
+    for data_file in [*vector_files(root), *profile_files(root), root / DEFECTS_FILE]:
+        try:
+            data = load_yaml(data_file)
+        except (VectorError, OSError):
+            continue  # reported where the file is loaded
+        used |= used_ids(data)
+        out += [Problem(rel(data_file), None, None, f"inferred-from names note {i!r}, which "
+                        f"{NOTES_FILE} does not define") for i in unknown_ids(data, notes)]
+    out += [Problem(rel(path), None, None, f"note {i!r} is named by no claim")
+            for i in sorted(set(notes) - used)]
+    return out
 
 
 def schema_problems(data: object, schema: JSONObject, rel: str,
@@ -321,6 +346,7 @@ def lint(root: Path, fix: bool = False, allow_exec: bool = False,
         except VectorError:
             continue
     problems += _profiles_problems(root, rel, schema, retired, allow_exec, fix)
+    problems += _notes_problems(root, rel)
     ledger = root / LEDGER_FILE
     if ledger.exists():
         try:

@@ -16,6 +16,7 @@ from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 from qmpcompat.types import JSONObject
 from qmpcompat.vectors.model import KnownDefect, Vector, parse_defect, parse_vector
+from qmpcompat.vectors.notes import notes_for, resolve
 from qmpcompat.vectors.pairs import PairVector, parse_pair
 from qmpcompat.vectors.profiles import Profile, parse_profile
 from qmpcompat.vectors.yamlfile import load_yaml
@@ -78,9 +79,15 @@ def profile_files(root: Path) -> list[Path]:
     return sorted((root / PROFILE_DIR).glob("*.yaml"))
 
 
+def load_data(path: Path, rel: str) -> object:
+    """A data file as its parsers read it: parsed (``load_yaml``), each
+    ``inferred-from`` list of note ids read as its text (``notes.resolve``)."""
+    return resolve(load_yaml(path, rel), notes_for(path))
+
+
 def load_profile_file(path: Path, rel: str) -> Profile:
     """The consumer profile of one file (VectorError if it does not parse)."""
-    return parse_profile(load_yaml(path, rel), rel)
+    return parse_profile(load_data(path, rel), rel)
 
 
 def is_pair_file(path: Path) -> bool:
@@ -97,7 +104,7 @@ def _load_items(path: Path, rel: str, key: str, what: str,
                 parse: Callable[[object, JSONObject], _V]) -> tuple[list[_V], list[VectorError]]:
     """The items under ``key`` of one file, parsed (``parse(item, file data)``), and
     the errors of the ones that did not parse."""
-    data = load_yaml(path, rel)
+    data = load_data(path, rel)
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise VectorError(f"{what} is a mapping with a '{key}' list", rel, 1)
     items, errors = [], []
@@ -139,7 +146,7 @@ def _flags(raw: object, shown: str) -> dict[str, str]:
 
 
 def _defects(vs: VectorSet, path: Path, shown: str) -> None:
-    data = load_yaml(path, shown)
+    data = load_data(path, shown)
     items = data.get("defects") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise VectorError("known-defects.yaml is a mapping with a 'defects' list", shown, 1)
