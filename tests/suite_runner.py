@@ -14,6 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from qmpcompat.vectors.notes import NOTES_FILE, NOTES_SCHEMA, used_ids
+
 REPO = Path(__file__).resolve().parents[1]
 SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
 # The suites these tests exercise the machinery with (the derived and schema
@@ -123,4 +127,16 @@ def basic_vectors(tmp_path: Path) -> Path:
     for command in ("migrate", "migrate-incoming"):
         (dst / command).mkdir()
         shutil.copy(src / command / "basic.yaml", dst / command / "basic.yaml")
+    return copy_notes(dst)
+
+
+def copy_notes(dst: Path) -> Path:
+    """Give a cut-down copy of the vector set the notes (vectors/notes.yaml) its
+    files name, and only those (lint refuses a note nothing names)."""
+    shutil.copy(REPO / "vectors" / NOTES_SCHEMA, dst / NOTES_SCHEMA)
+    notes = yaml.safe_load((REPO / "vectors" / NOTES_FILE).read_text())
+    used = {i for f in dst.rglob("*.yaml") if f.name != NOTES_FILE
+            for i in used_ids(yaml.safe_load(f.read_text()))}
+    notes["notes"] = {k: v for k, v in notes["notes"].items() if k in used}
+    (dst / NOTES_FILE).write_text(yaml.safe_dump(notes, sort_keys=False, width=100))
     return dst

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite_runner import REPO, basic_vectors, run_suite
+from suite_runner import REPO, basic_vectors, copy_notes, run_suite
 
 from qmpcompat.cli import main
 
@@ -26,7 +26,7 @@ def crash_vectors(tmp_path: Path) -> Path:
     vectors = {v["id"] for f in root.glob("*/*.yaml") for v in yaml.safe_load(f.read_text())["vectors"]}
     defects["defects"] = [d for d in defects["defects"] if d["vector"] in vectors]
     (root / "known-defects.yaml").write_text(yaml.safe_dump(defects, sort_keys=False))
-    return root
+    return copy_notes(root)
 
 
 def test_summary_names_known_and_unknown_crashes(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,16 @@ def test_guest_runs_its_firmware_over_its_pattern(oldest: QemuBuild, state: str)
         with Qemu(oldest, options(spec, oldest.version, files, source=True, incoming=False,
                                   timeout=10), "src").start(tmp) as q:
             assert settle_source(q, spec, tmp) == state
-            hot, pattern = read(q, tmp, [(STATUS_ADDR, HOT_BYTES[state]),
-                                         (layout.pattern_addr, PATTERN_BYTES)])
+            deadline = time.monotonic() + 10  # a running guest may not have finished a pass yet
+            while True:
+                hot, pattern = read(q, tmp, [(STATUS_ADDR, HOT_BYTES[state]),
+                                             (layout.pattern_addr, PATTERN_BYTES)])
+                beat = int.from_bytes(hot[4:8], "little")
+                if beat >= 1 or state == "paused" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
         assert pattern == layout.pattern
         assert int.from_bytes(hot[:4], "little") == READY
-        beat = int.from_bytes(hot[4:8], "little")
         assert beat >= 1
         counts = {int.from_bytes(hot[i + 16:i + 20], "little") for i in range(0, len(hot), 4096)}
         assert min(counts) >= beat  # every page was dirtied on each pass

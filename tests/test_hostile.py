@@ -150,6 +150,10 @@ CALL_SITES = {
     ("qmpcompat/libvirt/session.py", "virsh"): "fixed",  # setpriv ... -- env -i ... virsh -c URI VERB
     ("qmpcompat/reproduce/report.py", "run"): "fixed",  # python SCRIPT --qemu CMD: a file it wrote
     ("qmpcompat/data/reproducer.py", "__init__"): "fixed",  # the QEMU the user named, then its options
+    ("qmpcompat/harness/isolation.py", "unavailable"): "--",  # unshare ... -- sh -c SCRIPT PROBE
+    ("qmpcompat/provision/foreign.py", "_pypi"): "fixed",  # pip download ... NAME==VERSION (NAME
+    # matched [A-Za-z0-9][A-Za-z0-9._-]*: it cannot start with '-')
+    ("qmpcompat/provision/supplement.py", "_unpack"): "--",  # dpkg-deb -x -- DEB DIR
 }
 
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors, outcomes, run_suite
+from suite_runner import basic_vectors, copy_notes, outcomes, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import load
@@ -114,6 +114,7 @@ def test_strict_mode_refuses_a_pass_on_an_inferred_claim(tmp_path: Path) -> None
                 exp.pop("observed-on", None)
                 exp["inferred-from"] = "made up for this test: nothing observed"
     path.write_text(dump_canonical(data))
+    copy_notes(root)  # the notes the edited claims named go
     for strict in (False, True):
         rc, out, results = run_suite(tmp_path / str(strict),
                                      *(["--qmpcompat-strict"] if strict else []), vectors=root,

@@ -16,6 +16,7 @@ from qmpcompat.report.files import write_atomic
 from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
 from qmpcompat.resultdoc import CaseJSON
+from qmpcompat.runconfig import add_cli
 from qmpcompat.types import LEVELS, Level, label_order, version_prefix
 
 OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
@@ -86,8 +87,7 @@ def register_changes(rsubs: argparse._SubParsersAction[argparse.ArgumentParser])
     c.add_argument("new", metavar="NEW")
     c.add_argument("--results", type=Path, default=Path("reports/results.json"),
                    help="the results file BASE and NEW are looked up in (default: reports/results.json)")
-    c.add_argument("--fail-on", choices=LEVELS, default="breaking",
-                   help="exit 1 on a change at this level or above (default: breaking)")
+    add_cli(c, ("fail-on",))
     c.add_argument("--min-level", choices=LEVELS, default="info",
                    help="leave out changes below this level from every output (GitHub shows at most "
                         "a few dozen annotations per job: --min-level warning keeps them for what matters)")

@@ -17,6 +17,7 @@ from qmpcompat.claims.history import history_problems, known_releases
 from qmpcompat.claims.ledger import first_runs, measure
 from qmpcompat.claims.observe import observations, record
 from qmpcompat.report.results import read_results
+from qmpcompat.runconfig import add_cli
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.vectors.lint import lint
 from qmpcompat.vectors.load import LEDGER_FILE, default_root, load
@@ -28,10 +29,8 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                         "version ranges, observed-on and inferred-from, canonical form, safety "
                         "rules, known defects; then hold every expectation against the committed "
                         "schema of every known QEMU release (vectors/schema/).")
-    p.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    add_cli(p, ("vectors", "allow-exec"))
     p.add_argument("--fix", action="store_true", help="rewrite files into canonical form")
-    p.add_argument("--allow-exec", action="store_true",
-                   help="accept exec: commands other than the harness's sink commands")
     p.add_argument("--no-history", action="store_true",
                    help="skip the history lint (the file rules only)")
     p.set_defaults(func=run_lint)
@@ -41,7 +40,7 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                         "not yet observed on it (inferred or schema) to that expectation's "
                         "observed-on. The results must be of a run of these very vectors.")
     o.add_argument("results", type=Path, help="a results.json of a run of these vectors")
-    o.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    add_cli(o, ("vectors",))
     o.add_argument("--dry-run", action="store_true", help="print what would be recorded, write nothing")
     o.set_defaults(func=run_observe)
 
@@ -54,7 +53,7 @@ def register(subs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     g.add_argument("results", type=Path, help="a results.json")
     g.add_argument("--release", action="append", default=[], metavar="VERSION",
                    help="the release to measure (repeatable)")
-    g.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    add_cli(g, ("vectors",))
     g.add_argument("--dry-run", action="store_true", help="print the entries, write nothing")
     g.set_defaults(func=run_ledger)
 

@@ -21,6 +21,7 @@ from qmpcompat.libvirt.observe import observe
 from qmpcompat.libvirt.session import unusable
 from qmpcompat.libvirt.tree import fetch_libvirt, suite_of
 from qmpcompat.provision.debian import print_progress
+from qmpcompat.runconfig import add_cli
 from qmpcompat.types import Version
 from qmpcompat.vectors.lint import canonical_text
 from qmpcompat.vectors.load import default_root, load
@@ -45,14 +46,14 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     o.add_argument("--to", metavar="LABEL",
                    help="migrate to the build with this label (of the --qemu/--suites selection, "
                         "whatever --only says)")
-    o.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    add_cli(o, ("vectors",))
     o.set_defaults(func=run_observe)
     c = cmds.add_parser("compare", help="hold profiles against their recordings; every difference",
                         description="Play each profile on paper against each recording of the "
                         "real consumer and print every difference (command, arguments, order, "
                         "conditions). Exit 1 when there is one.")
     c.add_argument("profiles", nargs="*", help="profile ids (default: every profile with recordings)")
-    c.add_argument("--vectors", type=Path, default=None, help="vector dir (default: vectors/)")
+    add_cli(c, ("vectors",))
     c.add_argument("--json", action="store_true", help="one JSON object per recording")
     c.add_argument("--mark", action="store_true",
                    help="write each step's observed list: the recordings that show it as the "

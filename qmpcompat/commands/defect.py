@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from qmpcompat.commands.output import write_out
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.reproduce.plan import make_plan
 from qmpcompat.reproduce.report import TARGETS, Run, pick, report, run
 from qmpcompat.reproduce.script import render_script
+from qmpcompat.runconfig import add_cli
 from qmpcompat.vectors.load import load
 
 
@@ -33,7 +33,7 @@ def register_defect(rsubs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     d.add_argument("--run", action="store_true",
                    help="run the script on the first affected and the first unaffected selected "
                         "build (default: the Debian builds) and put what QEMU did in the report")
-    d.add_argument("--vectors", type=Path, default=None, help="another vector directory")
+    add_cli(d, ("vectors",))
     d.set_defaults(func=cmd_defect)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qmpcompat.commands.selection import selected_builds, selection_parser
 from qmpcompat.derive.run import DEFAULT_COMMANDS, derive_for, run_case
-from qmpcompat.runconfig import timeout_arg
+from qmpcompat.runconfig import add_cli
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import JSONObject, Outcome
 from qmpcompat.vectors.run import Runner
@@ -34,14 +34,11 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     h.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     h.add_argument("--command", action="append", default=[], dest="commands",
                    help="command to explore (repeatable; default migrate and migrate-incoming)")
-    h.add_argument("--timeout", type=timeout_arg, default=10.0,
-                   help="seconds QEMU may take to start or answer (default 10)")
+    add_cli(h, ("timeout",))
     h.add_argument("--floor-every", type=int, default=20, metavar="N",
                    help="time one bare QEMU start after every N cases, for the floor the hunt "
                         "is measured against (0: never; default 20)")
-    h.add_argument("--fresh", action="store_true",
-                   help="run every case on a fresh QEMU (default: persistent mode, where a QEMU "
-                        "serves cases while they leave it unchanged)")
+    add_cli(h, ("fresh",))
     h.add_argument("--spares", type=int, default=1, metavar="N",
                    help="persistent mode: QEMUs each worker starts ahead (default 1)")
     h.add_argument("--no-fork-server", action="store_true",

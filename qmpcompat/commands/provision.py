@@ -16,15 +16,12 @@ from qmpcompat.provision.cachekey import cache_key
 from qmpcompat.provision.debian import DEFAULT_SUITES, cache_dir, print_progress
 from qmpcompat.provision.foreign import DEFAULT_FOREIGN
 from qmpcompat.provision.source_build import (
-    DEFAULT_PROFILE,
-    PROFILE_VAR,
-    PROFILES,
     build_source,
     named_sources,
     source_profile,
 )
 from qmpcompat.report.origins import added_text, firmware_text, host_text, modules_text
-from qmpcompat.runconfig import timeout_arg
+from qmpcompat.runconfig import add_cli, selection_config
 from qmpcompat.selection import Problem, candidates, default_targets, named_binaries, source_request
 from qmpcompat.shard.run import Shard, plan_shard, shard_spec
 from qmpcompat.vectors.load import load
@@ -44,32 +41,11 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "--suites or --source is given).")
     p.add_argument("--refresh", action="store_true",
                    help="re-read the archive's package lists even if the cached ones are fresh")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse suites whose archive index is past its Valid-Until (a stale "
-                   "mirror; by default such an index is used with a warning)")
-    p.add_argument("--source", action="append", default=[], metavar="SPEC",
-                   help="build QEMU from source: debian:VERSION (a qemu source package the "
-                   "archive serves) or the path of a QEMU source tree (repeatable; also "
-                   "$QMPCOMPAT_SOURCE, comma-separated). Only these are provisioned unless "
-                   "--suites is given too.")
-    p.add_argument("--profile", default=None, choices=sorted(PROFILES),
-                   help=f"configuration profile of --source builds (default: ${PROFILE_VAR}, "
-                   f"else {DEFAULT_PROFILE})")
     p.add_argument("--target", default="x86_64",
                    help="QEMU target of --source builds (default: %(default)s)")
-    p.add_argument("--targets", default=None, metavar="T[,T...]",
-                   help="targets of the Debian builds: x86_64 (default; also "
-                   "$QMPCOMPAT_TARGETS), aarch64 (qemu-system-aarch64 from qemu-system-arm)")
-    p.add_argument("--timeout", type=timeout_arg, default=20.0, metavar="SECONDS",
-                   help="how long a QEMU may take to start or answer while checked (default 20)")
+    add_cli(p, ("strict", "source", "source-profile", "targets", "timeout"), timeout=20.0)
     p.add_argument("--json", action="store_true", help="print the builds as JSON")
-    p.add_argument("--shard", metavar="K/N", default=None,
-                   help="provision only the builds shard K of N of the run needs (also "
-                   "$QMPCOMPAT_SHARD; the plan is the one `pytest --qmpcompat-shard K/N` makes "
-                   "with the default vector set)")
-    p.add_argument("--durations", metavar="RESULTS.json", default=None,
-                   help="the recorded durations the shard plan is balanced by (also "
-                   "$QMPCOMPAT_DURATIONS)")
+    add_cli(p, ("shard", "durations"))
     p.add_argument("--cache-key", action="store_true",
                    help="print the key of the cache this selection fills (the packages chosen "
                    "and the archive indexes' dates; for a CI cache, see docs/sharding.md) and "
@@ -78,7 +54,8 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _targets(args: argparse.Namespace) -> list[str] | None:
-    return [t for t in args.targets.split(",") if t] if args.targets else None
+    targets = selection_config(args).targets
+    return list(targets) if targets else None
 
 
 def _shard(args: argparse.Namespace, suites: list[str], sources: list[str]) -> Shard | None:
@@ -86,22 +63,22 @@ def _shard(args: argparse.Namespace, suites: list[str], sources: list[str]) -> S
     spec = shard_spec(args.shard)
     if spec is None:
         return None
-    keys = candidates(named_binaries(args.qemu), suites, progress=print_progress,
+    keys = candidates(named_binaries(selection_config(args).qemu), suites, progress=print_progress,
                       strict=args.strict, refresh=args.refresh, sources=sources,
-                      targets=_targets(args), profile=args.profile)
+                      targets=_targets(args), profile=args.source_profile)
     shard = plan_shard(spec, keys, load(None), args.durations)
     print_progress(shard.describe())
     return shard
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = named_sources(args.source)
+    sources = named_sources(selection_config(args).sources)
     suites = suites_of(args)
     default = suites is None and not sources
     suites = suites if suites is not None else [] if sources else list(DEFAULT_SUITES)
     try:
         if args.cache_key:
-            profile = source_profile(args.profile) if sources else ""
+            profile = source_profile(args.source_profile) if sources else ""
             print(cache_key(suites, progress=print_progress, strict=args.strict,
                             targets=_targets(args) or default_targets(),
                             sources=[source_request(s, profile) for s in sources]))
@@ -116,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
                     start_timeout=args.timeout, foreign=DEFAULT_FOREIGN if default else ())
     for spec in sources:
         try:
-            if shard is None or shard.wants(source_request(spec, source_profile(args.profile))):
+            if shard is None or shard.wants(source_request(spec, source_profile(args.source_profile))):
                 sel.builds.append(selfcheck.provenance(
-                    build_source(spec, source_profile(args.profile), args.target, print_progress),
+                    build_source(spec, source_profile(args.source_profile), args.target, print_progress),
                     args.timeout))
         except QmpCompatError as exc:
             sel.problems.append(Problem(f"source:{spec}", exc))

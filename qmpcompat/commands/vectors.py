@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from qmpcompat.commands.selection import CHECK_TIMEOUT, selection, selection_parser
 from qmpcompat.errors import UnsafeInput
 from qmpcompat.provision import QemuBuild
+from qmpcompat.runconfig import add_cli
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.vectors.load import load
@@ -30,10 +30,8 @@ def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--to", metavar="LABEL",
                    help="consumer profiles: migrate from each selected build to the selected build "
                         "with this label or version (default: each build to itself)")
-    t.add_argument("--vectors", type=Path, default=None)
     t.add_argument("--json", action="store_true")
-    t.add_argument("--allow-exec", action="store_true",
-                   help="let vectors run exec: commands other than the harness's sink commands")
+    add_cli(t, ("vectors", "allow-exec"))
     t.set_defaults(func=run_try)
 
 

@@ -111,7 +111,7 @@ def _slug(text: str) -> str:
 
 def _unpack(debs: Sequence[Path], dest: Path) -> None:
     for deb in debs:
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True, capture_output=True)
+        subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(dest)], check=True, capture_output=True)
 
 
 class Supplier:

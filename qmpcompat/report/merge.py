@@ -9,6 +9,7 @@ both builds; two runs that observed a cell otherwise are a disagreement
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from qmpcompat.resultdoc import (
     DisagreementJSON,
     EnvironmentJSON,
     InterruptedJSON,
+    LedgerJSON,
     PairJSON,
     ResultsJSON,
     RunJSON,
@@ -146,6 +148,14 @@ def _schema_members(out: ResultsJSON, docs: list[tuple[Path, ResultsJSON]]) -> N
                                                                             _version(k[1])))]
     out["schema_timeline"] = max((d.get("schema_timeline") or no_timeline for _p, d in docs),
                                  key=lambda t: len(t["releases"]) if "releases" in t else 0)
+    out["inference_ledger"] = ledger_of(docs)
+
+
+def ledger_of(docs: Sequence[tuple[Path, ResultsJSON]]) -> list[LedgerJSON]:
+    """The inference ledger the runs carried, each entry once (runs of one vector
+    set carry the same)."""
+    seen = {json.dumps(e, sort_keys=True): e for _p, d in docs for e in d.get("inference_ledger", [])}
+    return [seen[k] for k in sorted(seen)]
 
 
 def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from qmpcompat.escape import markdown
 from qmpcompat.provision.build import package_text as build_package_text
 from qmpcompat.provision.provenance import ISOLATION
 from qmpcompat.resultdoc import BinaryJSON
 from qmpcompat.types import JSON
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    """A table cell of summary.md: the one Markdown escaping (``qmpcompat.escape``)."""
+    return markdown(text)
 
 
 def _by_dir(paths: list[str]) -> str:
@@ -103,7 +105,7 @@ def origin_table(binaries: list[BinaryJSON]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- |"]
     for b in binaries:
         prov = b.get("provenance") or {}
-        lines.append(f"| {b.get('run_label') or b['version']} | {_cell(build_text(b))} | "
+        lines.append(f"| {_cell(b.get('run_label') or b['version'])} | {_cell(build_text(b))} | "
                      f"{_cell(modules_text(prov) if prov else 'not checked')} | "
                      f"{_cell(firmware_text(prov) if prov else 'not checked')} | "
                      f"{_cell(host_text(prov))} | {_cell(added_text(b))} |")

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from qmpcompat.errors import QmpCompatError, ReportError
 from qmpcompat.historydoc import EmptyJSON, TimelineJSON
 from qmpcompat.report.history import from_snapshot, history_of, timeline_of
 from qmpcompat.report.matrix import pair_key
-from qmpcompat.report.merge import merge
+from qmpcompat.report.merge import ledger_of, merge
 from qmpcompat.report.results import claim_totals, totals
 from qmpcompat.report.runmodes import run_facts
 from qmpcompat.resultdoc import (
@@ -135,11 +135,14 @@ def _history(group: list[Doc], binaries: list[BinaryJSON]) -> tuple[list[History
     labels = [b.get("run_label") or b["version"] for b in binaries]
     if any(label not in recorded for label in labels):
         return [], {}
+    inference = {r["version"]: r["inference"] for _p, d in group
+                 for r in cast(TimelineJSON, d.get("schema_timeline") or {}).get("releases", [])
+                 if "inference" in r}
     try:
         steps = history_of([from_snapshot(b, recorded[lb], lb) for b, lb in zip(binaries, labels,
                                                                                 strict=True)])
         timeline = timeline_of([from_snapshot(b, recorded[lb], b["version"])
-                                for b, lb in zip(binaries, labels, strict=True)])
+                                for b, lb in zip(binaries, labels, strict=True)], inference)
     except QmpCompatError:
         return [], {}
     return (steps if len(binaries) > 1 else []), timeline
@@ -213,6 +216,7 @@ def fold(group: list[Doc]) -> ResultsJSON:
         "consumers": consumers,
         "schema_history": steps,
         "schema_timeline": timeline,
+        "inference_ledger": ledger_of(group),
         "known_defects": sorted({k["id"]: k for _p, d in group for k in d.get("known_defects", [])}
                                 .values(), key=lambda k: k["id"]),
         "shards": [shards],
