@@ -1,5 +1,7 @@
-"""Fixtures of qmpcompat's own tests: the real provisioned QEMU builds, and
-small stand-ins for broken binaries."""
+"""Fixtures of qmpcompat's own tests: the real provisioned QEMU builds (for the
+qemu and e2e tiers; the top-level conftest.py keeps them out of the unit tier),
+and small stand-ins for broken binaries. This directory is on sys.path, so the
+tiers import the shared ``helpers`` package."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors, run_suite
+from helpers.suite_runner import basic_vectors, run_suite
 from test_crash_verdict import crash_vectors
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -22,7 +22,7 @@ from qmpcompat.vectors.match import judge
 from qmpcompat.vectors.model import Vector, parse_vector
 from qmpcompat.vectors.run import Runner
 
-SOURCE = Path(__file__).resolve().parents[1] / "qmpcompat" / "data" / "guest.S"
+SOURCE = Path(__file__).resolve().parents[2] / "qmpcompat" / "data" / "guest.S"
 SINK = {"uri": "exec:cat > {tmpdir}/stream"}
 READ_BACK = {"uri": "exec:cat {tmpdir}/stream"}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite_runner import REPO, basic_vectors, run_suite
+from helpers.suite_runner import REPO, basic_vectors, run_suite
 
 from qmpcompat.cli import main
 
-TESTS = str(Path(__file__).resolve().parent)
+TESTS = str(Path(__file__).resolve().parents[1])  # helpers.fault_plugin
 KNOWN_CRASH = "M-0041"  # KD-0001: an exec channel with an empty argv kills QEMU >= 10.0
 
 
@@ -30,7 +30,8 @@ def crash_vectors(tmp_path: Path) -> Path:
 
 
 def test_summary_names_known_and_unknown_crashes(tmp_path: Path) -> None:
-    rc, out, doc = run_suite(tmp_path, "-p", "fault_plugin", suites="sid", vectors=crash_vectors(tmp_path),
+    rc, out, doc = run_suite(tmp_path, "-p", "helpers.fault_plugin", suites="sid",
+                             vectors=crash_vectors(tmp_path),
                              env={"QMPCOMPAT_TEST_FAULT": "crash:MI-0002", "PYTHONPATH": TESTS})
     assert rc == 1, out
     label = doc["environment"]["binaries"][0]["version"]

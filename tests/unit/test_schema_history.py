@@ -16,7 +16,7 @@ from qmpcompat.schema.differ.timeline_out import html_page, markdown, text
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.releases import known_schemas
 
-SCHEMA = Path(__file__).resolve().parents[1] / "qmpcompat" / "data" / "history.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "qmpcompat" / "data" / "history.schema.json"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """A pytest plugin for the hygiene tests: makes one vector's QEMU misbehave on
 purpose, right before the command under test.
 
-Enabled with ``-p fault_plugin`` (tests/ on PYTHONPATH) and
+Enabled with ``-p helpers.fault_plugin`` (tests/ on PYTHONPATH) and
 ``QMPCOMPAT_TEST_FAULT=KIND:VECTOR[:MARKER]``, KIND being
 - ``crash``: SIGSEGV the QEMU under test;
 - ``hang``: SIGSTOP it (the harness's timeout must kill it and report a hang);

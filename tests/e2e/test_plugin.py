@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from suite_runner import REPO, SUITES, basic_vectors
+from helpers.suite_runner import REPO, SUITES, basic_vectors
 
 LOAD_SPY = '''
 import os

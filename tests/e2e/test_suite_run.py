@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors, outcomes, run_suite
+from helpers.suite_runner import basic_vectors, outcomes, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import load

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite_runner import REPO, run_suite
+from helpers.suite_runner import REPO, run_suite
 from test_crash_verdict import KNOWN_CRASH, crash_vectors
 
 from qmpcompat.cli import main

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite_runner import SuiteRun, basic_vectors, run_suite
+from helpers.suite_runner import SuiteRun, basic_vectors, run_suite
 from test_hygiene import _stalled_run
 
 from qmpcompat.cli import main

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite_runner import REPO, basic_vectors, outcomes, run_suite
+from helpers.suite_runner import REPO, basic_vectors, outcomes, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.errors import UnsafeInput
@@ -114,7 +114,7 @@ def test_bad_binaries(tmp_path: Path, script) -> None:  # type: ignore[no-untype
 ])
 def test_bad_snapshot(tmp_path: Path, text, message: str,  # type: ignore[no-untyped-def]
                       capsys: pytest.CaptureFixture[str]) -> None:
-    snapshots = sorted((Path(__file__).resolve().parents[1] / "vectors" / "schema").glob("qemu-*.json"))
+    snapshots = sorted((Path(__file__).resolve().parents[2] / "vectors" / "schema").glob("qemu-*.json"))
     bad = tmp_path / "snapshot.json"
     bad.write_text(text(snapshots[-1].read_text()))
     assert main(["diff", str(bad), str(snapshots[-1]), "--no-files"]) == 2

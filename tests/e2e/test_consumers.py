@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from suite_runner import basic_vectors, run_suite
+from helpers.suite_runner import basic_vectors, run_suite
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.report.changes import consumer_changes
@@ -28,7 +28,7 @@ from qmpcompat.vectors.profileprog import expand, holds, widest
 from qmpcompat.vectors.profilerun import run_profile
 from qmpcompat.vectors.profiles import Profile
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CAPS = [{"capability": c, "state": False} for c in ("xbzrle", "events", "return-path",
                                                     "switchover-ack", "zero-blocks")]
 

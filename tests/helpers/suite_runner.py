@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
 # The suites these tests exercise the machinery with (the derived and schema
 # suites have tests of their own).

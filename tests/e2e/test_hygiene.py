@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from suite_runner import MACHINERY, SuiteRun, basic_vectors, processes_under, run_suite
+from helpers.suite_runner import MACHINERY, SuiteRun, basic_vectors, processes_under, run_suite
 
 from qmpcompat.provision import QemuBuild
 
-TESTS = str(Path(__file__).resolve().parent)
+TESTS = str(Path(__file__).resolve().parents[1])  # helpers.fault_plugin
 FAULTY = "MI-0002"  # a reject vector: one QEMU per case
 
 
@@ -32,7 +32,7 @@ def _records(results: dict, vector: str) -> list[dict]:  # type: ignore[type-arg
 
 @pytest.mark.parametrize("xdist", [False, True])
 def test_crash_is_reported_and_cleaned_up(tmp_path: Path, xdist: bool) -> None:
-    rc, out, results = run_suite(tmp_path, "-p", "fault_plugin", *(["-n", "2"] if xdist else []),
+    rc, out, results = run_suite(tmp_path, "-p", "helpers.fault_plugin", *(["-n", "2"] if xdist else []),
                                  env=_fault(f"crash:{FAULTY}"),
                                  vectors=basic_vectors(tmp_path))
     assert rc == 1, out
@@ -49,7 +49,7 @@ def test_crash_is_reported_and_cleaned_up(tmp_path: Path, xdist: bool) -> None:
 
 def test_hang_is_killed_and_reported(tmp_path: Path) -> None:
     start = time.monotonic()
-    rc, out, results = run_suite(tmp_path, "-p", "fault_plugin", "--qmpcompat-timeout", "1",
+    rc, out, results = run_suite(tmp_path, "-p", "helpers.fault_plugin", "--qmpcompat-timeout", "1",
                                  env=_fault(f"hang:{FAULTY}"),
                                  vectors=basic_vectors(tmp_path))
     assert rc == 1, out
@@ -64,7 +64,7 @@ def _stalled_run(tmp_path: Path, *args: str, case: str = FAULTY,
     """A run stopped inside ``case`` with a QEMU alive; returns it, the pid of the
     process running the case, and the QEMU's pid."""
     marker = tmp_path / "stalled"
-    run = SuiteRun(tmp_path, "-p", "fault_plugin", *args, env=_fault(f"stall:{case}:{marker}"),
+    run = SuiteRun(tmp_path, "-p", "helpers.fault_plugin", *args, env=_fault(f"stall:{case}:{marker}"),
                    vectors=basic_vectors(tmp_path), paths=paths)
     deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text():

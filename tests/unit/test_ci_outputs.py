@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_changes import GITHUB_COMMAND, GITLAB_CODE_QUALITY, check_ci_outputs
+from helpers.ciformats import GITHUB_COMMAND, GITLAB_CODE_QUALITY, check_ci_outputs
 
 from qmpcompat.cli import main
 from qmpcompat.schema.sources.debsrc import debian_qapi_dir

@@ -87,7 +87,7 @@ def test_version_prefix() -> None:
     assert not version_prefix("10.0", "10.01.0") and not version_prefix("11.1.3", "11.1")
 
 
-_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "qmpcompat" / "data"
+_SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "qmpcompat" / "data"
                       / "results.schema.json").read_text())
 _TOP = _SCHEMA["properties"]
 _ENV = _TOP["environment"]["properties"]
