@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.shared import Shared
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.selection import select
@@ -31,6 +32,13 @@ def oldest(builds: list[QemuBuild]) -> QemuBuild:
 @pytest.fixture(scope="session")
 def newest(builds: list[QemuBuild]) -> QemuBuild:
     return builds[-1]
+
+
+@pytest.fixture(scope="session")
+def shared(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Shared:
+    """Set-ups made once per session for every xdist worker (real runs several
+    tests read): ``shared.once(name, make)``."""
+    return Shared(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture

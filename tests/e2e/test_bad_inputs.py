@@ -7,12 +7,11 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers.suite_runner import REPO, basic_vectors, outcomes, run_suite
+from helpers.suite_runner import PYTEST, REPO, basic_vectors, outcomes, run_suite
 
 from qmpcompat.cli import main
 from qmpcompat.errors import UnsafeInput
@@ -188,7 +187,6 @@ def test_try_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def _pytest_usage(tmp_path: Path, *args: str) -> tuple[int, str]:
     """Run the suite with ``args``, which must be refused before anything runs."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
-                           "--qmpcompat-reports", str(tmp_path / "reports"), *args],
+    proc = subprocess.run([*PYTEST, "suites", "--qmpcompat-reports", str(tmp_path / "reports"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 from helpers.ciformats import GITHUB_COMMAND, check_ci_outputs
+from helpers.shared import Shared
 from helpers.suite_runner import MACHINERY, run_suite
 from test_crash_verdict import crash_vectors
 
@@ -24,15 +25,17 @@ DATA = Path(__file__).resolve().parents[2] / "qmpcompat" / "data"
 
 
 @pytest.fixture(scope="module")
-def two_builds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_builds(shared: Shared) -> Path:
     """A real run of the oldest and the newest default build: vectors (one of
     them a known crash on the newer build) and the derived cases of a member
-    the newer build no longer has."""
-    tmp = tmp_path_factory.mktemp("changes")
-    rc, out, _doc = run_suite(tmp, "-k", "not (test_derived and not type-blk)", suites="bookworm,sid",
-                              vectors=crash_vectors(tmp), paths=(*MACHINERY, "suites/test_derived.py"))
-    assert rc == 0, out
-    return tmp / "reports" / "results.json"
+    the newer build no longer has (once per session)."""
+
+    def make(tmp: Path) -> None:
+        rc, out, _doc = run_suite(tmp, "-k", "not (test_derived and not type-blk)", suites="bookworm,sid",
+                                  vectors=crash_vectors(tmp), paths=(*MACHINERY, "suites/test_derived.py"))
+        assert rc == 0, out
+
+    return shared.once("changes-run", make) / "reports" / "results.json"
 
 
 def _labels(results: Path) -> list[str]:

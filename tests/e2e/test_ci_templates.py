@@ -1,15 +1,18 @@
 """The ready-to-copy CI templates in docs/ci/ work: their script steps run
 here, in a copy of the checkout, as the CI would run them (less the step that
-installs host packages, which this machine has), and leave the reports and CI
-outputs the templates hand to GitLab and GitHub."""
+installs host packages, which this machine has; the steps both templates share
+word for word run once), and leave the reports and CI outputs the templates
+hand to GitLab and GitHub."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -51,15 +54,49 @@ def _check_reports(reports: Path) -> None:
         jsonschema.validate(json.loads((reports / name).read_text()), GITLAB_CODE_QUALITY)
 
 
-def test_gitlab_template(tmp_path: Path) -> None:
-    job = yaml.safe_load((TEMPLATES / "gitlab-ci.yml").read_text())
-    variables = {**job["variables"], **VARIABLES}
+def _shared_steps(a: list[str], b: list[str]) -> list[str]:
+    """The script lines both templates start with, word for word."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def test_ci_templates(tmp_path: Path) -> None:
+    """Both templates' script steps, in a copy of the checkout: the steps they
+    start with word for word (the install, provisioning and the suite's run)
+    once, with the values both give the variables those steps read; then, each
+    from the reports those steps left, each template's own steps."""
+    pipeline = yaml.safe_load((TEMPLATES / "gitlab-ci.yml").read_text())
+    gitlab, gl_env = pipeline["qmpcompat"], {**pipeline["variables"], **VARIABLES}
+    job = yaml.safe_load((TEMPLATES / "github-actions.yml").read_text())["jobs"]["qmpcompat"]
+    summary = tmp_path / "step-summary.md"
+    gh_env = {**job["env"], **VARIABLES, "GITHUB_STEP_SUMMARY": str(summary)}
+    gh_steps = [s["run"].splitlines() for s in job["steps"] if "run" in s and s["name"] != "host packages"]
+    shared = _shared_steps(gitlab["script"], gh_steps[0])
+    # each template's own steps run in the checkout the shared ones installed into
+    assert shared and "pip install" in shared[0], "the templates no longer install the same way"
+    read = set(re.findall(r"\$\{?(\w+)", "\n".join(shared)))
+    assert {v: gl_env.get(v) for v in read} == {v: gh_env.get(v) for v in read}, read
     checkout = _checkout(tmp_path)
-    done = _run("\n".join(job["qmpcompat"]["script"]), checkout, variables)
+    done = _run("\n".join([*shared, 'echo "rc=$rc"']), checkout, gl_env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    status = done.stdout.splitlines()[-1]  # rc=0, or rc=1 if the suite failed
+    after_suite = tmp_path / "reports-after-suite"
+    shutil.copytree(checkout / "reports", after_suite)
+    _gitlab_rest(gitlab, [status, *gitlab["script"][len(shared):]], checkout, gl_env)
+    shutil.rmtree(checkout / "reports")
+    shutil.copytree(after_suite, checkout / "reports")
+    _github_rest(job, [[status, *gh_steps[0][len(shared):]], *gh_steps[1:]], checkout, gh_env)
+    assert summary.read_text().startswith("## qmpcompat: PASS")
+
+
+def _gitlab_rest(job: dict[str, Any], script: list[str], checkout: Path, env: dict[str, str]) -> None:
+    done = _run("\n".join(script), checkout, env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     reports = checkout / "reports"
     _check_reports(reports)
-    uploads = job["qmpcompat"]["artifacts"]["reports"]
+    uploads = job["artifacts"]["reports"]
     assert isinstance(uploads["codequality"], str)  # GitLab refuses more than one file per job
     assert (checkout / uploads["junit"]).is_file()
     combined = json.loads((checkout / uploads["codequality"]).read_text())
@@ -70,20 +107,14 @@ def test_gitlab_template(tmp_path: Path) -> None:
     assert len({i["fingerprint"] for i in combined}) == len(combined)
 
 
-def test_github_template(tmp_path: Path) -> None:
-    workflow = yaml.safe_load((TEMPLATES / "github-actions.yml").read_text())
-    job = workflow["jobs"]["qmpcompat"]
-    steps = [s for s in job["steps"] if "run" in s and s["name"] != "host packages"]
-    summary = tmp_path / "step-summary.md"
-    checkout = _checkout(tmp_path)
+def _github_rest(job: dict[str, Any], steps: list[list[str]], checkout: Path, env: dict[str, str]) -> None:
     for step in steps:
-        done = _run(step["run"], checkout, {**job["env"], **VARIABLES, "GITHUB_STEP_SUMMARY": str(summary)})
+        done = _run("\n".join(step), checkout, env)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         annotations = [line for line in done.stdout.splitlines() if line.startswith("::")]
         assert all(GITHUB_COMMAND.match(line) for line in annotations), annotations[:3]
         assert any(line.startswith("::notice ") for line in annotations)  # the schema's info changes
     _check_reports(checkout / "reports")
-    assert summary.read_text().startswith("## qmpcompat: PASS")
     uploads = [s["with"]["sarif_file"] for s in job["steps"] if "upload-sarif" in s.get("uses", "")]
     assert uploads and all((checkout / p).is_file() for p in uploads)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.shared import Shared
 from helpers.suite_runner import basic_vectors, run_suite
 
 from qmpcompat.cli import main
@@ -42,18 +43,23 @@ def pair_vectors(tmp_path: Path, text: str = PAIR_FILE) -> Path:
     return vectors
 
 
+RUNS = {"both": "bookworm,sid", "old": "bookworm", "new": "sid"}
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real runs of the matrix suite: the oldest and newest build together, and each alone."""
-    vectors = pair_vectors(tmp_path_factory.mktemp("vectors"))
-    out = {}
-    for name, suites in (("both", "bookworm,sid"), ("old", "bookworm"), ("new", "sid")):
-        path = tmp_path_factory.mktemp(name)
-        rc, text, _doc = run_suite(path, suites=suites, vectors=vectors,
-                                   paths=("suites/test_pairs.py",))
-        assert rc == 0, text
-        out[name] = path / "reports" / "results.json"
-    return out
+def runs(shared: Shared) -> dict[str, Path]:
+    """Real runs of the matrix suite: the oldest and newest build together, and
+    each alone (once per session, whichever xdist worker asks first)."""
+
+    def make(root: Path) -> None:
+        vectors = pair_vectors(root)
+        for name, suites in RUNS.items():
+            rc, text, _doc = run_suite(root / name, suites=suites, vectors=vectors,
+                                       paths=("suites/test_pairs.py",))
+            assert rc == 0, text
+
+    root = shared.once("pair-runs", make)
+    return {name: root / name / "reports" / "results.json" for name in RUNS}
 
 
 def test_every_ordered_pair_runs_with_the_older_machine_type(runs: dict[str, Path]) -> None:

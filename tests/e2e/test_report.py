@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.suite_runner import basic_vectors, run_suite
+from helpers.shared import Shared
+from helpers.suite_runner import basic_vectors, run_suite, shared_run
 
 from qmpcompat.cli import main
 from qmpcompat.errors import ReportError
@@ -23,15 +24,14 @@ def _matrix(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Three real runs: the oldest build alone, the newest alone, and both."""
+def runs(shared: Shared) -> dict[str, Path]:
+    """Three real runs: the oldest build alone, the newest alone, and both (made
+    once per session, for the other tests that read the same runs too)."""
     out = {}
-    vectors = basic_vectors(tmp_path_factory.mktemp("vectors"))
     for name, suites in (("old", "bookworm"), ("new", "sid"), ("both", "bookworm,sid")):
-        path = tmp_path_factory.mktemp(name)
-        rc, text, _doc = run_suite(path, suites=suites, vectors=vectors)
-        assert rc == 0, text
-        out[name] = path / "reports" / "results.json"
+        ran = shared_run(shared, suites)
+        assert ran.rc == 0, ran.output
+        out[name] = ran.path / "reports" / "results.json"
     return out
 
 

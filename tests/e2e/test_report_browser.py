@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.shared import Shared
 from helpers.suite_runner import basic_vectors, run_suite
 from test_crash_verdict import crash_vectors
 
@@ -41,16 +42,19 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run on the newest build where one vector's expectation is wrong."""
-    tmp = tmp_path_factory.mktemp("run")
-    vectors = basic_vectors(tmp)
-    mig = vectors / "migrate-incoming" / "basic.yaml"
-    mig.write_text(mig.read_text().replace("need either 'uri' or 'channels' argument",
-                                           "need exactly one of 'uri' and 'channels'"))
-    rc, text, _doc = run_suite(tmp, suites="sid", vectors=vectors)
-    assert rc == 1, text
-    return tmp / "reports" / "index.html"
+def report_page(shared: Shared) -> Path:
+    """A real run on the newest build where one vector's expectation is wrong
+    (once per session)."""
+
+    def make(tmp: Path) -> None:
+        vectors = basic_vectors(tmp)
+        mig = vectors / "migrate-incoming" / "basic.yaml"
+        mig.write_text(mig.read_text().replace("need either 'uri' or 'channels' argument",
+                                               "need exactly one of 'uri' and 'channels'"))
+        rc, text, _doc = run_suite(tmp, suites="sid", vectors=vectors)
+        assert rc == 1, text
+
+    return shared.once("browser-run", make) / "reports" / "index.html"
 
 
 def test_matrix_filter_and_detail(browser, report_page: Path) -> None:  # type: ignore[no-untyped-def]

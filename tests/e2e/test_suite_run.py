@@ -7,17 +7,19 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers.suite_runner import basic_vectors, outcomes, run_suite
+from helpers.shared import Shared
+from helpers.suite_runner import basic_vectors, outcomes, run_suite, shared_run, shared_vectors
 
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import load
 from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
 
 
-def test_serial_and_parallel_agree_and_report(tmp_path: Path) -> None:
-    vectors = basic_vectors(tmp_path)
-    rc, out, serial = run_suite(tmp_path / "serial", vectors=vectors)
-    assert rc == 0, out
+def test_serial_and_parallel_agree_and_report(tmp_path: Path, shared: Shared) -> None:
+    vectors = shared_vectors(shared)
+    ran = shared_run(shared)  # serial, on the builds of SUITES
+    assert ran.rc == 0, ran.output
+    serial = ran.results
     rc, out, parallel = run_suite(tmp_path / "xdist", "-n", "2", vectors=vectors)
     assert rc == 0, out
     assert outcomes(serial) == outcomes(parallel)

@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers.suite_runner import SuiteRun, basic_vectors, run_suite
+from helpers.shared import Shared
+from helpers.suite_runner import SuiteRun, basic_vectors, shared_run
 from test_hygiene import _stalled_run
 
 from qmpcompat.cli import main
@@ -82,15 +83,15 @@ def test_unwritable_reports_dir_is_a_usage_error(tmp_path: Path) -> None:
     assert "QEMU binaries" not in run.output  # refused before selecting (or starting) any QEMU
 
 
-def test_reports_are_valid_and_readable(tmp_path: Path) -> None:
-    vectors = basic_vectors(tmp_path / "v")
+def test_reports_are_valid_and_readable(tmp_path: Path, shared: Shared) -> None:
+    ran = shared_run(shared, "sid")  # made under umask 022
+    rc, text, doc = ran.rc, ran.output, ran.results
+    assert rc == 0, text
+    live = ran.path / "reports"
+    for name in ("results.json", "summary.md", "index.html"):
+        assert stat.S_IMODE((live / name).stat().st_mode) == 0o644, name
     old = os.umask(0o022)
     try:
-        rc, text, doc = run_suite(tmp_path, suites="sid", vectors=vectors)
-        assert rc == 0, text
-        live = tmp_path / "reports"
-        for name in ("results.json", "summary.md", "index.html"):
-            assert stat.S_IMODE((live / name).stat().st_mode) == 0o644, name
         # QEMU echoes what it is sent: an error text may hold any control character.
         rec = next(r for r in doc["results"] if (r["observed"] or {}).get("result") == "reject")
         rec["observed"]["desc"] += " \x01\x1b[0m\x0c"

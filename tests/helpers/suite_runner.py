@@ -1,5 +1,6 @@
 """Running the conformance suite in a subprocess, as a user would, and checking
-that it leaves no QEMU process and no temp dir behind."""
+that it leaves no QEMU process and no temp dir behind; a run several tests read
+is made once per session (``shared_run``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from helpers.shared import Shared
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
 # The suites these tests exercise the machinery with (the derived and schema
 # suites have tests of their own).
 MACHINERY = ("suites/test_vectors.py", "suites/test_binaries.py", "suites/test_vector_files.py")
+# pytest as these runs start it: without Hypothesis's plugin, which the suite has no
+# use for and whose import costs each pytest process (and each of its xdist workers)
+# about 1 s of CPU. (The CI template test and tests/e2e/test_plugin.py run pytest
+# with every installed plugin, as a user does.)
+PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
 def _default_sigint() -> None:
@@ -36,7 +45,7 @@ class SuiteRun:
         self.reports = tmp_path / "reports"
         self.tmpdir = Path(tempfile.mkdtemp(prefix="qs-"))
         self.log = tmp_path / "pytest.log"
-        cmd = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rfEx",
+        cmd = [*PYTEST, *paths, "-rfEx",
                "--qmpcompat-suites", suites, "--qmpcompat-reports", str(self.reports),
                "--junitxml", str(self.reports / "junit.xml"), *args]
         if vectors:
@@ -124,3 +133,37 @@ def basic_vectors(tmp_path: Path) -> Path:
         (dst / command).mkdir()
         shutil.copy(src / command / "basic.yaml", dst / command / "basic.yaml")
     return dst
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A finished run of the suite: what ``run_suite`` returns, and its directory
+    (``reports/`` and ``pytest.log`` below it)."""
+
+    rc: int
+    output: str
+    results: dict[str, Any]
+    path: Path
+
+
+def shared_vectors(shared: Shared) -> Path:
+    """``basic_vectors``, once per session, for the runs tests share (read only)."""
+    return shared.once("basic-vectors", basic_vectors) / "vectors"
+
+
+def shared_run(shared: Shared, suites: str = SUITES, *args: str) -> Ran:
+    """``run_suite`` of the shared basic vectors on the builds of ``suites`` with
+    ``args``, made once per session for every test that reads the same run
+    (under umask 022, as in a user's shell). Tests must not change it."""
+
+    def make(path: Path) -> None:
+        old = os.umask(0o022)
+        try:
+            rc, _out, _doc = run_suite(path, *args, vectors=shared_vectors(shared), suites=suites)
+        finally:
+            os.umask(old)
+        (path / "rc").write_text(str(rc))
+
+    path = shared.once(f"run-{suites}-{' '.join(args)}", make)
+    return Ran(int((path / "rc").read_text()), (path / "pytest.log").read_text(),
+               json.loads((path / "reports" / "results.json").read_text()), path)

@@ -38,6 +38,7 @@ def _tree(root: Path) -> Path:
 def _pytest(root: Path, *args: str) -> tuple[int, str, list[str]]:
     """Run pytest on the tree's tests/; its exit status, output and the tests it ran, in order."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "-p", "no:hypothesispytest",
                            "-v", *args, "tests"], cwd=root, capture_output=True, text=True,
                           timeout=120, check=False)
     ran = [line.split(" ")[0] for line in proc.stdout.splitlines()
