@@ -235,13 +235,16 @@ def _qemu_processes_under(path: Path) -> list[str]:
     return found
 
 
+BUDGET = 10  # seconds: some 800 cases on 11.1.3 on an idle 2-core machine
+
+
 def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
                                                           tmp_path: Path) -> None:
     tmp = tmp_path / "t"
     tmp.mkdir()
     out = tmp_path / "out"
     env = {**os.environ, "TMPDIR": str(tmp)}
-    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", "20s",
+    cmd = [sys.executable, "-m", "qmpcompat", "hunt", "--only", newest.label, "--budget", f"{BUDGET}s",
            "--seed", "5", "--out", str(out), "--workers", "2", "--floor-every", "5"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240,
                           cwd=tmp_path)
@@ -249,7 +252,7 @@ def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,
     summary = json.loads((out / "hunt.json").read_text())
     (row,) = summary["builds"]
     assert row["qemu"] == newest.label and row["cases"] > 20
-    assert 20 <= row["seconds"] < 200
+    assert BUDGET <= row["seconds"] < 200
     assert len(row["workers"]) == 2 and all(w["cases"] for w in row["workers"])
     assert row["floor_ms"] > 0 and row["per_case_ms"] > 0
     new = [r for r in summary["reports"] if not r["recorded"]]
