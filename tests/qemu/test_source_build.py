@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.shared import Shared
 
 from qmpcompat.errors import ProvisionError
 from qmpcompat.provision import QemuBuild, firmware
@@ -101,11 +102,22 @@ build qemu-system-x86_64: link stand-in
 
 
 @pytest.fixture(scope="module")
-def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One private cache for the module's trees (one build venv for all, made by
-    the first build; each tree has its own identity, so its own build dir and
-    cache entry)."""
-    return tmp_path_factory.mktemp("cache")
+def module_cache(tmp_path_factory: pytest.TempPathFactory, shared: Shared) -> Path:
+    """One private cache for the module's trees on each xdist worker (each tree
+    has its own identity, so its own build dir and cache entry). Its build venv
+    (pip install meson) is made once per session, by a build in a cache of its
+    own that stops at configure, and linked in."""
+
+    def make(cache: Path) -> None:
+        with pytest.MonkeyPatch.context() as mp, pytest.raises(BuildFailed, match="'configure'"):
+            mp.setenv("QMPCOMPAT_CACHE", str(cache))
+            build_source(str(_tree(cache / "trees" / "first", "exit 1\n")))
+
+    venv = shared.once("source-build-venv", make) / "source" / "pyenv"
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "source").mkdir()
+    (cache / "source" / "pyenv").symlink_to(venv)
+    return cache
 
 
 @pytest.fixture
