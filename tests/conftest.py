@@ -1,5 +1,7 @@
-"""Fixtures of qmpcompat's own tests: the real provisioned QEMU builds, and
-small stand-ins for broken binaries."""
+"""Fixtures of qmpcompat's own tests: the real provisioned QEMU builds (for the
+qemu and e2e tiers; the top-level conftest.py keeps them out of the unit tier),
+and small stand-ins for broken binaries. This directory is on sys.path, so the
+tiers import the shared ``helpers`` package."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.shared import Shared
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.selection import select
@@ -29,6 +32,13 @@ def oldest(builds: list[QemuBuild]) -> QemuBuild:
 @pytest.fixture(scope="session")
 def newest(builds: list[QemuBuild]) -> QemuBuild:
     return builds[-1]
+
+
+@pytest.fixture(scope="session")
+def shared(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Shared:
+    """Set-ups made once per session for every xdist worker (real runs several
+    tests read): ``shared.once(name, make)``."""
+    return Shared(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture
