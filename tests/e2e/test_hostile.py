@@ -7,25 +7,40 @@ tests/e2e/bad-inputs/ (cases.yaml says what it must get)."""
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from helpers.suite_runner import REPO, basic_vectors
+from helpers.suite_runner import REPO, SuiteRun, basic_vectors, outcomes
 
+from qmpcompat import escape
+from qmpcompat.ciformats import CiFinding, github, gitlab, sarif
+from qmpcompat.cli import main
 from qmpcompat.errors import UnsafeInput
 from qmpcompat.harness import Qemu, QemuOptions
 from qmpcompat.provision import QemuBuild
+from qmpcompat.report.html import render_html
+from qmpcompat.report.junit import render_junit
+from qmpcompat.report.results import environment, results_document
+from qmpcompat.report.summary import render_summary
 from qmpcompat.safety import Policy, policy
+from qmpcompat.vectors import limits
+from qmpcompat.vectors.pattern import check
+from qmpcompat.vectors.transcript import run_fresh, steps_problems
 
-# (A module new on this branch is imported inside the test that needs it, so
-# that the other tests run against an older qmpcompat on PYTHONPATH.)
 BAD = Path(__file__).resolve().parent / "bad-inputs"
 CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
 
@@ -68,7 +83,6 @@ def test_patterns_match_in_linear_time() -> None:
 
 
 def test_patterns_outside_the_linear_subset_are_refused() -> None:
-    from qmpcompat.vectors.pattern import check  # new with RE2 (imported here: see OLD)
     assert check("(a)\\1") == "invalid escape sequence: \\1"
     assert check("x(?=y)") == "invalid perl operator: (?="
     assert check("a" * 3000) == "too long (3000 characters; at most 2000)"
@@ -159,7 +173,6 @@ CALL_SITES = {
 
 def _call_sites() -> dict[tuple[str, str], str]:
     """(file, innermost function) -> the source of its subprocess calls in qmpcompat/."""
-    import ast
     found: dict[tuple[str, str], str] = {}
 
     def visit(node: ast.AST, path: str, func: str) -> None:
@@ -188,7 +201,6 @@ def test_every_external_command_is_classified() -> None:
 
 def test_a_git_ref_is_never_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``REPO@--output=FILE`` made ``git show`` write FILE."""
-    from qmpcompat.cli import main
     repo = tmp_path / "qemu"
     (repo / "qapi").mkdir(parents=True)
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost"]
@@ -264,7 +276,6 @@ RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u
 
 
 def _hostile_results(text: str) -> dict[str, Any]:
-    from qmpcompat.report.results import environment, results_document
     label = f"11.1.3{text}"
     binary = {"binary": f"/q/{text}", "version": "11.1.3", "version_line": "11.1", "run_label": label,
               "package": text, "features": [f"machine:{text}"], "features_probed": True}
@@ -315,13 +326,7 @@ def _markdown_safe(output: str, where: str) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_in_every_report_format(text: str, tmp_path: Path) -> None:
-    import json
-    import xml.etree.ElementTree as ET
 
-    from qmpcompat import escape
-    from qmpcompat.report.html import render_html
-    from qmpcompat.report.junit import render_junit
-    from qmpcompat.report.summary import render_summary
     doc = _hostile_results(text)
     summary = render_summary(doc)  # type: ignore[arg-type]
     _markdown_safe(summary, "summary.md")
@@ -341,10 +346,7 @@ def test_hostile_text_in_every_report_format(text: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_in_ci_formats(text: str) -> None:
-    import json
 
-    from qmpcompat import escape
-    from qmpcompat.ciformats import CiFinding, github, gitlab, sarif
     findings = [CiFinding("RULE", level, f"{text} title", f"{text} message", text, f"{text}.yaml", 3)
                 for level in ("breaking", "warning", "info")]
     lines = github(findings).splitlines()
@@ -361,9 +363,7 @@ def test_hostile_text_in_ci_formats(text: str) -> None:
 def test_hostile_text_on_the_terminal(text: str, tmp_path: Path) -> None:
     """What ``qmpcompat report render`` and ``report changes`` print of a results
     file (the verdict, QEMU's words before and after), and escape.terminal."""
-    import json
 
-    from qmpcompat import escape
     doc = _hostile_results(text)
     older = {"binary": "/q/old", "version": "11.1.2", "version_line": "11.1", "run_label": "11.1.2"}
     doc["environment"]["binaries"].insert(0, older)
@@ -426,7 +426,6 @@ def test_replays_judge_what_qemu_was_asked(name: str) -> None:
 
 
 def test_a_quit_before_the_main_step_is_no_crash(newest: QemuBuild) -> None:
-    from qmpcompat.vectors.transcript import run_fresh
     steps = [{"execute": "quit", "arguments": {}},
              {"execute": "migrate", "arguments": {"uri": "unix:{tmpdir}/x.sock"}}]
     obs = run_fresh(steps, newest, incoming=False)  # type: ignore[arg-type]
@@ -442,11 +441,7 @@ def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path) -> None:
     """While a run (with xdist workers) writes into a reports directory, another
     run and the report commands are refused there, saying who holds it; the first
     run's verdict stands. A killed holder leaves no lock behind."""
-    import json
-    import signal
-    import time
 
-    from suite_runner import SuiteRun, outcomes
     first = SuiteRun(tmp_path / "first", "-n", "2", vectors=basic_vectors(tmp_path / "v"), suites="sid")
     placeholder = first.reports / "results.json"  # written once the run holds the directory
     deadline = time.monotonic() + 120
@@ -484,8 +479,6 @@ def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path) -> None:
 def test_a_transcript_that_fills_its_case_dir_fails(monkeypatch: pytest.MonkeyPatch,
                                                       newest: QemuBuild) -> None:
     """Each pmemsave is within the gate's limit; together they pass the case's."""
-    from qmpcompat.vectors import limits
-    from qmpcompat.vectors.transcript import run_fresh
     monkeypatch.setattr(limits, "MAX_CASE_BYTES", 6 * 1024 * 1024)
     dump = {"execute": "pmemsave", "arguments": {"val": 0, "size": 4 * 1024 * 1024,
                                                    "filename": "{tmpdir}/dump"}}
@@ -499,8 +492,6 @@ def test_a_transcript_that_fills_its_case_dir_fails(monkeypatch: pytest.MonkeyPa
 
 
 def test_transcripts_have_a_step_and_time_limit(monkeypatch: pytest.MonkeyPatch, newest: QemuBuild) -> None:
-    from qmpcompat.vectors import limits
-    from qmpcompat.vectors.transcript import run_fresh, steps_problems
     status = {"execute": "query-status", "arguments": {}}
     many = [status] * 101 + [{"execute": "migrate", "arguments": {"uri": "bogus:x"}}]
     assert steps_problems(many, Policy.template()) == ["steps: 102 steps (at most 100)"]
@@ -517,9 +508,6 @@ def test_a_run_removes_what_killed_runs_left(tmp_path: Path) -> None:
     """A run killed with its reaper leaves case dirs (guest memory dumps) and
     processes using them; the next run's start reaps them. Entries of live
     owners stay; an entry whose pid now belongs to a younger process is reaped."""
-    import shutil
-    import tempfile
-    import time
     base = Path(tempfile.mkdtemp(prefix="qs-"))  # short: QEMU's socket paths live under it
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid is free now (and not reused within this test)

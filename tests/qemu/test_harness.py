@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -123,7 +124,6 @@ def test_child_dies_with_its_parent(newest: QemuBuild, tmp_path: Path) -> None:
 
 
 def json_dumps(data: object) -> str:
-    import json
 
     return json.dumps(data)
 

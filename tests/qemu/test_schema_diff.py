@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deepdiff import DeepDiff
 
 from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError, SourceUnavailable
 from qmpcompat.schema.differ.compare import history, load
-from qmpcompat.schema.differ.diff import RawChange
+from qmpcompat.schema.differ.diff import RawChange, diff_models
 from qmpcompat.schema.differ.ignore import apply_ignore, load_ignore
 from qmpcompat.schema.differ.rules import RULES, classify
+from qmpcompat.schema.model.normalize import all_roots, normalize
+from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.qapi_convert import Conditions
-from qmpcompat.schema.sources.resolve import load_input, pick_build
+from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
 
 # Observed on the Debian builds (and their QAPI source): (rule, path) per step.
 STEP_72_100 = [
@@ -38,7 +41,6 @@ STEP_100_111 = [
 
 @pytest.fixture(scope="module")
 def builds() -> list[Any]:
-    from qmpcompat.schema.sources.resolve import provisioned_builds
 
     return provisioned_builds()
 
@@ -222,11 +224,7 @@ def test_deprecated_then_removed_is_a_warning(builds: list[Any]) -> None:
 def test_pruned_diff_finds_what_plain_deepdiff_finds(builds: list[Any]) -> None:
     """The hash pruning and flattening lose nothing: every difference plain
     deepdiff reports lies at or under a reported change."""
-    from deepdiff import DeepDiff
 
-    from qmpcompat.schema.differ.diff import diff_models
-    from qmpcompat.schema.model.normalize import all_roots, normalize
-    from qmpcompat.schema.model.query import SchemaIndex
 
     a, b = (SchemaIndex(from_build(pick_build(v, builds)).entries) for v in ("7.2", "11.1"))
     roots = sorted(set(all_roots(a)) | set(all_roots(b)))

@@ -19,6 +19,7 @@ from qmpcompat.schema.sources.debsrc import debian_qapi_dir, source_version
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.live import from_build
 from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
+from qmpcompat.schema.sources.snapshot import snapshot
 
 BUILDS = provisioned_builds()
 # Each provisioned build with the Debian source package it was built from.
@@ -129,7 +130,6 @@ def test_unions_drop_implicit_empty_branches() -> None:
 
 
 def test_snapshot_input_round_trips(builds: list[Any]) -> None:
-    from qmpcompat.schema.sources.snapshot import snapshot
 
     live = from_build(pick_build("10.0", builds))
     snap = snapshot(live)

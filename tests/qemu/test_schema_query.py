@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema import SchemaIndex, parse_query, schema_get, schema_has
 from qmpcompat.schema.sources.live import introspect
@@ -104,7 +105,6 @@ def test_space_escapes_a_leading_non_letter() -> None:
 
 def test_cli_query_on_binary_path_and_exit_codes(builds: list[Any],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from qmpcompat.cli import main
 
     binary = pick_build("7.2", builds).binary
     assert main(["query", binary, "migrate/arg-type/*blk"]) == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from qmpcompat.cli import main
 from qmpcompat.errors import SchemaError
 from qmpcompat.schema.differ.compare import load
 from qmpcompat.schema.model.query import SchemaIndex, schema_has
@@ -146,7 +147,6 @@ def test_malformed_definitions_are_errors_with_their_line(lines: list[str], why:
 
 
 def test_cli_define_and_undefine() -> None:
-    from qmpcompat.cli import main
 
     query = "migrate/arg-type/channels/addr/+socket/+unix/abstract"
     assert main(["query", "debian:10.0", query]) == 0
