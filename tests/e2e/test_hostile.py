@@ -50,6 +50,18 @@ def _qmpcompat(*args: str, timeout: float = 120, cwd: Path = REPO) -> subprocess
                           timeout=timeout, cwd=cwd)
 
 
+def _in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``qmpcompat ARGS`` run by its entry point in this process (what a subprocess
+    would print, without the interpreter's start-up): exit status, stdout, stderr."""
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    except SystemExit as stop:  # argparse's usage errors
+        rc = int(stop.code or 0)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
 # --- patterns that never end ------------------------------------------------
 
 
@@ -360,7 +372,8 @@ def test_hostile_text_in_ci_formats(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", HOSTILE)
-def test_hostile_text_on_the_terminal(text: str, tmp_path: Path) -> None:
+def test_hostile_text_on_the_terminal(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``qmpcompat report render`` and ``report changes`` print of a results
     file (the verdict, QEMU's words before and after), and escape.terminal."""
 
@@ -376,11 +389,13 @@ def test_hostile_text_on_the_terminal(text: str, tmp_path: Path) -> None:
     results = tmp_path / "reports" / "results.json"
     results.parent.mkdir()
     results.write_text(json.dumps(doc))
-    render = _qmpcompat("report", "render", str(results), "-o", str(tmp_path / "out"))
-    assert render.returncode == 1, render.stderr
-    changes = _qmpcompat("report", "changes", "11.1.2", "11.1.3", cwd=tmp_path)  # reports/results.json
-    assert changes.returncode in (0, 1) and "FORGED" in changes.stdout, changes.stdout + changes.stderr
-    for output in (render.stdout, render.stderr, changes.stdout, changes.stderr, escape.terminal(text)):
+    rc, render_out, render_err = _in_process(capsys, "report", "render", str(results), "-o",
+                                             str(tmp_path / "out"))
+    assert rc == 1, render_err
+    monkeypatch.chdir(tmp_path)  # reports/results.json
+    rc, changes_out, changes_err = _in_process(capsys, "report", "changes", "11.1.2", "11.1.3")
+    assert rc in (0, 1) and "FORGED" in changes_out, changes_out + changes_err
+    for output in (render_out, render_err, changes_out, changes_err, escape.terminal(text)):
         _no_raw(output.replace("\t", " "), "terminal")
         assert not any(line.lstrip().startswith(("::", "##")) for line in output.splitlines()), output
     for name in ("summary.md", "index.html", "junit.xml"):
@@ -399,15 +414,18 @@ def test_hostile_text_on_the_terminal(text: str, tmp_path: Path) -> None:
     ["hunt", "--replay", "{path}", "--qemu", "/bin/false"],
 ])
 @pytest.mark.parametrize("shape", ["list", "object"])
-def test_deeply_nested_json_is_an_input_error(tmp_path: Path, command: list[str], shape: str) -> None:
+def test_deeply_nested_json_is_an_input_error(tmp_path: Path, command: list[str], shape: str,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     depth = CORPUS["malformed-json"]["depth"]
     path = tmp_path / "nested.json"
     inner = "[" * depth + "]" * depth
     path.write_text(inner if shape == "list" else '{"format": "qmpcompat-results/1", "a": ' + inner + "}")
-    proc = _qmpcompat(*[a.format(path=path, out=tmp_path / "out") for a in command])
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert str(path) in proc.stderr and CORPUS["malformed-json"]["message"] in proc.stderr
+    monkeypatch.chdir(REPO)  # the schema files the commands name
+    rc, out, err = _in_process(capsys, *[a.format(path=path, out=tmp_path / "out") for a in command])
+    assert rc == 2, out + err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(path) in err and CORPUS["malformed-json"]["message"] in err
     assert not (tmp_path / "out").exists()
 
 
