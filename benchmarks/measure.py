@@ -112,5 +112,8 @@ def conformance_run(paths: Sequence[str], workers: int, extra: Sequence[str] = (
         mem = sampler.done()
         doc = json.loads((Path(reports) / "results.json").read_text())
         cases = len(doc["results"]) + len(doc.get("pairs", []))
+        failed = sorted(f"{r['vector']} on {r['qemu']}: {r['message'][:300]}" for r in doc["results"]
+                        if r["outcome"] in ("failed", "error"))
     return {"seconds": seconds, "cases": cases, "workers": workers, "exit": proc.returncode, **mem,
+            "failed": failed,
             "run": doc.get("run"), "summary": out.strip().splitlines()[-1] if out.strip() else ""}

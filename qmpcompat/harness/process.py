@@ -61,6 +61,19 @@ def _adopted() -> list[int]:
     return pids
 
 
+def _in_group(pgid: int) -> list[int]:
+    """Adopted processes of process group ``pgid`` (other than its leader), alive or
+    exited and waiting to be reaped: a zombie's environment cannot be read, its
+    group can."""
+    pids: list[int] = []
+    for pid in _adopted():
+        with contextlib.suppress(OSError, ValueError):
+            pgrp = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2]
+            if int(pgrp) == pgid and pid != pgid:
+                pids.append(pid)
+    return pids
+
+
 def environ_has(pid: int, entry: bytes) -> bool:
     """True when process ``pid``'s environment holds ``entry`` (``NAME=value``)."""
     try:
@@ -229,8 +242,9 @@ class Child:
         return status
 
     def kill_escaped(self) -> list[int]:
-        """SIGKILL (and reap) every adopted process that carries this Child's token;
-        the pids killed."""
+        """SIGKILL (and reap) every adopted process that carries this Child's token
+        or is in its process group (the ones that died first are zombies by then,
+        whose token cannot be read); the pids killed."""
         entry = f"{CHILD_ENV}={self.token}".encode()
         killed: list[int] = []
         for _round in range(10):  # a killed daemon's own children are adopted in turn
@@ -243,4 +257,10 @@ class Child:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
                 killed.append(pid)
+        for pid in _in_group(self.pid):  # its group's exec: sinks, orphaned as they died
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            killed.append(pid)
         return killed

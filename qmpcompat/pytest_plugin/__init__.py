@@ -61,7 +61,7 @@ __all__ = ["RecordCase", "RecordConsumer", "RecordPair", "RunState", "conclude",
 
 SUITE_MARK = "QMPCOMPAT_SUITE"
 PLUGIN_NAME = "qmpcompat"
-POOLS = 4  # persistent mode: pools (build, -incoming form) alive at once, per worker
+POOLS = 2  # persistent mode: pools (build, -incoming form) alive at once, per worker
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

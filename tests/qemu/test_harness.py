@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,29 @@ def test_events_and_migration_polling(newest: QemuBuild) -> None:
         dst.cmd("stop")
         dst.cmd("cont")
         assert dst.wait_event("RESUME", timeout=5)["event"] == "RESUME"
+    shutil.rmtree(case)
+
+
+def _children(pid: int | str) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]
+
+
+def test_a_killed_exec_sink_is_reaped(newest: QemuBuild) -> None:
+    """A migration to an exec: sink that never ends (its file a FIFO nobody
+    reads): tearing the QEMU down kills the sink, which this process adopts as it
+    dies, and reaps it too; no zombie is left for the rest of the run."""
+    case = private_dir()
+    os.mkfifo(case / "sink")
+    with Qemu(newest, QemuOptions(machine="pc", memory="64M", extra_args=("-S",))).start(case) as q:
+        q.cmd("migrate", {"uri": f"exec:cat > {shlex.quote(str(case))}/sink"})
+        qemu = q.child.pid  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while not (sinks := _children(qemu)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sinks, "QEMU started no sink"
+    assert not set(sinks) & set(_children("self")), "the killed sink is left as a zombie"
+    assert all(_gone(s) for s in sinks)
     shutil.rmtree(case)
 
 
