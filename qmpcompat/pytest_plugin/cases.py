@@ -10,7 +10,8 @@ rebuild the record of a case whose worker died.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import pytest
 
@@ -94,38 +95,40 @@ def parametrize(metafunc: pytest.Metafunc, st: RunState) -> None:
 RecordCase = Callable[[CaseResult], None]
 
 
+class _Summarized(Protocol):
+    def summary(self) -> str: ...
+
+
+def _attach(item: pytest.Item, rec: Mapping[str, Any], keys: tuple[str, ...],
+            observation: _Summarized | None, record_key: str, run_mode: bool = True) -> None:
+    """The JUnit properties of a record (``keys``, what QEMU did, how its QEMU ran
+    when ``run_mode``), escaped, and the record itself under ``record_key`` for
+    the controller (it travels back from xdist workers)."""
+    item.user_properties += [(key, visible(rec.get(key))) for key in keys]
+    if observation is not None:
+        item.user_properties.append(("observed", visible(observation.summary())))
+    if run_mode:
+        item.user_properties += junit_properties(rec.get("observed"))
+    item.user_properties.append((record_key, json.dumps(rec)))
+
+
 def record_on(item: pytest.Item, result: CaseResult) -> None:
-    """Attach a case's record to the test report (travels back from xdist workers)
-    and to the JUnit XML."""
-    rec = result.record.to_json()
-    for key in ("vector", "outcome", "expected"):
-        item.user_properties.append((key, visible(rec.get(key))))
-    if result.observation is not None:
-        item.user_properties.append(("observed", visible(result.observation.summary())))
-    item.user_properties += junit_properties(rec.get("observed"))
-    item.user_properties.append((RECORD, json.dumps(rec)))
+    """Attach a case's record to the test report and to the JUnit XML."""
+    _attach(item, result.record.to_json(), ("vector", "outcome", "expected"), result.observation,
+            RECORD)
 
 
 def record_pair_on(item: pytest.Item, result: PairResult) -> None:
     """Attach a cross-version cell's record to the test report and the JUnit XML."""
-    rec = result.record
-    for key in ("vector", "form", "source_version", "destination_version", "outcome", "expected"):
-        item.user_properties.append((key, visible(rec.get(key))))
-    if result.observation is not None:
-        item.user_properties.append(("observed", visible(result.observation.summary())))
-    item.user_properties += junit_properties(rec.get("observed"))
-    item.user_properties.append((PAIR_RECORD, json.dumps(rec)))
+    _attach(item, result.record, ("vector", "form", "source_version", "destination_version",
+                                  "outcome", "expected"), result.observation, PAIR_RECORD)
 
 
 def record_consumer_on(item: pytest.Item, result: ProfileResult) -> None:
     """Attach a consumer-profile cell's record to the test report and the JUnit XML."""
-    rec = result.record
-    for key in ("profile", "consumer", "consumer_version", "source_version", "destination_version",
-                "outcome", "expected", "location"):
-        item.user_properties.append((key, str(rec.get(key))))
-    if result.observation is not None:
-        item.user_properties.append(("observed", result.observation.summary()))
-    item.user_properties.append((CONSUMER_RECORD, json.dumps(rec)))
+    _attach(item, result.record, ("profile", "consumer", "consumer_version", "source_version",
+                                  "destination_version", "outcome", "expected", "location"),
+            result.observation, CONSUMER_RECORD, run_mode=False)
 
 
 def record_gate_on(item: pytest.Item, rows: list[dict[str, object]]) -> None:
