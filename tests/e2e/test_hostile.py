@@ -50,14 +50,32 @@ def _qmpcompat(*args: str, timeout: float = 120, cwd: Path = REPO) -> subprocess
                           timeout=timeout, cwd=cwd)
 
 
-def _in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+class _Stuck(Exception):
+    pass
+
+
+def _stuck(_signum: int, _frame: object) -> None:
+    raise _Stuck
+
+
+def _in_process(capsys: pytest.CaptureFixture[str], *args: str,
+                timeout: int = 60) -> tuple[int, str, str]:
     """``qmpcompat ARGS`` run by its entry point in this process (what a subprocess
-    would print, without the interpreter's start-up): exit status, stdout, stderr."""
+    would print, without the interpreter's start-up): exit status, stdout, stderr.
+    A command still running after ``timeout`` seconds (blocked opening a FIFO, say)
+    is interrupted and fails the test."""
     capsys.readouterr()
+    old = signal.signal(signal.SIGALRM, _stuck)
+    signal.alarm(timeout)
     try:
         rc = main(list(args))
     except SystemExit as stop:  # argparse's usage errors
         rc = int(stop.code or 0)
+    except _Stuck:
+        pytest.fail(f"qmpcompat {' '.join(args)} still ran after {timeout} s")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -244,15 +262,16 @@ def _not_regular(kind: str, path: Path, target: Path) -> None:
 @pytest.mark.parametrize("kind", sorted(CORPUS["not-regular"]))
 @pytest.mark.parametrize("place", ["migrate/x.yaml", "flags.yaml", "known-defects.yaml",
                                    "cross-version/x.yaml", "vector-file.schema.json"])
-def test_lint_refuses_data_files_that_are_not_regular(tmp_path: Path, kind: str, place: str) -> None:
+def test_lint_refuses_data_files_that_are_not_regular(tmp_path: Path, kind: str, place: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     root = basic_vectors(tmp_path / "run")
     path = root / place
     path.parent.mkdir(exist_ok=True)
     path.unlink(missing_ok=True)
     _not_regular(kind, path, tmp_path / "secret")
-    proc = _qmpcompat("lint", "--vectors", str(root), "--no-history", timeout=60)  # a FIFO: for ever
-    out = proc.stdout + proc.stderr
-    assert proc.returncode in (1, 2) and CORPUS["not-regular"][kind] in out, out
+    rc, stdout, stderr = _in_process(capsys, "lint", "--vectors", str(root), "--no-history")
+    out = stdout + stderr  # a FIFO opened: for ever, until the alarm
+    assert rc in (1, 2) and CORPUS["not-regular"][kind] in out, out
     assert SECRET not in out
 
 
@@ -268,13 +287,16 @@ def test_lint_refuses_data_files_that_are_not_regular(tmp_path: Path, kind: str,
     ["hunt", "--replay", "{path}", "--qemu", "/bin/false"],
 ])
 def test_commands_refuse_data_files_that_are_not_regular(tmp_path: Path, kind: str,
-                                                         command: list[str]) -> None:
+                                                         command: list[str],
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "input.json"
     _not_regular(kind, path, tmp_path / "secret")
     args = [a.format(path=path, out=tmp_path / "out") for a in command]
-    proc = _qmpcompat(*args, timeout=60)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    monkeypatch.chdir(REPO)  # the schema files the commands name
+    rc, stdout, stderr = _in_process(capsys, *args)
+    out = stdout + stderr
+    assert rc == 2, out
     assert CORPUS["not-regular"][kind] in out and SECRET not in out, out
     assert "Traceback" not in out
 
