@@ -17,7 +17,9 @@ printed on this machine, not only what the evidence recorded.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,27 +51,38 @@ def script_name(plan: Plan) -> str:
 
 
 def _qemu_command(build: QemuBuild) -> str:
-    return shlex.join(build.command())
+    """The shell-quoted command that runs ``build`` as it runs here: its own
+    environment (its module dir) goes with it, so the two sides of a pair each
+    start with theirs."""
+    env = [f"{k}={v}" for k, v in build.env.items()]
+    return shlex.join([*(["env", *env] if env else []), *build.command()])
+
+
+def script_args(source: QemuBuild, destination: QemuBuild | None = None) -> list[str]:
+    """The reproducer's arguments that name ``source`` (and ``destination``)."""
+    args = ["--qemu", _qemu_command(source)]
+    if destination is not None:
+        args += ["--dst-qemu", _qemu_command(destination)]
+    return args
 
 
 def run(plan: Plan, source: QemuBuild, destination: QemuBuild | None = None) -> Run:
-    """Play ``plan``'s script on ``source`` (and ``destination``, for a pair)."""
-    env = source.environ()
-    args = ["--qemu", _qemu_command(source)]
-    if destination is not None:
-        env.update(destination.env)
-        args += ["--dst-qemu", _qemu_command(destination)]
+    """Play ``plan``'s script on ``source`` (and ``destination``, for a pair). A
+    script still running after RUN_TIMEOUT is killed with the QEMUs it started."""
     label = source.label + (f"->{destination.label}" if destination else "")
     with tempfile.TemporaryDirectory(prefix="qmpv-") as tmp:
         path = Path(tmp) / script_name(plan)
         path.write_text(render_script(plan))
-        try:
-            done = subprocess.run([sys.executable, str(path), *args], capture_output=True,
-                                  text=True, env=env, timeout=RUN_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout if isinstance(exc.stdout, str) else ""
-            return Run(label, 2, f"{out}\n(the script did not end within {RUN_TIMEOUT:g}s)")
-    return Run(label, done.returncode, done.stdout + done.stderr)
+        with subprocess.Popen([sys.executable, str(path), *script_args(source, destination)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True) as proc:
+            try:
+                out, _ = proc.communicate(timeout=RUN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the script and its QEMUs
+                out, _ = proc.communicate()
+                return Run(label, 2, f"{out}\n(the script did not end within {RUN_TIMEOUT:g}s)")
+    return Run(label, proc.returncode, out)
 
 
 def _shown(value: object) -> str:
@@ -217,7 +230,7 @@ def report(plan: Plan, target: str = "qemu-devel", runs: list[Run] | None = None
 
 def pick(builds: list[QemuBuild], seen: list[Seen]) -> tuple[QemuBuild, QemuBuild | None] | None:
     """The first of ``seen`` (a version, or a pair) that ``builds`` has."""
-    by_version = {b.version: b for b in builds}
+    by_version = {b.version: b for b in builds if b.target == "x86_64"}  # the script's QEMU
     for s in seen:
         found = [by_version.get(Version.parse(v)) for v in s.label.split("->")]
         if all(found):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shlex
 import subprocess
 import sys
 from dataclasses import replace
@@ -26,7 +25,7 @@ from qmpcompat.reproduce import plan as plan_module
 from qmpcompat.reproduce.owner import whose
 from qmpcompat.reproduce.parts import in_case_dir
 from qmpcompat.reproduce.plan import make_plan
-from qmpcompat.reproduce.report import report
+from qmpcompat.reproduce.report import report, script_args
 from qmpcompat.reproduce.script import render_script
 from qmpcompat.safety import fill
 from qmpcompat.types import JSONObject, Version
@@ -40,15 +39,11 @@ VECTORS = load()
 
 def play(script: Path, source: QemuBuild, destination: QemuBuild | None = None
          ) -> subprocess.CompletedProcess[str]:
-    """The script run as a user would, on provisioned builds (their loader and -L dirs
-    as the QEMU command, their environment)."""
-    env = source.environ()
-    args = [sys.executable, str(script), "--qemu", shlex.join(source.command())]
-    if destination is not None:
-        env.update(destination.env)
-        args += ["--dst-qemu", shlex.join(destination.command())]
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=180,
-                          check=False, cwd=script.parent)
+    """The script run as a user would, on provisioned builds (their loader, -L dirs
+    and environment in the QEMU command, as ``report defect --run`` gives them)."""
+    return subprocess.run([sys.executable, str(script), *script_args(source, destination)],
+                          capture_output=True, text=True, timeout=180, check=False,
+                          cwd=script.parent)
 
 
 def test_every_known_defect_gets_a_standalone_reproducer() -> None:
@@ -245,9 +240,12 @@ def test_kd_0014_reproduces_with_libvirts_exchange(builds: list[QemuBuild], tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     assert "source: migration pre-switchover" in done.stdout
     assert "destination: migration completed" in done.stdout
-    done = play(script, by_label["11.1.3"], by_label["11.1.3"])  # dst-set-caps names compress
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "dst-set-caps (migrate-set-capabilities) was refused" in done.stdout
+    for source in ("11.1.3", "7.2.22"):  # dst-set-caps names compress, which 11.1.3 refuses
+        done = play(script, by_label[source], by_label["11.1.3"])
+        # each side with its own module dir: 7.2.22 loads TCG from its own, 11.1.3 has it built in
+        assert "could not load module" not in done.stdout, done.stdout
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "dst-set-caps (migrate-set-capabilities) was refused" in done.stdout
 
 
 def test_the_consumer_report_carries_what_the_builds_did(capsys: pytest.CaptureFixture[str]) -> None:
