@@ -2,7 +2,7 @@
 destination QEMU of another (or the same) build, each getting the consumer's
 own steps in the profile's order, and say what happened (an ``Observation``).
 
-The source boots the test guest (running); the destination starts as the
+The source starts the test guest (running); the destination starts as the
 consumer starts it (``-incoming defer`` or a uri, and held by ``-S``). Each
 step runs on its side: a command with arguments built from earlier answers, a
 wait for the migration to reach a status (by MIGRATION events, as libvirt
@@ -26,7 +26,7 @@ import shutil
 import socket
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
@@ -42,6 +42,7 @@ from qmpcompat.vectors.profilegate import gate_problems
 from qmpcompat.vectors.profileprog import expand, holds, step_key
 from qmpcompat.vectors.profiles import Profile, Step
 from qmpcompat.vectors.run import MIGRATION_TIMEOUT, GuestSide, Observation, free_port
+from qmpcompat.vectors.sides import both_errors, load_failure
 
 POLL_INTERVAL = 0.02
 
@@ -73,6 +74,7 @@ class _Play:
     saved: dict[str, JSON] = field(default_factory=dict)
     replies: list[JSONObject] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    ended: dict[str, str] = field(default_factory=dict)  # side: the final status its events said
     migrating: bool = False
     arrived: bool = False
     obs: Observation = field(default_factory=lambda: Observation("accept"))
@@ -141,25 +143,28 @@ class _Play:
 
     def _wait(self, q: Qemu, step: Step) -> JSONObject:
         """Wait until the side's migration reaches one of the step's statuses: by
-        MIGRATION events (each seen one is consumed) or by polling query-migrate."""
+        polling query-migrate, or by MIGRATION events (each seen one is consumed; a
+        final status an earlier wait consumed still answers a later wait for it, as
+        the consumer keeps the job state it has already seen)."""
+        if step.wait_by == "poll":
+            return q.wait_migration(step.wait_until, MIGRATION_TIMEOUT, POLL_INTERVAL)
+        if self.ended.get(step.side) in step.wait_until:
+            return {"status": self.ended[step.side]}
         deadline = time.monotonic() + MIGRATION_TIMEOUT
         while True:
-            left = max(0.05, deadline - time.monotonic())
-            if step.wait_by == "events":
-                event = q.wait_event("MIGRATION", timeout=left)
-                q.events.remove(event)
-                info = json_object(event.get("data") or {})
-            else:
-                info = q.query_migrate()
-            if info.get("status") in step.wait_until:
+            event = q.wait_event("MIGRATION", timeout=max(0.05, deadline - time.monotonic()))
+            q.events.remove(event)
+            info = json_object(event.get("data") or {})
+            status = json_text(info.get("status"))
+            if status in FINAL_STATUSES:
+                self.ended[step.side] = status
+            if status in step.wait_until:
                 return info
             if time.monotonic() > deadline:
                 if q.child is not None:
                     q.child.kill()
                 raise QemuHung(f"to reach {', '.join(step.wait_until)} (last status "
-                               f"{info.get('status')!r})", MIGRATION_TIMEOUT, q.stderr_tail())
-            if step.wait_by == "poll":
-                time.sleep(POLL_INTERVAL)
+                               f"{status!r})", MIGRATION_TIMEOUT, q.stderr_tail())
 
     def arrive(self) -> None:
         """Once: wait for both sides' final status; when both completed, check the guest."""
@@ -170,14 +175,16 @@ class _Play:
         done = FINAL_STATUSES + WAITING_STATUSES
         info = src.wait_migration(done, timeout=MIGRATION_TIMEOUT)
         self.obs.migration = json_text(info.get("status"))
-        errors = [json_text(info.get("error-desc"))]
-        if self.obs.migration == "completed":
-            peer = dst.wait_migration(done, timeout=MIGRATION_TIMEOUT)
-        else:
-            peer = dst.query_migrate()
+        try:
+            peer = (dst.wait_migration(done, timeout=MIGRATION_TIMEOUT)
+                    if self.obs.migration == "completed" else dst.query_migrate())
+        except QemuDied as exc:  # exit-on-error: a destination that cannot load the stream exits
+            if (said := load_failure(exc)) is None:
+                raise
+            peer = {"status": "failed", "error-desc": said}
         self.obs.peer_migration = json_text(peer.get("status")) or "none"
-        errors.append(json_text(peer.get("error-desc")))
-        self.obs.migration_error = "; ".join(e for e in dict.fromkeys(errors) if e) or None
+        self.obs.migration_error = both_errors(json_text(info.get("error-desc")),
+                                               json_text(peer.get("error-desc")))
         if self.obs.migration == self.obs.peer_migration == "completed":
             found = profileguest.arrival(src, dst, self.side, self.tmp, info)
             self.obs.guest = found.to_json()
@@ -223,7 +230,7 @@ def _play(profile: Profile, builds: dict[str, QemuBuild], tmp: Path, schemas: Sc
                 stack.enter_context(q.launch(tmp))
             for q in qemus.values():
                 q.ready()
-            stage = "booting the test guest"
+            stage = "starting the test guest"
             profileguest.settle(qemus["source"], side, tmp)
             try:
                 for step in profile.steps:
@@ -234,7 +241,9 @@ def _play(profile: Profile, builds: dict[str, QemuBuild], tmp: Path, schemas: Sc
                 alive = list(qemus)
             except (Refused, Ended) as stop:
                 if isinstance(stop, Refused):
-                    play.obs = Observation("reject", error_class=stop.error_class,
+                    if play.obs.result != "corrupt":  # a damaged guest outweighs a refusal
+                        # one after the arrival check keeps what that check found
+                        play.obs = replace(play.obs, result="reject", error_class=stop.error_class,
                                            desc=stop.desc, step=stop.step.id)
                     alive = [stop.step.side]  # the other side is the consumer's to stop
                 else:

@@ -1,9 +1,11 @@
 """Run one vector on one QEMU build and say what happened (an ``Observation``).
 
-The runner fills in placeholders, starts the QEMU under test (and, for an
-accepted migration, the real other side), passes declared fds, runs the
-command, follows an accepted migration to its end, and checks QEMU still
-answers. It never judges: ``match`` compares the observation with the vector.
+The runner fills in placeholders, starts the QEMU under test (and the real
+other side's process at the same time; the other side gets its command when
+its turn comes: before the command, or after an accepted migration that
+completed), passes declared fds, runs the command, follows an accepted
+migration to its end, and checks QEMU still answers. It never judges:
+``match`` compares the observation with the vector.
 """
 
 from __future__ import annotations
@@ -139,8 +141,8 @@ class Runner:
                 return obs
             except (QemuDied, QemuHung) as exc:
                 peer = sides.peer
-                who = "the other side" if peer is not None and (
-                    stage.startswith("setting") or not peer.alive) else "the QEMU under test"
+                who = "the other side" if stage.startswith("setting") or (
+                    peer is not None and not peer.alive) else "the QEMU under test"
                 kind = "crash" if isinstance(exc, QemuDied) else "hang"
                 return Observation(kind, detail=f"{who}, {stage}: {exc}")
             except (QemuError, UnsafeInput, OSError) as exc:

@@ -133,13 +133,13 @@ def _cancel_if_running(q: Qemu, after: float) -> None:
         time.sleep(0.02)
 
 
-def _both(mine: str | None, other: str | None) -> str | None:
+def both_errors(mine: str | None, other: str | None) -> str | None:
     """The errors of both sides, the side under test's first (a source that saw its
     connection reset and a destination that could not load the stream both say why)."""
     return "; ".join(dict.fromkeys(e for e in (mine, other) if e)) or None
 
 
-def _load_failure(exc: QemuDied) -> str | None:
+def load_failure(exc: QemuDied) -> str | None:
     """QEMU's own line when an incoming migration failed and QEMU exited as
     exit-on-error says (status 1, "load of migration failed"); else None."""
     if exc.returncode != 1:
@@ -160,17 +160,19 @@ class Sides:
         self.source_info: JSONObject = {}
         own = vec.peer.arguments if vec.peer and vec.peer.arguments is not None else vec.arguments
         self.args = fill(own, values)
-        self.peer: Qemu | None = None
+        self.peer: Qemu | None = None  # the other side, once started and sent its command
+        self._launched: Qemu | None = None  # its process, launched ahead of its turn
 
     def launch_peer(self) -> Qemu:
         """Start the other side's process, without waiting for it (``start_peer``
-        finishes its start-up when the peer's turn comes)."""
+        finishes its start-up when the peer's turn comes, if it comes: a peer meant
+        for after a migrate that did not complete stays unused)."""
         vec = self.vec
         assert vec.peer is not None
         incoming = vec.peer.command == "migrate-incoming"
         source = vec.peer.command == "migrate"
         peer = self.runner.qemu(vec, self.build, incoming, "peer", self.tmp, self.side, source)
-        self.peer = peer
+        self._launched = peer
         self.stack.enter_context(peer.launch(self.tmp))
         return peer
 
@@ -178,7 +180,7 @@ class Sides:
         vec = self.vec
         assert vec.peer is not None
         source = vec.peer.command == "migrate"
-        peer = (self.peer or self.launch_peer()).ready()
+        peer = self.peer = (self._launched or self.launch_peer()).ready()
         prepare(peer, vec, self.values)
         if self.side is not None and source:
             self.side.source_state = guest.settle_source(peer, self.side.spec, self.tmp)
@@ -201,7 +203,7 @@ class Sides:
         try:
             info = q.wait_migration(timeout=timeout)
         except QemuDied as exc:
-            said = _load_failure(exc)
+            said = load_failure(exc)
             if q is not self.peer or self.vec.peer is None or \
                     self.vec.peer.command != "migrate-incoming" or said is None:
                 raise
@@ -247,7 +249,7 @@ class Sides:
                 self.start_peer()
             if self.peer is not None:
                 obs.peer_migration, err = self._final(self.peer)
-                obs.migration_error = _both(obs.migration_error, err)
+                obs.migration_error = both_errors(obs.migration_error, err)
             return
         if after:
             self.start_peer()
@@ -258,6 +260,6 @@ class Sides:
             return  # a source that ran before wrote a file or sink; its completion was a precondition
         if obs.migration == "completed":
             obs.peer_migration, err = self._final(self.peer)
-            obs.migration_error = _both(obs.migration_error, err)
+            obs.migration_error = both_errors(obs.migration_error, err)
         else:
             obs.peer_migration = json_text(self.peer.query_migrate().get("status"))

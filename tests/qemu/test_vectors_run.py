@@ -48,6 +48,15 @@ def test_peer_after_a_migrate_reads_back_what_it_wrote(newest: QemuBuild, uri: s
     assert (obs.migration, obs.peer_migration) == ("completed", "completed"), obs.summary()
 
 
+def test_a_peer_for_after_a_migrate_that_failed_is_not_asked(newest: QemuBuild) -> None:
+    """The other side of a migrate that did not complete is launched ahead but never
+    sent its command: the migrate's own failure is the observation."""
+    vec = vector(arguments={"uri": "exec:exit 1"},
+                 peer={"when": "after", "arguments": {"uri": "exec:cat {tmpdir}/stream"}})
+    obs = Runner(allow_exec=True).run(vec, newest)
+    assert (obs.result, obs.migration, obs.peer_migration) == ("accept", "failed", None), obs.summary()
+
+
 def test_source_that_ran_before_is_a_precondition_not_a_side(newest: QemuBuild) -> None:
     """A migrate-incoming of a file at the wrong offset fails; the migrate that wrote
     the file before is set-up, so its status is not reported as the other side's."""
