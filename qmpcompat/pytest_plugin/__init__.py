@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from qmpcompat import runconfig
+from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.pytest_plugin.cases import (
     NONE_MARK,
@@ -122,7 +123,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines += [f"  warning    {w}" for w in st.warnings]
     lines += [f"  index      {i.suite}: {i.date or '?'} (valid until {i.valid_until or '?'})"
               + (" STALE" if i.stale else "") for i in st.indexes if not i.error]
-    return lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])
+    return [terminal(line) for line in lines + ([ALLOW_EXEC_WARNING] if st.allow_exec else [])]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -100,15 +100,14 @@ class _Summarized(Protocol):
 
 
 def _attach(item: pytest.Item, rec: Mapping[str, Any], keys: tuple[str, ...],
-            observation: _Summarized | None, record_key: str, run_mode: bool = True) -> None:
-    """The JUnit properties of a record (``keys``, what QEMU did, how its QEMU ran
-    when ``run_mode``), escaped, and the record itself under ``record_key`` for
-    the controller (it travels back from xdist workers)."""
+            observation: _Summarized | None, record_key: str) -> None:
+    """The JUnit properties of a record (``keys``, what QEMU did, how its QEMU ran),
+    escaped, and the record itself under ``record_key`` for the controller (it
+    travels back from xdist workers)."""
     item.user_properties += [(key, visible(rec.get(key))) for key in keys]
     if observation is not None:
         item.user_properties.append(("observed", visible(observation.summary())))
-    if run_mode:
-        item.user_properties += junit_properties(rec.get("observed"))
+    item.user_properties += junit_properties(rec.get("observed"))
     item.user_properties.append((record_key, json.dumps(rec)))
 
 
@@ -128,7 +127,7 @@ def record_consumer_on(item: pytest.Item, result: ProfileResult) -> None:
     """Attach a consumer-profile cell's record to the test report and the JUnit XML."""
     _attach(item, result.record, ("profile", "consumer", "consumer_version", "source_version",
                                   "destination_version", "outcome", "expected", "location"),
-            result.observation, CONSUMER_RECORD, run_mode=False)
+            result.observation, CONSUMER_RECORD)
 
 
 def record_gate_on(item: pytest.Item, rows: list[dict[str, object]]) -> None:

@@ -41,6 +41,7 @@ from qmpcompat.resultdoc import (
     ConsumerJSON,
     EnvironmentJSON,
     KnownDefectJSON,
+    PairJSON,
     ResultsJSON,
     ResultsMembers,
 )
@@ -50,6 +51,7 @@ from qmpcompat.types import JSONObject, Outcome, split_case_id
 from qmpcompat.vectors.check import case_record
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.model import KnownDefect, Vector
+from qmpcompat.vectors.paircheck import pair_record
 from qmpcompat.vectors.profilecheck import profile_record
 
 
@@ -109,9 +111,10 @@ class Recorder:
             if k == GATE_RECORD:
                 st.schema_gate += json.loads(str(v))
         if not records and not pairs and not consumers and report.failed:
-            lost = lost_consumer(st, report)
-            st.consumer_records += lost
-            records = [] if lost else lost_case(st, report)
+            lost_pairs, lost_consumers = lost_cell(st, report)
+            st.pair_records += lost_pairs
+            st.consumer_records += lost_consumers
+            records = [] if lost_pairs or lost_consumers else lost_case(st, report)
         st.records += records
         if self.progress is not None:
             self.progress.update(report.nodeid, records[0] if records else None)
@@ -169,13 +172,16 @@ def lost_case(st: RunState, report: pytest.TestReport) -> list[CaseJSON]:
     return [case_record(vec, build, verdict, None).to_json()]
 
 
-def lost_consumer(st: RunState, report: pytest.TestReport) -> list[ConsumerJSON]:
-    """The record of a consumer-profile cell (``CP-NNNN-SOURCE-to-DESTINATION``)
-    that died without a record; empty when the test was no such cell."""
+def lost_cell(st: RunState, report: pytest.TestReport) -> tuple[list[PairJSON], list[ConsumerJSON]]:
+    """The record of a cross-version cell (``XV-NNNN-FORM-SOURCE-to-DESTINATION``)
+    or a consumer-profile cell (``CP-NNNN-SOURCE-to-DESTINATION``) that died
+    without a record (its worker was killed, say): (pair records, consumer
+    records), both empty when the test was no such cell."""
     param, verdict = _lost(report)
-    case = next((c for c in st.consumer_cases if c.id == param), None) if param.startswith("CP-") \
-        else None
-    return [profile_record(case, verdict, None)] if case is not None else []
+    pair = next((c for c in st.pair_cases if c.id == param), None)
+    consumer = next((c for c in st.consumer_cases if c.id == param), None)
+    return ([pair_record(pair, verdict, None)] if pair is not None else [],
+            [profile_record(consumer, verdict, None)] if consumer is not None else [])
 
 
 def start_reports(config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from qmpcompat.report.runmodes import junit_properties
 from qmpcompat.resultdoc import CaseJSON, ConsumerJSON, PairJSON
 from qmpcompat.types import Outcome
 
@@ -33,7 +34,7 @@ def cell_suite(root: ET.Element, name: str, records: Sequence[Rec], test: Callab
                keys: tuple[str, ...], more: Callable[[Rec], list[tuple[str, str]]] | None = None) -> None:
     """A testsuite ``name`` with one testcase per cell record, in the given order:
     named ``test(rec)`` like the live run's test id, class ``qmpcompat.NAME``,
-    the record's ``keys`` (and ``more(rec)``) as properties."""
+    the record's ``keys`` (and ``more(rec)``) and how its QEMUs ran as properties."""
     if not records:
         return
     suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(records)),
@@ -45,6 +46,7 @@ def cell_suite(root: ET.Element, name: str, records: Sequence[Rec], test: Callab
         props = ET.SubElement(case, "properties")
         for key in keys:
             ET.SubElement(props, "property", name=key, value=str(rec.get(key, "")))
-        for key, value in more(rec) if more else []:
+        extra = (more(rec) if more else []) + junit_properties(rec.get("observed"))
+        for key, value in extra:
             ET.SubElement(props, "property", name=key, value=value)
         outcome_element(case, rec, json.dumps(rec.get("observed")))

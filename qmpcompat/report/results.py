@@ -102,9 +102,11 @@ def claim_totals(records: list[CaseJSON], pairs: list[PairJSON] | None = None,
 
 
 # What differs between two runs of the same case by design: its time, a real
-# guest's per-case pattern (memory digests, bytes transferred), and the kind of
-# QEMU it ran on.
-RUN_SPECIFIC = ("seconds", "guest", "qemu", "rerun")
+# guest's per-case pattern (memory digests, bytes transferred), the kind of
+# QEMU it ran on, and a consumer cell's replies step by step (query-migrate's
+# total-time, setup-time and byte counts change every run; the step a cell
+# ended at, its result and QEMU's error stay in the comparison).
+RUN_SPECIFIC = ("seconds", "guest", "qemu", "rerun", "replies")
 
 
 def observed_key(rec: JudgedJSON) -> str:

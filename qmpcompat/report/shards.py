@@ -36,6 +36,7 @@ from qmpcompat.resultdoc import (
     RunJSON,
     ShardsJSON,
 )
+from qmpcompat.types import Version
 
 Doc = tuple[Path, ResultsJSON]
 T = TypeVar("T")
@@ -121,9 +122,23 @@ def _binaries(group: list[Doc]) -> list[BinaryJSON]:
     if len(set(labels)) != len(labels):
         raise ReportError("two builds have one label in different shards; run builds of one "
                           "version as separate runs")
+    return sorted(by_key.values(), key=_place(keys))
+
+
+def _place(keys: list[str]) -> Callable[[BinaryJSON], tuple[int, int, Version, bool, str]]:
+    """Where a build stands in the whole run, as ``select`` orders it: the named
+    binaries and source builds in the plan's order, then the provisioned ones
+    (Debian's and the default foreign build) by version, x86_64 first."""
     order = {k: n for n, k in enumerate(keys)}
-    return sorted(by_key.values(), key=lambda b: (order.get(b.get("request", ""), len(order)),
-                                                  b["version"]))
+
+    def place(b: BinaryJSON) -> tuple[int, int, Version, bool, str]:
+        key = b.get("request", "")
+        if key.startswith(("qemu ", "source ")):
+            return (0, order.get(key, len(order)), Version(0, 0, 0), False, "")
+        arch = b.get("arch") or "x86_64"
+        return (1, 0, Version.parse(b["version"]), arch != "x86_64", arch)
+
+    return place
 
 
 def _history(group: list[Doc], binaries: list[BinaryJSON]) -> tuple[list[HistoryStepJSON],

@@ -100,12 +100,14 @@ def test_the_harness_refuses_what_the_vectors_asked(newest: QemuBuild) -> None:
 def test_bad_binaries(tmp_path: Path, script) -> None:  # type: ignore[no-untyped-def]
     not_qemu = script("not-qemu", 'echo "hello"\n')
     exits = script("qemu-exits", 'case "$1" in --version) echo "QEMU emulator version 9.9.9";; '
-                   '*) echo "bye" >&2; exit 0;; esac\n')
+                   '*) printf "bye\\n  ::error title=forged::x\\n" >&2; exit 0;; esac\n')
     rc, out, results = run_suite(tmp_path, "--qemu", str(not_qemu), "--qemu", str(exits),
                                  "--qmpcompat-suites", "sid", vectors=basic_vectors(tmp_path))
     assert rc == 1
     assert f"{not_qemu}: is not QEMU (`--version` said: 'hello')" in out
     assert "QEMU exited with status 0 while starting up" in out and "stderr: bye" in out
+    assert "forged" in out  # what QEMU said is shown, never as a workflow command
+    assert not [line for line in out.splitlines() if line.lstrip().startswith("::")], out
     problems = {p["name"] for p in results["environment"]["problems"]}
     assert problems == {str(not_qemu), str(exits)}
     assert {r["qemu"] for r in results["results"]} == {b["version"] for b in

