@@ -5,7 +5,8 @@ commands spell an option ``--NAME``, the pytest plugin ``--qmpcompat-NAME``
 ``OPTIONS`` is the table. ``add_cli`` and ``add_pytest`` declare a set of them
 on an argparse parser or a pytest option group; ``value`` reads one back from
 either (an ``argparse.Namespace`` or a ``pytest.Config``); ``selection_config``
-and ``verdict_rules`` build the typed parts of a run from them, so that the
+builds the typed selection of a run from them (the plugin's state builds its
+``VerdictRules`` from the same values), so that the
 commands and the suite select the same builds and judge by the same rules from
 the same options. Value parsers raise ``argparse.ArgumentTypeError``, which
 argparse and pytest both turn into a usage error naming the option.
@@ -143,7 +144,8 @@ _OPTIONS = (
     Option("fail-on", "schema changes at this level or above fail the run's schema gate, the "
            "verdict, or the exit status (default breaking)", choices=LEVELS,
            default=Level.BREAKING.value),
-    Option("timeout", "how long QEMU may take to start or answer a command (default 10)",
+    Option("timeout", "how long QEMU may take to start or answer a command (default 10; "
+           "qmpcompat provision, which checks each build once: 20)",
            metavar="SECONDS", parse=timeout_arg, default=10.0),
     Option("fresh", "run every case on a fresh QEMU (default: a QEMU serves the cases that "
            "leave it unchanged, see docs/hunt.md)", "store_true"),
@@ -158,8 +160,6 @@ _OPTIONS = (
     Option("quiet", "no progress lines (for CI logs)", "store_true"),
 )
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
-SELECTION = ("qemu", "suites", "source", "source-profile", "targets", "no-provision", "shard",
-             "durations")
 
 
 class Group(Protocol):

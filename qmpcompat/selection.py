@@ -237,8 +237,9 @@ def candidates(binaries: Sequence[str] = (), suites: Sequence[str] | None = None
                strict: bool = False, refresh: bool = False, sources: Sequence[str] = (),
                targets: Sequence[str] | None = None, profile: str | None = None,
                foreign: Sequence[str] | None = None) -> list[str]:
-    """The key of every build ``select`` would give for the same arguments, in
-    its order, known before any is provisioned, built or started (a Debian
+    """The key of every build ``select`` would give for the same arguments (named
+    and source builds in its order; ``select`` then orders the provisioned ones by
+    version), known before any is provisioned, built or started (a Debian
     suite's builds from the archive's package lists, which this reads as
     ``select`` does). Every kind of build ``select`` makes has its key here:
     a shard plan (qmpcompat.shard) is made of them. The archive's warnings are
@@ -314,7 +315,8 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            start_timeout: float | None = None, strict: bool = False,
            refresh: bool = False, sources: Sequence[str] = (),
            targets: Sequence[str] | None = None, profile: str | None = None,
-           want: Want | None = None, foreign: Sequence[str] | None = None) -> Selection:
+           want: Want | None = None, foreign: Sequence[str] | None = None,
+           only: Sequence[str] = ()) -> Selection:
     """Named binaries (``named_build``), plus the Debian builds of ``suites``
     and the ``foreign`` builds (None: ``DEFAULT_FOREIGN`` with the default set).
 
@@ -334,7 +336,8 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     the archive's indexes even when the cached ones are fresh. ``want``, given
     a build's key (``candidates``), says whether to provision and start it at
     all (a shard of a run uses only its own builds); each build records its key
-    (``QemuBuild.request``).
+    (``QemuBuild.request``). ``only`` keeps the builds of those labels, before
+    they are self-checked.
     """
     sel = Selection()
     wanted: Want = want or (lambda _key: True)
@@ -349,7 +352,9 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
         provisioned += _debian(sel, suites, cache, progress, start_timeout, strict, refresh,
                                targets, wanted)
     sel.builds += sorted(provisioned, key=lambda b: (b.version, b.target != "x86_64", b.target))
+    sel.builds = _unique_labels(sel.builds)
+    if only:
+        sel.builds = [b for b in sel.builds if b.label in only]
     if start_timeout is not None:
         _checked(sel, start_timeout)
-    sel.builds = _unique_labels(sel.builds)
     return sel

@@ -167,10 +167,11 @@ def load_ledger(root: Path) -> list[Entry]:
 
 def add(root: Path, entries: Iterable[Entry]) -> list[Entry]:
     """Add ``entries`` to the ledger of ``root`` (one per release: a release already
-    there keeps its first entry); the entries added."""
+    there keeps its first entry; one whose run judged no inferred claim measures
+    nothing and is not written); the entries added."""
     have = load_ledger(root)
     known = {e.release for e in have}
-    new = [e for e in entries if e.release not in known]
+    new = [e for e in entries if e.release not in known and e.inferred]
     if new:
         every = sorted([*have, *new], key=lambda e: Version.parse(e.release))
         (root / LEDGER_FILE).write_text(dump_canonical(

@@ -15,7 +15,7 @@ from qmpcompat.report.changes_out import render_any
 from qmpcompat.report.files import write_atomic
 from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
-from qmpcompat.resultdoc import CaseJSON
+from qmpcompat.resultdoc import CaseJSON, ResultsJSON
 from qmpcompat.runconfig import add_cli
 from qmpcompat.types import LEVELS, Level, label_order, version_prefix
 
@@ -24,16 +24,18 @@ OUTPUTS = {"json": "behaviour-changes.json", "markdown": "behaviour-changes.md",
            "gitlab": "behaviour-changes.codequality.json"}
 
 
-def pick(spec: str, default: Path) -> tuple[str, list[CaseJSON], str]:
+def pick(spec: str, default: Path, docs: dict[Path, ResultsJSON]
+         ) -> tuple[str, list[CaseJSON], str]:
     """(label, case records, source) of build ``spec``: ``FILE`` (a results file
     of one build), ``FILE:LABEL``, or ``LABEL`` (a QEMU label or version of the
     run in ``default``, or a version prefix such as ``10.0``: the newest of that
-    line); ReportError names what is available."""
+    line); ReportError names what is available. ``docs`` keeps each file read,
+    by path, so that BASE and NEW from one file read it once."""
     path, label = Path(spec), ""
     if not datafile.given(path):
         head, sep, tail = spec.rpartition(":")
         path, label = (Path(head), tail) if sep and datafile.given(Path(head)) else (default, spec)
-    doc = read_results(path)
+    doc = docs[path] = docs[path] if path in docs else read_results(path)
     if doc.get("interrupted") or doc.get("running"):
         raise ReportError(f"{path}: the run {'never finished' if doc.get('running') else 'was interrupted'}"
                           ": the cases it did not record would show as changes; compare complete runs")
@@ -54,12 +56,13 @@ def pick(spec: str, default: Path) -> tuple[str, list[CaseJSON], str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    base, base_records, base_src = pick(args.base, args.results)
-    new, new_records, new_src = pick(args.new, args.results)
+    docs: dict[Path, ResultsJSON] = {}
+    base, base_records, base_src = pick(args.base, args.results, docs)
+    new, new_records, new_src = pick(args.new, args.results, docs)
     if (base, base_src) == (new, new_src):
         raise ReportError(f"BASE and NEW are the same build ({base} of {base_src})")
-    consumers = consumer_changes(base, read_results(Path(base_src)).get("consumers") or [], new,
-                                 read_results(Path(new_src)).get("consumers") or [])
+    consumers = consumer_changes(base, docs[Path(base_src)].get("consumers") or [], new,
+                                 docs[Path(new_src)].get("consumers") or [])
     changes = [c for c in compare(base, base_records, new, new_records) + consumers
                if Level(c.level).rank >= Level(args.min_level).rank]
     step = Step(base, new, changes, {base: base_src, new: new_src})

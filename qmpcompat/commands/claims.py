@@ -101,6 +101,11 @@ def run_observe(args: argparse.Namespace) -> int:
 def run_ledger(args: argparse.Namespace) -> int:
     vs = load((args.vectors or default_root()).resolve())
     doc = read_results(args.results)
+    ran = {b["version"] for b in doc["environment"]["binaries"]}
+    if unknown := [r for r in args.release or [] if r not in ran]:
+        print(f"qmpcompat ledger: error: {args.results} has no build of "
+              f"{', '.join(unknown)} (it ran {', '.join(sorted(ran)) or 'none'})", file=sys.stderr)
+        return 2
     entries = [measure(doc, release) for release in args.release or first_runs(doc, vs)]
     for entry in entries:
         print(entry.line())
@@ -109,6 +114,6 @@ def run_ledger(args: argparse.Namespace) -> int:
     if not args.dry_run:
         added = ledger.add(vs.root, entries)
         print(f"qmpcompat ledger: {len(added)} entries added to {LEDGER_FILE}"
-              + (f" ({len(entries) - len(added)} releases already there)"
+              + (f" ({len(entries) - len(added)} already there or without inferred claims)"
                  if len(added) < len(entries) else ""))
     return 0

@@ -118,11 +118,17 @@ def mark_observed(profile: Profile, root: Path, checks: dict[str, WireCheck]) ->
 
 def run_compare(args: argparse.Namespace) -> int:
     root = args.vectors or default_root()
-    profiles = [p for p in load(args.vectors).profiles if not args.profiles or p.id in args.profiles]
+    every = load(args.vectors).profiles
+    if unknown := sorted(set(args.profiles or ()) - {p.id for p in every}):
+        print(f"qmpcompat consumers compare: no such profile: {', '.join(unknown)}", file=sys.stderr)
+        return 2
     status = 0
-    for profile in profiles:
+    for profile in (p for p in every if not args.profiles or p.id in args.profiles):
         checks: dict[str, WireCheck] = {}
-        for name, rec in recordings(root, profile.id).items():
+        found = recordings(root, profile.id)
+        if not found and not args.json:
+            print(f"{profile.id}: no recordings of {profile.consumer} {profile.version} to hold it against")
+        for name, rec in found.items():
             check = checks[name] = hold(profile, rec)
             status = max(status, 1 if check.differences else 0)
             if args.json:
@@ -136,7 +142,4 @@ def run_compare(args: argparse.Namespace) -> int:
                 print(f"  {diff}")
         if args.mark and checks and mark_observed(profile, root, checks):
             print(f"{profile.file}: observed lists written")
-    if not profiles:
-        print("qmpcompat consumers compare: no such profile", file=sys.stderr)
-        return 2
     return status

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             profile = source_profile(args.source_profile) if sources else ""
             print(cache_key(suites, progress=print_progress, strict=args.strict,
                             targets=_targets(args) or default_targets(),
-                            sources=[source_request(s, profile) for s in sources]))
+                            sources=[source_request(s, profile) for s in sources],
+                            foreign=DEFAULT_FOREIGN if default else ()))
             return 0
         shard = _shard(args, suites, sources)
     except (ValueError, QmpCompatError) as exc:

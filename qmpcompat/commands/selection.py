@@ -43,9 +43,7 @@ def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
     given = suites_of(args)
     sel = select(named_binaries(selection_config(args).qemu), given if given is not None else suites,
                  progress=progress, strict=strict, refresh=refresh, targets=targets, want=want,
-                 start_timeout=start_timeout, foreign=foreign)
-    if args.only:
-        sel.builds = [b for b in sel.builds if b.label in args.only]
+                 start_timeout=start_timeout, foreign=foreign, only=args.only or ())
     return sel
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from qmpcompat import selfcheck
 from qmpcompat.errors import BinaryError, ProvisionError, UnknownSuiteError
 from qmpcompat.provision import QemuBuild, build_from_path, provision
 from qmpcompat.provision.apt import suite_sources
@@ -164,3 +165,19 @@ def test_corrupted_cached_build_is_provisioned_again(builds: list[QemuBuild],
     assert [b.version for b in sel.builds] == [seven.version]
     assert any("does not start; provisioning it again" in s for s in said), said
     assert list((copy / "usr/lib/x86_64-linux-gnu/qemu").glob("accel-tcg-*.so"))
+
+
+def test_only_self_checks_just_the_builds_it_keeps(newest: QemuBuild,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--only LABEL`` narrows the selection before the self-check: a command run
+    on one build does not start and check every other build of the set."""
+    checked: list[str] = []
+    real = selfcheck.provenance
+
+    def spy(build: QemuBuild, timeout: float) -> QemuBuild:
+        checked.append(build.label)
+        return real(build, timeout)
+
+    monkeypatch.setattr(selfcheck, "provenance", spy)
+    sel = select(start_timeout=20.0, only=[newest.label])
+    assert [b.label for b in sel.builds] == checked == [newest.label]

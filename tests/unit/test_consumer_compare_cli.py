@@ -22,6 +22,13 @@ def test_compare_passes_on_the_committed_set(capsys: pytest.CaptureFixture[str])
     assert "0 difference(s)" in out and "difference(s)\n  " not in out
 
 
+def test_compare_names_what_it_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["consumers", "compare", "CP-0001", "CP-9999"]) == 2
+    assert "no such profile: CP-9999" in capsys.readouterr().err
+    assert main(["consumers", "compare", "CP-0004"]) == 0  # Proxmox: read from source, not run
+    assert "CP-0004: no recordings of proxmox-qemu-server 9.2.6" in capsys.readouterr().out
+
+
 def test_compare_names_a_difference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vectors = consumer_vectors(tmp_path, ("uri: fd:migrate", "uri: fd:other"),
                                "libvirt-9.0.0.yaml", "CP-0001")

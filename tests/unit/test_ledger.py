@@ -76,6 +76,18 @@ def test_a_release_keeps_its_first_entry(tmp_path: Path) -> None:
     assert lint(root) == []  # the written file is canonical and within its schema
 
 
+def test_ledger_refuses_a_release_the_run_had_no_build_of(tmp_path: Path, capsys: Any) -> None:
+    root = _vectors(tmp_path)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(_doc(load(root).revision())))
+    before = (root / "inference-ledger.yaml").read_text()
+    assert main(["ledger", str(results), "--vectors", str(root), "--release", "9.9.8"]) == 2
+    assert "has no build of 9.9.8 (it ran 9.9.9)" in capsys.readouterr().err
+    nothing = Entry("9.9.9", "x", "2027-01-01", "r2", 0, 0)  # no inferred claim judged on it
+    assert add(root, [nothing]) == []
+    assert (root / "inference-ledger.yaml").read_text() == before
+
+
 def test_first_runs_are_the_releases_no_claim_has_seen(tmp_path: Path) -> None:
     vs = load()
     doc = _doc(vs.revision())
