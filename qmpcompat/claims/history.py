@@ -28,7 +28,7 @@ and the fact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from qmpcompat.derive.predict import Prediction
@@ -132,7 +132,7 @@ def never_run(observed_on: Iterable[str], run: set[str]) -> list[tuple[str, str]
     side) that no build was run of."""
     out = []
     for text in observed_on:
-        for version in text.split("->"):
+        for version in dict.fromkeys(text.split("->")):
             if version not in run:
                 out.append((version, f"observed-on names {text}, but no build of {version} was run "
                             "here (no committed baseline in vectors/schema/): an observation needs "
@@ -229,6 +229,19 @@ def history_problems(vectors: Sequence[Vector], releases: Sequence[Release]) -> 
     out = [Problem(f.vector.file, f.vector.line, f.vector.id,
                    f"history: QEMU {f.release.label}: {f.message}")
            for f in check_history(vectors, releases)]
+    by_label = {r.label: r for r in releases}
     return out + [Problem(vec.file, vec.line, vec.id, f"history: QEMU {version}: {message}")
                   for vec in vectors for exp in vec.expect
-                  for version, message in never_run(exp.observed_on, run)]
+                  for version, message in [*never_run(exp.observed_on, run),
+                                           *skipped_on(vec, exp.observed_on, by_label)]]
+
+
+def skipped_on(vec: Vector, observed_on: Iterable[str],
+               releases: Mapping[str, Release]) -> list[tuple[str, str]]:
+    """(version, message) for each version ``observed_on`` names on which the vector
+    does not run (its schema lacks what ``requires.schema`` asks): the suite never
+    observes a claim there."""
+    return [(v, f"observed-on names {v}, but the vector is skipped there (its schema lacks "
+                f"what requires.schema asks): the suite cannot observe this claim on it; "
+                "drop the version, or the expectation")
+            for v in observed_on if v in releases and not applies(vec, releases[v])]

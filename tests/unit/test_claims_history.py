@@ -125,6 +125,22 @@ def test_a_release_without_what_the_vector_needs_is_not_held_to_it(tmp_path: Pat
     assert [f for f in check_history(load(root).vectors, RELEASES) if f.vector.id == "M-0999"] == []
 
 
+def test_an_observation_on_a_release_the_vector_skips_is_refused(tmp_path: Path) -> None:
+    """7.2.22's schema has no ``*uri`` branch: the suite skips the vector there, so
+    an observation on it cannot have come from the suite."""
+    root = _copy(tmp_path)
+    _plant(root, {"id": "M-0999", "description": "planted", "flags": ["channels"],
+                  "requires": {"schema": ["migrate/arg-type/*uri"]},
+                  "arguments": {"channels": [CHANNEL]}, "peer": {},
+                  "expect": [{"result": "accept", "migration": "completed",
+                              "observed-on": ["7.2.22", "10.0.2"], "inferred-from": "planted"}]})
+    found = [str(p) for p in history_problems(load(root).vectors, RELEASES) if p.vector_id == "M-0999"]
+    assert found == ["vectors/migrate/planted.yaml:3: M-0999: history: QEMU 7.2.22: observed-on "
+                     "names 7.2.22, but the vector is skipped there (its schema lacks what "
+                     "requires.schema asks): the suite cannot observe this claim on it; drop the "
+                     "version, or the expectation"], found
+
+
 def test_snapshots_keep_qemus_member_order() -> None:
     """The input visitor checks an object's members in QEMU's order, so the
     committed snapshots keep it: uri before channels, channel-type before addr."""
