@@ -18,6 +18,7 @@ from typing import Any
 
 from qmpcompat.harness import Qemu
 from qmpcompat.provision import QemuBuild
+from qmpcompat.types import Outcome
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,9 +112,12 @@ def conformance_run(paths: Sequence[str], workers: int, extra: Sequence[str] = (
         seconds = time.perf_counter() - start
         mem = sampler.done()
         doc = json.loads((Path(reports) / "results.json").read_text())
-        cases = len(doc["results"]) + len(doc.get("pairs", []))
-        failed = sorted(f"{r['vector']} on {r['qemu']}: {r['message'][:300]}" for r in doc["results"]
-                        if r["outcome"] in ("failed", "error"))
+        cells = [*doc.get("pairs", []), *doc.get("consumers", [])]
+        cases = len(doc["results"]) + len(cells)
+        failed = sorted([*(f"{r['vector']} on {r['qemu']}: {r['message'][:300]}"
+                           for r in doc["results"] if Outcome(r["outcome"]).bad),
+                         *(f"{r.get('vector') or r.get('profile')} {r['source']} -> {r['destination']}: "
+                           f"{r['message'][:300]}" for r in cells if Outcome(r["outcome"]).bad)])
     return {"seconds": seconds, "cases": cases, "workers": workers, "exit": proc.returncode, **mem,
             "failed": failed,
             "run": doc.get("run"), "summary": out.strip().splitlines()[-1] if out.strip() else ""}

@@ -61,17 +61,12 @@ def _adopted() -> list[int]:
     return pids
 
 
-def _in_group(pgid: int) -> list[int]:
-    """Adopted processes of process group ``pgid`` (other than its leader), alive or
-    exited and waiting to be reaped: a zombie's environment cannot be read, its
-    group can."""
-    pids: list[int] = []
-    for pid in _adopted():
-        with contextlib.suppress(OSError, ValueError):
-            pgrp = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2]
-            if int(pgrp) == pgid and pid != pgid:
-                pids.append(pid)
-    return pids
+def _group(pid: int) -> int | None:
+    """The process group of ``pid`` (readable for a zombie too), None if it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def environ_has(pid: int, entry: bytes) -> bool:
@@ -248,7 +243,8 @@ class Child:
         entry = f"{CHILD_ENV}={self.token}".encode()
         killed: list[int] = []
         for _round in range(10):  # a killed daemon's own children are adopted in turn
-            found = [p for p in _adopted() if p != self.pid and environ_has(p, entry)]
+            found = [p for p in _adopted() if p != self.pid
+                     and (_group(p) == self.pid or environ_has(p, entry))]
             if not found:
                 break
             for pid in found:
@@ -257,10 +253,4 @@ class Child:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
                 killed.append(pid)
-        for pid in _in_group(self.pid):  # its group's exec: sinks, orphaned as they died
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            killed.append(pid)
         return killed

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from qmpcompat.types import JSON, JSONObject
+from qmpcompat.types import JSONObject
 
 _LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d{4}): (?P<thread>\d+): "
                    r"(?P<level>\w+) : (?P<func>\w+):\d+ : (?P<rest>.*)$")
@@ -108,10 +108,3 @@ def parse_lines(lines: list[str], since: float = 0.0) -> list[LogMessage]:
 def read_log(path: Path, since: float = 0.0) -> list[LogMessage]:
     """The monitor messages of the log file at ``path`` (see ``parse_lines``)."""
     return parse_lines(path.read_text(errors="replace").splitlines(), since)
-
-
-def reply_to(messages: list[LogMessage], command: LogMessage) -> JSON:
-    """The reply to ``command`` (matched by monitor and id), or None."""
-    cid = command.body.get("id")
-    return next((m.body for m in messages if m.kind == "reply" and m.monitor == command.monitor
-                 and m.body.get("id") == cid), None)

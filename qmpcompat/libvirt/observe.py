@@ -117,7 +117,7 @@ def _fold(entries: list[JSONObject]) -> list[JSONObject]:
     return out
 
 
-def _guest_ready(session: Session, side: str, files: GuestFiles, tries: int = 50) -> bool:
+def _guest_ready(session: Session, side: str, tries: int = 50) -> bool:
     """Whether the guest's status word says it runs (read with pmemsave)."""
     probe = session.workdir / side / "status.dump"  # the side's home: its QEMU's uid writes there
     for _ in range(tries):
@@ -143,7 +143,7 @@ def _arrival(session: Session, files: GuestFiles) -> JSONObject:
     dump = session.workdir / "destination" / "pattern.dump"
     _pmemsave(session, "destination", files.layout.pattern_addr, files.layout.pattern_bytes, dump)
     out["pattern"] = dump.exists() and dump.read_bytes() == files.layout.pattern
-    out["guest-runs"] = _guest_ready(session, "destination", files, tries=5)
+    out["guest-runs"] = _guest_ready(session, "destination", tries=5)
     return out
 
 
@@ -179,7 +179,7 @@ def _observe(session: Session, profile: Profile, source: QemuBuild, destination:
     since = time.time() - 0.002
     say(f"QEMU {source.label} -> {destination.label}: virsh create, then virsh migrate")
     session.virsh("source", "create", str(xml))
-    if not _guest_ready(session, "source", files):
+    if not _guest_ready(session, "source"):
         raise LibvirtError("the test guest did not say it runs on the source")
     dst_xml = session.workdir / "destination.xml"
     migratable = session.virsh("source", "dumpxml", "--migratable", DOMAIN).stdout

@@ -262,9 +262,12 @@ def _moved_build(build: QemuBuild, old: Path, new: Path) -> QemuBuild:
 
 
 def _kill_pidfile(pidfile: Path) -> None:
-    """End the process a daemon's pid file names, if it is still there."""
+    """End the QEMU a daemon's pid file names, if it is still there: the file is the
+    unprivileged daemon's, so a pid is killed only when it is a QEMU process (not
+    init, not a pid reused since by something else)."""
     try:
         pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGKILL)
+        if pid > 1 and b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
     except (OSError, ValueError):
         pass

@@ -14,12 +14,12 @@ in the order of both sides merged.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 
+from qmpcompat.datafile import load_json
 from qmpcompat.errors import VectorError
 from qmpcompat.types import JSONObject, json_object
 
@@ -74,22 +74,37 @@ def recording_path(root: Path, profile: str, name: str) -> Path:
     return root / WIRE_DIR / profile / f"{name}.json"
 
 
-def load_recording(root: Path, path: Path) -> Recording:
-    """The recording in ``path`` (VectorError naming the file when it is not one)."""
+def _validator(root: Path) -> jsonschema.Draft202012Validator:
+    try:
+        schema = load_json(root / SCHEMA_FILE)
+    except (OSError, ValueError) as exc:
+        raise VectorError(f"cannot read: {exc}", SCHEMA_FILE, None, None) from exc
+    if not isinstance(schema, dict):
+        raise VectorError("not a JSON Schema", SCHEMA_FILE, None, None)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def load_recording(root: Path, path: Path,
+                   validator: jsonschema.Draft202012Validator | None = None) -> Recording:
+    """The recording in ``path``, a regular data file (VectorError naming the file
+    when it is not one); ``validator``: the recordings' schema, read once by the caller."""
     rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
     try:
-        doc = json.loads(path.read_text())
-        schema = json.loads((root / SCHEMA_FILE).read_text())
+        doc = load_json(path)
     except (OSError, ValueError) as exc:
         raise VectorError(f"cannot read: {exc}", rel, None, None) from exc
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=str)
+    errors = sorted((validator or _validator(root)).iter_errors(doc), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path)
         raise VectorError(f"schema: {where or '(top)'}: {errors[0].message}", rel, None, None)
+    if not isinstance(doc, dict):  # the schema asks for an object; an empty schema would not
+        raise VectorError("not a recording (a JSON object)", rel, None, None)
     return Recording(path.stem, rel, doc)
 
 
 def recordings(root: Path, profile: str) -> dict[str, Recording]:
     """Every recording of ``profile`` under ``root``, by name."""
     directory = root / WIRE_DIR / profile
-    return {p.stem: load_recording(root, p) for p in sorted(directory.glob("*.json"))}
+    paths = sorted(directory.glob("*.json"))
+    validator = _validator(root) if paths else None
+    return {p.stem: load_recording(root, p, validator) for p in paths}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,6 +143,21 @@ def test_a_recording_that_breaks_its_schema_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     with pytest.raises(VectorError, match=r"7\.2\.22-to-7\.2\.22\.json.*schema: messages/0"):
         load_recording(vectors, path)
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_recording_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """Read as every data file is: a link is not followed, a FIFO not waited on."""
+    vectors = _copy_with_wire(tmp_path)
+    path = vectors / "consumers/wire/CP-0001/7.2.22-to-7.2.22.json"
+    path.unlink()
+    if kind == "link":
+        (tmp_path / "secret").write_text("{}")
+        path.symlink_to(tmp_path / "secret")
+    else:
+        os.mkfifo(path)
+    with pytest.raises(VectorError, match=r"symbolic link|FIFO"):
+        recordings(vectors, "CP-0001")
 
 
 def _line(ms: int, thread: int, func: str, text: str) -> str:
