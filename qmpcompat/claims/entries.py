@@ -1,5 +1,5 @@
-"""The history lint for what is not a vector expectation: known defects and the
-cross-version pair vectors (XV-*).
+"""The history lint for what is not a vector expectation: known defects, the
+cross-version pair vectors (XV-*) and the consumer profiles (CP-*).
 
 - A known defect of a vector records what builds in its range do instead of the
   expectation. It is held against the schema of every known release in that
@@ -13,6 +13,9 @@ cross-version pair vectors (XV-*).
   is not n/a there: the side's schema has what the form needs) contradicts it;
   the pairs of known releases it covers that are not in its ``observed-on``
   need ``inferred-from``. A known defect of a pair vector is held the same way.
+- A consumer profile's expectation: the pairs of known releases it covers that
+  are not in its ``observed-on`` need ``inferred-from`` (its steps' arguments
+  are not yet held against the releases' schemas).
 - Every ``observed-on`` version (each side of a pair) must be one a build was
   run of (``history.ran``).
 
@@ -32,6 +35,7 @@ from qmpcompat.vectors.load import VectorSet
 from qmpcompat.vectors.match import describe
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.pairs import PairVector, case_vector
+from qmpcompat.vectors.profiles import ProfileExpectation
 from qmpcompat.vectors.versions import VersionRange, pair_label
 
 SHOWN = 4  # unmarked pairs named in a problem (then "and N more")
@@ -144,4 +148,22 @@ def entry_problems(vs: VectorSet, releases: Sequence[Release]) -> list[Problem]:
             found = check_pair_claim(claim, ordered) + never_run(claim.observed_on, run)
             out += [Problem(pv.file, pv.line, pv.id, f"history: QEMU {rel}: {msg}")
                     for rel, msg in found]
+    for profile in vs.profiles:  # what its cells rest on (its steps' arguments: not yet)
+        for exp in profile.expect:
+            found = never_run(exp.observed_on, run) + _unmarked(exp, ordered)
+            out += [Problem(profile.file, profile.line, profile.id, f"history: QEMU {rel}: {msg}")
+                    for rel, msg in found]
     return out
+
+
+def _unmarked(exp: ProfileExpectation, releases: Sequence[Release]) -> list[tuple[str, str]]:
+    """Once, when a consumer profile's expectation covers known pairs it neither
+    observed nor says it infers."""
+    pairs = [pair_label(s.version, d.version) for s in releases if s.version in exp.source
+             for d in releases if d.version in exp.destination]
+    unmarked = [p for p in pairs if p not in exp.observed_on]
+    if not unmarked or exp.inferred_from:
+        return []
+    return [(unmarked[0], f"the expectation for sources {exp.source}, destinations "
+             f"{exp.destination} covers {len(unmarked)} pairs neither observed nor said to be "
+             "inferred: add observed-on for the pairs run, or inferred-from")]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers.suite_runner import consumer_vectors
 
+from qmpcompat.cli import main
 from qmpcompat.errors import VectorError
 from qmpcompat.libvirt.monitorlog import parse_lines
 from qmpcompat.libvirt.observe import recorded_messages
@@ -133,6 +134,25 @@ def test_lint_holds_the_observed_claims(tmp_path: Path, edit: tuple[str, str] | 
         assert not found
     else:
         assert any(said in p for p in found), found
+
+
+@pytest.mark.parametrize(("edit", "said"), [
+    (("    observed-on: [7.2.22->7.2.22, ", "    observed-on: [9.0.0->9.0.0, 7.2.22->7.2.22, "),
+     "history: QEMU 9.0.0: observed-on names 9.0.0->9.0.0, but no build of 9.0.0 was run"),
+    (("    inferred-from: 'pairs with a side no build here runs", "    why: 'pairs with a side no build"),
+     "pairs neither observed nor said to be inferred"),
+])
+def test_lint_holds_a_profiles_claims_to_the_history(tmp_path: Path, edit: tuple[str, str],
+                                                     said: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    vectors = _copy_with_wire(tmp_path)
+    path = vectors / "consumers" / "libvirt-9.0.0.yaml"
+    text = path.read_text()
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    assert main(["lint", "--vectors", str(vectors)]) == 1
+    found = [line for line in capsys.readouterr().out.splitlines() if "CP-0001" in line]
+    assert any(said in line for line in found), found
 
 
 def test_a_recording_that_breaks_its_schema_is_named(tmp_path: Path) -> None:
