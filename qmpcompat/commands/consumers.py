@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from qmpcompat.commands.selection import selected_builds, selection_parser
+from qmpcompat.commands.selection import selected_builds, selection_parser, sources_and_destination
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.libvirt.observe import observe
 from qmpcompat.libvirt.session import unusable
@@ -77,14 +77,9 @@ def run_observe(args: argparse.Namespace) -> int:
     if profile.consumer != "libvirt":
         raise QmpCompatError(f"{profile.id} is {profile.name}: only libvirt can be observed here")
     tree = fetch_libvirt(suite_of(profile.version), progress=print_progress)
-    only, args.only = args.only, []
-    every = selected_builds(args).builds  # --to may name a build --only leaves out
-    builds = [b for b in every if not only or b.label in only]
-    target = [b for b in every if args.to in (b.label, b.version_str)] if args.to else []
-    if args.to and not target:
-        raise QmpCompatError(f"--to {args.to}: no selected build has that label")
+    builds, target = sources_and_destination(args, selected_builds(args).builds)
     for src in builds:
-        dst = target[0] if target else src
+        dst = target or src
         rec = observe(profile, tree, src, dst, print_progress)
         path = recording_path(root, profile.id, recording_name(src.version_str, dst.version_str))
         path.parent.mkdir(parents=True, exist_ok=True)

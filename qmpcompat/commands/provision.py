@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"qmpcompat provision: {exc}", file=sys.stderr)
         return 2
     start = time.monotonic()
-    sel = selection(args, suites, progress=print_progress, strict=args.strict, refresh=args.refresh,
+    # a shard's plan has just read the indexes again: reading them once more could see
+    # another archive than the plan's keys were made from
+    sel = selection(args, suites, progress=print_progress, strict=args.strict,
+                    refresh=args.refresh and shard is None,
                     targets=_targets(args), want=shard.wants if shard else None,
                     start_timeout=args.timeout, foreign=DEFAULT_FOREIGN if default else ())
     for spec in sources:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from qmpcompat.errors import QmpCompatError
+from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.debian import Progress
 from qmpcompat.runconfig import add_cli, selection_config
 from qmpcompat.selection import Selection, Want, named_binaries, select
@@ -41,10 +42,27 @@ def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
     by ``--only``; ``strict``, ``refresh``, ``targets``, ``want``, ``start_timeout``
     and ``foreign`` as ``select`` takes them."""
     given = suites_of(args)
+    to = getattr(args, "to", None)  # a destination --only need not name
+    only = [*args.only, to] if args.only and to else args.only or ()
     sel = select(named_binaries(selection_config(args).qemu), given if given is not None else suites,
                  progress=progress, strict=strict, refresh=refresh, targets=targets, want=want,
-                 start_timeout=start_timeout, foreign=foreign, only=args.only or ())
+                 start_timeout=start_timeout, foreign=foreign, only=only)
     return sel
+
+
+def sources_and_destination(args: argparse.Namespace, builds: Sequence[QemuBuild]
+                            ) -> tuple[list[QemuBuild], QemuBuild | None]:
+    """For a command with ``--to``: the sources (the builds ``--only`` names, every
+    build without it) and the destination ``--to`` names, which ``--only`` need
+    not name (None without ``--to``); QmpCompatError when no build has that label."""
+    sources = [b for b in builds if not args.only or b.label in args.only]
+    if not args.to:
+        return sources, None
+    target = next((b for b in builds if args.to in (b.label, b.version_str)), None)
+    if target is None:
+        raise QmpCompatError(f"--to {args.to}: no selected build has that label or version "
+                             f"({', '.join(b.label for b in builds)})")
+    return sources, target
 
 
 def selected_builds(args: argparse.Namespace) -> Selection:

@@ -7,8 +7,13 @@ import argparse
 import json
 import sys
 
-from qmpcompat.commands.selection import CHECK_TIMEOUT, selection, selection_parser
-from qmpcompat.errors import UnsafeInput
+from qmpcompat.commands.selection import (
+    CHECK_TIMEOUT,
+    selection,
+    selection_parser,
+    sources_and_destination,
+)
+from qmpcompat.errors import QmpCompatError, UnsafeInput
 from qmpcompat.provision import QemuBuild
 from qmpcompat.runconfig import add_cli
 from qmpcompat.safety import ALLOW_EXEC_WARNING
@@ -56,6 +61,11 @@ def run_try(args: argparse.Namespace) -> int:
         print(f"qmpcompat try: unusable: {problem}", file=sys.stderr)
     for warning in sel.warnings:
         print(f"qmpcompat try: warning: {warning}", file=sys.stderr)
+    try:
+        sources, target = sources_and_destination(args, sel.builds)
+    except QmpCompatError as exc:
+        print(f"qmpcompat try: error: {exc}", file=sys.stderr)
+        return 2
     runner = Runner(allow_exec=args.allow_exec)
     status = 1 if sel.problems else 0
     for vec in wanted:
@@ -63,13 +73,13 @@ def run_try(args: argparse.Namespace) -> int:
             print(f"qmpcompat try: error: {UnsafeInput(vec.id, problems)}", file=sys.stderr)
             status = 2
             continue
-        for build in sel.builds:
+        for build in sources:
             obs = runner.run(vec, build)
             _print(args, vec.id, build.label, obs)
             if obs.result in ("crash", "hang", "error"):
                 status = max(status, 1)
     for profile in profiles:
-        status = max(status, _try_profile(profile, sel.builds, args))
+        status = max(status, _try_profile(profile, sources, target, args))
     return status
 
 
@@ -81,20 +91,16 @@ def _print(args: argparse.Namespace, what: str, cell: str, obs: Observation) -> 
         print(f"{what} {cell:<8} {obs.summary()}{detail}")
 
 
-def _try_profile(profile: Profile, builds: list[QemuBuild], args: argparse.Namespace) -> int:
-    """Play one consumer profile from each build to itself, or to ``--to``; the exit
-    status as for vectors."""
+def _try_profile(profile: Profile, builds: list[QemuBuild], target: QemuBuild | None,
+                 args: argparse.Namespace) -> int:
+    """Play one consumer profile from each build to itself, or to ``target``
+    (``--to``); the exit status as for vectors."""
     if problems := gate_problems(profile, args.allow_exec):
         print(f"qmpcompat try: error: {UnsafeInput(profile.id, problems)}", file=sys.stderr)
         return 2
-    target = [b for b in builds if args.to in (b.label, b.version_str)] if args.to else []
-    if args.to and not target:
-        print(f"qmpcompat try: error: --to {args.to}: no selected build has that label or version "
-              f"({', '.join(b.label for b in builds)})", file=sys.stderr)
-        return 2
     status, schemas = 0, SchemaCache()
     for src in builds:
-        dst = target[0] if target else src
+        dst = target or src
         obs = run_profile(profile, src, dst, schemas, allow_exec=args.allow_exec)
         _print(args, profile.id, f"{src.label}->{dst.label}", obs)
         if obs.result in ("crash", "hang", "error"):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.suite_runner import consumer_vectors, run_suite
 
+from qmpcompat.cli import main
 from qmpcompat.harness import QemuOptions
 from qmpcompat.provision import QemuBuild
 from qmpcompat.report.changes import consumer_changes
@@ -115,6 +116,17 @@ def test_a_migration_the_destination_cannot_load_fails(newest: QemuBuild, pid: s
     assert (obs.result, obs.migration) == ("accept", "failed"), obs.summary()
     assert "load of migration failed" in (obs.migration_error or ""), obs.summary()
     assert obs.seconds < 10, obs.summary()
+
+
+def test_try_plays_a_profile_to_a_build_only_does_not_name(oldest: QemuBuild, newest: QemuBuild,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``try CP --only A --to B`` plays A -> B: --to may name a build --only leaves out,
+    as for consumers observe; a vector in the same call runs on A only."""
+    assert main(["try", "CP-0002", "M-0001", "--only", oldest.label, "--to", newest.label]) == 0
+    out = capsys.readouterr().out
+    assert f"CP-0002 {oldest.label}->{newest.label} accept" in out, out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("M-0001")] == [oldest.label]
+    assert main(["try", "CP-0002", "--only", oldest.label, "--to", "9.9.9"]) == 2
 
 
 def test_a_profile_migrates_a_real_guest_on_one_build(newest: QemuBuild) -> None:
