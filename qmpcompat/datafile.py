@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
 from pathlib import Path
 
@@ -77,26 +76,25 @@ def read_text(path: Path) -> str:
     return read_bytes(path).decode("utf-8")
 
 
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a JSON string, or a bracket
 MAX_DEPTH = 200  # nesting a JSON data file may have (results files nest about 8 deep)
 
 
 def parse_json(text: str) -> object:
-    """``json.loads(text)``, but a document nested deeper than MAX_DEPTH (which
-    would exhaust Python's recursion) is a ValueError like any other malformed JSON."""
-    depth = 0
-    for token in _TOKENS.finditer(text):  # brackets outside strings: a count, no recursion
-        char = token.group()
-        if char in "[{":
-            depth += 1
+    """``json.loads(text)``, but a document nested deeper than MAX_DEPTH (whose
+    readers would exhaust Python's recursion) is a ValueError like any other
+    malformed JSON."""
+    try:
+        data = json.loads(text)  # the C parser: a deep document is a RecursionError here
+    except RecursionError as exc:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from exc
+    stack: list[tuple[object, int]] = [(data, 1)]  # the depth of what it holds, without recursion
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
             if depth > MAX_DEPTH:
                 raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-        elif char in "]}":
-            depth -= 1
-    try:
-        return json.loads(text)
-    except RecursionError as exc:  # unreachable after the count, kept as the last guard
-        raise ValueError(f"nested too deeply ({exc})") from exc
+            stack += [(v, depth + 1) for v in (value.values() if isinstance(value, dict) else value)]
+    return data
 
 
 def load_json(path: Path) -> object:

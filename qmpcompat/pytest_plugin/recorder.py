@@ -243,7 +243,8 @@ def finish_reports(config: pytest.Config, interrupted: bool = False,
                              "known_defects": [defect_facts(d) for d in st.vectors.defects
                                                if d.id in seen]}
     if interrupted:
-        extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)}
+        extra["interrupted"] = {"cases_expected": expected, "cases_recorded": len(st.records)
+                                + len(st.pair_records) + len(st.consumer_records)}
     if st.shard is not None:
         extra["shard"] = shard_facts(st.shard, st.builds)
     extra["run"] = run_facts([*st.records, *st.pair_records, *st.consumer_records], st.persistent,

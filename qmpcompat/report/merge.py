@@ -228,7 +228,8 @@ def unfinished(docs: list[tuple[Path, ResultsJSON]]) -> InterruptedJSON | None:
         return None
     return {
         "cases_expected": sum(d.get("interrupted", {}).get("cases_expected", 0) for _p, d in stopped),
-        "cases_recorded": sum(len(d["results"]) for _p, d in stopped),
+        "cases_recorded": sum(len(d["results"]) + len(d.get("pairs", [])) + len(d.get("consumers", []))
+                              for _p, d in stopped),
         "runs": [f"{p} ({'interrupted' if d.get('interrupted') else 'never finished'})"
                  for p, d in stopped],
     }

@@ -4,7 +4,9 @@ merge-request comment, led by the run's verdict and why."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from qmpcompat.escape import markdown
 from qmpcompat.report import runmodes
@@ -296,9 +298,22 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     lines += runmodes.markdown_lines(doc.get("run"), _cell)
     lines += _changes(doc)
     lines += timeline_markdown(doc.get("schema_timeline"))
-    if doc.get("disagreements"):
-        lines += ["", "### Runs that disagree", "", "| vector | QEMU | outcomes |", "| --- | --- | --- |"]
-        lines += [f"| {_cell(d['vector'])} | {_cell(d['qemu'])} | "
-                  + ", ".join(f"{_cell(r['outcome'])} ({_cell(r['file'])})" for r in d["runs"]) + " |"
-                  for d in doc["disagreements"]]
+    lines += _disagreements("Runs that disagree", ("vector", "qemu"), doc.get("disagreements"))
+    lines += _disagreements("Cross-version cells runs disagree about",
+                            ("vector", "form", "source", "destination"), doc.get("pair_disagreements"))
+    lines += _disagreements("Consumer cells runs disagree about", ("profile", "source", "destination"),
+                            doc.get("consumer_disagreements"))
     return "\n".join(lines) + "\n"
+
+
+def _disagreements(title: str, keys: tuple[str, ...], found: Sequence[Mapping[str, Any]] | None
+                   ) -> list[str]:
+    """A merged document's cases or cells that two runs of the same builds observed
+    otherwise: what names each, and every run's outcome and file."""
+    if not found:
+        return []
+    head = " | ".join(k.replace("qemu", "QEMU") for k in keys)
+    return ["", f"### {title}", "", f"| {head} | outcomes |", "|" + " --- |" * (len(keys) + 1),
+            *(f"| {' | '.join(_cell(d[k]) for k in keys)} | "
+              + ", ".join(f"{_cell(r['outcome'])} ({_cell(r['file'])})" for r in d["runs"]) + " |"
+              for d in found)]

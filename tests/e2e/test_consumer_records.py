@@ -16,7 +16,7 @@ from test_consumers import MIGRATED, REFUSED, _record
 
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import environment, results_document
-from qmpcompat.report.summary import verdict
+from qmpcompat.report.summary import render_summary, verdict
 from qmpcompat.resultdoc import BinaryJSON, ConsumerJSON, ResultsJSON
 
 TESTS = str(Path(__file__).resolve().parents[1])  # helpers.fault_consumer
@@ -57,6 +57,9 @@ def test_merge_names_a_consumer_cell_two_runs_disagree_about() -> None:
         "profile": "CP-0002", "source": "11.1.3", "destination": "11.1.3",
         "runs": [{"file": "a.json", "outcome": "passed"}, {"file": "b.json", "outcome": "failed"}]}]
     assert "1 consumer cells differ between runs of the same builds" in verdict(merged).reasons
+    summary = render_summary(merged)  # where a person reads which cells
+    assert "### Consumer cells runs disagree about" in summary
+    assert "| CP-0002 | 11.1.3 | 11.1.3 | passed (a.json), failed (b.json) |" in summary
 
 
 def test_two_runs_of_a_consumer_cell_agree_whatever_the_replies_timings() -> None:

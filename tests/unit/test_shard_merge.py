@@ -14,6 +14,7 @@ import pytest
 
 from qmpcompat.cli import main
 from qmpcompat.errors import ReportError
+from qmpcompat.report.merge import unfinished
 from qmpcompat.report.results import environment, read_results, results_document, write_json
 from qmpcompat.report.shards import combine
 from qmpcompat.report.summary import verdict
@@ -174,3 +175,12 @@ def test_a_shard_that_never_finished_is_missing() -> None:
                        (Path("3.json"), three)])
     assert retried["shards"][0]["missing"] == [] and "interrupted" not in retried
     assert verdict(retried).ok
+
+
+def test_a_stopped_run_counts_its_cells_among_the_tests_it_recorded() -> None:
+    """An interrupted run's "N of M tests recorded": M is every collected test, cells
+    included, so N counts the cells it recorded too."""
+    doc = _shard(1, 1, BUILDS, [_case("M-0001", BUILDS[0])], [_cell(BUILDS[0], BUILDS[1])])
+    doc["interrupted"] = {"cases_expected": 10, "cases_recorded": 2}
+    got = unfinished([(Path("a.json"), doc)])
+    assert got is not None and got["cases_recorded"] == 2
