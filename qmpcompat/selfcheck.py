@@ -199,7 +199,7 @@ def provenance(build: QemuBuild, timeout: float = 10.0) -> QemuBuild:
                                   if not inside(path, tuple(case_dirs))))
     lacking = sorted({n for groups in _LACKING.findall(text) for n in groups if n})
     judged = mode != "in place" and is_elf(Path(build.binary))  # a wrapper's tree is its own say
-    files, unstamped = _module_files(build)
+    files, unstamped = _module_files(build) if judged else (0, [])  # counted only when held to it
     outside = [] if not judged else [
         p for p in modules + [f.split("=", 1)[1] for f in firmware]
         if not inside(p, found.own_dirs())] + unstamped

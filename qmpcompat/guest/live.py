@@ -135,7 +135,8 @@ def settle_source(q: Qemu, spec: GuestSpec, workdir: Path) -> str:
 class Arrival:
     """What the checks after a completed migration found."""
 
-    source_digest: str = ""  # sha256 of what was compared, as the source holds it
+    # sha256 of what was compared: the pattern as the harness loaded it, the rest as the source holds it
+    source_digest: str = ""
     destination_digest: str = ""  # ... and as the destination does
     compared: int = 0  # bytes compared
     run_state: str = ""  # "SOURCE -> DESTINATION"
