@@ -19,7 +19,7 @@ from qmpcompat.commands.selection import selected_builds, selection_parser, sour
 from qmpcompat.errors import QmpCompatError
 from qmpcompat.libvirt.observe import observe
 from qmpcompat.libvirt.session import unusable
-from qmpcompat.libvirt.tree import fetch_libvirt, suite_of
+from qmpcompat.libvirt.tree import libvirt_at
 from qmpcompat.provision.debian import print_progress
 from qmpcompat.runconfig import add_cli
 from qmpcompat.types import Version
@@ -76,7 +76,7 @@ def run_observe(args: argparse.Namespace) -> int:
     profile = _profile(args.vectors, args.profile)
     if profile.consumer != "libvirt":
         raise QmpCompatError(f"{profile.id} is {profile.name}: only libvirt can be observed here")
-    tree = fetch_libvirt(suite_of(profile.version), progress=print_progress)
+    tree = libvirt_at(profile.version, progress=print_progress)
     builds, target = sources_and_destination(args, selected_builds(args).builds)
     for src in builds:
         dst = target or src

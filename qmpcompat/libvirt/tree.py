@@ -158,6 +158,15 @@ def _describe(staging: Path, version: str, suite: str, arch: str) -> LibvirtTree
 SUITES = ("bookworm", "trixie", "forky", "sid", "bookworm-backports", "trixie-backports")
 
 
+def libvirt_at(version: str, cache: Path | None = None,
+               progress: Progress | None = None) -> LibvirtTree:
+    """libvirt at ``version`` (a profile's ``version``): the cached tree when there
+    is one (the archive may have moved on since), else fetched from the suite that
+    serves that version (``suite_of``, ``fetch_libvirt``)."""
+    cached = _read((cache or cache_dir()) / "consumers" / f"libvirt-{version.replace(':', '_')}")
+    return cached or fetch_libvirt(suite_of(version, cache), cache, progress=progress)
+
+
 def suite_of(version: str, cache: Path | None = None) -> str:
     """The Debian suite that serves libvirt at ``version`` (a profile's ``version``);
     ProvisionError when none of ``SUITES`` does."""

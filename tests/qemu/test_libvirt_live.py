@@ -10,10 +10,12 @@ import os
 
 import pytest
 
+from qmpcompat.errors import ProvisionError
 from qmpcompat.libvirt.observe import observe
 from qmpcompat.libvirt.session import unusable
-from qmpcompat.libvirt.tree import LibvirtTree, fetch_libvirt, suite_of
+from qmpcompat.libvirt.tree import LibvirtTree, fetch_libvirt, libvirt_at, suite_of
 from qmpcompat.provision import QemuBuild
+from qmpcompat.provision.apt import PrivateApt
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.wire import Recording
 from qmpcompat.vectors.wirecheck import hold
@@ -27,6 +29,16 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def libvirt_9() -> LibvirtTree:
     return fetch_libvirt(suite_of("9.0.0-4+deb12u2"))
+
+
+def test_a_cached_libvirt_needs_no_archive(libvirt_9: LibvirtTree,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once unpacked, a profile's libvirt is found by its version even when no suite
+    serves that version any more (sid moves on; a point release replaces one)."""
+    monkeypatch.setattr(PrivateApt, "candidate", lambda *_a: "99.0.0-1")
+    assert libvirt_at("9.0.0-4+deb12u2") == libvirt_9
+    with pytest.raises(ProvisionError, match=r"serves libvirt 9\.0\.0-4"):
+        fetch_libvirt(suite_of("9.0.0-4+deb12u2"))
 
 
 def _held(doc: dict[str, object]) -> list[str]:
