@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -139,16 +140,26 @@ def _foreign(specs: Sequence[str], sel: Selection, cache: Path | None,
 
 
 def _checked(sel: Selection, timeout: float) -> None:
-    """Self-check and probe every selected build (``timeout`` per QEMU answer);
-    one that fails becomes a problem, one that is flagged a warning."""
-    usable = []
-    for build in sel.builds:
+    """Self-check and probe every selected build (``timeout`` per QEMU answer),
+    as many at a time as there are CPUs (each mostly waits for its QEMUs, each
+    of which has ended when its check returns); one that fails becomes a
+    problem, one that is flagged a warning. The order of the builds is kept."""
+
+    def check(build: QemuBuild) -> QemuBuild | QmpCompatError:
         try:
-            checked = selfcheck.provenance(build, timeout)
-            usable.append(with_features(checked, timeout))
-            sel.warnings += selfcheck.warnings(checked)
+            return with_features(selfcheck.provenance(build, timeout), timeout)
         except QmpCompatError as exc:
-            sel.problems.append(Problem(build.binary, exc))
+            return exc
+
+    with ThreadPoolExecutor(max(1, min(len(sel.builds), os.cpu_count() or 1))) as pool:
+        done = list(pool.map(check, sel.builds))
+    usable = []
+    for build, checked in zip(sel.builds, done, strict=True):
+        if isinstance(checked, QmpCompatError):
+            sel.problems.append(Problem(build.binary, checked))
+        else:
+            usable.append(checked)
+            sel.warnings += selfcheck.warnings(checked)
     sel.builds = usable
 
 

@@ -37,8 +37,12 @@ COMMON_DIRS = (
     "/usr/local/share/qemu", "/var/run/qemu", "/run/qemu",
 )
 # An absolute path string in a binary whose last part names a module or firmware dir
-# (``/var/run/qemu/%s`` is the module-upgrade dir of a package version).
-_DIR_STRING = re.compile(rb"(?<=\x00)(/[A-Za-z0-9_.+/-]*/(?:qemu|seabios|ipxe/qemu))(?:/%s)?(?=\x00)")
+# (``/var/run/qemu/%s`` is the module-upgrade dir of a package version), found by
+# its end (a literal the regex engine skips to) and then read back to the NUL that
+# starts it: a search anchored at that NUL tried every byte of the binary (0.35 s
+# against 0.01 s for 27 MB).
+_DIR_END = re.compile(rb"/(?:qemu|seabios)(?:/%s)?\x00")
+_DIR_STRING = re.compile(rb"(/[A-Za-z0-9_.+/-]*/(?:qemu|seabios|ipxe/qemu))(?:/%s)?")
 _READ_LIMIT = 256 << 20
 
 
@@ -53,8 +57,18 @@ def compiled_dirs(binary: Path) -> tuple[str, ...]:
             data = fh.read(_READ_LIMIT)
     except OSError:
         data = b""
-    found = {m.group(1).decode() for m in _DIR_STRING.finditer(data)}
-    return tuple(sorted(found | set(COMMON_DIRS)))
+    return tuple(sorted(_dir_strings(data) | set(COMMON_DIRS)))
+
+
+def _dir_strings(data: bytes) -> set[str]:
+    """Each NUL-delimited string of ``data`` that ``_DIR_STRING`` matches whole."""
+    found = set()
+    for end in _DIR_END.finditer(data):
+        start = data.rfind(b"\x00", 0, end.start()) + 1
+        whole = _DIR_STRING.fullmatch(data, start, end.end() - 1) if start else None
+        if whole:
+            found.add(whole.group(1).decode())
+    return found
 
 
 def inside(path: str, roots: Iterable[str]) -> bool:

@@ -14,6 +14,7 @@ import json
 import pickle
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
@@ -150,14 +151,18 @@ def make_state(config: pytest.Config) -> RunState:
         vectors = load(Path(vdir) if vdir else None)
     except VectorError as exc:
         raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
-    sel, shard = _select(config, vectors)
+    judging = _judging(config)
+    # The lint (Python's work) runs while the selection's self-checks wait for their QEMUs.
+    with ThreadPoolExecutor(1) as pool:
+        linting = pool.submit(lint, vectors.root, allow_exec=judging["allow_exec"], loaded=vectors)
+        sel, shard = _select(config, vectors)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
-        vectors=vectors, warnings=sel.warnings, **_judging(config),
+        vectors=vectors, warnings=sel.warnings, **judging,
         persistent=not flag(config, "fresh"), fork_server=flag(config, "fork-server"),
         shard=shard)
     try:
-        st.lint = lint(st.vectors.root, allow_exec=st.allow_exec, loaded=st.vectors)
+        st.lint = linting.result()
     except VectorError as exc:
         raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
     for build in st.builds:  # read once here, handed to every worker (``ship``)

@@ -1,48 +1,29 @@
 """The ready-to-copy CI templates in docs/ci/ work: their script steps run
 here, in a copy of the checkout, as the CI would run them (less the step that
 installs host packages, which this machine has; the steps both templates share
-word for word run once), and leave the reports and CI outputs the templates
+word for word run once; the venv their first step makes is made once a session,
+helpers.checkout), and leave the reports and CI outputs the templates
 hand to GitLab and GitHub."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from helpers.checkout import ci_checkout, run_script
 from helpers.ciformats import GITHUB_COMMAND, GITLAB_CODE_QUALITY, sarif_validator
+from helpers.shared import Shared
 from helpers.suite_runner import REPO
 
 TEMPLATES = REPO / "docs" / "ci"
 # What the test changes of the templates' variables: two builds, one vector.
 VARIABLES = {"QMPCOMPAT_SUITES": "trixie,sid", "QMPCOMPAT_ARGS": "-k MI-0002"}
-
-
-def _checkout(tmp_path: Path) -> Path:
-    """A copy of the checkout's files as they are now, without what git ignores
-    (what a CI clone of the commit has)."""
-    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], capture_output=True, check=True)
-    files = listed.stdout.decode().split("\0")
-    dst = tmp_path / "checkout"
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (dst / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dst / name)
-    return dst
-
-
-def _run(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("QMPCOMPAT_", "PYTEST", "VIRTUAL_ENV"))}
-    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={**full, **env}, text=True,
-                          capture_output=True, timeout=1800, check=False)
 
 
 def _check_reports(reports: Path) -> None:
@@ -62,7 +43,7 @@ def _shared_steps(a: list[str], b: list[str]) -> list[str]:
     return a[:n]
 
 
-def test_ci_templates(tmp_path: Path) -> None:
+def test_ci_templates(tmp_path: Path, shared: Shared) -> None:
     """Both templates' script steps, in a copy of the checkout: the steps they
     start with word for word (the install, provisioning and the suite's run)
     once, with the values both give the variables those steps read; then, each
@@ -73,27 +54,25 @@ def test_ci_templates(tmp_path: Path) -> None:
     summary = tmp_path / "step-summary.md"
     gh_env = {**job["env"], **VARIABLES, "GITHUB_STEP_SUMMARY": str(summary)}
     gh_steps = [s["run"].splitlines() for s in job["steps"] if "run" in s and s["name"] != "host packages"]
-    shared = _shared_steps(gitlab["script"], gh_steps[0])
+    shared_steps = _shared_steps(gitlab["script"], gh_steps[0])
     # each template's own steps run in the checkout the shared ones installed into
-    assert shared and "pip install" in shared[0], "the templates no longer install the same way"
-    read = set(re.findall(r"\$\{?(\w+)", "\n".join(shared)))
+    assert shared_steps and "pip install" in shared_steps[0], "the templates no longer install the same way"
+    read = set(re.findall(r"\$\{?(\w+)", "\n".join(shared_steps)))
     assert {v: gl_env.get(v) for v in read} == {v: gh_env.get(v) for v in read}, read
-    checkout = _checkout(tmp_path)
-    done = _run("\n".join([*shared, 'echo "rc=$rc"']), checkout, gl_env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    status = done.stdout.splitlines()[-1]  # rc=0, or rc=1 if the suite failed
+    checkout = ci_checkout(shared, tmp_path)
+    said = run_script("\n".join([*shared_steps, 'echo "rc=$rc"']), checkout, gl_env)
+    status = said.splitlines()[-1]  # rc=0, or rc=1 if the suite failed
     after_suite = tmp_path / "reports-after-suite"
     shutil.copytree(checkout / "reports", after_suite)
-    _gitlab_rest(gitlab, [status, *gitlab["script"][len(shared):]], checkout, gl_env)
+    _gitlab_rest(gitlab, [status, *gitlab["script"][len(shared_steps):]], checkout, gl_env)
     shutil.rmtree(checkout / "reports")
     shutil.copytree(after_suite, checkout / "reports")
-    _github_rest(job, [[status, *gh_steps[0][len(shared):]], *gh_steps[1:]], checkout, gh_env)
+    _github_rest(job, [[status, *gh_steps[0][len(shared_steps):]], *gh_steps[1:]], checkout, gh_env)
     assert summary.read_text().startswith("## qmpcompat: PASS")
 
 
 def _gitlab_rest(job: dict[str, Any], script: list[str], checkout: Path, env: dict[str, str]) -> None:
-    done = _run("\n".join(script), checkout, env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_script("\n".join(script), checkout, env)
     reports = checkout / "reports"
     _check_reports(reports)
     uploads = job["artifacts"]["reports"]
@@ -109,9 +88,8 @@ def _gitlab_rest(job: dict[str, Any], script: list[str], checkout: Path, env: di
 
 def _github_rest(job: dict[str, Any], steps: list[list[str]], checkout: Path, env: dict[str, str]) -> None:
     for step in steps:
-        done = _run("\n".join(step), checkout, env)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        annotations = [line for line in done.stdout.splitlines() if line.startswith("::")]
+        said = run_script("\n".join(step), checkout, env)
+        annotations = [line for line in said.splitlines() if line.startswith("::")]
         assert all(GITHUB_COMMAND.match(line) for line in annotations), annotations[:3]
         assert any(line.startswith("::notice ") for line in annotations)  # the schema's info changes
     _check_reports(checkout / "reports")

@@ -235,7 +235,7 @@ def _qemu_processes_under(path: Path) -> list[str]:
     return found
 
 
-BUDGET = 10  # seconds: some 800 cases on 11.1.3 on an idle 2-core machine
+BUDGET = 4  # seconds: some 400 cases on 11.1.3 on an idle 2-core machine
 
 
 def test_hunt_command_runs_its_budget_and_leaves_no_qemu(newest: QemuBuild,

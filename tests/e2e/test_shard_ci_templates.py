@@ -1,25 +1,23 @@
 """The sharded CI templates in docs/ci/ work: their jobs' scripts run here, in
-one copy of the checkout, as the CI would run them: the provision job, two
+a copy of the checkout, as the CI would run them: the provision job, two
 shards (the templates have three; two of a small selection keep this cheap),
 and the report job that merges them. This machine's build cache stands in for
 the CI cache (linked where the template keeps its cache); artifacts stay where
 the jobs wrote them; the step that installs host packages is left out (this
-machine has them)."""
+machine has them), and the venv every job makes is made once a session
+(helpers.checkout)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.checkout import VENV, ci_checkout, run_script
+from helpers.shared import Shared
 from helpers.suite_runner import REPO
-from test_ci_templates import _checkout
 
 from qmpcompat.provision.debian import cache_dir
 
@@ -31,27 +29,17 @@ VARIABLES = {"QMPCOMPAT_SUITES": "trixie,sid",
              "PYTEST_ADDOPTS": "-k 'MI-0002 or XV-0001 or CP-0001'"}
 
 
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One copy of the checkout for both templates' jobs (their venv made once)."""
-    path = _checkout(tmp_path_factory.mktemp("sharded"))
+@pytest.fixture
+def checkout(shared: Shared, tmp_path: Path) -> Path:
+    """The copy of the checkout one template's jobs share (their venv made once a session)."""
+    path = ci_checkout(shared, tmp_path)
     (path / ".qmpcompat-cache").symlink_to(cache_dir())  # the CI cache, restored
-    yield path
-
-
-VENV = "python3 -m venv .venv && .venv/bin/pip install -q -e ."  # every job's first step
+    return path
 
 
 def _run(script: str, cwd: Path, env: dict[str, str]) -> str:
-    assert VENV in script  # the job makes its venv ...
-    if (cwd / ".venv" / "bin" / "qmpcompat").exists():  # ... as an earlier job here did
-        script = script.replace(VENV, "true")
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("QMPCOMPAT_", "PYTEST", "VIRTUAL_ENV", "CI_", "GITHUB_"))}
-    done = subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={**clean, **env}, text=True,
-                          capture_output=True, timeout=1800, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    assert VENV in script  # each job makes its venv first
+    return run_script(script, cwd, env)
 
 
 def _check_merged(checkout: Path) -> None:
@@ -74,7 +62,6 @@ def _expand(text: str, env: dict[str, str]) -> str:
 
 
 def test_gitlab_sharded_template(checkout: Path) -> None:
-    shutil.rmtree(checkout / "reports", ignore_errors=True)
     pipeline = yaml.safe_load((TEMPLATES / "gitlab-ci-sharded.yml").read_text())
     ci = {"CI_PROJECT_DIR": str(checkout)}
     variables = {**{k: _expand(v, ci) for k, v in pipeline["variables"].items()}, **VARIABLES}
@@ -104,7 +91,6 @@ def _steps(job: dict[str, object], *names: str) -> list[str]:
 
 
 def test_github_sharded_template(checkout: Path, tmp_path: Path) -> None:
-    shutil.rmtree(checkout / "reports", ignore_errors=True)
     workflow = yaml.safe_load((TEMPLATES / "github-actions-sharded.yml").read_text())
     jobs = workflow["jobs"]
     gh = {"GITHUB_WORKSPACE": str(checkout), "GITHUB_OUTPUT": str(tmp_path / "output"),
