@@ -8,6 +8,7 @@ from qmpcompat.guest.live import (
     new_layout,
     options,
     recipe,
+    runs_on,
     settle_source,
     template_files,
     verify,
@@ -16,4 +17,5 @@ from qmpcompat.guest.live import (
 from qmpcompat.guest.spec import GuestSpec, GuestSpecError, parse_guest
 
 __all__ = ["Arrival", "GuestFiles", "GuestSpec", "GuestSpecError", "new_layout", "options",
-           "parse_guest", "recipe", "settle_source", "template_files", "verify", "write_files"]
+           "parse_guest", "recipe", "runs_on", "settle_source", "template_files", "verify",
+           "write_files"]

@@ -142,6 +142,7 @@ class Arrival:
     run_state: str = ""  # "SOURCE -> DESTINATION"
     ram_transferred: int = 0
     problems: list[str] = field(default_factory=list)
+    held_at: int | None = None  # a held running guest's pass count, until it is seen running on
 
     def to_json(self) -> JSONObject:
         return {"source_sha256": self.source_digest, "destination_sha256": self.destination_digest,
@@ -168,10 +169,12 @@ def first_difference(regions: list[tuple[int, int]], ours: list[bytes],
 
 
 def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
-           source_state: str, source_info: JSONObject) -> Arrival:
+           source_state: str, source_info: JSONObject, resume: bool = True) -> Arrival:
     """Check that the guest arrived: the pattern in place, the same dirtied and
     sampled pages on both sides, the source's run state, and at least the pattern
-    counted as transferred."""
+    counted as transferred. A running guest's destination, held by ``-S``, is
+    continued here and must run on; with ``resume`` false it is left held (its
+    ``held_at`` set) for whoever continues it, and ``runs_on`` judges it after."""
     out = Arrival()
     ram = json_object(source_info.get("ram") or {})
     out.ram_transferred = sum(n for n in (ram.get("transferred"), ram.get("multifd-bytes"))
@@ -192,21 +195,22 @@ def verify(src: Qemu, dst: Qemu, spec: GuestSpec, layout: Layout, workdir: Path,
         out.problems.append(f"guest memory differs after migration: sha256 {out.source_digest[:16]} "
                             f"on the source, {out.destination_digest[:16]} on the destination, "
                             f"first difference at guest address {at:#x}")
-    dst_state = str(json_object(dst.cmd("query-status"))["status"])
     if spec.state == "running":
-        dst_state = _resume(dst, workdir, out)
-    out.run_state = f"{source_state} -> {dst_state}"
-    if dst_state != source_state:
-        out.problems.append(f"run state: the source was {source_state!r} before migrating, "
-                            f"the destination is {dst_state!r}")
+        out.held_at = status_and_beat(dst, workdir)[1]
+        if not resume:
+            return out
+        dst.cmd("cont")
+        runs_on(dst, workdir, out, source_state)
+        return out
+    _judge_state(out, source_state, str(json_object(dst.cmd("query-status"))["status"]))
     return out
 
 
-def _resume(dst: Qemu, workdir: Path, out: Arrival) -> str:
-    """Continue a destination held by ``-S``: the guest must run on (its pass
-    counter moves). Returns the destination's run status."""
-    before = status_and_beat(dst, workdir)[1]
-    dst.cmd("cont")
+def runs_on(dst: Qemu, workdir: Path, out: Arrival, source_state: str) -> None:
+    """After a held running guest's destination was continued: the guest must run
+    on (its pass counter moves past ``out.held_at``), and the run states of both
+    sides must agree (``out`` gets the run state and any problem)."""
+    before = out.held_at
     deadline = time.monotonic() + BEAT_TIMEOUT
     while status_and_beat(dst, workdir)[1] == before:
         if time.monotonic() > deadline:
@@ -214,5 +218,13 @@ def _resume(dst: Qemu, workdir: Path, out: Arrival) -> str:
                                 f"stayed at {before} for {BEAT_TIMEOUT:g}s after cont")
             break
         time.sleep(0.002)
-    return str(json_object(dst.cmd("query-status"))["status"])
+    out.held_at = None
+    _judge_state(out, source_state, str(json_object(dst.cmd("query-status"))["status"]))
+
+
+def _judge_state(out: Arrival, source_state: str, dst_state: str) -> None:
+    out.run_state = f"{source_state} -> {dst_state}"
+    if dst_state != source_state:
+        out.problems.append(f"run state: the source was {source_state!r} before migrating, "
+                            f"the destination is {dst_state!r}")
 

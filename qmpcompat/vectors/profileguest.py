@@ -49,6 +49,15 @@ def settle(q: Qemu, side: GuestSide, tmp: Path) -> None:
 
 
 def arrival(src: Qemu, dst: Qemu, side: GuestSide, tmp: Path,
-            source_info: JSONObject) -> guest.Arrival:
-    """Whether the guest arrived intact (memory, run state, RAM transferred)."""
-    return guest.verify(src, dst, side.spec, side.layout, tmp, side.source_state, source_info)
+            source_info: JSONObject, resume: bool) -> guest.Arrival:
+    """Whether the guest arrived intact (memory, run state, RAM transferred); with
+    ``resume`` false a running guest is left held for the consumer's own ``cont``
+    (``runs_on`` judges it after)."""
+    return guest.verify(src, dst, side.spec, side.layout, tmp, side.source_state, source_info,
+                        resume)
+
+
+def runs_on(dst: Qemu, side: GuestSide, tmp: Path, found: guest.Arrival) -> None:
+    """After the consumer continued a guest ``arrival`` left held: it runs on, in the
+    source's run state (``found`` gets the run state and any problem)."""
+    guest.runs_on(dst, tmp, found, side.source_state)

@@ -15,9 +15,12 @@ run there: ``reject`` at that step with QEMU's answer, and when the source's
 Harness traffic beside the consumer's: once the migration has run (before the
 destination's first ``cont``, or at the end), the runner waits for both sides'
 final status (query-migrate) and checks that the guest arrived intact (memory
-digests, run state, RAM transferred: ``profileguest.arrival``), then checks
-both QEMUs still answer ``query-status``. Every command passes the safety gate
-(the harness checks the expanded arguments before sending them).
+digests, RAM transferred: ``profileguest.arrival``). A running guest is left
+held for the consumer's own ``cont``, after which it must run on in the
+source's run state; only a profile that never continues the destination has the
+harness continue it. Then it checks both QEMUs still answer ``query-status``.
+Every command passes the safety gate (the harness checks the expanded arguments
+before sending them).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
+from qmpcompat.guest import Arrival
 from qmpcompat.harness import Qemu
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
@@ -77,6 +81,7 @@ class _Play:
     ended: dict[str, str] = field(default_factory=dict)  # side: the final status its events said
     migrating: bool = False
     arrived: bool = False
+    held: Arrival | None = None  # the arrival of a guest left held for the consumer's cont
     obs: Observation = field(default_factory=lambda: Observation("accept"))
 
     def schema_has(self, side: str, query: str) -> bool:
@@ -106,8 +111,9 @@ class _Play:
             if info.get("status") in ("failed", "cancelled") and not in_cancel:
                 raise Ended
             return
-        if step.execute == "cont" and step.side == "destination":
-            self.arrive()  # check the guest while the destination still holds it
+        consumer_cont = step.execute == "cont" and step.side == "destination"
+        if consumer_cont:  # check the guest while the destination still holds it
+            self.arrive(resume=False)
         args = expand(fill(step.arguments or {}, self.values), self.saved, self.schema_has)
         entry["arguments"] = args
         reply = q.execute(step.execute, args)
@@ -117,6 +123,8 @@ class _Play:
         if reply.ok:
             entry["return"] = reply.result
             self.migrating |= step.execute == "migrate" and step.side == "source"
+            if consumer_cont:
+                self.runs_on()
             return
         entry["error"] = {"class": reply.error_class, "desc": reply.desc}
         if step.stop_on_error and not in_cancel:
@@ -166,8 +174,10 @@ class _Play:
                 raise QemuHung(f"to reach {', '.join(step.wait_until)} (last status "
                                f"{status!r})", MIGRATION_TIMEOUT, q.stderr_tail())
 
-    def arrive(self) -> None:
-        """Once: wait for both sides' final status; when both completed, check the guest."""
+    def arrive(self, resume: bool = True) -> None:
+        """Once: wait for both sides' final status; when both completed, check the
+        guest. With ``resume`` false (the consumer's ``cont`` comes next) a running
+        guest is left held for it; else the harness continues it."""
         if self.arrived or not self.migrating:
             return
         self.arrived = True
@@ -186,10 +196,21 @@ class _Play:
         self.obs.migration_error = both_errors(json_text(info.get("error-desc")),
                                                json_text(peer.get("error-desc")))
         if self.obs.migration == self.obs.peer_migration == "completed":
-            found = profileguest.arrival(src, dst, self.side, self.tmp, info)
-            self.obs.guest = found.to_json()
-            if found.problems:
-                self.obs.result, self.obs.detail = "corrupt", "; ".join(found.problems)
+            found = profileguest.arrival(src, dst, self.side, self.tmp, info, resume)
+            self.held = found if found.held_at is not None else None
+            self._judge(found)
+
+    def runs_on(self) -> None:
+        """After the consumer's own ``cont``: a guest ``arrive`` left held runs on."""
+        found, self.held = self.held, None
+        if found is not None:
+            profileguest.runs_on(self.qemus["destination"], self.side, self.tmp, found)
+            self._judge(found)
+
+    def _judge(self, found: Arrival) -> None:
+        self.obs.guest = found.to_json()
+        if found.problems:
+            self.obs.result, self.obs.detail = "corrupt", "; ".join(found.problems)
 
 
 def run_profile(profile: Profile, source: QemuBuild, destination: QemuBuild,
