@@ -26,6 +26,7 @@ from qmpcompat.resultdoc import (
     ConsumerJSON,
     DisagreementJSON,
     EnvironmentJSON,
+    IndexJSON,
     InterruptedJSON,
     LedgerJSON,
     PairJSON,
@@ -120,19 +121,25 @@ class _Runs:
                 sorted(disagreements, key=lambda d: (d["vector"], d["qemu"])))
 
 
-def _environment(docs: list[tuple[Path, ResultsJSON]], binaries: list[BinaryJSON]) -> EnvironmentJSON:
-    """The first run's environment, its hosts, builds, problems and warnings those
-    of every run, and each run listed."""
+def combined_environment(docs: Sequence[tuple[Path, ResultsJSON]], binaries: list[BinaryJSON],
+                         runs: list[RunJSON]) -> EnvironmentJSON:
+    """The first run's environment (its members in its order) with every run's
+    hosts, problems, warnings and archive indexes (one per suite), each once;
+    ``binaries`` as the builds and ``runs`` as the runs it combines."""
+    env = docs[0][1]["environment"].copy()
+    env["host"] = ", ".join(sorted({d["environment"]["host"] for _p, d in docs}))
+    env["binaries"] = binaries
     problems = {json.dumps(p, sort_keys=True) for _p, d in docs for p in d["environment"].get("problems", [])}
+    env["problems"] = [json.loads(p) for p in sorted(problems)]
     warnings = list(dict.fromkeys(w for _p, d in docs for w in d["environment"].get("warnings", [])))
-    env = docs[0][1]["environment"].copy()  # its members in its order, these set anew:
     env.pop("warnings", None)
     if warnings:
         env["warnings"] = warnings
-    env["host"] = ", ".join(sorted({d["environment"]["host"] for _p, d in docs}))
-    env["binaries"] = sorted(binaries, key=lambda b: Version.parse(b["version"]))
-    env["problems"] = [json.loads(p) for p in sorted(problems)]
-    env["runs"] = [_run(p, d) for p, d in docs]
+    indexes: dict[str, IndexJSON] = {i["suite"]: i for _p, d in docs
+                                     for i in d["environment"].get("indexes", [])}
+    if indexes:
+        env["indexes"] = [indexes[k] for k in sorted(indexes)]
+    env["runs"] = runs
     return env
 
 
@@ -173,7 +180,9 @@ def merge(docs: list[tuple[Path, ResultsJSON]]) -> ResultsJSON:
         "format": FORMAT,
         "started": min(d["started"] for _p, d in docs),
         "seconds": round(sum(d["seconds"] for _p, d in docs), 3),
-        "environment": _environment(docs, list(runs.binaries.values())),
+        "environment": combined_environment(
+            docs, sorted(runs.binaries.values(), key=lambda b: Version.parse(b["version"])),
+            [run_entry(p, d) for p, d in docs]),
         "totals": totals(records),
         "claims": claim_totals(records, pairs, consumers),
         "results": records,
@@ -210,10 +219,10 @@ def _cell_builds(path: str, cell: BuildPairJSON, by_label: dict[str, BinaryJSON]
         idents[(path, label)] = ident
 
 
-def _run(path: Path, doc: ResultsJSON) -> RunJSON:
-    """A merged run as the merged file lists it: its file, its environment and how
-    its cases ran."""
-    run: RunJSON = {"file": str(path), **doc["environment"]}  # type: ignore[typeddict-item]  # modes: below
+def run_entry(path: Path, doc: ResultsJSON, **more: object) -> RunJSON:
+    """A run as a combined file lists it: its file, its environment, ``more``
+    (a shard's index and seconds) and how its cases ran (``modes``)."""
+    run: RunJSON = {"file": str(path), **doc["environment"], **more}  # type: ignore[typeddict-item]
     run.pop("runs", None)
     if "run" in doc:
         run["modes"] = doc["run"]

@@ -23,17 +23,14 @@ from qmpcompat.errors import QmpCompatError, ReportError
 from qmpcompat.historydoc import EmptyJSON, TimelineJSON
 from qmpcompat.report.history import from_snapshot, history_of, timeline_of
 from qmpcompat.report.matrix import pair_key
-from qmpcompat.report.merge import ledger_of, merge
+from qmpcompat.report.merge import combined_environment, ledger_of, merge, run_entry
 from qmpcompat.report.results import claim_totals, totals
 from qmpcompat.report.runmodes import run_facts
 from qmpcompat.resultdoc import (
     BinaryJSON,
     ConsumerJSON,
-    EnvironmentJSON,
     HistoryStepJSON,
-    IndexJSON,
     ResultsJSON,
-    RunJSON,
     ShardsJSON,
 )
 from qmpcompat.types import Version
@@ -163,36 +160,9 @@ def _history(group: list[Doc], binaries: list[BinaryJSON]) -> tuple[list[History
     return (steps if len(binaries) > 1 else []), timeline
 
 
-def _run(path: Path, doc: ResultsJSON) -> RunJSON:
-    run: RunJSON = {"file": str(path), **doc["environment"], "shard": doc["shard"]["index"],  # type: ignore[typeddict-item]
-                    "seconds": doc["seconds"]}
-    run.pop("runs", None)
-    if "run" in doc:
-        run["modes"] = doc["run"]
-    return run
-
-
 def _unique(items: Iterable[T]) -> list[T]:
     """``items`` once each (JSON-equal ones are one), sorted by their JSON."""
     return [json.loads(t) for t in sorted({json.dumps(i, sort_keys=True) for i in items})]
-
-
-def _environment(group: list[Doc], binaries: list[BinaryJSON]) -> EnvironmentJSON:
-    """The first shard's environment, with every shard's hosts, builds, problems,
-    warnings and indexes, and each shard's own in ``runs``."""
-    env = group[0][1]["environment"].copy()
-    env["host"] = ", ".join(dict.fromkeys(d["environment"]["host"] for _p, d in group))
-    env["binaries"] = binaries
-    env["problems"] = _unique(p for _p, d in group for p in d["environment"].get("problems", []))
-    warnings = list(dict.fromkeys(w for _p, d in group for w in d["environment"].get("warnings", [])))
-    env.pop("warnings", None)
-    if warnings:
-        env["warnings"] = warnings
-    indexes: dict[str, IndexJSON] = {i["suite"]: i for _p, d in group
-                                     for i in d["environment"].get("indexes", [])}
-    env["indexes"] = [indexes[k] for k in sorted(indexes)]
-    env["runs"] = [_run(p, d) for p, d in group]
-    return env
 
 
 def fold(group: list[Doc]) -> ResultsJSON:
@@ -216,7 +186,8 @@ def fold(group: list[Doc]) -> ResultsJSON:
         key=lambda c: (c["profile"], c["source"], c["destination"]))
     binaries = _binaries(group)
     steps, timeline = _history(group, binaries)
-    env = _environment(group, binaries)
+    env = combined_environment(group, binaries, [
+        run_entry(p, d, shard=d["shard"]["index"], seconds=d["seconds"]) for p, d in group])
     modes = [d["run"] for _p, d in group if "run" in d]
     out: ResultsJSON = {
         "format": group[0][1]["format"],
