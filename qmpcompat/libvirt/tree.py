@@ -23,13 +23,7 @@ from pathlib import Path
 
 from qmpcompat.errors import ProvisionError
 from qmpcompat.provision.apt import PrivateApt, suite_sources
-from qmpcompat.provision.debian import (
-    LOADERS,
-    Progress,
-    _locked,
-    _relink_absolute_symlinks,
-    cache_dir,
-)
+from qmpcompat.provision.debian import LOADERS, Progress, cache_dir, locked, unpack
 from qmpcompat.reaper import temp_dir
 
 PACKAGES = ("libvirt-daemon", "libvirt-daemon-driver-qemu", "libvirt-clients")
@@ -119,7 +113,7 @@ def fetch_libvirt(suite: str, cache: Path | None = None, progress: Progress | No
     if version is None:
         raise ProvisionError(f"the {suite} suite serves no {PACKAGES[0]}")
     prefix = cache / "consumers" / f"libvirt-{version.replace(':', '_')}"
-    with _locked(cache / "lock"):
+    with locked(cache / "lock"):
         if (found := _read(prefix)) is not None:
             return found
         if progress:
@@ -128,10 +122,7 @@ def fetch_libvirt(suite: str, cache: Path | None = None, progress: Progress | No
         with temp_dir(prefix.parent, ".dl-") as tmp:
             debs = apt.download_packages(suite, [f"{p}={version}" for p in PACKAGES], tmp / "debs")
             staging = tmp / "root"
-            for deb in debs:
-                subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
-                               capture_output=True)
-            _relink_absolute_symlinks(staging)
+            unpack(debs, staging)
             tree = _describe(staging, version, suite, apt.arch)
             (staging / MANIFEST).write_text(json.dumps(tree.to_json(), indent=1) + "\n")
             if prefix.exists():

@@ -73,7 +73,9 @@ class ProvisionResult:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (made if missing) while the block runs:
+    one process at a time fills a cache entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -83,7 +85,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _say(progress: Progress | None, text: str) -> None:
+def say(progress: Progress | None, text: str) -> None:
+    """Tell ``progress``, when there is one, ``text``."""
     if progress:
         progress(text)
 
@@ -135,7 +138,7 @@ class DebianProvisioner:
         result = ProvisionResult()
         known, todo = self._stale(suites, refresh)
         if todo:
-            with _locked(self.cache / "lock"):
+            with locked(self.cache / "lock"):
                 known, todo = self._stale(suites, refresh)
                 if todo:
                     known = self._look_up(known, todo)
@@ -146,7 +149,7 @@ class DebianProvisioner:
             problem = next((p for p in (i.problem(strict) for i in used) if p), None)
             for index in used:
                 if index.stale and not strict:
-                    _say(self.progress, "warning: " + index.warning())
+                    say(self.progress, "warning: " + index.warning())
             if problem and problem.kind != "missing":
                 result.errors[suite] = problem
             elif known.get(suite) and not problem:
@@ -156,7 +159,7 @@ class DebianProvisioner:
         return result
 
     def _look_up(self, known: dict[str, str], todo: list[str]) -> dict[str, str]:
-        _say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
+        say(self.progress, f"reading the Debian archive's package lists for {', '.join(todo)}")
         # apt-get update drops the lists of suites it is not given: give it every suite
         # known, so that a concurrent look-up of another suite never loses its lists.
         wanted = sorted({x for s in [*todo, *known, *DEFAULT_SUITES] for x in suite_sources(s)})
@@ -187,12 +190,12 @@ class DebianProvisioner:
         build = load_manifest(prefix)
         if build is None:
             if (prefix / "build.json").exists():
-                _say(self.progress, f"the cached build {prefix} is incomplete; provisioning it again")
+                say(self.progress, f"the cached build {prefix} is incomplete; provisioning it again")
             return None
         try:
             probe_version(build.command()[:4], build.environ(), build.binary, timeout=30)
         except QmpCompatError as exc:
-            _say(self.progress, f"the cached build {prefix} is broken ({exc.args[0]}); "
+            say(self.progress, f"the cached build {prefix} is broken ({exc.args[0]}); "
                  "provisioning it again")
             return None
         return build
@@ -213,19 +216,16 @@ class DebianProvisioner:
         build = None if again else self._cached(prefix)
         if build:
             return build
-        with _locked(self.cache / "lock"):
+        with locked(self.cache / "lock"):
             build = None if again else self._cached(prefix)
             if build:
                 return build
-            _say(self.progress, f"downloading {package} {version} from {suite} with its dependencies")
+            say(self.progress, f"downloading {package} {version} from {suite} with its dependencies")
             with temp_dir(self.cache, ".dl-") as tmp:
                 debs = self.apt.download(suite, package, version, Path(tmp) / "debs")
                 staging = Path(tmp) / "root"
-                _say(self.progress, f"unpacking {len(debs)} packages")
-                for deb in debs:
-                    subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
-                                   capture_output=True)
-                _relink_absolute_symlinks(staging)
+                say(self.progress, f"unpacking {len(debs)} packages")
+                unpack(debs, staging)
                 build = _describe(staging, prefix, suite, version, self.apt.arch, target)
                 write_manifest(staging, build, prefix)
                 if prefix.exists():
@@ -233,6 +233,15 @@ class DebianProvisioner:
                 prefix.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(prefix)
             return build
+
+
+def unpack(debs: Sequence[Path], staging: Path) -> None:
+    """Unpack ``debs`` into ``staging`` (``dpkg-deb -x``, no maintainer scripts)
+    and point their absolute symlinks into it."""
+    for deb in debs:
+        subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
+                       capture_output=True)
+    _relink_absolute_symlinks(staging)
 
 
 def _relink_absolute_symlinks(root: Path) -> None:
@@ -287,7 +296,7 @@ def reprovision(build: QemuBuild, cache: Path | None = None,
     version = build.package.removeprefix("Debian ")
     if not build.origin.startswith("debian:") or version == build.package:
         raise ProvisionError(f"{build.binary} is not a provisioned Debian build")
-    _say(progress, f"the cached build of {version} does not start; provisioning it again")
+    say(progress, f"the cached build of {version} does not start; provisioning it again")
     return DebianProvisioner(cache, progress).fetch(suite, version, again=True,
                                                     target=build.target)
 

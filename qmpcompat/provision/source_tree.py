@@ -27,9 +27,9 @@ from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
     INDEX_MAX_AGE,
     Progress,
-    _locked,
-    _say,
     cache_dir,
+    locked,
+    say,
     upstream_version,
 )
 from qmpcompat.provision.indexes import failures
@@ -119,7 +119,7 @@ def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...], force: bool 
 def debian_versions(suites: tuple[str, ...] = DEFAULT_SUITES) -> list[str]:
     """Every Debian version of the ``qemu`` source package ``suites`` serve."""
     apt = source_apt()
-    with _locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):
         refresh_sources(apt, suites)
     return apt.source_versions(PACKAGE, suites)
 
@@ -137,17 +137,17 @@ def debian_tree(version_spec: str, progress: Progress | None = None) -> SourceTr
     if not shutil.which("dpkg-source"):
         raise ProvisionError("dpkg-source is needed to unpack a Debian source package"
                              "\n  hint: apt-get install dpkg-dev")
-    with _locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):
         if (target / "configure").is_file():
             return tree
         trees.mkdir(parents=True, exist_ok=True)
         with temp_dir(trees, ".fetch-") as tmp:
-            _say(progress, f"fetch: downloading source package {PACKAGE} {version}")
+            say(progress, f"fetch: downloading source package {PACKAGE} {version}")
             files = source_apt().source_download(PACKAGE, version, DEFAULT_SUITES, Path(tmp) / "dl")
             dsc = next((f for f in files if f.suffix == ".dsc"), None)
             if dsc is None:
                 raise ProvisionError(f"the archive serves no .dsc for {PACKAGE} {version}")
-            _say(progress, f"unpack: {dsc.name} with Debian's patches")
+            say(progress, f"unpack: {dsc.name} with Debian's patches")
             # The files' SHA256 were checked against the signed Sources index.
             proc = subprocess.run(["dpkg-source", "--no-check", "-x", "--", str(dsc),
                                    str(Path(tmp) / "tree")], capture_output=True, text=True,

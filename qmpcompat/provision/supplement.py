@@ -35,7 +35,7 @@ from qmpcompat.provision.debian import (
     LOADERS,
     DebianProvisioner,
     Progress,
-    _say,
+    say,
     upstream_version,
 )
 from qmpcompat.provision.elf import glibc_needed, host_glibc, needs
@@ -157,7 +157,7 @@ class Supplier:
                                  f"{', '.join(LIBC_SUITES)} serves one")
         dest = self.entry / _slug(f"libc-{suite}-{version}")
         if not dest.is_dir():
-            _say(self.progress, f"{binary.name} needs glibc {need} (this host has "
+            say(self.progress, f"{binary.name} needs glibc {need} (this host has "
                  f"{'.'.join(map(str, have)) or 'none'}): adding libc6 {version} from {suite}")
             self._fetch(suite, [("libc6", version)], dest)
         triplet, loader_name = LOADERS.get(self.debian.apt.arch, LOADERS["amd64"])
@@ -193,7 +193,7 @@ class Supplier:
         suite, versions = self.firmware_suite(version)
         dest = self.entry / _slug(f"firmware-{suite}-{versions['qemu-system-data']}")
         if not dest.is_dir():
-            _say(self.progress, "adding the firmware it lacks from Debian "
+            say(self.progress, "adding the firmware it lacks from Debian "
                  + " and ".join(f"{p} {v}" for p, v in versions.items()) + f" ({suite})")
             self._fetch(suite, list(versions.items()), dest)
         dirs = [dest / d for d in FIRMWARE_DIRS if (dest / d).is_dir()]

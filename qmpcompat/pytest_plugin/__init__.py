@@ -195,7 +195,7 @@ def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     persistent = PersistentRunner(timeout, allow_exec=allow_exec, fork=fork, max_pools=POOLS)
     with persistent:
         yield persistent
-    record_runner(pytestconfig, persistent.sync_stats().to_json())
+    record_runner(pytestconfig, persistent.sync_stats().for_reports())
 
 
 @pytest.fixture(scope="session")

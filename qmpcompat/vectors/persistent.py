@@ -169,12 +169,11 @@ class PersistentStats:
             self.exec_reasons.setdefault(pool.build.label, pool.exec_reason)
         self.exec_reason = "; ".join(sorted(set(self.exec_reasons.values())))
 
-    def to_json(self) -> JSONObject:
-        return {"cases": self.cases, "reused": self.reused, "fresh": self.fresh,
-                "retired": dict(self.retired), "rerun": self.rerun,
-                "rerun_differs": self.rerun_differs, "restored": self.restored,
-                "forked": self.forked, "exec_reasons": dict(self.exec_reasons),
-                "pools_closed": self.closed}
+    def for_reports(self) -> JSONObject:
+        """What the reports take of these stats (a worker sends it to the
+        controller): per build, why its QEMUs were exec'd (results.json's
+        ``run.fork_unavailable``). The rest the records say case by case."""
+        return {"exec_reasons": dict(self.exec_reasons)}
 
 
 @dataclass

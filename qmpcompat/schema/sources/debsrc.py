@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.apt import PrivateSourceApt
-from qmpcompat.provision.debian import _locked
+from qmpcompat.provision.debian import locked
 from qmpcompat.provision.source_tree import refresh_sources, resolve_version, source_apt
 from qmpcompat.reaper import temp_dir
 
@@ -95,7 +95,7 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
         version = known.parent.name
         if spec in (version, version.replace("_", ":")):
             return known, version.replace("_", ":", 1) if version[:2] == "1_" else version
-    with _locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):
         refresh_sources(apt, suites)
         version = resolve_version(spec, apt.source_versions(PACKAGE, suites))
         target = _version_dir(version) / "qapi"
@@ -121,7 +121,7 @@ def debian_docs_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
     docs = qapi.parent / "docs"
     if docs.is_dir():
         return docs, version
-    with _locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):
         if not docs.is_dir():
             with temp_dir(cache_dir(), ".src-") as tmp:
                 _extract(_orig(source_apt(), version, suites, spec, Path(tmp)), None,

@@ -29,7 +29,7 @@ from typing import TypedDict
 
 from qmpcompat.errors import AptError, SchemaError, SourceUnavailable
 from qmpcompat.provision import DEFAULT_SUITES, cache_dir
-from qmpcompat.provision.debian import INDEX_MAX_AGE, _locked, upstream_version
+from qmpcompat.provision.debian import INDEX_MAX_AGE, locked, upstream_version
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.reaper import temp_dir
 from qmpcompat.schema.sources.debsrc import fetch_source
@@ -272,7 +272,7 @@ def catalogue(suites: tuple[str, ...] = DEFAULT_SUITES, refresh: bool = False) -
     known = None if refresh else _read_index(index)
     if known is not None:
         return known
-    with _locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):
         apt = source_apt()
         try:
             refresh_sources(apt, suites, refresh)
