@@ -97,5 +97,7 @@ def test_a_short_seeded_hunt_finds_a_recorded_crash_and_names_it(newest: QemuBui
     lone = [r for r in summary["reports"] if r["signature"].startswith("crash | signal 11 | - |")]
     assert lone and lone[0]["affected"] == [newest.version_str], summary["reports"]
     assert "KD-0003" in lone[0]["recorded"], lone[0]
-    again = short_hunt(newest, tmp_path / "again", "--fail-on-known")
-    assert again.returncode == 1, again.stdout + again.stderr
+    # the same seed, stopped at the case that found it: only recorded defects, and exit 1
+    again = short_hunt(newest, tmp_path / "again", "--fail-on-known",
+                       "--max-cases", str(first["after_cases"]))
+    assert again.returncode == 1 and "found again: KD-0003" in again.stdout, again.stdout + again.stderr
