@@ -74,7 +74,10 @@ def test_workers_do_not_load_the_vectors_or_read_schemas_again(tmp_path: Path) -
     workers parametrize the derived cases from the schema they were handed."""
     (tmp_path / "load_spy.py").write_text(LOAD_SPY)
     loads, introspects = tmp_path / "loads", tmp_path / "introspects"
-    proc = _pytest(REPO, "-p", "load_spy", "-n", "2", "--qmpcompat-suites", SUITES,
+    # (without Hypothesis's plugin, as SuiteRun runs: it costs each of the three
+    # processes about 1 s of CPU, and what the workers receive does not depend on it)
+    proc = _pytest(REPO, "-p", "no:hypothesispytest", "-p", "load_spy", "-n", "2",
+                   "--qmpcompat-suites", SUITES,
                    "--qmpcompat-vectors", str(basic_vectors(tmp_path)), "-k", "MI-0003",
                    "--qmpcompat-reports", str(tmp_path / "reports"), "suites/test_vectors.py",
                    "suites/test_derived.py",
