@@ -28,8 +28,8 @@ SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
 MACHINERY = ("suites/test_vectors.py", "suites/test_binaries.py", "suites/test_vector_files.py")
 # pytest as these runs start it: without Hypothesis's plugin, which the suite has no
 # use for and whose import costs each pytest process (and each of its xdist workers)
-# about 1 s of CPU. (The CI template test and tests/e2e/test_plugin.py run pytest
-# with every installed plugin, as a user does.)
+# about 1 s of CPU. (The CI template tests and most of tests/e2e/test_plugin.py run
+# pytest with every installed plugin, as a user does.)
 PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
