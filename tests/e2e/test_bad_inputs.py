@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.shared import Shared
 from helpers.suite_runner import PYTEST, REPO, basic_vectors, outcomes, run_suite
 
 from qmpcompat.cli import main
@@ -34,9 +37,20 @@ def _with(tmp_path: Path, *names: str) -> Path:
     return root
 
 
+def _linted(shared: Shared) -> list[str]:
+    """What lint says of the basic vectors with every case beside them, once
+    per session (each problem names its own file)."""
+
+    def make(path: Path) -> None:
+        problems = [str(p) for p in lint(_with(path, *CASES))]
+        (path / "problems.json").write_text(json.dumps(problems))
+
+    return list(json.loads((shared.once("bad-inputs-lint", make) / "problems.json").read_text()))
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_lint_names_the_problem(tmp_path: Path, name: str) -> None:
-    problems = [str(p) for p in lint(_with(tmp_path, name))]
+def test_lint_names_the_problem(shared: Shared, name: str) -> None:
+    problems = _linted(shared)
     expected = f"vectors/migrate/{CASES[name]}"
     assert any(p.startswith(expected) for p in problems), "\n".join(problems)
 
@@ -171,9 +185,35 @@ def test_unusable_vector_dirs_are_usage_errors(tmp_path: Path, layout: str, mess
         assert rc == 4 and f"--qmpcompat-vectors: vector directory {root} {message}" in out
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "soon"])
-def test_bad_timeouts_are_refused(tmp_path: Path, value: str) -> None:
-    rc, out = _pytest_usage(tmp_path, "--qmpcompat-timeout", value)
+TIMEOUTS = ["nan", "inf", "0", "-1", "soon"]
+
+
+def _timeouts_refused(shared: Shared) -> dict[str, tuple[int, str]]:
+    """``pytest suites --qmpcompat-timeout VALUE`` for each bad VALUE, by pytest's
+    entry point, all in one process (once per session): VALUE -> (exit status,
+    output)."""
+    code = ("import sys, pytest\n"
+            "for value in sys.argv[2:]:\n"
+            "    print(f'=== {value}', flush=True)\n"
+            "    rc = pytest.main(['-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', 'suites',\n"
+            "                      '--qmpcompat-reports', sys.argv[1], '--qmpcompat-timeout', value])\n"
+            "    sys.stderr.flush()\n"
+            "    print(f'=== exit {int(rc)}', flush=True)\n")
+
+    def make(path: Path) -> None:
+        proc = subprocess.run([sys.executable, "-c", code, str(path / "reports"), *TIMEOUTS],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=120)
+        (path / "out").write_text(proc.stdout)
+
+    out = (shared.once("bad-timeouts", make) / "out").read_text()
+    runs = re.findall(r"^=== ([^\n]*)\n(.*?)^=== exit (\d+)$", out, re.MULTILINE | re.DOTALL)
+    return {value: (int(rc), said) for value, said, rc in runs}
+
+
+@pytest.mark.parametrize("value", TIMEOUTS)
+def test_bad_timeouts_are_refused(shared: Shared, value: str) -> None:
+    rc, out = _timeouts_refused(shared)[value]
     assert rc == 4 and "argument --qmpcompat-timeout" in out
     with pytest.raises(SystemExit) as exited:  # argparse's usage error
         main(["hunt", "--timeout", value, "--budget", "1s"])

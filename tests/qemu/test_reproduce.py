@@ -8,7 +8,10 @@ unaffected ones; whose bug a consumer's defect is, from the schema history."""
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.shared import Shared
 
 from qmpcompat.claims.history import known_releases
 from qmpcompat.cli import main
@@ -225,21 +229,47 @@ def test_a_consumer_defect_plays_only_what_was_recorded(tmp_path: Path) -> None:
         make_plan(replace(VECTORS, defects=[other]), "KD-0014")
 
 
-def test_kd_0014_reproduces_with_libvirts_exchange(builds: list[QemuBuild], tmp_path: Path) -> None:
+def _kd_0014_run(shared: Shared) -> str:
+    """``report defect KD-0014 --run`` on four builds, once a session: its report
+    carries what its script did on 11.1.3->7.2.22 and 10.0.13->7.2.22."""
+
+    def make(path: Path) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = main(["report", "defect", "KD-0014", "--run", "--only", "11.1.2", "--only", "11.1.3",
+                       "--only", "7.2.22", "--only", "10.0.13"])
+        (path / "report.txt").write_text(f"{rc}\n{out.getvalue()}")
+
+    return (shared.once("report-KD-0014-run", make) / "report.txt").read_text()
+
+
+def _ran(report_text: str, label: str) -> tuple[int, str]:
+    """The exit status and the output of the report's run on ``label``."""
+    found = re.search(rf"^Run here on QEMU {re.escape(label)}: exit (\d+), [^\n]*\n((?:  [^\n]*\n)*)",
+                      report_text, re.MULTILINE)
+    assert found, report_text
+    return int(found[1]), found[2]
+
+
+def test_kd_0014_reproduces_with_libvirts_exchange(builds: list[QemuBuild], tmp_path: Path,
+                                                   shared: Shared) -> None:
     """QEMU 11.1.3 refuses libvirt 9.0.0's migrate; 10.0.13 takes it and, with what
     libvirt sends next, migrates the guest (the fd passed with SCM_RIGHTS); the
-    destination's steps on a QEMU they were not sent to fail the set-up: exit 2."""
+    destination's steps on a QEMU they were not sent to fail the set-up: exit 2.
+    (The first two, the report's ``--run`` plays: its script is this one but for
+    its guest's random pattern.)"""
     by_label = {b.label: b for b in builds}
     script = tmp_path / "repro-KD-0014.py"
     assert main(["report", "defect", "KD-0014", "--script", str(script)]) == 0
-    done = play(script, by_label["11.1.3"], by_label["7.2.22"])
-    assert done.returncode == 1, done.stdout + done.stderr
+    report_text = _kd_0014_run(shared)
+    rc, out = _ran(report_text, "11.1.3->7.2.22")
+    assert rc == 1, out
     assert "source <- {\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'detach' " \
-           "is unexpected\"}}" in done.stdout
-    done = play(script, by_label["10.0.13"], by_label["7.2.22"])
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "source: migration pre-switchover" in done.stdout
-    assert "destination: migration completed" in done.stdout
+           "is unexpected\"}}" in out
+    rc, out = _ran(report_text, "10.0.13->7.2.22")
+    assert rc == 0, out
+    assert "source: migration pre-switchover" in out
+    assert "destination: migration completed" in out
     for source in ("11.1.3", "7.2.22"):  # dst-set-caps names compress, which 11.1.3 refuses
         done = play(script, by_label[source], by_label["11.1.3"])
         # each side with its own module dir: 7.2.22 loads TCG from its own, 11.1.3 has it built in
@@ -248,11 +278,10 @@ def test_kd_0014_reproduces_with_libvirts_exchange(builds: list[QemuBuild], tmp_
         assert "dst-set-caps (migrate-set-capabilities) was refused" in done.stdout
 
 
-def test_the_consumer_report_carries_what_the_builds_did(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_consumer_report_carries_what_the_builds_did(shared: Shared) -> None:
     """--run plays the script on the pair it is made for first (not 11.1.2's, also affected)."""
-    assert main(["report", "defect", "KD-0014", "--run", "--only", "11.1.2", "--only", "11.1.3",
-                 "--only", "7.2.22", "--only", "10.0.13"]) == 0
-    out = capsys.readouterr().out
+    rc, out = _kd_0014_run(shared).split("\n", 1)
+    assert rc == "0"
     assert "Run here on QEMU 11.1.3->7.2.22: exit 1, shows the defect:" in out
     assert ("Run here on QEMU 10.0.13->7.2.22: exit 0, took libvirt 9.0.0-4+deb12u2's migrate "
             "(src-migrate), migration completed:") in out

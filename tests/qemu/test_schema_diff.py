@@ -221,16 +221,36 @@ def test_deprecated_then_removed_is_a_warning(builds: list[Any]) -> None:
     assert step.findings[0].level == "warning"
 
 
+def _same_where_equal(old: Any, new: Any) -> tuple[Any, bool]:
+    """``new`` with each subtree that is exactly the one at the same place in
+    ``old`` (the same types, keys and values) replaced by ``old``'s object, and
+    whether all of it was. Plain deepdiff stops at two identical objects, where it
+    would have walked two equal trees to find nothing: its findings are the same,
+    in a fraction of the time (it copies its path at every node it visits)."""
+    if type(old) is not type(new):
+        return new, False
+    if isinstance(new, dict):
+        out, same = {}, old.keys() == new.keys()
+        for key, value in new.items():
+            out[key], equal = _same_where_equal(old[key], value) if key in old else (value, False)
+            same = same and equal
+        return (old, True) if same else (out, False)
+    if isinstance(new, (list, tuple)):
+        items = [_same_where_equal(a, b) for a, b in zip(old, new, strict=False)]
+        if len(old) == len(new) and all(equal for _item, equal in items):
+            return old, True
+        return type(new)([item for item, _equal in items] + list(new[len(old):])), False
+    return (old, True) if old == new else (new, False)
+
+
 def test_pruned_diff_finds_what_plain_deepdiff_finds(builds: list[Any]) -> None:
     """The hash pruning and flattening lose nothing: every difference plain
     deepdiff reports lies at or under a reported change."""
-
-
     a, b = (SchemaIndex(from_build(pick_build(v, builds)).entries) for v in ("7.2", "11.1"))
     roots = sorted(set(all_roots(a)) | set(all_roots(b)))
     old, new = normalize(a, roots), normalize(b, roots)
     reported = {c.path for c in diff_models(old, new)}
-    plain = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0)
+    plain = DeepDiff(old, _same_where_equal(old, new)[0], view="tree", threshold_to_diff_deeper=0)
     paths = {tuple(map(str, level.path(output_format="list")))
              for levels in plain.values() for level in levels}
     assert len(reported) > 500
