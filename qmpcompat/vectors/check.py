@@ -12,11 +12,10 @@ from qmpcompat.resultdoc import CaseRecord
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome
 from qmpcompat.vectors.basis import Basis, SchemaDecides, basis_of, defect_basis
-from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge
 from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.run import Observation, Runner
-from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.safety import refusals
 from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 
 
@@ -38,8 +37,7 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     strict ``rules``, else a skip), and judge it under ``rules``. The record says
     what the expectation rests on (``decides`` tells a claim the build's schema
     decides)."""
-    refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
-                                  *check_limits(vec)]))
+    refused = list(dict.fromkeys([*lint, *refusals(vec, allow_exec)]))
     obs: Observation | None = None
     basis: Basis | None = None
     if refused:

@@ -22,7 +22,6 @@ from qmpcompat import datafile
 from qmpcompat.errors import VectorError
 from qmpcompat.harness.features import SETTING_PROBES
 from qmpcompat.types import JSONObject, Version
-from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.load import (
     DEFECTS_FILE,
     FLAGS_FILE,
@@ -43,7 +42,7 @@ from qmpcompat.vectors.model import KnownDefect, Vector
 from qmpcompat.vectors.notes import NOTES_FILE, NOTES_SCHEMA, notes_for, unknown_ids, used_ids
 from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.profilelint import profile_problems
-from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.safety import refusals
 from qmpcompat.vectors.versions import VersionRange, parse_pair_label
 from qmpcompat.vectors.yamlfile import comment_lines, dump_canonical, line_of, load_yaml
 
@@ -149,8 +148,7 @@ def vector_problems(vec: Vector, flags: dict[str, str], retired: set[str],
                 for b in vec.expect[i + 1:] if a.versions.overlaps(b.versions)]
     out += observed_problems(vec)
     out += undeclared_features(vec)
-    out += check_limits(vec)
-    return out + [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
+    return out + refusals(vec, allow_exec)
 
 
 def undeclared_features(vec: Vector) -> list[str]:
@@ -278,8 +276,7 @@ def pair_problems(pv: PairVector, flags: dict[str, str], retired: set[str],
         out += _pairs_inside(a.observed_on, a.source, a.destination)
     for form in pv.forms:
         vec = case_vector(pv, form)
-        out += [f"{form}: {msg}" for msg in check_limits(vec) + undeclared_features(vec)]
-        out += [f"{form}: unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
+        out += [f"{form}: {msg}" for msg in refusals(vec, allow_exec) + undeclared_features(vec)]
     return out
 
 

@@ -13,12 +13,11 @@ from qmpcompat.resultdoc import BuildPairJSON, PairJSON
 from qmpcompat.schema.sources.live import SchemaCache
 from qmpcompat.types import Outcome
 from qmpcompat.vectors.basis import Basis, defect_basis, pair_basis
-from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.match import Verdict, judge_expectation
 from qmpcompat.vectors.model import Expectation, KnownDefect
 from qmpcompat.vectors.pairs import PairVector, case_vector
 from qmpcompat.vectors.run import Observation, Runner
-from qmpcompat.vectors.safety import check_vector
+from qmpcompat.vectors.safety import refusals
 from qmpcompat.vectors.verdict import NO_RULES, VerdictRules
 from qmpcompat.vectors.versions import VersionRange
 
@@ -68,8 +67,7 @@ def check_pair(case: PairCase, runner: Runner, defects: Sequence[KnownDefect],
     (strict mode refuses a pass or a known defect on an inferred claim)."""
     pv, src, dst = case.vector, case.source, case.destination
     vec = case_vector(pv, case.form)
-    refused = list(dict.fromkeys([*lint, *(f"unsafe: {p}" for p in check_vector(vec, allow_exec)),
-                                  *check_limits(vec)]))
+    refused = list(dict.fromkeys([*lint, *refusals(vec, allow_exec)]))
     need_src, need_dst = pv.needs(case.form)
     lacking = ([f"source QEMU {src.label} lacks {q}" for q in schemas.missing(src, need_src)]
                + [f"destination QEMU {dst.label} lacks {q}" for q in schemas.missing(dst, need_dst)]

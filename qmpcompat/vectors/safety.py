@@ -12,8 +12,16 @@ from __future__ import annotations
 from qmpcompat.guest import template_files
 from qmpcompat.safety import Policy, command_problems, machine_problem, option_problems
 from qmpcompat.types import Version
+from qmpcompat.vectors.limits import check_limits
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.plan import qemu_options, setup_commands
+
+
+def refusals(vec: Vector, allow_exec: bool = False) -> list[str]:
+    """Why ``vec`` may not run: argument trees over the limits (then nothing in
+    them is gone through: a tree of thousands of members is one problem, not one
+    per member), else each safety problem (``unsafe: ...``)."""
+    return check_limits(vec) or [f"unsafe: {msg}" for msg in check_vector(vec, allow_exec)]
 
 
 def check_vector(vec: Vector, allow_exec: bool = False) -> list[str]:
