@@ -175,7 +175,7 @@ CALL_SITES = {
     ("qmpcompat/schema/sources/qapi_source.py", "read"): "end-of-options",  # git show REF:PATH
     ("qmpcompat/provision/source_tree.py", "debian_tree"): "--",  # dpkg-source -x -- DSC DIR
     ("qmpcompat/provision/source_tree.py", "_git"): "fixed",  # git -C TREE rev-parse/status/diff/ls-files
-    ("qmpcompat/provision/debian.py", "fetch"): "--",  # dpkg-deb -x -- DEB DIR
+    ("qmpcompat/provision/debian.py", "unpack"): "--",  # dpkg-deb -x -- DEB DIR
     ("qmpcompat/provision/apt.py", "run"): "args",  # apt-get/apt-cache: callers put "--" in args
     ("qmpcompat/provision/apt.py", "run_src"): "args",
     ("qmpcompat/provision/apt.py", "host_proxy_settings"): "fixed",  # apt-config dump
@@ -188,7 +188,6 @@ CALL_SITES = {
     ("qmpcompat/harness/forkserver.py", "_built"): "fixed",  # cc --version; cc FLAGS -o ABS ABS
     ("qmpcompat/hunt/backtrace.py", "backtrace"): "fixed",  # gdb -p PID
     ("qmpcompat/reaper.py", "__init__"): "fixed",  # python -m qmpcompat.reaper PID DIR
-    ("qmpcompat/libvirt/tree.py", "fetch_libvirt"): "--",  # dpkg-deb -x -- DEB DIR
     ("qmpcompat/libvirt/tree.py", "_runs"): "fixed",  # virsh --version, through its tree's loader
     ("qmpcompat/libvirt/session.py", "start"): "fixed",  # unshare ... -- /bin/sh -c SCRIPT ARGS
     ("qmpcompat/libvirt/session.py", "virsh"): "fixed",  # setpriv ... -- env -i ... virsh -c URI VERB
