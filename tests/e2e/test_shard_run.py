@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.shared import Shared
 from helpers.suite_runner import run_suite
 
 from qmpcompat.cli import main
@@ -35,16 +36,19 @@ def _cases(doc: dict[str, Any]) -> dict[tuple[str, ...], str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = {}
-    for name, args in (("whole", ()), ("1", ("--qmpcompat-shard", "1/2")),
-                       ("2", ("--qmpcompat-shard", "2/2", "-n", "2"))):
-        path = tmp_path_factory.mktemp(f"run-{name}")
-        rc, text, _doc = run_suite(path, *SELECTION, *args, suites=SUITES, paths=PATHS)
-        assert rc == 0, text[-3000:]
-        out[name] = path / "reports" / "results.json"
-    return out
+@pytest.fixture
+def runs(shared: Shared) -> dict[str, Path]:
+    """The whole run and its two shards, made once per session (both tests read
+    them; a module-scoped fixture would make them again on each xdist worker)."""
+
+    def make(root: Path) -> None:
+        for name, args in (("whole", ()), ("1", ("--qmpcompat-shard", "1/2")),
+                           ("2", ("--qmpcompat-shard", "2/2", "-n", "2"))):
+            rc, text, _doc = run_suite(root / name, *SELECTION, *args, suites=SUITES, paths=PATHS)
+            assert rc == 0, text[-3000:]
+
+    root = shared.once("shard-runs", make)
+    return {name: root / name / "reports" / "results.json" for name in ("whole", "1", "2")}
 
 
 def test_shards_merged_are_the_whole_run(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers.shared import Shared
-from helpers.suite_runner import SuiteRun, basic_vectors, shared_run
+from helpers.suite_runner import SUITES, SuiteRun, basic_vectors, shared_run
 from test_hygiene import _stalled_run
 
 from qmpcompat.cli import main
@@ -32,7 +32,9 @@ def _old_pass(reports: Path) -> None:
 def test_sigterm_stops_the_run_like_ctrl_c(tmp_path: Path, xdist: bool,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     _old_pass(tmp_path / "reports")
-    run, _pid, _qemu = _stalled_run(tmp_path, *(["-n", "2"] if xdist else []))
+    # under xdist, two builds: a case for each worker
+    run, _pid, _qemu = _stalled_run(tmp_path, *(["-n", "2"] if xdist else []),
+                                    suites=SUITES if xdist else "sid")
     os.killpg(run.proc.pid, signal.SIGTERM)  # what a CI cancel does
     assert run.wait(60) != 0
     run.assert_clean()
