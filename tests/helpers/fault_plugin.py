@@ -40,12 +40,22 @@ def pytest_configure(config: pytest.Config) -> None:
                 os.kill(self.child.pid, signal.SIGSEGV)
             elif kind == "hang":
                 os.kill(self.child.pid, signal.SIGSTOP)
-            elif kind == "stall" and not Path(rest[0]).exists():  # stall the first case only
+            elif kind == "stall" and _first(Path(rest[0])):  # stall the first case only
                 Path(rest[0]).write_text(f"{os.getpid()} {self.child.pid}")
                 time.sleep(120)
         return original(self, command, arguments, timeout)
 
     qemu_module.Qemu.execute = execute  # type: ignore[method-assign]
+
+
+def _first(marker: Path) -> bool:
+    """True for the one process that makes ``marker`` (made here, atomically: two
+    workers that reach the case at once do not both stall)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 @pytest.hookimpl(wrapper=True)
