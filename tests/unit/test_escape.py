@@ -1,6 +1,7 @@
 """escape.markdown where its text starts a line or a list item: no block can be
 forged (a heading, a quote, a list item, a thematic break, a setext underline),
-and text that starts none is left as it was."""
+and text that starts none (a version range such as >=8.2.2 among it) is left as
+it was."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from qmpcompat.escape import markdown
 
 FORGED = {
     "# FORGED": "\\# FORGED", "###### FORGED": "\\###### FORGED", "#": "\\#",
-    "   # FORGED": "   \\# FORGED", "> FORGED": "\\> FORGED", ">FORGED": "\\>FORGED",
+    "   # FORGED": "   \\# FORGED", "> FORGED": "\\> FORGED", ">": "\\>",
     "- FORGED": "\\- FORGED", "+ FORGED": "\\+ FORGED", "1. FORGED": "1\\. FORGED",
     "12) FORGED": "12\\) FORGED", "---": "\\---", "- - -": "\\- - -", "===": "\\===",
     "* FORGED": "\\* FORGED",
 }
-PLAIN = ["#FORGED", "####### seven", "-1", "= x", "1.5", "10.0.2", "a # b", "ok"]
+PLAIN = ["#FORGED", "####### seven", "-1", "= x", "1.5", "10.0.2", ">=8.2.2", "a # b", "ok"]
 
 
 @pytest.mark.parametrize(("text", "shown"), FORGED.items())
