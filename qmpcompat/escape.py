@@ -61,12 +61,10 @@ _COMMAND_START = re.compile(r"^([ \t]*)([:#])(?=[:#])", re.MULTILINE)  # ::error
 _MARKDOWN = re.compile(r"([\\`*~\[\]|]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|<(?=[A-Za-z/!?])"
                        r"|&(?=[#A-Za-z0-9]))")  # "_" inside a word is no emphasis
 # Where a line (or a list item's text) starts, what starts a block (CommonMark):
-# an ATX heading, a bullet or ordered list item, a quote ("> "), a thematic break
-# or setext underline. The match ends where the marker's character is. A ">"
-# directly followed by text is left as written: version ranges (">=8.2.2") fill
-# table cells, where no block starts.
+# an ATX heading, a bullet or ordered list item, a quote, a thematic break or
+# setext underline. The match ends where the marker's character is.
 _BLOCK_START = re.compile(r"\A {0,3}(?:\d{1,9}(?=[.)](?:[ \t]|\Z))|(?=#{1,6}(?:[ \t]|\Z)"
-                          r"|[-+>](?:[ \t]|\Z)|[-=][-= \t]*\Z))")
+                          r"|[-+](?:[ \t]|\Z)|>|[-=][-= \t]*\Z))")
 _SCRIPT = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
@@ -103,13 +101,17 @@ def _show_always(char: str) -> str:
 
 def markdown(text: object) -> str:
     """``text`` as one Markdown inline text or table cell: nothing in it can
-    start a line, a heading, an HTML tag or comment, a code span, a link or
-    emphasis, or end a table cell; and where it is written at the start of a
-    line or of a list item, it starts no heading, list, thematic break or
-    setext underline, nor a quote but for a ``>`` directly followed by text
-    (its first marker escaped)."""
-    escaped = _MARKDOWN.sub(r"\\\1", visible(text))
-    return _BLOCK_START.sub(lambda m: m[0] + "\\", escaped, count=1)
+    start a new line, an HTML tag or comment, a code span, a link or emphasis,
+    or end a table cell. Text written where a line or a list item starts takes
+    ``markdown_item``."""
+    return _MARKDOWN.sub(r"\\\1", visible(text))
+
+
+def markdown_item(text: object) -> str:
+    """``markdown(text)`` where it starts a line or a list item's text: it starts
+    no heading, quote, list, thematic break or setext underline there (the
+    first marker escaped)."""
+    return _BLOCK_START.sub(lambda m: m[0] + "\\", markdown(text), count=1)
 
 
 def code_span(text: object) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmpcompat.escape import markdown
+from qmpcompat.escape import markdown, markdown_item
 from qmpcompat.report import runmodes
 from qmpcompat.report.changes import run_steps
 from qmpcompat.report.changes_out import markdown_rows
@@ -197,7 +197,7 @@ def _claims(doc: ResultsJSON) -> list[str]:
     if ledger:
         lines += ["", "How far inferred claims held when a release was first run "
                   "(`vectors/inference-ledger.yaml`), for judging what is still inferred:", ""]
-        lines += [f"- {_cell(e['release'])}: {_cell(e['held'])} of {_cell(e['inferred'])} held "
+        lines += [f"- {markdown_item(e['release'])}: {_cell(e['held'])} of {_cell(e['inferred'])} held "
                   f"when {_cell(e['build'])} was first run"
                   + (f"; wrong: {_cells([w['case'] for w in e['wrong']])}" if e["wrong"] else "")
                   for e in ledger]
@@ -259,8 +259,9 @@ def render_summary(doc: ResultsJSON, fail_on: str = "breaking") -> str:
     env = doc["environment"]
     lines = [f"## qmpcompat: {_cell(v.headline)}", ""]
     lines += [f"> **{_cell(w)}**\n" for w in env.get("warnings") or ()]
-    lines += [f"- {_cell(r)}" for r in v.reasons] or ["- every vector behaved as expected on every binary"
-                                               + (" (known defects included)" if v.crashes else "")]
+    lines += [f"- {markdown_item(r)}" for r in v.reasons] or [
+        "- every vector behaved as expected on every binary"
+        + (" (known defects included)" if v.crashes else "")]
     if v.crashes:
         lines.append(f"- {v.crashes}")
     lines += ["", f"{len(doc['results'])} cases, {len(env['binaries'])} QEMU binaries, vector set "

@@ -121,7 +121,8 @@ def markdown(report: DiffReport) -> str:
                                        for f, e in ignored]
             out.append("")
     if report.stale:
-        out += ["## Stale ignore entries", ""] + [f"- {md(e.describe())}" for e in report.stale]
+        out += ["## Stale ignore entries", ""] + [f"- {escape.markdown_item(e.describe())}"
+                                                     for e in report.stale]
     return "\n".join(out).rstrip() + "\n"
 
 
