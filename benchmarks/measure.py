@@ -1,5 +1,5 @@
-"""What the benchmark measures with: the floor of a build, the median time of a
-callable, a sampler of a process tree's memory and QEMUs, and a whole
+"""What the benchmark measures with: the floor of a build, the median times of
+callables measured in rounds, a sampler of a process tree's memory and QEMUs, and a whole
 conformance run in a subprocess (its wall time, cases, peak memory, most QEMUs
 alive, and how its cases ran)."""
 
@@ -23,29 +23,37 @@ from qmpcompat.types import Outcome
 REPO = Path(__file__).resolve().parents[1]
 
 
-def median_seconds(func: Callable[[], object], rounds: int) -> float:
-    """The median wall time of ``rounds`` calls of ``func``."""
-    times = []
+def interleaved(funcs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """The median wall time of each of ``funcs``, over ``rounds`` rounds that call
+    each once in turn: a drift of the machine's speed while they are measured
+    weighs on all of them alike, so their ratios hold."""
+    times: dict[str, list[float]] = {name: [] for name in funcs}
     for _ in range(rounds):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            func()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def floor(build: QemuBuild, rounds: int) -> dict[str, float]:
-    """The floor of ``build``: start ``-M none``, finish the QMP handshake, quit
-    (median seconds), and that QEMU's peak RSS."""
+def floor_case(build: QemuBuild) -> Callable[[], None]:
+    """One floor case of ``build``: start ``-M none``, finish the QMP handshake,
+    quit. Called once before it is timed (the page cache warmed)."""
     def once() -> None:
         with Qemu(build):
             pass
 
-    once()  # warm the page cache
+    once()
+    return once
+
+
+def peak_rss_mib(build: QemuBuild) -> float:
+    """The peak RSS of a bare QEMU of ``build`` (``-M none``, after the handshake)."""
     with Qemu(build) as q:
         assert q.child is not None
         status = Path(f"/proc/{q.child.pid}/status").read_text()
         rss = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM")))
-    return {"seconds": median_seconds(once, rounds), "peak_rss_mib": rss / 1024}
+    return rss / 1024
 
 
 class Sampler:

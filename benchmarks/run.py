@@ -4,9 +4,11 @@ measured in the same run, each target checked.
 Measures on this machine, in one run:
 - the floor, per QEMU build: start ``-M none``, finish the QMP handshake, quit;
 - one case of a reject vector, of a paused real-guest migration and of a running
-  one, per build, as the suite runs them;
+  one, per build, as the suite runs them, in rounds with the build's floor (each
+  round runs the floor and each case once, so a drift of the machine's speed
+  weighs on the floor and the cases alike);
 - cross-version matrix cells (the oldest build to the newest: a running guest,
-  and a paused one);
+  and a paused one), in rounds with both builds' floors;
 - the differ on two whole schemas;
 - the whole default run (``pytest suites -n 2``, the main job's command): its
   wall time against its ideal (cases x floor / workers), the peak memory of its
@@ -43,7 +45,7 @@ from qmpcompat.vectors.run import Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hunt import BASELINE, compare
-from measure import REPO, conformance_run, floor, median_seconds
+from measure import REPO, conformance_run, floor_case, interleaved, peak_rss_mib
 from schema_diff import one_round
 
 # (figure, vector, target as a ratio to the build's floor)
@@ -56,7 +58,7 @@ RUN_TARGET = 2.0  # the whole run's wall time, at most this times its ideal
 MEMORY_TARGET_MIB = 1024.0
 SPEEDUP_TARGET = 1.7
 DIFFER_TARGET = 0.3  # seconds
-GUEST_ROUNDS = 5
+CELL_ROUNDS = 9
 
 
 @dataclass
@@ -71,46 +73,52 @@ class Row:
 
 
 def per_build(builds: list[QemuBuild], rounds: int, rows: list[Row], data: dict[str, Any]) -> None:
-    """The floor of each build and one case of each kind on it."""
+    """The floor of each build and one case of each kind on it, measured in rounds."""
     vectors = {v.id: v for v in load().vectors}
     runner = Runner()
     for build in builds:
-        f = floor(build, rounds)
+        results: dict[str, list[str]] = {kind: [] for kind, _vid, _target in CASES}
+        calls: dict[str, Callable[[], object]] = {"floor": floor_case(build)}
+        for kind, vid, _target in CASES:
+            def once(vid: str = vid, build: QemuBuild = build, out: list[str] = results[kind]) -> None:
+                out.append(runner.run(vectors[vid], build).summary())
+            calls[kind] = once
+        seconds = interleaved(calls, rounds)
+        f = {"seconds": seconds["floor"], "peak_rss_mib": peak_rss_mib(build)}
         data["floor"][build.label] = f
         rows.append(Row(f"floor, QEMU {build.label} (peak RSS {f['peak_rss_mib']:.0f} MiB)",
                         f["seconds"], 1.0))
         for kind, vid, target in CASES:
-            n = rounds if kind == "reject vector" else min(rounds, GUEST_ROUNDS)
-            results: list[str] = []
-
-            def once(vid: str = vid, build: QemuBuild = build, results: list[str] = results) -> None:
-                results.append(runner.run(vectors[vid], build).summary())
-
-            seconds = median_seconds(once, n)
-            ratio = seconds / f["seconds"]
+            ratio = seconds[kind] / f["seconds"]
             data["per_vector"].setdefault(build.label, {})[kind] = {
-                "vector": vid, "seconds": seconds, "ratio": ratio, "observed": sorted(set(results))}
-            rows.append(Row(f"  {kind} {vid}", seconds, ratio, f"<= {target:g}x", ratio <= target))
+                "vector": vid, "seconds": seconds[kind], "ratio": ratio,
+                "observed": sorted(set(results[kind]))}
+            rows.append(Row(f"  {kind} {vid}", seconds[kind], ratio, f"<= {target:g}x",
+                            ratio <= target))
+    runner.close()
 
 
-def matrix_cells(builds: list[QemuBuild], rounds: int, mean_floor: float, rows: list[Row],
-                 data: dict[str, Any]) -> None:
-    """Matrix cells from the oldest build to the newest, as the suite runs them."""
+def matrix_cells(builds: list[QemuBuild], rounds: int, rows: list[Row], data: dict[str, Any]) -> None:
+    """Matrix cells from the oldest build to the newest, as the suite runs them, in
+    rounds with both builds' floors (a cell's ratio is to their mean)."""
     pairs = {p.id: p for p in load().pairs}
     runner, schemas = Runner(), SchemaCache()
+    old, new = builds[0], builds[-1]
     for vid, form in CELLS:
-        case = PairCase(pairs[vid], form, builds[0], builds[-1])
+        case = PairCase(pairs[vid], form, old, new)
         outcomes: list[str] = []
 
         def once(case: PairCase = case, outcomes: list[str] = outcomes) -> None:
             outcomes.append(check_pair(case, runner, [], schemas).verdict.outcome)
 
-        seconds = median_seconds(once, min(rounds, GUEST_ROUNDS))
-        ratio = seconds / mean_floor
-        data["matrix_cells"][case.id] = {"seconds": seconds, "ratio": ratio,
+        seconds = interleaved({"old": floor_case(old), "new": floor_case(new), "cell": once},
+                              min(rounds, CELL_ROUNDS))
+        ratio = seconds["cell"] / statistics.mean((seconds["old"], seconds["new"]))
+        data["matrix_cells"][case.id] = {"seconds": seconds["cell"], "ratio": ratio,
                                          "outcomes": sorted(set(outcomes))}
-        rows.append(Row(f"matrix cell {case.id} ({pairs[vid].guest.state} guest)", seconds, ratio,
-                        f"<= {CELL_TARGET:g}x", ratio <= CELL_TARGET))
+        rows.append(Row(f"matrix cell {case.id} ({pairs[vid].guest.state} guest)", seconds["cell"],
+                        ratio, f"<= {CELL_TARGET:g}x", ratio <= CELL_TARGET))
+    runner.close()
 
 
 def differ(builds: list[QemuBuild], rounds: int, rows: list[Row], data: dict[str, Any]) -> None:
@@ -207,7 +215,7 @@ def main() -> int:
     per_build(builds, args.rounds, rows, data)
     mean_floor = statistics.mean(f["seconds"] for f in data["floor"].values())
     steps: list[Callable[[], None]] = [
-        lambda: matrix_cells(builds, args.rounds, mean_floor, rows, data),
+        lambda: matrix_cells(builds, args.rounds, rows, data),
         lambda: differ(builds, args.rounds, rows, data)]
     if not args.skip_runs:
         steps.append(lambda: whole_runs(args, mean_floor, rows, data))

@@ -349,6 +349,7 @@ class RunModesJSON(TypedDict):
     qemus: dict[str, int]  # cases per kind of QEMU: fresh, forked, reused
     rerun: int  # failures on a reused QEMU run again on a fresh one
     unsteady: list[UnsteadyJSON]
+    ahead: NotRequired[int]  # waiting cases run ahead of their turn (observed.ahead)
     fork_unavailable: NotRequired[dict[str, str]]  # per label: why its QEMUs were exec'd
 
 

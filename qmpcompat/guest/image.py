@@ -2,7 +2,7 @@
 
 The firmware is a 64 KiB BIOS image (``qmpcompat/data/guest.S``; a test
 re-assembles it when binutils is installed and compares the bytes): fixed code
-with three parameters patched in. The memory pattern is 1 MiB of bytes drawn
+with four parameters patched in. The memory pattern is 1 MiB of bytes drawn
 from the case's seed, loaded into RAM at a seed-chosen address before the CPU
 starts (``-device loader``). ``Layout`` says where everything is for one case:
 the status word and pass counter, the pages the running guest dirties, the
@@ -23,17 +23,22 @@ _PIECES = (
         "514d50434f4d5041542d47554553542100001000000010000000500000000000"
         "0000000000000000000000000000000000000000000000000000000000000000"
         "66b810008ed88ec08ed08b1d1000ffffc7430400000000c703445241518b3d14"
-        "00ffff8b0d1800ffffff471081c70010000039cf72f3ff4304ebe28db4000090"
-        "0000000000000000ffff0000009acf00ffff00000092cf0017008000ffff")),
-    (0xFF00, bytes.fromhex("fa2e660f011698000f20c06683c8010f22c066ea4000ffff08000000")),
+        "00ffff8b0d1800ffffff471081c70010000039cf72f3ff4304a11c00ffff85c0"
+        "74db39430472d6f4ebfd8db4000066900000000000000000ffff0000009acf00"
+        "ffff00000092cf0017009000ffff")),
+    (0xFF00, bytes.fromhex("fa2e660f0116a8000f20c06683c8010f22c066ea4000ffff08")),
     (0xFFF0, bytes.fromhex("e90dff")),
 )
-STATUS, HOT_START, HOT_END = 0x10, 0x14, 0x18  # the patched parameters' offsets
+STATUS, HOT_START, HOT_END, PASSES = 0x10, 0x14, 0x18, 0x1C  # the patched parameters' offsets
 READY = 0x51415244  # 'DRAQ': the guest runs
 
 PAGE = 4096
 STATUS_ADDR = 0x100000  # status, then the pass counter: the first 8 bytes of the hot pages
 HOT_BYTES = {"running": 4 << 20, "paused": 256 << 10}  # the pages the guest dirties
+# Passes over them before the CPU halts: a paused guest's source is stopped once
+# the guest says it runs, so one pass is all it needs, and a halted CPU leaves
+# the host's CPU to the QEMUs starting beside it; a running guest never halts.
+PASSES_BEFORE_HALT = {"running": 0, "paused": 1}
 PATTERN_BYTES = 1 << 20
 PATTERN_LOW = 8 << 20  # the pattern lies above the hot pages
 SAMPLES = 8  # pages of the rest of RAM compared on both sides
@@ -103,7 +108,7 @@ def firmware(layout: Layout) -> bytes:
     for offset, piece in _PIECES:
         image[offset:offset + len(piece)] = piece
     for offset, value in ((STATUS, STATUS_ADDR), (HOT_START, STATUS_ADDR),
-                          (HOT_END, layout.hot_end)):
+                          (HOT_END, layout.hot_end), (PASSES, PASSES_BEFORE_HALT[layout.state])):
         struct.pack_into("<I", image, offset, value)
     return bytes(image)
 

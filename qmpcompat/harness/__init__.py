@@ -2,8 +2,8 @@
 they work in are made and reaped by ``qmpcompat.reaper``), QMP through qemu.qmp
 (``qemu``: a ``Qemu`` and its typed session and waits; ``reply``: what it
 answers; ``pool``: fresh QEMUs with spares started ahead; ``forkserver``: QEMUs
-forked from one already loaded), and probes of what a build can do
-(``features``)."""
+forked from one already loaded; ``closer``: a killed QEMU's teardown on a
+background thread), and probes of what a build can do (``features``)."""
 
 from qmpcompat.harness.qemu import MAX_TIMEOUT, Qemu, QemuOptions, check_starts
 from qmpcompat.harness.reply import CommandFailed, Reply

@@ -88,10 +88,19 @@ def unavailable() -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=64)
+def _real(dirs: tuple[str, ...]) -> list[str]:
+    """The real paths of a build's own dirs (its own tree does not move during a
+    run; asked at every start, so asked of the file system once)."""
+    return [os.path.realpath(d) for d in dirs]
+
+
 def present(build: QemuBuild) -> list[str]:
     """The build's ``host_dirs`` that exist on this host now, as real paths, each
     once, leaving out any that holds a part of the build's own tree or lies in one."""
-    own = [os.path.realpath(d) for d in build.own_dirs()]
+    if not build.host_dirs:
+        return []
+    own = _real(build.own_dirs())
     out: list[str] = []
     for path in build.host_dirs:
         real = os.path.realpath(path)

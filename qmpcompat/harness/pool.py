@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from qmpcompat.errors import ForkServerUnavailable
+from qmpcompat.harness.closer import Closer
 from qmpcompat.harness.forkserver import ForkServer
 from qmpcompat.harness.qemu import Qemu, QemuOptions
 from qmpcompat.harness.session import EventLoop
@@ -41,7 +41,7 @@ class QemuPool:
         self._server: ForkServer | None = None
         self.loop = EventLoop()  # every QEMU of the pool runs on it
         self.loop.acquire()
-        self._closer = ThreadPoolExecutor(1, thread_name_prefix="qmpcompat-close")
+        self._closer = Closer()
 
     def _launch(self) -> None:
         qemu = Qemu(self.build, self.options, self.name, loop=self.loop)
@@ -88,16 +88,13 @@ class QemuPool:
     def later(self, job: Callable[[], object]) -> None:
         """Run ``job`` on the closing thread, after every teardown handed to it before
         (at once, here, once the pool is closed or the interpreter is exiting)."""
-        try:
-            self._closer.submit(job)
-        except RuntimeError:  # cannot schedule new futures after shutdown
-            job()
+        self._closer.later(job)
 
     def close(self) -> None:
         """Kill every spare not handed out, and wait for every discarded QEMU to be gone."""
         while self._launched:
             self._launched.popleft().close()
-        self._closer.shutdown(wait=True)
+        self._closer.close()
         if self._server is not None:  # last: closing it kills what it forked
             self._server.close()
             self._server = None

@@ -216,6 +216,11 @@ class Qemu:
             self._drain_events()
         return [wire(result) for result in results]
 
+    def shares_loop(self, other: Qemu) -> bool:
+        """Whether ``other`` runs on this QEMU's event loop (then the two cannot be
+        waited for from two threads at once)."""
+        return self.loop is not None and self.loop is other.loop
+
     @property
     def alive(self) -> bool:
         return self.child is not None and self.child.poll() is None
@@ -377,22 +382,29 @@ class Qemu:
     def wait_migration(self, final: Sequence[str] = ("completed", "failed", "cancelled"),
                        timeout: float = 30.0, interval: float = 0.02) -> JSONObject:
         """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in
-        time. The first polls come quickly (1 ms, doubling up to ``interval``): most
-        migrations of a machine without RAM end within a few milliseconds."""
-        deadline = time.monotonic() + timeout
+        time. The first polls come quickly (1 ms, doubling up to 4 ms for the first
+        ``QUICK_POLLS`` seconds, then up to ``interval``): most migrations of a
+        machine without RAM end within a few milliseconds, of a small guest within
+        a few dozen."""
+        start = time.monotonic()
+        deadline = start + timeout
         pause = min(0.001, interval)
         while True:
             info = self.query_migrate()
             if info.get("status") in final:
                 return info
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 tail = self.stderr_tail()
                 if self.child is not None:
                     self.child.kill()
                 raise QemuHung(f"to finish migrating (last status {info.get('status')!r})",
                                timeout, tail)
             time.sleep(pause)
-            pause = min(pause * 2, interval)
+            pause = min(pause * 2, interval, 0.004 if now - start < QUICK_POLLS else interval)
+
+
+QUICK_POLLS = 0.1  # seconds of a migration during which query-migrate is polled every 4 ms or less
 
 
 def check_starts(build: QemuBuild, timeout: float) -> None:

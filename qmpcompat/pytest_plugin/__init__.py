@@ -21,7 +21,8 @@ What suites use (and nothing else):
 
 The modules: ``state`` (the run and its travel to workers), ``cases``
 (parametrizing, recording, concluding), ``recorder`` (the controller's records
-and reports).
+and reports), ``ahead`` (the waiting cases, started ahead of their turn),
+``shard`` (this shard's cases).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import pytest
 from qmpcompat import runconfig
 from qmpcompat.escape import terminal
 from qmpcompat.provision.build import QemuBuild
+from qmpcompat.pytest_plugin import ahead
 from qmpcompat.pytest_plugin.cases import (
     NONE_MARK,
     RecordCase,
@@ -93,11 +95,15 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         start_reports(config)
         config.stash[STATE] = make_state(config)
+        config.stash[STATE].ahead_dir = ahead.make_dir()
         mark_started(config.stash[STATE])
         config.pluginmanager.register(Recorder(config), "qmpcompat-recorder")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    st = config.stash.get(STATE, None)
+    if st is not None and not hasattr(config, "workerinput"):
+        ahead.remove_dir(st)
     before = config.stash.get(SIGTERM_BEFORE, None)
     if before is not None:
         signal.signal(signal.SIGTERM, before)
@@ -159,6 +165,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                      ("binary", build.binary)]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start this process's share of the waiting cases (``ahead``)."""
+    ahead.start(session.config, session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    ahead.stop(session.config)
+
+
 def _build_of(item: pytest.Item) -> QemuBuild | None:
     """The build a case runs on (a vector's or a derived case's), if it has one."""
     callspec = getattr(item, "callspec", None)
@@ -184,15 +199,19 @@ def vector_runner(pytestconfig: pytest.Config) -> Iterator[Runner]:
     it needs started by exec, or forked from a fork server with
     --qmpcompat-fork-server; the pools of at most ``POOLS`` builds and option sets
     alive at once) unless --qmpcompat-fresh asks for a fresh QEMU per case. What
-    persistent mode did goes to the reports."""
+    persistent mode did goes to the reports. A waiting case started ahead of its
+    turn (``ahead``) is taken from there."""
     timeout = runconfig.selection_config(pytestconfig).timeout
     allow_exec = runconfig.flag(pytestconfig, "allow-exec")
+    started = ahead.of(pytestconfig)
     if runconfig.flag(pytestconfig, "fresh"):
         with Runner(timeout, allow_exec=allow_exec) as runner:
+            runner.ahead = started.take if started else None
             yield runner
         return
     fork = runconfig.flag(pytestconfig, "fork-server")
     persistent = PersistentRunner(timeout, allow_exec=allow_exec, fork=fork, max_pools=POOLS)
+    persistent.ahead = started.take if started else None
     with persistent:
         yield persistent
     record_runner(pytestconfig, persistent.sync_stats().for_reports())

@@ -69,6 +69,7 @@ class RunState:
     runners: list[JSONObject] = field(default_factory=list)  # each worker's persistent-mode counts
     shard: Shard | None = None  # --qmpcompat-shard: this shard and the whole run's plan
     warnings: list[str] = field(default_factory=list)  # the selection's (selection.Selection)
+    ahead_dir: str = ""  # where every process shares its waiting cases (pytest_plugin.ahead)
 
     def lint_of(self, vec: Vector | PairVector | Profile) -> list[str]:
         """The lint problems of one vector, pair vector or consumer profile (they keep
@@ -181,6 +182,7 @@ class Shipped(TypedDict):
     schemas: str  # each build's query-qmp-schema, by binary (JSON)
     started: float
     shard: NotRequired[JSONObject]  # this shard and the run's plan
+    ahead_dir: NotRequired[str]
 
 
 def ship(st: RunState) -> Shipped:
@@ -190,7 +192,7 @@ def ship(st: RunState) -> Shipped:
                     "indexes": [i.to_json() for i in st.indexes],
                     "loaded": pickle.dumps((st.vectors, st.lint)),
                     "schemas": json.dumps(known(st.builds), separators=(",", ":")),
-                    "started": st.started}
+                    "started": st.started, "ahead_dir": st.ahead_dir}
     if st.shard is not None:
         out["shard"] = st.shard.to_json()
     return out
@@ -205,4 +207,5 @@ def unship(config: pytest.Config, data: Shipped) -> RunState:
         problems=[Problem(name, QmpCompatError(text)) for name, text in data["problems"]],
         indexes=[SuiteIndex.from_json(i) for i in data.get("indexes", [])],
         vectors=vectors, lint=lint_problems, **_judging(config), started=data["started"],
-        shard=Shard.from_json(data["shard"]) if "shard" in data else None)
+        shard=Shard.from_json(data["shard"]) if "shard" in data else None,
+        ahead_dir=data.get("ahead_dir", ""))

@@ -1,5 +1,6 @@
 """How a run's cases were run, for every report: on which kind of QEMU (fresh,
-forked, reused: ``observed.qemu`` of each record), which failures on a reused
+forked, reused: ``observed.qemu`` of each record), which waiting cases ran
+ahead of their turn (``observed.ahead``), which failures on a reused
 QEMU were run again on a fresh one (``observed.rerun``), and the cases whose
 reused and fresh QEMUs did otherwise (unsteady: their outcome depended on what
 ran before them; ``--qmpcompat-strict`` fails them).
@@ -58,6 +59,7 @@ def run_facts(records: Sequence[Record], persistent: bool, fork_server: bool,
         "qemus": {m.value: modes.get(m.value, 0) for m in RunMode},
         "rerun": sum(bool((rec.get("observed") or {}).get("rerun")) for rec in records),
         "unsteady": unsteady_rows(records),
+        "ahead": sum((rec.get("observed") or {}).get("ahead") is True for rec in records),
     }
     if fork_server and persistent:
         facts["fork_unavailable"] = reasons
@@ -67,11 +69,13 @@ def run_facts(records: Sequence[Record], persistent: bool, fork_server: bool,
 def describe(run: RunModesJSON) -> str:
     """One line: how the run's cases were run."""
     q = run["qemus"]
+    ahead = run.get("ahead", 0)
     mode = "persistent mode" if run["persistent"] else "a fresh QEMU per case (--qmpcompat-fresh)"
     fork = (", fork server on" if run["fork_server"] else ", fork server off") if run["persistent"] else ""
     return (f"QEMUs: {q.get('fresh', 0)} cases on a fresh one, {q.get('forked', 0)} on a forked one, "
             f"{q.get('reused', 0)} on a reused one ({mode}{fork}); {run['rerun']} run again on a "
-            f"fresh QEMU, {len(run['unsteady'])} of them did otherwise there")
+            f"fresh QEMU, {len(run['unsteady'])} of them did otherwise there"
+            + (f"; {ahead} waiting cases ran ahead of their turn, beside the others" if ahead else ""))
 
 
 def markdown_lines(run: RunModesJSON | None, cell: Callable[[object], str]) -> list[str]:
@@ -100,6 +104,8 @@ def junit_properties(observed: JSONObject | None) -> list[tuple[str, str]]:
     if not observed:
         return []
     props = [("qemu_run", str(observed.get("qemu", RunMode.FRESH.value)))]
+    if observed.get("ahead") is True:
+        props.append(("ahead", "run ahead of its turn, beside other cases"))
     first = observed.get("rerun")
     if isinstance(first, dict):
         props.append(("rerun", f"reused QEMU: {first.get('result')}; fresh QEMU: "

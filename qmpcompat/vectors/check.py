@@ -37,7 +37,7 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
     strict ``rules``, else a skip), and judge it under ``rules``. The record says
     what the expectation rests on (``decides`` tells a claim the build's schema
     decides)."""
-    refused = list(dict.fromkeys([*lint, *refusals(vec, allow_exec)]))
+    refused = _refused(vec, allow_exec, lint)
     obs: Observation | None = None
     basis: Basis | None = None
     if refused:
@@ -46,7 +46,7 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
         verdict = Verdict(Outcome.FAILED if rules.strict else Outcome.SKIPPED,
                           ("strict mode: " if rules.strict else "") + why)
     else:
-        obs = runner.run(vec, build)
+        obs = (runner.ahead(vec, build) if runner.ahead else None) or runner.run(vec, build)
         verdict = judge(vec, build.version, obs, defects)
         exp = vec.expectation_for(build.version)
         basis = basis_of(vec, exp, build, decides) if exp is not None else None
@@ -55,6 +55,17 @@ def check(vec: Vector, build: QemuBuild, runner: Runner, defects: list[KnownDefe
             basis = defect_basis(shown, build.version)  # judged on the defect's claim
         verdict = rules.apply(verdict, obs, basis)
     return CaseResult(verdict, obs, case_record(vec, build, verdict, obs, basis))
+
+
+def _refused(vec: Vector, allow_exec: bool, lint: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*lint, *refusals(vec, allow_exec)]))
+
+
+def runs(vec: Vector, build: QemuBuild, schemas: SchemaCache, allow_exec: bool = False,
+         lint: Sequence[str] = ()) -> bool:
+    """Whether ``check`` runs ``vec`` on ``build``: it is not refused and needs
+    nothing the build lacks."""
+    return not _refused(vec, allow_exec, lint) and not unmet(vec, build, schemas)
 
 
 def unmet(vec: Vector, build: QemuBuild, schemas: SchemaCache) -> str:

@@ -36,6 +36,9 @@ class Observation:
     # what the reused QEMU did first ({"result", "detail"}).
     rerun: JSONObject | None = None
     step: str | None = None  # a consumer profile's: the step QEMU refused (or died or hung at)
+    # True for a waiting case run ahead of its turn, on a background thread beside
+    # the other cases (qmpcompat.vectors.ahead); its QEMU is as ``qemu`` says
+    ahead: bool | None = None
 
     def to_json(self) -> JSONObject:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
@@ -61,7 +64,7 @@ class Observation:
                    seconds, None if replies is None else [json_object(r) for r in json_list(replies)],
                    qemu=RunMode(str(data.get("qemu", RunMode.FRESH.value))).value,
                    rerun=None if rerun is None else json_object(rerun),
-                   step=json_text(data.get("step")))
+                   step=json_text(data.get("step")), ahead=data.get("ahead") is True or None)
 
     @property
     def environment(self) -> bool:

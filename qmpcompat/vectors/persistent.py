@@ -212,9 +212,10 @@ class PersistentRunner(Runner):
         self._baseline: dict[tuple[str, bool], tuple[Probe, Settings | None]] = {}
 
     def close(self) -> None:
-        """Kill every QEMU still held (live or spare)."""
+        """Kill every QEMU still held (live or spare); wait for every teardown."""
         for key in list(self._pools):
             self._close_pool(key)
+        super().close()
 
     def _close_pool(self, key: tuple[str, bool]) -> None:
         """Kill the live QEMU and the spares of one build and option set, and count

@@ -15,11 +15,13 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 from qmpcompat import guest
 from qmpcompat.errors import QemuDied, QemuError, QemuHung, UnsafeInput
 from qmpcompat.harness import Qemu
+from qmpcompat.harness.closer import Closer
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
 from qmpcompat.safety import Policy, fill
@@ -49,7 +51,11 @@ def free_port() -> int:
 class Runner:
     """Runs vectors on builds; one instance per pytest worker. Every vector passes
     the safety gate first (a refused one starts no QEMU and is observed as an
-    ``error`` saying why); ``allow_exec`` is the gate's only widening."""
+    ``error`` saying why); ``allow_exec`` is the gate's only widening.
+
+    A case's QEMUs are killed (SIGKILL) the moment its observation is made; the
+    rest of their teardown (reaping them, then removing the case dir) runs on the
+    runner's closing thread while the next case starts. ``close`` waits for it."""
 
     def __init__(self, timeout: float = 10.0, keep_dirs: bool = False,
                  allow_exec: bool = False,
@@ -60,6 +66,14 @@ class Runner:
         # Called with the case dir once a migrate has written its stream and before
         # the side that reads it back starts (qmpcompat's own tests damage a stream here).
         self.between = between
+        # Where a case run ahead of its turn is taken from (``qmpcompat.vectors.ahead``;
+        # ``check`` asks it once per case): its observation, or None to run it here.
+        self.ahead: Callable[[Vector, QemuBuild], Observation | None] | None = None
+        self._closer = Closer()
+
+    def later(self, job: Callable[[], object]) -> None:
+        """Hand teardown ``job`` to the closing thread (run after those handed before)."""
+        self._closer.later(job)
 
     def qemu(self, vec: Vector, build: QemuBuild, incoming: bool, name: str, tmp: Path,
              side: GuestSide | None = None, source: bool = False) -> Qemu:
@@ -70,7 +84,8 @@ class Runner:
         return Qemu(build, options, name, Policy.for_case(tmp, self.allow_exec))
 
     def close(self) -> None:
-        """Release what the runner holds between cases (this one holds nothing)."""
+        """Wait until every case's teardown has finished."""
+        self._closer.close()
 
     def __enter__(self) -> Runner:
         return self
@@ -96,8 +111,8 @@ class Runner:
         try:
             obs = self._run(vec, build, peer_build or build, tmp, values)
         finally:
-            if not self.keep_dirs:
-                shutil.rmtree(tmp, ignore_errors=True)
+            if not self.keep_dirs:  # after the case's QEMUs are reaped
+                self.later(partial(shutil.rmtree, tmp, ignore_errors=True))
         obs.seconds = round(time.monotonic() - start, 4)
         return obs
 
@@ -113,7 +128,8 @@ class Runner:
             sides = Sides(self, vec, peer_build, tmp, values, fds, stack, side)
             stage = "starting the QEMU under test"
             try:
-                stack.enter_context(subject.launch(tmp))
+                subject.launch(tmp)
+                stack.callback(subject.close, self.later)
                 if vec.peer:
                     stage = "setting up the other side"
                     sides.launch_peer()  # both QEMUs start up at once

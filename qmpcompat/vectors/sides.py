@@ -89,10 +89,12 @@ def migration_state(q: Qemu, timeout: float) -> tuple[str | None, str | None]:
 
 
 class Starter(Protocol):
-    """What the other side needs of the runner: a gated QEMU for a side, and the hook
-    its own tests damage a stream with (``Runner``)."""
+    """What the other side needs of the runner: a gated QEMU for a side, where its
+    teardown goes, and the hook its own tests damage a stream with (``Runner``)."""
 
     between: Callable[[Path], None] | None
+
+    def later(self, job: Callable[[], object]) -> None: ...
 
     def qemu(self, vec: Vector, build: QemuBuild, incoming: bool, name: str, tmp: Path,
              side: GuestSide | None = None, source: bool = False) -> Qemu: ...
@@ -173,7 +175,8 @@ class Sides:
         source = vec.peer.command == "migrate"
         peer = self.runner.qemu(vec, self.build, incoming, "peer", self.tmp, self.side, source)
         self._launched = peer
-        self.stack.enter_context(peer.launch(self.tmp))
+        peer.launch(self.tmp)
+        self.stack.callback(peer.close, self.runner.later)
         return peer
 
     def start_peer(self) -> Qemu:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 from helpers.shared import Shared
-from helpers.suite_runner import basic_vectors, copy_notes, outcomes, run_suite, shared_run, shared_vectors
+from helpers.suite_runner import (
+    REPO,
+    basic_vectors,
+    copy_notes,
+    outcomes,
+    run_suite,
+    shared_run,
+    shared_vectors,
+)
 
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import load
@@ -153,3 +161,28 @@ def test_strict_mode_refuses_a_pass_on_an_inferred_claim(tmp_path: Path) -> None
                                  vectors=root, suites=STABLE)
     assert rc == 0, out
     assert results["claims"]["10.0.13"]["inferred"] == 0
+
+
+def test_waiting_cases_run_ahead_and_say_so(tmp_path: Path) -> None:
+    """A waiting vector (M-0216: cancel-after 1 s) on two builds under two
+    workers: each case runs once, ahead of its turn, and passes; its record,
+    results.json's ``run`` and the JUnit XML say it ran ahead."""
+    vectors = basic_vectors(tmp_path)
+    text = (REPO / "vectors/migrate/capabilities.yaml").read_text()
+    head, rest = text.split("  - id: M-0215\n", 1)
+    (vectors / "migrate" / "capabilities.yaml").write_text(head + "  - id: M-0216\n" +
+                                                             rest.split("  - id: M-0216\n", 1)[1])
+    copy_notes(vectors)
+    rc, out, doc = run_suite(tmp_path / "run", "-n", "2", "-k", "M-0216 or MI-0002",
+                             vectors=vectors, paths=("suites/test_vectors.py",))
+    assert rc == 0, out
+    waiting = [r for r in doc["results"] if r["vector"] == "M-0216"]
+    assert len(waiting) == 2 and all(r["outcome"] == "passed" for r in waiting), waiting
+    assert all(r["observed"]["ahead"] is True and r["observed"]["migration"] == "cancelled"
+               for r in waiting)
+    assert not any("ahead" in r["observed"] for r in doc["results"] if r["vector"] == "MI-0002")
+    assert doc["run"]["ahead"] == 2
+    junit = ET.parse(tmp_path / "run" / "reports" / "junit.xml")
+    ahead = [c.get("name") for c in junit.findall(".//testcase")
+             if any(p.get("name") == "ahead" for p in c.iter("property"))]
+    assert sorted(ahead) == sorted(f"test_vector[M-0216-qemu-{r['qemu']}]" for r in waiting)

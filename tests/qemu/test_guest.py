@@ -15,7 +15,7 @@ import pytest
 
 from qmpcompat.guest import GuestSpec, GuestSpecError, options, parse_guest, settle_source, write_files
 from qmpcompat.guest.image import HOT_BYTES, PATTERN_BYTES, READY, STATUS_ADDR, Layout, firmware
-from qmpcompat.guest.live import read
+from qmpcompat.guest.live import read, status_and_beat
 from qmpcompat.harness import Qemu
 from qmpcompat.harness.process import private_dir
 from qmpcompat.provision import QemuBuild
@@ -105,6 +105,27 @@ def test_guest_runs_its_firmware_over_its_pattern(oldest: QemuBuild, state: str)
         assert beat >= 1
         counts = {int.from_bytes(hot[i + 16:i + 20], "little") for i in range(0, len(hot), 4096)}
         assert min(counts) >= beat  # every page was dirtied on each pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_paused_guest_halts_after_one_pass(oldest: QemuBuild) -> None:
+    """Left running (never stopped), a paused guest's firmware dirties its pages
+    once and halts, its CPU taking no more host time; a running guest's goes on."""
+    tmp = private_dir("qmpv-")
+    try:
+        for state in ("paused", "running"):
+            spec = GuestSpec(state=state, devices=())
+            files = write_files(tmp, Layout(spec.memory, 0xC0FFEE, state))
+            with Qemu(oldest, options(spec, oldest.version, files, source=True, incoming=False,
+                                      timeout=10), "src").start(tmp) as q:
+                deadline = time.monotonic() + 10
+                while (beat := status_and_beat(q, tmp)[1]) < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.2)
+                later = status_and_beat(q, tmp)[1]
+            halted = (beat, later) == (1, 1)
+            assert halted if state == "paused" else later > beat >= 1, (state, beat, later)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -32,11 +32,12 @@ def test_hostile_tmpdir(name: str, newest: QemuBuild, monkeypatch: pytest.Monkey
     monkeypatch.setattr(tempfile, "tempdir", str(base))
     vectors = {v.id: v for v in load().vectors}
     try:
-        for vid in VECTORS:
-            vec = vectors[vid]
-            obs = Runner(timeout=10).run(vec, newest)
-            verdict = judge(vec, newest.version, obs, [])
-            assert verdict.outcome == "passed", (vid, obs.summary())
+        with Runner(timeout=10) as runner:  # closed: every case's teardown has finished
+            for vid in VECTORS:
+                vec = vectors[vid]
+                obs = runner.run(vec, newest)
+                verdict = judge(vec, newest.version, obs, [])
+                assert verdict.outcome == "passed", (vid, obs.summary())
         assert sorted(p.name for p in outer.iterdir()) == sorted([name, "cwd"]), \
             "something was written next to the case dirs"
         assert not list(cwd.iterdir()), "something ran in QEMU's working directory"
