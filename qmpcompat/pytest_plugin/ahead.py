@@ -53,9 +53,9 @@ def _waiting(st: RunState, items: list[pytest.Item]) -> list[tuple[Vector, QemuB
 
 def start(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start this process's share of the run's waiting cases (none without a
-    shared directory, or when the run has none)."""
+    shared directory, when the run has none, or when it only collects)."""
     st = config.stash.get(STATE, None)
-    if st is None or not st.ahead_dir:
+    if st is None or not st.ahead_dir or config.option.collectonly:
         return
     cases = _waiting(st, items)
     if not cases:
