@@ -242,15 +242,15 @@ def unpack(debs: Sequence[Path], staging: Path) -> None:
     provisioning) and point their absolute symlinks into it.
     CalledProcessError for a package that does not unpack."""
     staging.mkdir(parents=True, exist_ok=True)
-
-    def one(deb: Path) -> None:
-        subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
-                       capture_output=True)
-
     largest_first = sorted(debs, key=lambda d: -d.stat().st_size)
     with ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0)))) as pool:
-        list(pool.map(one, largest_first))  # (re-raises the first failure)
+        list(pool.map(lambda deb: _extract(deb, staging), largest_first))  # (re-raises the first failure)
     _relink_absolute_symlinks(staging)
+
+
+def _extract(deb: Path, staging: Path) -> None:
+    subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(staging)], check=True,
+                   capture_output=True)
 
 
 def _relink_absolute_symlinks(root: Path) -> None:

@@ -175,7 +175,7 @@ CALL_SITES = {
     ("qmpcompat/schema/sources/qapi_source.py", "read"): "end-of-options",  # git show REF:PATH
     ("qmpcompat/provision/source_tree.py", "debian_tree"): "--",  # dpkg-source -x -- DSC DIR
     ("qmpcompat/provision/source_tree.py", "_git"): "fixed",  # git -C TREE rev-parse/status/diff/ls-files
-    ("qmpcompat/provision/debian.py", "unpack"): "--",  # dpkg-deb -x -- DEB DIR
+    ("qmpcompat/provision/debian.py", "_extract"): "--",  # dpkg-deb -x -- DEB DIR
     ("qmpcompat/provision/apt.py", "run"): "args",  # apt-get/apt-cache: callers put "--" in args
     ("qmpcompat/provision/apt.py", "run_src"): "args",
     ("qmpcompat/provision/apt.py", "host_proxy_settings"): "fixed",  # apt-config dump
