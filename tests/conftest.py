@@ -1,19 +1,23 @@
 """Fixtures of qmpcompat's own tests: the real provisioned QEMU builds (for the
 qemu and e2e tiers; the top-level conftest.py keeps them out of the unit tier),
-and small stand-ins for broken binaries; and how many xdist workers ``-n auto``
-starts for them. This directory is on sys.path, so the tiers import the shared
-``helpers`` package."""
+and small stand-ins for broken binaries; how many xdist workers ``-n auto``
+starts for them; and, on a cold cache, the builds' provisioning started while
+the unit tier runs. This directory is on sys.path, so the tiers import the
+shared ``helpers`` package."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers.shared import Shared
 
+from qmpcompat.errors import QmpCompatError
 from qmpcompat.provision import QemuBuild
 from qmpcompat.selection import select
 
@@ -30,6 +34,43 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+
+
+UNIT = Path(__file__).resolve().parent / "unit"
+PROVISIONING = pytest.StashKey[threading.Thread]()
+
+
+def _reaches_qemu(config: pytest.Config) -> bool:
+    """Whether this run may reach a test that needs a build: not the unit tier
+    alone (``-m unit``, or only paths under tests/unit/)."""
+    if config.option.markexpr.strip() == "unit":
+        return False
+    paths = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return not paths or not all(p.is_relative_to(UNIT) for p in paths)
+
+
+def _provision() -> None:
+    with contextlib.suppress(QmpCompatError, OSError):  # the builds fixture says what failed
+        select()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On a cold cache the default builds take about half a minute to provision:
+    the controller (or a run without workers) starts that on a thread at once, so
+    the unit tier runs meanwhile; the ``builds`` fixture then finds them cached,
+    or waits on the cache's lock for them."""
+    config = session.config
+    if hasattr(config, "workerinput") or not _reaches_qemu(config):
+        return
+    thread = threading.Thread(target=_provision, name="qmpcompat-provision")
+    thread.start()
+    config.stash[PROVISIONING] = thread
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    thread = config.stash.get(PROVISIONING, None)
+    if thread is not None:
+        thread.join()  # nothing it started outlives the run
 
 
 @pytest.fixture(scope="session")
