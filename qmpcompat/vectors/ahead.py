@@ -82,21 +82,24 @@ class Ahead:
         self.ran = 0  # cases this process's threads ran
 
     def start(self, offset: int = 0) -> Ahead:
-        """Start the background threads (a no-op without cases)."""
+        """Start the background threads (a no-op without cases). The first case
+        each thread runs is claimed before this returns, so that no test, however
+        soon its turn comes, finds it unclaimed."""
         if self.cases and self._pool is None:
             self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="qmpcompat-ahead")
             n = len(self.cases)
             for i in range(n):
                 vec, build = self.cases[(offset + i) % n]
-                self._pool.submit(self._run_one, vec, build)
+                first = i < THREADS and _claim(self._paths(_key(vec, build))[0])
+                self._pool.submit(self._run_one, vec, build, first)
         return self
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.directory / f"{key}.claim", self.directory / f"{key}.json"
 
-    def _run_one(self, vec: Vector, build: QemuBuild) -> None:
+    def _run_one(self, vec: Vector, build: QemuBuild, claimed: bool = False) -> None:
         claim, result = self._paths(_key(vec, build))
-        if self._stop.is_set() or not _claim(claim):
+        if not claimed and (self._stop.is_set() or not _claim(claim)):
             return
         with Runner(self.timeout, allow_exec=self.allow_exec) as runner:
             obs = runner.run(vec, build)
