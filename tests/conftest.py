@@ -22,18 +22,19 @@ from qmpcompat.provision import QemuBuild
 from qmpcompat.selection import select
 
 WORKERS_PER_CPU = 2
+MAX_WORKERS = 8  # past that, the longest tests set the pace and each worker only adds memory
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` for the own tests: ``WORKERS_PER_CPU`` workers per CPU this
-    process may use. The tests spend part of their time waiting rather than
-    computing (whole runs in a subprocess, deliberate timeouts and budgets,
-    downloads); with a worker per CPU the CPUs idle then (measured on 2 CPUs in one
-    session: 237 s with 2 workers, 199 s with 3, 185 s with 4).
-    PYTEST_XDIST_AUTO_NUM_WORKERS, when set, decides as xdist documents."""
+    process may use, at most ``MAX_WORKERS``. The tests spend part of their time
+    waiting rather than computing (whole runs in a subprocess, deliberate
+    timeouts and budgets, downloads); with a worker per CPU the CPUs idle then
+    (measured on 2 CPUs in one session: 237 s with 2 workers, 199 s with 3, 185 s
+    with 4). PYTEST_XDIST_AUTO_NUM_WORKERS, when set, decides as xdist documents."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+    return min(WORKERS_PER_CPU * len(os.sched_getaffinity(0)), MAX_WORKERS)
 
 
 UNIT = Path(__file__).resolve().parent / "unit"
