@@ -74,12 +74,13 @@ class ProvisionResult:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
+def locked(path: Path, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (made if missing) while the block runs:
-    one process at a time fills a cache entry."""
+    one process (or thread) at a time fills a cache entry. ``shared``: a shared
+    one, which only an exclusive holder excludes (many read what one writes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -217,7 +218,9 @@ class DebianProvisioner:
         build = None if again else self._cached(prefix)
         if build:
             return build
-        with locked(self.cache / "lock"):
+        # The archive's package lists are read (shared: builds are fetched side by
+        # side; ``resolve`` updates them alone), this build's entry is filled alone.
+        with locked(self.cache / "lock", shared=True), locked(prefix.with_name(f".lock-{prefix.name}")):
             build = None if again else self._cached(prefix)
             if build:
                 return build
@@ -225,7 +228,7 @@ class DebianProvisioner:
             with temp_dir(self.cache, ".dl-") as tmp:
                 debs = self.apt.download(suite, package, version, Path(tmp) / "debs")
                 staging = Path(tmp) / "root"
-                say(self.progress, f"unpacking {len(debs)} packages")
+                say(self.progress, f"unpacking {len(debs)} packages of {package} {version}")
                 unpack(debs, staging)
                 build = _describe(staging, prefix, suite, version, self.apt.arch, target)
                 write_manifest(staging, build, prefix)
@@ -365,18 +368,26 @@ def provision(suites: Sequence[str] = DEFAULT_SUITES, cache: Path | None = None,
     """
     prov = DebianProvisioner(cache, progress)
     result = prov.resolve(suites, refresh, strict)
-    for suite, version in _chosen(result, suites):
-        for target in targets:
-            key = request_of(version, target)
-            if wanted is not None and not wanted(key):
-                continue
-            name = suite if target == "x86_64" else f"{suite}:{target}"
-            try:
-                result.builds.append(replace(prov.fetch(suite, version, target=target), request=key))
-            except QmpCompatError as exc:
-                result.errors[name] = exc
-            except subprocess.CalledProcessError as exc:
-                result.errors[name] = ProvisionError(f"unpacking {version} failed: {exc.stderr!r}")
+    todo = [(suite, version, target) for suite, version in _chosen(result, suites)
+            for target in targets if wanted is None or wanted(request_of(version, target))]
+
+    def fetch(suite: str, version: str, target: str) -> QemuBuild | QmpCompatError:
+        try:
+            return replace(prov.fetch(suite, version, target=target),
+                           request=request_of(version, target))
+        except QmpCompatError as exc:
+            return exc
+        except subprocess.CalledProcessError as exc:
+            return ProvisionError(f"unpacking {version} failed: {exc.stderr!r}")
+
+    # side by side: a cold cache's builds download and unpack at once
+    with ThreadPoolExecutor(max(1, min(len(todo), len(os.sched_getaffinity(0))))) as pool:
+        fetched = list(pool.map(lambda job: fetch(*job), todo))
+    for (suite, _version, target), got in zip(todo, fetched, strict=True):
+        if isinstance(got, QemuBuild):
+            result.builds.append(got)
+        else:
+            result.errors[suite if target == "x86_64" else f"{suite}:{target}"] = got
     result.builds.sort(key=lambda b: (b.version, b.target != "x86_64", b.target))
     return result
 

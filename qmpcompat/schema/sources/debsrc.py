@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -37,6 +39,17 @@ def fetch_source(apt: PrivateSourceApt, package: str, version: str, suites: tupl
                if missing else str(exc))
         raise SourceUnavailable(f"cannot fetch source package {package}={version}: {why}",
                                 spec) from exc
+
+
+@contextmanager
+def _filling(version: str) -> Iterator[None]:
+    """Held while a version's entry is filled: the source lists are read (shared:
+    versions are fetched side by side; an update of the lists waits), the entry
+    is filled by one process alone."""
+    entry = _version_dir(version)
+    with locked(cache_dir() / "lock-src", shared=True), \
+            locked(entry.with_name(f".lock-{entry.name}")):
+        yield
 
 
 def _version_dir(version: str) -> Path:
@@ -98,7 +111,8 @@ def debian_qapi_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
     with locked(cache_dir() / "lock-src"):
         refresh_sources(apt, suites)
         version = resolve_version(spec, apt.source_versions(PACKAGE, suites))
-        target = _version_dir(version) / "qapi"
+    target = _version_dir(version) / "qapi"
+    with _filling(version):
         if target.is_dir():
             return target, version
         with temp_dir(cache_dir(), ".src-") as tmp:
@@ -121,7 +135,7 @@ def debian_docs_dir(spec: str, suites: tuple[str, ...] = DEFAULT_SUITES) -> tupl
     docs = qapi.parent / "docs"
     if docs.is_dir():
         return docs, version
-    with locked(cache_dir() / "lock-src"):
+    with _filling(version):
         if not docs.is_dir():
             with temp_dir(cache_dir(), ".src-") as tmp:
                 _extract(_orig(source_apt(), version, suites, spec, Path(tmp)), None,
