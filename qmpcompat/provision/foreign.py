@@ -252,7 +252,7 @@ def provision_foreign(spec: str, cache: Path | None = None,
     if found:
         return found
     root.mkdir(parents=True, exist_ok=True)
-    with locked(root / "lock"):
+    with locked(root / f".lock-{entry.name}"):  # this entry alone: others are provisioned beside it
         found = _cached(entry, spec)
         if found:
             return found

@@ -272,7 +272,7 @@ def catalogue(suites: tuple[str, ...] = DEFAULT_SUITES, refresh: bool = False) -
     known = None if refresh else _read_index(index)
     if known is not None:
         return known
-    with locked(cache_dir() / "lock-src"):
+    with locked(cache_dir() / "lock-src"):  # the source lists are updated alone
         apt = source_apt()
         try:
             refresh_sources(apt, suites, refresh)
@@ -282,6 +282,11 @@ def catalogue(suites: tuple[str, ...] = DEFAULT_SUITES, refresh: bool = False) -
             if stale is None:
                 raise
             return stale  # the archive cannot be reached: the last list will do
+    # read (shared: QEMU's source packages are fetched beside it), the catalogue made alone
+    with locked(cache_dir() / "lock-src", shared=True), locked(_root() / ".lock-catalogue"):
+        known = None if refresh else _read_index(index)
+        if known is not None:
+            return known  # made meanwhile by another process
         by_upstream: dict[str, list[str]] = {}
         for version in sorted(listed, key=lambda v: ("~bpo" in v, v)):
             by_upstream.setdefault(upstream_version(version), []).append(version)
