@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from qmpcompat.provision.debian import (
     DebianProvisioner,
     Progress,
     say,
+    unpack,
     upstream_version,
 )
 from qmpcompat.provision.elf import glibc_needed, host_glibc, needs
@@ -109,11 +109,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+~-]", "_", text)
 
 
-def _unpack(debs: Sequence[Path], dest: Path) -> None:
-    for deb in debs:
-        subprocess.run(["dpkg-deb", "-x", "--", str(deb), str(dest)], check=True, capture_output=True)
-
-
 class Supplier:
     """Supplies what a foreign binary lacks from Debian packages, into ``entry``
     (its cache entry): ``libc-SUITE-VERSION/`` and ``firmware-SUITE-VERSION/``."""
@@ -136,7 +131,7 @@ class Supplier:
             for package, version in packages:
                 debs += self.debian.apt.download(suite, package, version, tmp / package)
             staging = tmp / "root"
-            _unpack(debs, staging)
+            unpack(debs, staging)
             staging.rename(dest)
 
     def glibc(self, binary: Path) -> tuple[str, list[str], Supplement] | None:

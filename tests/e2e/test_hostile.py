@@ -196,7 +196,6 @@ CALL_SITES = {
     ("qmpcompat/harness/isolation.py", "unavailable"): "--",  # unshare ... -- sh -c SCRIPT PROBE
     ("qmpcompat/provision/foreign.py", "_pypi"): "fixed",  # pip download ... NAME==VERSION (NAME
     # matched [A-Za-z0-9][A-Za-z0-9._-]*: it cannot start with '-')
-    ("qmpcompat/provision/supplement.py", "_unpack"): "--",  # dpkg-deb -x -- DEB DIR
 }
 
 
