@@ -18,7 +18,8 @@ import pytest
 from helpers.shared import Shared
 
 from qmpcompat.errors import QmpCompatError
-from qmpcompat.provision import QemuBuild
+from qmpcompat.provision import QemuBuild, cache_dir
+from qmpcompat.provision.build import MANIFEST
 from qmpcompat.selection import select
 
 WORKERS_PER_CPU = 2
@@ -50,6 +51,11 @@ def _reaches_qemu(config: pytest.Config) -> bool:
     return not paths or not all(p.is_relative_to(UNIT) for p in paths)
 
 
+def _cold() -> bool:
+    """Whether no Debian build is cached yet (a warm cache needs no head start)."""
+    return not any((cache_dir() / "builds").glob(f"*/{MANIFEST}"))
+
+
 def _provision() -> None:
     with contextlib.suppress(QmpCompatError, OSError):  # the builds fixture says what failed
         select()
@@ -57,11 +63,12 @@ def _provision() -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """On a cold cache the default builds take about half a minute to provision:
-    the controller (or a run without workers) starts that on a thread at once, so
+    the controller (or a run without workers) starts that on a thread at once
+    (on a warm one it asks nothing of the cache and starts no QEMU), so
     the unit tier runs meanwhile; the ``builds`` fixture then finds them cached,
     or waits on the cache's lock for them."""
     config = session.config
-    if hasattr(config, "workerinput") or not _reaches_qemu(config):
+    if hasattr(config, "workerinput") or not _reaches_qemu(config) or not _cold():
         return
     thread = threading.Thread(target=_provision, name="qmpcompat-provision")
     thread.start()

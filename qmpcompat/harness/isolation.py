@@ -89,10 +89,10 @@ def unavailable() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _real(dirs: tuple[str, ...]) -> list[str]:
+def _real(dirs: tuple[str, ...]) -> tuple[str, ...]:
     """The real paths of a build's own dirs (its own tree does not move during a
     run; asked at every start, so asked of the file system once)."""
-    return [os.path.realpath(d) for d in dirs]
+    return tuple(os.path.realpath(d) for d in dirs)
 
 
 def present(build: QemuBuild) -> list[str]:

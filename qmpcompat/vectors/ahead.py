@@ -13,8 +13,9 @@ run) shares one directory. A case is run by whoever claims it first (a file
 made with ``O_EXCL``): a background thread of any worker, or the test itself
 when its turn comes before anyone has claimed it (it then runs as any other
 case does). Its observation is written there as JSON; a test whose case was
-claimed elsewhere waits for it, and runs the case itself if none comes within
-``TAKE_TIMEOUT`` (a worker that died holding the claim).
+claimed elsewhere waits for it, and runs the case itself when the thread that
+claimed it could not make one (it says so with a ``.none`` file), or when none
+comes within ``TAKE_TIMEOUT`` (a worker that died holding the claim).
 """
 
 from __future__ import annotations
@@ -94,34 +95,40 @@ class Ahead:
                 self._pool.submit(self._run_one, vec, build, first)
         return self
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        return self.directory / f"{key}.claim", self.directory / f"{key}.json"
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        """The claim, the observation, and the mark of a claim that gave none."""
+        return (self.directory / f"{key}.claim", self.directory / f"{key}.json",
+                self.directory / f"{key}.none")
 
     def _run_one(self, vec: Vector, build: QemuBuild, claimed: bool = False) -> None:
-        claim, result = self._paths(_key(vec, build))
+        claim, result, none = self._paths(_key(vec, build))
         if not claimed and (self._stop.is_set() or not _claim(claim)):
             return
-        with Runner(self.timeout, allow_exec=self.allow_exec) as runner:
-            obs = runner.run(vec, build)
-        partial = result.with_suffix(".part")
-        partial.write_text(json.dumps(obs.to_json()))
-        partial.rename(result)  # whole, or not there
+        try:
+            with Runner(self.timeout, allow_exec=self.allow_exec) as runner:
+                obs = runner.run(vec, build)
+            partial = result.with_suffix(".part")
+            partial.write_text(json.dumps(obs.to_json()))
+            partial.rename(result)  # whole, or not there
+        except BaseException:
+            none.touch()  # its test runs the case itself, and meets what went wrong
+            raise
         self.ran += 1
 
     def take(self, vec: Vector, build: QemuBuild) -> Observation | None:
         """The observation of a case run ahead (waited for while it runs); None when
         the caller is to run the case itself: it is not a waiting case of this
         run, or its turn came before anyone claimed it (it is claimed now), or
-        the observation did not come within ``TAKE_TIMEOUT``."""
+        the thread that claimed it made none, or none came within ``TAKE_TIMEOUT``."""
         key = self._keys.get((vec.id, vec.file, build.binary))
         if key is None:
             return None
-        claim, result = self._paths(key)
+        claim, result, none = self._paths(key)
         if _claim(claim):
             return None
         deadline = time.monotonic() + TAKE_TIMEOUT
         while not result.exists():
-            if time.monotonic() > deadline:
+            if none.exists() or time.monotonic() > deadline:
                 return None
             time.sleep(0.01)
         obs = Observation.from_json(json_object(json.loads(result.read_text())))

@@ -6,7 +6,9 @@ never yields an observation does not hold a test for ever."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -54,3 +56,22 @@ def test_a_claim_that_never_yields_does_not_hold_the_test(tmp_path: Path, newest
     assert elsewhere.take(WAITING, newest) is None  # claimed, never written
     here = Ahead(tmp_path, [(WAITING, newest)], 10.0, False)
     assert here.take(WAITING, newest) is None
+
+
+def test_a_claim_that_gives_no_observation_is_run_by_its_test(
+        tmp_path: Path, newest: QemuBuild, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread whose run fails (here: the runner raises) says so: the test does
+    not wait out ``TAKE_TIMEOUT`` for it, it runs the case itself. No QEMU starts."""
+
+    class Broken(ahead.Runner):
+        def run(self, *args: object, **kwargs: object) -> NoReturn:
+            raise OSError("no space left on device")
+
+    monkeypatch.setattr(ahead, "Runner", Broken)
+    monkeypatch.setattr(ahead, "TAKE_TIMEOUT", 600.0)
+    waiting = Ahead(tmp_path, [(WAITING, newest)], 10.0, False).start()
+    start = time.monotonic()
+    assert waiting.take(WAITING, newest) is None
+    assert time.monotonic() - start < 60, "waited for the observation that never came"
+    waiting.close()
+    assert waiting.ran == 0
