@@ -37,6 +37,8 @@ FORCED = {
     "Acquire::Check-Valid-Until": "true",
     "Acquire::Check-Date": "true",
 }
+# apt-cache policy's answer, package by package: "NAME:" then its candidate.
+_POLICY = re.compile(r"^(\S+?):\n(?:[ \t]+Installed:.*\n)?[ \t]+Candidate:[ \t]*(\S*)", re.MULTILINE)
 
 
 def mirror() -> str:
@@ -191,12 +193,15 @@ class PrivateApt:
 
     def candidate(self, suite: str, package: str) -> str | None:
         """The version of ``package`` that ``suite`` serves, or None."""
-        out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", "--", package],
+        return self.candidates(suite, (package,)).get(package)
+
+    def candidates(self, suite: str, packages: Sequence[str]) -> dict[str, str | None]:
+        """The version of each of ``packages`` that ``suite`` serves (None for one
+        it does not), read in one look at the suite's lists."""
+        out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", "--", *packages],
                        suite_sources(suite))
-        match = re.search(r"Candidate:\s*(\S+)", out)
-        if not match or match.group(1) == "(none)":
-            return None
-        return match.group(1)
+        found = dict(_POLICY.findall(out))
+        return {p: v if (v := found.get(p)) and v != "(none)" else None for p in packages}
 
     def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
         """Download ``package=version`` and its whole dependency closure into ``dest``."""

@@ -16,7 +16,10 @@ more than this host has:
   always win and the added ones only fill gaps.
 
 Packages come through the private apt (signatures checked, see
-``qmpcompat.provision.apt``) and are unpacked with ``dpkg-deb -x``. Each part
+``qmpcompat.provision.apt``) and are unpacked with ``dpkg-deb -x``. A part that
+another finished entry of the same cache already holds (the same packages at
+the same versions: its dir's name says which) is hard-linked from there instead
+(copied where links fail), so each entry stays whole on its own. Each part
 added is recorded as a ``Supplement``: what, from which package and suite,
 which files.
 """
@@ -25,10 +28,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qmpcompat.errors import ProvisionError
+from qmpcompat.provision.build import MANIFEST
 from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
     LOADERS,
@@ -105,6 +111,25 @@ def firmware_dirs(roots: Sequence[Path]) -> list[Path]:
     return out
 
 
+def _link_file(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links refused
+        shutil.copy2(src, dst)
+
+
+def _link_from_sibling(root: Path, name: str, staging: Path) -> bool:
+    """Fill ``staging`` with the part ``name`` of a finished entry under ``root``
+    (one with its manifest; staged ones start with a dot), its files hard-linked
+    and its (relative) symlinks kept; False when no entry holds it."""
+    for entry in sorted(root.iterdir()):
+        part = entry / name
+        if not entry.name.startswith(".") and (entry / MANIFEST).is_file() and part.is_dir():
+            shutil.copytree(part, staging, symlinks=True, copy_function=_link_file)
+            return True
+    return False
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+~-]", "_", text)
 
@@ -119,19 +144,23 @@ class Supplier:
         self.debian = DebianProvisioner(cache, progress)
         self._looked_up = False
 
-    def _candidate(self, suite: str, package: str) -> str | None:
+    def _candidates(self, suites: Sequence[str], packages: Sequence[str]) -> list[dict[str, str | None]]:
+        """What each of ``suites`` serves of ``packages`` (one look at each suite's
+        lists, all at once)."""
         if not self._looked_up:  # the archive's lists, as fresh as provisioning keeps them
             self.debian.resolve(DEFAULT_SUITES)
             self._looked_up = True
-        return self.debian.apt.candidate(suite, package)
+        with ThreadPoolExecutor(len(suites)) as pool:
+            return list(pool.map(lambda suite: self.debian.apt.candidates(suite, packages), suites))
 
     def _fetch(self, suite: str, packages: Sequence[tuple[str, str]], dest: Path) -> None:
         with temp_dir(self.entry.parent, ".dl-") as tmp:
-            debs: list[Path] = []
-            for package, version in packages:
-                debs += self.debian.apt.download(suite, package, version, tmp / package)
             staging = tmp / "root"
-            unpack(debs, staging)
+            if not _link_from_sibling(self.entry.parent, dest.name, staging):
+                debs: list[Path] = []
+                for package, version in packages:
+                    debs += self.debian.apt.download(suite, package, version, tmp / package)
+                unpack(debs, staging)
             staging.rename(dest)
 
     def glibc(self, binary: Path) -> tuple[str, list[str], Supplement] | None:
@@ -143,13 +172,13 @@ class Supplier:
         if not wanted or (have and wanted <= have):
             return None
         need = ".".join(map(str, wanted))
-        for suite in LIBC_SUITES:
-            version = self._candidate(suite, "libc6")
-            if version and _version_tuple(version) >= wanted:
-                break
-        else:
+        served = zip(LIBC_SUITES, self._candidates(LIBC_SUITES, ["libc6"]), strict=True)
+        new_enough = [(suite, v) for suite, found in served
+                      if (v := found["libc6"]) and _version_tuple(v) >= wanted]
+        if not new_enough:
             raise ProvisionError(f"{binary} needs glibc {need}; no Debian suite of "
                                  f"{', '.join(LIBC_SUITES)} serves one")
+        suite, version = new_enough[0]
         dest = self.entry / _slug(f"libc-{suite}-{version}")
         if not dest.is_dir():
             say(self.progress, f"{binary.name} needs glibc {need} (this host has "
@@ -170,8 +199,8 @@ class Supplier:
         """The suite whose qemu-system-data is nearest below ``version`` (else the
         nearest above), with the versions of ``FIRMWARE_PACKAGES`` it serves."""
         offers = []
-        for suite in DEFAULT_SUITES:
-            found = {p: self._candidate(suite, p) for p in FIRMWARE_PACKAGES}
+        for suite, found in zip(DEFAULT_SUITES, self._candidates(DEFAULT_SUITES, FIRMWARE_PACKAGES),
+                                strict=True):
             data = found["qemu-system-data"]
             if data and all(found.values()):
                 offers.append((_version_tuple(data), suite, {k: str(v) for k, v in found.items()}))

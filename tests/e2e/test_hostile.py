@@ -176,6 +176,7 @@ CALL_SITES = {
     ("qmpcompat/provision/source_tree.py", "debian_tree"): "--",  # dpkg-source -x -- DSC DIR
     ("qmpcompat/provision/source_tree.py", "_git"): "fixed",  # git -C TREE rev-parse/status/diff/ls-files
     ("qmpcompat/provision/debian.py", "_extract"): "--",  # dpkg-deb -x -- DEB DIR
+    ("qmpcompat/schema/sources/debsrc.py", "extract_matching"): "--",  # tar -x -f ABS -C ABS ... -- PATTERNS
     ("qmpcompat/provision/apt.py", "run"): "args",  # apt-get/apt-cache: callers put "--" in args
     ("qmpcompat/provision/apt.py", "run_src"): "args",
     ("qmpcompat/provision/apt.py", "host_proxy_settings"): "fixed",  # apt-config dump
@@ -223,7 +224,8 @@ def test_every_external_command_is_classified() -> None:
         if rule in ("--", "end-of-options"):
             assert f"'{'--' if rule == '--' else '--end-of-options'}'" in sites[site], site
     apt = (REPO / "qmpcompat/provision/apt.py").read_text()
-    for operand in ("package]", "f'{package}={version}']", "*pins]"):  # every apt operand follows "--"
+    # every apt operand follows "--"
+    for operand in ("package]", "*packages]", "f'{package}={version}']", "*pins]"):
         assert apt.replace('"', "'").count(operand) == apt.replace('"', "'").count("'--', " + operand)
 
 

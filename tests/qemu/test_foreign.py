@@ -4,6 +4,7 @@ tarball, a directory, a wrapper of any name, each made to run here."""
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +18,7 @@ from qmpcompat.harness.pool import QemuPool
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision import foreign as foreign_mod
 from qmpcompat.provision.build import probe_version
+from qmpcompat.provision.debian import cache_dir
 from qmpcompat.provision.elf import glibc_needed, host_glibc, needs
 from qmpcompat.provision.foreign import PINS, ForeignUnavailable, provision_foreign
 from qmpcompat.selection import named_binaries, named_build, select
@@ -99,16 +101,25 @@ def test_an_unreachable_registry_leaves_it_out_with_a_warning(
     assert len(sel.warnings) == 1 and sel.warnings[0].startswith(f"{WHEEL} is left out")
 
 
+def _links(part: str) -> set[int]:
+    """The link counts of the files of a supplied part."""
+    return {p.stat().st_nlink for p in Path(part).rglob("*") if p.is_file() and not p.is_symlink()}
+
+
 def test_a_tarball_and_a_directory(ubuntu: QemuBuild, tmp_path: Path) -> None:
     bindir = Path(ubuntu.binary).parent
     archive = tmp_path / "qemu-8.2.2.tar"
     with tarfile.open(archive, "w") as tf:
         tf.add(bindir, arcname="ubuntu-qemu/bin")
     for spec in (str(archive), str(bindir.parent)):
+        # provisioned anew each time (a cache entry made before would be found as it is)
+        shutil.rmtree(cache_dir() / "foreign" / foreign_mod._key(spec, Path(spec)), ignore_errors=True)
         build = provision_foreign(spec)
         assert build.version_str == "8.2.2" and build.origin == spec
         assert {a.what for a in build.added} == {a.what for a in ubuntu.added}
         check_starts(build, 20)
+        # What the wheel's entry was given is linked into this one, not fetched again.
+        assert build.added and all(min(_links(a.path)) >= 2 for a in build.added)
     # The binary itself: it does not run here as it is (its glibc), so it is
     # provisioned like the others rather than refused.
     if glibc_needed(Path(ubuntu.binary)) > host_glibc():

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from qmpcompat.provision import DEFAULT_SUITES, cache_dir
 from qmpcompat.provision.debian import INDEX_MAX_AGE, locked, upstream_version
 from qmpcompat.provision.source_tree import refresh_sources, source_apt
 from qmpcompat.reaper import temp_dir
-from qmpcompat.schema.sources.debsrc import fetch_source
+from qmpcompat.schema.sources.debsrc import extract_matching, fetch_source
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.types import JSON, JSONObject, Version, json_object, qemu_id, version_prefix
 
@@ -195,16 +194,13 @@ def reduce_replies(text: str, file: str) -> Reduced:
 def _extract(orig: Path, libvirt: str, dest: Path) -> list[Recording]:
     """Reduce every replies file of the orig tarball ``orig`` into ``dest``."""
     recordings = []
-    with tarfile.open(orig, "r|*") as tar:
-        for member in tar:
-            match = REPLIES_RE.search(member.name)
-            if not match or not member.isfile():
-                continue
-            data = tar.extractfile(member)
-            if data is None:
+    with temp_dir(orig.parent, ".src-") as tmp:
+        for path in extract_matching(orig, Path(tmp), ["*/tests/qemucapabilitiesdata/caps_*.replies"]):
+            match = REPLIES_RE.search(path.relative_to(tmp).as_posix())
+            if not match:
                 continue
             file, _named, arch, variant = match.groups()
-            reduced = reduce_replies(data.read().decode(), file)
+            reduced = reduce_replies(path.read_text(), file)
             name = Path(file).stem + ".json"
             (dest / name).write_text(json.dumps(reduced, separators=(",", ":")))
             recordings.append(Recording(reduced["qemu"], arch, variant or "", file, libvirt,
