@@ -13,10 +13,12 @@ indexes (see ``qmpcompat.provision.indexes``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +39,8 @@ FORCED = {
     "Acquire::Check-Valid-Until": "true",
     "Acquire::Check-Date": "true",
 }
+# What each suite serves of the packages asked for, and the state of its lists then.
+CANDIDATES = "candidates.json"
 # apt-cache policy's answer, package by package: "NAME:" then its candidate.
 _POLICY = re.compile(r"^(\S+?):\n(?:[ \t]+Installed:.*\n)?[ \t]+Candidate:[ \t]*(\S*)", re.MULTILINE)
 
@@ -118,6 +122,7 @@ class PrivateApt:
         self.status = root / "status"
         # Suites whose expired Release file is used all the same (a stale mirror).
         self.accept_stale: set[str] = set()
+        self._remembering = threading.Lock()
 
     def _stale_option(self, suite: str) -> str:
         return " check-valid-until=no" if suite in self.accept_stale else ""
@@ -197,11 +202,50 @@ class PrivateApt:
 
     def candidates(self, suite: str, packages: Sequence[str]) -> dict[str, str | None]:
         """The version of each of ``packages`` that ``suite`` serves (None for one
-        it does not), read in one look at the suite's lists."""
+        it does not), read in one look at the suite's lists; remembered
+        (``CANDIDATES``) until those lists change."""
+        stamp = self._lists_stamp(suite_sources(suite))
+        known = self._remembered(suite, stamp)
+        if all(p in known for p in packages):
+            return {p: known[p] for p in packages}
         out = self.run("apt-cache", ["-oAPT::Default-Release=" + suite, "policy", "--", *packages],
                        suite_sources(suite))
         found = dict(_POLICY.findall(out))
-        return {p: v if (v := found.get(p)) and v != "(none)" else None for p in packages}
+        answer = {p: v if (v := found.get(p)) and v != "(none)" else None for p in packages}
+        self._remember(suite, stamp, answer)
+        return answer
+
+    def _lists_stamp(self, suites: Sequence[str]) -> str:
+        """What the lists of ``suites`` are now: their files' names, sizes and times."""
+        files = sorted(p for p in self.lists.glob("*_dists_*")
+                       if any(f"_dists_{s}_" in p.name for s in suites))
+        said = "".join(f"{p.name}:{st.st_size}:{st.st_mtime_ns};" for p in files for st in [p.stat()])
+        return hashlib.sha256(said.encode()).hexdigest()
+
+    def _remembered(self, suite: str, stamp: str) -> dict[str, str | None]:
+        try:
+            entry = json.loads((self.root / CANDIDATES).read_text()).get(suite, {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        found = entry.get("found") if isinstance(entry, dict) and entry.get("stamp") == stamp else None
+        return found if isinstance(found, dict) else {}
+
+    def _remember(self, suite: str, stamp: str, answer: dict[str, str | None]) -> None:
+        """Add ``answer`` to what is remembered of ``suite`` (written whole, then
+        renamed into place: a reader never sees half a file; of two writers at
+        once, one's answers are looked up again next time)."""
+        with self._remembering:
+            path = self.root / CANDIDATES
+            try:
+                known = json.loads(path.read_text())
+            except (OSError, ValueError):
+                known = {}
+            if not isinstance(known, dict):
+                known = {}
+            known[suite] = {"stamp": stamp, "found": {**self._remembered(suite, stamp), **answer}}
+            tmp = path.with_name(f".{CANDIDATES}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(path)
 
     def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
         """Download ``package=version`` and its whole dependency closure into ``dest``."""

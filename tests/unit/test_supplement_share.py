@@ -2,7 +2,7 @@
 a new entry hard-links it from a finished entry that holds the same packages at
 the same versions, never from a staged one, and fetches it when none does. The
 archive is stood in for (no download here), as is apt-cache for the one look at a
-suite that answers for several packages."""
+suite that answers for several packages, remembered until the suite's lists change."""
 
 from __future__ import annotations
 
@@ -111,3 +111,28 @@ def test_one_look_at_a_suite_answers_every_package(tmp_path: Path,
     assert apt.candidates("trixie", ["qemu-system-data", "seabios", "nosuch"]) == {
         "qemu-system-data": "1:10.0.13+ds-0+deb13u1", "seabios": None, "nosuch": None}
     assert len(looks) == 1 and looks[0][-3:] == ["qemu-system-data", "seabios", "nosuch"]
+
+
+@pytest.mark.unit
+def test_what_a_suite_serves_is_remembered_until_its_lists_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    looks: list[list[str]] = []
+
+    def run(self: PrivateApt, tool: str, args: list[str], suites: object, archives: object = None) -> str:
+        looks.append(args)
+        return POLICY
+
+    monkeypatch.setattr(PrivateApt, "run", run)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages").write_text("one")
+    ask = ["qemu-system-data", "seabios"]
+    first = PrivateApt(tmp_path, "amd64").candidates("trixie", ask)
+    again = PrivateApt(tmp_path, "amd64")  # another process, say: it reads what was remembered
+    assert again.candidates("trixie", ask) == first and again.candidates("trixie", ["seabios"]) == {
+        "seabios": None}
+    (lists / "deb.debian.org_debian_dists_trixie-backports_main_binary-amd64_Packages").write_text("x")
+    assert again.candidates("trixie", ask) == first and len(looks) == 1  # another suite's lists
+    (lists / "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages").write_text("two")
+    assert again.candidates("trixie", ask) == first and len(looks) == 2  # its own lists changed
+    assert again.candidates("trixie", ["nosuch"]) == {"nosuch": None} and len(looks) == 3
