@@ -165,7 +165,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                      ("binary", build.binary)]
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+@pytest.hookimpl(tryfirst=True)  # before an xdist worker reports its collection: no test
+def pytest_collection_finish(session: pytest.Session) -> None:  # runs before the first claims
     """Start this process's share of the waiting cases (``ahead``)."""
     ahead.start(session.config, session.items)
 

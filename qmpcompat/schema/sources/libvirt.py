@@ -200,7 +200,7 @@ def _extract(orig: Path, libvirt: str, dest: Path) -> list[Recording]:
             if not match:
                 continue
             file, _named, arch, variant = match.groups()
-            reduced = reduce_replies(path.read_text(), file)
+            reduced = reduce_replies(path.read_text(encoding="utf-8"), file)
             name = Path(file).stem + ".json"
             (dest / name).write_text(json.dumps(reduced, separators=(",", ":")))
             recordings.append(Recording(reduced["qemu"], arch, variant or "", file, libvirt,
