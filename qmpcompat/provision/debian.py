@@ -165,7 +165,8 @@ class DebianProvisioner:
         # apt-get update drops the lists of suites it is not given: give it every suite
         # known, so that a concurrent look-up of another suite never loses its lists.
         wanted = sorted({x for s in [*todo, *known, *DEFAULT_SUITES] for x in suite_sources(s)})
-        indexes = update_indexes(self.apt, wanted)
+        stale = [s for s, index in self._indexes().items() if index.stale]
+        indexes = update_indexes(self.apt, wanted, known_stale=stale)
         found = dict(known)
         for suite in todo:
             bad = [s for s in suite_sources(suite) if indexes[s].error]

@@ -4,8 +4,10 @@
 by suite, so that one suite whose index cannot be used (unsigned, missing,
 unreachable) makes only that suite's builds unusable. An index past its
 ``Valid-Until`` is a stale mirror, not a forgery: it is fetched again with the
-date check off for that suite alone, used with a warning naming its date, and
-refused under ``--qmpcompat-strict``. Both apt 2.x (``E:``/``W:`` prefixes)
+date check off for that suite alone (at the next update, while it stays
+stale, with the date check off at once, and judged by the Valid-Until of the
+Release file it brings), used with a warning naming its date, and refused
+under ``--qmpcompat-strict``. Both apt 2.x (``E:``/``W:`` prefixes)
 and apt 3.x (``Error:``/``Warning:``) output are read.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -143,22 +145,46 @@ def release_dates(lists: Path, suite: str) -> tuple[str, str]:
     return "", ""
 
 
-def update(apt: PrivateApt, suites: Sequence[str],
-           warn: Callable[[str], None] | None = None) -> dict[str, SuiteIndex]:
-    """Fetch the indexes of ``suites``; one SuiteIndex per suite.
+def _expired(lists: Path, suite: str) -> bool:
+    """Whether ``suite``'s Release file in ``lists`` is past its Valid-Until."""
+    until = release_dates(lists, suite)[1]
+    return bool(until) and until < time.strftime(_DATE, time.gmtime())
+
+
+def fetch(apt: PrivateApt, suites: Sequence[str], run: Callable[[Sequence[str]], str],
+          known_stale: Iterable[str] = ()) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Run ``run`` (an ``apt-get update`` of ``suites`` by ``apt``) and read what
+    failed, suite by suite: (the failures, the suites used stale).
 
     A suite whose index has expired is fetched again with the date check off for
-    it alone and marked stale (``warn`` is told); any other failure makes only
-    that suite unusable.
+    it alone (signatures are checked as ever). A suite of ``known_stale`` (stale
+    at the last update) has the date check off from the first run, and is stale
+    when its Release file's Valid-Until has passed: while a mirror stays stale,
+    one run rather than two. ``apt.accept_stale`` is left naming the stale suites.
     """
     wanted = sorted(set(suites))
-    apt.accept_stale = set()
-    failed = failures(apt.update_output(wanted), wanted)
+    apt.accept_stale = set(known_stale) & set(wanted)
+    failed = failures(run(wanted), wanted)
     expired = {s for s, (kind, _line) in failed.items() if kind == "expired"}
     if expired:
-        apt.accept_stale = expired
-        failed = {s: f for s, f in failures(apt.update_output(wanted), wanted).items()}
-        apt.accept_stale = set()
+        apt.accept_stale |= expired
+        failed = failures(run(wanted), wanted)
+    apt.accept_stale = {s for s in apt.accept_stale
+                        if s not in failed and (s in expired or _expired(apt.lists, s))}
+    return failed, set(apt.accept_stale)
+
+
+def update(apt: PrivateApt, suites: Sequence[str], warn: Callable[[str], None] | None = None,
+           known_stale: Iterable[str] = ()) -> dict[str, SuiteIndex]:
+    """Fetch the indexes of ``suites``; one SuiteIndex per suite.
+
+    A suite whose index has expired is used stale (``fetch``; ``known_stale``:
+    the suites stale at the last update) and ``warn`` is told; any other
+    failure makes only that suite unusable.
+    """
+    wanted = sorted(set(suites))
+    failed, stale = fetch(apt, wanted, apt.update_output, known_stale)
+    apt.accept_stale = set()
     out: dict[str, SuiteIndex] = {}
     for suite in wanted:
         date, until = release_dates(apt.lists, suite)
@@ -166,7 +192,7 @@ def update(apt: PrivateApt, suites: Sequence[str],
             kind, line = failed[suite]
             out[suite] = SuiteIndex(suite, date, until, error=line, kind=kind, hint=KINDS[kind][1])
         else:
-            out[suite] = SuiteIndex(suite, date, until, stale=suite in expired)
-            if suite in expired and warn:
+            out[suite] = SuiteIndex(suite, date, until, stale=suite in stale)
+            if suite in stale and warn:
                 warn(out[suite].warning())
     return out

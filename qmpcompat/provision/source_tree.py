@@ -32,7 +32,7 @@ from qmpcompat.provision.debian import (
     say,
     upstream_version,
 )
-from qmpcompat.provision.indexes import failures
+from qmpcompat.provision.indexes import fetch
 from qmpcompat.reaper import temp_dir
 from qmpcompat.types import Version, version_prefix
 
@@ -97,15 +97,10 @@ def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...], force: bool 
     if indexes and not force and \
             time.time() - max(p.stat().st_mtime for p in indexes) <= INDEX_MAX_AGE:
         return
-    apt.accept_stale = set()
-    failed = failures(apt.source_update_output(suites), suites)
-    expired = {s for s, (kind, _line) in failed.items() if kind == "expired"}
-    if expired:
-        apt.accept_stale = expired
-        failed = failures(apt.source_update_output(suites), suites)
+    failed, stale = fetch(apt, suites, apt.source_update_output, apt.accept_stale)
     apt.root.mkdir(parents=True, exist_ok=True)
-    (apt.root / STALE_FILE).write_text("".join(f"{s}\n" for s in sorted(apt.accept_stale)))
-    for suite in sorted(expired - failed.keys()):
+    (apt.root / STALE_FILE).write_text("".join(f"{s}\n" for s in sorted(stale)))
+    for suite in sorted(stale):
         print(f"qmpcompat: warning: the source index of {suite!r} is past its Valid-Until date"
               " (a stale mirror); using it anyway", file=sys.stderr)
     for suite, (kind, line) in sorted(failed.items()):

@@ -106,6 +106,42 @@ def test_one_suite_at_a_time(local: Path) -> None:
     assert all(indexes[s].hint for s in ("unsigned", "gone"))
 
 
+def test_while_a_mirror_stays_stale_an_update_runs_apt_once(local: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite stale at the last update has the date check off from the first run
+    and is judged by its own Valid-Until: stale still (and refused when strict),
+    while one named stale last time whose index is valid now is not."""
+    runs: list[set[str]] = []
+
+    def counted(apt: PrivateApt) -> None:
+        real = apt.update_output
+
+        def run(suites: list[str]) -> str:
+            runs.append(set(apt.accept_stale))
+            return real(suites)
+
+        monkeypatch.setattr(apt, "update_output", run)
+
+    apt = PrivateApt(local / "apt")
+    counted(apt)
+    first = update(apt, ["good", "stale"])
+    assert first["stale"].stale and runs == [set(), {"stale"}]
+    runs.clear()
+    again = update(apt, ["good", "stale"], known_stale=["good", "stale"])
+    assert runs == [{"good", "stale"}]
+    assert again["stale"].stale and not again["stale"].error and not again["good"].stale
+    assert again["stale"].valid_until == first["stale"].valid_until
+    assert isinstance(again["stale"].problem(strict=True), IndexUnusable)
+    # the provisioner passes what its last look-up found stale
+    prov = DebianProvisioner(local / "cache")
+    prov.resolve(["good", "stale"])
+    counted(prov.apt)
+    runs.clear()
+    found = prov.resolve(["good", "stale"], refresh=True)
+    assert found.indexes["stale"].stale, (runs, found.indexes["stale"])
+    assert runs == [{"stale"}]
+
+
 def test_provisioner_degrades_per_suite(local: Path) -> None:
     lines: list[str] = []
     prov = DebianProvisioner(local / "cache", progress=lines.append)

@@ -266,5 +266,14 @@ def test_a_stale_source_index_is_used_with_a_warning(tmp_path: Path, monkeypatch
     assert source_apt().accept_stale == {"sid"}  # later runs read the stale list the same way
     listing = next(o for o in source_apt()._src_options(("sid",)) if "sourcelist=" in o)
     assert "check-valid-until=no" in Path(listing.split("=", 1)[1]).read_text()
+    # While the mirror stays stale (its Release file says so), the next refresh runs apt once.
+    (apt.root / "lists").mkdir(parents=True, exist_ok=True)
+    (apt.root / "lists" / "deb.debian.org_debian_dists_sid_InRelease").write_text(
+        "Suite: sid\nDate: Sat, 01 Nov 2025 08:00:00 UTC\nValid-Until: Sat, 08 Nov 2025 08:00:00 UTC\n")
+    said.clear()
+    apt.accept_stale = source_apt().accept_stale  # as a later run reads it
+    refresh_sources(apt, ("forky", "sid", "trixie"), force=True)
+    assert said == [{"sid"}]
+    assert "source index of 'sid' is past its Valid-Until date" in capsys.readouterr().err
     with pytest.raises(SourceUnavailable, match="no suite's source index can be used"):
         refresh_sources(apt, ("forky",), force=True)
