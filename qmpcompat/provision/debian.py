@@ -93,6 +93,25 @@ def say(progress: Progress | None, text: str) -> None:
         progress(text)
 
 
+SUITES_FILE = "suites.json"  # in the cache: what the last look-up found, suite by suite
+
+
+def _read_suites_file(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def last_indexes(cache: Path | None = None) -> dict[str, SuiteIndex]:
+    """Each suite's binary index as the last look-up found it (none before the first)."""
+    raw = _read_suites_file((cache or cache_dir()) / SUITES_FILE).get("indexes")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): SuiteIndex.from_json(v) for k, v in raw.items() if isinstance(v, dict)}
+
+
 class DebianProvisioner:
     """Resolves suites to builds and keeps them in ``cache``."""
 
@@ -100,16 +119,12 @@ class DebianProvisioner:
         self.cache = cache or cache_dir()
         self.apt = PrivateApt(self.cache / "apt")
         self.progress = progress
-        self.index_file = self.cache / "suites.json"
+        self.index_file = self.cache / SUITES_FILE
 
     # -- which version does each suite serve ---------------------------------
 
     def _read_index(self) -> dict[str, object]:
-        try:
-            data = json.loads(self.index_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _read_suites_file(self.index_file)
 
     def _stale(self, suites: Sequence[str], refresh: bool) -> tuple[dict[str, str], list[str]]:
         """The cached suite -> version map, and the suites that must be looked up again."""
@@ -123,10 +138,7 @@ class DebianProvisioner:
         return known, [s for s in suites if s not in known]
 
     def _indexes(self) -> dict[str, SuiteIndex]:
-        raw = self._read_index().get("indexes")
-        if not isinstance(raw, dict):
-            return {}
-        return {str(k): SuiteIndex.from_json(v) for k, v in raw.items() if isinstance(v, dict)}
+        return last_indexes(self.cache)
 
     def resolve(self, suites: Sequence[str], refresh: bool = False,
                 strict: bool = False) -> ProvisionResult:

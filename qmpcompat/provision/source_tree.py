@@ -28,6 +28,7 @@ from qmpcompat.provision.debian import (
     INDEX_MAX_AGE,
     Progress,
     cache_dir,
+    last_indexes,
     locked,
     say,
     upstream_version,
@@ -97,7 +98,9 @@ def refresh_sources(apt: PrivateSourceApt, suites: tuple[str, ...], force: bool 
     if indexes and not force and \
             time.time() - max(p.stat().st_mtime for p in indexes) <= INDEX_MAX_AGE:
         return
-    failed, stale = fetch(apt, suites, apt.source_update_output, apt.accept_stale)
+    # a suite's InRelease signs its binary and source indexes alike: stale in either, stale in both
+    known = apt.accept_stale | {s for s, index in last_indexes().items() if index.stale}
+    failed, stale = fetch(apt, suites, apt.source_update_output, known)
     apt.root.mkdir(parents=True, exist_ok=True)
     (apt.root / STALE_FILE).write_text("".join(f"{s}\n" for s in sorted(stale)))
     for suite in sorted(stale):

@@ -277,3 +277,28 @@ def test_a_stale_source_index_is_used_with_a_warning(tmp_path: Path, monkeypatch
     assert "source index of 'sid' is past its Valid-Until date" in capsys.readouterr().err
     with pytest.raises(SourceUnavailable, match="no suite's source index can be used"):
         refresh_sources(apt, ("forky",), force=True)
+
+
+def test_a_suite_the_binary_look_up_found_stale_is_fetched_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The InRelease file that signs a suite's binary indexes signs its source
+    indexes too: a suite the last binary look-up found stale has the date check
+    off from the first source update."""
+    monkeypatch.setenv("QMPCOMPAT_CACHE", str(tmp_path))
+    (tmp_path / "suites.json").write_text(json.dumps({"indexes": {
+        "sid": {"suite": "sid", "stale": True}, "trixie": {"suite": "trixie"}}}))
+    apt = source_apt()
+    (apt.root / "lists").mkdir(parents=True)
+    (apt.root / "lists" / "deb.debian.org_debian_dists_sid_InRelease").write_text(
+        "Suite: sid\nDate: Sat, 01 Nov 2025 08:00:00 UTC\nValid-Until: Sat, 08 Nov 2025 08:00:00 UTC\n")
+    said: list[set[str]] = []
+
+    def update(suites: Any) -> str:
+        said.append(set(apt.accept_stale))
+        return "" if "sid" in apt.accept_stale else (
+            "E: Release file for http://deb.debian.org/debian/dists/sid/InRelease is expired\n")
+
+    monkeypatch.setattr(apt, "source_update_output", update)
+    refresh_sources(apt, ("sid", "trixie"), force=True)
+    assert said == [{"sid"}]
+    assert "source index of 'sid' is past its Valid-Until date" in capsys.readouterr().err
