@@ -28,7 +28,6 @@ def _tarball(path: Path, members: dict[str, bytes], link: str = "") -> Path:
     return path
 
 
-@pytest.mark.unit
 def test_only_what_the_patterns_name(tmp_path: Path) -> None:
     orig = _tarball(tmp_path / "qemu.orig.tar.xz", {
         "qemu-1/qapi/migration.json": b"{}", "qemu-1/qapi/sub/deep.json": b"{}",
@@ -40,7 +39,6 @@ def test_only_what_the_patterns_name(tmp_path: Path) -> None:
         "qemu-1/docs/about/deprecated.rst", "qemu-1/qapi/migration.json"]
 
 
-@pytest.mark.unit
 def test_an_archive_that_does_not_read_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "libvirt.orig.tar.xz"
     bad.write_bytes(b"not a tarball")

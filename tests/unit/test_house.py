@@ -32,16 +32,13 @@ def _clean(argv: list[str]) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
 
 
-@pytest.mark.unit
 def test_ruff_finds_nothing() -> None:
     _clean([_tool("ruff"), "check", "--no-cache"])
 
 
-@pytest.mark.unit
 def test_the_committed_vectors_lint_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint"]) == 0, capsys.readouterr().out[-6000:]
 
 
-@pytest.mark.unit
 def test_mypy_finds_nothing() -> None:
     _clean([_tool("mypy")])

@@ -48,7 +48,6 @@ def _fetch(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Downloads
     return staging / PART / "usr/share/qemu", downloads
 
 
-@pytest.mark.unit
 def test_a_part_held_by_a_finished_entry_is_linked(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "foreign"
@@ -60,7 +59,6 @@ def test_a_part_held_by_a_finished_entry_is_linked(tmp_path: Path,
     assert not list(root.glob(".dl-new/.dl-*"))  # its own staging is gone
 
 
-@pytest.mark.unit
 def test_a_staged_or_unfinished_entry_is_not_linked(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "foreign"
@@ -70,7 +68,6 @@ def test_a_staged_or_unfinished_entry_is_not_linked(tmp_path: Path,
         _fetch(root, monkeypatch)
 
 
-@pytest.mark.unit
 def test_links_fall_back_to_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def refused(src: str, dst: str) -> None:
         raise PermissionError(1, "links refused")
@@ -97,7 +94,6 @@ N: Unable to locate package nosuch
 """
 
 
-@pytest.mark.unit
 def test_one_look_at_a_suite_answers_every_package(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     apt = PrivateApt(tmp_path, "amd64")
@@ -113,7 +109,6 @@ def test_one_look_at_a_suite_answers_every_package(tmp_path: Path,
     assert len(looks) == 1 and looks[0][-3:] == ["qemu-system-data", "seabios", "nosuch"]
 
 
-@pytest.mark.unit
 def test_what_a_suite_serves_is_remembered_until_its_lists_change(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     looks: list[list[str]] = []
