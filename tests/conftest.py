@@ -1,9 +1,9 @@
 """Fixtures of qmpcompat's own tests: the real provisioned QEMU builds (for the
 qemu and e2e tiers; the top-level conftest.py keeps them out of the unit tier),
 and small stand-ins for broken binaries; how many xdist workers ``-n auto``
-starts for them; and, on a cold cache, the builds' provisioning started while
-the unit tier runs. This directory is on sys.path, so the tiers import the
-shared ``helpers`` package."""
+starts for them, and how many tests it hands each at a time; and, on a cold
+cache, the builds' provisioning started while the unit tier runs. This
+directory is on sys.path, so the tiers import the shared ``helpers`` package."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     return min(WORKERS_PER_CPU * len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
+# Tests xdist hands a worker at a time (its --maxschedchunk), unless the command
+# line says. Its default hands out long runs of consecutive tests: a worker then
+# holds several of the whole runs (10-40 s each) queued behind one another while
+# the others, their own queues done, wait at the end of the session.
+SCHED_CHUNK = 4
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "maxschedchunk", "absent") is None:
+        config.option.maxschedchunk = SCHED_CHUNK
 
 
 UNIT = Path(__file__).resolve().parent / "unit"

@@ -20,9 +20,10 @@ from qmpcompat.report.results import read_results
 from qmpcompat.report.summary import verdict
 
 SUITES = "bookworm,trixie,sid"
-# One vector, the derived cases of one kind, one pair vector and one consumer profile:
-# cases on each build and cells between every two, cheap enough to run three times.
-SELECTION = ("-k", "MI-0002 or D-migrate-incoming-missing or XV-0001 or CP-0001")
+# One vector, the derived cases of one kind, one pair vector in one form (uri to uri) and
+# one consumer profile: cases on each build and cells between every two, cheap enough to
+# run three times.
+SELECTION = ("-k", "MI-0002 or D-migrate-incoming-missing or XV-0001-uri-uri or CP-0001")
 PATHS = ("suites",)
 
 
