@@ -2,7 +2,8 @@
 and how it travels to the xdist workers.
 
 The controller selects the binaries, reads each one's schema, loads the vector
-set and lints it once; every worker receives all of it (``workerinput``), so no
+set and lints it once (or takes an earlier run's lint of the same set and
+code, ``qmpcompat.vectors.lintmemo``); every worker receives all of it (``workerinput``), so no
 worker selects, introspects, loads or lints again and every worker tests
 exactly what the controller chose.
 """
@@ -23,6 +24,7 @@ import pytest
 
 from qmpcompat.errors import QmpCompatError, VectorError
 from qmpcompat.escape import terminal
+from qmpcompat.provision import cache_dir
 from qmpcompat.provision.build import QemuBuild
 from qmpcompat.provision.indexes import SuiteIndex
 from qmpcompat.provision.source_build import named_sources
@@ -35,6 +37,7 @@ from qmpcompat.shard.run import Shard
 from qmpcompat.types import JSONObject
 from qmpcompat.vectors.lint import Problem as LintProblem
 from qmpcompat.vectors.lint import lint
+from qmpcompat.vectors.lintmemo import remembered
 from qmpcompat.vectors.load import VectorSet, load
 from qmpcompat.vectors.model import Vector
 from qmpcompat.vectors.paircheck import PairCase, pair_cases
@@ -153,9 +156,13 @@ def make_state(config: pytest.Config) -> RunState:
     except VectorError as exc:
         raise pytest.UsageError(f"--qmpcompat-vectors: {exc}") from exc
     judging = _judging(config)
-    # The lint (Python's work) runs while the selection's self-checks wait for their QEMUs.
+    # The lint (Python's work) runs while the selection's self-checks wait for their QEMUs;
+    # a set and a qmpcompat unchanged since an earlier run's lint take its problems.
     with ThreadPoolExecutor(1) as pool:
-        linting = pool.submit(lint, vectors.root, allow_exec=judging["allow_exec"], loaded=vectors)
+        linting = pool.submit(remembered, vectors.root, f"allow_exec={judging['allow_exec']}",
+                              cache_dir() / "lint",
+                              lambda: lint(vectors.root, allow_exec=judging["allow_exec"],
+                                           loaded=vectors))
         sel, shard = _select(config, vectors)
     st = RunState(
         builds=sel.builds, problems=sel.problems, indexes=sel.indexes,
