@@ -10,10 +10,11 @@ The key (``key``) is a digest of the root's name, of every file under the root
 (its path and bytes), of every file of the qmpcompat package, of those
 versions and of the options. A tree that holds anything but directories and
 regular files (a symbolic link, whose target could change behind the key; a
-FIFO; a device) or a file that cannot be read is linted afresh every time and
-nothing is remembered. An entry is a JSON list of the problems, written whole
-and renamed into place; one that does not read is linted again. At most
-``KEEP`` entries are kept, the least recently written removed first.
+FIFO; a device), a file that cannot be read, or more than ``MAX_FILES`` files
+or ``MAX_BYTES`` bytes in all is linted afresh every time and nothing is
+remembered. An entry is a JSON list of the problems, written whole and renamed
+into place; one that does not read is linted again. At most ``KEEP`` entries
+are kept, the least recently written removed first.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from qmpcompat import datafile
 from qmpcompat.vectors.lint import Problem
 
 KEEP = 256  # entries kept under CACHE/lint/ (each a few hundred bytes for a clean set)
+# A tree past these is linted afresh rather than read whole for its key (the committed
+# set: about 80 files, 1 MiB; the package about 200 files, 1.4 MiB).
+MAX_FILES = 5000
+MAX_BYTES = 64 * 1024 * 1024
 Lint = Callable[[], list[Problem]]
 
 
@@ -54,6 +59,8 @@ def _tree(root: Path, skip: frozenset[str] = frozenset()) -> list[Path] | None:
             if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                 return None
         found += [Path(top, f) for f in files]
+        if len(found) > MAX_FILES:
+            return None
     return sorted(found)
 
 
@@ -70,6 +77,7 @@ def key(root: Path, options: str) -> str | None:
     the tree cannot be keyed (see the module doc)."""
     package = Path(qmpcompat.__file__).resolve().parent
     digest = hashlib.sha256(f"{_versions()}\0{options}\0{root.name}\0".encode())
+    size = 0
     for base, skip in ((root, frozenset()), (package, frozenset({"__pycache__"}))):
         files = _tree(base, skip)
         if files is None:
@@ -78,6 +86,9 @@ def key(root: Path, options: str) -> str | None:
             try:
                 data = datafile.read_bytes(path)
             except OSError:
+                return None
+            size += len(data)
+            if size > MAX_BYTES:
                 return None
             digest.update(f"{path.relative_to(base)}\0{len(data)}\0".encode() + data)
         digest.update(b"\1")

@@ -106,3 +106,12 @@ def test_the_key_covers_the_code_but_not_its_bytecode(tmp_path: Path,
     assert lintmemo.key(root, "x") == before
     (package / "lint.py").write_text("RULES = 2\n")
     assert lintmemo.key(root, "x") != before
+
+
+@pytest.mark.parametrize("limit", ["MAX_FILES", "MAX_BYTES"])
+def test_a_tree_past_the_limits_is_linted_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 limit: str) -> None:
+    root = basic_vectors(tmp_path)
+    assert lintmemo.key(root, "x") is not None
+    monkeypatch.setattr(lintmemo, limit, {"MAX_FILES": 3, "MAX_BYTES": 10_000}[limit])
+    assert lintmemo.key(root, "x") is None
