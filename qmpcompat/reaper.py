@@ -46,8 +46,8 @@ from pathlib import Path
 PRIVATE_PREFIXES = ("qmpc-", "qmpv-", "qmpf-", "qmph-")
 # In the cache and the reports dir: a download of a build (``.dl-``), of a
 # source package (``.src-``; ``.fetch-`` for a tree to build), a source build
-# or the fork server's library being stored (``.store-``), a report file being
-# written (``.qmpw-``).
+# or the fork server's library being stored (``.store-``), a report file or a
+# remembered answer being written (``.qmpw-``, ``write_atomic``).
 CACHE_PREFIXES = (".dl-", ".src-", ".fetch-", ".store-", ".qmpw-")
 PREFIXES = PRIVATE_PREFIXES + CACHE_PREFIXES
 
@@ -166,6 +166,29 @@ def make_file(parent: Path, prefix: str, suffix: str = "") -> tuple[int, Path]:
     watch(parent)
     fd, name = tempfile.mkstemp(prefix=owned, suffix=suffix, dir=parent)
     return fd, Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a
+    rename (a temp file the reaper removes if this process is killed on the way);
+    the file ends up with mode ``0666 & ~umask`` like any file ``open`` creates
+    (``mkstemp`` alone would leave it 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = make_file(path.parent, ".qmpw-", f".{path.name}")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def owned_entries(pid: int, base: Path) -> list[Path]:

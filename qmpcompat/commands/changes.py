@@ -10,9 +10,9 @@ from pathlib import Path
 from qmpcompat import __version__, datafile
 from qmpcompat.ciformats import FORMATS
 from qmpcompat.errors import ReportError
+from qmpcompat.reaper import write_atomic
 from qmpcompat.report.changes import Step, by_label, compare, consumer_changes
 from qmpcompat.report.changes_out import render_any
-from qmpcompat.report.files import write_atomic
 from qmpcompat.report.lock import owned
 from qmpcompat.report.results import read_results
 from qmpcompat.resultdoc import CaseJSON, ResultsJSON

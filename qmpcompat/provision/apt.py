@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qmpcompat.errors import AptError, ProvisionError
+from qmpcompat.reaper import write_atomic
 
 KEYRINGS = (
     "/usr/share/keyrings/debian-archive-keyring.gpg",
@@ -231,9 +232,10 @@ class PrivateApt:
         return found if isinstance(found, dict) else {}
 
     def _remember(self, suite: str, stamp: str, answer: dict[str, str | None]) -> None:
-        """Add ``answer`` to what is remembered of ``suite`` (written whole, then
-        renamed into place: a reader never sees half a file; of two writers at
-        once, one's answers are looked up again next time)."""
+        """Add ``answer`` to what is remembered of ``suite`` (written whole,
+        ``write_atomic``: a reader never sees half a file, and a writer killed on
+        the way leaves nothing the reaper does not remove; of two writers at once,
+        one's answers are looked up again next time)."""
         with self._remembering:
             path = self.root / CANDIDATES
             try:
@@ -243,9 +245,7 @@ class PrivateApt:
             if not isinstance(known, dict):
                 known = {}
             known[suite] = {"stamp": stamp, "found": {**self._remembered(suite, stamp), **answer}}
-            tmp = path.with_name(f".{CANDIDATES}.{os.getpid()}.{threading.get_ident()}")
-            tmp.write_text(json.dumps(known))
-            tmp.replace(path)
+            write_atomic(path, json.dumps(known))
 
     def download(self, suite: str, package: str, version: str, dest: Path) -> list[Path]:
         """Download ``package=version`` and its whole dependency closure into ``dest``."""

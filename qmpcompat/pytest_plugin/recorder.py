@@ -26,8 +26,9 @@ from qmpcompat.pytest_plugin.cases import (
 )
 from qmpcompat.pytest_plugin.shard import facts as shard_facts
 from qmpcompat.pytest_plugin.state import SHIPPED, STATE, RunState, ship
+from qmpcompat.reaper import write_atomic
 from qmpcompat.report.crashes import crash_rows, defect_rows
-from qmpcompat.report.files import check_writable, write_atomic
+from qmpcompat.report.files import check_writable
 from qmpcompat.report.history import schema_history, schema_timeline
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.lock import own

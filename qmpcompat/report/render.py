@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qmpcompat.reaper import write_atomic
 from qmpcompat.report.consumers import consumer_matrix
-from qmpcompat.report.files import write_atomic
 from qmpcompat.report.html import render_html
 from qmpcompat.report.junit import render_junit
 from qmpcompat.report.matrix import matrix

@@ -18,7 +18,7 @@ import jsonschema
 
 from qmpcompat import __version__, datafile
 from qmpcompat.errors import ReportError
-from qmpcompat.report.files import write_atomic
+from qmpcompat.reaper import write_atomic
 from qmpcompat.resultdoc import (
     BinaryJSON,
     CaseJSON,

@@ -34,6 +34,7 @@ import yaml
 
 import qmpcompat
 from qmpcompat import datafile
+from qmpcompat.reaper import write_atomic
 from qmpcompat.vectors.lint import Problem
 
 KEEP = 256  # entries kept under CACHE/lint/ (each a few hundred bytes for a clean set)
@@ -105,13 +106,10 @@ def _read(path: Path) -> list[Problem] | None:
 
 
 def _write(cache: Path, name: str, problems: list[Problem]) -> None:
-    """Write one entry (whole, then renamed into place) and drop the oldest past KEEP;
-    a cache that cannot be written is no error."""
+    """Write one entry (whole: ``write_atomic``) and drop the oldest past KEEP; a
+    cache that cannot be written is no error."""
     with contextlib.suppress(OSError):
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".{name}.{os.getpid()}"
-        tmp.write_text(json.dumps([asdict(p) for p in problems]))
-        tmp.replace(cache / f"{name}.json")
+        write_atomic(cache / f"{name}.json", json.dumps([asdict(p) for p in problems]))
         entries = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         for old in entries[:-KEEP]:
             old.unlink(missing_ok=True)

@@ -37,7 +37,10 @@ def _broken(tmp_path: Path) -> Path:
     return root
 
 
-def test_the_same_set_is_linted_once(tmp_path: Path) -> None:
+def test_the_same_set_is_linted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []  # the temp files renamed into place: the reaper's, if a writer is killed
+    rename = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append(Path(a).name), rename(a, b))[1])
     root = _broken(tmp_path)
     counted = Counted(root)
     first = lintmemo.remembered(root, "x", tmp_path / "cache", counted)
@@ -45,6 +48,7 @@ def test_the_same_set_is_linted_once(tmp_path: Path) -> None:
     assert counted.calls == 1
     assert first == again == lint(root) and first  # the problems, as linted (a line, an id)
     assert any(p.line and p.vector_id for p in again)
+    assert len(written) == 1 and written[0].startswith(f".qmpw-{os.getpid()}-"), written
 
 
 def test_a_changed_file_or_option_lints_again(tmp_path: Path) -> None:

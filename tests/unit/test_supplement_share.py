@@ -118,6 +118,9 @@ def test_what_a_suite_serves_is_remembered_until_its_lists_change(
         return POLICY
 
     monkeypatch.setattr(PrivateApt, "run", run)
+    written: list[str] = []  # the temp files renamed into place: the reaper's, if a writer is killed
+    rename = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (written.append(Path(a).name), rename(a, b))[1])
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages").write_text("one")
@@ -131,3 +134,4 @@ def test_what_a_suite_serves_is_remembered_until_its_lists_change(
     (lists / "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages").write_text("two")
     assert again.candidates("trixie", ask) == first and len(looks) == 2  # its own lists changed
     assert again.candidates("trixie", ["nosuch"]) == {"nosuch": None} and len(looks) == 3
+    assert written and all(n.startswith(f".qmpw-{os.getpid()}-") for n in written), written
