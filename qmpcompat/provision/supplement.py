@@ -118,16 +118,17 @@ def _link_file(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _link_from_sibling(root: Path, name: str, staging: Path) -> bool:
+def _link_from_sibling(root: Path, name: str, staging: Path) -> Path | None:
     """Fill ``staging`` with the part ``name`` of a finished entry under ``root``
     (one with its manifest; staged ones start with a dot), its files hard-linked
-    and its (relative) symlinks kept; False when no entry holds it."""
+    and its (relative) symlinks kept; the entry it came from, None when no entry
+    holds it."""
     for entry in sorted(root.iterdir()):
         part = entry / name
         if not entry.name.startswith(".") and (entry / MANIFEST).is_file() and part.is_dir():
             shutil.copytree(part, staging, symlinks=True, copy_function=_link_file)
-            return True
-    return False
+            return entry
+    return None
 
 
 def _slug(text: str) -> str:
@@ -156,7 +157,10 @@ class Supplier:
     def _fetch(self, suite: str, packages: Sequence[tuple[str, str]], dest: Path) -> None:
         with temp_dir(self.entry.parent, ".dl-") as tmp:
             staging = tmp / "root"
-            if not _link_from_sibling(self.entry.parent, dest.name, staging):
+            sibling = _link_from_sibling(self.entry.parent, dest.name, staging)
+            if sibling is not None:
+                say(self.progress, f"  nothing to fetch: {dest.name} linked from {sibling}")
+            else:
                 debs: list[Path] = []
                 for package, version in packages:
                     debs += self.debian.apt.download(suite, package, version, tmp / package)

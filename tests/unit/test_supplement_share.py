@@ -38,10 +38,11 @@ class Downloads:
         raise RuntimeError("the stand-in archive serves nothing")
 
 
-def _fetch(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Downloads]:
+def _fetch(root: Path, monkeypatch: pytest.MonkeyPatch,
+           said: list[str] | None = None) -> tuple[Path, Downloads]:
     staging = root / ".dl-new"
     staging.mkdir()
-    supplier = Supplier(staging, root.parent)
+    supplier = Supplier(staging, root.parent, None if said is None else said.append)
     downloads = Downloads()
     monkeypatch.setattr(supplier.debian, "apt", downloads)
     supplier._fetch("trixie", [("qemu-system-data", "1:10.0.13+ds-0")], staging / PART)
@@ -52,8 +53,10 @@ def test_a_part_held_by_a_finished_entry_is_linked(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "foreign"
     theirs = _part(root / "quicksand-1")
-    mine, downloads = _fetch(root, monkeypatch)
+    said: list[str] = []
+    mine, downloads = _fetch(root, monkeypatch, said)
     assert downloads.asked == []
+    assert said == [f"  nothing to fetch: {PART} linked from {root / 'quicksand-1'}"]
     assert os.path.samefile(mine / "kvmvapic.bin", theirs / "kvmvapic.bin")
     assert os.readlink(mine / "linked.bin") == "kvmvapic.bin"
     assert not list(root.glob(".dl-new/.dl-*"))  # its own staging is gone
