@@ -41,7 +41,7 @@ from qmpcompat.types import JSON, JSONObject, json_object
 
 T = TypeVar("T")
 MAX_TIMEOUT = 3600.0  # seconds: the longest start-up or command timeout a run may set
-QUICK_POLLS, QUICK_INTERVAL = 0.1, 0.004  # a migration's first 0.1 s: query-migrate every 4 ms or less
+QUICK_SPAN, QUICK_INTERVAL = 0.1, 0.004  # a migration's first 0.1 s: query-migrate every 4 ms or less
 
 
 @dataclass
@@ -384,7 +384,7 @@ class Qemu:
                        timeout: float = 30.0, interval: float = 0.02) -> JSONObject:
         """Poll ``query-migrate`` until its status is one of ``final``; QemuHung if not in
         time. The first polls come quickly (1 ms, doubling up to ``QUICK_INTERVAL``
-        for the first ``QUICK_POLLS`` seconds, then up to ``interval``): most migrations of a
+        for the first ``QUICK_SPAN`` seconds, then up to ``interval``): most migrations of a
         machine without RAM end within a few milliseconds, of a small guest within
         a few dozen."""
         start = time.monotonic()
@@ -402,7 +402,7 @@ class Qemu:
                 raise QemuHung(f"to finish migrating (last status {info.get('status')!r})",
                                timeout, tail)
             time.sleep(pause)
-            cap = QUICK_INTERVAL if now - start < QUICK_POLLS else interval
+            cap = QUICK_INTERVAL if now - start < QUICK_SPAN else interval
             pause = min(pause * 2, interval, cap)
 
 
