@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.defaults import default_versions
 
 from qmpcompat.errors import SourceUnavailable
 from qmpcompat.schema.differ.compare import load
@@ -18,31 +19,25 @@ from qmpcompat.schema.model.query import SchemaIndex
 from qmpcompat.schema.sources.debsrc import debian_qapi_dir, source_version
 from qmpcompat.schema.sources.input import SchemaInput
 from qmpcompat.schema.sources.live import from_build
-from qmpcompat.schema.sources.resolve import load_input, pick_build, provisioned_builds
+from qmpcompat.schema.sources.resolve import load_input, pick_build
 from qmpcompat.schema.sources.snapshot import snapshot
 
-BUILDS = provisioned_builds()
-# Each provisioned build with the Debian source package it was built from.
-PAIRS = [(b.version_str, f"debian:{source_version(b.package)}") for b in BUILDS]
+VERSIONS = default_versions()
 
 
-def source_or_skip(spec: str) -> SchemaInput:
-    """The source input, or a skip when the archive does not serve that source."""
+def source_or_skip(binary: str, builds: list[Any]) -> SchemaInput:
+    """The Debian source package the build of version ``binary`` was built from,
+    or a skip when the archive does not serve that source."""
     try:
-        return load_input(spec)
+        return load_input(f"debian:{source_version(pick_build(binary, builds).package)}")
     except SourceUnavailable as exc:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def builds() -> list[Any]:
-    return BUILDS
-
-
-@pytest.mark.parametrize(("binary", "source"), PAIRS, ids=[p[0] for p in PAIRS])
-def test_source_and_introspection_agree(builds: list[Any], binary: str, source: str) -> None:
+@pytest.mark.parametrize("binary", VERSIONS)
+def test_source_and_introspection_agree(builds: list[Any], binary: str) -> None:
     introspected = load(from_build(pick_build(binary, builds)))
-    parsed = load(source_or_skip(source))
+    parsed = load(source_or_skip(binary, builds))
     assert introspected.model == parsed.model
     assert diff_models(introspected.model, parsed.model) == []
 
@@ -137,10 +132,9 @@ def test_snapshot_input_round_trips(builds: list[Any]) -> None:
     assert load(again).model == load(live).model
 
 
-@pytest.mark.parametrize(("binary", "source"), PAIRS, ids=[p[0] for p in PAIRS])
-def test_whole_schema_source_and_introspection_agree(builds: list[Any], binary: str,
-                                                     source: str) -> None:
+@pytest.mark.parametrize("binary", VERSIONS)
+def test_whole_schema_source_and_introspection_agree(builds: list[Any], binary: str) -> None:
     live = SchemaIndex(from_build(pick_build(binary, builds)).entries)
-    parsed = SchemaIndex(source_or_skip(source).entries)
+    parsed = SchemaIndex(source_or_skip(binary, builds).entries)
     roots = sorted(set(all_roots(live)) | set(all_roots(parsed)))
     assert diff_models(normalize(live, roots), normalize(parsed, roots)) == []
