@@ -1,10 +1,11 @@
 """The top-level conftest.py: every test of tests/ is marked with its tier, runs
 in tier order, and fails with a message that says where it goes when it sits
 outside the tiers or is a unit test that asks for a QEMU build; and it leaves
-the qmpcompat plugin dormant for tests/."""
+the qmpcompat plugin dormant for tests/. Collecting the tests touches no build."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -78,3 +79,17 @@ def test_the_plugin_stays_dormant_for_tests(request: pytest.FixtureRequest) -> N
               if getattr(p, "__file__", None) == str(REPO / "conftest.py")]
     assert getattr(top, SUITE_MARK, False) is not True
     assert request.config.stash.get(STATE, None) is None
+
+
+def test_collecting_the_tests_provisions_nothing(tmp_path: Path) -> None:
+    """Collecting every test of tests/ (-m unit: no head start) on an empty cache
+    leaves it empty: no module provisions, fetches or starts a build when it is
+    imported, so on a cold cache the xdist workers' collection never waits for
+    the head start's provisioning."""
+    env = {k: v for k, v in os.environ.items() if k != "QMPCOMPAT_CACHE"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
+                           "-q", "-m", "unit", str(REPO / "tests")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert not list(tmp_path.rglob("*")), sorted(map(str, tmp_path.rglob("*")))[:10]
