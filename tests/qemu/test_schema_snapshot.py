@@ -23,7 +23,8 @@ def test_every_provisioned_version_has_a_baseline(builds: list[Any]) -> None:
     missing = [b.version_str for b in builds if not baseline_path(b.version_str).exists()]
     assert not missing, f"no baseline for {missing}: run `qmpcompat snapshot --baselines`"
     # and no baseline (whose version parametrizes the tests of a build) outlives its build
-    assert default_versions() == [b.version_str for b in builds]
+    gone = sorted(set(default_versions()) - {b.version_str for b in builds})
+    assert not gone, f"baselines of no provisioned build: {gone}: remove them, or snapshot again"
 
 
 @pytest.mark.parametrize("path", sorted(BASELINE_DIR.glob("*.json")), ids=lambda p: p.name)
