@@ -148,7 +148,9 @@ _OPTIONS = (
            "qmpcompat provision, which checks each build once: 20)",
            metavar="SECONDS", parse=timeout_arg, default=10.0),
     Option("fresh", "run every case on a fresh QEMU (default: a QEMU serves the cases that "
-           "leave it unchanged, see docs/hunt.md)", "store_true"),
+           "leave it unchanged, see docs/hunt.md), and self-check every build afresh (default: "
+           "a build unchanged since an earlier run's self-check takes it, see docs/builds.md)",
+           "store_true"),
     Option("fork-server", "persistent mode: fork its QEMUs from a QEMU process already loaded "
            "instead of starting each by exec (off by default: the benchmark measures what it "
            "buys the suite, see benchmarks/README.md)", "store_true"),

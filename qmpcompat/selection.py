@@ -2,7 +2,8 @@
 set (the Debian suites' builds and ``DEFAULT_FOREIGN``); each with a label
 that is unique within the run, each checked to start (a provisioned build that
 does not is provisioned again), self-checked (``qmpcompat.selfcheck``: its
-modules and firmware come from its own tree) and probed for its features.
+modules and firmware come from its own tree; or that check remembered from an
+earlier run, ``qmpcompat.checkmemo``) and probed for its features.
 Above ``provision``, ``harness`` and ``selfcheck``: it uses them all."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from qmpcompat import selfcheck
+from qmpcompat import checkmemo, selfcheck
 from qmpcompat.errors import BinaryError, ProvisionError, QemuDied, QmpCompatError
 from qmpcompat.harness import check_starts
 from qmpcompat.harness.features import with_features
@@ -22,6 +23,7 @@ from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
     DEFAULT_TARGETS,
     Progress,
+    cache_dir,
     planned,
     provision,
     reprovision,
@@ -139,15 +141,21 @@ def _foreign(specs: Sequence[str], sel: Selection, cache: Path | None,
     return out
 
 
-def _checked(sel: Selection, timeout: float) -> None:
+def _checked(sel: Selection, timeout: float, cache: Path, recheck: bool,
+             progress: Progress | None) -> None:
     """Self-check and probe every selected build (``timeout`` per QEMU answer),
     as many at a time as there are CPUs (each mostly waits for its QEMUs, each
-    of which has ended when its check returns); one that fails becomes a
-    problem, one that is flagged a warning. The order of the builds is kept."""
+    of which has ended when its check returns), or take an earlier run's check
+    of a build unchanged since (``qmpcompat.checkmemo``; not with ``recheck``);
+    one that fails becomes a problem, one that is flagged a warning. The order
+    of the builds is kept."""
+
+    def fresh(build: QemuBuild) -> QemuBuild:
+        return with_features(selfcheck.provenance(build, timeout), timeout)
 
     def check(build: QemuBuild) -> QemuBuild | QmpCompatError:
         try:
-            return with_features(selfcheck.provenance(build, timeout), timeout)
+            return checkmemo.checked(build, fresh, cache, recheck)
         except QmpCompatError as exc:
             return exc
 
@@ -161,6 +169,10 @@ def _checked(sel: Selection, timeout: float) -> None:
             usable.append(checked)
             sel.warnings += selfcheck.warnings(checked)
     sel.builds = usable
+    kept = [b.label for b in usable if b.provenance and b.provenance.remembered]
+    if kept and progress:
+        progress(f"self-check of {', '.join(kept)} taken from an earlier run (build files, host "
+                 "dirs and qmpcompat unchanged since; --qmpcompat-fresh checks afresh)")
 
 
 def _starts_or_again(build: QemuBuild, timeout: float, redo: Callable[[], QemuBuild],
@@ -327,7 +339,7 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
            refresh: bool = False, sources: Sequence[str] = (),
            targets: Sequence[str] | None = None, profile: str | None = None,
            want: Want | None = None, foreign: Sequence[str] | None = None,
-           only: Sequence[str] = ()) -> Selection:
+           only: Sequence[str] = (), recheck: bool = False) -> Selection:
     """Named binaries (``named_build``), plus the Debian builds of ``suites``
     and the ``foreign`` builds (None: ``DEFAULT_FOREIGN`` with the default set).
 
@@ -348,7 +360,9 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     a build's key (``candidates``), says whether to provision and start it at
     all (a shard of a run uses only its own builds); each build records its key
     (``QemuBuild.request``). ``only`` keeps the builds of those labels, before
-    they are self-checked.
+    they are self-checked. A build whose self-check passed in an earlier run and
+    that is unchanged since takes that check (``qmpcompat.checkmemo``) unless
+    ``recheck``.
     """
     sel = Selection()
     wanted: Want = want or (lambda _key: True)
@@ -367,5 +381,5 @@ def select(binaries: Sequence[str] = (), suites: Sequence[str] | None = None,
     if only:
         sel.builds = [b for b in sel.builds if b.label in only]
     if start_timeout is not None:
-        _checked(sel, start_timeout)
+        _checked(sel, start_timeout, (cache or cache_dir()) / "selfcheck", recheck, progress)
     return sel

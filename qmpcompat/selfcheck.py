@@ -74,7 +74,7 @@ class BuildReachesOutside(ProvisionError):
             "its dirs (README, 'Which QEMU binaries')")
 
 
-def _isolation(build: QemuBuild) -> tuple[str, tuple[str, ...], str]:
+def isolation_of(build: QemuBuild) -> tuple[str, tuple[str, ...], str]:
     """(a key of ISOLATION, the host's QEMU dirs present here, why hiding them is
     unavailable)."""
     if not build.host_dirs:
@@ -180,7 +180,7 @@ def provenance(build: QemuBuild, timeout: float = 10.0) -> QemuBuild:
     version, program) recorded; BuildReachesOutside when it took a file from
     outside its own tree or died of its environment; QemuError when it does not
     start or answer at all."""
-    mode, host, note = _isolation(build)
+    mode, host, note = isolation_of(build)
     try:
         found, text, types, machines, fork = _none_machine(build, timeout)
     except EnvironmentFault as exc:

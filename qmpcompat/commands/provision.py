@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     sel = selection(args, suites, progress=print_progress, strict=args.strict,
                     refresh=args.refresh and shard is None,
                     targets=_targets(args), want=shard.wants if shard else None,
-                    start_timeout=args.timeout, foreign=DEFAULT_FOREIGN if default else ())
+                    start_timeout=args.timeout, foreign=DEFAULT_FOREIGN if default else (),
+                    recheck=True)  # provisioning checks each build afresh
     for spec in sources:
         try:
             if shard is None or shard.wants(source_request(spec, source_profile(args.source_profile))):

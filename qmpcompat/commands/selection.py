@@ -37,16 +37,16 @@ def selection(args: argparse.Namespace, suites: Sequence[str] | None = None,
               progress: Progress | None = None, strict: bool = False, refresh: bool = False,
               targets: Sequence[str] | None = None, want: Want | None = None,
               start_timeout: float | None = None, foreign: Sequence[str] | None = None,
-              ) -> Selection:
+              recheck: bool = False) -> Selection:
     """The builds the options select (``suites`` when --suites is absent), narrowed
-    by ``--only``; ``strict``, ``refresh``, ``targets``, ``want``, ``start_timeout``
-    and ``foreign`` as ``select`` takes them."""
+    by ``--only``; ``strict``, ``refresh``, ``targets``, ``want``, ``start_timeout``,
+    ``foreign`` and ``recheck`` as ``select`` takes them."""
     given = suites_of(args)
     to = getattr(args, "to", None)  # a destination --only need not name
     only = [*args.only, to] if args.only and to else args.only or ()
     sel = select(named_binaries(selection_config(args).qemu), given if given is not None else suites,
                  progress=progress, strict=strict, refresh=refresh, targets=targets, want=want,
-                 start_timeout=start_timeout, foreign=foreign, only=only)
+                 start_timeout=start_timeout, foreign=foreign, only=only, recheck=recheck)
     return sel
 
 

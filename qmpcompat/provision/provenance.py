@@ -131,7 +131,9 @@ class Provenance:
     ``traced`` whether the build has the trace events at all; ``module_files``
     how many module files its own module dir holds, each checked to carry the
     binary's build stamp (one that does not is ``outside``: it is of another
-    build, loaded or not)."""
+    build, loaded or not). ``remembered`` is when the self-check that saw all
+    this ran (UTC, ISO 8601) when a run took it from an earlier run's
+    (``qmpcompat.checkmemo``), '' when it ran in this one."""
 
     isolation: str
     host_dirs: tuple[str, ...] = ()
@@ -145,6 +147,7 @@ class Provenance:
     traced: bool = True
     fork_server: str = ""  # why QEMUs of this build cannot come from a fork server
     module_files: int = 0
+    remembered: str = ""
 
     @property
     def reaches_outside(self) -> bool:
@@ -155,7 +158,8 @@ class Provenance:
                 "modules": list(self.modules), "firmware": list(self.firmware),
                 "outside": list(self.outside), "lacking": list(self.lacking),
                 "types": self.types, "machines": list(self.machines), "traced": self.traced,
-                "fork_server": self.fork_server, "module_files": self.module_files}
+                "fork_server": self.fork_server, "module_files": self.module_files,
+                "remembered": self.remembered}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Provenance:
@@ -170,4 +174,5 @@ class Provenance:
                    lacking=strings("lacking"), types=types if isinstance(types, int) else 0,
                    machines=strings("machines"), traced=data.get("traced") is not False,
                    fork_server=str(data.get("fork_server", "")),
-                   module_files=files if isinstance(files, int) else 0)
+                   module_files=files if isinstance(files, int) else 0,
+                   remembered=str(data.get("remembered", "")))

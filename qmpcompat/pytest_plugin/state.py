@@ -126,7 +126,7 @@ def _select(config: pytest.Config, vectors: VectorSet) -> tuple[Selection, Shard
     if shard is not None and args["progress"]:
         args["progress"](shard.describe())
     sel = select(**args, start_timeout=selection_config(config).timeout,
-                 want=shard.wants if shard else None)
+                 want=shard.wants if shard else None, recheck=flag(config, "fresh"))
     return sel, shard
 
 

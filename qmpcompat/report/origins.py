@@ -86,6 +86,15 @@ def host_text(prov: Mapping[str, object]) -> str:
     return text
 
 
+def checked_text(prov: Mapping[str, object]) -> str:
+    """When the self-check that saw this ran: this run, or an earlier one whose
+    result the run took (``qmpcompat.checkmemo``)."""
+    if not prov:
+        return "not checked"
+    when = prov.get("remembered")
+    return f"of {when}, taken from an earlier run" if when else "this run's"
+
+
 def added_text(binary: BinaryJSON) -> str:
     out = []
     for item in binary.get("added") or ():
@@ -98,15 +107,17 @@ def added_text(binary: BinaryJSON) -> str:
 
 def origin_table(binaries: list[BinaryJSON]) -> list[str]:
     """The summary's table: per build, where it came from, where its modules and
-    firmware came from (as its self-check saw), the host's QEMU dirs, what was added."""
+    firmware came from (as its self-check saw), the host's QEMU dirs, what was added
+    and which run's self-check saw it."""
     if not binaries:
         return []
-    lines = ["", "| QEMU | build | modules | firmware | host's QEMU dirs | added to it |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["", "| QEMU | build | modules | firmware | host's QEMU dirs | added to it | self-check |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for b in binaries:
         prov = b.get("provenance") or {}
         lines.append(f"| {_cell(b.get('run_label') or b['version'])} | {_cell(build_text(b))} | "
                      f"{_cell(modules_text(prov) if prov else 'not checked')} | "
                      f"{_cell(firmware_text(prov) if prov else 'not checked')} | "
-                     f"{_cell(host_text(prov))} | {_cell(added_text(b))} |")
+                     f"{_cell(host_text(prov))} | {_cell(added_text(b))} | "
+                     f"{_cell(checked_text(prov))} |")
     return lines

@@ -191,11 +191,23 @@ def _retired(root: Path, rel: Callable[[Path], str]) -> tuple[set[str], list[Pro
     return {str(i) for i in ids}, []
 
 
+# The canonical form of each text the lint has checked in this process, by text (a
+# pure function of it: ``data`` is its parse): copies of one file are checked once.
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 4096  # texts kept; past it the memo starts afresh
+
+
 def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]:
-    """The canonical-form problem of one file; with ``fix`` the file is rewritten,
-    unless it holds comments the canonical form would lose (they are never dropped)."""
+    """The canonical-form problem of one file (``data``: its parse, as ``load_yaml``
+    gives it); with ``fix`` the file is rewritten, unless it holds comments the
+    canonical form would lose (they are never dropped)."""
     text = datafile.read_text(path)
-    canonical = canonical_text(path, data)
+    canonical = _CANONICAL.get(text)
+    if canonical is None:
+        canonical = canonical_text(path, data)
+        if len(_CANONICAL) >= _CANONICAL_MAX:
+            _CANONICAL.clear()
+        _CANONICAL[text] = canonical
     if text == canonical:
         return []
     comments = comment_lines(text)

@@ -50,9 +50,13 @@ def test_run_writes_every_report(runs: dict[str, Path]) -> None:
     assert "### Schema history" in summary
     assert "| 8.2.2 | observed | `migrate/arg-type/uri` became optional |" in summary
     # Where each build, its modules and its firmware came from (its self-check).
-    assert "| QEMU | build | modules | firmware | host's QEMU dirs | added to it |" in summary
+    assert ("| QEMU | build | modules | firmware | host's QEMU dirs | added to it | self-check |"
+            in summary)
     for b in doc["environment"]["binaries"]:
         prov = b["provenance"]
+        checked = f"of {prov['remembered']}, taken from an earlier run" if prov["remembered"] \
+            else "this run's"
+        assert summary.count(f" | {checked} |") >= 1
         assert prov["isolation"] in ("namespace", "nothing to hide") and not prov["outside"]
         assert prov["modules"] and any(f.startswith("bios-256k.bin=") for f in prov["firmware"])
         assert f"| {b['version']} | {b['package']}, {b['origin']} | " in summary

@@ -4,6 +4,7 @@ a failing cell shows what was expected and what QEMU did."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -94,6 +95,10 @@ def test_header_says_where_modules_and_firmware_came_from(browser, report_page: 
     assert len(lines) == 1 and lines[0].startswith("QEMU 11.1.3: Debian 1:11.1.3"), lines
     assert "debian:sid" in lines[0] and "bios-256k.bin from /" in lines[0]
     assert " loaded from /" in lines[0] and "host's QEMU dirs: " in lines[0]
+    [build] = json.loads((report_page.parent / "results.json").read_text())["environment"]["binaries"]
+    when = build["provenance"]["remembered"]  # the run took an earlier run's check, or made its own
+    assert lines[0].endswith(" \u00b7 self-check: " + (f"of {when}, taken from an earlier run" if when
+                                                        else "this run's")), lines[0]
 
 
 def test_schema_timeline_is_shown(browser, report_page: Path) -> None:  # type: ignore[no-untyped-def]

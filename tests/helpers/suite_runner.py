@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from helpers.shared import Shared
+from qmpcompat.types import json_object
 from qmpcompat.vectors.notes import NOTES_FILE, NOTES_SCHEMA, used_ids
+from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = "bookworm,sid"  # the oldest and the newest line of the default set
@@ -142,11 +142,11 @@ def copy_notes(dst: Path) -> Path:
     """Give a cut-down copy of the vector set the notes (vectors/notes.yaml) its
     files name, and only those (lint refuses a note nothing names)."""
     shutil.copy(REPO / "vectors" / NOTES_SCHEMA, dst / NOTES_SCHEMA)
-    notes = yaml.safe_load((REPO / "vectors" / NOTES_FILE).read_text())
+    notes = dict(json_object(load_yaml(REPO / "vectors" / NOTES_FILE)))  # a copy: the parse is shared
     used = {i for f in dst.rglob("*.yaml") if f.name != NOTES_FILE
-            for i in used_ids(yaml.safe_load(f.read_text()))}
+            for i in used_ids(load_yaml(f))}
     notes["notes"] = {k: v for k, v in notes["notes"].items() if k in used}
-    (dst / NOTES_FILE).write_text(yaml.safe_dump(notes, sort_keys=False, width=100))
+    (dst / NOTES_FILE).write_text(dump_canonical(notes))
     return dst
 
 
