@@ -11,6 +11,7 @@ libvirt needed).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -94,7 +95,7 @@ def mark_observed(profile: Profile, root: Path, checks: dict[str, WireCheck]) ->
     """Rewrite the profile's file with each step's ``observed``: the recordings
     in ``checks`` that show it as the profile says it. True when it changed."""
     path = root.parent / profile.file
-    data = load_yaml(path)
+    data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
     if not isinstance(data, dict):
         return False
     for group in ("steps", "cancel"):

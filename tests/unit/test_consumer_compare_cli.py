@@ -4,6 +4,7 @@ where it cannot."""
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from helpers.suite_runner import consumer_vectors
 from qmpcompat.cli import main
 from qmpcompat.libvirt import session
 from qmpcompat.vectors.lint import lint
+from qmpcompat.vectors.yamlfile import load_yaml
 
 
 def test_compare_passes_on_the_committed_set(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +45,10 @@ def test_mark_writes_the_observed_lists(tmp_path: Path) -> None:
     path = vectors / "consumers" / "libvirt-9.0.0.yaml"
     path.write_text(re.sub(r"\n    observed: \[[^\]]*\]", "", path.read_text()))
     assert any("list them in its observed" in str(p) for p in lint(vectors))
+    parsed = load_yaml(path)  # the parse every reader of the file shares in this process
+    as_parsed = copy.deepcopy(parsed)
     assert main(["consumers", "compare", "--mark", "--vectors", str(vectors)]) == 0
+    assert parsed == as_parsed  # --mark changed a copy of it
     assert "    observed: [7.2.22-to-7.2.22, 7.2.22-to-11.1.3," in path.read_text()
     assert not [str(p) for p in lint(vectors) if "consumers/" in p.file]
 
