@@ -14,7 +14,8 @@ The key (``key``) is a digest of:
 
 - every file of the qmpcompat package (``qmpcompat.memo.package_digest``);
 - the build as the run has it (``QemuBuild.to_json``: binary, loader, library
-  path, environment, data dirs, label, request, ...);
+  path, environment, data dirs, label, request, ...) and the ``QEMU*``
+  variables of this process's environment, which its QEMUs inherit;
 - its isolation (``selfcheck.isolation_of``: the host's QEMU dirs that exist
   here, and why they cannot be hidden, if they cannot);
 - every entry under each of the build's own dirs (``QemuBuild.own_dirs``),
@@ -88,7 +89,8 @@ def key(build: QemuBuild) -> str | None:
         lines.append(f"{d}\0{os.path.isdir(d)}")
         if not _entries(d, lines):
             return None
-    text = json.dumps([package, build.to_json(), mode, present, note, lines], sort_keys=True)
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("QEMU"))  # QEMU reads these
+    text = json.dumps([package, build.to_json(), env, mode, present, note, lines], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -42,8 +42,9 @@ def test_the_same_build_is_checked_once_and_says_so(newest: QemuBuild, tmp_path:
 
 
 def test_a_changed_tree_or_host_dir_checks_again(newest: QemuBuild, tmp_path: Path) -> None:
-    """A file added to one of the build's own dirs (here a ``-L`` dir of its), a host
-    QEMU dir appearing: each is a new key, and a new check."""
+    """A file added to one of the build's own dirs (here a ``-L`` dir of its), a
+    ``QEMU*`` variable in the environment, a host QEMU dir appearing: each is a new
+    key, and a new check."""
     own = tmp_path / "own"
     own.mkdir()
     build = replace(newest, data_dirs=(*newest.data_dirs, str(own)))
@@ -54,6 +55,10 @@ def test_a_changed_tree_or_host_dir_checks_again(newest: QemuBuild, tmp_path: Pa
     assert check.calls == 2
     checkmemo.checked(build, check, cache)
     assert check.calls == 2
+    with pytest.MonkeyPatch.context() as mp:  # an environment QEMU reads, as its modules' dir
+        mp.setenv("QEMU_MODULE_DIR", str(own))
+        checkmemo.checked(build, check, cache)
+    assert check.calls == 3
     host = tmp_path / "host-qemu"
     hosted = replace(build, host_dirs=(*build.host_dirs, str(host)))
     before = checkmemo.key(hosted)
