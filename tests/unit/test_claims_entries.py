@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.entries import PairClaim, check_pair_claim, entry_problems
 from qmpcompat.claims.history import known_releases
@@ -37,7 +38,7 @@ def _copy(tmp_path: Path) -> Path:
 
 def _edit(path: Path, key: str, ident: str, **changes: Any) -> None:
     """Change (or with None, drop) keys of the item ``ident`` of list ``key`` in ``path``."""
-    data = load_yaml(path)
+    data = editable_yaml(path)
     item = next(i for i in data[key] if i["id"] == ident)
     for name, value in changes.items():
         name = name.replace("_", "-")
@@ -88,7 +89,7 @@ def test_an_observation_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     """10.0.0 is a recorded release nobody ran here; 9.2.0 neither."""
     root = _copy(tmp_path)
     _edit(root / "known-defects.yaml", "defects", "KD-0003", observed_on=["10.0.0", "10.0.2"])
-    data = load_yaml(root / "cross-version" / "pairs.yaml")
+    data = editable_yaml(root / "cross-version" / "pairs.yaml")
     data["pairs"][1]["expect"][0]["observed-on"] += ["9.2.0->10.0.13"]
     (root / "cross-version" / "pairs.yaml").write_text(dump_canonical(data))
     vs = load(root)
@@ -108,7 +109,7 @@ def test_unobserved_pairs_must_say_they_are_inferred(tmp_path: Path) -> None:
     """XV-0002 runs uri/uri on every known release: 24 x 24 pairs, of which the
     default builds' 25 are observed."""
     root = _copy(tmp_path)
-    data = load_yaml(root / "cross-version" / "pairs.yaml")
+    data = editable_yaml(root / "cross-version" / "pairs.yaml")
     claim = data["pairs"][1]["expect"][0]
     claim.pop("inferred-from")
     (root / "cross-version" / "pairs.yaml").write_text(dump_canonical(data))
@@ -169,7 +170,7 @@ def test_observe_records_pairs_and_defects(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     for ident in ("KD-0003", "KD-0013"):
         _edit(root / "known-defects.yaml", "defects", ident, observed_on=None)
-    data = load_yaml(root / "cross-version" / "pairs.yaml")
+    data = editable_yaml(root / "cross-version" / "pairs.yaml")
     for raw in data["pairs"]:
         raw["expect"][0].pop("observed-on", None)
     (root / "cross-version" / "pairs.yaml").write_text(dump_canonical(data))

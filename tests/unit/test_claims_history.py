@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.history import check_history, history_problems, known_releases
 from qmpcompat.cli import main
 from qmpcompat.schema.sources.releases import release
 from qmpcompat.vectors.load import default_root, load
-from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
+from qmpcompat.vectors.yamlfile import dump_canonical
 
 RELEASES = known_releases()
 
@@ -67,7 +68,7 @@ def test_a_planted_contradiction_names_vector_release_and_fact(
 
 def test_every_kind_of_contradiction(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    data = load_yaml(root / "migrate" / "members.yaml")
+    data = editable_yaml(root / "migrate" / "members.yaml")
     m0070 = next(v for v in data["vectors"] if v["id"] == "M-0070")
     m0070["expect"][0]["versions"] = "<10.0"  # 'uri' is missing, claimed for 8.2.2 and 9.x as well
     del m0070["expect"][1]  # the >=8.2.2,<9.0 one
