@@ -36,6 +36,12 @@ BINARY = "qemu-system-x86_64"
 # QEMU target -> the Debian package of its system emulator (all built from src:qemu,
 # so every suite serves them at the version it serves qemu-system-x86 at).
 TARGET_PACKAGES = {"x86_64": PACKAGE, "aarch64": "qemu-system-arm"}
+# What a build of another origin takes from Debian (``qmpcompat.provision.supplement``).
+LIBC_PACKAGE = "libc6"
+FIRMWARE_PACKAGES = ("qemu-system-data", "seabios")
+# What a look-up at a suite's lists asks for, all in one apt-cache run whose answers
+# are remembered: the package a suite is resolved by, and what a supplement asks next.
+LOOKED_UP = (PACKAGE, LIBC_PACKAGE, *FIRMWARE_PACKAGES)
 DEFAULT_TARGETS = ("x86_64",)
 # Multiarch triplet and dynamic loader per Debian architecture.
 LOADERS = {
@@ -182,7 +188,7 @@ class DebianProvisioner:
         found = dict(known)
         for suite in todo:
             bad = [s for s in suite_sources(suite) if indexes[s].error]
-            version = None if bad else self.apt.candidate(suite, PACKAGE)
+            version = None if bad else self.apt.candidates(suite, LOOKED_UP)[PACKAGE]
             if version:
                 found[suite] = version
             else:

@@ -37,7 +37,10 @@ from qmpcompat.errors import ProvisionError
 from qmpcompat.provision.build import MANIFEST
 from qmpcompat.provision.debian import (
     DEFAULT_SUITES,
+    FIRMWARE_PACKAGES,
+    LIBC_PACKAGE,
     LOADERS,
+    LOOKED_UP,
     DebianProvisioner,
     Progress,
     say,
@@ -52,7 +55,6 @@ from qmpcompat.types import Version
 _STAMP = re.compile(rb"qemu_stamp_[0-9a-f]{8,}")
 _MODULE = re.compile(r"^(accel|audio|block|chardev|hw|ui)-[\w-]+\.so$")
 _FIRMWARE = re.compile(r"\.(bin|rom|img|fd|dtb|lid)$|^(openbios|palcode|slof|u-boot|qboot)")
-FIRMWARE_PACKAGES = ("qemu-system-data", "seabios")
 _WALK_LIMIT = 2000  # directories looked at under a root (a binary in $HOME, say)
 FIRMWARE_DIRS = ("usr/share/qemu", "usr/share/seabios")
 # Where to look for a newer glibc: stable first, so the oldest one new enough is taken.
@@ -151,8 +153,11 @@ class Supplier:
         if not self._looked_up:  # the archive's lists, as fresh as provisioning keeps them
             self.debian.resolve(DEFAULT_SUITES)
             self._looked_up = True
+        # all that a look-up asks for: the other question then needs no apt-cache run
+        ask = tuple(dict.fromkeys([*packages, *LOOKED_UP]))
         with ThreadPoolExecutor(len(suites)) as pool:
-            return list(pool.map(lambda suite: self.debian.apt.candidates(suite, packages), suites))
+            found = list(pool.map(lambda suite: self.debian.apt.candidates(suite, ask), suites))
+        return [{p: answer[p] for p in packages} for answer in found]
 
     def _fetch(self, suite: str, packages: Sequence[tuple[str, str]], dest: Path) -> None:
         with temp_dir(self.entry.parent, ".dl-") as tmp:
@@ -176,9 +181,9 @@ class Supplier:
         if not wanted or (have and wanted <= have):
             return None
         need = ".".join(map(str, wanted))
-        served = zip(LIBC_SUITES, self._candidates(LIBC_SUITES, ["libc6"]), strict=True)
+        served = zip(LIBC_SUITES, self._candidates(LIBC_SUITES, [LIBC_PACKAGE]), strict=True)
         new_enough = [(suite, v) for suite, found in served
-                      if (v := found["libc6"]) and _version_tuple(v) >= wanted]
+                      if (v := found[LIBC_PACKAGE]) and _version_tuple(v) >= wanted]
         if not new_enough:
             raise ProvisionError(f"{binary} needs glibc {need}; no Debian suite of "
                                  f"{', '.join(LIBC_SUITES)} serves one")
@@ -187,7 +192,7 @@ class Supplier:
         if not dest.is_dir():
             say(self.progress, f"{binary.name} needs glibc {need} (this host has "
                  f"{'.'.join(map(str, have)) or 'none'}): adding libc6 {version} from {suite}")
-            self._fetch(suite, [("libc6", version)], dest)
+            self._fetch(suite, [(LIBC_PACKAGE, version)], dest)
         triplet, loader_name = LOADERS.get(self.debian.apt.arch, LOADERS["amd64"])
         libdirs = [dest / d for d in (f"usr/lib/{triplet}", f"lib/{triplet}") if (dest / d).is_dir()]
         loader = next((d / loader_name for d in libdirs if (d / loader_name).exists()), None)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import zygote
 from helpers.shared import Shared
 from helpers.suite_runner import PYTEST, REPO, basic_vectors, outcomes, run_suite
 
@@ -243,6 +244,6 @@ def test_try_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def _pytest_usage(tmp_path: Path, *args: str) -> tuple[int, str]:
     """Run the suite with ``args``, which must be refused before anything runs."""
-    proc = subprocess.run([*PYTEST, "suites", "--qmpcompat-reports", str(tmp_path / "reports"), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = zygote.run([*PYTEST, "suites", "--qmpcompat-reports", str(tmp_path / "reports"), *args],
+                      cwd=REPO, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr

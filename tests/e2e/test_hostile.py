@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import zygote
 from helpers.suite_runner import REPO, SuiteRun, basic_vectors, outcomes
 
 from qmpcompat import escape
@@ -46,8 +47,7 @@ CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
 
 
 def _qmpcompat(*args: str, timeout: float = 120, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "qmpcompat", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    return zygote.run([sys.executable, "-m", "qmpcompat", *args], timeout=timeout, cwd=cwd)
 
 
 class _Stuck(Exception):
@@ -489,7 +489,9 @@ def test_a_reports_directory_is_owned_by_one_run(tmp_path: Path,
     run and the report commands are refused there, saying who holds it; the first
     run's verdict stands. A killed holder leaves no lock behind."""
 
-    first = SuiteRun(tmp_path / "first", "-n", "2", vectors=basic_vectors(tmp_path / "v"), suites="sid")
+    # a plain process: the message names the holder by its command line, which a fork shows as its zygote's
+    first = SuiteRun(tmp_path / "first", "-n", "2", vectors=basic_vectors(tmp_path / "v"), suites="sid",
+                     plain=True)
     placeholder = first.reports / "results.json"  # written once the run holds the directory
     deadline = time.monotonic() + 120
     while not placeholder.exists():

@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from helpers import zygote
 from helpers.shared import Shared
 from qmpcompat.types import json_object
 from qmpcompat.vectors.notes import NOTES_FILE, NOTES_SCHEMA, used_ids
@@ -34,17 +34,14 @@ MACHINERY = ("suites/test_vectors.py", "suites/test_binaries.py", "suites/test_v
 PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class SuiteRun:
     """``pytest`` on (parts of) suites/ in its own session, with a private, short TMPDIR (QEMU's
-    unix sockets go there) so that what it leaves behind can be found."""
+    unix sockets go there) so that what it leaves behind can be found; forked
+    from this process's zygote (``helpers.zygote``) unless ``plain``."""
 
     def __init__(self, tmp_path: Path, *args: str, vectors: Path | None = None,
                  suites: str = SUITES, env: dict[str, str] | None = None,
-                 paths: tuple[str, ...] = MACHINERY) -> None:
+                 paths: tuple[str, ...] = MACHINERY, plain: bool = False) -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.reports = tmp_path / "reports"
         self.tmpdir = Path(tempfile.mkdtemp(prefix="qs-"))
@@ -59,9 +56,8 @@ class SuiteRun:
         with open(self.log, "w") as log:
             # SIGINT back to its default: a run started from a background job (which
             # inherits SIGINT ignored) must still take Ctrl-C as a terminal's run does
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env=full_env, start_new_session=True,
-                                         preexec_fn=_default_sigint)
+            self.proc = zygote.popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                     start_new_session=True, sigint_default=True, plain=plain)
 
     def wait(self, timeout: float = 600) -> int:
         return self.proc.wait(timeout)
