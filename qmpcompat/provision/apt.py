@@ -19,8 +19,9 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from qmpcompat.errors import AptError, ProvisionError
 from qmpcompat.reaper import write_atomic
@@ -40,7 +41,8 @@ FORCED = {
     "Acquire::Check-Valid-Until": "true",
     "Acquire::Check-Date": "true",
 }
-# What each suite serves of the packages asked for, and the state of its lists then.
+# What each suite serves of the packages asked for (and, in a source apt, the
+# versions of the source packages asked for), and the state of its lists then.
 CANDIDATES = "candidates.json"
 # apt-cache policy's answer, package by package: "NAME:" then its candidate.
 _POLICY = re.compile(r"^(\S+?):\n(?:[ \t]+Installed:.*\n)?[ \t]+Candidate:[ \t]*(\S*)", re.MULTILINE)
@@ -223,7 +225,7 @@ class PrivateApt:
         said = "".join(f"{p.name}:{st.st_size}:{st.st_mtime_ns};" for p in files for st in [p.stat()])
         return hashlib.sha256(said.encode()).hexdigest()
 
-    def _remembered(self, suite: str, stamp: str) -> dict[str, str | None]:
+    def _remembered(self, suite: str, stamp: str) -> dict[str, Any]:
         try:
             entry = json.loads((self.root / CANDIDATES).read_text()).get(suite, {})
         except (OSError, ValueError, AttributeError):
@@ -231,7 +233,7 @@ class PrivateApt:
         found = entry.get("found") if isinstance(entry, dict) and entry.get("stamp") == stamp else None
         return found if isinstance(found, dict) else {}
 
-    def _remember(self, suite: str, stamp: str, answer: dict[str, str | None]) -> None:
+    def _remember(self, suite: str, stamp: str, answer: Mapping[str, Any]) -> None:
         """Add ``answer`` to what is remembered of ``suite`` (written whole,
         ``write_atomic``: a reader never sees half a file, and a writer killed on
         the way leaves nothing the reaper does not remove; of two writers at once,
@@ -308,9 +310,16 @@ class PrivateSourceApt(PrivateApt):
             return exc.output
 
     def source_versions(self, package: str, suites: Sequence[str]) -> list[str]:
-        """Every version of source package ``package`` that ``suites`` serve."""
+        """Every version of source package ``package`` that ``suites`` serve;
+        remembered (``CANDIDATES``) until their lists change."""
+        key, stamp = "deb-src " + "+".join(sorted(set(suites))), self._lists_stamp(suites)
+        known = self._remembered(key, stamp).get(package)
+        if isinstance(known, list) and all(isinstance(v, str) for v in known):
+            return known
         out = self.run_src("apt-cache", ["showsrc", "--only-source", "--", package], suites)
-        return sorted(set(re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)))
+        versions = sorted(set(re.findall(r"^Version:\s*(\S+)", out, re.MULTILINE)))
+        self._remember(key, stamp, {package: versions})
+        return versions
 
     def source_suites(self, package: str, suites: Sequence[str]) -> dict[str, list[str]]:
         """Each version of source package ``package`` with the suites that list it."""

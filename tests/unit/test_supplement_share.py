@@ -2,7 +2,8 @@
 a new entry hard-links it from a finished entry that holds the same packages at
 the same versions, never from a staged one, and fetches it when none does. The
 archive is stood in for (no download here), as is apt-cache for the one look at a
-suite that answers for several packages, remembered until the suite's lists change."""
+suite that answers for several packages, remembered until the suite's lists change
+(and, the same way, a source package's versions that a source apt looks up)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qmpcompat.provision import supplement
-from qmpcompat.provision.apt import PrivateApt
+from qmpcompat.provision.apt import PrivateApt, PrivateSourceApt
 from qmpcompat.provision.build import MANIFEST
 from qmpcompat.provision.supplement import Supplier
 
@@ -138,3 +139,31 @@ def test_what_a_suite_serves_is_remembered_until_its_lists_change(
     assert again.candidates("trixie", ask) == first and len(looks) == 2  # its own lists changed
     assert again.candidates("trixie", ["nosuch"]) == {"nosuch": None} and len(looks) == 3
     assert written and all(n.startswith(f".qmpw-{os.getpid()}-") for n in written), written
+
+
+SHOWSRC = "Package: qemu\nVersion: 1:10.0.13+ds-0+deb13u1\n\nPackage: qemu\nVersion: 1:7.2+dfsg-7+deb12u18\n"
+
+
+def test_source_versions_are_remembered_until_the_lists_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    looks: list[list[str]] = []
+
+    def run_src(self: PrivateSourceApt, tool: str, args: list[str], suites: object,
+                cwd: object = None) -> str:
+        looks.append(args)
+        return SHOWSRC
+
+    monkeypatch.setattr(PrivateSourceApt, "run_src", run_src)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    sources = lists / "deb.debian.org_debian_dists_trixie_main_source_Sources"
+    sources.write_text("one")
+    versions = ["1:10.0.13+ds-0+deb13u1", "1:7.2+dfsg-7+deb12u18"]
+    assert PrivateSourceApt(tmp_path, "amd64").source_versions("qemu", ["trixie"]) == versions
+    again = PrivateSourceApt(tmp_path, "amd64")  # another process, say
+    assert again.source_versions("qemu", ["trixie"]) == versions and len(looks) == 1
+    assert again.source_versions("qemu", ["trixie", "sid"]) == versions and len(looks) == 2
+    assert again.source_versions("seabios", ["trixie"]) == versions and len(looks) == 3
+    sources.write_text("two")
+    assert again.source_versions("qemu", ["trixie"]) == versions and len(looks) == 4
+    assert looks[0] == ["showsrc", "--only-source", "--", "qemu"]
