@@ -16,7 +16,8 @@ differ from a fresh interpreter:
   as it is imported (``PATH``: the tools it looks up once);
 - ``QMPCOMPAT_TEST_PLAIN_PYTHON`` is set (every run then starts afresh: the way
   to rule the zygote out of a failure);
-- the caller asks for ``plain=True``.
+- the caller asks for ``plain=True``;
+- this process's zygote failed to fork a run before (it says so once, on stderr).
 
 A forked run differs from a fresh one in what the kernel keeps of how a
 process started: its ``/proc/PID/cmdline`` and ``/proc/PID/environ`` are the
@@ -154,11 +155,12 @@ class _Client:
 
 
 _client: list[_Client] = []
+_unusable: list[str] = []  # why this process's zygote cannot fork runs, once it could not
 
 
 def _zygote(env: Mapping[str, str]) -> _Client | None:
     """This process's zygote if it can start a run in ``env``, else None."""
-    if os.environ.get(PLAIN) or env.get(PLAIN):
+    if os.environ.get(PLAIN) or env.get(PLAIN) or _unusable:
         return None
     if not _client or _client[0].pid != os.getpid():  # (a fork of this process has none)
         _client[:] = [_Client()]
@@ -196,6 +198,14 @@ def popen(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, str] | None
     try:
         conn, pid, pidfd, said = zygote.fork(argv, str(cwd), env, [0, out_fd, err_fd],
                                              start_new_session, ignored)
+    except (OSError, ZygoteDied) as exc:  # it told of no run: this one starts afresh, as do the next
+        _unusable[:] = [f"{type(exc).__name__}: {exc}"]
+        print(f"helpers.zygote: every run starts afresh from now on ({_unusable[0]})", file=sys.stderr)
+        for pipe in (out_pipe, err_pipe):
+            if pipe:
+                pipe.close()
+        return popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                     start_new_session=start_new_session, sigint_default=sigint_default, plain=True)
     finally:
         for end in ours:
             os.close(end)
@@ -284,6 +294,7 @@ def serve(fd: int) -> None:
     on socket ``fd`` and tell its asker the run's pid (with a pidfd) and then its
     exit status; return when the socket's other end closes. In a forked run this
     raises the run's SystemExit instead (the run ends as a fresh interpreter does)."""
+    os.close(os.pidfd_open(os.getpid()))  # (a kernel without pidfds ends it here, before any run)
     for name in PRELOAD:
         __import__(name)
     for ep in entry_points(group="pytest11"):

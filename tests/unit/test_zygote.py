@@ -146,3 +146,25 @@ def test_the_zygote_ends_with_the_process_that_started_it(tmp_path: Path) -> Non
     while Path(f"/proc/{pid}").exists() and "python" in Path(f"/proc/{pid}/cmdline").read_text():
         assert time.monotonic() < deadline, f"zygote {pid} outlived its process"
         time.sleep(0.05)
+
+
+def test_once_the_zygote_is_gone_runs_start_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(zygote, "_client", [])  # a zygote of this test's own
+    monkeypatch.setattr(zygote, "_unusable", [])
+    out = tmp_path / "facts.json"
+    first = zygote.popen(_pytest(tmp_path, "probe"), cwd=tmp_path, env=_env(tmp_path, out),
+                         stdout=subprocess.DEVNULL)
+    assert isinstance(first, zygote.Forked) and first.wait(60) == 0
+    pid = zygote.zygote_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    zygote._client[0]._proc.wait(30)
+    runs = [zygote.run(_pytest(tmp_path, "probe"), cwd=tmp_path, env=_env(tmp_path, out), timeout=60)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0] and "1 passed" in runs[1].stdout
+    said = capfd.readouterr().err
+    assert said.count("helpers.zygote: every run starts afresh from now on") == 1, said
+    last = zygote.popen(_pytest(tmp_path, "probe"), cwd=tmp_path, env=_env(tmp_path, out),
+                        stdout=subprocess.DEVNULL)
+    assert isinstance(last, subprocess.Popen) and last.wait(60) == 0
