@@ -192,6 +192,8 @@ class TerminalStream(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        if self.stream.closed:  # it outlived its stream (its close when collected): nothing reaches it
+            return
         if self._pending:
             self.stream.write(terminal(self._pending))
             self._pending = ""

@@ -2,13 +2,16 @@
 no block can be forged there (a heading, a quote, a list item, a thematic break,
 a setext underline), and text that starts none is left as it was; and
 escape.markdown, for inline text and table cells, keeps those starts as written
-(a version range such as >=8.2.2 reads as written in a cell)."""
+(a version range such as >=8.2.2 reads as written in a cell); the stream the
+command line writes through closes quietly once the stream it wraps is gone."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from qmpcompat.escape import markdown, markdown_item
+from qmpcompat.escape import TerminalStream, markdown, markdown_item
 
 FORGED = {
     "# FORGED": "\\# FORGED", "###### FORGED": "\\###### FORGED", "#": "\\#",
@@ -33,3 +36,15 @@ def test_text_that_starts_no_block_is_kept(text: str) -> None:
 @pytest.mark.parametrize("text", [t for t in FORGED if not t.startswith("*")])
 def test_a_cell_keeps_what_only_starts_a_block_at_a_line_start(text: str) -> None:
     assert markdown(text) == text
+
+
+def test_a_terminal_stream_that_outlives_its_stream_closes_quietly() -> None:
+    """``qmpcompat``'s main wraps stdout and stderr for a run; collected after the
+    stream it wrapped was closed (a test's captured output), it says nothing."""
+    inner = io.StringIO()
+    stream = TerminalStream(inner)
+    stream.write("line\npartial")
+    assert inner.getvalue() == "line\n"
+    inner.close()
+    stream.close()
+    assert stream.closed
