@@ -49,7 +49,7 @@ PLAIN = "QMPCOMPAT_TEST_PLAIN_PYTHON"
 MODULES = ("pytest", "qmpcompat")
 # What the runs import that the zygote imports first (a run that disables a
 # plugin still finds its module imported, which registers nothing).
-PRELOAD = ("pytest", "_pytest.config", "qmpcompat.cli", "qmpcompat.pytest_plugin")
+PRELOAD = ("pytest", "qmpcompat.cli", "qmpcompat.pytest_plugin")
 SKIP_ENTRY_POINTS = ("hypothesispytest",)  # the suite runs turn it off: a second of CPU each
 _FIXED_AT_START = ("PATH", "TZ", "LANG", "LANGUAGE")
 _FIXED_PREFIXES = ("PYTHON", "LC_")
@@ -62,7 +62,7 @@ def _fixed_at_start(env: Mapping[str, str]) -> dict[str, str]:
 
 
 class ZygoteDied(RuntimeError):
-    """The zygote ended while a run it forked was still owed its exit status."""
+    """The zygote ended (or never answered) before it said what became of a run."""
 
 
 class Forked:
