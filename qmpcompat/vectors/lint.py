@@ -9,6 +9,7 @@ canonical form; the safety rules hold; known defects name real vectors.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -106,19 +107,34 @@ def _notes_problems(root: Path, rel: Callable[[Path], str]) -> list[Problem]:
     return out
 
 
+_MEMO_MAX = 4096  # texts (and contents) each memo keeps; past it, it starts afresh
+# The schema errors of a content already checked in this process, by a digest of
+# the schemas' JSON and the data's ``repr`` (which keeps a date apart from its
+# string): most lints in one process are of copies of the same files.
+_CHECKED: dict[bytes, list[tuple[list[str | int], str]]] = {}
+
+
 def schema_problems(data: object, schema: JSONObject, rel: str,
                     also: tuple[JSONObject, ...] = ()) -> list[Problem]:
     """``data`` against ``schema``; ``also``: schemas it refers to by their ``$id``
     (known-defects.schema.json takes the observed/inferred rule from the vector
-    file's)."""
-    registry: Registry[bool | Mapping[str, object]] = Registry().with_resources(
-        (str(s["$id"]), Resource.from_contents(s)) for s in also if "$id" in s)
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    file's). Each line is read from ``data`` itself."""
+    key = hashlib.sha256(f"{json.dumps([schema, *also], sort_keys=True)}\0{data!r}".encode()).digest()
+    errors = _CHECKED.get(key)
+    if errors is None:
+        registry: Registry[bool | Mapping[str, object]] = Registry().with_resources(
+            (str(s["$id"]), Resource.from_contents(s)) for s in also if "$id" in s)
+        validator = jsonschema.Draft202012Validator(schema, registry=registry)
+        errors = [(list(err.path), err.message) for err in
+                  sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))]
+        if len(_CHECKED) >= _MEMO_MAX:
+            _CHECKED.clear()
+        _CHECKED[key] = errors
     out = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-        node, vid = _node_at(data, list(err.path))
-        where = "/".join(map(str, err.path)) or "(top)"
-        out.append(Problem(rel, line_of(node), vid, f"schema: {where}: {err.message}"))
+    for path, message in errors:
+        node, vid = _node_at(data, path)
+        where = "/".join(map(str, path)) or "(top)"
+        out.append(Problem(rel, line_of(node), vid, f"schema: {where}: {message}"))
     return out
 
 
@@ -194,7 +210,6 @@ def _retired(root: Path, rel: Callable[[Path], str]) -> tuple[set[str], list[Pro
 # The canonical form of each text the lint has checked in this process, by text (a
 # pure function of it: ``data`` is its parse): copies of one file are checked once.
 _CANONICAL: dict[str, str] = {}
-_CANONICAL_MAX = 4096  # texts kept; past it the memo starts afresh
 
 
 def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]:
@@ -205,7 +220,7 @@ def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]
     canonical = _CANONICAL.get(text)
     if canonical is None:
         canonical = canonical_text(path, data)
-        if len(_CANONICAL) >= _CANONICAL_MAX:
+        if len(_CANONICAL) >= _MEMO_MAX:
             _CANONICAL.clear()
         _CANONICAL[text] = canonical
     if text == canonical:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from qmpcompat.vectors.lint import lint
+from qmpcompat.vectors.lint import lint, schema_problems
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.versions import RangeError, VersionRange
 
@@ -107,3 +109,37 @@ def test_observed_on_rules(tmp_path: Path) -> None:
             "(observed-on) nor what it is inferred from (inferred-from)") in text
     assert "M-0996: observed-on 10.0.2 is outside the range <10.0" in text
     assert "M-0996: observed-on 10.0.2 is outside" not in text.split("range <10.0")[1]
+
+
+class _Lined(dict):  # type: ignore[type-arg]
+    """A mapping as load_yaml gives it: with the line it starts at."""
+
+    def __init__(self, line: int, **items: object) -> None:
+        super().__init__(items)
+        self.line = line
+
+
+def test_a_content_checked_again_is_not_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema check of a content met before in the process is taken from then,
+    with the lines of the data at hand; a date and its string stay apart."""
+    schema = {"type": "object", "properties": {"review-by": {"type": "string"}},
+              "additionalProperties": False}
+    validated = []
+    real = jsonschema.Draft202012Validator.iter_errors
+
+    def counting(self: jsonschema.Draft202012Validator, instance: object) -> object:
+        validated.append(instance)
+        return real(self, instance)
+
+    monkeypatch.setattr(jsonschema.Draft202012Validator, "iter_errors", counting)
+    first = schema_problems(_Lined(3, x=1, **{"review-by": "2027-01-01"}), schema, "a.yaml")
+    again = schema_problems(_Lined(7, x=1, **{"review-by": "2027-01-01"}), schema, "b.yaml")
+    assert len(validated) == 1
+    assert [(p.file, p.line) for p in first] == [("a.yaml", 3)] and [(p.file, p.line) for p in again] \
+        == [("b.yaml", 7)] and first[0].message == again[0].message
+    dated = schema_problems(_Lined(1, **{"review-by": datetime.date(2027, 1, 1)}), schema, "c.yaml")
+    plain = schema_problems(_Lined(1, **{"review-by": "2027-01-01"}), schema, "d.yaml")
+    assert len(validated) == 3 and [p.message for p in dated] == [
+        "schema: review-by: datetime.date(2027, 1, 1) is not of type 'string'"] and plain == []
+    other = {**schema, "additionalProperties": True}
+    assert schema_problems(_Lined(7, x=1, **{"review-by": "2027-01-01"}), other, "b.yaml") == []
