@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import jsonschema
 from referencing import Registry, Resource
@@ -108,6 +109,18 @@ def _notes_problems(root: Path, rel: Callable[[Path], str]) -> list[Problem]:
 
 
 _MEMO_MAX = 4096  # texts (and contents) each memo keeps; past it, it starts afresh
+_K = TypeVar("_K")
+_T = TypeVar("_T")
+
+
+def _kept(memo: dict[_K, _T], key: _K, value: _T) -> _T:
+    """``value``, kept in ``memo`` under ``key`` (a full memo starts afresh)."""
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 # The schema errors of a content already checked in this process, by a digest of
 # the schemas' JSON and the data's ``repr`` (which keeps a date apart from its
 # string): most lints in one process are of copies of the same files.
@@ -125,11 +138,8 @@ def schema_problems(data: object, schema: JSONObject, rel: str,
         registry: Registry[bool | Mapping[str, object]] = Registry().with_resources(
             (str(s["$id"]), Resource.from_contents(s)) for s in also if "$id" in s)
         validator = jsonschema.Draft202012Validator(schema, registry=registry)
-        errors = [(list(err.path), err.message) for err in
-                  sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))]
-        if len(_CHECKED) >= _MEMO_MAX:
-            _CHECKED.clear()
-        _CHECKED[key] = errors
+        errors = _kept(_CHECKED, key, [(list(err.path), err.message) for err in sorted(
+            validator.iter_errors(data), key=lambda e: list(map(str, e.path)))])
     out = []
     for path, message in errors:
         node, vid = _node_at(data, path)
@@ -219,10 +229,7 @@ def _canonical(path: Path, data: object, shown: str, fix: bool) -> list[Problem]
     text = datafile.read_text(path)
     canonical = _CANONICAL.get(text)
     if canonical is None:
-        canonical = canonical_text(path, data)
-        if len(_CANONICAL) >= _MEMO_MAX:
-            _CANONICAL.clear()
-        _CANONICAL[text] = canonical
+        canonical = _kept(_CANONICAL, text, canonical_text(path, data))
     if text == canonical:
         return []
     comments = comment_lines(text)
