@@ -128,10 +128,10 @@ class _Client:
         env = {k: v for k, v in self._env.items() if k != "PYTHONPATH"}
         boot = (f"import sys; sys.path.insert(0, {TESTS!r}); "
                 f"from helpers.zygote import serve; serve({theirs.fileno()})")
-        self._proc = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([sys.executable, "-c", boot], stdin=subprocess.DEVNULL,
                                       env=env, pass_fds=[theirs.fileno()], cwd="/")
         theirs.close()
-        self._sock, self._lock, self.pid, self.zygote = mine, threading.Lock(), os.getpid(), self._proc.pid
+        self._sock, self._lock, self.pid = mine, threading.Lock(), os.getpid()
 
     def serves(self, env: Mapping[str, str]) -> bool:
         return _fixed_at_start(env) == _fixed_at_start(self._env)
@@ -169,7 +169,7 @@ def _zygote(env: Mapping[str, str]) -> _Client | None:
 
 def zygote_pid() -> int | None:
     """The pid of this process's zygote, None before its first run."""
-    return _client[0].zygote if _client and _client[0].pid == os.getpid() else None
+    return _client[0].process.pid if _client and _client[0].pid == os.getpid() else None
 
 
 def _forkable(argv: Sequence[str]) -> bool:

@@ -159,7 +159,7 @@ def test_once_the_zygote_is_gone_runs_start_afresh(tmp_path: Path, monkeypatch: 
     pid = zygote.zygote_pid()
     assert pid
     os.kill(pid, signal.SIGKILL)
-    zygote._client[0]._proc.wait(30)
+    zygote._client[0].process.wait(30)
     runs = [zygote.run(_pytest(tmp_path, "probe"), cwd=tmp_path, env=_env(tmp_path, out), timeout=60)
             for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0] and "1 passed" in runs[1].stdout
