@@ -39,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -69,7 +70,8 @@ class Forked:
     """A run the zygote forked: what the tests use of ``subprocess.Popen``
     (``pid``, ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``,
     ``returncode``, and ``stdout``/``stderr`` when asked for as pipes). Signals
-    go through a pidfd, so none reaches another process that took the pid."""
+    go through a pidfd, so none reaches another process that took the pid; one
+    dropped unwaited for lets go of its pidfd and connection all the same."""
 
     def __init__(self, args: Sequence[str], conn: socket.socket, pid: int, pidfd: int, said: bytes,
                  stdout: IO[bytes] | None, stderr: IO[bytes] | None) -> None:
@@ -78,6 +80,7 @@ class Forked:
         self.returncode: int | None = None
         self.stdout, self.stderr = stdout, stderr
         self._conn, self._pidfd, self._said = conn, pidfd, said
+        self._release = weakref.finalize(self, _release, conn, pidfd)
 
     def poll(self) -> int | None:
         self._collect(0)
@@ -102,8 +105,7 @@ class Forked:
                 self._said += chunk
             if self._said.endswith(b"\n"):
                 self.returncode = int(json.loads(self._said)["status"])
-                self._conn.close()
-                os.close(self._pidfd)
+                self._release()
         return True
 
     def send_signal(self, sig: int) -> None:
@@ -116,6 +118,11 @@ class Forked:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def _release(conn: socket.socket, pidfd: int) -> None:
+    conn.close()
+    os.close(pidfd)
 
 
 class _Client:
@@ -132,6 +139,7 @@ class _Client:
                                       env=env, pass_fds=[theirs.fileno()], cwd="/")
         theirs.close()
         self._sock, self._lock, self.pid = mine, threading.Lock(), os.getpid()
+        weakref.finalize(self, mine.close)  # (the zygote then returns)
 
     def serves(self, env: Mapping[str, str]) -> bool:
         return _fixed_at_start(env) == _fixed_at_start(self._env)
@@ -141,15 +149,20 @@ class _Client:
         request = {"module": argv[2], "args": list(argv[3:]), "cwd": cwd, "env": dict(env),
                    "session": session, "sigint_ignored": sigint_ignored}
         conn, theirs = socket.socketpair()
-        conn.sendall(json.dumps(request).encode() + b"\n")
-        with self._lock:
-            socket.send_fds(self._sock, [b"r"], [theirs.fileno(), *stdio])
-        theirs.close()
-        said, fds, _flags, _addr = socket.recv_fds(conn, 256, 1)
-        while said and b"\n" not in said:
-            said += conn.recv(256)
-        if b"\n" not in said or not fds:
-            raise ZygoteDied(f"the zygote did not start {list(argv)}")
+        try:
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            with self._lock:
+                socket.send_fds(self._sock, [b"r"], [theirs.fileno(), *stdio])
+            theirs.close()
+            said, fds, _flags, _addr = socket.recv_fds(conn, 256, 1)
+            while said and b"\n" not in said:
+                said += conn.recv(256)
+            if b"\n" not in said or not fds:
+                raise ZygoteDied(f"the zygote did not start {list(argv)}")
+        except BaseException:
+            theirs.close()
+            conn.close()
+            raise
         first, rest = said.split(b"\n", 1)  # (the run may have ended already)
         return conn, int(json.loads(first)["pid"]), fds[0], rest
 
@@ -253,6 +266,8 @@ def run(argv: Sequence[str], *, cwd: str | Path, env: Mapping[str, str] | None =
     if chunks is None:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
         raise subprocess.TimeoutExpired(list(argv), timeout or 0)
     return _completed(argv, proc.wait(), *chunks)
 

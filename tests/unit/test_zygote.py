@@ -4,6 +4,7 @@ takes signals as one does, and a run a fork could get wrong starts afresh."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -40,6 +41,11 @@ def test_probe():
         import time
         time.sleep(float(os.environ["PROBE_SLEEP"]))
 '''
+
+# What a run holds (its pipes, pidfd and connection, the zygote's socket) is let
+# go of even when a test drops it: Python's warning of a leak fails the test.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning",
+                                        "error::ResourceWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +174,15 @@ def test_once_the_zygote_is_gone_runs_start_afresh(tmp_path: Path, monkeypatch: 
     last = zygote.popen(_pytest(tmp_path, "probe"), cwd=tmp_path, env=_env(tmp_path, out),
                         stdout=subprocess.DEVNULL)
     assert isinstance(last, subprocess.Popen) and last.wait(60) == 0
+
+
+def test_a_run_dropped_unwaited_for_lets_go_of_its_descriptors(tmp_path: Path) -> None:
+    assert zygote.run([sys.executable, "-m", "pytest", "--version"], cwd=tmp_path).returncode == 0
+    before = sorted(os.listdir("/proc/self/fd"))  # (the zygote is up)
+    proc = zygote.popen([sys.executable, "-m", "pytest", "--version"], cwd=tmp_path,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert isinstance(proc, zygote.Forked)
+    assert len(os.listdir("/proc/self/fd")) == len(before) + 2  # its pidfd and connection
+    del proc
+    gc.collect()
+    assert sorted(os.listdir("/proc/self/fd")) == before
