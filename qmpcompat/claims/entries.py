@@ -14,8 +14,9 @@ cross-version pair vectors (XV-*) and the consumer profiles (CP-*).
   the pairs of known releases it covers that are not in its ``observed-on``
   need ``inferred-from``. A known defect of a pair vector is held the same way.
 - A consumer profile's expectation: the pairs of known releases it covers that
-  are not in its ``observed-on`` need ``inferred-from`` (its steps' arguments
-  are not yet held against the releases' schemas).
+  are not in its ``observed-on`` need ``inferred-from``; what the releases'
+  schemas decide of its steps is held against it and its known defects
+  (``qmpcompat.claims.profilesteps``).
 - Every ``observed-on`` version (each side of a pair) must be one a build was
   run of (``history.ran``).
 
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qmpcompat.claims.history import Release, applies, check_claim, never_run, ran
+from qmpcompat.claims.profilesteps import step_findings
 from qmpcompat.derive.visit import visit
 from qmpcompat.schema.model.query import schema_has
 from qmpcompat.vectors.lint import Problem
@@ -148,11 +150,15 @@ def entry_problems(vs: VectorSet, releases: Sequence[Release]) -> list[Problem]:
             found = check_pair_claim(claim, ordered) + never_run(claim.observed_on, run)
             out += [Problem(pv.file, pv.line, pv.id, f"history: QEMU {rel}: {msg}")
                     for rel, msg in found]
-    for profile in vs.profiles:  # what its cells rest on (its steps' arguments: not yet)
+    for profile in vs.profiles:
         for exp in profile.expect:
             found = never_run(exp.observed_on, run) + _unmarked(exp, ordered)
             out += [Problem(profile.file, profile.line, profile.id, f"history: QEMU {rel}: {msg}")
                     for rel, msg in found]
+        for defect, pair, msg in step_findings(profile, vs.defects, ordered):
+            file, line, ident = (defect.file, defect.line, defect.id) if defect else \
+                (profile.file, profile.line, profile.id)
+            out.append(Problem(file, line, ident, f"history: QEMU {pair}: {msg}"))
     return out
 
 

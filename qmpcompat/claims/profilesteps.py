@@ -1,0 +1,181 @@
+"""The history lint of a consumer profile's steps: what each known release's
+schema decides of the commands the consumer sends, held against the profile's
+expectations and its known defects, pair by pair of known releases.
+
+A step's arguments are judged only when they are plain JSON (no ``$``
+template: what a template sends depends on QEMU's replies) and its condition
+(``when``) is decided by the sides' schemas alone. On a pair of releases:
+
+- the first step (in the profile's order, one the consumer does not go on
+  from when refused) whose condition certainly holds and whose command the
+  side's schema lacks, or whose arguments its input visitor rejects, ends the
+  run refused there or at an earlier step: a claim that the consumer migrates,
+  or that its migration fails, is contradicted, and so is a refusal claimed
+  at a later step or, at that step, with another error;
+- a refusal claimed at a step with an error only the input visitor gives
+  (``Parameter 'detach' is unexpected``), where that step's condition
+  certainly holds and the side's schema lets its arguments through, is
+  contradicted (no input error can arise).
+
+A crash or a hang is not judged. The pair is covered when the expectation or a
+known defect of the profile agrees: a consumer's expectation says how its
+migration ends, and a known defect records where, against it, it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from qmpcompat.claims.history import Release, agrees, visitor_only
+from qmpcompat.derive.predict import Prediction
+from qmpcompat.derive.visit import Answer, visit
+from qmpcompat.schema.model.query import schema_has
+from qmpcompat.schema.sources.snapshot import SLICE_ROOTS
+from qmpcompat.types import JSON
+from qmpcompat.vectors.match import describe
+from qmpcompat.vectors.model import Expectation, KnownDefect
+from qmpcompat.vectors.profileprog import GENERATORS
+from qmpcompat.vectors.profiles import Profile, Step
+from qmpcompat.vectors.versions import pair_label
+
+SHOWN = 4  # pairs named in a problem (then "and N more")
+
+
+def command_not_found(command: str) -> Prediction:
+    """What QEMU answers to a command its schema lacks."""
+    return Prediction(f"The command {command} has not been found", error_class="CommandNotFound")
+
+
+def literal(tree: JSON) -> bool:
+    """True when ``tree`` holds no template (what it sends is what it says)."""
+    if isinstance(tree, dict):
+        return not any(k in GENERATORS for k in tree) and all(literal(v) for v in tree.values())
+    if isinstance(tree, list):
+        return all(literal(v) for v in tree)
+    return True
+
+
+def certainly(cond: JSON, schema: Callable[[str, str], bool]) -> bool | None:
+    """Whether ``cond`` holds when only the sides' schemas decide it; None when
+    it reads anything else (a saved reply, an earlier step's answer)."""
+    if not isinstance(cond, dict):
+        return None
+    if "schema" in cond:
+        return schema(str(cond.get("side")), str(cond["schema"]))
+    for key, decisive in (("all", False), ("any", True)):
+        if isinstance(items := cond.get(key), list):
+            parts = [certainly(c, schema) for c in items]
+            if decisive in parts:
+                return decisive
+            return None if None in parts else not decisive
+    if "not" in cond:
+        inner = certainly(cond["not"], schema)
+        return None if inner is None else not inner
+    return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A step the schema of its side refuses: its error and the fact that decides it."""
+
+    step: Step
+    prediction: Prediction
+    fact: str
+
+
+@dataclass
+class _Judge:
+    """The schema's answers for one profile, each visit done once per release."""
+
+    profile: Profile
+    answers: dict[tuple[str, str], Answer | None] = field(default_factory=dict)
+
+    def answer(self, step: Step, rel: Release) -> Answer | None:
+        """The input visitor's answer to ``step`` on ``rel``; None when the step's
+        arguments are a template or its command is not one the committed schemas
+        keep (``SLICE_ROOTS``); a refusal when the release lacks the command."""
+        key = (step.id, rel.label)
+        if key not in self.answers:
+            args = step.arguments or {}
+            if step.execute not in SLICE_ROOTS or not literal(args):
+                self.answers[key] = None  # beyond the committed slice, or a template
+            elif step.execute not in rel.index:
+                self.answers[key] = Answer(command_not_found(step.execute),
+                                           f"{step.execute} is not a command of that release")
+            else:
+                self.answers[key] = visit(rel.index, step.execute, args, rel.ordered)
+        return self.answers[key]
+
+    def sure(self, step: Step, src: Release, dst: Release) -> bool:
+        """True when ``step``'s condition certainly holds on this pair."""
+        sides = {"source": src, "destination": dst}
+        return step.when is None or certainly(
+            step.when, lambda side, q: side in sides and schema_has(sides[side].index, q)) is True
+
+    def refusal(self, src: Release, dst: Release) -> Refusal | None:
+        """The first step of the run the schemas certainly refuse, or None."""
+        for step in self.profile.steps:
+            rel = src if step.side == "source" else dst
+            if step.stop_on_error and self.sure(step, src, dst):
+                answer = self.answer(step, rel)
+                if answer is not None and answer.refused and answer.prediction is not None:
+                    return Refusal(step, answer.prediction, answer.fact)
+        return None
+
+    def contradiction(self, claim: Expectation, src: Release, dst: Release) -> str | None:
+        """Why the schemas contradict ``claim`` on this pair, or None."""
+        order = [s.id for s in self.profile.steps]
+        refused = self.refusal(src, dst)
+        if refused is not None:
+            at, said = refused.step, f"{refused.prediction} ({refused.fact})"
+            if claim.result == "accept":
+                return f"but the {at.side}'s schema refuses step {at.id} ({at.execute}): {said}"
+            if claim.result == "reject" and claim.step in order:
+                if order.index(claim.step) > order.index(at.id):
+                    return f"but step {at.id} ({at.execute}) comes first and is refused: {said}"
+                if claim.step == at.id and not agrees(claim, refused.prediction):
+                    return f"but the {at.side}'s schema answers {said}"
+        step = self.profile.step(claim.step or "")
+        if step is not None and step.execute and visitor_only(claim) \
+                and self.sure(step, src, dst):
+            answer = self.answer(step, src if step.side == "source" else dst)
+            if answer is not None and answer.accepted:
+                return (f"but the {step.side}'s schema lets step {step.id}'s arguments through "
+                        f"({answer.fact}), so no input error can arise")
+        return None
+
+
+def _pairs(releases: Sequence[Release]) -> Iterator[tuple[Release, Release]]:
+    return ((s, d) for s in releases for d in releases)
+
+
+def step_findings(profile: Profile, defects: Sequence[KnownDefect],
+                  releases: Sequence[Release]) -> list[tuple[KnownDefect | None, str, str]]:
+    """(the known defect, or None for the profile's expectation; the first pair;
+    the message) for each claim the schemas contradict, one per claim and reason
+    with the pairs it holds for counted."""
+    judge = _Judge(profile)
+    mine = {d.id: d for d in defects if d.vector == profile.id}
+    found: dict[tuple[str, str], list[str]] = {}
+    for src, dst in _pairs(releases):
+        exp = profile.expectation_for(src.version, dst.version)
+        claims: list[tuple[str, Expectation, str]] = []
+        if exp is not None:
+            claims.append(("", exp.claim, f"the expectation for sources {exp.source}, "
+                           f"destinations {exp.destination} claims {exp.outcome}"))
+        claims += [(d.id, d.observed, f"records {describe(d.observed)}")
+                   for d in mine.values() if d.applies(src.version, dst.version)]
+        why = [judge.contradiction(claim, src, dst) for _, claim, _ in claims]
+        if exp is not None and why[0] is not None and any(w is None for w in why[1:]):
+            why[0] = None  # a known defect records what the expectation does not
+        for (owner, _, said), reason in zip(claims, why, strict=True):
+            if reason is not None:
+                found.setdefault((owner, f"{said}, {reason}"), []).append(
+                    pair_label(src.version, dst.version))
+    out = []
+    for (owner, message), pairs in found.items():
+        more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
+        out.append((mine.get(owner), pairs[0], f"{message} (on {len(pairs)} pairs of known "
+                    f"releases: {', '.join(pairs[:SHOWN])}{more})"))
+    return out
