@@ -1,36 +1,41 @@
 """Every temp dir and temp file the package makes, removed even when the
 process that made it is killed with SIGKILL.
 
-Each one is named ``PREFIX{pid}-XXXXXXXX`` after the process that made it (the
-name is its owner: there is no moment when it exists unowned), with a prefix of
-``PREFIXES``. Before a process makes its first one in a directory, it tells its
-reaper about that directory: a small process in its own session, started with
-the first, that waits on a pipe for its owner to end however it ends, then
-kills what still uses the owner's entries in those directories (a command line
-that names one, or ``QMPCOMPAT_CASE`` naming one in the environment) and
-removes them. (QEMU itself already dies with its parent through
-PR_SET_PDEATHSIG.)
+Each one is named ``PREFIX{owner}-XXXXXXXX`` after the process that made it
+(the name is its owner: there is no moment when it exists unowned), with a
+prefix of ``ENTRY_PREFIXES``; the owner is the process's pid and a random token
+(``PID.TOKEN``: processes in different pid namespaces, containers sharing one
+cache directory, can have the same pid). Before a process makes its first
+entry in a directory, it holds a lock there for as long as it lives: the file
+``.qmpo-{owner}``, locked with flock(2), which the kernel releases however the
+process ends (and which it removes when it exits). It also tells its reaper
+about that directory: a small process in its own session, started with the
+first, that waits on a pipe for its owner to end however it ends, then kills
+what still uses the owner's entries in those directories (a command line that
+names one, or ``QMPCOMPAT_CASE`` naming one in the environment) and removes
+them. (QEMU itself already dies with its parent through PR_SET_PDEATHSIG.)
 
-Run as ``python -m qmpcompat.reaper PID BASE``; more directories arrive on its
-standard input, each path ended by a NUL byte.
+Run as ``python -m qmpcompat.reaper OWNER BASE``; more directories arrive on
+its standard input, each path ended by a NUL byte.
 
 When every process of a run is killed at once, its reaper included (a CI job's
 whole cgroup, the OOM killer), its entries stay: guest memory dumps and
 migration streams in case dirs, half-written downloads. So the first time a
 process watches a directory it also sweeps it: every entry of this user whose
-owner is gone (no process has its pid, or the one that has it started after
-the entry was last changed: the pid was reused) is reaped as its reaper would
-have, what still uses it killed.
-
-A limit: the owner is named by its pid, so processes in different pid
-namespaces (containers) that share one cache directory could take each other's
-entries for their own.
+owner's lock is free (or gone) is reaped as its reaper would have, what still
+uses it killed. A lock is proof across pid namespaces and clock steps; an entry
+named by a pid alone (``PREFIX{pid}-XXXXXXXX``, of an older qmpcompat) is taken
+as abandoned when no process has that pid, or the one that has it started after
+the entry was last changed (the pid was reused).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -49,7 +54,9 @@ PRIVATE_PREFIXES = ("qmpc-", "qmpv-", "qmpf-", "qmph-")
 # or the fork server's library being stored (``.store-``), a report file or a
 # remembered answer being written (``.qmpw-``, ``write_atomic``).
 CACHE_PREFIXES = (".dl-", ".src-", ".fetch-", ".store-", ".qmpw-")
-PREFIXES = PRIVATE_PREFIXES + CACHE_PREFIXES
+ENTRY_PREFIXES = PRIVATE_PREFIXES + CACHE_PREFIXES
+OWNER_PREFIX = ".qmpo-"  # an owner's lock in a directory it makes entries in
+PREFIXES = (*ENTRY_PREFIXES, OWNER_PREFIX)
 
 
 class _Reaper:
@@ -57,7 +64,7 @@ class _Reaper:
 
     def __init__(self, base: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qmpcompat.reaper", str(os.getpid()), base],
+            [sys.executable, "-m", "qmpcompat.reaper", owner(), base],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
         self.bases = {base}
@@ -71,24 +78,86 @@ class _Reaper:
 
 
 _REAPERS: dict[int, _Reaper] = {}  # by pid: a forked child starts its own
+_OWNERS: dict[int, str] = {}  # by pid, likewise
+_HELD: dict[tuple[int, str], tuple[int, Path]] = {}  # (pid, dir) -> its lock's fd and path
 _SWEPT: set[str] = set()  # directories this process has swept
 _LOCK = threading.Lock()
 
 
+def owner() -> str:
+    """This process's owner name, ``PID.TOKEN``."""
+    pid = os.getpid()
+    if pid not in _OWNERS:
+        _OWNERS[pid] = f"{pid}.{secrets.token_hex(3)}"
+    return _OWNERS[pid]
+
+
 def watch(base: Path) -> None:
-    """Make sure this process's reaper will clean ``base`` (an absolute path) when
-    this process ends; call it before making an entry there. The first call for
-    a directory sweeps what killed processes left there (``sweep``)."""
+    """Make sure this process holds its lock in ``base`` (an absolute path) and its
+    reaper will clean ``base`` when this process ends; call it before making an
+    entry there. The first call for a directory sweeps what killed processes
+    left there (``sweep``)."""
     key = str(base)
     with _LOCK:
         if key not in _SWEPT:
             _SWEPT.add(key)
             sweep(base)
+        if (os.getpid(), key) not in _HELD:
+            _hold(base)
         reaper = _REAPERS.get(os.getpid())
         if reaper is None:
             _REAPERS[os.getpid()] = _Reaper(key)
         else:
             reaper.tell(key)
+
+
+def _hold(base: Path) -> None:
+    """Make and lock this process's lock file in ``base``, until it ends. (A sweep
+    that took the new file for a dead owner's, between its creation and the
+    lock, removed it: then it is made again.) On a file system without flock the
+    file is kept unlocked: a sweep there cannot lock it either, so it takes the
+    owner for alive and leaves its entries to its reaper."""
+    if not _HELD:
+        atexit.register(_let_go)
+    path = base / f"{OWNER_PREFIX}{owner()}"
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            _HELD[(os.getpid(), str(base))] = (fd, path)
+            return
+        with contextlib.suppress(OSError):
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                _HELD[(os.getpid(), str(base))] = (fd, path)
+                return
+        os.close(fd)
+
+
+def _let_go() -> None:
+    """At exit: remove this process's lock files (its reaper would, a little later)."""
+    for (pid, _base), (fd, path) in list(_HELD.items()):
+        if pid == os.getpid():
+            path.unlink(missing_ok=True)
+            os.close(fd)
+            del _HELD[(pid, _base)]
+
+
+def _take(lock: Path) -> int | None:
+    """The lock file ``lock`` locked, when no process holds it: its descriptor
+    (-1 when there is no such file); None when a process holds it."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return -1
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _started(pid: int) -> float | None:
@@ -110,32 +179,38 @@ def _gone(pid: int, entry: os.stat_result) -> bool:
 
 def sweep(base: Path) -> list[Path]:
     """Reap the entries of ``base`` this user's processes left when they died
-    with their reapers; the entries removed."""
-    removed = []
+    with their reapers; the entries removed. A dead owner's lock is held while
+    its entries go (an owner making that very file waits, then makes it anew)."""
     try:
         names = os.listdir(base)
     except OSError:
         return []
-    owners: dict[int, list[Path]] = {}
+    owners: dict[str, list[Path]] = {}
     for name in names:
         prefix = next((p for p in PREFIXES if name.startswith(p)), None)
-        pid = name[len(prefix):].split("-", 1)[0] if prefix else ""
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            st = os.lstat(base / name)
-            if st.st_uid == os.geteuid() and _gone(int(pid), st):
-                owners.setdefault(int(pid), []).append(base / name)
-    for owner, entries in owners.items():
-        reap(owner, base, entries)
-        removed += entries
+        who = name[len(prefix):].split("-", 1)[0] if prefix else ""
+        if who.partition(".")[0].isdigit() and who not in (owner(), str(os.getpid())):
+            with contextlib.suppress(OSError):
+                st = os.lstat(base / name)
+                if st.st_uid == os.geteuid() and ("." in who or _gone(int(who), st)):
+                    owners.setdefault(who, []).append(base / name)
+    removed = []
+    for who, entries in owners.items():
+        fd = _take(base / f"{OWNER_PREFIX}{who}") if "." in who else -1
+        if fd is not None:
+            try:
+                reap(who, base, entries)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+            removed += entries
     return removed
 
 
 def _owned_prefix(prefix: str) -> str:
-    if prefix not in PREFIXES:
-        raise ValueError(f"temp prefix {prefix!r} is not one the reaper removes: {PREFIXES}")
-    return f"{prefix}{os.getpid()}-"
+    if prefix not in ENTRY_PREFIXES:
+        raise ValueError(f"temp prefix {prefix!r} is not one the reaper removes: {ENTRY_PREFIXES}")
+    return f"{prefix}{owner()}-"
 
 
 def make_dir(parent: Path, prefix: str) -> Path:
@@ -191,11 +266,13 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def owned_entries(pid: int, base: Path) -> list[Path]:
-    """The entries of ``base`` that process ``pid`` made with one of ``PREFIXES``."""
-    names = tuple(f"{p}{pid}-" for p in PREFIXES)
+def owned_entries(who: str, base: Path) -> list[Path]:
+    """The entries of ``base`` that the owner ``who`` made with one of
+    ``ENTRY_PREFIXES``, and its lock there."""
+    names = tuple(f"{p}{who}-" for p in ENTRY_PREFIXES)
     try:
-        return [base / name for name in sorted(os.listdir(base)) if name.startswith(names)]
+        return [base / name for name in sorted(os.listdir(base))
+                if name.startswith(names) or name == f"{OWNER_PREFIX}{who}"]
     except OSError:
         return []
 
@@ -226,10 +303,10 @@ def _kill_users(paths: list[Path]) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
-def reap(pid: int, base: Path, entries: list[Path] | None = None) -> None:
-    """Kill what uses the entries process ``pid`` left in ``base`` (or only
+def reap(who: str, base: Path, entries: list[Path] | None = None) -> None:
+    """Kill what uses the entries the owner ``who`` left in ``base`` (or only
     ``entries`` of them), and remove them."""
-    found = owned_entries(pid, base) if entries is None else entries
+    found = owned_entries(who, base) if entries is None else entries
     if found:
         _kill_users(found)
         for path in found:
@@ -240,7 +317,7 @@ def reap(pid: int, base: Path, entries: list[Path] | None = None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    pid, bases = int(argv[0]), [argv[1]]
+    who, bases = argv[0], [argv[1]]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     told = b""
     try:
@@ -250,7 +327,7 @@ def main(argv: list[str]) -> int:
         pass
     bases += [os.fsdecode(b) for b in told.split(b"\0") if b]
     for base in dict.fromkeys(bases):
-        reap(pid, Path(base))
+        reap(who, Path(base))
     return 0
 
 

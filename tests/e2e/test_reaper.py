@@ -19,7 +19,7 @@ import pytest
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.debian import cache_dir
-from qmpcompat.reaper import CACHE_PREFIXES, PREFIXES
+from qmpcompat.reaper import CACHE_PREFIXES, OWNER_PREFIX, PREFIXES, sweep
 
 # Makes one entry of each prefix in BASE (a dir, and a file for .qmpw-), starts a
 # process working inside the .src- dir (as apt-get source does) and one naming
@@ -105,8 +105,8 @@ def test_sigkill_leaves_no_temp_entry_and_no_user(tmp_path: Path) -> None:
     proc, users = _maker(base)
     try:
         names = {e.name.split("-")[0] + "-" for e in base.iterdir()}
-        assert names == set(CACHE_PREFIXES), names  # the test covers every kind
-        assert all(e.name.startswith(tuple(f"{p}{proc.pid}-" for p in CACHE_PREFIXES))
+        assert names == {*CACHE_PREFIXES, OWNER_PREFIX}, names  # every kind, and the owner's lock
+        assert all(e.name.startswith(tuple(f"{p}{proc.pid}." for p in PREFIXES))
                    for e in base.iterdir())  # each entry names its owner
         assert all(_running(u) for u in users)
         os.kill(proc.pid, signal.SIGKILL)
@@ -137,6 +137,53 @@ def test_the_reaper_leaves_other_processes_entries(tmp_path: Path) -> None:
         assert sorted(base.iterdir()) == sorted([other, lookalike])
     finally:
         _kill(proc, users)
+
+
+# Holds an owner's lock (flock) in a directory, as a process of another pid
+# namespace sharing that directory would: its pid means nothing here.
+HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600); "
+          "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1000)")
+
+
+def test_a_sweep_takes_an_owner_for_alive_while_its_lock_is_held(tmp_path: Path) -> None:
+    """An owner is named by pid and token, and proved alive by its lock, not by
+    its pid: the entries of an owner whose pid no process here has (another pid
+    namespace), its lock held, stay; once the lock is free they go, and so do
+    the entries of an owner whose lock is gone, even one whose pid a live process
+    here has (this one). An entry named by a pid alone (an older qmpcompat) is
+    still judged by its pid."""
+    base = tmp_path / "cache"
+    base.mkdir()
+    unused = 4_194_304 + os.getpid() % 1000  # above pid_max's limit: no process here has it
+    entry, lost = base / f".dl-{unused}.a1b2c3-x1y2z3", base / f".src-{unused}.d4e5f6-u7v8w9"
+    lock, old = base / f"{OWNER_PREFIX}{unused}.a1b2c3", base / f".dl-{unused}-r1s2t3"
+    namesake = base / f".store-{os.getpid()}.ffffff-k1k2k3"
+    for path in (entry, lost, old, namesake):
+        path.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert sorted(sweep(base)) == sorted([lost, old, namesake])
+        assert sorted(base.iterdir()) == sorted([entry, lock])
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert sorted(sweep(base)) == sorted([entry, lock])
+    assert list(base.iterdir()) == []
+
+
+def test_an_owner_that_exits_removes_its_lock(tmp_path: Path) -> None:
+    """A process that ends normally removes its locks itself (with its reaper
+    stopped first, so that only the process can have done it)."""
+    code = ("import os, sys; from pathlib import Path; from qmpcompat import reaper; "
+            "reaper.make_dir(Path(sys.argv[1]), '.dl-').rmdir(); "
+            "mine = reaper._REAPERS[os.getpid()].proc; mine.kill(); mine.wait(); "
+            "print(sorted(os.listdir(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.startswith(f"['{OWNER_PREFIX}"), done.stdout  # held while it ran
+    assert list(tmp_path.iterdir()) == []
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -174,7 +221,7 @@ def test_sigkill_of_a_download_leaves_nothing(builds: list[QemuBuild], tmp_path:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
-        mine = f"{prefix}{proc.pid}-"
+        mine = f"{prefix}{proc.pid}."
         while not any(_users(d) for d in _tree(cache) if d.name.startswith(mine)):
             assert proc.poll() is None, (proc.stderr.read() if proc.stderr else b"").decode()
             assert time.monotonic() < deadline, "the download never started"

@@ -13,6 +13,7 @@ from helpers.suite_runner import basic_vectors, run_suite, shared_run
 
 from qmpcompat.cli import main
 from qmpcompat.errors import ReportError
+from qmpcompat.reaper import OWNER_PREFIX, owner
 from qmpcompat.report.merge import merge
 from qmpcompat.report.results import observed_key, read_results
 from qmpcompat.report.summary import render_summary, verdict
@@ -75,7 +76,8 @@ def test_merge_of_separate_runs_equals_one_run(runs: dict[str, Path], tmp_path: 
         [b["version"] for b in both["environment"]["binaries"]]
     assert merged["disagreements"] == []
     assert merged["schema_timeline"] == both["schema_timeline"]
-    assert {p.name for p in out.iterdir()} == {"results.json", "summary.md", "index.html", "junit.xml"}
+    assert {p.name for p in out.iterdir()} == {"results.json", "summary.md", "index.html", "junit.xml",
+                                               f"{OWNER_PREFIX}{owner()}"}  # (this process's lock)
 
 
 def test_merge_reports_disagreement(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def _reapers_of(pid: int) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"qmpcompat.reaper" in argv and str(pid).encode() in argv:
+        if b"qmpcompat.reaper" in argv and any(a.startswith(f"{pid}.".encode()) for a in argv):
             found.append(int(entry.name))
     return found
 

@@ -14,6 +14,7 @@ from helpers.suite_runner import basic_vectors
 
 import qmpcompat
 from qmpcompat import memo
+from qmpcompat.reaper import owner
 from qmpcompat.vectors import lintmemo
 from qmpcompat.vectors.lint import Problem, lint
 
@@ -50,7 +51,7 @@ def test_the_same_set_is_linted_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert counted.calls == 1
     assert first == again == lint(root) and first  # the problems, as linted (a line, an id)
     assert any(p.line and p.vector_id for p in again)
-    assert len(written) == 1 and written[0].startswith(f".qmpw-{os.getpid()}-"), written
+    assert len(written) == 1 and written[0].startswith(f".qmpw-{owner()}-"), written
 
 
 def test_a_changed_file_or_option_lints_again(tmp_path: Path) -> None:

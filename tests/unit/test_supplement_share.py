@@ -16,6 +16,7 @@ from qmpcompat.provision import supplement
 from qmpcompat.provision.apt import PrivateApt, PrivateSourceApt
 from qmpcompat.provision.build import MANIFEST
 from qmpcompat.provision.supplement import Supplier
+from qmpcompat.reaper import owner
 
 PART = "firmware-trixie-1_10.0.13_ds-0"
 
@@ -138,7 +139,7 @@ def test_what_a_suite_serves_is_remembered_until_its_lists_change(
     (lists / "deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages").write_text("two")
     assert again.candidates("trixie", ask) == first and len(looks) == 2  # its own lists changed
     assert again.candidates("trixie", ["nosuch"]) == {"nosuch": None} and len(looks) == 3
-    assert written and all(n.startswith(f".qmpw-{os.getpid()}-") for n in written), written
+    assert written and all(n.startswith(f".qmpw-{owner()}-") for n in written), written
 
 
 SHOWSRC = "Package: qemu\nVersion: 1:10.0.13+ds-0+deb13u1\n\nPackage: qemu\nVersion: 1:7.2+dfsg-7+deb12u18\n"
