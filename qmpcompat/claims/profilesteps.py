@@ -2,9 +2,9 @@
 schema decides of the commands the consumer sends, held against the profile's
 expectations and its known defects, pair by pair of known releases.
 
-A step's arguments are judged only when they are plain JSON (no ``$``
-template: what a template sends depends on QEMU's replies) and its condition
-(``when``) is decided by the sides' schemas alone. On a pair of releases:
+A step is judged only where the sides' schemas alone decide what it sends
+(plain JSON, or a ``$when`` on the schema: a template that reads QEMU's replies
+is not) and whether it is sent (its condition, ``when``). On a pair of releases:
 
 - the first step (in the profile's order, one the consumer does not go on
   from when refused) whose condition certainly holds and whose command the
@@ -24,6 +24,7 @@ migration ends, and a known defect records where, against it, it does not.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -47,13 +48,37 @@ def command_not_found(command: str) -> Prediction:
     return Prediction(f"The command {command} has not been found", error_class="CommandNotFound")
 
 
-def literal(tree: JSON) -> bool:
-    """True when ``tree`` holds no template (what it sends is what it says)."""
-    if isinstance(tree, dict):
-        return not any(k in GENERATORS for k in tree) and all(literal(v) for v in tree.values())
-    if isinstance(tree, list):
-        return all(literal(v) for v in tree)
-    return True
+class _Undecided(Exception):
+    """What a template sends depends on more than the schemas."""
+
+
+_LEFT_OUT = object()  # a $when member whose condition is false
+
+
+def resolve(tree: JSON, schema: Callable[[str, str], bool]) -> JSON | None:
+    """What ``tree`` sends when the sides' schemas alone decide it (each ``$when``
+    whose condition they decide taken or left out); None when it holds a
+    template that reads QEMU's replies (``$capabilities``, ``$parameters``, a
+    ``$when`` on a saved reply)."""
+    def walk(node: JSON) -> object:
+        if isinstance(node, list):
+            return [x for x in (walk(v) for v in node) if x is not _LEFT_OUT]
+        if not isinstance(node, dict):
+            return node
+        if "$when" in node:
+            taken = certainly(node["$when"], schema)
+            if taken is None:
+                raise _Undecided
+            return walk(node.get("value")) if taken else _LEFT_OUT
+        if any(k in GENERATORS for k in node):
+            raise _Undecided
+        out = {k: walk(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not _LEFT_OUT}
+
+    try:
+        return walk(tree)  # type: ignore[return-value]
+    except _Undecided:
+        return None
 
 
 def certainly(cond: JSON, schema: Callable[[str, str], bool]) -> bool | None:
@@ -86,21 +111,31 @@ class Refusal:
 
 @dataclass
 class _Judge:
-    """The schema's answers for one profile, each visit done once per release."""
+    """The schema's answers for one profile, each visit done once per release
+    and arguments."""
 
     profile: Profile
-    answers: dict[tuple[str, str], Answer | None] = field(default_factory=dict)
+    answers: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
 
-    def answer(self, step: Step, rel: Release) -> Answer | None:
-        """The input visitor's answer to ``step`` on ``rel``; None when the step's
-        arguments are a template or its command is not one the committed schemas
-        keep (``SLICE_ROOTS``); a refusal when the release lacks the command."""
-        key = (step.id, rel.label)
+    @staticmethod
+    def _schema(src: Release, dst: Release) -> Callable[[str, str], bool]:
+        sides = {"source": src, "destination": dst}
+        return lambda side, query: side in sides and schema_has(sides[side].index, query)
+
+    def answer(self, step: Step, src: Release, dst: Release) -> Answer | None:
+        """The input visitor's answer to ``step`` on its side's release; None when
+        what the step sends depends on QEMU's replies, or its command is not one
+        the committed schemas keep (``SLICE_ROOTS``); a refusal when the release
+        lacks the command."""
+        if step.execute not in SLICE_ROOTS:
+            return None
+        args = resolve(step.arguments or {}, self._schema(src, dst))
+        if not isinstance(args, dict):
+            return None
+        rel = src if step.side == "source" else dst
+        key = (step.execute, rel.label, json.dumps(args, sort_keys=True))
         if key not in self.answers:
-            args = step.arguments or {}
-            if step.execute not in SLICE_ROOTS or not literal(args):
-                self.answers[key] = None  # beyond the committed slice, or a template
-            elif step.execute not in rel.index:
+            if step.execute not in rel.index:
                 self.answers[key] = Answer(command_not_found(step.execute),
                                            f"{step.execute} is not a command of that release")
             else:
@@ -109,16 +144,13 @@ class _Judge:
 
     def sure(self, step: Step, src: Release, dst: Release) -> bool:
         """True when ``step``'s condition certainly holds on this pair."""
-        sides = {"source": src, "destination": dst}
-        return step.when is None or certainly(
-            step.when, lambda side, q: side in sides and schema_has(sides[side].index, q)) is True
+        return step.when is None or certainly(step.when, self._schema(src, dst)) is True
 
     def refusal(self, src: Release, dst: Release) -> Refusal | None:
         """The first step of the run the schemas certainly refuse, or None."""
         for step in self.profile.steps:
-            rel = src if step.side == "source" else dst
             if step.stop_on_error and self.sure(step, src, dst):
-                answer = self.answer(step, rel)
+                answer = self.answer(step, src, dst)
                 if answer is not None and answer.refused and answer.prediction is not None:
                     return Refusal(step, answer.prediction, answer.fact)
         return None
@@ -139,7 +171,7 @@ class _Judge:
         step = self.profile.step(claim.step or "")
         if step is not None and step.execute and visitor_only(claim) \
                 and self.sure(step, src, dst):
-            answer = self.answer(step, src if step.side == "source" else dst)
+            answer = self.answer(step, src, dst)
             if answer is not None and answer.accepted:
                 return (f"but the {step.side}'s schema lets step {step.id}'s arguments through "
                         f"({answer.fact}), so no input error can arise")

@@ -14,7 +14,7 @@ import pytest
 from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.history import known_releases
-from qmpcompat.claims.profilesteps import certainly, literal, step_findings
+from qmpcompat.claims.profilesteps import _Judge, certainly, resolve, step_findings
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.profiles import Step
@@ -75,6 +75,26 @@ def test_a_defect_the_schema_contradicts_is_named() -> None:
     assert msg.endswith("but the source's schema answers " + DETACH), msg
 
 
+def test_a_member_the_schema_decides_is_judged_as_sent() -> None:
+    """libvirt 11.3.0 sends exit-on-error to a destination whose schema has it:
+    its migrate-incoming is judged on every release, with or without it; were it
+    sent whatever the schema, the releases before 9.1 would refuse it."""
+    profile = next(p for p in VECTORS.profiles if p.id == "CP-0002")
+    step = next(s for s in profile.steps if s.id == "dst-incoming")
+    judge, old = _Judge(profile), RELEASES[0]
+    answers = [judge.answer(step, r, r) for r in RELEASES]
+    assert all(a is not None and a.accepted for a in answers)
+    args = dict(step.arguments or {})
+    member = args["exit-on-error"]
+    assert isinstance(member, dict)
+    always = dataclasses.replace(step, arguments={**args, "exit-on-error": member["value"]})
+    bold = dataclasses.replace(profile, steps=tuple(always if s is step else s for s in profile.steps))
+    [(owner, pair, msg)] = step_findings(bold, VECTORS.defects, RELEASES)
+    assert owner is None and pair == f"{old.label}->{old.label}", (pair, msg)
+    assert "but the destination's schema refuses step dst-incoming (migrate-incoming): " \
+           "GenericError: Parameter 'exit-on-error' is unexpected" in msg, msg
+
+
 def test_only_what_the_schemas_alone_decide_is_judged() -> None:
     """A condition on a saved reply or an earlier step is not the schemas' to
     decide; a template's expansion depends on QEMU's replies."""
@@ -91,9 +111,13 @@ def test_only_what_the_schemas_alone_decide_is_judged() -> None:
              ({"all": [yes, reply]}, None), ({"all": [no, reply]}, False), ({"all": [yes]}, True),
              ({"any": [no, reply]}, None), ({"any": [yes, reply]}, True), ({"any": [no]}, False)]
     assert [certainly(cond, schema) for cond, _ in cases] == [want for _, want in cases]
-    assert literal({"uri": "fd:migrate", "detach": True, "x": [{"y": 1}]})
-    assert not literal({"capabilities": {"$capabilities": {"in": "caps"}}})
-    assert not literal({"a": [{"$when": yes, "value": 1}]})
+    plain = {"uri": "fd:migrate", "detach": True, "x": [{"y": 1}]}
+    assert resolve(plain, schema) == plain
+    assert resolve({"uri": "u", "a": {"$when": yes, "value": False}, "b": {"$when": no, "value": 1},
+                    "c": [{"$when": no, "value": 2}, 3]}, schema) == {"uri": "u", "a": False, "c": [3]}
+    assert resolve({"a": [{"$when": reply, "value": 1}]}, schema) is None
+    assert resolve({"capabilities": {"$capabilities": {"in": "caps"}}}, schema) is None
+    assert resolve({"p": {"$parameters": {"in": "params", "only": {}}}}, schema) is None
     step = next(s for s in CP1.steps if s.id == "src-migrate")
     guarded = dataclasses.replace(CP1, steps=tuple(
         dataclasses.replace(s, when={"status-is": ["active"], "in": "x"}) if s is step else s
