@@ -5,10 +5,13 @@ Each one is named ``PREFIX{owner}-XXXXXXXX`` after the process that made it
 (the name is its owner: there is no moment when it exists unowned), with a
 prefix of ``ENTRY_PREFIXES``; the owner is the process's pid and a random token
 (``PID.TOKEN``: processes in different pid namespaces, containers sharing one
-cache directory, can have the same pid). Before a process makes its first
-entry in a directory, it holds a lock there for as long as it lives: the file
-``.qmpo-{owner}``, locked with flock(2), which the kernel releases however the
-process ends (and which it removes when it exits). It also tells its reaper
+cache directory, can have the same pid).
+
+Before a process makes its first entry in a directory, it holds a lock there
+for as long as it lives: the file ``.qmpo-{owner}``, locked with flock(2),
+which the kernel releases however the process ends, and which the process
+removes when it exits (one descriptor per directory it made entries in, made
+anew if that directory was removed and made again). It also tells its reaper
 about that directory: a small process in its own session, started with the
 first, that waits on a pipe for its owner to end however it ends, then kills
 what still uses the owner's entries in those directories (a command line that
@@ -87,9 +90,8 @@ _LOCK = threading.Lock()
 def owner() -> str:
     """This process's owner name, ``PID.TOKEN``."""
     pid = os.getpid()
-    if pid not in _OWNERS:
-        _OWNERS[pid] = f"{pid}.{secrets.token_hex(3)}"
-    return _OWNERS[pid]
+    # setdefault: threads asking at once all get the one that was stored first
+    return _OWNERS.get(pid) or _OWNERS.setdefault(pid, f"{pid}.{secrets.token_hex(3)}")
 
 
 def watch(base: Path) -> None:
@@ -102,7 +104,10 @@ def watch(base: Path) -> None:
         if key not in _SWEPT:
             _SWEPT.add(key)
             sweep(base)
-        if (os.getpid(), key) not in _HELD:
+        held = _HELD.get((os.getpid(), key))
+        if held is None or not _holds(*held):  # (a directory removed and made again)
+            if held is not None:
+                os.close(held[0])
             _hold(base)
         reaper = _REAPERS.get(os.getpid())
         if reaper is None:
@@ -127,11 +132,18 @@ def _hold(base: Path) -> None:
         except OSError:
             _HELD[(os.getpid(), str(base))] = (fd, path)
             return
-        with contextlib.suppress(OSError):
-            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                _HELD[(os.getpid(), str(base))] = (fd, path)
-                return
+        if _holds(fd, path):
+            _HELD[(os.getpid(), str(base))] = (fd, path)
+            return
         os.close(fd)
+
+
+def _holds(fd: int, path: Path) -> bool:
+    """Whether the lock file at ``path`` is still the one ``fd`` locks."""
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
 
 
 def _let_go() -> None:

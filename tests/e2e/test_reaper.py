@@ -19,7 +19,7 @@ import pytest
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.debian import cache_dir
-from qmpcompat.reaper import CACHE_PREFIXES, OWNER_PREFIX, PREFIXES, sweep
+from qmpcompat.reaper import CACHE_PREFIXES, OWNER_PREFIX, PREFIXES, make_dir, owner, sweep
 
 # Makes one entry of each prefix in BASE (a dir, and a file for .qmpw-), starts a
 # process working inside the .src- dir (as apt-get source does) and one naming
@@ -171,6 +171,21 @@ def test_a_sweep_takes_an_owner_for_alive_while_its_lock_is_held(tmp_path: Path)
         holder.wait(10)
     assert sorted(sweep(base)) == sorted([entry, lock])
     assert list(base.iterdir()) == []
+
+
+def test_a_directory_made_again_gets_the_owner_s_lock_again(tmp_path: Path) -> None:
+    """An owner whose directory was removed (its lock with it) and made again
+    locks it anew before its next entry there: no entry of a live owner is ever
+    without its lock."""
+    base = tmp_path / "reports"
+    base.mkdir()
+    make_dir(base, ".dl-").rmdir()
+    lock = base / f"{OWNER_PREFIX}{owner()}"
+    assert lock.is_file()
+    shutil.rmtree(base)
+    base.mkdir()
+    entry = make_dir(base, ".dl-")
+    assert lock.is_file() and sorted(base.iterdir()) == sorted([lock, entry])
 
 
 def test_an_owner_that_exits_removes_its_lock(tmp_path: Path) -> None:
