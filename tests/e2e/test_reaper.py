@@ -212,10 +212,13 @@ def _own_cache(tmp_path: Path) -> Path:
     """A cache of its own holding the real cache's private apt states (package
     and source lists hard-linked: apt replaces a list, it never rewrites one),
     with the suites marked as just looked up: nothing but the download itself
-    reaches the archive."""
+    reaches the archive. What the reaper keeps there (the temp entries, and the
+    locks of the processes writing there now, which a hard link would share) is
+    not state: it is left out."""
     real, cache = cache_dir(), tmp_path / "cache"
     for apt in ("apt", "apt-src"):
-        shutil.copytree(real / apt, cache / apt, copy_function=_link_or_copy, symlinks=True)
+        shutil.copytree(real / apt, cache / apt, copy_function=_link_or_copy, symlinks=True,
+                        ignore=shutil.ignore_patterns(*(f"{p}*" for p in PREFIXES)))
     index = json.loads((real / "suites.json").read_text())
     (cache / "suites.json").write_text(json.dumps({**index, "updated": time.time()}))
     return cache
