@@ -109,30 +109,56 @@ class Refusal:
     fact: str
 
 
+def _sides_read(step: Step) -> frozenset[str]:
+    """The sides whose schema decides what ``step`` sends and whether: its own,
+    and each a ``schema`` condition in it names."""
+    out: set[str] = {step.side}
+    todo: list[JSON] = [step.when, step.arguments]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "schema" in node:
+                out.add(str(node.get("side")))
+            todo += node.values()
+        elif isinstance(node, list):
+            todo += node
+    return frozenset(out)
+
+
 @dataclass
 class _Judge:
-    """The schema's answers for one profile, each visit done once per release
-    and arguments."""
+    """The schema's answers for one profile: each step judged once for each
+    release of each side it reads, each visit once per release and arguments."""
 
     profile: Profile
     answers: dict[tuple[str, str, str], Answer] = field(default_factory=dict)
+    judged: dict[tuple[str, object, object], tuple[bool, Answer | None]] = field(
+        default_factory=dict)
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @staticmethod
     def _schema(src: Release, dst: Release) -> Callable[[str, str], bool]:
         sides = {"source": src, "destination": dst}
         return lambda side, query: side in sides and schema_has(sides[side].index, query)
 
-    def answer(self, step: Step, src: Release, dst: Release) -> Answer | None:
-        """The input visitor's answer to ``step`` on its side's release; None when
-        what the step sends depends on QEMU's replies, or its command is not one
-        the committed schemas keep (``SLICE_ROOTS``); a refusal when the release
-        lacks the command."""
+    def _judge(self, step: Step, src: Release, dst: Release) -> tuple[bool, Answer | None]:
+        """Whether ``step`` is certainly sent on this pair, and its answer there."""
+        reads = self.reads.get(step.id) or self.reads.setdefault(step.id, _sides_read(step))
+        key = (step.id, src.version if "source" in reads else None,
+               dst.version if "destination" in reads else None)
+        if key not in self.judged:
+            schema = self._schema(src, dst)
+            sure = step.when is None or certainly(step.when, schema) is True
+            self.judged[key] = (sure, self._visit(step, src if step.side == "source" else dst,
+                                                  schema))
+        return self.judged[key]
+
+    def _visit(self, step: Step, rel: Release, schema: Callable[[str, str], bool]) -> Answer | None:
         if step.execute not in SLICE_ROOTS:
             return None
-        args = resolve(step.arguments or {}, self._schema(src, dst))
+        args = resolve(step.arguments or {}, schema)
         if not isinstance(args, dict):
             return None
-        rel = src if step.side == "source" else dst
         key = (step.execute, rel.label, json.dumps(args, sort_keys=True))
         if key not in self.answers:
             if step.execute not in rel.index:
@@ -142,16 +168,23 @@ class _Judge:
                 self.answers[key] = visit(rel.index, step.execute, args, rel.ordered)
         return self.answers[key]
 
+    def answer(self, step: Step, src: Release, dst: Release) -> Answer | None:
+        """The input visitor's answer to ``step`` on its side's release; None when
+        what the step sends depends on QEMU's replies, or its command is not one
+        the committed schemas keep (``SLICE_ROOTS``); a refusal when the release
+        lacks the command."""
+        return self._judge(step, src, dst)[1]
+
     def sure(self, step: Step, src: Release, dst: Release) -> bool:
         """True when ``step``'s condition certainly holds on this pair."""
-        return step.when is None or certainly(step.when, self._schema(src, dst)) is True
+        return self._judge(step, src, dst)[0]
 
     def refusal(self, src: Release, dst: Release) -> Refusal | None:
         """The first step of the run the schemas certainly refuse, or None."""
         for step in self.profile.steps:
-            if step.stop_on_error and self.sure(step, src, dst):
-                answer = self.answer(step, src, dst)
-                if answer is not None and answer.refused and answer.prediction is not None:
+            if step.stop_on_error:
+                sure, answer = self._judge(step, src, dst)
+                if sure and answer is not None and answer.refused and answer.prediction is not None:
                     return Refusal(step, answer.prediction, answer.fact)
         return None
 

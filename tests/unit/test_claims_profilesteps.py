@@ -93,6 +93,8 @@ def test_a_member_the_schema_decides_is_judged_as_sent() -> None:
     assert owner is None and pair == f"{old.label}->{old.label}", (pair, msg)
     assert "but the destination's schema refuses step dst-incoming (migrate-incoming): " \
            "GenericError: Parameter 'exit-on-error' is unexpected" in msg, msg
+    before = [r for r in RELEASES if r.version < (9, 1)]  # exit-on-error came in 9.1
+    assert f"(on {len(RELEASES) * len(before)} pairs of known releases:" in msg, msg
 
 
 def test_only_what_the_schemas_alone_decide_is_judged() -> None:
