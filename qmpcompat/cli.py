@@ -45,7 +45,7 @@ REGISTER: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="qmpcompat", description=__doc__.split("\n")[0])
+    top = argparse.ArgumentParser(prog="qmpcompat", description=__doc__.split("\n")[0].replace("``", ""))
     top.add_argument("--version", action="version", version=f"qmpcompat {__version__}")
     subs = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTER:
