@@ -33,9 +33,9 @@ from qmpcompat.vectors.yamlfile import load_yaml
 
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    about = (__doc__ or "\n\n").split("\n\n")[1].replace("\n", " ").replace("``", "")
     top = subs.add_parser("consumers", help="observe the real consumer (libvirt) and hold the "
-                          "profiles against what it sent",
-                          description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "")
+                          "profiles against what it sent", description=about)
     cmds = top.add_subparsers(dest="consumers_command", metavar="COMMAND", required=True)
     o = cmds.add_parser("observe", parents=[selection_parser()],
                         help="let the real libvirt migrate the test guest and record what it sent",
