@@ -1,7 +1,9 @@
 """The reaper (``qmpcompat.reaper``): when a process is killed with SIGKILL, every
 temp dir and temp file it made is removed and whatever still uses one is killed:
 in a process that makes one of each kind, and in real downloads (of a build, of
-a source package) killed on the way, each into a cache of its own."""
+a source package) killed on the way, each into a cache of its own. A sweep
+takes an owner for alive while its lock is held, whatever its pid says: one in
+a real second pid namespace sharing the directory keeps its entries."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pytest
 
 from qmpcompat.provision import QemuBuild
 from qmpcompat.provision.debian import cache_dir
-from qmpcompat.reaper import CACHE_PREFIXES, OWNER_PREFIX, PREFIXES, make_dir, owner, sweep
+from qmpcompat.reaper import CACHE_PREFIXES, OWNER_PREFIX, PREFIXES, _gone, make_dir, owner, sweep
 
 # Makes one entry of each prefix in BASE (a dir, and a file for .qmpw-), starts a
 # process working inside the .src- dir (as apt-get source does) and one naming
@@ -170,6 +172,56 @@ def test_a_sweep_takes_an_owner_for_alive_while_its_lock_is_held(tmp_path: Path)
         holder.kill()
         holder.wait(10)
     assert sorted(sweep(base)) == sorted([entry, lock])
+    assert list(base.iterdir()) == []
+
+
+# In a pid namespace of its own: a process that takes the pid PID (free here),
+# makes a download dir in DIR as a run would, says its name and waits.
+NAMESAKE = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(int(sys.argv[2]) - 1))
+    if os.fork() == 0:
+        from qmpcompat.reaper import make_dir
+        print(os.getpid(), make_dir(Path(sys.argv[1]), ".dl-").name, flush=True)
+        time.sleep(1000)
+    os.wait()
+""")
+
+
+def test_an_owner_in_another_pid_namespace_keeps_its_entries(tmp_path: Path) -> None:
+    """A real second pid namespace sharing the directory (two containers, one
+    cache): its process has a pid no process here has, so by pid its download
+    looks abandoned from here; its lock says it is not, and the sweep keeps it
+    until that namespace is gone."""
+    base = tmp_path / "cache"
+    base.mkdir()
+    free = subprocess.Popen(["true"])
+    free.wait()  # its pid is free here now
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]  # (root of its own)
+    cmd = ["unshare", *user, "--pid", "--fork", "--kill-child", sys.executable, "-c", NAMESAKE,
+           str(base), str(free.pid)]
+    try:
+        ns = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        pytest.skip("unshare (util-linux) is not installed")
+    try:
+        assert ns.stdout is not None
+        said = ns.stdout.readline().split()
+        if not said:
+            pytest.skip(f"no pid namespace here: {ns.communicate(timeout=10)[1].strip()}")
+        pid, entry = int(said[0]), base / said[1]
+        assert pid == free.pid and entry.is_dir() and not _running(pid)  # a pid that is free here
+        assert _gone(pid, entry.stat())  # by pid alone it would be reaped
+        assert sweep(base) == [] and entry.is_dir()
+    finally:
+        ns.kill()  # the namespace's first process: every process in it dies with it
+        ns.wait(10)
+    deadline = time.monotonic() + 10
+    while not sweep(base):
+        assert time.monotonic() < deadline, list(base.iterdir())
+        time.sleep(0.1)
     assert list(base.iterdir()) == []
 
 
