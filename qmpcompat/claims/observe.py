@@ -21,7 +21,6 @@ very vector set (the same ``vector_revision``), so no claim has changed since.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from qmpcompat.types import Outcome, Version
 from qmpcompat.vectors.lint import canonical_text
 from qmpcompat.vectors.load import DEFECTS_FILE, VectorSet, profile_files, vector_files
 from qmpcompat.vectors.versions import pair_label
-from qmpcompat.vectors.yamlfile import load_yaml
+from qmpcompat.vectors.yamlfile import editable_yaml
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
         wanted.setdefault((obs.vector, obs.index), set()).add(obs.version)
     changed = []
     for path in vector_files(vs.root):
-        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+        data = editable_yaml(path)
         if not isinstance(data, dict):
             continue  # not a vector file (lint says so)
         touched = False
@@ -171,7 +170,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
             path.write_text(canonical_text(path, data))
             changed.append(path)
     for path in profile_files(vs.root):
-        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+        data = editable_yaml(path)
         if not isinstance(data, dict):
             continue
         touched = False
@@ -184,7 +183,7 @@ def record(vs: VectorSet, seen: list[Observed]) -> list[Path]:
             changed.append(path)
     path = vs.root / DEFECTS_FILE
     if any(i == -1 for _v, i in wanted) and path.exists():
-        data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+        data = editable_yaml(path)
         for raw in (data.get("defects") or []) if isinstance(data, dict) else []:
             if new := wanted.get((raw.get("id"), -1)):
                 _add(raw, new)

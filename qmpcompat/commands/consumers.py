@@ -11,7 +11,6 @@ libvirt needed).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.profiles import Profile
 from qmpcompat.vectors.wire import load_recording, recording_name, recording_path, recordings
 from qmpcompat.vectors.wirecheck import WireCheck, hold
-from qmpcompat.vectors.yamlfile import load_yaml
+from qmpcompat.vectors.yamlfile import editable_yaml
 
 
 def register(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,7 +94,7 @@ def mark_observed(profile: Profile, root: Path, checks: dict[str, WireCheck]) ->
     """Rewrite the profile's file with each step's ``observed``: the recordings
     in ``checks`` that show it as the profile says it. True when it changed."""
     path = root.parent / profile.file
-    data = copy.deepcopy(load_yaml(path))  # the parse is shared: change a copy
+    data = editable_yaml(path)
     if not isinstance(data, dict):
         return False
     for group in ("steps", "cancel"):

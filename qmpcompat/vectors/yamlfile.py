@@ -9,6 +9,7 @@ file, line and vector id.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ def load_yaml(path: Path, shown: str | None = None) -> object:
     if key is not None:
         _CACHE[key] = data
     return data
+
+
+def editable_yaml(path: Path, shown: str | None = None) -> object:
+    """``load_yaml``'s parse of ``path`` as a copy of its own, for a caller that
+    changes it and writes it back (the parse itself is shared in the process)."""
+    return copy.deepcopy(load_yaml(path, shown))
 
 
 def _parse(path: Path, shown: str) -> object:

@@ -12,7 +12,6 @@ from helpers.suite_runner import (
     REPO,
     basic_vectors,
     copy_notes,
-    editable_yaml,
     outcomes,
     run_suite,
     shared_run,
@@ -21,7 +20,7 @@ from helpers.suite_runner import (
 
 from qmpcompat.cli import main
 from qmpcompat.vectors.load import load
-from qmpcompat.vectors.yamlfile import dump_canonical
+from qmpcompat.vectors.yamlfile import dump_canonical, editable_yaml
 
 
 def test_serial_and_parallel_agree_and_report(tmp_path: Path, shared: Shared) -> None:

@@ -4,7 +4,6 @@ is made once per session (``shared_run``)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -133,12 +132,6 @@ def basic_vectors(tmp_path: Path) -> Path:
         (dst / command).mkdir()
         shutil.copy(src / command / "basic.yaml", dst / command / "basic.yaml")
     return copy_notes(dst)
-
-
-def editable_yaml(path: Path) -> Any:  # a data file's data, as the tests edit it
-    """A data file's parse to change and write back: a copy, since ``load_yaml``'s
-    parse is shared by every reader of the file in this process."""
-    return copy.deepcopy(load_yaml(path))
 
 
 def copy_notes(dst: Path) -> Path:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.entries import PairClaim, check_pair_claim, entry_problems
 from qmpcompat.claims.history import known_releases
@@ -25,7 +24,7 @@ from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.match import Verdict
 from qmpcompat.vectors.pairs import PairVector
 from qmpcompat.vectors.versions import VersionRange, pair_label
-from qmpcompat.vectors.yamlfile import dump_canonical, load_yaml
+from qmpcompat.vectors.yamlfile import dump_canonical, editable_yaml, load_yaml
 
 RELEASES = known_releases()
 

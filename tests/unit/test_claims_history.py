@@ -9,13 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.history import check_history, history_problems, known_releases
 from qmpcompat.cli import main
 from qmpcompat.schema.sources.releases import release
 from qmpcompat.vectors.load import default_root, load
-from qmpcompat.vectors.yamlfile import dump_canonical
+from qmpcompat.vectors.yamlfile import dump_canonical, editable_yaml
 
 RELEASES = known_releases()
 

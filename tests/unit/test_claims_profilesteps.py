@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.suite_runner import editable_yaml
 
 from qmpcompat.claims.history import known_releases
 from qmpcompat.claims.profilesteps import _Judge, certainly, resolve, step_findings
@@ -19,7 +18,7 @@ from qmpcompat.cli import main
 from qmpcompat.vectors.load import default_root, load
 from qmpcompat.vectors.profiles import Step
 from qmpcompat.vectors.versions import VersionRange
-from qmpcompat.vectors.yamlfile import dump_canonical
+from qmpcompat.vectors.yamlfile import dump_canonical, editable_yaml
 
 RELEASES = sorted(known_releases(), key=lambda r: r.version)
 VECTORS = load()
