@@ -24,8 +24,9 @@ migration ends, and a known defect records where, against it, it does not.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from qmpcompat.claims.history import Release, agrees, visitor_only
@@ -175,10 +176,6 @@ class _Judge:
         lacks the command."""
         return self._judge(step, src, dst)[1]
 
-    def sure(self, step: Step, src: Release, dst: Release) -> bool:
-        """True when ``step``'s condition certainly holds on this pair."""
-        return self._judge(step, src, dst)[0]
-
     def refusal(self, src: Release, dst: Release) -> Refusal | None:
         """The first step of the run the schemas certainly refuse, or None."""
         for step in self.profile.steps:
@@ -202,17 +199,12 @@ class _Judge:
                 if claim.step == at.id and not agrees(claim, refused.prediction):
                     return f"but the {at.side}'s schema answers {said}"
         step = self.profile.step(claim.step or "")
-        if step is not None and step.execute and visitor_only(claim) \
-                and self.sure(step, src, dst):
-            answer = self.answer(step, src, dst)
-            if answer is not None and answer.accepted:
+        if step is not None and visitor_only(claim):
+            sure, answer = self._judge(step, src, dst)
+            if sure and answer is not None and answer.accepted:
                 return (f"but the {step.side}'s schema lets step {step.id}'s arguments through "
                         f"({answer.fact}), so no input error can arise")
         return None
-
-
-def _pairs(releases: Sequence[Release]) -> Iterator[tuple[Release, Release]]:
-    return ((s, d) for s in releases for d in releases)
 
 
 def step_findings(profile: Profile, defects: Sequence[KnownDefect],
@@ -223,7 +215,7 @@ def step_findings(profile: Profile, defects: Sequence[KnownDefect],
     judge = _Judge(profile)
     mine = {d.id: d for d in defects if d.vector == profile.id}
     found: dict[tuple[str, str], list[str]] = {}
-    for src, dst in _pairs(releases):
+    for src, dst in itertools.product(releases, repeat=2):
         exp = profile.expectation_for(src.version, dst.version)
         claims: list[tuple[str, Expectation, str]] = []
         if exp is not None:
